@@ -1,0 +1,93 @@
+use std::fmt;
+
+/// A boxed error from an adapter (storage, hashing, tokens), kept as the cause of an
+/// [`Error`] for logging; never shown to a client.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything a use case or a port can refuse or fail with.
+///
+/// The `Display` of the refusals is the sentence a client may be shown; the infrastructure
+/// variants (`Unavailable`, `Conflict`, `Internal`) describe the failure for logs only and
+/// carry their cause as `source`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Another user already has this email address.
+    #[error("Email already registered")]
+    EmailTaken,
+    /// No user has this id.
+    #[error("User not found")]
+    UserNotFound,
+    /// The change would leave no active admin.
+    #[error("{0}")]
+    LastAdmin(LastAdminChange),
+    /// Unknown email or wrong password: deliberately the same error for both.
+    #[error("Incorrect email or password")]
+    InvalidCredentials,
+    /// The password was right but the account still waits for approval.
+    #[error("Account pending approval")]
+    AccountPending,
+    /// The password was right but the account is disabled.
+    #[error("Account disabled")]
+    AccountDisabled,
+    /// A missing, malformed, forged, expired or revoked token, or a token whose user can no
+    /// longer use it (deleted, not approved).
+    #[error("Could not validate credentials")]
+    Unauthenticated,
+    /// The actor is authenticated but not an active admin.
+    #[error("Admin access required")]
+    AdminRequired,
+    /// The store cannot be reached or is too busy to answer in time; worth retrying later.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] BoxError),
+    /// The transaction lost a race with a concurrent one and was rolled back; the store
+    /// retries these itself, so a caller sees this only when retries ran out.
+    #[error("the transaction conflicted with a concurrent one")]
+    Conflict,
+    /// A bug or an unexpected failure of an adapter.
+    #[error("internal failure: {context}")]
+    Internal {
+        /// What was being done.
+        context: &'static str,
+        /// Why it failed.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl Error {
+    /// Wraps an adapter failure that the caller cannot do anything about.
+    pub fn internal(context: &'static str, source: impl Into<BoxError>) -> Self {
+        Self::Internal {
+            context,
+            source: source.into(),
+        }
+    }
+
+    /// Wraps a failure to reach the store.
+    pub fn unavailable(source: impl Into<BoxError>) -> Self {
+        Self::Unavailable(source.into())
+    }
+}
+
+/// Which change the last-active-admin rule refused; its `Display` is the client's message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LastAdminChange {
+    /// Taking away the admin flag.
+    Demote,
+    /// Setting the status to `disabled` or back to `pending`.
+    Deactivate,
+    /// Deleting the user.
+    Delete,
+}
+
+impl fmt::Display for LastAdminChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Demote => "Cannot remove last admin",
+            Self::Deactivate => "Cannot disable last active admin",
+            Self::Delete => "Cannot delete last admin",
+        })
+    }
+}

@@ -1,0 +1,50 @@
+//! Gatehouse's domain: who may register, log in and administer, and the rules that keep
+//! at least one active admin in place.
+//!
+//! This crate knows nothing of HTTP, SQL or async runtimes. It holds
+//! - the value types, which parse rather than validate ([`Email`], [`Password`], [`UserId`],
+//!   [`UserStatus`], [`TokenTtl`], [`BcryptCost`], [`JwtSecret`]);
+//! - the [`User`] entity and the pure rules over it ([`rules`]);
+//! - the repository ports ([`UserRepo`], [`UserStore`]) that storage adapters implement;
+//! - the use cases ([`UserService`]), each run as one unit of work so that a rule's check
+//!   and the write it guards share a transaction;
+//! - password hashing and tokens behind small traits ([`PasswordHasher`], [`TokenService`]),
+//!   with bcrypt and HS256 JWT implementations beside them, so another service can verify
+//!   Gatehouse's tokens with nothing but this crate.
+//!
+//! With the `testing` feature it also ships an in-memory store and the port's contract suite.
+
+mod email;
+mod error;
+mod hashing;
+mod password;
+mod ports;
+pub mod rules;
+mod service;
+mod token;
+mod user;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use email::{Email, InvalidEmail};
+pub use error::{BoxError, Error, LastAdminChange};
+pub use hashing::{BcryptCost, BcryptHasher, InvalidBcryptCost, PasswordHasher};
+pub use password::{InvalidPassword, Password};
+pub use ports::{Page, UserQuery, UserRepo, UserStore, UserStoreExt};
+pub use service::{Actor, UserService};
+pub use token::{
+    AccessToken, Hs256Tokens, InvalidJwtSecret, InvalidTokenTtl, JwtSecret, TokenClaims,
+    TokenService, TokenTtl,
+};
+pub use user::{
+    InvalidUserId, InvalidUserStatus, NewUser, PasswordHash, User, UserChanges, UserId, UserStatus,
+};
+
+/// The current time, truncated to microseconds: the precision both storage backends keep, so
+/// a value read back equals the value written.
+#[must_use]
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound;
+    chrono::Utc::now().trunc_subsecs(6)
+}

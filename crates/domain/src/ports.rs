@@ -1,0 +1,162 @@
+//! The repository ports: what the use cases need from a store, and the contract every
+//! implementation must keep (checked by `testing::contract` under the `testing` feature).
+
+use crate::{Email, Error, NewUser, User, UserId, UserStatus};
+
+/// Which users to list, and which page of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserQuery {
+    /// Only users with this status.
+    pub status: Option<UserStatus>,
+    /// Only users whose email contains this text (compared lower-cased, taken literally:
+    /// `%` and `_` are not wildcards).
+    pub email_contains: Option<String>,
+    /// At most this many users; all when `None`.
+    pub limit: Option<u64>,
+    /// Skip this many users first.
+    pub offset: u64,
+}
+
+/// One page of a listing, with the number of matches across all pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    /// The items of this page.
+    pub items: Vec<T>,
+    /// How many items match the filters in all.
+    pub total: u64,
+}
+
+/// The users table as seen from inside one transaction.
+///
+/// Implementations MUST:
+/// - assign positive ids that are never reused, even after a delete;
+/// - refuse an insert or update that would give two users one email with
+///   [`Error::EmailTaken`] (emails are already normalised by [`Email`]);
+/// - list newest first (descending id);
+/// - clear `approved_by` of users whose approver is deleted;
+/// - report an unreachable or overloaded database as [`Error::Unavailable`] and a lost
+///   serialization race as [`Error::Conflict`].
+pub trait UserRepo {
+    /// How many users exist.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn count_users(&mut self) -> Result<u64, Error>;
+
+    /// How many users are admins and approved.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn count_active_admins(&mut self) -> Result<u64, Error>;
+
+    /// How many users have `status`.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn count_with_status(&mut self, status: UserStatus) -> Result<u64, Error>;
+
+    /// Inserts `user` and returns it with its new id and a token version of 0.
+    ///
+    /// # Errors
+    /// [`Error::EmailTaken`] when the email is in use; store failures.
+    fn insert(&mut self, user: NewUser) -> Result<User, Error>;
+
+    /// The user with `id`, if any.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn find_by_id(&mut self, id: UserId) -> Result<Option<User>, Error>;
+
+    /// The user with exactly this (normalised) email, if any.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn find_by_email(&mut self, email: &Email) -> Result<Option<User>, Error>;
+
+    /// The users matching `query`, newest first.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn list(&mut self, query: &UserQuery) -> Result<Page<User>, Error>;
+
+    /// Writes every field of `user` but its id and creation time, and returns it as stored.
+    ///
+    /// # Errors
+    /// [`Error::UserNotFound`] when no user has its id; [`Error::EmailTaken`] when its
+    /// email belongs to another user; store failures.
+    fn update(&mut self, user: &User) -> Result<User, Error>;
+
+    /// Deletes the user with `id`; `false` when there was none.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn delete(&mut self, id: UserId) -> Result<bool, Error>;
+}
+
+/// A work closure run against the repository inside one transaction.
+pub type Work<'a> = dyn FnMut(&mut dyn UserRepo) -> Result<(), Error> + 'a;
+
+/// A store that runs units of work in transactions.
+///
+/// `write` MUST serialize against every other `write` whose outcome could change its
+/// checks (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: SERIALIZABLE with retries), so that a
+/// count-then-change rule read and enforced inside it holds under any concurrency, across
+/// processes sharing the database. A closure that returns an error rolls everything back.
+/// A store MAY run the closure more than once (retrying a lost serialization race); only
+/// the last run's effects and result count.
+pub trait UserStore: Send + Sync {
+    /// Runs `work` in a transaction that only reads.
+    ///
+    /// # Errors
+    /// The closure's error, or store failures.
+    fn read(&self, work: &mut Work<'_>) -> Result<(), Error>;
+
+    /// Runs `work` in a serialized read-write transaction and commits when it succeeds.
+    ///
+    /// # Errors
+    /// The closure's error (after rolling back), or store failures.
+    fn write(&self, work: &mut Work<'_>) -> Result<(), Error>;
+
+    /// Checks that the store answers (for readiness probes).
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when it does not.
+    fn ping(&self) -> Result<(), Error>;
+}
+
+/// Typed helpers over the object-safe [`UserStore`] methods.
+pub trait UserStoreExt: UserStore {
+    /// Runs `f` in a read transaction and returns its result.
+    ///
+    /// # Errors
+    /// As [`UserStore::read`].
+    fn read_with<T>(
+        &self,
+        mut f: impl FnMut(&mut dyn UserRepo) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut out = None;
+        self.read(&mut |repo| {
+            out = Some(f(repo)?);
+            Ok(())
+        })?;
+        out.ok_or_else(|| Error::internal("read transaction", "the store did not run the work"))
+    }
+
+    /// Runs `f` in a write transaction and returns its result.
+    ///
+    /// # Errors
+    /// As [`UserStore::write`].
+    fn write_with<T>(
+        &self,
+        mut f: impl FnMut(&mut dyn UserRepo) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut out = None;
+        self.write(&mut |repo| {
+            out = Some(f(repo)?);
+            Ok(())
+        })?;
+        out.ok_or_else(|| Error::internal("write transaction", "the store did not run the work"))
+    }
+}
+
+impl<S: UserStore + ?Sized> UserStoreExt for S {}

@@ -1,0 +1,353 @@
+//! The repository contract: checks every [`UserStore`] must pass. Storage adapters run them
+//! with [`user_store_contract_tests!`](crate::user_store_contract_tests), one `#[test]` each.
+//!
+//! Each check takes a fresh, empty store and panics with a message on a violation.
+
+use chrono::Duration;
+
+use crate::{
+    Email, Error, NewUser, PasswordHash, User, UserId, UserQuery, UserStatus, UserStore,
+    UserStoreExt,
+};
+
+/// Expands to one `#[test]` per contract check, each on a store built by `$make`: an
+/// expression evaluated once per test that gives something dereferencing to a store (a
+/// `Box`, or a fixture that cleans up after itself).
+#[macro_export]
+macro_rules! user_store_contract_tests {
+    ($make:expr) => {
+        $crate::user_store_contract_tests!(@tests $make;
+            insert_assigns_fresh_positive_ids,
+            insert_round_trips_every_field,
+            duplicate_email_is_email_taken,
+            ids_are_never_reused,
+            counts,
+            list_is_newest_first_and_filters,
+            list_pages_and_totals,
+            list_substring_is_literal,
+            update_writes_every_field,
+            update_refuses_taken_email,
+            update_of_missing_user_is_not_found,
+            delete_reports_whether_it_deleted,
+            deleting_an_approver_clears_approved_by,
+            failed_write_rolls_back,
+            ping_answers,
+        );
+    };
+    (@tests $make:expr; $($check:ident),+ $(,)?) => {
+        $(
+            #[test]
+            fn $check() {
+                let store = $make;
+                $crate::testing::contract::$check(&*store);
+            }
+        )+
+    };
+}
+
+fn new_user(email: &str) -> NewUser {
+    NewUser {
+        email: Email::parse(email).expect("test email"),
+        password_hash: PasswordHash::new(format!("hash-of-{email}")),
+        is_admin: false,
+        status: UserStatus::Pending,
+        created_at: crate::now(),
+        approved_at: None,
+        approved_by: None,
+    }
+}
+
+fn insert(store: &dyn UserStore, user: NewUser) -> User {
+    store
+        .write_with(|repo| repo.insert(user.clone()))
+        .expect("insert")
+}
+
+fn get(store: &dyn UserStore, id: UserId) -> Option<User> {
+    store
+        .read_with(|repo| repo.find_by_id(id))
+        .expect("find_by_id")
+}
+
+fn emails(users: &[User]) -> Vec<&str> {
+    users.iter().map(|u| u.email.as_str()).collect()
+}
+
+/// Inserts get positive, distinct, increasing ids and a token version of 0.
+pub fn insert_assigns_fresh_positive_ids(store: &dyn UserStore) {
+    let a = insert(store, new_user("a@example.com"));
+    let b = insert(store, new_user("b@example.com"));
+    assert!(a.id.get() > 0);
+    assert!(b.id > a.id, "ids increase: {:?} then {:?}", a.id, b.id);
+    assert_eq!(a.token_version, 0);
+}
+
+/// Every field written at insert comes back from `find_by_id` and `find_by_email`.
+pub fn insert_round_trips_every_field(store: &dyn UserStore) {
+    let admin = insert(store, new_user("admin@example.com"));
+    let now = crate::now();
+    let mut user = new_user("ada@example.com");
+    user.is_admin = true;
+    user.status = UserStatus::Approved;
+    user.created_at = now - Duration::microseconds(1_234_567);
+    user.approved_at = Some(now);
+    user.approved_by = Some(admin.id);
+    let inserted = insert(store, user.clone());
+    let expected = User {
+        id: inserted.id,
+        email: user.email.clone(),
+        password_hash: user.password_hash.clone(),
+        is_admin: true,
+        status: UserStatus::Approved,
+        created_at: user.created_at,
+        approved_at: user.approved_at,
+        approved_by: user.approved_by,
+        token_version: 0,
+    };
+    assert_eq!(inserted, expected);
+    assert_eq!(get(store, inserted.id), Some(expected.clone()));
+    let by_email = store
+        .read_with(|repo| repo.find_by_email(&user.email))
+        .expect("find_by_email");
+    assert_eq!(by_email, Some(expected));
+    let missing = Email::parse("nobody@example.com").expect("email");
+    assert_eq!(
+        store
+            .read_with(|repo| repo.find_by_email(&missing))
+            .expect("find"),
+        None
+    );
+    assert_eq!(get(store, UserId::new(i64::MAX).expect("id")), None);
+}
+
+/// A second insert of one email is `EmailTaken` and leaves one row.
+pub fn duplicate_email_is_email_taken(store: &dyn UserStore) {
+    insert(store, new_user("dup@example.com"));
+    let again = store.write_with(|repo| repo.insert(new_user("dup@example.com")));
+    assert!(matches!(again, Err(Error::EmailTaken)), "{again:?}");
+    assert_eq!(
+        store.read_with(|repo| repo.count_users()).expect("count"),
+        1
+    );
+}
+
+/// A deleted user's id is never handed out again (tokens name users by id).
+pub fn ids_are_never_reused(store: &dyn UserStore) {
+    insert(store, new_user("a@example.com"));
+    let b = insert(store, new_user("b@example.com"));
+    assert!(store.write_with(|repo| repo.delete(b.id)).expect("delete"));
+    let c = insert(store, new_user("c@example.com"));
+    assert!(c.id > b.id, "{:?} reused after deleting {:?}", c.id, b.id);
+}
+
+/// `count_users`, `count_active_admins` and `count_with_status` count what they say.
+pub fn counts(store: &dyn UserStore) {
+    let cases = [
+        ("a@example.com", true, UserStatus::Approved),
+        ("b@example.com", true, UserStatus::Disabled),
+        ("c@example.com", true, UserStatus::Pending),
+        ("d@example.com", false, UserStatus::Approved),
+        ("e@example.com", false, UserStatus::Pending),
+        ("f@example.com", true, UserStatus::Approved),
+    ];
+    for (email, is_admin, status) in cases {
+        let mut user = new_user(email);
+        user.is_admin = is_admin;
+        user.status = status;
+        insert(store, user);
+    }
+    store
+        .read_with(|repo| {
+            assert_eq!(repo.count_users()?, 6);
+            assert_eq!(repo.count_active_admins()?, 2);
+            assert_eq!(repo.count_with_status(UserStatus::Pending)?, 2);
+            assert_eq!(repo.count_with_status(UserStatus::Approved)?, 3);
+            assert_eq!(repo.count_with_status(UserStatus::Disabled)?, 1);
+            Ok(())
+        })
+        .expect("counts");
+}
+
+/// Listing is newest first and filters by status and email substring.
+pub fn list_is_newest_first_and_filters(store: &dyn UserStore) {
+    for (email, status) in [
+        ("ann@alpha.com", UserStatus::Approved),
+        ("bob@beta.com", UserStatus::Pending),
+        ("cat@alpha.com", UserStatus::Pending),
+        ("dan@gamma.com", UserStatus::Disabled),
+    ] {
+        let mut user = new_user(email);
+        user.status = status;
+        insert(store, user);
+    }
+    let list = |query: UserQuery| store.read_with(|repo| repo.list(&query)).expect("list");
+    let all = list(UserQuery::default());
+    assert_eq!(
+        emails(&all.items),
+        [
+            "dan@gamma.com",
+            "cat@alpha.com",
+            "bob@beta.com",
+            "ann@alpha.com"
+        ]
+    );
+    assert_eq!(all.total, 4);
+    let pending = list(UserQuery {
+        status: Some(UserStatus::Pending),
+        ..UserQuery::default()
+    });
+    assert_eq!(emails(&pending.items), ["cat@alpha.com", "bob@beta.com"]);
+    let alpha = list(UserQuery {
+        email_contains: Some("ALPHA".into()),
+        ..UserQuery::default()
+    });
+    assert_eq!(emails(&alpha.items), ["cat@alpha.com", "ann@alpha.com"]);
+    let both = list(UserQuery {
+        status: Some(UserStatus::Approved),
+        email_contains: Some("alpha".into()),
+        ..UserQuery::default()
+    });
+    assert_eq!(emails(&both.items), ["ann@alpha.com"]);
+    assert_eq!(both.total, 1);
+}
+
+/// `limit` and `offset` page through the newest-first order; `total` ignores them.
+pub fn list_pages_and_totals(store: &dyn UserStore) {
+    for i in 0..5 {
+        insert(store, new_user(&format!("u{i}@example.com")));
+    }
+    let page = |limit: Option<u64>, offset: u64| {
+        store
+            .read_with(|repo| {
+                repo.list(&UserQuery {
+                    limit,
+                    offset,
+                    ..UserQuery::default()
+                })
+            })
+            .expect("list")
+    };
+    let first = page(Some(2), 0);
+    assert_eq!(emails(&first.items), ["u4@example.com", "u3@example.com"]);
+    assert_eq!(first.total, 5);
+    assert_eq!(emails(&page(Some(2), 4).items), ["u0@example.com"]);
+    assert!(page(Some(2), 10).items.is_empty());
+    assert_eq!(page(Some(2), 10).total, 5);
+    assert!(page(Some(0), 0).items.is_empty());
+    assert_eq!(page(None, 3).items.len(), 2);
+}
+
+/// `%` and `_` in the substring match themselves only.
+pub fn list_substring_is_literal(store: &dyn UserStore) {
+    insert(store, new_user("a_b@example.com"));
+    insert(store, new_user("axb@example.com"));
+    insert(store, new_user("a%b@example.com"));
+    let find = |needle: &str| {
+        let query = UserQuery {
+            email_contains: Some(needle.into()),
+            ..UserQuery::default()
+        };
+        store.read_with(|repo| repo.list(&query)).expect("list")
+    };
+    assert_eq!(emails(&find("a_b").items), ["a_b@example.com"]);
+    assert_eq!(emails(&find("a%b").items), ["a%b@example.com"]);
+    assert_eq!(find("%").total, 1);
+    assert_eq!(find("zzz").total, 0);
+}
+
+/// `update` writes every mutable field and returns the stored user.
+pub fn update_writes_every_field(store: &dyn UserStore) {
+    let admin = insert(store, new_user("admin@example.com"));
+    let before = insert(store, new_user("old@example.com"));
+    let mut after = before.clone();
+    after.email = Email::parse("new@example.com").expect("email");
+    after.password_hash = PasswordHash::new("new-hash".into());
+    after.is_admin = true;
+    after.status = UserStatus::Approved;
+    after.approved_at = Some(crate::now());
+    after.approved_by = Some(admin.id);
+    after.token_version = 5;
+    let stored = store
+        .write_with(|repo| repo.update(&after))
+        .expect("update");
+    assert_eq!(stored, after);
+    assert_eq!(get(store, before.id), Some(after));
+}
+
+/// Taking another user's email is `EmailTaken`; keeping one's own is fine.
+pub fn update_refuses_taken_email(store: &dyn UserStore) {
+    let a = insert(store, new_user("a@example.com"));
+    let b = insert(store, new_user("b@example.com"));
+    let mut changed = b.clone();
+    changed.email = a.email.clone();
+    let result = store.write_with(|repo| repo.update(&changed));
+    assert!(matches!(result, Err(Error::EmailTaken)), "{result:?}");
+    assert_eq!(get(store, b.id), Some(b.clone()));
+    let mut same = b.clone();
+    same.is_admin = true;
+    assert!(store.write_with(|repo| repo.update(&same)).is_ok());
+}
+
+/// Updating a user that does not exist is `UserNotFound`.
+pub fn update_of_missing_user_is_not_found(store: &dyn UserStore) {
+    let mut ghost = insert(store, new_user("ghost@example.com"));
+    ghost.id = UserId::new(ghost.id.get() + 1000).expect("id");
+    let result = store.write_with(|repo| repo.update(&ghost));
+    assert!(matches!(result, Err(Error::UserNotFound)), "{result:?}");
+}
+
+/// `delete` is `true` once, then `false`.
+pub fn delete_reports_whether_it_deleted(store: &dyn UserStore) {
+    let user = insert(store, new_user("gone@example.com"));
+    assert!(store
+        .write_with(|repo| repo.delete(user.id))
+        .expect("delete"));
+    assert!(!store
+        .write_with(|repo| repo.delete(user.id))
+        .expect("delete"));
+    assert_eq!(get(store, user.id), None);
+    // The email is free again.
+    insert(store, new_user("gone@example.com"));
+}
+
+/// Deleting an admin who approved others leaves those users, with `approved_by` cleared.
+pub fn deleting_an_approver_clears_approved_by(store: &dyn UserStore) {
+    let admin = insert(store, new_user("admin@example.com"));
+    let mut approved = new_user("ok@example.com");
+    approved.status = UserStatus::Approved;
+    approved.approved_at = Some(crate::now());
+    approved.approved_by = Some(admin.id);
+    let approved = insert(store, approved);
+    assert!(store
+        .write_with(|repo| repo.delete(admin.id))
+        .expect("delete"));
+    let after = get(store, approved.id).expect("still there");
+    assert_eq!(after.approved_by, None);
+    assert_eq!(after.approved_at, approved.approved_at);
+}
+
+/// A unit of work that fails leaves no trace.
+pub fn failed_write_rolls_back(store: &dyn UserStore) {
+    let kept = insert(store, new_user("kept@example.com"));
+    let result: Result<(), Error> = store.write_with(|repo| {
+        repo.insert(new_user("ghost@example.com"))?;
+        let mut changed = kept.clone();
+        changed.is_admin = true;
+        repo.update(&changed)?;
+        Err(Error::UserNotFound)
+    });
+    assert!(matches!(result, Err(Error::UserNotFound)));
+    let ghost = Email::parse("ghost@example.com").expect("email");
+    assert_eq!(
+        store
+            .read_with(|repo| repo.find_by_email(&ghost))
+            .expect("find"),
+        None
+    );
+    assert_eq!(get(store, kept.id), Some(kept));
+}
+
+/// `ping` answers on a healthy store.
+pub fn ping_answers(store: &dyn UserStore) {
+    store.ping().expect("ping");
+}
