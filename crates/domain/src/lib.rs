@@ -18,7 +18,7 @@ mod email;
 mod error;
 mod hashing;
 mod password;
-mod ports;
+pub mod ports;
 pub mod rules;
 mod service;
 mod token;

@@ -1,0 +1,101 @@
+//! Row types: crate-private, converted to and from domain types by hand, never serialized.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use gatehouse_domain::{Email, Error, NewUser, PasswordHash, User, UserId};
+
+use crate::schema::users;
+
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub(crate) struct UserRow {
+    id: i64,
+    email: String,
+    password_hash: String,
+    is_admin: bool,
+    status: String,
+    created_at: NaiveDateTime,
+    approved_at: Option<NaiveDateTime>,
+    approved_by: Option<i64>,
+    token_version: i64,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = Error;
+
+    fn try_from(row: UserRow) -> Result<Self, Error> {
+        Ok(User {
+            id: UserId::new(row.id).map_err(|e| Error::internal("stored user id", e))?,
+            email: Email::parse(&row.email).map_err(|e| Error::internal("stored email", e))?,
+            password_hash: PasswordHash::new(row.password_hash),
+            is_admin: row.is_admin,
+            status: row
+                .status
+                .parse()
+                .map_err(|e| Error::internal("stored status", e))?,
+            created_at: row.created_at.and_utc(),
+            approved_at: row.approved_at.map(|at| at.and_utc()),
+            approved_by: row
+                .approved_by
+                .map(UserId::new)
+                .transpose()
+                .map_err(|e| Error::internal("stored approver id", e))?,
+            token_version: row.token_version,
+        })
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = users)]
+pub(crate) struct NewUserRow<'a> {
+    email: &'a str,
+    password_hash: &'a str,
+    is_admin: bool,
+    status: &'a str,
+    created_at: NaiveDateTime,
+    approved_at: Option<NaiveDateTime>,
+    approved_by: Option<i64>,
+    token_version: i64,
+}
+
+impl<'a> From<&'a NewUser> for NewUserRow<'a> {
+    fn from(user: &'a NewUser) -> Self {
+        Self {
+            email: user.email.as_str(),
+            password_hash: user.password_hash.as_str(),
+            is_admin: user.is_admin,
+            status: user.status.as_str(),
+            created_at: user.created_at.naive_utc(),
+            approved_at: user.approved_at.map(|at| at.naive_utc()),
+            approved_by: user.approved_by.map(UserId::get),
+            token_version: 0,
+        }
+    }
+}
+
+/// Every column an update may write; `None` writes NULL.
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = users, treat_none_as_null = true)]
+pub(crate) struct UserChangeset<'a> {
+    email: &'a str,
+    password_hash: &'a str,
+    is_admin: bool,
+    status: &'a str,
+    approved_at: Option<NaiveDateTime>,
+    approved_by: Option<i64>,
+    token_version: i64,
+}
+
+impl<'a> From<&'a User> for UserChangeset<'a> {
+    fn from(user: &'a User) -> Self {
+        Self {
+            email: user.email.as_str(),
+            password_hash: user.password_hash.as_str(),
+            is_admin: user.is_admin,
+            status: user.status.as_str(),
+            approved_at: user.approved_at.map(|at| at.naive_utc()),
+            approved_by: user.approved_by.map(UserId::get),
+            token_version: user.token_version,
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Count-then-change rules under real concurrency: many threads, one database.
+
+mod common;
+
+use std::sync::{Arc, Barrier};
+use std::thread;
+
+use common::TestDb;
+use gatehouse_domain::testing::PlainHasher;
+use gatehouse_domain::{
+    Actor, Email, Error, Hs256Tokens, JwtSecret, Password, TokenTtl, User, UserChanges, UserQuery,
+    UserService, UserStatus,
+};
+
+fn service(db: &TestDb) -> UserService {
+    let secret = JwtSecret::new(vec![b's'; 32]).expect("secret");
+    let tokens = Arc::new(Hs256Tokens::new(&secret, TokenTtl::DEFAULT).expect("tokens"));
+    UserService::new(Arc::new((**db).clone()), Arc::new(PlainHasher), tokens)
+}
+
+/// Runs `f(i)` on `n` threads released at once and collects the results.
+fn race<T: Send + 'static>(n: usize, f: impl Fn(usize) -> T + Send + Sync + 'static) -> Vec<T> {
+    let barrier = Arc::new(Barrier::new(n));
+    let f = Arc::new(f);
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let (barrier, f) = (barrier.clone(), f.clone());
+            thread::spawn(move || {
+                barrier.wait();
+                f(i)
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("thread"))
+        .collect()
+}
+
+fn all_users(users: &UserService) -> Vec<User> {
+    users
+        .list_users(Actor::Operator, &UserQuery::default())
+        .expect("list")
+        .items
+}
+
+#[test]
+fn sixteen_concurrent_registrations_on_an_empty_database_make_one_admin() {
+    let db = TestDb::sqlite();
+    let users = service(&db);
+    let results = race(16, {
+        let users = users.clone();
+        move |i| {
+            let email = Email::parse(&format!("user{i}@example.com")).expect("email");
+            users.register(email, &Password::parse("password123").expect("pw"))
+        }
+    });
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let everyone = all_users(&users);
+    assert_eq!(everyone.len(), 16);
+    let admins: Vec<_> = everyone.iter().filter(|u| u.is_admin).collect();
+    assert_eq!(admins.len(), 1, "{admins:?}");
+    assert_eq!(admins[0].status, UserStatus::Approved);
+    assert_eq!(
+        everyone
+            .iter()
+            .filter(|u| u.status == UserStatus::Pending)
+            .count(),
+        15
+    );
+}
+
+#[test]
+fn eight_concurrent_registrations_of_one_email_make_one_row() {
+    let db = TestDb::sqlite();
+    let users = service(&db);
+    let results = race(8, {
+        let users = users.clone();
+        move |_| {
+            let email = Email::parse("same@example.com").expect("email");
+            users.register(email, &Password::parse("password123").expect("pw"))
+        }
+    });
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    let taken = results
+        .iter()
+        .filter(|r| matches!(r, Err(Error::EmailTaken)))
+        .count();
+    assert_eq!(taken, 7, "{results:?}");
+    assert_eq!(all_users(&users).len(), 1);
+}
+
+#[test]
+fn two_admins_demoting_each_other_at_once_leave_one() {
+    let db = TestDb::sqlite();
+    let users = service(&db);
+    let password = Password::parse("password123").expect("pw");
+    for round in 0..20 {
+        let a = users
+            .register(
+                Email::parse(&format!("a{round}@example.com")).expect("e"),
+                &password,
+            )
+            .expect("a");
+        let b = users
+            .register(
+                Email::parse(&format!("b{round}@example.com")).expect("e"),
+                &password,
+            )
+            .expect("b");
+        // Start each round with exactly two active admins: a and b.
+        for user in all_users(&users) {
+            let admin = user.id == a.id || user.id == b.id;
+            let changes = UserChanges {
+                is_admin: Some(admin),
+                status: Some(UserStatus::Approved),
+                ..UserChanges::default()
+            };
+            let _ = users.update_user(Actor::Operator, user.id, &changes);
+        }
+        let pair = [(a.id, b.id), (b.id, a.id)];
+        let results = race(2, {
+            let users = users.clone();
+            move |i| {
+                let (actor, target) = pair[i];
+                let changes = if round % 2 == 0 {
+                    UserChanges {
+                        is_admin: Some(false),
+                        ..UserChanges::default()
+                    }
+                } else {
+                    UserChanges {
+                        status: Some(UserStatus::Disabled),
+                        ..UserChanges::default()
+                    }
+                };
+                users.update_user(Actor::User(actor), target, &changes)
+            }
+        });
+        let active = all_users(&users)
+            .iter()
+            .filter(|u| u.is_active_admin())
+            .count();
+        assert_eq!(active, 1, "round {round}: {results:?}");
+        assert_eq!(
+            results.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "round {round}: {results:?}"
+        );
+    }
+}

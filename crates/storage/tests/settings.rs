@@ -1,0 +1,70 @@
+//! Settings generated once and agreed on by every opener of the database.
+
+mod common;
+
+use std::sync::{Arc, Barrier};
+use std::thread;
+
+use common::TestDb;
+use gatehouse_domain::{Email, NewUser, PasswordHash, UserStatus, UserStoreExt};
+
+#[test]
+fn the_first_stored_value_wins_and_survives_reopening() {
+    let db = TestDb::sqlite();
+    assert_eq!(
+        db.setting_or_insert("jwt_secret", "first").expect("set"),
+        "first"
+    );
+    assert_eq!(
+        db.setting_or_insert("jwt_secret", "second").expect("get"),
+        "first"
+    );
+    assert_eq!(
+        db.reopen()
+            .setting_or_insert("jwt_secret", "third")
+            .expect("get"),
+        "first"
+    );
+}
+
+#[test]
+fn racing_openers_agree_on_one_value() {
+    let db = TestDb::sqlite();
+    let barrier = Arc::new(Barrier::new(8));
+    let values: Vec<String> = (0..8)
+        .map(|i| {
+            let (db, barrier) = (db.reopen(), barrier.clone());
+            thread::spawn(move || {
+                barrier.wait();
+                db.setting_or_insert("jwt_secret", &format!("candidate-{i}"))
+                    .expect("set")
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().expect("thread"))
+        .collect();
+    assert!(values.iter().all(|v| v == &values[0]), "{values:?}");
+}
+
+#[test]
+fn users_survive_reopening() {
+    let db = TestDb::sqlite();
+    let user = NewUser {
+        email: Email::parse("kept@example.com").expect("email"),
+        password_hash: PasswordHash::new("hash".into()),
+        is_admin: true,
+        status: UserStatus::Approved,
+        created_at: gatehouse_domain::now(),
+        approved_at: None,
+        approved_by: None,
+    };
+    let stored = db
+        .write_with(|repo| repo.insert(user.clone()))
+        .expect("insert");
+    let reopened = db.reopen();
+    let found = reopened
+        .read_with(|repo| repo.find_by_id(stored.id))
+        .expect("find");
+    assert_eq!(found, Some(stored));
+}
