@@ -1,5 +1,7 @@
 //! The use cases over the in-memory store, with a fast fake hasher and real HS256 tokens.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests panic to fail
+
 use std::sync::Arc;
 
 use gatehouse_domain::testing::{InMemoryStore, PlainHasher};

@@ -1,1 +1,63 @@
-fn main() {}
+//! `gatehouse`: the service's binary.
+
+mod config;
+mod startup;
+mod telemetry;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::startup::Application;
+
+/// Gatehouse: user registration with admin approval, and the tokens that prove it.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Migrate the database, then serve the HTTP API (configured by GATEHOUSE_* variables).
+    Serve,
+    /// Create or migrate the database, then exit.
+    Migrate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(errors) => {
+            for error in errors {
+                eprintln!("gatehouse: {error}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&config.log_filter);
+    let outcome = match cli.command {
+        Command::Serve => serve(&config),
+        Command::Migrate => startup::open_database(&config).map(|db| {
+            tracing::info!(database = %db.url(), "database is migrated");
+        }),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("gatehouse: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(config: &Config) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(async {
+        let app = Application::build(config)?;
+        app.run_until_stopped().await
+    })
+}

@@ -1,5 +1,7 @@
 //! The domain's repository contract, on SQLite.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests panic to fail
+
 mod common;
 
 mod sqlite {

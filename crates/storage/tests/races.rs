@@ -1,5 +1,7 @@
 //! Count-then-change rules under real concurrency: many threads, one database.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests panic to fail
+
 mod common;
 
 use std::sync::{Arc, Barrier};

@@ -1,5 +1,7 @@
 //! Settings generated once and agreed on by every opener of the database.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests panic to fail
+
 mod common;
 
 use std::sync::{Arc, Barrier};

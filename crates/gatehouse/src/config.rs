@@ -1,0 +1,248 @@
+//! The service's configuration, read from the environment once and parsed into types
+//! before anything starts. Every problem is reported, one line each, naming the variable.
+
+use std::fmt;
+
+use gatehouse_domain::{BcryptCost, JwtSecret, TokenTtl};
+use gatehouse_storage::DatabaseUrl;
+
+/// Everything `gatehouse serve` needs to know, already validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `GATEHOUSE_BIND`: the address to listen on (port 0 picks a free one).
+    pub bind: String,
+    /// `GATEHOUSE_DATABASE_URL`.
+    pub database_url: DatabaseUrl,
+    /// `GATEHOUSE_JWT_SECRET`; generated once and stored in the database when unset.
+    pub jwt_secret: Option<JwtSecret>,
+    /// `GATEHOUSE_TOKEN_TTL`.
+    pub token_ttl: TokenTtl,
+    /// `GATEHOUSE_BCRYPT_COST`.
+    pub bcrypt_cost: BcryptCost,
+    /// `RUST_LOG`.
+    pub log_filter: String,
+}
+
+/// One bad setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The environment variable.
+    pub variable: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid {}: {}", self.variable, self.problem)
+    }
+}
+
+/// Reads one variable: `Ok(None)` when unset, an error when not UTF-8.
+type Lookup<'a> = &'a dyn Fn(&'static str) -> Result<Option<String>, ConfigError>;
+
+impl Config {
+    /// Reads the process environment.
+    ///
+    /// # Errors
+    /// Every invalid setting.
+    pub fn from_env() -> Result<Self, Vec<ConfigError>> {
+        Self::from_lookup(&|variable| match std::env::var(variable) {
+            Ok(value) => Ok(Some(value)),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError {
+                variable,
+                problem: "is not valid UTF-8".into(),
+            }),
+        })
+    }
+
+    /// Reads settings through `lookup` (the environment, or a map in tests).
+    ///
+    /// # Errors
+    /// Every invalid setting.
+    pub fn from_lookup(lookup: Lookup<'_>) -> Result<Self, Vec<ConfigError>> {
+        let mut errors = Vec::new();
+        let bind = read(
+            lookup,
+            &mut errors,
+            "GATEHOUSE_BIND",
+            Some("127.0.0.1:8080"),
+            check_bind,
+        );
+        let database_url = read(
+            lookup,
+            &mut errors,
+            "GATEHOUSE_DATABASE_URL",
+            Some("sqlite://gatehouse.db"),
+            |v| v.parse::<DatabaseUrl>().map_err(|e| e.to_string()),
+        );
+        let jwt_secret = read(lookup, &mut errors, "GATEHOUSE_JWT_SECRET", None, |v| {
+            JwtSecret::new(v.as_bytes()).map_err(|e| e.to_string())
+        });
+        let token_ttl = read(
+            lookup,
+            &mut errors,
+            "GATEHOUSE_TOKEN_TTL",
+            Some("7d"),
+            |v| v.parse::<TokenTtl>().map_err(|e| e.to_string()),
+        );
+        let bcrypt_cost = read(
+            lookup,
+            &mut errors,
+            "GATEHOUSE_BCRYPT_COST",
+            Some("12"),
+            |v| {
+                v.trim()
+                    .parse::<u32>()
+                    .ok()
+                    .and_then(|n| BcryptCost::new(n).ok())
+                    .ok_or_else(|| "must be an integer from 4 to 31".to_owned())
+            },
+        );
+        let log_filter = read(lookup, &mut errors, "RUST_LOG", Some("info"), |v| {
+            tracing_subscriber::EnvFilter::try_new(v)
+                .map(|_| v.to_owned())
+                .map_err(|e| format!("is not a valid log filter ({e})"))
+        });
+        match (
+            bind,
+            database_url,
+            jwt_secret,
+            token_ttl,
+            bcrypt_cost,
+            log_filter,
+        ) {
+            (
+                Some(Some(bind)),
+                Some(Some(database_url)),
+                Some(jwt_secret),
+                Some(Some(token_ttl)),
+                Some(Some(bcrypt_cost)),
+                Some(Some(log_filter)),
+            ) if errors.is_empty() => Ok(Self {
+                bind,
+                database_url,
+                jwt_secret,
+                token_ttl,
+                bcrypt_cost,
+                log_filter,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// Reads and parses one variable, falling back to `default` when unset. `Some(None)` is a
+/// variable without default left unset; `None` means it was invalid (and is in `errors`).
+fn read<T>(
+    lookup: Lookup<'_>,
+    errors: &mut Vec<ConfigError>,
+    variable: &'static str,
+    default: Option<&str>,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Option<Option<T>> {
+    let value = match lookup(variable) {
+        Ok(value) => value.or_else(|| default.map(str::to_owned)),
+        Err(e) => {
+            errors.push(e);
+            return None;
+        }
+    };
+    let Some(value) = value else {
+        return Some(None);
+    };
+    match parse(&value) {
+        Ok(parsed) => Some(Some(parsed)),
+        Err(problem) => {
+            errors.push(ConfigError { variable, problem });
+            None
+        }
+    }
+}
+
+/// `host:port` with a numeric port; the host is resolved when binding.
+fn check_bind(value: &str) -> Result<String, String> {
+    if value.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(value.to_owned());
+    }
+    let plausible = value.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty() && !host.contains(' ') && port.parse::<u16>().is_ok()
+    });
+    if plausible {
+        Ok(value.to_owned())
+    } else {
+        Err(format!(
+            "must be HOST:PORT, such as 127.0.0.1:8080 (got {value:?})"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&'static str, &str)]) -> Result<Config, Vec<ConfigError>> {
+        let map: HashMap<&'static str, String> =
+            vars.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+        Config::from_lookup(&|variable| Ok(map.get(variable).cloned()))
+    }
+
+    #[test]
+    fn defaults() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.bind, "127.0.0.1:8080");
+        assert_eq!(config.database_url.to_string(), "sqlite://gatehouse.db");
+        assert_eq!(config.token_ttl, TokenTtl::DEFAULT);
+        assert_eq!(config.bcrypt_cost, BcryptCost::DEFAULT);
+        assert!(config.jwt_secret.is_none());
+        assert_eq!(config.log_filter, "info");
+    }
+
+    #[test]
+    fn every_bad_setting_is_named() {
+        let errors = config(&[
+            ("GATEHOUSE_BIND", "nonsense"),
+            ("GATEHOUSE_DATABASE_URL", "mysql://x"),
+            ("GATEHOUSE_JWT_SECRET", "short"),
+            ("GATEHOUSE_TOKEN_TTL", "forever"),
+            ("GATEHOUSE_BCRYPT_COST", "99"),
+        ])
+        .unwrap_err();
+        let named: Vec<&str> = errors.iter().map(|e| e.variable).collect();
+        assert_eq!(
+            named,
+            [
+                "GATEHOUSE_BIND",
+                "GATEHOUSE_DATABASE_URL",
+                "GATEHOUSE_JWT_SECRET",
+                "GATEHOUSE_TOKEN_TTL",
+                "GATEHOUSE_BCRYPT_COST",
+            ]
+        );
+        let secret_error = errors
+            .iter()
+            .find(|e| e.variable == "GATEHOUSE_JWT_SECRET")
+            .unwrap();
+        assert!(
+            !secret_error.to_string().contains("short"),
+            "the secret is never echoed"
+        );
+    }
+
+    #[test]
+    fn accepts_good_values() {
+        let config = config(&[
+            ("GATEHOUSE_BIND", "localhost:0"),
+            ("GATEHOUSE_DATABASE_URL", "sqlite:///tmp/x.db"),
+            ("GATEHOUSE_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("GATEHOUSE_TOKEN_TTL", "15m"),
+            ("GATEHOUSE_BCRYPT_COST", "4"),
+        ])
+        .unwrap();
+        assert_eq!(config.token_ttl.as_secs(), 900);
+        assert_eq!(config.bcrypt_cost.get(), 4);
+        assert!(config.jwt_secret.is_some());
+    }
+}

@@ -1,0 +1,253 @@
+//! One error type for every failure a client can see, always as
+//! `{"detail": "...", "code": "...", "errors"?: [...]}`.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use actix_web::body::BoxBody;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use gatehouse_domain::Error as DomainError;
+use serde::Serialize;
+
+/// A validation problem with one field of the request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// The field's name (`email`, `password`, `id`, `limit`, …); `body` for the whole body.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A problem with `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// An error response. Its `Display` is the `detail` a client sees: never a database
+/// message, hash, token or password.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    detail: Cow<'static, str>,
+    errors: Vec<FieldError>,
+    retry_after: Option<u64>,
+    allow: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    detail: &'a str,
+    code: &'a str,
+    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
+    errors: &'a [FieldError],
+}
+
+impl ApiError {
+    /// An error with a status, a stable code and a sentence.
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        detail: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            errors: Vec::new(),
+            retry_after: None,
+            allow: None,
+        }
+    }
+
+    /// 422 for fields that fail validation; the detail names them.
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let detail = match errors.as_slice() {
+            [only] => format!("Invalid {}: {}", only.field, only.message),
+            many => format!(
+                "Invalid request: {}",
+                many.iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        };
+        Self {
+            errors,
+            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_error", detail)
+        }
+    }
+
+    /// 422 for one field.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::validation(vec![FieldError::new(field, message)])
+    }
+
+    /// 422 for a body that is not JSON at all.
+    pub fn malformed_json(reason: &str) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_json",
+            format!("Request body is not valid JSON: {reason}"),
+        )
+    }
+
+    /// 415 naming the content types the endpoint takes.
+    pub fn unsupported_media_type(expected: &str) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("Content-Type must be {expected}"),
+        )
+    }
+
+    /// 401 for a missing or unusable token.
+    pub fn unauthenticated() -> Self {
+        DomainError::Unauthenticated.into()
+    }
+
+    /// 503 when the hashing queue is full: come back in a second.
+    pub fn overloaded() -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "Too many requests in progress; try again shortly",
+            )
+        }
+    }
+
+    /// 405 with the `Allow` header listing the methods the resource takes.
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        Self {
+            allow: Some(allow),
+            ..Self::for_status(StatusCode::METHOD_NOT_ALLOWED)
+        }
+    }
+
+    /// 500 with a generic body; the cause goes to the log here.
+    pub fn internal(cause: &dyn std::error::Error) -> Self {
+        tracing::error!(error = %chain(cause), "request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "Internal server error",
+        )
+    }
+
+    /// The stand-in body for an error response some layer produced without one
+    /// (actix's own 404, 405, 413, …).
+    pub fn for_status(status: StatusCode) -> Self {
+        let (code, detail) = match status {
+            StatusCode::NOT_FOUND => ("not_found", "Not found"),
+            StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "Method not allowed"),
+            StatusCode::PAYLOAD_TOO_LARGE => (
+                "payload_too_large",
+                "Request body is too large (the limit is 16 KiB)",
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                ("unsupported_media_type", "Unsupported content type")
+            }
+            StatusCode::BAD_REQUEST => ("bad_request", "Bad request"),
+            StatusCode::REQUEST_TIMEOUT => ("request_timeout", "Request timed out"),
+            s if s.is_server_error() => ("internal_error", "Internal server error"),
+            _ => ("error", "Request failed"),
+        };
+        Self::new(status, code, detail)
+    }
+
+    /// The stable machine-readable code.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+}
+
+/// An error and its causes, one after another, for a log line.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse<BoxBody> {
+        let mut response = HttpResponse::build(self.status);
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        if let Some(allow) = self.allow {
+            response.insert_header((header::ALLOW, allow));
+        }
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds));
+        }
+        response.json(ErrorBody {
+            detail: &self.detail,
+            code: self.code,
+            errors: &self.errors,
+        })
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(error: DomainError) -> Self {
+        let status = match &error {
+            DomainError::EmailTaken => StatusCode::CONFLICT,
+            DomainError::UserNotFound => StatusCode::NOT_FOUND,
+            DomainError::LastAdmin(_) => StatusCode::BAD_REQUEST,
+            DomainError::InvalidCredentials | DomainError::Unauthenticated => {
+                StatusCode::UNAUTHORIZED
+            }
+            DomainError::AccountPending
+            | DomainError::AccountDisabled
+            | DomainError::AdminRequired => StatusCode::FORBIDDEN,
+            DomainError::Unavailable(_) | DomainError::Conflict => {
+                tracing::warn!(error = %chain(&error), "database unavailable");
+                return Self {
+                    retry_after: Some(1),
+                    ..Self::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "database_unavailable",
+                        "The database is unavailable; try again shortly",
+                    )
+                };
+            }
+            _ => return Self::internal(&error),
+        };
+        let code = match &error {
+            DomainError::EmailTaken => "email_taken",
+            DomainError::UserNotFound => "user_not_found",
+            DomainError::LastAdmin(_) => "last_admin",
+            DomainError::InvalidCredentials => "invalid_credentials",
+            DomainError::AccountPending => "account_pending",
+            DomainError::AccountDisabled => "account_disabled",
+            DomainError::AdminRequired => "admin_required",
+            _ => "not_authenticated",
+        };
+        Self::new(status, code, error.to_string())
+    }
+}

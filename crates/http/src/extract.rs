@@ -1,0 +1,154 @@
+//! Getting things out of requests: the signed-in user, and bodies parsed strictly with
+//! JSON errors for every way they can be wrong.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::http::header;
+use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use gatehouse_domain::{Error as DomainError, User};
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, FieldError};
+use crate::{blocking, AppState};
+
+/// The user the request's bearer token belongs to, loaded fresh from the store: approved,
+/// and with no password reset since the token was issued. 401 otherwise.
+#[derive(Debug)]
+pub struct CurrentUser(pub User);
+
+/// A [`CurrentUser`] who is an admin; 403 for other users.
+#[derive(Debug)]
+pub struct AdminUser(pub User);
+
+/// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
+fn bearer_token(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
+}
+
+type LocalFuture<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
+
+impl FromRequest for CurrentUser {
+    type Error = ApiError;
+    type Future = LocalFuture<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = bearer_token(req);
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let token = token.ok_or_else(ApiError::unauthenticated)?;
+            let state = state.ok_or_else(|| ApiError::internal(&MissingState))?;
+            let users = state.users.clone();
+            let user = blocking(move || users.current_user(&token)).await?;
+            Ok(Self(user))
+        })
+    }
+}
+
+impl FromRequest for AdminUser {
+    type Error = ApiError;
+    type Future = LocalFuture<Self>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let current = CurrentUser::from_request(req, payload);
+        Box::pin(async move {
+            let CurrentUser(user) = current.await?;
+            if user.is_admin {
+                Ok(Self(user))
+            } else {
+                Err(DomainError::AdminRequired.into())
+            }
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the application state is not registered")]
+struct MissingState;
+
+/// The media type of the request, lower-cased, without parameters.
+fn media_type(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let essence = value.split(';').next()?.trim().to_ascii_lowercase();
+    (!essence.is_empty()).then_some(essence)
+}
+
+pub(crate) fn is_json(req: &HttpRequest) -> bool {
+    media_type(req).is_some_and(|m| {
+        m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+    })
+}
+
+pub(crate) fn is_form(req: &HttpRequest) -> bool {
+    media_type(req).is_some_and(|m| m == "application/x-www-form-urlencoded")
+}
+
+/// Parses a JSON object body into `T`, strictly: 415 without a JSON content type, 422 for
+/// anything else wrong (syntax, not an object, unknown or missing fields, wrong types).
+pub(crate) fn json_body<T: DeserializeOwned>(
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<T, ApiError> {
+    if !is_json(req) {
+        return Err(ApiError::unsupported_media_type("application/json"));
+    }
+    parse_json(body)
+}
+
+pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let start = body.iter().find(|b| !b.is_ascii_whitespace());
+    match start {
+        None => return Err(ApiError::malformed_json("the body is empty")),
+        Some(b'{') => {}
+        Some(_) => {
+            return Err(ApiError::invalid("body", "must be a JSON object"));
+        }
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() || inner.is_io() {
+            ApiError::malformed_json(&without_position(&inner.to_string()))
+        } else {
+            field_error(&path, &without_position(&inner.to_string()))
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|e| ApiError::malformed_json(&without_position(&e.to_string())))?;
+    Ok(value)
+}
+
+/// Parses a URL-encoded form or query string into `T`; 422 for unknown, missing,
+/// repeated or malformed fields.
+pub(crate) fn parse_form<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
+    serde_urlencoded::from_bytes(raw).map_err(|e| field_error(".", &e.to_string()))
+}
+
+/// serde's messages end in " at line 1 column 9", which helps nobody reading an API error.
+fn without_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// A 422 naming the field: from the path when serde knew it, else from the message's
+/// backquoted name (`missing field `password``, `unknown field `isAdmin``).
+fn field_error(path: &str, message: &str) -> ApiError {
+    let field = if path.is_empty() || path == "." {
+        message
+            .split('`')
+            .nth(1)
+            .filter(|_| message.contains("field `"))
+            .unwrap_or("body")
+            .to_owned()
+    } else {
+        path.to_owned()
+    };
+    ApiError::validation(vec![FieldError::new(field, message)])
+}
