@@ -48,7 +48,7 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{error:#}");
+            // On stderr directly, not through the log filter: it must be seen.
             eprintln!("gatehouse: {error:#}");
             ExitCode::FAILURE
         }

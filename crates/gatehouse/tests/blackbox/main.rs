@@ -1,0 +1,8 @@
+//! Black-box tests: the real `gatehouse` binary on a free port with a temporary database,
+//! driven over HTTP like any client would.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests panic to fail
+
+mod cli;
+mod server;
+mod walkthrough;

@@ -1,0 +1,250 @@
+//! Starting, stopping and talking to a real `gatehouse serve` process.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// The binary under test.
+pub fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+    // Only what we set: a GATEHOUSE_* variable of the developer's shell must not leak in.
+    command.env_clear();
+    if let Some(path) = std::env::var_os("PATH") {
+        command.env("PATH", path);
+    }
+    command
+}
+
+/// A temporary directory holding one database.
+pub struct TempDb {
+    dir: tempfile::TempDir,
+}
+
+impl TempDb {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("gatehouse.db")
+    }
+
+    pub fn url(&self) -> String {
+        format!("sqlite://{}", self.path().display())
+    }
+}
+
+/// A running server; killed when dropped.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    log: Arc<Mutex<String>>,
+    agent: ureq::Agent,
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Server {
+    /// Starts `gatehouse serve` on a free port of 127.0.0.1 with the database at `db`,
+    /// bcrypt at cost 4, and `env` on top; waits until it listens.
+    pub fn start(db: &TempDb, env: &[(&str, &str)]) -> Self {
+        Self::start_at(&db.url(), env)
+    }
+
+    pub fn start_at(database_url: &str, env: &[(&str, &str)]) -> Self {
+        let mut command = binary();
+        command
+            .arg("serve")
+            .env("GATEHOUSE_BIND", "127.0.0.1:0")
+            .env("GATEHOUSE_DATABASE_URL", database_url)
+            .env("GATEHOUSE_BCRYPT_COST", "4")
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("start gatehouse");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        {
+            let log = log.clone();
+            thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if let Some(at) = line.find("listening on http://") {
+                        let addr = line[at + "listening on http://".len()..].trim().to_owned();
+                        let _ = tx.send(addr);
+                    }
+                    let mut log = log.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            });
+        }
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("gatehouse did not start:\n{}", log.lock().unwrap());
+            }
+        };
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Self {
+            child,
+            base: format!("http://{addr}"),
+            log,
+            agent,
+        }
+    }
+
+    /// Everything the server logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// SIGTERM, then waits for the exit.
+    pub fn stop(mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gatehouse did not stop on SIGTERM"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL: no chance to flush or clean up.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn finish(&self, response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+        let mut response = response.expect("request");
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or_default().to_owned()))
+            .collect();
+        let text = response.body_mut().read_to_string().unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        let mut request = self.agent.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        self.finish(request.call())
+    }
+
+    pub fn send_json(&self, method: &str, path: &str, token: Option<&str>, body: &Value) -> Reply {
+        let url = format!("{}{path}", self.base);
+        let bearer = token.map(|t| format!("Bearer {t}"));
+        let response = match method {
+            "POST" => {
+                let mut r = self.agent.post(url);
+                if let Some(b) = &bearer {
+                    r = r.header("Authorization", b);
+                }
+                r.send_json(body)
+            }
+            "PUT" => {
+                let mut r = self.agent.put(url);
+                if let Some(b) = &bearer {
+                    r = r.header("Authorization", b);
+                }
+                r.send_json(body)
+            }
+            "DELETE" => {
+                let mut r = self.agent.delete(url);
+                if let Some(b) = &bearer {
+                    r = r.header("Authorization", b);
+                }
+                r.call()
+            }
+            other => panic!("unsupported method {other}"),
+        };
+        self.finish(response)
+    }
+
+    pub fn register(&self, email: &str, password: &str) -> Reply {
+        self.send_json(
+            "POST",
+            "/api/auth/register",
+            None,
+            &json!({"email": email, "password": password}),
+        )
+    }
+
+    /// Logs in with the OAuth2 form, as the README does.
+    pub fn login(&self, email: &str, password: &str) -> Reply {
+        let response = self
+            .agent
+            .post(format!("{}/api/auth/login", self.base))
+            .send_form([("username", email), ("password", password)]);
+        self.finish(response)
+    }
+
+    pub fn token(&self, email: &str, password: &str) -> String {
+        let reply = self.login(email, password);
+        assert_eq!(reply.status, 200, "{reply:?}");
+        reply.body["access_token"].as_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether a file exists (for the migrate command).
+pub fn exists(path: &Path) -> bool {
+    path.exists()
+}
