@@ -1,0 +1,417 @@
+//! The app under test, built in-process exactly as the binary builds it (through
+//! `gatehouse_http::configure`), over the domain's in-memory store and fast fake hasher,
+//! plus small helpers to call it and to check what it answers.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use actix_web::http::header::HeaderMap;
+use actix_web::http::StatusCode;
+use actix_web::test::{self, TestRequest};
+use actix_web::web::Bytes;
+use actix_web::App;
+use gatehouse_domain::testing::{InMemoryStore, PlainHasher};
+use gatehouse_domain::{Hs256Tokens, JwtSecret, TokenTtl, UserService, UserStore};
+use gatehouse_http::{AppState, HashingPool};
+use serde_json::{json, Value};
+
+/// The password every helper-made user has: 21 bytes, well inside 8..=72.
+pub const PASSWORD: &str = "correct horse battery";
+/// The email of the first user, who becomes the admin.
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+/// The token lifetime the contract promises by default: seven days.
+pub const SEVEN_DAYS: u64 = 7 * 24 * 3600;
+
+/// The keys of `UserPublic`, and no others.
+pub const USER_PUBLIC_KEYS: [&str; 7] = [
+    "approved_at",
+    "approved_by",
+    "created_at",
+    "email",
+    "id",
+    "is_admin",
+    "status",
+];
+
+/// How to build an app; the defaults are what nearly every test wants.
+pub struct AppOptions {
+    pub store: Arc<dyn UserStore>,
+    pub secret: Vec<u8>,
+    pub hashing: HashingPool,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self {
+            store: Arc::new(InMemoryStore::new()),
+            secret: b"an http test secret of 32+ bytes!!".to_vec(),
+            hashing: HashingPool::new(2, 64),
+        }
+    }
+}
+
+type Call = Box<dyn Fn(TestRequest) -> Pin<Box<dyn Future<Output = Resp>>>>;
+
+/// One app with its own empty store.
+pub struct TestApp {
+    call: Call,
+}
+
+/// A fresh app over an empty in-memory store.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(AppOptions::default()).await
+}
+
+/// A fresh app built from `options`.
+pub async fn spawn_app_with(options: AppOptions) -> TestApp {
+    let secret = JwtSecret::new(options.secret).expect("a test secret of 32 bytes or more");
+    let tokens = Hs256Tokens::new(&secret, TokenTtl::DEFAULT).expect("HS256 keys");
+    let users = UserService::new(options.store, Arc::new(PlainHasher), Arc::new(tokens));
+    let state = AppState::new(users, options.hashing);
+    let service =
+        Rc::new(test::init_service(App::new().configure(gatehouse_http::configure(state))).await);
+    TestApp {
+        call: Box::new(move |req| {
+            let service = service.clone();
+            Box::pin(async move {
+                let res = test::try_call_service(&*service, req.to_request())
+                    .await
+                    .expect("the service answers every request with a response");
+                let status = res.status();
+                let headers = res.headers().clone();
+                let body = test::read_body(res).await;
+                Resp {
+                    status,
+                    headers,
+                    body,
+                }
+            })
+        }),
+    }
+}
+
+/// A signed-in user.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: i64,
+    pub email: String,
+    pub token: String,
+}
+
+/// A response, read to the end.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Resp {
+    /// The body as JSON; panics (failing the test) when it is not.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "{} body is not JSON ({e}): {:?}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// The body as text, for messages and substring checks.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The value of header `name`, when present and text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Every header as sorted `(name, value)` pairs, for comparing responses whole.
+    pub fn header_list(&self) -> Vec<(String, String)> {
+        let mut list: Vec<(String, String)> = self
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        list.sort();
+        list
+    }
+}
+
+/// Adds `Authorization: Bearer <token>`.
+pub fn bearer(req: TestRequest, token: &str) -> TestRequest {
+    req.insert_header(("Authorization", format!("Bearer {token}")))
+}
+
+fn authorized(req: TestRequest, token: Option<&str>) -> TestRequest {
+    match token {
+        Some(token) => bearer(req, token),
+        None => req,
+    }
+}
+
+impl TestApp {
+    /// Sends any request.
+    pub async fn send(&self, req: TestRequest) -> Resp {
+        (self.call)(req).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        self.send(authorized(TestRequest::get().uri(path), token))
+            .await
+    }
+
+    pub async fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> Resp {
+        self.send(authorized(TestRequest::post().uri(path), token).set_json(body))
+            .await
+    }
+
+    pub async fn put_json(&self, path: &str, token: Option<&str>, body: &Value) -> Resp {
+        self.send(authorized(TestRequest::put().uri(path), token).set_json(body))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Resp {
+        self.send(authorized(TestRequest::delete().uri(path), token))
+            .await
+    }
+
+    pub async fn register(&self, email: &str, password: &str) -> Resp {
+        self.post_json(
+            "/api/auth/register",
+            None,
+            &json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// Logs in the OAuth2 way: a form with `username` and `password`.
+    pub async fn login_form(&self, username: &str, password: &str) -> Resp {
+        self.send(
+            TestRequest::post()
+                .uri("/api/auth/login")
+                .set_form([("username", username), ("password", password)]),
+        )
+        .await
+    }
+
+    /// Logs in with a JSON body.
+    pub async fn login_json(&self, email: &str, password: &str) -> Resp {
+        self.post_json(
+            "/api/auth/login",
+            None,
+            &json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// A token for a user who may log in; fails the test otherwise.
+    pub async fn token(&self, email: &str, password: &str) -> String {
+        let res = self.login_form(email, password).await;
+        assert_eq!(
+            res.status,
+            StatusCode::OK,
+            "login of {email}: {}",
+            res.text()
+        );
+        res.json()["access_token"]
+            .as_str()
+            .expect("access_token is a string")
+            .to_owned()
+    }
+
+    /// Registers `email`, returning its id; fails the test unless it is created.
+    pub async fn register_ok(&self, email: &str) -> i64 {
+        let res = self.register(email, PASSWORD).await;
+        assert_eq!(
+            res.status,
+            StatusCode::CREATED,
+            "register {email}: {}",
+            res.text()
+        );
+        res.json()["id"].as_i64().expect("id is an integer")
+    }
+
+    /// Registers the first user, the admin, and signs them in.
+    pub async fn admin(&self) -> Session {
+        let id = self.register_ok(ADMIN_EMAIL).await;
+        Session {
+            id,
+            email: ADMIN_EMAIL.to_owned(),
+            token: self.token(ADMIN_EMAIL, PASSWORD).await,
+        }
+    }
+
+    /// Registers `email`, has `admin` approve them, and signs them in.
+    pub async fn approved_user(&self, admin: &Session, email: &str) -> Session {
+        let id = self.register_ok(email).await;
+        self.update_ok(admin, id, &json!({"status": "approved"}))
+            .await;
+        Session {
+            id,
+            email: email.to_owned(),
+            token: self.token(email, PASSWORD).await,
+        }
+    }
+
+    /// An approved user whom `admin` also made an admin.
+    pub async fn second_admin(&self, admin: &Session, email: &str) -> Session {
+        let user = self.approved_user(admin, email).await;
+        self.update_ok(admin, user.id, &json!({"is_admin": true}))
+            .await;
+        user
+    }
+
+    /// `PUT /users/{id}` that must succeed; returns the updated user.
+    pub async fn update_ok(&self, admin: &Session, id: i64, body: &Value) -> Value {
+        let res = self
+            .put_json(&format!("/api/auth/users/{id}"), Some(&admin.token), body)
+            .await;
+        assert_eq!(
+            res.status,
+            StatusCode::OK,
+            "update {id} with {body}: {}",
+            res.text()
+        );
+        res.json()
+    }
+
+    /// Every user, as the admin's `GET /users` lists them.
+    pub async fn users(&self, admin: &Session) -> Vec<Value> {
+        let res = self.get("/api/auth/users", Some(&admin.token)).await;
+        assert_eq!(res.status, StatusCode::OK, "list users: {}", res.text());
+        res.json().as_array().expect("a JSON array").clone()
+    }
+
+    /// One user as listed, by id.
+    pub async fn user(&self, admin: &Session, id: i64) -> Value {
+        self.users(admin)
+            .await
+            .into_iter()
+            .find(|u| u["id"] == id)
+            .unwrap_or_else(|| panic!("user {id} is not listed"))
+    }
+}
+
+/// Checks the security headers every response carries.
+pub fn assert_security_headers(res: &Resp, context: &str) {
+    assert_eq!(
+        res.header("x-content-type-options"),
+        Some("nosniff"),
+        "{context}: X-Content-Type-Options"
+    );
+    assert_eq!(
+        res.header("cache-control"),
+        Some("no-store"),
+        "{context}: Cache-Control"
+    );
+}
+
+/// Checks an error response: its status, a JSON body with string `detail` and `code`,
+/// `WWW-Authenticate: Bearer` exactly when it is a 401, and the security headers. Returns
+/// the body.
+pub fn assert_problem(res: &Resp, status: u16, code: &str, context: &str) -> Value {
+    assert_eq!(
+        res.status.as_u16(),
+        status,
+        "{context}: status (body {})",
+        res.text()
+    );
+    assert!(
+        res.header("content-type")
+            .is_some_and(|t| t.starts_with("application/json")),
+        "{context}: content type {:?}",
+        res.header("content-type")
+    );
+    let body = res.json();
+    let detail = body["detail"].as_str();
+    assert!(
+        detail.is_some_and(|d| !d.is_empty()),
+        "{context}: detail must be a non-empty string in {body}"
+    );
+    assert_eq!(
+        body["code"].as_str(),
+        Some(code),
+        "{context}: code in {body}"
+    );
+    if status == 401 {
+        assert_eq!(
+            res.header("www-authenticate"),
+            Some("Bearer"),
+            "{context}: a 401 names its scheme"
+        );
+    }
+    assert_security_headers(res, context);
+    body
+}
+
+/// [`assert_problem`] with the exact `detail`.
+pub fn assert_error(res: &Resp, status: u16, code: &str, detail: &str, context: &str) {
+    let body = assert_problem(res, status, code, context);
+    assert_eq!(body["detail"].as_str(), Some(detail), "{context}: detail");
+}
+
+/// Any client error with the contract's body: a 4xx (never a 5xx) whose JSON has string
+/// `detail` and `code`. Returns the status and body.
+pub fn assert_client_error(res: &Resp, context: &str) -> (u16, Value) {
+    let status = res.status.as_u16();
+    assert!(
+        (400..500).contains(&status),
+        "{context}: expected a 4xx, got {status}: {}",
+        res.text()
+    );
+    let body = res.json();
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{context}: detail in {body}"
+    );
+    assert!(
+        body["code"].as_str().is_some_and(|c| !c.is_empty()),
+        "{context}: code in {body}"
+    );
+    assert_security_headers(res, context);
+    (status, body)
+}
+
+/// Checks that `user` has exactly the `UserPublic` keys with the right types, and times
+/// in RFC 3339 UTC.
+pub fn assert_user_public(user: &Value) {
+    let object = user.as_object().expect("a user is a JSON object");
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, USER_PUBLIC_KEYS, "UserPublic keys of {user}");
+    assert!(user["id"].as_i64().is_some_and(|id| id > 0), "id of {user}");
+    assert!(user["email"].is_string(), "email of {user}");
+    assert!(user["is_admin"].is_boolean(), "is_admin of {user}");
+    assert!(
+        ["pending", "approved", "disabled"].contains(&user["status"].as_str().unwrap_or("")),
+        "status of {user}"
+    );
+    assert_utc_time(&user["created_at"]);
+    if !user["approved_at"].is_null() {
+        assert_utc_time(&user["approved_at"]);
+    }
+    assert!(
+        user["approved_by"].is_null() || user["approved_by"].as_i64().is_some_and(|id| id > 0),
+        "approved_by of {user}"
+    );
+}
+
+/// An RFC 3339 time in UTC (`…Z`).
+pub fn assert_utc_time(value: &Value) -> chrono::DateTime<chrono::FixedOffset> {
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("{value} is not a time"));
+    assert!(text.ends_with('Z'), "{text} is not in UTC");
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("{text} is not RFC 3339: {e}"))
+}
