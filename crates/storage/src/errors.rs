@@ -1,48 +1,44 @@
-//! Diesel and pool errors, translated into the domain's.
+//! Diesel errors, translated into the domain's.
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use gatehouse_domain::Error;
 
 /// Maps a diesel error to the domain's: unique violations are taken emails (the only unique
-/// column a write can hit), lost serialization races are conflicts, a busy or unreachable
-/// database is unavailable, and everything else is internal.
+/// column a write can hit), lost serialization races and deadlocks are conflicts (retried),
+/// a busy, lost or unreachable database is unavailable, and everything else is internal.
 pub(crate) fn from_diesel(error: DieselError) -> Error {
-    match error {
+    match &error {
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => Error::EmailTaken,
         DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => Error::Conflict,
-        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
+        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
+        | DieselError::BrokenTransactionManager => Error::unavailable(error),
+        DieselError::DatabaseError(_, info) if is_deadlock(info.message()) => Error::Conflict,
+        DieselError::DatabaseError(_, info) if is_unavailable(info.message()) => {
             Error::unavailable(error)
         }
-        DieselError::DatabaseError(_, ref info) if is_busy(info.message()) => {
-            Error::unavailable(error)
-        }
-        other => Error::internal("database query", other),
+        _ => Error::internal("database query", error),
     }
 }
 
-/// SQLite's answers when another connection holds the lock past the busy timeout.
-fn is_busy(message: &str) -> bool {
-    message.contains("database is locked") || message.contains("database is busy")
+fn is_deadlock(message: &str) -> bool {
+    message.contains("deadlock detected")
 }
 
-/// Either the work's own error or diesel's, as a transaction closure must return.
-#[derive(Debug)]
-pub(crate) enum TxError {
-    Domain(Error),
-    Diesel(DieselError),
-}
-
-impl From<DieselError> for TxError {
-    fn from(error: DieselError) -> Self {
-        Self::Diesel(error)
-    }
-}
-
-impl From<TxError> for Error {
-    fn from(error: TxError) -> Self {
-        match error {
-            TxError::Domain(error) => error,
-            TxError::Diesel(error) => from_diesel(error),
-        }
-    }
+/// SQLite's answers when another connection holds the lock past the busy timeout, and
+/// libpq's when the server went away mid-session.
+fn is_unavailable(message: &str) -> bool {
+    [
+        "database is locked",
+        "database is busy",
+        "server closed the connection",
+        "terminating connection",
+        "no connection to the server",
+        "connection to server",
+        "could not receive data from server",
+        "could not send data to server",
+        "the database system is shutting down",
+        "the database system is starting up",
+    ]
+    .iter()
+    .any(|needle| message.contains(needle))
 }

@@ -1,44 +1,60 @@
 //! Gatehouse's storage: diesel adapters for the domain's repository ports.
 //!
-//! [`Database::open`] picks the backend from the [`DatabaseUrl`]'s scheme, runs the embedded
-//! migrations and returns a pooled store implementing [`gatehouse_domain::UserStore`].
-//! SQLite is configured for a server: WAL, a busy timeout, foreign keys, `synchronous=FULL`
-//! (a committed write survives a crash), and `BEGIN IMMEDIATE` for every write transaction
-//! so that writers are serialized and count-then-change rules hold.
+//! [`Database::open`] picks the backend from the [`DatabaseUrl`]'s scheme — SQLite (embedded,
+//! the default) or PostgreSQL (for several instances on one database) — runs the embedded
+//! migrations and returns a pooled store implementing [`gatehouse_domain::UserStore`]. The
+//! repository is written once over `diesel::MultiConnection`; only how a transaction begins
+//! differs per backend (see `tx.rs`):
+//! - SQLite: WAL, a busy timeout, foreign keys, `synchronous=FULL` (a committed write
+//!   survives a crash), and `BEGIN IMMEDIATE` for every write so writers are serialized;
+//! - PostgreSQL: SERIALIZABLE writes retried on serialization failures, and migrations under
+//!   an advisory lock.
 
+mod conn;
 mod errors;
+mod manager;
+mod postgres;
 mod repo;
 mod rows;
 mod schema;
 mod sqlite;
+mod tx;
 mod url;
+
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::fmt;
 use std::time::Duration;
 
 use diesel::prelude::*;
-use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel::r2d2::{Pool, PooledConnection};
+use gatehouse_domain::ports::Work;
 use gatehouse_domain::{Error, UserStore};
 
 pub use url::{DatabaseUrl, InvalidDatabaseUrl};
 
-use errors::TxError;
+use conn::AnyConnection;
+use manager::{FailureClock, Manager};
 use repo::SqlUserRepo;
 use schema::settings;
+use tx::Mode;
 
 /// The connection type the repositories run on.
-pub(crate) type Conn = diesel::SqliteConnection;
+pub(crate) type Conn = AnyConnection;
 /// The backend of [`Conn`], for boxed queries.
-pub(crate) type Backend = diesel::sqlite::Sqlite;
+pub(crate) type Backend = conn::MultiBackend;
 
 /// How to size and time the connection pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolOptions {
-    /// The most connections open at once.
+    /// The most connections open at once (per instance).
     pub max_size: u32,
-    /// How long a request waits for a connection (and SQLite for a lock) before the
-    /// database counts as unavailable.
+    /// How long a request waits for a free connection (and SQLite for its write lock)
+    /// before the database counts as unavailable.
     pub timeout: Duration,
+    /// How long opening a new connection may take (PostgreSQL's `connect_timeout`).
+    pub connect_timeout: Duration,
 }
 
 impl Default for PoolOptions {
@@ -46,17 +62,19 @@ impl Default for PoolOptions {
         Self {
             max_size: 8,
             timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
         }
     }
 }
+
+/// After a failed connection attempt, requests that find no idle connection wait at most
+/// this long for one before they are answered "unavailable".
+const FAIL_FAST_WAIT: Duration = Duration::from_millis(250);
 
 /// Why the database could not be opened.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
-    /// The backend is not available in this build.
-    #[error("{0}")]
-    Unsupported(&'static str),
     /// The database could not be reached or opened.
     #[error("cannot open the database: {0}")]
     Connect(String),
@@ -71,7 +89,9 @@ pub enum OpenError {
 /// A pooled database holding Gatehouse's tables.
 #[derive(Clone)]
 pub struct Database {
-    pool: Pool<ConnectionManager<Conn>>,
+    pool: Pool<Manager>,
+    failures: FailureClock,
+    timeout: Duration,
     url: DatabaseUrl,
 }
 
@@ -84,23 +104,29 @@ impl fmt::Debug for Database {
 }
 
 impl Database {
-    /// Opens (creating when missing) and migrates the database at `url`.
+    /// Opens (creating an SQLite file when missing) and migrates the database at `url`.
     ///
     /// # Errors
     /// [`OpenError`] saying what failed; the message never contains a password.
     pub fn open(url: &DatabaseUrl, options: PoolOptions) -> Result<Self, OpenError> {
-        match url {
-            DatabaseUrl::Sqlite { path } => {
-                let pool = sqlite::open(path, options)?;
-                Ok(Self {
-                    pool,
-                    url: url.clone(),
-                })
-            }
-            DatabaseUrl::Postgres { .. } => Err(OpenError::Unsupported(
-                "PostgreSQL is not supported by this build yet; use sqlite://",
-            )),
-        }
+        let manager = match url {
+            DatabaseUrl::Sqlite { path } => sqlite::prepare(path, &options)?,
+            DatabaseUrl::Postgres { url: raw } => postgres::prepare(raw, url, &options)?,
+        };
+        let failures = manager.failures();
+        let max_size = options.max_size.max(1);
+        let pool = Pool::builder()
+            .max_size(max_size)
+            .min_idle(Some(max_size.min(2)))
+            .connection_timeout(options.timeout)
+            .build(manager)
+            .map_err(|e| OpenError::Pool(e.to_string()))?;
+        Ok(Self {
+            pool,
+            failures,
+            timeout: options.timeout,
+            url: url.clone(),
+        })
     }
 
     /// The URL it was opened with (its `Display` masks passwords).
@@ -110,51 +136,58 @@ impl Database {
     }
 
     /// The value of setting `name`, storing `candidate` first when it has none. Safe to
-    /// race: every caller gets the one value that was stored first.
+    /// race, across processes too: every caller gets the one value stored first.
     ///
     /// # Errors
     /// Store failures.
     pub fn setting_or_insert(&self, name: &str, candidate: &str) -> Result<String, Error> {
         let mut conn = self.connection()?;
-        conn.immediate_transaction::<_, TxError, _>(|conn| {
-            diesel::insert_into(settings::table)
-                .values((settings::name.eq(name), settings::value.eq(candidate)))
-                .on_conflict_do_nothing()
-                .execute(conn)?;
-            Ok(settings::table
+        tx::run(&mut conn, Mode::Write, |conn| {
+            let insert = diesel::insert_into(settings::table)
+                .values((settings::name.eq(name), settings::value.eq(candidate)));
+            match conn {
+                AnyConnection::Sqlite(c) => insert.on_conflict_do_nothing().execute(c),
+                AnyConnection::Postgres(c) => insert.on_conflict_do_nothing().execute(c),
+            }
+            .map_err(errors::from_diesel)?;
+            settings::table
                 .find(name)
                 .select(settings::value)
-                .first::<String>(conn)?)
+                .first::<String>(conn)
+                .map_err(errors::from_diesel)
         })
-        .map_err(Error::from)
     }
 
-    fn connection(&self) -> Result<PooledConnection<ConnectionManager<Conn>>, Error> {
-        self.pool.get().map_err(Error::unavailable)
+    /// A pooled connection; fails fast while the database is known to be unreachable.
+    fn connection(&self) -> Result<PooledConnection<Manager>, Error> {
+        let wait = if self.failures.failed_within(self.timeout) {
+            FAIL_FAST_WAIT
+        } else {
+            self.timeout
+        };
+        self.pool.get_timeout(wait).map_err(Error::unavailable)
     }
 }
 
 impl UserStore for Database {
-    fn read(&self, work: &mut gatehouse_domain::ports::Work<'_>) -> Result<(), Error> {
+    fn read(&self, work: &mut Work<'_>) -> Result<(), Error> {
         let mut conn = self.connection()?;
-        conn.transaction::<_, TxError, _>(|conn| {
-            work(&mut SqlUserRepo { conn }).map_err(TxError::Domain)
+        tx::run(&mut conn, Mode::Read, |conn| {
+            work(&mut SqlUserRepo { conn })
         })
-        .map_err(Error::from)
     }
 
-    fn write(&self, work: &mut gatehouse_domain::ports::Work<'_>) -> Result<(), Error> {
+    fn write(&self, work: &mut Work<'_>) -> Result<(), Error> {
         let mut conn = self.connection()?;
-        conn.immediate_transaction::<_, TxError, _>(|conn| {
-            work(&mut SqlUserRepo { conn }).map_err(TxError::Domain)
+        tx::run(&mut conn, Mode::Write, |conn| {
+            work(&mut SqlUserRepo { conn })
         })
-        .map_err(Error::from)
     }
 
     fn ping(&self) -> Result<(), Error> {
         let mut conn = self.connection()?;
         diesel::sql_query("SELECT 1")
-            .execute(&mut conn)
+            .execute(&mut *conn)
             .map(drop)
             .map_err(errors::from_diesel)
     }

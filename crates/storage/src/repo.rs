@@ -80,8 +80,7 @@ impl UserRepo for SqlUserRepo<'_> {
     fn insert(&mut self, user: NewUser) -> Result<User, Error> {
         diesel::insert_into(users::table)
             .values(NewUserRow::from(&user))
-            .returning(UserRow::as_returning())
-            .get_result(self.conn)
+            .get_result::<UserRow>(self.conn)
             .map_err(from_diesel)
             .and_then(to_user)
     }
@@ -116,11 +115,14 @@ impl UserRepo for SqlUserRepo<'_> {
         let mut select = filtered(query)
             .select(UserRow::as_select())
             .order(users::id.desc());
-        if query.offset > 0 {
-            select = select.offset(i64::try_from(query.offset).unwrap_or(i64::MAX));
-        }
-        if let Some(limit) = query.limit {
-            select = select.limit(i64::try_from(limit).unwrap_or(i64::MAX));
+        if query.offset > 0 || query.limit.is_some() {
+            // SQLite has no OFFSET without LIMIT; "no limit" is the largest one.
+            let limit = query
+                .limit
+                .map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
+            select = select
+                .limit(limit)
+                .offset(i64::try_from(query.offset).unwrap_or(i64::MAX));
         }
         let items = select
             .load(self.conn)
@@ -137,8 +139,7 @@ impl UserRepo for SqlUserRepo<'_> {
     fn update(&mut self, user: &User) -> Result<User, Error> {
         diesel::update(users::table.find(user.id.get()))
             .set(UserChangeset::from(user))
-            .returning(UserRow::as_returning())
-            .get_result(self.conn)
+            .get_result::<UserRow>(self.conn)
             .optional()
             .map_err(from_diesel)?
             .ok_or(Error::UserNotFound)

@@ -1,9 +1,11 @@
-//! The domain's repository contract, on SQLite.
-
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests panic to fail
-
-mod common;
+//! The domain's repository contract, on SQLite and on PostgreSQL.
 
 mod sqlite {
-    gatehouse_domain::user_store_contract_tests!(super::common::TestDb::sqlite());
+    gatehouse_domain::user_store_contract_tests!(gatehouse_storage::testing::TestDatabase::sqlite());
+}
+
+mod postgres {
+    gatehouse_domain::user_store_contract_tests!(
+        optional: gatehouse_storage::testing::TestDatabase::postgres()
+    );
 }

@@ -2,19 +2,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests panic to fail
 
-mod common;
-
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use common::TestDb;
 use gatehouse_domain::testing::PlainHasher;
 use gatehouse_domain::{
     Actor, Email, Error, Hs256Tokens, JwtSecret, Password, TokenTtl, User, UserChanges, UserQuery,
     UserService, UserStatus,
 };
+use gatehouse_storage::testing::{TestBackend, TestDatabase};
 
-fn service(db: &TestDb) -> UserService {
+fn service(db: &TestDatabase) -> UserService {
     let secret = JwtSecret::new(vec![b's'; 32]).expect("secret");
     let tokens = Arc::new(Hs256Tokens::new(&secret, TokenTtl::DEFAULT).expect("tokens"));
     UserService::new(Arc::new((**db).clone()), Arc::new(PlainHasher), tokens)
@@ -48,7 +46,13 @@ fn all_users(users: &UserService) -> Vec<User> {
 
 #[test]
 fn sixteen_concurrent_registrations_on_an_empty_database_make_one_admin() {
-    let db = TestDb::sqlite();
+    for backend in TestBackend::available() {
+        sixteen_concurrent_registrations_on_an_empty_database_make_one_admin_on(backend);
+    }
+}
+
+fn sixteen_concurrent_registrations_on_an_empty_database_make_one_admin_on(backend: TestBackend) {
+    let db = TestDatabase::new(backend).unwrap();
     let users = service(&db);
     let results = race(16, {
         let users = users.clone();
@@ -74,7 +78,13 @@ fn sixteen_concurrent_registrations_on_an_empty_database_make_one_admin() {
 
 #[test]
 fn eight_concurrent_registrations_of_one_email_make_one_row() {
-    let db = TestDb::sqlite();
+    for backend in TestBackend::available() {
+        eight_concurrent_registrations_of_one_email_make_one_row_on(backend);
+    }
+}
+
+fn eight_concurrent_registrations_of_one_email_make_one_row_on(backend: TestBackend) {
+    let db = TestDatabase::new(backend).unwrap();
     let users = service(&db);
     let results = race(8, {
         let users = users.clone();
@@ -94,7 +104,13 @@ fn eight_concurrent_registrations_of_one_email_make_one_row() {
 
 #[test]
 fn two_admins_demoting_each_other_at_once_leave_one() {
-    let db = TestDb::sqlite();
+    for backend in TestBackend::available() {
+        two_admins_demoting_each_other_at_once_leave_one_on(backend);
+    }
+}
+
+fn two_admins_demoting_each_other_at_once_leave_one_on(backend: TestBackend) {
+    let db = TestDatabase::new(backend).unwrap();
     let users = service(&db);
     let password = Password::parse("password123").expect("pw");
     for round in 0..20 {

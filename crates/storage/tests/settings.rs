@@ -2,17 +2,21 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests panic to fail
 
-mod common;
-
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use common::TestDb;
 use gatehouse_domain::{Email, NewUser, PasswordHash, UserStatus, UserStoreExt};
+use gatehouse_storage::testing::{TestBackend, TestDatabase};
 
 #[test]
 fn the_first_stored_value_wins_and_survives_reopening() {
-    let db = TestDb::sqlite();
+    for backend in TestBackend::available() {
+        the_first_stored_value_wins_and_survives_reopening_on(backend);
+    }
+}
+
+fn the_first_stored_value_wins_and_survives_reopening_on(backend: TestBackend) {
+    let db = TestDatabase::new(backend).unwrap();
     assert_eq!(
         db.setting_or_insert("jwt_secret", "first").expect("set"),
         "first"
@@ -31,7 +35,13 @@ fn the_first_stored_value_wins_and_survives_reopening() {
 
 #[test]
 fn racing_openers_agree_on_one_value() {
-    let db = TestDb::sqlite();
+    for backend in TestBackend::available() {
+        racing_openers_agree_on_one_value_on(backend);
+    }
+}
+
+fn racing_openers_agree_on_one_value_on(backend: TestBackend) {
+    let db = TestDatabase::new(backend).unwrap();
     let barrier = Arc::new(Barrier::new(8));
     let values: Vec<String> = (0..8)
         .map(|i| {
@@ -51,7 +61,13 @@ fn racing_openers_agree_on_one_value() {
 
 #[test]
 fn users_survive_reopening() {
-    let db = TestDb::sqlite();
+    for backend in TestBackend::available() {
+        users_survive_reopening_on(backend);
+    }
+}
+
+fn users_survive_reopening_on(backend: TestBackend) {
+    let db = TestDatabase::new(backend).unwrap();
     let user = NewUser {
         email: Email::parse("kept@example.com").expect("email"),
         password_hash: PasswordHash::new("hash".into()),

@@ -14,8 +14,18 @@ use crate::{
 /// expression evaluated once per test that gives something dereferencing to a store (a
 /// `Box`, or a fixture that cleans up after itself).
 #[macro_export]
+///
+/// With `optional:`, `$make` gives an `Option`, and each test passes without checking
+/// anything when it is `None` (a backend that is not configured, which the fixture
+/// announces).
 macro_rules! user_store_contract_tests {
+    (optional: $make:expr) => {
+        $crate::user_store_contract_tests!(@checks (optional $make));
+    };
     ($make:expr) => {
+        $crate::user_store_contract_tests!(@checks (always $make));
+    };
+    (@checks $make:tt) => {
         $crate::user_store_contract_tests!(@tests $make;
             insert_assigns_fresh_positive_ids,
             insert_round_trips_every_field,
@@ -34,14 +44,22 @@ macro_rules! user_store_contract_tests {
             ping_answers,
         );
     };
-    (@tests $make:expr; $($check:ident),+ $(,)?) => {
+    (@tests $make:tt; $($check:ident),+ $(,)?) => {
         $(
             #[test]
             fn $check() {
-                let store = $make;
-                $crate::testing::contract::$check(&*store);
+                $crate::user_store_contract_tests!(@run $make, $check);
             }
         )+
+    };
+    (@run (always $make:expr), $check:ident) => {
+        let store = $make;
+        $crate::testing::contract::$check(&*store);
+    };
+    (@run (optional $make:expr), $check:ident) => {
+        if let Some(store) = $make {
+            $crate::testing::contract::$check(&*store);
+        }
     };
 }
 

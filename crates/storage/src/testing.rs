@@ -1,0 +1,236 @@
+//! Fresh, throw-away databases for tests, on either backend (feature `testing`).
+//!
+//! PostgreSQL tests read `GATEHOUSE_TEST_POSTGRES_URL` (a server and a database to connect
+//! to for `CREATE DATABASE`); each test gets a database of its own, dropped afterwards.
+//! Without the variable, PostgreSQL tests are skipped, and say so on the terminal.
+
+// Test support panics on purpose: a failed set-up is a failed test.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::io::Write;
+use std::ops::Deref;
+use std::sync::Once;
+
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+
+use crate::{Database, DatabaseUrl, PoolOptions};
+
+/// The variable naming the PostgreSQL server tests may use.
+pub const POSTGRES_URL_VAR: &str = "GATEHOUSE_TEST_POSTGRES_URL";
+
+/// A backend tests can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestBackend {
+    /// An SQLite file in a temporary directory.
+    Sqlite,
+    /// A fresh database on the server of `GATEHOUSE_TEST_POSTGRES_URL`.
+    Postgres,
+}
+
+impl TestBackend {
+    /// SQLite always, PostgreSQL when configured (announcing the skip otherwise).
+    #[must_use]
+    pub fn available() -> Vec<Self> {
+        if postgres_server().is_some() {
+            vec![Self::Sqlite, Self::Postgres]
+        } else {
+            vec![Self::Sqlite]
+        }
+    }
+}
+
+static SKIP_NOTICE: Once = Once::new();
+
+/// The PostgreSQL server URL, or `None` after saying loudly that PostgreSQL tests skip.
+#[must_use]
+pub fn postgres_server() -> Option<String> {
+    match std::env::var(POSTGRES_URL_VAR) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            SKIP_NOTICE.call_once(|| {
+                // Straight to the terminal: the test harness captures `eprintln!`.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\n*** SKIPPED: PostgreSQL tests ({POSTGRES_URL_VAR} is not set) ***\n"
+                );
+            });
+            None
+        }
+    }
+}
+
+/// `url` with its database (the path) replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
+    let (authority, query) = match rest.split_once('/') {
+        Some((authority, tail)) => (authority, tail.split_once('?').map(|(_, q)| q)),
+        None => match rest.split_once('?') {
+            Some((authority, q)) => (authority, Some(q)),
+            None => (rest, None),
+        },
+    };
+    match query {
+        Some(q) => format!("{scheme}://{authority}/{name}?{q}"),
+        None => format!("{scheme}://{authority}/{name}"),
+    }
+}
+
+/// An empty database (no tables yet), removed when dropped.
+#[derive(Debug)]
+pub struct EmptyDatabase {
+    url: DatabaseUrl,
+    cleanup: Cleanup,
+}
+
+#[derive(Debug)]
+enum Cleanup {
+    Directory(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { server: String, name: String },
+}
+
+impl EmptyDatabase {
+    /// A new empty database on `backend`; `None` when that backend is not configured.
+    #[must_use]
+    pub fn new(backend: TestBackend) -> Option<Self> {
+        match backend {
+            TestBackend::Sqlite => {
+                let dir = tempfile::tempdir().expect("a temporary directory");
+                let path = dir.path().join("gatehouse.db");
+                Some(Self {
+                    url: format!("sqlite://{}", path.display())
+                        .parse()
+                        .expect("sqlite URL"),
+                    cleanup: Cleanup::Directory(dir),
+                })
+            }
+            TestBackend::Postgres => {
+                let server = postgres_server()?;
+                let mut random = [0u8; 8];
+                getrandom::fill(&mut random).expect("randomness");
+                let name = format!(
+                    "gatehouse_test_{}",
+                    random
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<String>()
+                );
+                let mut admin = PgConnection::establish(&server)
+                    .unwrap_or_else(|e| panic!("connecting to {POSTGRES_URL_VAR}: {e}"));
+                admin
+                    .batch_execute(&format!("CREATE DATABASE {name}"))
+                    .expect("CREATE DATABASE");
+                Some(Self {
+                    url: with_database(&server, &name).parse().expect("postgres URL"),
+                    cleanup: Cleanup::Postgres { server, name },
+                })
+            }
+        }
+    }
+
+    /// Where it is.
+    #[must_use]
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.url
+    }
+
+    /// The URL as text, with its password, for handing to a process.
+    #[must_use]
+    pub fn url_string(&self) -> String {
+        match &self.url {
+            DatabaseUrl::Sqlite { path } => format!("sqlite://{path}"),
+            DatabaseUrl::Postgres { url } => url.clone(),
+        }
+    }
+
+    /// Opens (and migrates) it.
+    #[must_use]
+    pub fn open(&self) -> Database {
+        Database::open(&self.url, PoolOptions::default()).expect("open the test database")
+    }
+}
+
+impl Drop for EmptyDatabase {
+    fn drop(&mut self) {
+        if let Cleanup::Postgres { server, name } = &self.cleanup {
+            if let Ok(mut admin) = PgConnection::establish(server) {
+                let _ =
+                    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        }
+    }
+}
+
+/// A migrated database and its pool; dereferences to the [`Database`].
+#[derive(Debug)]
+pub struct TestDatabase {
+    // Declared first so the pool closes before the database is dropped.
+    db: Database,
+    empty: EmptyDatabase,
+}
+
+impl TestDatabase {
+    /// A fresh migrated database on `backend`; `None` when that backend is not configured.
+    #[must_use]
+    pub fn new(backend: TestBackend) -> Option<Self> {
+        let empty = EmptyDatabase::new(backend)?;
+        Some(Self {
+            db: empty.open(),
+            empty,
+        })
+    }
+
+    /// A fresh SQLite database.
+    #[must_use]
+    pub fn sqlite() -> Self {
+        Self::new(TestBackend::Sqlite).expect("SQLite is always available")
+    }
+
+    /// A fresh PostgreSQL database, when configured.
+    #[must_use]
+    pub fn postgres() -> Option<Self> {
+        Self::new(TestBackend::Postgres)
+    }
+
+    /// Opens the same database again, as a second process would.
+    #[must_use]
+    pub fn reopen(&self) -> Database {
+        self.empty.open()
+    }
+
+    /// Where it is.
+    #[must_use]
+    pub fn url(&self) -> &DatabaseUrl {
+        self.empty.url()
+    }
+}
+
+impl Deref for TestDatabase {
+    type Target = Database;
+
+    fn deref(&self) -> &Database {
+        &self.db
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn database_names_are_swapped() {
+        assert_eq!(
+            with_database("postgres://u@h:5432/test", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u@h/test?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
+        assert_eq!(
+            with_database("postgres://u@h?a=b", "x"),
+            "postgres://u@h/x?a=b"
+        );
+    }
+}

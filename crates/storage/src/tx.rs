@@ -1,0 +1,117 @@
+//! Transactions with the isolation each backend needs for count-then-change rules.
+//!
+//! - SQLite: writes begin with `BEGIN IMMEDIATE`, taking the write lock before the first
+//!   read, so writers run one after another (across processes too).
+//! - PostgreSQL: writes run SERIALIZABLE; when PostgreSQL aborts one for a serialization
+//!   conflict (or a deadlock), the whole unit of work is retried with a short random backoff,
+//!   a bounded number of times. Reads run REPEATABLE READ, READ ONLY, so a listing and its
+//!   count agree.
+
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::QueryResult;
+use gatehouse_domain::Error;
+
+use crate::conn::AnyConnection;
+use crate::errors::from_diesel;
+
+/// Whether a unit of work writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Read,
+    Write,
+}
+
+/// How many times a unit of work may run before a conflict is reported.
+const MAX_ATTEMPTS: u32 = 30;
+
+/// Runs `work` in one transaction of `mode`, retrying lost serialization races.
+pub(crate) fn run<T>(
+    conn: &mut AnyConnection,
+    mode: Mode,
+    mut work: impl FnMut(&mut AnyConnection) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match once(conn, mode, &mut work) {
+            Err(Error::Conflict) if attempt < MAX_ATTEMPTS => {
+                tracing::debug!(attempt, "serialization conflict, retrying");
+                std::thread::sleep(backoff(attempt));
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+fn once<T>(
+    conn: &mut AnyConnection,
+    mode: Mode,
+    work: &mut impl FnMut(&mut AnyConnection) -> Result<T, Error>,
+) -> Result<T, Error> {
+    begin(conn, mode).map_err(from_diesel)?;
+    match work(conn) {
+        Ok(value) => {
+            commit(conn).map_err(from_diesel)?;
+            Ok(value)
+        }
+        Err(error) => {
+            if let Err(rollback) = rollback(conn) {
+                // The connection is now unusable; the pool discards it (`has_broken`).
+                tracing::warn!(error = %rollback, "rollback failed");
+            }
+            Err(error)
+        }
+    }
+}
+
+fn begin(conn: &mut AnyConnection, mode: Mode) -> QueryResult<()> {
+    match conn {
+        AnyConnection::Sqlite(inner) => AnsiTransactionManager::begin_transaction_sql(
+            inner,
+            match mode {
+                Mode::Write => "BEGIN IMMEDIATE",
+                Mode::Read => "BEGIN",
+            },
+        ),
+        AnyConnection::Postgres(inner) => AnsiTransactionManager::begin_transaction_sql(
+            inner,
+            match mode {
+                Mode::Write => "BEGIN ISOLATION LEVEL SERIALIZABLE",
+                Mode::Read => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+            },
+        ),
+    }
+}
+
+fn commit(conn: &mut AnyConnection) -> QueryResult<()> {
+    match conn {
+        AnyConnection::Sqlite(inner) => AnsiTransactionManager::commit_transaction(inner),
+        AnyConnection::Postgres(inner) => AnsiTransactionManager::commit_transaction(inner),
+    }
+}
+
+fn rollback(conn: &mut AnyConnection) -> QueryResult<()> {
+    match conn {
+        AnyConnection::Sqlite(inner) => AnsiTransactionManager::rollback_transaction(inner),
+        AnyConnection::Postgres(inner) => AnsiTransactionManager::rollback_transaction(inner),
+    }
+}
+
+/// 1, 2, 4 … 64 ms, each scaled by a random factor in [0.5, 1.5) so that racing
+/// transactions do not collide again in lockstep.
+fn backoff(attempt: u32) -> Duration {
+    let base = 1u64 << attempt.min(6);
+    let mut noise = [0u8; 1];
+    let scale = if getrandom_fill(&mut noise) {
+        0.5 + f64::from(noise[0]) / 256.0
+    } else {
+        1.0
+    };
+    Duration::from_secs_f64(base as f64 * scale / 1000.0)
+}
+
+fn getrandom_fill(buf: &mut [u8]) -> bool {
+    getrandom::fill(buf).is_ok()
+}
