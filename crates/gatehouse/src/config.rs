@@ -2,6 +2,7 @@
 //! before anything starts. Every problem is reported, one line each, naming the variable.
 
 use std::fmt;
+use std::time::Duration;
 
 use gatehouse_domain::{BcryptCost, JwtSecret, TokenTtl};
 use gatehouse_storage::DatabaseUrl;
@@ -19,6 +20,11 @@ pub struct Config {
     pub token_ttl: TokenTtl,
     /// `GATEHOUSE_BCRYPT_COST`.
     pub bcrypt_cost: BcryptCost,
+    /// `GATEHOUSE_DATABASE_POOL_SIZE`: connections per instance.
+    pub pool_size: u32,
+    /// `GATEHOUSE_DATABASE_CONNECT_TIMEOUT`: how long opening a connection, or waiting
+    /// for a free one, may take before a request is answered 503.
+    pub connect_timeout: Duration,
     /// `RUST_LOG`.
     pub log_filter: String,
 }
@@ -100,6 +106,26 @@ impl Config {
                     .ok_or_else(|| "must be an integer from 4 to 31".to_owned())
             },
         );
+        let pool_size = read(
+            lookup,
+            &mut errors,
+            "GATEHOUSE_DATABASE_POOL_SIZE",
+            Some("8"),
+            |v| {
+                v.trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| "must be an integer from 1 to 1000".to_owned())
+            },
+        );
+        let connect_timeout = read(
+            lookup,
+            &mut errors,
+            "GATEHOUSE_DATABASE_CONNECT_TIMEOUT",
+            Some("5s"),
+            parse_timeout,
+        );
         let log_filter = read(lookup, &mut errors, "RUST_LOG", Some("info"), |v| {
             tracing_subscriber::EnvFilter::try_new(v)
                 .map(|_| v.to_owned())
@@ -111,6 +137,7 @@ impl Config {
             jwt_secret,
             token_ttl,
             bcrypt_cost,
+            (pool_size, connect_timeout),
             log_filter,
         ) {
             (
@@ -119,6 +146,7 @@ impl Config {
                 Some(jwt_secret),
                 Some(Some(token_ttl)),
                 Some(Some(bcrypt_cost)),
+                (Some(Some(pool_size)), Some(Some(connect_timeout))),
                 Some(Some(log_filter)),
             ) if errors.is_empty() => Ok(Self {
                 bind,
@@ -126,6 +154,8 @@ impl Config {
                 jwt_secret,
                 token_ttl,
                 bcrypt_cost,
+                pool_size,
+                connect_timeout,
                 log_filter,
             }),
             _ => Err(errors),
@@ -159,6 +189,25 @@ fn read<T>(
             None
         }
     }
+}
+
+/// Whole seconds (`5`, `5s`) or minutes (`1m`), from 1 second to 5 minutes.
+fn parse_timeout(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    let (digits, scale) = match value.strip_suffix('s') {
+        Some(digits) => (digits, 1),
+        None => match value.strip_suffix('m') {
+            Some(digits) => (digits, 60),
+            None => (value, 1),
+        },
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|secs| (1..=300).contains(secs))
+        .map(Duration::from_secs)
+        .ok_or_else(|| "must be a duration from 1s to 5m, such as 5, 5s or 1m".to_owned())
 }
 
 /// `host:port` with a numeric port; the host is resolved when binding.
@@ -198,6 +247,30 @@ mod tests {
         assert_eq!(config.bcrypt_cost, BcryptCost::DEFAULT);
         assert!(config.jwt_secret.is_none());
         assert_eq!(config.log_filter, "info");
+        assert_eq!(config.pool_size, 8);
+        assert_eq!(config.connect_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn pool_settings() {
+        let parsed = config(&[
+            ("GATEHOUSE_DATABASE_POOL_SIZE", "20"),
+            ("GATEHOUSE_DATABASE_CONNECT_TIMEOUT", "2s"),
+        ])
+        .unwrap();
+        assert_eq!(parsed.pool_size, 20);
+        assert_eq!(parsed.connect_timeout, Duration::from_secs(2));
+        for (variable, bad) in [
+            ("GATEHOUSE_DATABASE_POOL_SIZE", "0"),
+            ("GATEHOUSE_DATABASE_POOL_SIZE", "many"),
+            ("GATEHOUSE_DATABASE_CONNECT_TIMEOUT", "0"),
+            ("GATEHOUSE_DATABASE_CONNECT_TIMEOUT", "10m"),
+            ("GATEHOUSE_DATABASE_CONNECT_TIMEOUT", "fast"),
+        ] {
+            let errors = config(&[(variable, bad)]).unwrap_err();
+            assert_eq!(errors.len(), 1);
+            assert_eq!(errors[0].variable, variable);
+        }
     }
 
     #[test]
@@ -235,7 +308,10 @@ mod tests {
     fn accepts_good_values() {
         let config = config(&[
             ("GATEHOUSE_BIND", "localhost:0"),
-            ("GATEHOUSE_DATABASE_URL", "sqlite:///tmp/x.db"),
+            (
+                "GATEHOUSE_DATABASE_URL",
+                "postgres://app:pw@db.internal:5432/gatehouse",
+            ),
             ("GATEHOUSE_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
             ("GATEHOUSE_TOKEN_TTL", "15m"),
             ("GATEHOUSE_BCRYPT_COST", "4"),

@@ -22,7 +22,12 @@ const JWT_SECRET_SETTING: &str = "jwt_secret";
 /// # Errors
 /// When the database cannot be opened or migrated.
 pub fn open_database(config: &Config) -> anyhow::Result<Database> {
-    Database::open(&config.database_url, PoolOptions::default())
+    let options = PoolOptions {
+        max_size: config.pool_size,
+        timeout: config.connect_timeout,
+        connect_timeout: config.connect_timeout,
+    };
+    Database::open(&config.database_url, options)
         .with_context(|| format!("opening {}", config.database_url))
 }
 

@@ -4,5 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests panic to fail
 
 mod cli;
+mod multi_instance;
+mod outage;
 mod server;
 mod walkthrough;

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use gatehouse_storage::testing::EmptyDatabase;
 use serde_json::{json, Value};
 
 /// The binary under test.
@@ -21,7 +22,7 @@ pub fn binary() -> Command {
     command
 }
 
-/// A temporary directory holding one database.
+/// A temporary directory for one SQLite file (for the command-line tests).
 pub struct TempDb {
     dir: tempfile::TempDir,
 }
@@ -70,11 +71,20 @@ impl Reply {
 impl Server {
     /// Starts `gatehouse serve` on a free port of 127.0.0.1 with the database at `db`,
     /// bcrypt at cost 4, and `env` on top; waits until it listens.
-    pub fn start(db: &TempDb, env: &[(&str, &str)]) -> Self {
-        Self::start_at(&db.url(), env)
+    pub fn start(db: &EmptyDatabase, env: &[(&str, &str)]) -> Self {
+        Self::start_at(&db.url_string(), env)
     }
 
+    /// As [`start`](Self::start), for a database URL.
     pub fn start_at(database_url: &str, env: &[(&str, &str)]) -> Self {
+        Self::wait_until_listening(Self::spawn(database_url, env))
+    }
+
+    /// Starts the process without waiting for it (to start several at once).
+    pub fn spawn(
+        database_url: &str,
+        env: &[(&str, &str)],
+    ) -> (Child, Arc<Mutex<String>>, mpsc::Receiver<String>) {
         let mut command = binary();
         command
             .arg("serve")
@@ -104,6 +114,14 @@ impl Server {
                 }
             });
         }
+        (child, log, rx)
+    }
+
+    /// Waits for a spawned process to listen.
+    pub fn wait_until_listening(
+        spawned: (Child, Arc<Mutex<String>>, mpsc::Receiver<String>),
+    ) -> Self {
+        let (mut child, log, rx) = spawned;
         let addr = match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(addr) => addr,
             Err(_) => {

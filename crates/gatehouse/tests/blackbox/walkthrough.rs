@@ -5,14 +5,22 @@ use std::thread;
 
 use serde_json::json;
 
-use crate::server::{Server, TempDb};
+use gatehouse_storage::testing::{EmptyDatabase, TestBackend};
+
+use crate::server::Server;
 
 const ADMIN: (&str, &str) = ("admin@example.com", "correct horse battery");
 const USER: (&str, &str) = ("ada@example.com", "analytical engine");
 
 #[test]
 fn the_readme_walkthrough() {
-    let db = TempDb::new();
+    for backend in TestBackend::available() {
+        the_readme_walkthrough_on(backend);
+    }
+}
+
+fn the_readme_walkthrough_on(backend: TestBackend) {
+    let db = EmptyDatabase::new(backend).unwrap();
     let server = Server::start(&db, &[]);
 
     let admin = server.register(ADMIN.0, ADMIN.1);
@@ -66,7 +74,13 @@ fn the_readme_walkthrough() {
 
 #[test]
 fn a_restart_keeps_users_and_tokens_and_sigterm_exits_cleanly() {
-    let db = TempDb::new();
+    for backend in TestBackend::available() {
+        a_restart_keeps_users_and_tokens_and_sigterm_exits_cleanly_on(backend);
+    }
+}
+
+fn a_restart_keeps_users_and_tokens_and_sigterm_exits_cleanly_on(backend: TestBackend) {
+    let db = EmptyDatabase::new(backend).unwrap();
     let server = Server::start(&db, &[]);
     assert_eq!(server.register(ADMIN.0, ADMIN.1).status, 201);
     let token = server.token(ADMIN.0, ADMIN.1);
@@ -84,7 +98,13 @@ fn a_restart_keeps_users_and_tokens_and_sigterm_exits_cleanly() {
 
 #[test]
 fn a_configured_secret_is_used_and_changing_it_invalidates_tokens() {
-    let db = TempDb::new();
+    for backend in TestBackend::available() {
+        a_configured_secret_is_used_and_changing_it_invalidates_tokens_on(backend);
+    }
+}
+
+fn a_configured_secret_is_used_and_changing_it_invalidates_tokens_on(backend: TestBackend) {
+    let db = EmptyDatabase::new(backend).unwrap();
     let secret_a = "a".repeat(32);
     let server = Server::start(&db, &[("GATEHOUSE_JWT_SECRET", &secret_a)]);
     server.register(ADMIN.0, ADMIN.1);
@@ -99,7 +119,13 @@ fn a_configured_secret_is_used_and_changing_it_invalidates_tokens() {
 
 #[test]
 fn an_acknowledged_registration_survives_kill_9() {
-    let db = TempDb::new();
+    for backend in TestBackend::available() {
+        an_acknowledged_registration_survives_kill_9_on(backend);
+    }
+}
+
+fn an_acknowledged_registration_survives_kill_9_on(backend: TestBackend) {
+    let db = EmptyDatabase::new(backend).unwrap();
     let server = Server::start(&db, &[]);
     for i in 0..5 {
         assert_eq!(
@@ -118,7 +144,13 @@ fn an_acknowledged_registration_survives_kill_9() {
 
 #[test]
 fn concurrent_registrations_on_an_empty_database_make_one_admin() {
-    let db = TempDb::new();
+    for backend in TestBackend::available() {
+        concurrent_registrations_on_an_empty_database_make_one_admin_on(backend);
+    }
+}
+
+fn concurrent_registrations_on_an_empty_database_make_one_admin_on(backend: TestBackend) {
+    let db = EmptyDatabase::new(backend).unwrap();
     let server = Arc::new(Server::start(&db, &[]));
     let barrier = Arc::new(Barrier::new(16));
     let handles: Vec<_> = (0..16)

@@ -1,5 +1,6 @@
 //! The app under test, built in-process exactly as the binary builds it (through
-//! `gatehouse_http::configure`), over the domain's in-memory store and fast fake hasher,
+//! `gatehouse_http::configure`), over a fresh store from `crate::backend` (the domain's
+//! in-memory store here; SQLite and PostgreSQL in the binary's tests) and a fast fake hasher,
 //! plus small helpers to call it and to check what it answers.
 
 use std::future::Future;
@@ -12,7 +13,7 @@ use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
 use actix_web::web::Bytes;
 use actix_web::App;
-use gatehouse_domain::testing::{InMemoryStore, PlainHasher};
+use gatehouse_domain::testing::PlainHasher;
 use gatehouse_domain::{Hs256Tokens, JwtSecret, TokenTtl, UserService, UserStore};
 use gatehouse_http::{AppState, HashingPool};
 use serde_json::{json, Value};
@@ -45,7 +46,7 @@ pub struct AppOptions {
 impl Default for AppOptions {
     fn default() -> Self {
         Self {
-            store: Arc::new(InMemoryStore::new()),
+            store: crate::backend::new_store(),
             secret: b"an http test secret of 32+ bytes!!".to_vec(),
             hashing: HashingPool::new(2, 64),
         }

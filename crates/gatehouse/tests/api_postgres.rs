@@ -1,0 +1,50 @@
+//! The HTTP API suite of `crates/http/tests/api`, run in-process over a real PostgreSQL
+//! database (a fresh database per test, dropped with the store). Without
+//! `GATEHOUSE_TEST_POSTGRES_URL` it says so loudly and runs on SQLite instead, so the suite
+//! still proves something.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests panic to fail
+
+#[path = "../../http/tests/api/admin.rs"]
+mod admin;
+#[path = "../../http/tests/api/auth.rs"]
+mod auth;
+#[path = "../../http/tests/api/bad_input.rs"]
+mod bad_input;
+#[path = "../../http/tests/api/helpers.rs"]
+mod helpers;
+#[path = "../../http/tests/api/service.rs"]
+mod service;
+
+mod backend {
+    use std::sync::Arc;
+
+    use gatehouse_domain::ports::Work;
+    use gatehouse_domain::{Error, UserStore};
+    use gatehouse_storage::testing::TestDatabase;
+
+    /// The database, kept alive (and then dropped) with the app that uses it.
+    #[derive(Debug)]
+    struct Store(TestDatabase);
+
+    impl UserStore for Store {
+        fn read(&self, work: &mut Work<'_>) -> Result<(), Error> {
+            self.0.read(work)
+        }
+
+        fn write(&self, work: &mut Work<'_>) -> Result<(), Error> {
+            self.0.write(work)
+        }
+
+        fn ping(&self) -> Result<(), Error> {
+            self.0.ping()
+        }
+    }
+
+    /// A fresh, migrated PostgreSQL database per test, dropped with the store.
+    pub fn new_store() -> Arc<dyn UserStore> {
+        Arc::new(Store(
+            TestDatabase::postgres().unwrap_or_else(TestDatabase::sqlite),
+        ))
+    }
+}

@@ -1,0 +1,46 @@
+//! The HTTP API suite of `crates/http/tests/api`, run in-process over a real SQLite database
+//! (a fresh file per test) instead of the in-memory store.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests panic to fail
+
+#[path = "../../http/tests/api/admin.rs"]
+mod admin;
+#[path = "../../http/tests/api/auth.rs"]
+mod auth;
+#[path = "../../http/tests/api/bad_input.rs"]
+mod bad_input;
+#[path = "../../http/tests/api/helpers.rs"]
+mod helpers;
+#[path = "../../http/tests/api/service.rs"]
+mod service;
+
+mod backend {
+    use std::sync::Arc;
+
+    use gatehouse_domain::ports::Work;
+    use gatehouse_domain::{Error, UserStore};
+    use gatehouse_storage::testing::TestDatabase;
+
+    /// The database, kept alive (and then dropped) with the app that uses it.
+    #[derive(Debug)]
+    struct Store(TestDatabase);
+
+    impl UserStore for Store {
+        fn read(&self, work: &mut Work<'_>) -> Result<(), Error> {
+            self.0.read(work)
+        }
+
+        fn write(&self, work: &mut Work<'_>) -> Result<(), Error> {
+            self.0.write(work)
+        }
+
+        fn ping(&self) -> Result<(), Error> {
+            self.0.ping()
+        }
+    }
+
+    /// A fresh, migrated SQLite database per test, removed with the store.
+    pub fn new_store() -> Arc<dyn UserStore> {
+        Arc::new(Store(TestDatabase::sqlite()))
+    }
+}
