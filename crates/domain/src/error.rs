@@ -37,6 +37,16 @@ pub enum Error {
     /// The actor is authenticated but not an active admin.
     #[error("Admin access required")]
     AdminRequired,
+    /// Too many attempts (failed logins of an account or from an address, registrations
+    /// from an address); try again after `retry_after` seconds.
+    #[error("Too many attempts; try again in {retry_after} seconds")]
+    Throttled {
+        /// Seconds to wait, at least 1.
+        retry_after: u64,
+    },
+    /// A password change named the wrong current password.
+    #[error("Current password is incorrect")]
+    WrongCurrentPassword,
     /// The store cannot be reached or is too busy to answer in time; worth retrying later.
     #[error("the database is unavailable")]
     Unavailable(#[source] BoxError),

@@ -14,6 +14,8 @@
 //!
 //! With the `testing` feature it also ships an in-memory store and the port's contract suite.
 
+mod audit;
+mod eddsa;
 mod email;
 mod error;
 mod hashing;
@@ -21,18 +23,22 @@ mod password;
 pub mod ports;
 pub mod rules;
 mod service;
+mod throttle;
 mod token;
 mod user;
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use audit::{AuditAction, AuditEntry, AuditQuery, InvalidAuditAction, NewAuditEntry};
+pub use eddsa::{Ed25519Tokens, Jwk, Jwks, JwksVerifier, SigningKey};
 pub use email::{Email, InvalidEmail};
 pub use error::{BoxError, Error, LastAdminChange};
 pub use hashing::{BcryptCost, BcryptHasher, InvalidBcryptCost, PasswordHasher};
 pub use password::{InvalidPassword, Password};
 pub use ports::{Page, UserQuery, UserRepo, UserStore, UserStoreExt};
-pub use service::{Actor, UserService};
+pub use service::{Actor, Origin, Session, UserService};
+pub use throttle::{Counter, CounterScope, ThrottlePolicy, Throttled};
 pub use token::{
     AccessToken, Hs256Tokens, InvalidJwtSecret, InvalidTokenTtl, JwtSecret, TokenClaims,
     TokenService, TokenTtl,

@@ -1,4 +1,6 @@
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::OnceLock;
 
 /// A password as a user chose it: 8 to 72 bytes of UTF-8.
 ///
@@ -18,6 +20,19 @@ pub enum InvalidPassword {
     /// More than [`Password::MAX_BYTES`] bytes.
     #[error("Password must be at most 72 bytes long (bcrypt reads no more)")]
     TooLong,
+    /// On the list of commonly used passwords, which attackers try first.
+    #[error("Password is too common: it is on a list of frequently used passwords that attackers try first; choose another")]
+    Common,
+}
+
+/// The common passwords refused at registration and reset (see `data/README.md`).
+fn common_passwords() -> &'static HashSet<&'static str> {
+    static LIST: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    LIST.get_or_init(|| {
+        include_str!("../data/common-passwords.txt")
+            .lines()
+            .collect()
+    })
 }
 
 impl Password {
@@ -26,16 +41,19 @@ impl Password {
     /// The most bytes a password may have: all bcrypt reads.
     pub const MAX_BYTES: usize = 72;
 
-    /// Checks the length of `raw`.
+    /// Checks a new password: 8 to 72 bytes, and not on the list of common passwords
+    /// (compared lower-cased). No composition rules (NIST SP 800-63B).
     ///
     /// # Errors
-    /// [`InvalidPassword`] when it is shorter than 8 or longer than 72 bytes.
+    /// [`InvalidPassword`] saying why.
     pub fn parse(raw: impl Into<String>) -> Result<Self, InvalidPassword> {
         let raw = raw.into();
         if raw.len() < Self::MIN_BYTES {
             Err(InvalidPassword::TooShort)
         } else if raw.len() > Self::MAX_BYTES {
             Err(InvalidPassword::TooLong)
+        } else if common_passwords().contains(raw.to_lowercase().as_str()) {
+            Err(InvalidPassword::Common)
         } else {
             Ok(Self(raw))
         }
@@ -60,9 +78,36 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    fn common_passwords_are_refused_whatever_their_case() {
+        for common in [
+            "password",
+            "12345678",
+            "password123",
+            "Password1",
+            "QWERTYUIOP",
+            "iloveyou",
+        ] {
+            let expected = if common.len() < 8 {
+                InvalidPassword::TooShort
+            } else {
+                InvalidPassword::Common
+            };
+            assert_eq!(Password::parse(common), Err(expected), "{common}");
+        }
+        assert!(common_passwords().len() >= 10_000);
+        for fine in [
+            "correct horse battery staple",
+            "analytical engine",
+            "tr0mbone-kettle",
+        ] {
+            assert!(Password::parse(fine).is_ok(), "{fine}");
+        }
+    }
+
+    #[test]
     fn bounds_are_in_bytes() {
         assert_eq!(Password::parse("1234567"), Err(InvalidPassword::TooShort));
-        assert!(Password::parse("12345678").is_ok());
+        assert!(Password::parse("87654329").is_ok());
         assert!(Password::parse("x".repeat(72)).is_ok());
         assert_eq!(
             Password::parse("x".repeat(73)),
@@ -86,8 +131,8 @@ mod tests {
 
     proptest! {
         #[test]
-        fn accepts_exactly_8_to_72_bytes(raw in "\\PC{0,90}") {
-            let ok = (8..=72).contains(&raw.len());
+        fn accepts_exactly_8_to_72_uncommon_bytes(raw in "\\PC{0,90}") {
+            let ok = (8..=72).contains(&raw.len()) && !common_passwords().contains(raw.to_lowercase().as_str());
             prop_assert_eq!(Password::parse(raw).is_ok(), ok);
         }
     }

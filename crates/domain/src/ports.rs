@@ -1,7 +1,12 @@
 //! The repository ports: what the use cases need from a store, and the contract every
 //! implementation must keep (checked by `testing::contract` under the `testing` feature).
 
-use crate::{Email, Error, NewUser, User, UserId, UserStatus};
+use chrono::{DateTime, Utc};
+
+use crate::{
+    AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, NewAuditEntry, NewUser, User,
+    UserId, UserStatus,
+};
 
 /// Which users to list, and which page of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -26,14 +31,16 @@ pub struct Page<T> {
     pub total: u64,
 }
 
-/// The users table as seen from inside one transaction.
+/// Gatehouse's tables as seen from inside one transaction: users, revoked tokens,
+/// throttling counters and the audit log.
 ///
 /// Implementations MUST:
 /// - assign positive ids that are never reused, even after a delete;
 /// - refuse an insert or update that would give two users one email with
 ///   [`Error::EmailTaken`] (emails are already normalised by [`Email`]);
 /// - list newest first (descending id);
-/// - clear `approved_by` of users whose approver is deleted;
+/// - clear `approved_by` of users whose approver is deleted, and keep audit entries about
+///   deleted users;
 /// - report an unreachable or overloaded database as [`Error::Unavailable`] and a lost
 ///   serialization race as [`Error::Conflict`].
 pub trait UserRepo {
@@ -91,6 +98,66 @@ pub trait UserRepo {
     /// # Errors
     /// Store failures.
     fn delete(&mut self, id: UserId) -> Result<bool, Error>;
+
+    /// Records that the token with id `token_id` is revoked until it expires anyway.
+    /// Revoking a token twice is fine.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn revoke_token(
+        &mut self,
+        token_id: &str,
+        user_id: UserId,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), Error>;
+
+    /// Whether the token with id `token_id` was revoked.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn is_token_revoked(&mut self, token_id: &str) -> Result<bool, Error>;
+
+    /// The throttling counter of `key` in `scope`, if any.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn counter(&mut self, scope: CounterScope, key: &str) -> Result<Option<Counter>, Error>;
+
+    /// Stores (inserts or replaces) a throttling counter.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn save_counter(
+        &mut self,
+        scope: CounterScope,
+        key: &str,
+        counter: &Counter,
+    ) -> Result<(), Error>;
+
+    /// Forgets a throttling counter (no error when there is none).
+    ///
+    /// # Errors
+    /// Store failures.
+    fn delete_counter(&mut self, scope: CounterScope, key: &str) -> Result<(), Error>;
+
+    /// Appends an entry to the audit log.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn append_audit(&mut self, entry: &NewAuditEntry) -> Result<(), Error>;
+
+    /// Audit entries matching `query`, newest first (descending id).
+    ///
+    /// # Errors
+    /// Store failures.
+    fn list_audit(&mut self, query: &AuditQuery) -> Result<Page<AuditEntry>, Error>;
+
+    /// Deletes revocations of tokens expired before `now` and counters neither locked nor
+    /// touched since `idle_before`; returns how many rows went.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn prune(&mut self, now: DateTime<Utc>, idle_before: DateTime<Utc>) -> Result<u64, Error>;
 }
 
 /// A work closure run against the repository inside one transaction.

@@ -1,10 +1,13 @@
 use std::fmt;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use crate::rules;
 use crate::{
-    AccessToken, Email, Error, NewUser, Page, Password, PasswordHasher, TokenService, User,
-    UserChanges, UserId, UserQuery, UserRepo, UserStatus, UserStore, UserStoreExt,
+    AccessToken, AuditAction, AuditEntry, AuditQuery, CounterScope, Email, Error, NewAuditEntry,
+    NewUser, Page, Password, PasswordHasher, ThrottlePolicy, Throttled, TokenClaims, TokenService,
+    User, UserChanges, UserId, UserQuery, UserRepo, UserStatus, UserStore, UserStoreExt,
 };
 
 /// Who asks for an admin action.
@@ -17,23 +20,83 @@ pub enum Actor {
     Operator,
 }
 
+/// Where a request comes from, for throttling and the audit log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The client's address; `None` at the command line (no per-address limits then).
+    pub address: Option<String>,
+    /// A note for the audit log's `detail` (the command line writes `"cli"`).
+    pub note: Option<String>,
+}
+
+impl Origin {
+    /// A request from `address`.
+    #[must_use]
+    pub fn address(address: impl Into<String>) -> Self {
+        Self {
+            address: Some(address.into()),
+            note: None,
+        }
+    }
+}
+
+/// A verified token and the user it belongs to, as loaded for this request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The user, fresh from the store.
+    pub user: User,
+    /// What the token says.
+    pub claims: TokenClaims,
+}
+
 /// The use cases. Every method is synchronous and may block (database, bcrypt): call it
-/// off any async executor. Each runs its reads, rule checks and writes in one unit of work.
+/// off any async executor. Each runs its reads, rule checks and writes in one unit of work
+/// (login and password changes in two: the attempt is counted before the slow password
+/// check, and its outcome recorded after).
 #[derive(Clone)]
 pub struct UserService {
     store: Arc<dyn UserStore>,
     hasher: Arc<dyn PasswordHasher>,
     tokens: Arc<dyn TokenService>,
+    throttle: ThrottlePolicy,
 }
 
 impl fmt::Debug for UserService {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UserService").finish_non_exhaustive()
+        f.debug_struct("UserService")
+            .field("throttle", &self.throttle)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The account key of a login attempt: the normalised email when it parses, else the
+/// trimmed, lower-cased text (bounded), so that junk is throttled like anything else.
+fn account_key(raw: &str) -> String {
+    match Email::parse(raw) {
+        Ok(email) => email.as_str().to_owned(),
+        Err(_) => raw.trim().to_lowercase().chars().take(254).collect(),
+    }
+}
+
+fn audit(
+    action: AuditAction,
+    actor: Option<UserId>,
+    target: Option<UserId>,
+    origin: &Origin,
+    detail: Option<String>,
+) -> NewAuditEntry {
+    NewAuditEntry {
+        at: crate::now(),
+        action,
+        actor_id: actor,
+        target_id: target,
+        address: origin.address.clone(),
+        detail: detail.or_else(|| origin.note.clone()),
     }
 }
 
 impl UserService {
-    /// Wires the use cases to their ports.
+    /// Wires the use cases to their ports, with the default throttling limits.
     #[must_use]
     pub fn new(
         store: Arc<dyn UserStore>,
@@ -44,15 +107,51 @@ impl UserService {
             store,
             hasher,
             tokens,
+            throttle: ThrottlePolicy::default(),
         }
     }
 
+    /// The same, with other throttling limits.
+    #[must_use]
+    pub fn with_throttle(mut self, throttle: ThrottlePolicy) -> Self {
+        self.throttle = throttle;
+        self
+    }
+
+    /// The token service (for the JWKS document).
+    #[must_use]
+    pub fn tokens(&self) -> &Arc<dyn TokenService> {
+        &self.tokens
+    }
+
     /// Registers a user: the first one ever becomes an approved admin, later ones wait as
-    /// pending non-admins. Hashes the password (slow) before taking the write lock.
+    /// pending non-admins. Counts the attempt against the address's hourly limit first,
+    /// then hashes the password (slow) before taking the write lock.
     ///
     /// # Errors
-    /// [`Error::EmailTaken`]; store and hashing failures.
-    pub fn register(&self, email: Email, password: &Password) -> Result<User, Error> {
+    /// [`Error::Throttled`], [`Error::EmailTaken`]; store and hashing failures.
+    pub fn register(
+        &self,
+        email: Email,
+        password: &Password,
+        origin: &Origin,
+    ) -> Result<User, Error> {
+        if let Some(address) = &origin.address {
+            let now = crate::now();
+            self.store
+                .write_with(|repo| {
+                    let counter = repo.counter(CounterScope::RegisterAddress, address)?;
+                    Ok(match self.throttle.register_attempt(counter, now) {
+                        Ok(Some(counter)) => {
+                            repo.save_counter(CounterScope::RegisterAddress, address, &counter)?;
+                            Ok(())
+                        }
+                        Ok(None) => Ok(()),
+                        Err(throttled) => Err(throttled),
+                    })
+                })?
+                .map_err(throttled)?;
+        }
         let password_hash = self.hasher.hash(password)?;
         self.store.write_with(|repo| {
             if repo.find_by_email(&email)?.is_some() {
@@ -60,7 +159,7 @@ impl UserService {
             }
             let role = rules::role_for_new_user(repo.count_users()?);
             let now = crate::now();
-            repo.insert(NewUser {
+            let user = repo.insert(NewUser {
                 email: email.clone(),
                 password_hash: password_hash.clone(),
                 is_admin: role.is_admin,
@@ -68,47 +167,249 @@ impl UserService {
                 created_at: now,
                 approved_at: (role.status == UserStatus::Approved).then_some(now),
                 approved_by: None,
-            })
+            })?;
+            repo.append_audit(&audit(
+                AuditAction::UserRegistered,
+                Some(user.id),
+                Some(user.id),
+                origin,
+                None,
+            ))?;
+            Ok(user)
         })
     }
 
     /// Checks an email and password and issues a token.
     ///
-    /// Takes the raw strings: anything that cannot be a registered email or password is
-    /// simply wrong, and costs one bcrypt verification like any other wrong guess. Pending
-    /// and disabled accounts are told so only after their password was verified.
+    /// The attempt is counted first (per account and per address), so parallel guesses
+    /// cannot outrun the limits; a locked account or a spent address budget is refused
+    /// without checking the password. Anything that cannot be a registered email or
+    /// password is simply wrong and costs one bcrypt verification like any other wrong
+    /// guess. Pending and disabled accounts are told so only after their password was
+    /// verified. A successful login clears the account's failures.
     ///
     /// # Errors
-    /// [`Error::InvalidCredentials`], [`Error::AccountPending`], [`Error::AccountDisabled`];
-    /// store and hashing failures.
-    pub fn login(&self, email: &str, password: &str) -> Result<AccessToken, Error> {
-        let user = match Email::parse(email) {
-            Ok(email) => self.store.read_with(|repo| repo.find_by_email(&email))?,
-            Err(_) => None,
+    /// [`Error::Throttled`], [`Error::InvalidCredentials`], [`Error::AccountPending`],
+    /// [`Error::AccountDisabled`]; store and hashing failures.
+    pub fn login(
+        &self,
+        email: &str,
+        password: &str,
+        origin: &Origin,
+    ) -> Result<AccessToken, Error> {
+        let key = account_key(email);
+        let parsed = Email::parse(email).ok();
+        let user = self
+            .store
+            .write_with(|repo| {
+                let user = match &parsed {
+                    Some(email) => repo.find_by_email(email)?,
+                    None => None,
+                };
+                let reserved = self.reserve_guess(repo, &key, origin)?;
+                if reserved.is_err() {
+                    let target = user.as_ref().map(|u| u.id);
+                    repo.append_audit(&audit(
+                        AuditAction::LoginThrottled,
+                        None,
+                        target,
+                        origin,
+                        None,
+                    ))?;
+                }
+                Ok(reserved.map(|()| user))
+            })?
+            .map_err(throttled)?;
+
+        let verified = match &user {
+            Some(user) => self.hasher.verify(password, &user.password_hash)?,
+            None => {
+                self.hasher.verify_dummy(password);
+                false
+            }
         };
-        let Some(user) = user else {
-            self.hasher.verify_dummy(password);
-            return Err(Error::InvalidCredentials);
+        let outcome = match &user {
+            Some(user) if verified => rules::ensure_can_log_in(user).map(|()| user),
+            _ => Err(Error::InvalidCredentials),
         };
-        if !self.hasher.verify(password, &user.password_hash)? {
-            return Err(Error::InvalidCredentials);
-        }
-        rules::ensure_can_log_in(&user)?;
-        self.tokens.issue(&user)
+        self.store.write_with(|repo| {
+            let target = user.as_ref().map(|u| u.id);
+            if verified {
+                // The password was right: this was no guess, whatever the account's state.
+                self.forgive_guess(repo, &key, origin)?;
+            }
+            let entry = match &outcome {
+                Ok(user) => audit(
+                    AuditAction::LoginSucceeded,
+                    Some(user.id),
+                    Some(user.id),
+                    origin,
+                    None,
+                ),
+                Err(Error::AccountPending) => audit(
+                    AuditAction::LoginFailed,
+                    None,
+                    target,
+                    origin,
+                    Some("account pending".into()),
+                ),
+                Err(Error::AccountDisabled) => audit(
+                    AuditAction::LoginFailed,
+                    None,
+                    target,
+                    origin,
+                    Some("account disabled".into()),
+                ),
+                Err(_) if user.is_some() => audit(
+                    AuditAction::LoginFailed,
+                    None,
+                    target,
+                    origin,
+                    Some("wrong password".into()),
+                ),
+                Err(_) => audit(
+                    AuditAction::LoginFailed,
+                    None,
+                    None,
+                    origin,
+                    Some("unknown account".into()),
+                ),
+            };
+            repo.append_audit(&entry)
+        })?;
+        self.tokens.issue(outcome?)
     }
 
-    /// The user a token belongs to, if the token is valid and still grants access.
+    /// Counts one password guess against the account and the address, or says how long to
+    /// wait. Nothing is counted when refused.
+    fn reserve_guess(
+        &self,
+        repo: &mut dyn UserRepo,
+        account: &str,
+        origin: &Origin,
+    ) -> Result<Result<(), Throttled>, Error> {
+        let now = crate::now();
+        let account_counter = match self
+            .throttle
+            .account_attempt(repo.counter(CounterScope::LoginAccount, account)?, now)
+        {
+            Ok(counter) => counter,
+            Err(throttled) => return Ok(Err(throttled)),
+        };
+        let address_counter = match &origin.address {
+            Some(address) => match self
+                .throttle
+                .address_attempt(repo.counter(CounterScope::LoginAddress, address)?, now)
+            {
+                Ok(counter) => Some((address, counter)),
+                Err(throttled) => return Ok(Err(throttled)),
+            },
+            None => None,
+        };
+        repo.save_counter(CounterScope::LoginAccount, account, &account_counter)?;
+        if let Some((address, counter)) = address_counter {
+            repo.save_counter(CounterScope::LoginAddress, address, &counter)?;
+        }
+        Ok(Ok(()))
+    }
+
+    /// Undoes a reserved guess that turned out to be the right password.
+    fn forgive_guess(
+        &self,
+        repo: &mut dyn UserRepo,
+        account: &str,
+        origin: &Origin,
+    ) -> Result<(), Error> {
+        repo.delete_counter(CounterScope::LoginAccount, account)?;
+        if let Some(address) = &origin.address {
+            if let Some(mut counter) = repo.counter(CounterScope::LoginAddress, address)? {
+                counter.count = (counter.count - 1).max(0);
+                repo.save_counter(CounterScope::LoginAddress, address, &counter)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The session a token opens, if the token is valid, not revoked, and its user still
+    /// approved with no password change since it was issued.
     ///
     /// # Errors
     /// [`Error::Unauthenticated`]; store failures.
-    pub fn current_user(&self, token: &str) -> Result<User, Error> {
+    pub fn current_user(&self, token: &str) -> Result<Session, Error> {
         let claims = self.tokens.verify(token)?;
-        let user = self
-            .store
-            .read_with(|repo| repo.find_by_id(claims.user_id))?
-            .ok_or(Error::Unauthenticated)?;
+        let (user, revoked) = self.store.read_with(|repo| {
+            let user = repo.find_by_id(claims.user_id)?;
+            let revoked = user.is_some() && repo.is_token_revoked(&claims.id)?;
+            Ok((user, revoked))
+        })?;
+        let user = user.ok_or(Error::Unauthenticated)?;
+        if revoked {
+            return Err(Error::Unauthenticated);
+        }
         rules::ensure_token_still_valid(&user, &claims)?;
-        Ok(user)
+        Ok(Session { user, claims })
+    }
+
+    /// Revokes the session's token.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub fn logout(&self, session: &Session, origin: &Origin) -> Result<(), Error> {
+        self.store.write_with(|repo| {
+            repo.revoke_token(
+                &session.claims.id,
+                session.user.id,
+                session.claims.expires_at,
+            )?;
+            let id = Some(session.user.id);
+            repo.append_audit(&audit(AuditAction::Logout, id, id, origin, None))
+        })
+    }
+
+    /// Changes the signed-in user's own password, revoking every token issued before and
+    /// returning a fresh one. The current password is checked like a login (and counted
+    /// against the account's failures, so a stolen token cannot brute-force it).
+    ///
+    /// # Errors
+    /// [`Error::Throttled`], [`Error::WrongCurrentPassword`], [`Error::Unauthenticated`]
+    /// (the user vanished meanwhile); store and hashing failures.
+    pub fn change_password(
+        &self,
+        session: &Session,
+        current: &str,
+        new: &Password,
+        origin: &Origin,
+    ) -> Result<AccessToken, Error> {
+        let key = session.user.email.as_str().to_owned();
+        self.store
+            .write_with(|repo| self.reserve_guess(repo, &key, origin))?
+            .map_err(throttled)?;
+        if !self.hasher.verify(current, &session.user.password_hash)? {
+            let id = Some(session.user.id);
+            let entry = audit(
+                AuditAction::LoginFailed,
+                id,
+                id,
+                origin,
+                Some("wrong current password".into()),
+            );
+            self.store.write_with(|repo| repo.append_audit(&entry))?;
+            return Err(Error::WrongCurrentPassword);
+        }
+        let password_hash = self.hasher.hash(new)?;
+        let user = self.store.write_with(|repo| {
+            self.forgive_guess(repo, &key, origin)?;
+            let mut user = repo
+                .find_by_id(session.user.id)?
+                .ok_or(Error::Unauthenticated)?;
+            user.password_hash = password_hash.clone();
+            user.token_version += 1;
+            let user = repo.update(&user)?;
+            let id = Some(user.id);
+            repo.append_audit(&audit(AuditAction::PasswordChanged, id, id, origin, None))?;
+            Ok(user)
+        })?;
+        self.tokens.issue(&user)
     }
 
     /// The users matching `query`, newest first.
@@ -134,6 +435,17 @@ impl UserService {
         })
     }
 
+    /// The audit entries matching `query`, newest first.
+    ///
+    /// # Errors
+    /// As [`list_users`](Self::list_users).
+    pub fn list_audit(&self, actor: Actor, query: &AuditQuery) -> Result<Page<AuditEntry>, Error> {
+        self.store.read_with(|repo| {
+            authorize(repo, actor)?;
+            repo.list_audit(query)
+        })
+    }
+
     /// Changes a user's email, admin flag or status, keeping an active admin in place.
     ///
     /// # Errors
@@ -144,6 +456,7 @@ impl UserService {
         actor: Actor,
         target: UserId,
         changes: &UserChanges,
+        origin: &Origin,
     ) -> Result<User, Error> {
         self.store.write_with(|repo| {
             let acting_admin = authorize(repo, actor)?;
@@ -161,7 +474,11 @@ impl UserService {
                 0
             };
             rules::ensure_active_admin_remains(&before, Some(&after), active_admins)?;
-            repo.update(&after)
+            let stored = repo.update(&after)?;
+            for (action, detail) in changes_audited(&before, &after) {
+                repo.append_audit(&audit(action, acting_admin, Some(target), origin, detail))?;
+            }
+            Ok(stored)
         })
     }
 
@@ -169,9 +486,9 @@ impl UserService {
     ///
     /// # Errors
     /// [`Error::UserNotFound`], [`Error::LastAdmin`]; the actor's refusals; store failures.
-    pub fn delete_user(&self, actor: Actor, target: UserId) -> Result<(), Error> {
+    pub fn delete_user(&self, actor: Actor, target: UserId, origin: &Origin) -> Result<(), Error> {
         self.store.write_with(|repo| {
-            authorize(repo, actor)?;
+            let acting_admin = authorize(repo, actor)?;
             let before = repo.find_by_id(target)?.ok_or(Error::UserNotFound)?;
             let active_admins = if rules::loses_active_admin(&before, None) {
                 repo.count_active_admins()?
@@ -179,15 +496,22 @@ impl UserService {
                 0
             };
             rules::ensure_active_admin_remains(&before, None, active_admins)?;
-            if repo.delete(target)? {
-                Ok(())
-            } else {
-                Err(Error::UserNotFound)
+            if !repo.delete(target)? {
+                return Err(Error::UserNotFound);
             }
+            let detail = Some(before.email.as_str().to_owned());
+            repo.append_audit(&audit(
+                AuditAction::UserDeleted,
+                acting_admin,
+                Some(target),
+                origin,
+                detail,
+            ))
         })
     }
 
-    /// Sets a user's password and revokes every token issued to them before.
+    /// Sets a user's password, revokes every token issued to them before, and clears
+    /// their failed logins (so a locked-out user gets back in with the new password).
     ///
     /// # Errors
     /// [`Error::UserNotFound`]; the actor's refusals; store and hashing failures.
@@ -196,15 +520,34 @@ impl UserService {
         actor: Actor,
         target: UserId,
         password: &Password,
+        origin: &Origin,
     ) -> Result<User, Error> {
         let password_hash = self.hasher.hash(password)?;
         self.store.write_with(|repo| {
-            authorize(repo, actor)?;
+            let acting_admin = authorize(repo, actor)?;
             let mut user = repo.find_by_id(target)?.ok_or(Error::UserNotFound)?;
             user.password_hash = password_hash.clone();
             user.token_version += 1;
-            repo.update(&user)
+            let user = repo.update(&user)?;
+            repo.delete_counter(CounterScope::LoginAccount, user.email.as_str())?;
+            repo.append_audit(&audit(
+                AuditAction::PasswordReset,
+                acting_admin,
+                Some(target),
+                origin,
+                None,
+            ))?;
+            Ok(user)
         })
+    }
+
+    /// Forgets revocations of expired tokens and idle throttling counters.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub fn prune(&self, now: DateTime<Utc>) -> Result<u64, Error> {
+        let idle_before = now - ThrottlePolicy::FAILURE_MEMORY;
+        self.store.write_with(|repo| repo.prune(now, idle_before))
     }
 
     /// Whether the store answers.
@@ -214,6 +557,45 @@ impl UserService {
     pub fn ping(&self) -> Result<(), Error> {
         self.store.ping()
     }
+}
+
+fn throttled(throttled: Throttled) -> Error {
+    Error::Throttled {
+        retry_after: throttled.retry_after,
+    }
+}
+
+/// The audit entries an edit makes: one per kind of change.
+fn changes_audited(before: &User, after: &User) -> Vec<(AuditAction, Option<String>)> {
+    let mut entries = Vec::new();
+    if before.email != after.email {
+        entries.push((
+            AuditAction::UserEmailChanged,
+            Some(format!("{} -> {}", before.email, after.email)),
+        ));
+    }
+    if before.is_admin != after.is_admin {
+        let action = if after.is_admin {
+            AuditAction::UserPromoted
+        } else {
+            AuditAction::UserDemoted
+        };
+        entries.push((action, None));
+    }
+    if before.status != after.status {
+        let action = match (before.status, after.status) {
+            (UserStatus::Pending, UserStatus::Approved) => AuditAction::UserApproved,
+            (_, UserStatus::Approved) => AuditAction::UserEnabled,
+            (_, UserStatus::Disabled) => AuditAction::UserDisabled,
+            // Back to pending: access is withdrawn as by disabling.
+            (_, UserStatus::Pending) => AuditAction::UserDisabled,
+        };
+        entries.push((
+            action,
+            Some(format!("{} -> {}", before.status, after.status)),
+        ));
+    }
+    entries
 }
 
 /// Checks, inside the unit of work, that the actor may administer users right now; returns

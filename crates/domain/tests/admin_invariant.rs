@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use gatehouse_domain::testing::{InMemoryStore, PlainHasher};
 use gatehouse_domain::{
-    Actor, Email, Hs256Tokens, JwtSecret, Password, TokenTtl, UserChanges, UserId, UserQuery,
-    UserService, UserStatus,
+    Actor, Email, Hs256Tokens, JwtSecret, Origin, Password, TokenTtl, UserChanges, UserId,
+    UserQuery, UserService, UserStatus,
 };
 use proptest::prelude::*;
 
@@ -43,10 +43,10 @@ proptest! {
         let secret = JwtSecret::new(vec![b's'; 32]).unwrap();
         let tokens = Arc::new(Hs256Tokens::new(&secret, TokenTtl::DEFAULT).unwrap());
         let users = UserService::new(Arc::new(InMemoryStore::new()), Arc::new(PlainHasher), tokens);
-        let password = Password::parse("password123").unwrap();
+        let password = Password::parse("tr0mbone-kettle").unwrap();
         let mut registered = 0u32;
         for _ in 0..4 {
-            users.register(Email::parse(&format!("u{registered}@example.com")).unwrap(), &password).unwrap();
+            users.register(Email::parse(&format!("u{registered}@example.com")).unwrap(), &password, &Origin::default()).unwrap();
             registered += 1;
         }
         for (actor, target, op) in steps {
@@ -54,13 +54,13 @@ proptest! {
             let target = UserId::new(i64::from(target)).unwrap();
             // Refusals are expected and fine; only the invariant matters.
             let _ = match op {
-                Op::SetStatus(status) => users.update_user(actor, target, &UserChanges { status: Some(status), ..UserChanges::default() }).map(drop),
-                Op::SetAdmin(flag) => users.update_user(actor, target, &UserChanges { is_admin: Some(flag), ..UserChanges::default() }).map(drop),
-                Op::Delete => users.delete_user(actor, target),
-                Op::ResetPassword => users.reset_password(actor, target, &password).map(drop),
+                Op::SetStatus(status) => users.update_user(actor, target, &UserChanges { status: Some(status), ..UserChanges::default() }, &Origin::default()).map(drop),
+                Op::SetAdmin(flag) => users.update_user(actor, target, &UserChanges { is_admin: Some(flag), ..UserChanges::default() }, &Origin::default()).map(drop),
+                Op::Delete => users.delete_user(actor, target, &Origin::default()),
+                Op::ResetPassword => users.reset_password(actor, target, &password, &Origin::default()).map(drop),
                 Op::Register => {
                     registered += 1;
-                    users.register(Email::parse(&format!("u{registered}@example.com")).unwrap(), &password).map(drop)
+                    users.register(Email::parse(&format!("u{registered}@example.com")).unwrap(), &password, &Origin::default()).map(drop)
                 }
             };
             let all = users.list_users(Actor::Operator, &UserQuery::default()).unwrap();

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use gatehouse_domain::testing::{InMemoryStore, PlainHasher};
 use gatehouse_domain::{
-    Actor, Email, Error, Hs256Tokens, JwtSecret, LastAdminChange, Password, TokenService, TokenTtl,
-    User, UserChanges, UserId, UserQuery, UserService, UserStatus,
+    Actor, Email, Error, Hs256Tokens, JwtSecret, LastAdminChange, Origin, Password, TokenService,
+    TokenTtl, User, UserChanges, UserId, UserQuery, UserService, UserStatus,
 };
 
 struct World {
@@ -37,13 +37,17 @@ fn password(raw: &str) -> Password {
 impl World {
     fn register(&self, who: &str) -> User {
         self.users
-            .register(email(who), &password("password123"))
+            .register(email(who), &password("tr0mbone-kettle"), &Origin::default())
             .unwrap()
     }
 
     fn change(&self, actor: &User, target: &User, changes: UserChanges) -> Result<User, Error> {
-        self.users
-            .update_user(Actor::User(actor.id), target.id, &changes)
+        self.users.update_user(
+            Actor::User(actor.id),
+            target.id,
+            &changes,
+            &Origin::default(),
+        )
     }
 
     fn approve(&self, actor: &User, target: &User) -> User {
@@ -52,7 +56,10 @@ impl World {
     }
 
     fn token(&self, who: &str) -> String {
-        self.users.login(who, "password123").unwrap().token
+        self.users
+            .login(who, "tr0mbone-kettle", &Origin::default())
+            .unwrap()
+            .token
     }
 }
 
@@ -95,9 +102,11 @@ fn first_user_is_an_approved_admin_and_the_rest_wait() {
 fn registering_a_taken_email_is_refused() {
     let w = world();
     w.register("ada@example.com");
-    let again = w
-        .users
-        .register(email("  ADA@example.com "), &password("other-password"));
+    let again = w.users.register(
+        email("  ADA@example.com "),
+        &password("other-password"),
+        &Origin::default(),
+    );
     assert!(matches!(again, Err(Error::EmailTaken)));
 }
 
@@ -107,32 +116,42 @@ fn login_checks_password_before_status() {
     let admin = w.register("admin@example.com");
     let bob = w.register("bob@example.com");
     assert!(matches!(
-        w.users.login("bob@example.com", "wrong-password"),
+        w.users
+            .login("bob@example.com", "wrong-password", &Origin::default()),
         Err(Error::InvalidCredentials)
     ));
     assert!(matches!(
-        w.users.login("bob@example.com", "password123"),
+        w.users
+            .login("bob@example.com", "tr0mbone-kettle", &Origin::default()),
         Err(Error::AccountPending)
     ));
     w.approve(&admin, &bob);
-    assert!(w.users.login("BOB@example.com ", "password123").is_ok());
+    assert!(w
+        .users
+        .login("BOB@example.com ", "tr0mbone-kettle", &Origin::default())
+        .is_ok());
     w.change(&admin, &bob, status(UserStatus::Disabled))
         .unwrap();
     assert!(matches!(
-        w.users.login("bob@example.com", "wrong-password"),
+        w.users
+            .login("bob@example.com", "wrong-password", &Origin::default()),
         Err(Error::InvalidCredentials)
     ));
     assert!(matches!(
-        w.users.login("bob@example.com", "password123"),
+        w.users
+            .login("bob@example.com", "tr0mbone-kettle", &Origin::default()),
         Err(Error::AccountDisabled)
     ));
     for (who, pw) in [
-        ("nobody@example.com", "password123"),
-        ("not an email", "password123"),
+        ("nobody@example.com", "tr0mbone-kettle"),
+        ("not an email", "tr0mbone-kettle"),
         ("", ""),
     ] {
         assert!(
-            matches!(w.users.login(who, pw), Err(Error::InvalidCredentials)),
+            matches!(
+                w.users.login(who, pw, &Origin::default()),
+                Err(Error::InvalidCredentials)
+            ),
             "{who}"
         );
     }
@@ -145,7 +164,7 @@ fn tokens_identify_their_user_until_something_changes() {
     let bob = w.register("bob@example.com");
     w.approve(&admin, &bob);
     let token = w.token("bob@example.com");
-    assert_eq!(w.users.current_user(&token).unwrap().id, bob.id);
+    assert_eq!(w.users.current_user(&token).unwrap().user.id, bob.id);
 
     // Disabled: the token stops working at once, and works again when re-enabled.
     w.change(&admin, &bob, status(UserStatus::Disabled))
@@ -159,21 +178,32 @@ fn tokens_identify_their_user_until_something_changes() {
 
     // A password reset revokes every earlier token for good.
     w.users
-        .reset_password(Actor::User(admin.id), bob.id, &password("brand-new-pass"))
+        .reset_password(
+            Actor::User(admin.id),
+            bob.id,
+            &password("brand-new-pass"),
+            &Origin::default(),
+        )
         .unwrap();
     assert!(matches!(
         w.users.current_user(&token),
         Err(Error::Unauthenticated)
     ));
     assert!(matches!(
-        w.users.login("bob@example.com", "password123"),
+        w.users
+            .login("bob@example.com", "tr0mbone-kettle", &Origin::default()),
         Err(Error::InvalidCredentials)
     ));
-    let fresh = w.users.login("bob@example.com", "brand-new-pass").unwrap();
+    let fresh = w
+        .users
+        .login("bob@example.com", "brand-new-pass", &Origin::default())
+        .unwrap();
     assert!(w.users.current_user(&fresh.token).is_ok());
 
     // Deleted: gone.
-    w.users.delete_user(Actor::User(admin.id), bob.id).unwrap();
+    w.users
+        .delete_user(Actor::User(admin.id), bob.id, &Origin::default())
+        .unwrap();
     assert!(matches!(
         w.users.current_user(&fresh.token),
         Err(Error::Unauthenticated)
@@ -231,12 +261,17 @@ fn only_active_admins_administer() {
         Err(Error::AdminRequired)
     ));
     assert!(matches!(
-        w.users.delete_user(Actor::User(bob.id), carol.id),
+        w.users
+            .delete_user(Actor::User(bob.id), carol.id, &Origin::default()),
         Err(Error::AdminRequired)
     ));
     assert!(matches!(
-        w.users
-            .reset_password(Actor::User(bob.id), carol.id, &password("whatever123")),
+        w.users.reset_password(
+            Actor::User(bob.id),
+            carol.id,
+            &password("whatever123"),
+            &Origin::default()
+        ),
         Err(Error::AdminRequired)
     ));
     assert_eq!(w.users.pending_count(Actor::User(admin.id)).unwrap(), 1);
@@ -260,19 +295,27 @@ fn the_last_active_admin_is_protected_on_every_path() {
         LastAdminChange::Deactivate
     );
     assert_eq!(
-        last_admin(w.users.delete_user(Actor::User(admin.id), admin.id)),
+        last_admin(
+            w.users
+                .delete_user(Actor::User(admin.id), admin.id, &Origin::default())
+        ),
         LastAdminChange::Delete
     );
     // The operator is bound by the rule too.
     assert_eq!(
-        last_admin(
-            w.users
-                .update_user(Actor::Operator, admin.id, &admin_flag(false))
-        ),
+        last_admin(w.users.update_user(
+            Actor::Operator,
+            admin.id,
+            &admin_flag(false),
+            &Origin::default()
+        )),
         LastAdminChange::Demote
     );
     assert_eq!(
-        last_admin(w.users.delete_user(Actor::Operator, admin.id)),
+        last_admin(
+            w.users
+                .delete_user(Actor::Operator, admin.id, &Origin::default())
+        ),
         LastAdminChange::Delete
     );
 
@@ -290,7 +333,11 @@ fn the_last_active_admin_is_protected_on_every_path() {
         last_admin(w.change(&bob, &bob, status(UserStatus::Disabled))),
         LastAdminChange::Deactivate
     );
-    let unchanged = w.users.current_user(&w.token("bob@example.com")).unwrap();
+    let unchanged = w
+        .users
+        .current_user(&w.token("bob@example.com"))
+        .unwrap()
+        .user;
     assert!(unchanged.is_active_admin());
 }
 
@@ -302,12 +349,17 @@ fn admins_may_change_themselves_while_another_admin_remains() {
     w.approve(&admin, &bob);
     w.change(&admin, &bob, admin_flag(true)).unwrap();
     w.users
-        .delete_user(Actor::User(admin.id), admin.id)
+        .delete_user(Actor::User(admin.id), admin.id, &Origin::default())
         .unwrap();
-    let bob_now = w.users.current_user(&w.token("bob@example.com")).unwrap();
+    let bob_now = w
+        .users
+        .current_user(&w.token("bob@example.com"))
+        .unwrap()
+        .user;
     assert_eq!(bob_now.approved_by, None, "the approver is gone");
     assert!(matches!(
-        w.users.delete_user(Actor::User(admin.id), bob.id),
+        w.users
+            .delete_user(Actor::User(admin.id), bob.id, &Origin::default()),
         Err(Error::Unauthenticated)
     ));
 }
@@ -348,16 +400,21 @@ fn unknown_targets_are_not_found() {
     let ghost = UserId::new(4242).unwrap();
     let actor = Actor::User(admin.id);
     assert!(matches!(
-        w.users.update_user(actor, ghost, &UserChanges::default()),
-        Err(Error::UserNotFound)
-    ));
-    assert!(matches!(
-        w.users.delete_user(actor, ghost),
-        Err(Error::UserNotFound)
-    ));
-    assert!(matches!(
         w.users
-            .reset_password(actor, ghost, &password("password123")),
+            .update_user(actor, ghost, &UserChanges::default(), &Origin::default()),
+        Err(Error::UserNotFound)
+    ));
+    assert!(matches!(
+        w.users.delete_user(actor, ghost, &Origin::default()),
+        Err(Error::UserNotFound)
+    ));
+    assert!(matches!(
+        w.users.reset_password(
+            actor,
+            ghost,
+            &password("tr0mbone-kettle"),
+            &Origin::default()
+        ),
         Err(Error::UserNotFound)
     ));
 }
@@ -385,4 +442,301 @@ fn listing_filters_and_pages() {
     assert_eq!(page.total, 3);
     assert_eq!(page.items.len(), 1);
     assert_eq!(page.items[0].email.as_str(), "ben@example.com");
+}
+
+mod security {
+    use super::*;
+    use gatehouse_domain::{AuditAction, AuditQuery, ThrottlePolicy};
+
+    fn origin() -> Origin {
+        Origin::address("198.51.100.7")
+    }
+
+    #[test]
+    fn logout_revokes_only_the_presented_token() {
+        let w = world();
+        w.register("admin@example.com");
+        let first = w.token("admin@example.com");
+        let second = w.token("admin@example.com");
+        let session = w.users.current_user(&first).unwrap();
+        w.users.logout(&session, &origin()).unwrap();
+        assert!(matches!(
+            w.users.current_user(&first),
+            Err(Error::Unauthenticated)
+        ));
+        assert!(w.users.current_user(&second).is_ok());
+    }
+
+    #[test]
+    fn changing_ones_password_revokes_older_tokens_and_returns_a_fresh_one() {
+        let w = world();
+        w.register("admin@example.com");
+        let old = w.token("admin@example.com");
+        let session = w.users.current_user(&old).unwrap();
+        let wrong = w.users.change_password(
+            &session,
+            "not it at all",
+            &password("new-passphrase-1"),
+            &origin(),
+        );
+        assert!(matches!(wrong, Err(Error::WrongCurrentPassword)));
+        assert!(
+            w.users.current_user(&old).is_ok(),
+            "a refused change changes nothing"
+        );
+        let fresh = w
+            .users
+            .change_password(
+                &session,
+                "tr0mbone-kettle",
+                &password("new-passphrase-1"),
+                &origin(),
+            )
+            .unwrap();
+        assert!(matches!(
+            w.users.current_user(&old),
+            Err(Error::Unauthenticated)
+        ));
+        assert!(w.users.current_user(&fresh.token).is_ok());
+        assert!(w
+            .users
+            .login("admin@example.com", "new-passphrase-1", &origin())
+            .is_ok());
+    }
+
+    #[test]
+    fn five_failures_lock_the_account_and_a_success_resets_it() {
+        let w = world();
+        w.register("admin@example.com");
+        for _ in 0..5 {
+            let r = w
+                .users
+                .login("admin@example.com", "wrong guess!", &origin());
+            assert!(matches!(r, Err(Error::InvalidCredentials)), "{r:?}");
+        }
+        let locked = w
+            .users
+            .login("admin@example.com", "tr0mbone-kettle", &origin());
+        assert!(
+            matches!(locked, Err(Error::Throttled { retry_after: 1 })),
+            "{locked:?}"
+        );
+        // Unknown accounts are throttled the same way: nothing to learn from a 429.
+        for _ in 0..5 {
+            let _ = w
+                .users
+                .login("ghost@example.com", "wrong guess!", &origin());
+        }
+        assert!(matches!(
+            w.users
+                .login("ghost@example.com", "wrong guess!", &origin()),
+            Err(Error::Throttled { .. })
+        ));
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert!(w
+            .users
+            .login("admin@example.com", "tr0mbone-kettle", &origin())
+            .is_ok());
+        for _ in 0..4 {
+            let _ = w
+                .users
+                .login("admin@example.com", "wrong guess!", &origin());
+        }
+        assert!(
+            w.users
+                .login("admin@example.com", "tr0mbone-kettle", &origin())
+                .is_ok(),
+            "the success cleared the earlier failures"
+        );
+    }
+
+    #[test]
+    fn an_address_has_a_budget_across_accounts() {
+        let secret = JwtSecret::new(vec![b's'; 32]).unwrap();
+        let tokens = Arc::new(Hs256Tokens::new(&secret, TokenTtl::DEFAULT).unwrap());
+        let users = UserService::new(
+            Arc::new(gatehouse_domain::testing::InMemoryStore::new()),
+            Arc::new(PlainHasher),
+            tokens,
+        )
+        .with_throttle(ThrottlePolicy {
+            max_failures_per_address: 3,
+            ..ThrottlePolicy::default()
+        });
+        for i in 0..3 {
+            let r = users.login(&format!("u{i}@example.com"), "wrong guess!", &origin());
+            assert!(matches!(r, Err(Error::InvalidCredentials)));
+        }
+        let r = users.login("u9@example.com", "wrong guess!", &origin());
+        assert!(matches!(r, Err(Error::Throttled { .. })), "{r:?}");
+        let elsewhere = users.login(
+            "u9@example.com",
+            "wrong guess!",
+            &Origin::address("203.0.113.1"),
+        );
+        assert!(matches!(elsewhere, Err(Error::InvalidCredentials)));
+    }
+
+    #[test]
+    fn registrations_are_limited_per_address() {
+        let secret = JwtSecret::new(vec![b's'; 32]).unwrap();
+        let tokens = Arc::new(Hs256Tokens::new(&secret, TokenTtl::DEFAULT).unwrap());
+        let users = UserService::new(
+            Arc::new(gatehouse_domain::testing::InMemoryStore::new()),
+            Arc::new(PlainHasher),
+            tokens,
+        )
+        .with_throttle(ThrottlePolicy {
+            register_limit_per_hour: 2,
+            ..ThrottlePolicy::default()
+        });
+        for i in 0..2 {
+            users
+                .register(
+                    email(&format!("r{i}@example.com")),
+                    &password("tr0mbone-kettle"),
+                    &origin(),
+                )
+                .unwrap();
+        }
+        let third = users.register(
+            email("r2@example.com"),
+            &password("tr0mbone-kettle"),
+            &origin(),
+        );
+        assert!(matches!(third, Err(Error::Throttled { retry_after }) if retry_after > 3500));
+        assert!(users
+            .register(
+                email("r3@example.com"),
+                &password("tr0mbone-kettle"),
+                &Origin::default()
+            )
+            .is_ok());
+    }
+
+    #[test]
+    fn a_scripted_session_leaves_its_audit_trail() {
+        let w = world();
+        let o = origin();
+        let admin = w
+            .users
+            .register(email("admin@example.com"), &password("tr0mbone-kettle"), &o)
+            .unwrap();
+        let bob = w
+            .users
+            .register(email("bob@example.com"), &password("tr0mbone-kettle"), &o)
+            .unwrap();
+        let _ = w.users.login("bob@example.com", "wrong guess!", &o);
+        let act = Actor::User(admin.id);
+        w.users
+            .update_user(act, bob.id, &status(UserStatus::Approved), &o)
+            .unwrap();
+        w.users
+            .update_user(act, bob.id, &admin_flag(true), &o)
+            .unwrap();
+        w.users
+            .update_user(act, bob.id, &admin_flag(false), &o)
+            .unwrap();
+        w.users
+            .update_user(act, bob.id, &status(UserStatus::Disabled), &o)
+            .unwrap();
+        w.users
+            .update_user(act, bob.id, &status(UserStatus::Approved), &o)
+            .unwrap();
+        let new_email = UserChanges {
+            email: Some(email("robert@example.com")),
+            ..UserChanges::default()
+        };
+        w.users.update_user(act, bob.id, &new_email, &o).unwrap();
+        w.users
+            .reset_password(act, bob.id, &password("fresh-passphrase"), &o)
+            .unwrap();
+        let token = w
+            .users
+            .login("robert@example.com", "fresh-passphrase", &o)
+            .unwrap()
+            .token;
+        let session = w.users.current_user(&token).unwrap();
+        w.users.logout(&session, &o).unwrap();
+        w.users.delete_user(act, bob.id, &o).unwrap();
+
+        let trail = w.users.list_audit(act, &AuditQuery::default()).unwrap();
+        let actions: Vec<AuditAction> = trail.items.iter().rev().map(|e| e.entry.action).collect();
+        use AuditAction::*;
+        assert_eq!(
+            actions,
+            [
+                UserRegistered,
+                UserRegistered,
+                LoginFailed,
+                UserApproved,
+                UserPromoted,
+                UserDemoted,
+                UserDisabled,
+                UserEnabled,
+                UserEmailChanged,
+                PasswordReset,
+                LoginSucceeded,
+                Logout,
+                UserDeleted
+            ]
+        );
+        assert!(trail
+            .items
+            .iter()
+            .all(|e| e.entry.address.as_deref() == Some("198.51.100.7")));
+        let approved = trail
+            .items
+            .iter()
+            .find(|e| e.entry.action == UserApproved)
+            .unwrap();
+        assert_eq!(
+            (approved.entry.actor_id, approved.entry.target_id),
+            (Some(admin.id), Some(bob.id))
+        );
+        let by_target = w
+            .users
+            .list_audit(
+                act,
+                &AuditQuery {
+                    target_id: Some(bob.id),
+                    ..AuditQuery::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(by_target.total, 12);
+        assert!(matches!(
+            w.users
+                .list_audit(Actor::User(bob.id), &AuditQuery::default()),
+            Err(Error::Unauthenticated)
+        ));
+    }
+
+    #[test]
+    fn a_password_reset_unlocks_a_locked_account() {
+        let w = world();
+        let admin = w.register("admin@example.com");
+        let bob = w.register("bob@example.com");
+        w.approve(&admin, &bob);
+        for _ in 0..6 {
+            let _ = w.users.login("bob@example.com", "wrong guess!", &origin());
+        }
+        assert!(matches!(
+            w.users
+                .login("bob@example.com", "tr0mbone-kettle", &origin()),
+            Err(Error::Throttled { .. })
+        ));
+        w.users
+            .reset_password(
+                Actor::User(admin.id),
+                bob.id,
+                &password("fresh-passphrase"),
+                &origin(),
+            )
+            .unwrap();
+        assert!(w
+            .users
+            .login("bob@example.com", "fresh-passphrase", &origin())
+            .is_ok());
+    }
 }

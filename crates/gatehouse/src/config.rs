@@ -4,8 +4,18 @@
 use std::fmt;
 use std::time::Duration;
 
-use gatehouse_domain::{BcryptCost, JwtSecret, TokenTtl};
+use gatehouse_domain::{BcryptCost, JwtSecret, ThrottlePolicy, TokenTtl};
+use gatehouse_http::TrustedProxies;
 use gatehouse_storage::DatabaseUrl;
+
+/// How tokens are signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwtAlgorithm {
+    /// A shared secret (`GATEHOUSE_JWT_SECRET`, or generated and stored).
+    Hs256,
+    /// Ed25519 key pairs, generated and stored, published at `/.well-known/jwks.json`.
+    EdDsa,
+}
 
 /// Everything `gatehouse serve` needs to know, already validated.
 #[derive(Debug, Clone)]
@@ -25,6 +35,15 @@ pub struct Config {
     /// `GATEHOUSE_DATABASE_CONNECT_TIMEOUT`: how long opening a connection, or waiting
     /// for a free one, may take before a request is answered 503.
     pub connect_timeout: Duration,
+    /// `GATEHOUSE_JWT_ALGORITHM`.
+    pub jwt_algorithm: JwtAlgorithm,
+    /// `GATEHOUSE_LOGIN_MAX_FAILURES`, `GATEHOUSE_LOGIN_MAX_FAILURES_PER_ADDRESS`,
+    /// `GATEHOUSE_REGISTER_LIMIT_PER_HOUR`.
+    pub throttle: ThrottlePolicy,
+    /// `GATEHOUSE_TRUSTED_PROXIES`.
+    pub trusted_proxies: TrustedProxies,
+    /// `GATEHOUSE_CORS_ORIGINS`.
+    pub cors_origins: Vec<String>,
     /// `RUST_LOG`.
     pub log_filter: String,
 }
@@ -126,6 +145,52 @@ impl Config {
             Some("5s"),
             parse_timeout,
         );
+        let jwt_algorithm = read(
+            lookup,
+            &mut errors,
+            "GATEHOUSE_JWT_ALGORITHM",
+            Some("HS256"),
+            |v| match v.trim() {
+                "HS256" => Ok(JwtAlgorithm::Hs256),
+                "EdDSA" => Ok(JwtAlgorithm::EdDsa),
+                _ => Err("must be HS256 or EdDSA".to_owned()),
+            },
+        );
+        let max_failures = read(
+            lookup,
+            &mut errors,
+            "GATEHOUSE_LOGIN_MAX_FAILURES",
+            Some("5"),
+            |v| integer(v, 1, 1000),
+        );
+        let max_failures_per_address = read(
+            lookup,
+            &mut errors,
+            "GATEHOUSE_LOGIN_MAX_FAILURES_PER_ADDRESS",
+            Some("100"),
+            |v| integer(v, 1, 1_000_000),
+        );
+        let register_limit = read(
+            lookup,
+            &mut errors,
+            "GATEHOUSE_REGISTER_LIMIT_PER_HOUR",
+            Some("100"),
+            |v| integer(v, 0, 1_000_000),
+        );
+        let trusted_proxies = read(
+            lookup,
+            &mut errors,
+            "GATEHOUSE_TRUSTED_PROXIES",
+            Some(""),
+            TrustedProxies::parse,
+        );
+        let cors_origins = read(
+            lookup,
+            &mut errors,
+            "GATEHOUSE_CORS_ORIGINS",
+            Some(""),
+            parse_origins,
+        );
         let log_filter = read(lookup, &mut errors, "RUST_LOG", Some("info"), |v| {
             tracing_subscriber::EnvFilter::try_new(v)
                 .map(|_| v.to_owned())
@@ -138,6 +203,13 @@ impl Config {
             token_ttl,
             bcrypt_cost,
             (pool_size, connect_timeout),
+            (
+                jwt_algorithm,
+                max_failures,
+                max_failures_per_address,
+                register_limit,
+            ),
+            (trusted_proxies, cors_origins),
             log_filter,
         ) {
             (
@@ -147,6 +219,13 @@ impl Config {
                 Some(Some(token_ttl)),
                 Some(Some(bcrypt_cost)),
                 (Some(Some(pool_size)), Some(Some(connect_timeout))),
+                (
+                    Some(Some(jwt_algorithm)),
+                    Some(Some(max_failures)),
+                    Some(Some(max_failures_per_address)),
+                    Some(Some(register_limit_per_hour)),
+                ),
+                (Some(Some(trusted_proxies)), Some(Some(cors_origins))),
                 Some(Some(log_filter)),
             ) if errors.is_empty() => Ok(Self {
                 bind,
@@ -156,6 +235,14 @@ impl Config {
                 bcrypt_cost,
                 pool_size,
                 connect_timeout,
+                jwt_algorithm,
+                throttle: ThrottlePolicy {
+                    max_failures,
+                    max_failures_per_address,
+                    register_limit_per_hour,
+                },
+                trusted_proxies,
+                cors_origins,
                 log_filter,
             }),
             _ => Err(errors),
@@ -189,6 +276,42 @@ fn read<T>(
             None
         }
     }
+}
+
+/// An integer from `min` to `max`.
+fn integer(value: &str, min: u32, max: u32) -> Result<u32, String> {
+    value
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| format!("must be an integer from {min} to {max}"))
+}
+
+/// A comma-separated list of origins, each `scheme://host[:port]` with no path.
+fn parse_origins(value: &str) -> Result<Vec<String>, String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|origin| !origin.is_empty())
+        .map(|origin| {
+            let rest = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"));
+            match rest {
+                Some(host)
+                    if !host.is_empty()
+                        && !host.contains('/')
+                        && !host.contains(char::is_whitespace) =>
+                {
+                    Ok(origin.to_owned())
+                }
+                _ => Err(format!(
+                    "{origin:?} is not an origin such as https://app.example.com"
+                )),
+            }
+        })
+        .collect()
 }
 
 /// Whole seconds (`5`, `5s`) or minutes (`1m`), from 1 second to 5 minutes.
@@ -248,7 +371,43 @@ mod tests {
         assert!(config.jwt_secret.is_none());
         assert_eq!(config.log_filter, "info");
         assert_eq!(config.pool_size, 8);
+        assert_eq!(config.jwt_algorithm, JwtAlgorithm::Hs256);
+        assert_eq!(config.throttle, ThrottlePolicy::default());
+        assert!(config.cors_origins.is_empty());
         assert_eq!(config.connect_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn security_settings() {
+        let parsed = config(&[
+            ("GATEHOUSE_JWT_ALGORITHM", "EdDSA"),
+            ("GATEHOUSE_LOGIN_MAX_FAILURES", "3"),
+            ("GATEHOUSE_REGISTER_LIMIT_PER_HOUR", "0"),
+            ("GATEHOUSE_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1"),
+            (
+                "GATEHOUSE_CORS_ORIGINS",
+                "https://app.example.com, http://localhost:3000",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(parsed.jwt_algorithm, JwtAlgorithm::EdDsa);
+        assert_eq!(parsed.throttle.max_failures, 3);
+        assert_eq!(parsed.throttle.register_limit_per_hour, 0);
+        assert_eq!(parsed.cors_origins.len(), 2);
+        for (variable, bad) in [
+            ("GATEHOUSE_JWT_ALGORITHM", "none"),
+            ("GATEHOUSE_JWT_ALGORITHM", "RS256"),
+            ("GATEHOUSE_LOGIN_MAX_FAILURES", "0"),
+            ("GATEHOUSE_LOGIN_MAX_FAILURES_PER_ADDRESS", "-1"),
+            ("GATEHOUSE_REGISTER_LIMIT_PER_HOUR", "lots"),
+            ("GATEHOUSE_TRUSTED_PROXIES", "proxy.internal"),
+            ("GATEHOUSE_CORS_ORIGINS", "*"),
+            ("GATEHOUSE_CORS_ORIGINS", "https://app.example.com/path"),
+        ] {
+            let errors = config(&[(variable, bad)]).unwrap_err();
+            assert_eq!(errors.len(), 1, "{variable}={bad}");
+            assert_eq!(errors[0].variable, variable);
+        }
     }
 
     #[test]

@@ -25,6 +25,9 @@ enum Command {
     Serve,
     /// Create or migrate the database, then exit.
     Migrate,
+    /// Add a new Ed25519 signing key (GATEHOUSE_JWT_ALGORITHM=EdDSA): published at once,
+    /// signing after two minutes, old keys kept until their tokens expire.
+    RotateKey,
 }
 
 fn main() -> ExitCode {
@@ -44,6 +47,10 @@ fn main() -> ExitCode {
         Command::Migrate => startup::open_database(&config).map(|db| {
             tracing::info!(database = %db.url(), "database is migrated");
         }),
+        Command::RotateKey => startup::rotate_signing_key(&config, chrono::Duration::minutes(2))
+            .map(|kid| {
+                println!("new signing key {kid}: published now, signing from two minutes on");
+            }),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,12 +7,19 @@ use std::time::Instant;
 use actix_web::dev::{Server, Service};
 use actix_web::{App, HttpServer};
 use anyhow::Context;
-use gatehouse_domain::{BcryptHasher, Hs256Tokens, JwtSecret, UserService};
+use gatehouse_domain::{
+    BcryptHasher, Ed25519Tokens, Hs256Tokens, JwtSecret, TokenService, UserService,
+};
 use gatehouse_http::{AppState, HashingPool};
 use gatehouse_storage::{Database, PoolOptions};
 use tracing_actix_web::TracingLogger;
 
-use crate::config::Config;
+use crate::config::{Config, JwtAlgorithm};
+
+/// How often every instance reloads the signing keys (to pick up a rotation).
+const KEY_RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+/// How often expired revocations and idle throttling counters are pruned.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The name under which a generated JWT secret is stored.
 const JWT_SECRET_SETTING: &str = "jwt_secret";
@@ -46,6 +53,57 @@ fn jwt_secret(config: &Config, db: &Database) -> anyhow::Result<JwtSecret> {
         .context("the JWT secret stored in the database is too short")
 }
 
+/// A background thread that keeps the key ring current (EdDSA) and prunes stale rows.
+/// Failures are logged and retried at the next tick; the thread never stops the service.
+fn spawn_maintenance(db: Database, users: UserService, eddsa: Option<Arc<Ed25519Tokens>>) {
+    let spawned = std::thread::Builder::new()
+        .name("gatehouse-maintenance".into())
+        .spawn(move || {
+            let mut since_prune = PRUNE_EVERY;
+            loop {
+                if since_prune >= PRUNE_EVERY {
+                    since_prune = std::time::Duration::ZERO;
+                    match users.prune(gatehouse_domain::now()) {
+                        Ok(pruned) => {
+                            tracing::debug!(pruned, "pruned expired revocations and counters")
+                        }
+                        Err(e) => tracing::warn!(error = %e, "pruning failed"),
+                    }
+                }
+                if let Some(tokens) = &eddsa {
+                    let reloaded = db
+                        .signing_keys()
+                        .and_then(|keys| tokens.replace_keys(&keys, gatehouse_domain::now()));
+                    if let Err(e) = reloaded {
+                        tracing::warn!(error = %e, "reloading the signing keys failed");
+                    }
+                }
+                std::thread::sleep(KEY_RELOAD_EVERY);
+                since_prune += KEY_RELOAD_EVERY;
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the maintenance thread");
+    }
+}
+
+/// Adds a new Ed25519 signing key that starts signing after `delay` (every instance
+/// reloads keys every 30 s, so all of them know it by then); older keys keep verifying
+/// until their tokens expire. Returns the new key's id.
+///
+/// # Errors
+/// When the database cannot be opened or written.
+pub fn rotate_signing_key(config: &Config, delay: chrono::Duration) -> anyhow::Result<String> {
+    let db = open_database(config)?;
+    db.signing_keys_or_generate()
+        .context("loading the signing keys")?;
+    let now = gatehouse_domain::now();
+    let key = gatehouse_domain::SigningKey::generate(now, now + delay)?;
+    db.add_signing_key(&key)
+        .context("storing the new signing key")?;
+    Ok(key.kid)
+}
+
 /// A bound, not yet running, service.
 pub struct Application {
     server: Server,
@@ -60,11 +118,30 @@ impl Application {
     /// When the database cannot be opened or the address cannot be bound.
     pub fn build(config: &Config) -> anyhow::Result<Self> {
         let db = open_database(config)?;
-        let secret = jwt_secret(config, &db)?;
-        let tokens = Hs256Tokens::new(&secret, config.token_ttl)?;
+        let (tokens, eddsa): (Arc<dyn TokenService>, _) = match config.jwt_algorithm {
+            JwtAlgorithm::Hs256 => {
+                let secret = jwt_secret(config, &db)?;
+                (Arc::new(Hs256Tokens::new(&secret, config.token_ttl)?), None)
+            }
+            JwtAlgorithm::EdDsa => {
+                let keys = db
+                    .signing_keys_or_generate()
+                    .context("loading the signing keys")?;
+                let tokens = Arc::new(Ed25519Tokens::new(
+                    &keys,
+                    config.token_ttl,
+                    gatehouse_domain::now(),
+                )?);
+                (tokens.clone() as Arc<dyn TokenService>, Some(tokens))
+            }
+        };
         let hasher = BcryptHasher::new(config.bcrypt_cost)?;
-        let users = UserService::new(Arc::new(db), Arc::new(hasher), Arc::new(tokens));
-        let state = AppState::new(users, HashingPool::for_this_machine());
+        let users = UserService::new(Arc::new(db.clone()), Arc::new(hasher), tokens)
+            .with_throttle(config.throttle);
+        spawn_maintenance(db, users.clone(), eddsa);
+        let state = AppState::new(users, HashingPool::for_this_machine())
+            .with_trusted_proxies(config.trusted_proxies.clone())
+            .with_cors_origins(config.cors_origins.clone());
 
         let listener = TcpListener::bind(&config.bind)
             .with_context(|| format!("cannot listen on {}", config.bind))?;

@@ -2,7 +2,7 @@
 //! responses are built from domain types by hand.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use gatehouse_domain::{AccessToken, User, UserId};
+use gatehouse_domain::{AccessToken, AuditEntry, User, UserId};
 use serde::{Deserialize, Serialize};
 
 /// `POST /register`.
@@ -13,10 +13,11 @@ pub(crate) struct RegisterRequest {
     pub password: String,
 }
 
-/// `POST /login` as JSON.
+/// `POST /login` as JSON (`username` is accepted for `email`, as in the form).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LoginJson {
+    #[serde(alias = "username")]
     pub email: String,
     pub password: String,
 }
@@ -55,6 +56,51 @@ pub(crate) struct UpdateUserRequest {
 #[serde(deny_unknown_fields)]
 pub(crate) struct ResetPasswordRequest {
     pub password: String,
+}
+
+/// `PUT /me/password`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChangePasswordRequest {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// `GET /audit` query parameters, as text.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListAuditParams {
+    pub limit: Option<String>,
+    pub offset: Option<String>,
+    pub action: Option<String>,
+    pub actor_id: Option<String>,
+    pub target_id: Option<String>,
+}
+
+/// An audit entry as admins see it.
+#[derive(Debug, Serialize)]
+pub(crate) struct AuditEntryPublic {
+    id: i64,
+    at: String,
+    action: &'static str,
+    actor_id: Option<i64>,
+    target_id: Option<i64>,
+    address: Option<String>,
+    detail: Option<String>,
+}
+
+impl From<&AuditEntry> for AuditEntryPublic {
+    fn from(entry: &AuditEntry) -> Self {
+        Self {
+            id: entry.id,
+            at: timestamp(entry.entry.at),
+            action: entry.entry.action.as_str(),
+            actor_id: entry.entry.actor_id.map(UserId::get),
+            target_id: entry.entry.target_id.map(UserId::get),
+            address: entry.entry.address.clone(),
+            detail: entry.entry.detail.clone(),
+        }
+    }
 }
 
 /// `GET /users` query parameters, as text: parsed one by one for precise messages.

@@ -85,6 +85,13 @@ impl ApiError {
         }
     }
 
+    /// The same error with another code (`weak_password` for a common password).
+    #[must_use]
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = code;
+        self
+    }
+
     /// 422 for one field.
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         Self::validation(vec![FieldError::new(field, message)])
@@ -158,6 +165,7 @@ impl ApiError {
             }
             StatusCode::BAD_REQUEST => ("bad_request", "Bad request"),
             StatusCode::REQUEST_TIMEOUT => ("request_timeout", "Request timed out"),
+            StatusCode::TOO_MANY_REQUESTS => ("rate_limited", "Too many requests"),
             s if s.is_server_error() => ("internal_error", "Internal server error"),
             _ => ("error", "Request failed"),
         };
@@ -215,8 +223,19 @@ impl ResponseError for ApiError {
 
 impl From<DomainError> for ApiError {
     fn from(error: DomainError) -> Self {
+        if let DomainError::Throttled { retry_after } = error {
+            return Self {
+                retry_after: Some(retry_after),
+                ..Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    error.to_string(),
+                )
+            };
+        }
         let status = match &error {
             DomainError::EmailTaken => StatusCode::CONFLICT,
+            DomainError::WrongCurrentPassword => StatusCode::FORBIDDEN,
             DomainError::UserNotFound => StatusCode::NOT_FOUND,
             DomainError::LastAdmin(_) => StatusCode::BAD_REQUEST,
             DomainError::InvalidCredentials | DomainError::Unauthenticated => {
@@ -246,6 +265,7 @@ impl From<DomainError> for ApiError {
             DomainError::AccountPending => "account_pending",
             DomainError::AccountDisabled => "account_disabled",
             DomainError::AdminRequired => "admin_required",
+            DomainError::WrongCurrentPassword => "invalid_password",
             _ => "not_authenticated",
         };
         Self::new(status, code, error.to_string())

@@ -6,16 +6,17 @@ use std::pin::Pin;
 
 use actix_web::http::header;
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
-use gatehouse_domain::{Error as DomainError, User};
+use gatehouse_domain::{Error as DomainError, Session, User};
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, FieldError};
 use crate::{blocking, AppState};
 
-/// The user the request's bearer token belongs to, loaded fresh from the store: approved,
-/// and with no password reset since the token was issued. 401 otherwise.
+/// The session of the request's bearer token, its user loaded fresh from the store:
+/// approved, the token not revoked, and no password change since it was issued. 401
+/// otherwise.
 #[derive(Debug)]
-pub struct CurrentUser(pub User);
+pub struct CurrentUser(pub Session);
 
 /// A [`CurrentUser`] who is an admin; 403 for other users.
 #[derive(Debug)]
@@ -42,8 +43,8 @@ impl FromRequest for CurrentUser {
             let token = token.ok_or_else(ApiError::unauthenticated)?;
             let state = state.ok_or_else(|| ApiError::internal(&MissingState))?;
             let users = state.users.clone();
-            let user = blocking(move || users.current_user(&token)).await?;
-            Ok(Self(user))
+            let session = blocking(move || users.current_user(&token)).await?;
+            Ok(Self(session))
         })
     }
 }
@@ -55,9 +56,9 @@ impl FromRequest for AdminUser {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let current = CurrentUser::from_request(req, payload);
         Box::pin(async move {
-            let CurrentUser(user) = current.await?;
-            if user.is_admin {
-                Ok(Self(user))
+            let CurrentUser(session) = current.await?;
+            if session.user.is_admin {
+                Ok(Self(session.user))
             } else {
                 Err(DomainError::AdminRequired.into())
             }

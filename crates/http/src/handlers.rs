@@ -2,11 +2,15 @@
 //! workers, map the result to a response. No rule and no SQL lives here.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use gatehouse_domain::{Actor, Email, Password, UserChanges, UserId, UserQuery, UserStatus};
+use gatehouse_domain::{
+    Actor, AuditAction, AuditQuery, Email, InvalidPassword, Origin, Password, UserChanges, UserId,
+    UserQuery, UserStatus,
+};
 
 use crate::dto::{
-    CountResponse, ListUsersParams, LoginForm, LoginJson, MessageResponse, RegisterRequest,
-    ResetPasswordRequest, StatusResponse, TokenResponse, UpdateUserRequest, UserPublic,
+    AuditEntryPublic, ChangePasswordRequest, CountResponse, ListAuditParams, ListUsersParams,
+    LoginForm, LoginJson, MessageResponse, RegisterRequest, ResetPasswordRequest, StatusResponse,
+    TokenResponse, UpdateUserRequest, UserPublic,
 };
 use crate::error::{ApiError, FieldError};
 use crate::extract::{is_form, is_json, json_body, parse_form, parse_json, AdminUser, CurrentUser};
@@ -16,7 +20,10 @@ type Result<T> = std::result::Result<T, ApiError>;
 
 /// Collects the problems of several fields so one response names them all.
 #[derive(Default)]
-struct Problems(Vec<FieldError>);
+struct Problems {
+    errors: Vec<FieldError>,
+    weak_password: bool,
+}
 
 impl Problems {
     fn check<T, E: std::fmt::Display>(
@@ -25,22 +32,40 @@ impl Problems {
         parsed: std::result::Result<T, E>,
     ) -> Option<T> {
         parsed
-            .map_err(|e| self.0.push(FieldError::new(field, e.to_string())))
+            .map_err(|e| self.errors.push(FieldError::new(field, e.to_string())))
             .ok()
     }
 
+    /// A new password: a common one is reported with the code `weak_password`.
+    fn password(&mut self, field: &str, raw: String) -> Option<Password> {
+        let parsed = Password::parse(raw);
+        self.weak_password |= matches!(parsed, Err(InvalidPassword::Common));
+        self.check(field, parsed)
+    }
+
     fn finish(self) -> Result<()> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::validation(self.0))
+        match (self.errors.is_empty(), self.weak_password) {
+            (true, _) => Ok(()),
+            (false, false) => Err(ApiError::validation(self.errors)),
+            (false, true) => Err(ApiError::validation(self.errors).with_code("weak_password")),
         }
     }
 }
 
-fn user_id(raw: &str) -> Result<UserId> {
+fn user_id(field: &str, raw: &str) -> Result<UserId> {
     raw.parse()
-        .map_err(|e: gatehouse_domain::InvalidUserId| ApiError::invalid("id", e.to_string()))
+        .map_err(|e: gatehouse_domain::InvalidUserId| ApiError::invalid(field, e.to_string()))
+}
+
+fn origin(state: &AppState, req: &HttpRequest) -> Origin {
+    Origin {
+        address: state.proxies.of(req),
+        note: None,
+    }
+}
+
+fn missing(fields: &str) -> ApiError {
+    ApiError::invalid("body", format!("{fields} required"))
 }
 
 pub(crate) async fn register(
@@ -51,15 +76,15 @@ pub(crate) async fn register(
     let request: RegisterRequest = json_body(&req, &body)?;
     let mut problems = Problems::default();
     let email = problems.check("email", Email::parse(&request.email));
-    let password = problems.check("password", Password::parse(request.password));
+    let password = problems.password("password", request.password);
     problems.finish()?;
     let (Some(email), Some(password)) = (email, password) else {
-        return Err(ApiError::invalid("body", "email and password are required"));
+        return Err(missing("email and password are"));
     };
-    let users = state.users.clone();
+    let (users, origin) = (state.users.clone(), origin(&state, &req));
     let user = state
         .hashing
-        .run(move || users.register(email, &password))
+        .run(move || users.register(email, &password, &origin))
         .await??;
     Ok(HttpResponse::Created().json(UserPublic::from(&user)))
 }
@@ -83,37 +108,74 @@ pub(crate) async fn login(
             "application/x-www-form-urlencoded or application/json",
         ));
     };
-    let users = state.users.clone();
+    let (users, origin) = (state.users.clone(), origin(&state, &req));
     let token = state
         .hashing
-        .run(move || users.login(&email, &password))
+        .run(move || users.login(&email, &password, &origin))
         .await??;
     Ok(HttpResponse::Ok().json(TokenResponse::from(token)))
 }
 
-pub(crate) async fn me(CurrentUser(user): CurrentUser) -> HttpResponse {
-    HttpResponse::Ok().json(UserPublic::from(&user))
+pub(crate) async fn me(CurrentUser(session): CurrentUser) -> HttpResponse {
+    HttpResponse::Ok().json(UserPublic::from(&session.user))
+}
+
+pub(crate) async fn logout(
+    CurrentUser(session): CurrentUser,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse> {
+    let (users, origin) = (state.users.clone(), origin(&state, &req));
+    blocking(move || users.logout(&session, &origin)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub(crate) async fn change_password(
+    CurrentUser(session): CurrentUser,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse> {
+    let request: ChangePasswordRequest = json_body(&req, &body)?;
+    let mut problems = Problems::default();
+    let new = problems.password("new_password", request.new_password);
+    problems.finish()?;
+    let Some(new) = new else {
+        return Err(missing("new_password is"));
+    };
+    let (users, origin) = (state.users.clone(), origin(&state, &req));
+    let current = request.current_password;
+    let token = state
+        .hashing
+        .run(move || users.change_password(&session, &current, &new, &origin))
+        .await??;
+    Ok(HttpResponse::Ok().json(TokenResponse::from(token)))
+}
+
+/// Parses an optional non-negative integer query parameter.
+fn number(problems: &mut Problems, field: &str, raw: Option<String>) -> Option<u64> {
+    problems
+        .check(
+            field,
+            raw.map(|r| r.parse::<u64>())
+                .transpose()
+                .map_err(|_| "must be a non-negative integer"),
+        )
+        .flatten()
 }
 
 fn list_query(params: ListUsersParams) -> Result<UserQuery> {
     let mut problems = Problems::default();
-    let number = |raw: Option<String>| raw.map(|r| r.parse::<u64>()).transpose();
-    let limit = problems.check(
-        "limit",
-        number(params.limit).map_err(|_| "must be a non-negative integer"),
-    );
-    let offset = problems.check(
-        "offset",
-        number(params.offset).map_err(|_| "must be a non-negative integer"),
-    );
+    let limit = number(&mut problems, "limit", params.limit);
+    let offset = number(&mut problems, "offset", params.offset);
     let status = problems.check(
         "status",
         params.status.map(|s| s.parse::<UserStatus>()).transpose(),
     );
     problems.finish()?;
     Ok(UserQuery {
-        limit: limit.flatten(),
-        offset: offset.flatten().unwrap_or(0),
+        limit,
+        offset: offset.unwrap_or(0),
         status: status.flatten(),
         email_contains: params.q.filter(|q| !q.is_empty()),
     })
@@ -128,6 +190,46 @@ pub(crate) async fn list_users(
     let users = state.users.clone();
     let page = blocking(move || users.list_users(Actor::User(admin.id), &query)).await?;
     let body: Vec<UserPublic> = page.items.iter().map(UserPublic::from).collect();
+    Ok(HttpResponse::Ok()
+        .insert_header(("X-Total-Count", page.total))
+        .json(body))
+}
+
+fn audit_query(params: ListAuditParams) -> Result<AuditQuery> {
+    let mut problems = Problems::default();
+    let limit = number(&mut problems, "limit", params.limit);
+    let offset = number(&mut problems, "offset", params.offset);
+    let action = problems.check(
+        "action",
+        params.action.map(|a| a.parse::<AuditAction>()).transpose(),
+    );
+    let actor = problems.check(
+        "actor_id",
+        params.actor_id.map(|a| a.parse::<UserId>()).transpose(),
+    );
+    let target = problems.check(
+        "target_id",
+        params.target_id.map(|t| t.parse::<UserId>()).transpose(),
+    );
+    problems.finish()?;
+    Ok(AuditQuery {
+        action: action.flatten(),
+        actor_id: actor.flatten(),
+        target_id: target.flatten(),
+        limit,
+        offset: offset.unwrap_or(0),
+    })
+}
+
+pub(crate) async fn list_audit(
+    AdminUser(admin): AdminUser,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse> {
+    let query = audit_query(parse_form(req.query_string().as_bytes())?)?;
+    let users = state.users.clone();
+    let page = blocking(move || users.list_audit(Actor::User(admin.id), &query)).await?;
+    let body: Vec<AuditEntryPublic> = page.items.iter().map(AuditEntryPublic::from).collect();
     Ok(HttpResponse::Ok()
         .insert_header(("X-Total-Count", page.total))
         .json(body))
@@ -149,7 +251,7 @@ pub(crate) async fn update_user(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse> {
-    let target = user_id(&id)?;
+    let target = user_id("id", &id)?;
     let request: UpdateUserRequest = json_body(&req, &body)?;
     let mut problems = Problems::default();
     let email = problems.check("email", request.email.map(|e| Email::parse(&e)).transpose());
@@ -163,8 +265,10 @@ pub(crate) async fn update_user(
         is_admin: request.is_admin,
         status: status.flatten(),
     };
-    let users = state.users.clone();
-    let user = blocking(move || users.update_user(Actor::User(admin.id), target, &changes)).await?;
+    let (users, origin) = (state.users.clone(), origin(&state, &req));
+    let user =
+        blocking(move || users.update_user(Actor::User(admin.id), target, &changes, &origin))
+            .await?;
     Ok(HttpResponse::Ok().json(UserPublic::from(&user)))
 }
 
@@ -172,10 +276,11 @@ pub(crate) async fn delete_user(
     AdminUser(admin): AdminUser,
     state: web::Data<AppState>,
     id: web::Path<String>,
+    req: HttpRequest,
 ) -> Result<HttpResponse> {
-    let target = user_id(&id)?;
-    let users = state.users.clone();
-    blocking(move || users.delete_user(Actor::User(admin.id), target)).await?;
+    let target = user_id("id", &id)?;
+    let (users, origin) = (state.users.clone(), origin(&state, &req));
+    blocking(move || users.delete_user(Actor::User(admin.id), target, &origin)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -186,18 +291,26 @@ pub(crate) async fn reset_password(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse> {
-    let target = user_id(&id)?;
+    let target = user_id("id", &id)?;
     let request: ResetPasswordRequest = json_body(&req, &body)?;
-    let password = Password::parse(request.password)
-        .map_err(|e| ApiError::invalid("password", e.to_string()))?;
-    let users = state.users.clone();
+    let mut problems = Problems::default();
+    let password = problems.password("password", request.password);
+    problems.finish()?;
+    let Some(password) = password else {
+        return Err(missing("password is"));
+    };
+    let (users, origin) = (state.users.clone(), origin(&state, &req));
     state
         .hashing
-        .run(move || users.reset_password(Actor::User(admin.id), target, &password))
+        .run(move || users.reset_password(Actor::User(admin.id), target, &password, &origin))
         .await??;
     Ok(HttpResponse::Ok().json(MessageResponse {
         message: "Password reset successfully",
     }))
+}
+
+pub(crate) async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.users.tokens().jwks())
 }
 
 pub(crate) async fn healthz() -> HttpResponse {

@@ -5,6 +5,7 @@
 //! parse requests into domain types and run the domain's use cases off the async workers:
 //! database work on actix's blocking pool, bcrypt on the bounded [`HashingPool`].
 
+mod client;
 mod dto;
 mod error;
 mod extract;
@@ -18,6 +19,7 @@ use actix_web::middleware::{DefaultHeaders, ErrorHandlerResponse, ErrorHandlers}
 use actix_web::{web, ResponseError};
 use gatehouse_domain::UserService;
 
+pub use client::TrustedProxies;
 pub use error::{ApiError, FieldError};
 pub use extract::{AdminUser, CurrentUser};
 pub use hashing::HashingPool;
@@ -30,17 +32,50 @@ pub const BODY_LIMIT: usize = 16 * 1024;
 pub struct AppState {
     users: UserService,
     hashing: std::sync::Arc<HashingPool>,
+    proxies: TrustedProxies,
+    cors_origins: Vec<String>,
 }
 
 impl AppState {
-    /// State for the handlers: the use cases and the bcrypt lane.
+    /// State for the handlers: the use cases and the bcrypt lane; no trusted proxies and no
+    /// CORS.
     #[must_use]
     pub fn new(users: UserService, hashing: HashingPool) -> Self {
         Self {
             users,
             hashing: std::sync::Arc::new(hashing),
+            proxies: TrustedProxies::default(),
+            cors_origins: Vec::new(),
         }
     }
+
+    /// Believes `X-Forwarded-For` from these proxies.
+    #[must_use]
+    pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.proxies = proxies;
+        self
+    }
+
+    /// Allows cross-origin requests from these origins (none by default: no CORS headers).
+    #[must_use]
+    pub fn with_cors_origins(mut self, origins: Vec<String>) -> Self {
+        self.cors_origins = origins;
+        self
+    }
+}
+
+/// CORS for the configured origins: bearer-token requests (no cookies), the API's methods,
+/// and the headers clients read.
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "PUT", "DELETE"])
+        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        .expose_headers(["X-Total-Count", "Retry-After", "WWW-Authenticate"])
+        .max_age(600);
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
 }
 
 /// Runs a blocking use case on actix's blocking pool.
@@ -59,8 +94,11 @@ where
 /// everything, including actix's own 404, 405 and 413 responses.
 pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
+        let cors_enabled = !state.cors_origins.is_empty();
+        let cors = cors(&state.cors_origins);
         cfg.service(
             web::scope("")
+                .wrap(actix_web::middleware::Condition::new(cors_enabled, cors))
                 .app_data(web::Data::new(state))
                 .app_data(web::PayloadConfig::new(BODY_LIMIT))
                 .wrap(ErrorHandlers::new().default_handler(json_error_fallback))
@@ -72,12 +110,25 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                 .service(resource("/healthz", "GET").route(web::get().to(handlers::healthz)))
                 .service(resource("/readyz", "GET").route(web::get().to(handlers::readyz)))
                 .service(
+                    resource("/.well-known/jwks.json", "GET").route(web::get().to(handlers::jwks)),
+                )
+                .service(
                     web::scope("/api/auth")
                         .service(
                             resource("/register", "POST").route(web::post().to(handlers::register)),
                         )
                         .service(resource("/login", "POST").route(web::post().to(handlers::login)))
                         .service(resource("/me", "GET").route(web::get().to(handlers::me)))
+                        .service(
+                            resource("/me/password", "PUT")
+                                .route(web::put().to(handlers::change_password)),
+                        )
+                        .service(
+                            resource("/logout", "POST").route(web::post().to(handlers::logout)),
+                        )
+                        .service(
+                            resource("/audit", "GET").route(web::get().to(handlers::list_audit)),
+                        )
                         .service(
                             resource("/users", "GET").route(web::get().to(handlers::list_users)),
                         )

@@ -30,14 +30,14 @@ use std::time::Duration;
 use diesel::prelude::*;
 use diesel::r2d2::{Pool, PooledConnection};
 use gatehouse_domain::ports::Work;
-use gatehouse_domain::{Error, UserStore};
+use gatehouse_domain::{Error, SigningKey, UserStore};
 
 pub use url::{DatabaseUrl, InvalidDatabaseUrl};
 
 use conn::AnyConnection;
 use manager::{FailureClock, Manager};
 use repo::SqlUserRepo;
-use schema::settings;
+use schema::{settings, signing_keys};
 use tx::Mode;
 
 /// The connection type the repositories run on.
@@ -158,6 +158,43 @@ impl Database {
         })
     }
 
+    /// The stored Ed25519 signing keys; when there are none, one is generated and stored
+    /// first (in a serialized transaction, so instances starting together agree on it).
+    ///
+    /// # Errors
+    /// Store failures; a stored key that cannot be read.
+    pub fn signing_keys_or_generate(&self) -> Result<Vec<SigningKey>, Error> {
+        let mut conn = self.connection()?;
+        tx::run(&mut conn, Mode::Write, |conn| {
+            let stored = load_signing_keys(conn)?;
+            if !stored.is_empty() {
+                return Ok(stored);
+            }
+            let now = gatehouse_domain::now();
+            let key = SigningKey::generate(now, now)?;
+            insert_signing_key(conn, &key)?;
+            Ok(vec![key])
+        })
+    }
+
+    /// The stored Ed25519 signing keys.
+    ///
+    /// # Errors
+    /// Store failures; a stored key that cannot be read.
+    pub fn signing_keys(&self) -> Result<Vec<SigningKey>, Error> {
+        let mut conn = self.connection()?;
+        tx::run(&mut conn, Mode::Read, load_signing_keys)
+    }
+
+    /// Stores a new signing key (a rotation).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub fn add_signing_key(&self, key: &SigningKey) -> Result<(), Error> {
+        let mut conn = self.connection()?;
+        tx::run(&mut conn, Mode::Write, |conn| insert_signing_key(conn, key))
+    }
+
     /// A pooled connection; fails fast while the database is known to be unreachable.
     fn connection(&self) -> Result<PooledConnection<Manager>, Error> {
         let wait = if self.failures.failed_within(self.timeout) {
@@ -167,6 +204,59 @@ impl Database {
         };
         self.pool.get_timeout(wait).map_err(Error::unavailable)
     }
+}
+
+fn load_signing_keys(conn: &mut AnyConnection) -> Result<Vec<SigningKey>, Error> {
+    let rows = signing_keys::table
+        .select((
+            signing_keys::kid,
+            signing_keys::seed,
+            signing_keys::created_at,
+            signing_keys::activates_at,
+        ))
+        .order(signing_keys::activates_at.asc())
+        .load::<(String, String, chrono::NaiveDateTime, chrono::NaiveDateTime)>(conn)
+        .map_err(errors::from_diesel)?;
+    rows.into_iter()
+        .map(|(kid, seed, created_at, activates_at)| {
+            Ok(SigningKey {
+                seed: decode_seed(&seed).ok_or_else(|| {
+                    Error::internal("stored signing key", format!("key {kid} is malformed"))
+                })?,
+                kid,
+                created_at: created_at.and_utc(),
+                activates_at: activates_at.and_utc(),
+            })
+        })
+        .collect()
+}
+
+fn insert_signing_key(conn: &mut AnyConnection, key: &SigningKey) -> Result<(), Error> {
+    let seed: String = key.seed.iter().map(|b| format!("{b:02x}")).collect();
+    diesel::insert_into(signing_keys::table)
+        .values((
+            signing_keys::kid.eq(&key.kid),
+            signing_keys::seed.eq(seed),
+            signing_keys::created_at.eq(key.created_at.naive_utc()),
+            signing_keys::activates_at.eq(key.activates_at.naive_utc()),
+        ))
+        .execute(conn)
+        .map(drop)
+        .map_err(errors::from_diesel)
+}
+
+/// 64 hexadecimal characters → 32 bytes.
+fn decode_seed(hex: &str) -> Option<[u8; 32]> {
+    let bytes = hex.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut seed = [0u8; 32];
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        let text = std::str::from_utf8(pair).ok()?;
+        seed[i] = u8::from_str_radix(text, 16).ok()?;
+    }
+    Some(seed)
 }
 
 impl UserStore for Database {

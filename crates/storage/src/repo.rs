@@ -1,13 +1,15 @@
 //! [`UserRepo`] over one diesel connection inside a transaction.
 
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use gatehouse_domain::{
-    Email, Error, NewUser, Page, User, UserId, UserQuery, UserRepo, UserStatus,
+    AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, NewAuditEntry, NewUser, Page,
+    User, UserId, UserQuery, UserRepo, UserStatus,
 };
 
 use crate::errors::from_diesel;
-use crate::rows::{NewUserRow, UserChangeset, UserRow};
-use crate::schema::users;
+use crate::rows::{AuditRow, CounterRow, NewUserRow, UserChangeset, UserRow};
+use crate::schema::{audit_log, revoked_tokens, throttle_counters, users};
 use crate::{Backend, Conn};
 
 /// The repository as seen from inside one transaction on `conn`.
@@ -47,6 +49,29 @@ fn like_pattern(needle: &str) -> String {
     }
     pattern.push('%');
     pattern
+}
+
+/// `audit_log` filtered as `query` says (without order or paging).
+fn audit_filtered(query: &AuditQuery) -> audit_log::BoxedQuery<'static, Backend> {
+    let mut select = audit_log::table.into_boxed();
+    if let Some(action) = query.action {
+        select = select.filter(audit_log::action.eq(action.as_str()));
+    }
+    if let Some(actor) = query.actor_id {
+        select = select.filter(audit_log::actor_id.eq(actor.get()));
+    }
+    if let Some(target) = query.target_id {
+        select = select.filter(audit_log::target_id.eq(target.get()));
+    }
+    select
+}
+
+/// `LIMIT`/`OFFSET` values for a page (SQLite has no OFFSET without LIMIT).
+fn page_bounds(limit: Option<u64>, offset: u64) -> Option<(i64, i64)> {
+    (offset > 0 || limit.is_some()).then(|| {
+        let limit = limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        (limit, i64::try_from(offset).unwrap_or(i64::MAX))
+    })
 }
 
 impl UserRepo for SqlUserRepo<'_> {
@@ -151,6 +176,154 @@ impl UserRepo for SqlUserRepo<'_> {
             .execute(self.conn)
             .map(|deleted| deleted > 0)
             .map_err(from_diesel)
+    }
+
+    fn revoke_token(
+        &mut self,
+        token_id: &str,
+        user_id: UserId,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        // Check first: a failed insert would abort a PostgreSQL transaction.
+        if self.is_token_revoked(token_id)? {
+            return Ok(());
+        }
+        diesel::insert_into(revoked_tokens::table)
+            .values((
+                revoked_tokens::token_id.eq(token_id),
+                revoked_tokens::user_id.eq(user_id.get()),
+                revoked_tokens::expires_at.eq(expires_at.naive_utc()),
+            ))
+            .execute(self.conn)
+            .map(drop)
+            .map_err(from_diesel)
+    }
+
+    fn is_token_revoked(&mut self, token_id: &str) -> Result<bool, Error> {
+        revoked_tokens::table
+            .find(token_id)
+            .count()
+            .get_result::<i64>(self.conn)
+            .map(|n| n > 0)
+            .map_err(from_diesel)
+    }
+
+    fn counter(&mut self, scope: CounterScope, key: &str) -> Result<Option<Counter>, Error> {
+        throttle_counters::table
+            .find((scope.as_str(), key))
+            .select((
+                throttle_counters::count,
+                throttle_counters::since,
+                throttle_counters::locked_until,
+            ))
+            .first::<CounterRow>(self.conn)
+            .optional()
+            .map(|row| row.map(Counter::from))
+            .map_err(from_diesel)
+    }
+
+    fn save_counter(
+        &mut self,
+        scope: CounterScope,
+        key: &str,
+        counter: &Counter,
+    ) -> Result<(), Error> {
+        let values = (
+            throttle_counters::count.eq(counter.count),
+            throttle_counters::since.eq(counter.since.naive_utc()),
+            throttle_counters::locked_until.eq(counter.locked_until.map(|at| at.naive_utc())),
+        );
+        // An update, else an insert: portable, and safe inside the serialized transaction.
+        let updated = diesel::update(throttle_counters::table.find((scope.as_str(), key)))
+            .set(values)
+            .execute(self.conn)
+            .map_err(from_diesel)?;
+        if updated == 0 {
+            diesel::insert_into(throttle_counters::table)
+                .values((
+                    throttle_counters::scope.eq(scope.as_str()),
+                    throttle_counters::counter_key.eq(key),
+                    values.0,
+                    values.1,
+                    values.2,
+                ))
+                .execute(self.conn)
+                .map_err(from_diesel)?;
+        }
+        Ok(())
+    }
+
+    fn delete_counter(&mut self, scope: CounterScope, key: &str) -> Result<(), Error> {
+        diesel::delete(throttle_counters::table.find((scope.as_str(), key)))
+            .execute(self.conn)
+            .map(drop)
+            .map_err(from_diesel)
+    }
+
+    fn append_audit(&mut self, entry: &NewAuditEntry) -> Result<(), Error> {
+        diesel::insert_into(audit_log::table)
+            .values((
+                audit_log::at.eq(entry.at.naive_utc()),
+                audit_log::action.eq(entry.action.as_str()),
+                audit_log::actor_id.eq(entry.actor_id.map(UserId::get)),
+                audit_log::target_id.eq(entry.target_id.map(UserId::get)),
+                audit_log::address.eq(entry.address.as_deref()),
+                audit_log::detail.eq(entry.detail.as_deref()),
+            ))
+            .execute(self.conn)
+            .map(drop)
+            .map_err(from_diesel)
+    }
+
+    fn list_audit(&mut self, query: &AuditQuery) -> Result<Page<AuditEntry>, Error> {
+        let total = audit_filtered(query)
+            .count()
+            .get_result::<i64>(self.conn)
+            .map_err(from_diesel)?;
+        let mut select = audit_filtered(query)
+            .select((
+                audit_log::id,
+                audit_log::at,
+                audit_log::action,
+                audit_log::actor_id,
+                audit_log::target_id,
+                audit_log::address,
+                audit_log::detail,
+            ))
+            .order(audit_log::id.desc());
+        if let Some((limit, offset)) = page_bounds(query.limit, query.offset) {
+            select = select.limit(limit).offset(offset);
+        }
+        let items = select
+            .load::<AuditRow>(self.conn)
+            .map_err(from_diesel)?
+            .into_iter()
+            .map(AuditEntry::try_from)
+            .collect::<Result<_, _>>()?;
+        Ok(Page {
+            items,
+            total: count(total),
+        })
+    }
+
+    fn prune(&mut self, now: DateTime<Utc>, idle_before: DateTime<Utc>) -> Result<u64, Error> {
+        let now = now.naive_utc();
+        let tokens =
+            diesel::delete(revoked_tokens::table.filter(revoked_tokens::expires_at.lt(now)))
+                .execute(self.conn)
+                .map_err(from_diesel)?;
+        let counters = diesel::delete(
+            throttle_counters::table
+                .filter(throttle_counters::since.lt(idle_before.naive_utc()))
+                .filter(
+                    throttle_counters::locked_until
+                        .is_null()
+                        .or(throttle_counters::locked_until.le(now)),
+                ),
+        )
+        .execute(self.conn)
+        .map_err(from_diesel)?;
+        Ok((tokens + counters) as u64)
     }
 }
 

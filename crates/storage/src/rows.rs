@@ -99,3 +99,57 @@ impl<'a> From<&'a User> for UserChangeset<'a> {
         }
     }
 }
+
+#[derive(Debug, Queryable)]
+pub(crate) struct CounterRow {
+    pub count: i64,
+    pub since: NaiveDateTime,
+    pub locked_until: Option<NaiveDateTime>,
+}
+
+impl From<CounterRow> for gatehouse_domain::Counter {
+    fn from(row: CounterRow) -> Self {
+        Self {
+            count: row.count,
+            since: row.since.and_utc(),
+            locked_until: row.locked_until.map(|at| at.and_utc()),
+        }
+    }
+}
+
+#[derive(Debug, Queryable)]
+pub(crate) struct AuditRow {
+    id: i64,
+    at: NaiveDateTime,
+    action: String,
+    actor_id: Option<i64>,
+    target_id: Option<i64>,
+    address: Option<String>,
+    detail: Option<String>,
+}
+
+impl TryFrom<AuditRow> for gatehouse_domain::AuditEntry {
+    type Error = Error;
+
+    fn try_from(row: AuditRow) -> Result<Self, Error> {
+        let id = |raw: Option<i64>| {
+            raw.map(UserId::new)
+                .transpose()
+                .map_err(|e| Error::internal("stored audit user id", e))
+        };
+        Ok(Self {
+            id: row.id,
+            entry: gatehouse_domain::NewAuditEntry {
+                at: row.at.and_utc(),
+                action: row
+                    .action
+                    .parse()
+                    .map_err(|e| Error::internal("stored audit action", e))?,
+                actor_id: id(row.actor_id)?,
+                target_id: id(row.target_id)?,
+                address: row.address,
+                detail: row.detail,
+            },
+        })
+    }
+}

@@ -20,3 +20,42 @@ diesel::table! {
         value -> Text,
     }
 }
+
+diesel::table! {
+    revoked_tokens (token_id) {
+        token_id -> Text,
+        user_id -> BigInt,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    throttle_counters (scope, counter_key) {
+        scope -> Text,
+        counter_key -> Text,
+        count -> BigInt,
+        since -> Timestamp,
+        locked_until -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> BigInt,
+        at -> Timestamp,
+        action -> Text,
+        actor_id -> Nullable<BigInt>,
+        target_id -> Nullable<BigInt>,
+        address -> Nullable<Text>,
+        detail -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        seed -> Text,
+        created_at -> Timestamp,
+        activates_at -> Timestamp,
+    }
+}

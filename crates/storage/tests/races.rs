@@ -7,8 +7,8 @@ use std::thread;
 
 use gatehouse_domain::testing::PlainHasher;
 use gatehouse_domain::{
-    Actor, Email, Error, Hs256Tokens, JwtSecret, Password, TokenTtl, User, UserChanges, UserQuery,
-    UserService, UserStatus,
+    Actor, Email, Error, Hs256Tokens, JwtSecret, Origin, Password, TokenTtl, User, UserChanges,
+    UserQuery, UserService, UserStatus,
 };
 use gatehouse_storage::testing::{TestBackend, TestDatabase};
 
@@ -58,7 +58,11 @@ fn sixteen_concurrent_registrations_on_an_empty_database_make_one_admin_on(backe
         let users = users.clone();
         move |i| {
             let email = Email::parse(&format!("user{i}@example.com")).expect("email");
-            users.register(email, &Password::parse("password123").expect("pw"))
+            users.register(
+                email,
+                &Password::parse("tr0mbone-kettle").expect("pw"),
+                &Origin::default(),
+            )
         }
     });
     assert!(results.iter().all(Result::is_ok), "{results:?}");
@@ -90,7 +94,11 @@ fn eight_concurrent_registrations_of_one_email_make_one_row_on(backend: TestBack
         let users = users.clone();
         move |_| {
             let email = Email::parse("same@example.com").expect("email");
-            users.register(email, &Password::parse("password123").expect("pw"))
+            users.register(
+                email,
+                &Password::parse("tr0mbone-kettle").expect("pw"),
+                &Origin::default(),
+            )
         }
     });
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
@@ -112,18 +120,20 @@ fn two_admins_demoting_each_other_at_once_leave_one() {
 fn two_admins_demoting_each_other_at_once_leave_one_on(backend: TestBackend) {
     let db = TestDatabase::new(backend).unwrap();
     let users = service(&db);
-    let password = Password::parse("password123").expect("pw");
+    let password = Password::parse("tr0mbone-kettle").expect("pw");
     for round in 0..20 {
         let a = users
             .register(
                 Email::parse(&format!("a{round}@example.com")).expect("e"),
                 &password,
+                &Origin::default(),
             )
             .expect("a");
         let b = users
             .register(
                 Email::parse(&format!("b{round}@example.com")).expect("e"),
                 &password,
+                &Origin::default(),
             )
             .expect("b");
         // Start each round with exactly two active admins: a and b.
@@ -134,7 +144,7 @@ fn two_admins_demoting_each_other_at_once_leave_one_on(backend: TestBackend) {
                 status: Some(UserStatus::Approved),
                 ..UserChanges::default()
             };
-            let _ = users.update_user(Actor::Operator, user.id, &changes);
+            let _ = users.update_user(Actor::Operator, user.id, &changes, &Origin::default());
         }
         let pair = [(a.id, b.id), (b.id, a.id)];
         let results = race(2, {
@@ -152,7 +162,7 @@ fn two_admins_demoting_each_other_at_once_leave_one_on(backend: TestBackend) {
                         ..UserChanges::default()
                     }
                 };
-                users.update_user(Actor::User(actor), target, &changes)
+                users.update_user(Actor::User(actor), target, &changes, &Origin::default())
             }
         });
         let active = all_users(&users)

@@ -86,3 +86,21 @@ fn users_survive_reopening_on(backend: TestBackend) {
         .expect("find");
     assert_eq!(found, Some(stored));
 }
+
+#[test]
+fn a_signing_key_is_generated_once_and_rotations_are_kept() {
+    for backend in TestBackend::available() {
+        let db = TestDatabase::new(backend).unwrap();
+        let first = db.signing_keys_or_generate().unwrap();
+        assert_eq!(first.len(), 1);
+        let again = db.reopen().signing_keys_or_generate().unwrap();
+        assert_eq!(again, first, "{backend:?}: the stored key is reused");
+        let now = gatehouse_domain::now();
+        let next = gatehouse_domain::SigningKey::generate(now, now + chrono::Duration::seconds(60))
+            .unwrap();
+        db.add_signing_key(&next).unwrap();
+        let both = db.signing_keys().unwrap();
+        assert_eq!(both.len(), 2);
+        assert_eq!(both[1], next);
+    }
+}

@@ -6,8 +6,8 @@
 use chrono::Duration;
 
 use crate::{
-    Email, Error, NewUser, PasswordHash, User, UserId, UserQuery, UserStatus, UserStore,
-    UserStoreExt,
+    AuditAction, AuditQuery, Counter, CounterScope, Email, Error, NewAuditEntry, NewUser,
+    PasswordHash, User, UserId, UserQuery, UserStatus, UserStore, UserStoreExt,
 };
 
 /// Expands to one `#[test]` per contract check, each on a store built by `$make`: an
@@ -42,6 +42,11 @@ macro_rules! user_store_contract_tests {
             deleting_an_approver_clears_approved_by,
             failed_write_rolls_back,
             ping_answers,
+            revoked_tokens_are_remembered,
+            counters_round_trip,
+            audit_entries_list_newest_first_with_filters,
+            audit_survives_deleting_its_users,
+            prune_forgets_only_what_is_stale,
         );
     };
     (@tests $make:tt; $($check:ident),+ $(,)?) => {
@@ -368,4 +373,215 @@ pub fn failed_write_rolls_back(store: &dyn UserStore) {
 /// `ping` answers on a healthy store.
 pub fn ping_answers(store: &dyn UserStore) {
     store.ping().expect("ping");
+}
+
+/// A revoked token id is reported revoked; others are not; revoking twice is fine.
+pub fn revoked_tokens_are_remembered(store: &dyn UserStore) {
+    let user = insert(store, new_user("r@example.com"));
+    let later = crate::now() + Duration::hours(1);
+    store
+        .write_with(|repo| repo.revoke_token("jti-1", user.id, later))
+        .expect("revoke");
+    store
+        .write_with(|repo| repo.revoke_token("jti-1", user.id, later))
+        .expect("revoke again");
+    assert!(store
+        .read_with(|repo| repo.is_token_revoked("jti-1"))
+        .expect("check"));
+    assert!(!store
+        .read_with(|repo| repo.is_token_revoked("jti-2"))
+        .expect("check"));
+}
+
+/// Counters are stored per scope and key, replaced, and deleted.
+pub fn counters_round_trip(store: &dyn UserStore) {
+    let now = crate::now();
+    let first = Counter {
+        count: 1,
+        since: now,
+        locked_until: None,
+    };
+    let second = Counter {
+        count: 5,
+        since: now,
+        locked_until: Some(now + Duration::seconds(1)),
+    };
+    let scope = CounterScope::LoginAccount;
+    store
+        .write_with(|repo| repo.save_counter(scope, "a@example.com", &first))
+        .expect("save");
+    store
+        .write_with(|repo| repo.save_counter(CounterScope::LoginAddress, "a@example.com", &second))
+        .expect("save");
+    assert_eq!(
+        store
+            .read_with(|repo| repo.counter(scope, "a@example.com"))
+            .expect("get"),
+        Some(first)
+    );
+    store
+        .write_with(|repo| repo.save_counter(scope, "a@example.com", &second))
+        .expect("replace");
+    assert_eq!(
+        store
+            .read_with(|repo| repo.counter(scope, "a@example.com"))
+            .expect("get"),
+        Some(second)
+    );
+    store
+        .write_with(|repo| repo.delete_counter(scope, "a@example.com"))
+        .expect("delete");
+    store
+        .write_with(|repo| repo.delete_counter(scope, "nobody"))
+        .expect("delete nothing");
+    assert_eq!(
+        store
+            .read_with(|repo| repo.counter(scope, "a@example.com"))
+            .expect("get"),
+        None
+    );
+    assert_eq!(
+        store
+            .read_with(|repo| repo.counter(CounterScope::LoginAddress, "a@example.com"))
+            .expect("get"),
+        Some(second),
+        "scopes are separate"
+    );
+}
+
+fn entry(action: AuditAction, actor: Option<UserId>, target: Option<UserId>) -> NewAuditEntry {
+    NewAuditEntry {
+        at: crate::now(),
+        action,
+        actor_id: actor,
+        target_id: target,
+        address: Some("192.0.2.7".into()),
+        detail: Some("note".into()),
+    }
+}
+
+/// Audit entries come back newest first, filtered by action, actor and target, paged.
+pub fn audit_entries_list_newest_first_with_filters(store: &dyn UserStore) {
+    let admin = insert(store, new_user("admin@example.com")).id;
+    let user = insert(store, new_user("user@example.com")).id;
+    let written = [
+        entry(AuditAction::UserRegistered, Some(user), Some(user)),
+        entry(AuditAction::UserApproved, Some(admin), Some(user)),
+        entry(AuditAction::LoginFailed, None, None),
+        entry(AuditAction::UserPromoted, Some(admin), Some(user)),
+    ];
+    for e in &written {
+        store
+            .write_with(|repo| repo.append_audit(e))
+            .expect("append");
+    }
+    let list = |query: AuditQuery| {
+        store
+            .read_with(|repo| repo.list_audit(&query))
+            .expect("list")
+    };
+    let all = list(AuditQuery::default());
+    assert_eq!(all.total, 4);
+    let actions: Vec<_> = all.items.iter().map(|e| e.entry.action).collect();
+    assert_eq!(
+        actions,
+        [
+            AuditAction::UserPromoted,
+            AuditAction::LoginFailed,
+            AuditAction::UserApproved,
+            AuditAction::UserRegistered
+        ]
+    );
+    assert!(all.items.windows(2).all(|w| w[0].id > w[1].id));
+    assert_eq!(all.items[3].entry, written[0]);
+    assert_eq!(
+        list(AuditQuery {
+            actor_id: Some(admin),
+            ..AuditQuery::default()
+        })
+        .total,
+        2
+    );
+    assert_eq!(
+        list(AuditQuery {
+            target_id: Some(user),
+            ..AuditQuery::default()
+        })
+        .total,
+        3
+    );
+    let approved = list(AuditQuery {
+        action: Some(AuditAction::UserApproved),
+        ..AuditQuery::default()
+    });
+    assert_eq!(approved.items.len(), 1);
+    let page = list(AuditQuery {
+        limit: Some(2),
+        offset: 1,
+        ..AuditQuery::default()
+    });
+    assert_eq!(page.items.len(), 2);
+    assert_eq!(page.total, 4);
+    assert_eq!(page.items[0].entry.action, AuditAction::LoginFailed);
+}
+
+/// Deleting a user keeps the audit entries that name them.
+pub fn audit_survives_deleting_its_users(store: &dyn UserStore) {
+    let user = insert(store, new_user("gone@example.com")).id;
+    let e = entry(AuditAction::UserDeleted, None, Some(user));
+    store
+        .write_with(|repo| repo.append_audit(&e))
+        .expect("append");
+    assert!(store.write_with(|repo| repo.delete(user)).expect("delete"));
+    let all = store
+        .read_with(|repo| repo.list_audit(&AuditQuery::default()))
+        .expect("list");
+    assert_eq!(all.items[0].entry.target_id, Some(user));
+}
+
+/// Pruning drops expired revocations and idle, unlocked counters, and nothing else.
+pub fn prune_forgets_only_what_is_stale(store: &dyn UserStore) {
+    let user = insert(store, new_user("p@example.com"));
+    let now = crate::now();
+    let idle_before = now - Duration::days(1);
+    store
+        .write_with(|repo| {
+            repo.revoke_token("expired", user.id, now - Duration::seconds(1))?;
+            repo.revoke_token("current", user.id, now + Duration::hours(1))?;
+            let stale = Counter {
+                count: 3,
+                since: now - Duration::days(2),
+                locked_until: None,
+            };
+            let fresh = Counter {
+                count: 3,
+                since: now,
+                locked_until: None,
+            };
+            let locked = Counter {
+                count: 9,
+                since: now - Duration::days(2),
+                locked_until: Some(now + Duration::minutes(5)),
+            };
+            repo.save_counter(CounterScope::LoginAccount, "stale", &stale)?;
+            repo.save_counter(CounterScope::LoginAccount, "fresh", &fresh)?;
+            repo.save_counter(CounterScope::LoginAccount, "locked", &locked)
+        })
+        .expect("seed");
+    let pruned = store
+        .write_with(|repo| repo.prune(now, idle_before))
+        .expect("prune");
+    assert_eq!(pruned, 2);
+    store
+        .read_with(|repo| {
+            assert!(!repo.is_token_revoked("expired")?);
+            assert!(repo.is_token_revoked("current")?);
+            assert!(repo.counter(CounterScope::LoginAccount, "stale")?.is_none());
+            assert!(repo.counter(CounterScope::LoginAccount, "fresh")?.is_some());
+            assert!(repo
+                .counter(CounterScope::LoginAccount, "locked")?
+                .is_some());
+            Ok(())
+        })
+        .expect("after prune");
 }

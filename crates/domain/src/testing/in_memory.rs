@@ -1,8 +1,11 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
+use chrono::{DateTime, Utc};
+
 use crate::{
-    Email, Error, NewUser, Page, User, UserId, UserQuery, UserRepo, UserStatus, UserStore,
+    AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, NewAuditEntry, NewUser, Page,
+    User, UserId, UserQuery, UserRepo, UserStatus, UserStore,
 };
 
 /// A store in a mutex: every unit of work runs on a copy of the state under the lock and
@@ -17,6 +20,9 @@ pub struct InMemoryStore {
 struct State {
     users: BTreeMap<i64, User>,
     last_id: i64,
+    revoked: HashMap<String, DateTime<Utc>>,
+    counters: HashMap<(CounterScope, String), Counter>,
+    audit: Vec<AuditEntry>,
 }
 
 impl InMemoryStore {
@@ -156,6 +162,79 @@ impl UserRepo for State {
             }
         }
         Ok(existed)
+    }
+
+    fn revoke_token(
+        &mut self,
+        token_id: &str,
+        _user: UserId,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        self.revoked.insert(token_id.to_owned(), expires_at);
+        Ok(())
+    }
+
+    fn is_token_revoked(&mut self, token_id: &str) -> Result<bool, Error> {
+        Ok(self.revoked.contains_key(token_id))
+    }
+
+    fn counter(&mut self, scope: CounterScope, key: &str) -> Result<Option<Counter>, Error> {
+        Ok(self.counters.get(&(scope, key.to_owned())).copied())
+    }
+
+    fn save_counter(
+        &mut self,
+        scope: CounterScope,
+        key: &str,
+        counter: &Counter,
+    ) -> Result<(), Error> {
+        self.counters.insert((scope, key.to_owned()), *counter);
+        Ok(())
+    }
+
+    fn delete_counter(&mut self, scope: CounterScope, key: &str) -> Result<(), Error> {
+        self.counters.remove(&(scope, key.to_owned()));
+        Ok(())
+    }
+
+    fn append_audit(&mut self, entry: &NewAuditEntry) -> Result<(), Error> {
+        let id = self.audit.last().map_or(1, |last| last.id + 1);
+        self.audit.push(AuditEntry {
+            id,
+            entry: entry.clone(),
+        });
+        Ok(())
+    }
+
+    fn list_audit(&mut self, query: &AuditQuery) -> Result<Page<AuditEntry>, Error> {
+        let matching: Vec<&AuditEntry> = self
+            .audit
+            .iter()
+            .rev()
+            .filter(|e| query.action.is_none_or(|a| e.entry.action == a))
+            .filter(|e| query.actor_id.is_none_or(|a| e.entry.actor_id == Some(a)))
+            .filter(|e| query.target_id.is_none_or(|t| e.entry.target_id == Some(t)))
+            .collect();
+        let total = matching.len() as u64;
+        let offset = usize::try_from(query.offset).unwrap_or(usize::MAX);
+        let limit = query
+            .limit
+            .map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+        let items = matching
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .cloned()
+            .collect();
+        Ok(Page { items, total })
+    }
+
+    fn prune(&mut self, now: DateTime<Utc>, idle_before: DateTime<Utc>) -> Result<u64, Error> {
+        let before = self.revoked.len() + self.counters.len();
+        self.revoked.retain(|_, expires_at| *expires_at >= now);
+        self.counters
+            .retain(|_, c| c.since >= idle_before || c.locked_until.is_some_and(|l| l > now));
+        Ok((before - self.revoked.len() - self.counters.len()) as u64)
     }
 }
 

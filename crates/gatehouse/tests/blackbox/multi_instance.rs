@@ -46,11 +46,11 @@ fn instances_starting_together_migrate_once_and_share_one_secret() {
     };
     assert_eq!(
         servers[0]
-            .register("admin@example.com", "password123")
+            .register("admin@example.com", "tr0mbone-kettle")
             .status,
         201
     );
-    let token = servers[1].token("admin@example.com", "password123");
+    let token = servers[1].token("admin@example.com", "tr0mbone-kettle");
     for server in &servers {
         let me = server.get("/api/auth/me", Some(&token));
         assert_eq!(
@@ -72,7 +72,7 @@ fn twenty_registrations_across_two_instances_make_one_admin() {
     };
     let replies = race(20, {
         let servers = servers.clone();
-        move |i| servers[i % 2].register(&format!("racer{i}@example.com"), "password123")
+        move |i| servers[i % 2].register(&format!("racer{i}@example.com"), "tr0mbone-kettle")
     });
     assert!(replies.iter().all(|r| r.status == 201), "{replies:?}");
     let admins = replies
@@ -92,18 +92,18 @@ fn eight_registrations_of_one_email_across_two_instances_make_one_row() {
     let Some((_db, servers)) = cluster(2) else {
         return;
     };
-    servers[0].register("admin@example.com", "password123");
+    servers[0].register("admin@example.com", "tr0mbone-kettle");
     let mut statuses = race(8, {
         let servers = servers.clone();
         move |i| {
             servers[i % 2]
-                .register("same@example.com", "password123")
+                .register("same@example.com", "tr0mbone-kettle")
                 .status
         }
     });
     statuses.sort_unstable();
     assert_eq!(statuses, [201, 409, 409, 409, 409, 409, 409, 409]);
-    let token = servers[1].token("admin@example.com", "password123");
+    let token = servers[1].token("admin@example.com", "tr0mbone-kettle");
     let users = servers[1].get("/api/auth/users?q=same@", Some(&token));
     assert_eq!(users.header("x-total-count"), Some("1"));
 }
@@ -111,7 +111,7 @@ fn eight_registrations_of_one_email_across_two_instances_make_one_row() {
 /// A token of whichever of `emails` is an active admin now, with the approved users it sees.
 fn admin_view(server: &Server, emails: &[&str]) -> Option<(String, Vec<serde_json::Value>)> {
     emails.iter().find_map(|email| {
-        let login = server.login(email, "password123");
+        let login = server.login(email, "tr0mbone-kettle");
         let token = login.body["access_token"].as_str()?.to_owned();
         let users = server.get("/api/auth/users?status=approved", Some(&token));
         (users.status == 200).then(|| (token, users.body.as_array().cloned().unwrap_or_default()))
@@ -127,7 +127,7 @@ fn two_admins_demoting_each_other_through_different_instances_leave_one() {
     let ids: Vec<i64> = emails
         .iter()
         .map(|email| {
-            servers[0].register(email, "password123").body["id"]
+            servers[0].register(email, "tr0mbone-kettle").body["id"]
                 .as_i64()
                 .unwrap()
         })
@@ -146,7 +146,7 @@ fn two_admins_demoting_each_other_through_different_instances_leave_one() {
         }
         let tokens: Vec<String> = emails
             .iter()
-            .map(|e| servers[0].token(e, "password123"))
+            .map(|e| servers[0].token(e, "tr0mbone-kettle"))
             .collect();
         let change = if round % 2 == 0 {
             json!({"is_admin": false})

@@ -111,10 +111,12 @@ fn requests_get_503_while_the_database_is_away_and_succeed_after() {
     );
 
     assert_eq!(
-        server.register("admin@example.com", "password123").status,
+        server
+            .register("admin@example.com", "tr0mbone-kettle")
+            .status,
         201
     );
-    let token = server.token("admin@example.com", "password123");
+    let token = server.token("admin@example.com", "tr0mbone-kettle");
     assert_eq!(server.get("/api/auth/me", Some(&token)).status, 200);
 
     proxy.cut();
@@ -133,7 +135,7 @@ fn requests_get_503_while_the_database_is_away_and_succeed_after() {
         let ready = server.get("/readyz", None);
         assert_eq!(ready.status, 503, "{ready:?}");
         assert_eq!(server.get("/healthz", None).status, 200);
-        let register = server.register("someone@example.com", "password123");
+        let register = server.register("someone@example.com", "tr0mbone-kettle");
         assert_eq!(register.status, 503, "{register:?}");
     }
 
@@ -150,7 +152,9 @@ fn requests_get_503_while_the_database_is_away_and_succeed_after() {
     let me = server.get("/api/auth/me", Some(&token));
     assert_eq!(me.status, 200, "{me:?}");
     assert_eq!(
-        server.register("after@example.com", "password123").status,
+        server
+            .register("after@example.com", "tr0mbone-kettle")
+            .status,
         201
     );
     assert!(!server.log().contains("panicked"));

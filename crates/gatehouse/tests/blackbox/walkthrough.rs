@@ -130,14 +130,14 @@ fn an_acknowledged_registration_survives_kill_9_on(backend: TestBackend) {
     for i in 0..5 {
         assert_eq!(
             server
-                .register(&format!("u{i}@example.com"), "password123")
+                .register(&format!("u{i}@example.com"), "tr0mbone-kettle")
                 .status,
             201
         );
     }
     server.kill9();
     let server = Server::start(&db, &[]);
-    let token = server.token("u0@example.com", "password123");
+    let token = server.token("u0@example.com", "tr0mbone-kettle");
     let users = server.get("/api/auth/users", Some(&token));
     assert_eq!(users.header("x-total-count"), Some("5"), "{users:?}");
 }
@@ -158,7 +158,7 @@ fn concurrent_registrations_on_an_empty_database_make_one_admin_on(backend: Test
             let (server, barrier) = (server.clone(), barrier.clone());
             thread::spawn(move || {
                 barrier.wait();
-                server.register(&format!("racer{i}@example.com"), "password123")
+                server.register(&format!("racer{i}@example.com"), "tr0mbone-kettle")
             })
         })
         .collect();
@@ -173,7 +173,11 @@ fn concurrent_registrations_on_an_empty_database_make_one_admin_on(backend: Test
     let same: Vec<_> = (0..8)
         .map(|_| {
             let server = server.clone();
-            thread::spawn(move || server.register("same@example.com", "password123").status)
+            thread::spawn(move || {
+                server
+                    .register("same@example.com", "tr0mbone-kettle")
+                    .status
+            })
         })
         .collect();
     let mut statuses: Vec<u16> = same.into_iter().map(|h| h.join().unwrap()).collect();

@@ -409,8 +409,8 @@ async fn unknown_and_repeated_fields_are_refused_not_ignored() {
         (
             "/api/auth/login",
             None,
-            r#"{"username": "bob@example.com", "password": "correct horse battery"}"#,
-            "username",
+            r#"{"user": "bob@example.com", "password": "correct horse battery"}"#,
+            "user",
         ),
     ];
     for (path, token, body, field) in cases {
