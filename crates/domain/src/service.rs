@@ -49,6 +49,14 @@ pub struct Session {
     pub claims: TokenClaims,
 }
 
+/// A login attempt that was counted and may now check its password.
+#[derive(Debug, Clone)]
+pub struct LoginAttempt {
+    key: String,
+    user: Option<User>,
+    origin: Origin,
+}
+
 /// The use cases. Every method is synchronous and may block (database, bcrypt): call it
 /// off any async executor. Each runs its reads, rule checks and writes in one unit of work
 /// (login and password changes in two: the attempt is counted before the slow password
@@ -197,6 +205,17 @@ impl UserService {
         password: &str,
         origin: &Origin,
     ) -> Result<AccessToken, Error> {
+        let attempt = self.begin_login(email, origin)?;
+        self.finish_login(attempt, password)
+    }
+
+    /// The first half of [`login`](Self::login): counts the attempt (a short write
+    /// transaction, no hashing), so a throttled attempt is refused before it costs any
+    /// bcrypt work or waits for a hashing thread.
+    ///
+    /// # Errors
+    /// [`Error::Throttled`]; store failures.
+    pub fn begin_login(&self, email: &str, origin: &Origin) -> Result<LoginAttempt, Error> {
         let key = account_key(email);
         let parsed = Email::parse(email).ok();
         let user = self
@@ -220,7 +239,26 @@ impl UserService {
                 Ok(reserved.map(|()| user))
             })?
             .map_err(throttled)?;
+        Ok(LoginAttempt {
+            key,
+            user,
+            origin: origin.clone(),
+        })
+    }
 
+    /// The second half of [`login`](Self::login): verifies the password (bcrypt: run it
+    /// on a bounded pool), records the outcome and issues the token.
+    ///
+    /// # Errors
+    /// [`Error::InvalidCredentials`], [`Error::AccountPending`], [`Error::AccountDisabled`];
+    /// store and hashing failures.
+    pub fn finish_login(
+        &self,
+        attempt: LoginAttempt,
+        password: &str,
+    ) -> Result<AccessToken, Error> {
+        let LoginAttempt { key, user, origin } = attempt;
+        let origin = &origin;
         let verified = match &user {
             Some(user) => self.hasher.verify(password, &user.password_hash)?,
             None => {

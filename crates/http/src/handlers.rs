@@ -109,9 +109,12 @@ pub(crate) async fn login(
         ));
     };
     let (users, origin) = (state.users.clone(), origin(&state, &req));
+    // Count the attempt first: a throttled one never waits for a hashing thread.
+    let attempt = blocking(move || users.begin_login(&email, &origin)).await?;
+    let users = state.users.clone();
     let token = state
         .hashing
-        .run(move || users.login(&email, &password, &origin))
+        .run(move || users.finish_login(attempt, &password))
         .await??;
     Ok(HttpResponse::Ok().json(TokenResponse::from(token)))
 }

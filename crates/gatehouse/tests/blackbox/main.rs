@@ -6,5 +6,6 @@
 mod cli;
 mod multi_instance;
 mod outage;
+mod security;
 mod server;
 mod walkthrough;

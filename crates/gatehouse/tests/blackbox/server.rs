@@ -230,6 +230,32 @@ impl Server {
         self.finish(response)
     }
 
+    /// Any request: `headers` as given, `body` as JSON when present (an empty body otherwise).
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Reply {
+        let mut request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = match body {
+            Some(json) => self.agent.run(
+                request
+                    .header("Content-Type", "application/json")
+                    .body(json.to_string())
+                    .unwrap(),
+            ),
+            None => self.agent.run(request.body(()).unwrap()),
+        };
+        self.finish(response)
+    }
+
     pub fn register(&self, email: &str, password: &str) -> Reply {
         self.send_json(
             "POST",
