@@ -469,6 +469,13 @@ mod tests {
 
     proptest! {
         #[test]
+        fn ttl_parsing_never_panics_and_stays_in_range(raw in "\\PC{0,12}") {
+            if let Ok(ttl) = raw.parse::<TokenTtl>() {
+                prop_assert!((1..=366 * 24 * 3600).contains(&ttl.as_secs()));
+            }
+        }
+
+        #[test]
         fn verify_never_panics(token in "\\PC{0,200}") {
             let tokens = Hs256Tokens::new(&secret(), TokenTtl::DEFAULT).unwrap();
             prop_assert!(tokens.verify(&token).is_err());

@@ -230,6 +230,20 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn user_ids_parse_exactly_the_positive_i64s(raw in "\\PC{0,25}") {
+            let expected = raw.bytes().all(|b| b.is_ascii_digit())
+                && raw.parse::<i64>().is_ok_and(|n| n > 0);
+            proptest::prop_assert_eq!(raw.parse::<UserId>().is_ok(), expected);
+        }
+
+        #[test]
+        fn user_ids_round_trip(n in 1i64..=i64::MAX) {
+            proptest::prop_assert_eq!(n.to_string().parse::<UserId>().map(UserId::get), Ok(n));
+        }
+    }
+
     #[test]
     fn hash_debug_is_redacted() {
         let hash = PasswordHash::new("$2b$04$abcdefghijklmnopqrstuv".into());
