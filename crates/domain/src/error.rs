@@ -39,7 +39,7 @@ pub enum Error {
     AdminRequired,
     /// Too many attempts (failed logins of an account or from an address, registrations
     /// from an address); try again after `retry_after` seconds.
-    #[error("Too many attempts; try again in {retry_after} seconds")]
+    #[error("Too many attempts; try again in {retry_after} second{}", if *retry_after == 1 { "" } else { "s" })]
     Throttled {
         /// Seconds to wait, at least 1.
         retry_after: u64,

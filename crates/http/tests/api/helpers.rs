@@ -14,8 +14,8 @@ use actix_web::test::{self, TestRequest};
 use actix_web::web::Bytes;
 use actix_web::App;
 use gatehouse_domain::testing::PlainHasher;
-use gatehouse_domain::{Hs256Tokens, JwtSecret, TokenTtl, UserService, UserStore};
-use gatehouse_http::{AppState, HashingPool};
+use gatehouse_domain::{Hs256Tokens, JwtSecret, ThrottlePolicy, TokenTtl, UserService, UserStore};
+use gatehouse_http::{AppState, HashingPool, TrustedProxies};
 use serde_json::{json, Value};
 
 /// The password every helper-made user has: 21 bytes, well inside 8..=72.
@@ -41,6 +41,12 @@ pub struct AppOptions {
     pub store: Arc<dyn UserStore>,
     pub secret: Vec<u8>,
     pub hashing: HashingPool,
+    /// The throttling limits (the contract's defaults unless a test says otherwise).
+    pub throttle: ThrottlePolicy,
+    /// The reverse proxies whose `X-Forwarded-For` is believed (none by default).
+    pub trusted_proxies: TrustedProxies,
+    /// The origins allowed cross-origin requests (none by default: no CORS).
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for AppOptions {
@@ -49,6 +55,9 @@ impl Default for AppOptions {
             store: crate::backend::new_store(),
             secret: b"an http test secret of 32+ bytes!!".to_vec(),
             hashing: HashingPool::new(2, 64),
+            throttle: ThrottlePolicy::default(),
+            trusted_proxies: TrustedProxies::default(),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -69,8 +78,11 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let secret = JwtSecret::new(options.secret).expect("a test secret of 32 bytes or more");
     let tokens = Hs256Tokens::new(&secret, TokenTtl::DEFAULT).expect("HS256 keys");
-    let users = UserService::new(options.store, Arc::new(PlainHasher), Arc::new(tokens));
-    let state = AppState::new(users, options.hashing);
+    let users = UserService::new(options.store, Arc::new(PlainHasher), Arc::new(tokens))
+        .with_throttle(options.throttle);
+    let state = AppState::new(users, options.hashing)
+        .with_trusted_proxies(options.trusted_proxies)
+        .with_cors_origins(options.cors_origins);
     let service =
         Rc::new(test::init_service(App::new().configure(gatehouse_http::configure(state))).await);
     TestApp {

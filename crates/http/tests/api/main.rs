@@ -3,7 +3,7 @@
 //! through `actix_web::test` without a socket.
 //!
 //! The binary's crate runs these same modules over real SQLite and PostgreSQL databases
-//! (`crates/gatehouse/tests/api_on_databases`), swapping only `backend`.
+//! (`crates/gatehouse/tests/api_sqlite.rs` and `api_postgres.rs`), swapping only `backend`.
 
 // Tests panic on purpose: a failed expectation is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -12,6 +12,7 @@ mod admin;
 mod auth;
 mod bad_input;
 mod helpers;
+mod security;
 mod service;
 
 /// Where each test's users live.
