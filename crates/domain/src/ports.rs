@@ -117,6 +117,22 @@ pub trait UserRepo {
     /// Store failures.
     fn is_token_revoked(&mut self, token_id: &str) -> Result<bool, Error>;
 
+    /// The user with `id` and whether the token `token_id` was revoked, in one go: what
+    /// every authenticated request needs. Stores SHOULD answer it with a single statement.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn find_session_user(
+        &mut self,
+        id: UserId,
+        token_id: &str,
+    ) -> Result<Option<(User, bool)>, Error> {
+        match self.find_by_id(id)? {
+            Some(user) => Ok(Some((user, self.is_token_revoked(token_id)?))),
+            None => Ok(None),
+        }
+    }
+
     /// The throttling counter of `key` in `scope`, if any.
     ///
     /// # Errors
@@ -184,6 +200,16 @@ pub trait UserStore: Send + Sync {
     /// The closure's error (after rolling back), or store failures.
     fn write(&self, work: &mut Work<'_>) -> Result<(), Error>;
 
+    /// Runs `work`, which reads with a single statement, without an explicit transaction
+    /// (saving the round trips of `BEGIN` and `COMMIT` on the hottest path). Defaults to
+    /// [`read`](Self::read).
+    ///
+    /// # Errors
+    /// The closure's error, or store failures.
+    fn read_single(&self, work: &mut Work<'_>) -> Result<(), Error> {
+        self.read(work)
+    }
+
     /// Checks that the store answers (for readiness probes).
     ///
     /// # Errors
@@ -207,6 +233,22 @@ pub trait UserStoreExt: UserStore {
             Ok(())
         })?;
         out.ok_or_else(|| Error::internal("read transaction", "the store did not run the work"))
+    }
+
+    /// Runs `f` (a single-statement read) without an explicit transaction.
+    ///
+    /// # Errors
+    /// As [`UserStore::read_single`].
+    fn read_single_with<T>(
+        &self,
+        mut f: impl FnMut(&mut dyn UserRepo) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut out = None;
+        self.read_single(&mut |repo| {
+            out = Some(f(repo)?);
+            Ok(())
+        })?;
+        out.ok_or_else(|| Error::internal("read", "the store did not run the work"))
     }
 
     /// Runs `f` in a write transaction and returns its result.

@@ -375,12 +375,10 @@ impl UserService {
     /// [`Error::Unauthenticated`]; store failures.
     pub fn current_user(&self, token: &str) -> Result<Session, Error> {
         let claims = self.tokens.verify(token)?;
-        let (user, revoked) = self.store.read_with(|repo| {
-            let user = repo.find_by_id(claims.user_id)?;
-            let revoked = user.is_some() && repo.is_token_revoked(&claims.id)?;
-            Ok((user, revoked))
-        })?;
-        let user = user.ok_or(Error::Unauthenticated)?;
+        let (user, revoked) = self
+            .store
+            .read_single_with(|repo| repo.find_session_user(claims.user_id, &claims.id))?
+            .ok_or(Error::Unauthenticated)?;
         if revoked {
             return Err(Error::Unauthenticated);
         }

@@ -274,6 +274,11 @@ impl UserStore for Database {
         })
     }
 
+    fn read_single(&self, work: &mut Work<'_>) -> Result<(), Error> {
+        let mut conn = self.connection()?;
+        work(&mut SqlUserRepo { conn: &mut conn })
+    }
+
     fn ping(&self) -> Result<(), Error> {
         let mut conn = self.connection()?;
         diesel::sql_query("SELECT 1")

@@ -208,6 +208,24 @@ impl UserRepo for SqlUserRepo<'_> {
             .map_err(from_diesel)
     }
 
+    fn find_session_user(
+        &mut self,
+        id: UserId,
+        token_id: &str,
+    ) -> Result<Option<(User, bool)>, Error> {
+        let row = users::table
+            .find(id.get())
+            .select((
+                UserRow::as_select(),
+                diesel::dsl::exists(revoked_tokens::table.find(token_id)),
+            ))
+            .first::<(UserRow, bool)>(self.conn)
+            .optional()
+            .map_err(from_diesel)?;
+        row.map(|(user, revoked)| Ok((to_user(user)?, revoked)))
+            .transpose()
+    }
+
     fn counter(&mut self, scope: CounterScope, key: &str) -> Result<Option<Counter>, Error> {
         throttle_counters::table
             .find((scope.as_str(), key))

@@ -59,3 +59,6 @@ diesel::table! {
         activates_at -> Timestamp,
     }
 }
+
+// The session lookup reads a user and checks a revocation in one statement.
+diesel::allow_tables_to_appear_in_same_query!(users, revoked_tokens);

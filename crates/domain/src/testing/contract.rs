@@ -43,6 +43,7 @@ macro_rules! user_store_contract_tests {
             failed_write_rolls_back,
             ping_answers,
             revoked_tokens_are_remembered,
+            session_user_comes_with_its_revocation,
             counters_round_trip,
             audit_entries_list_newest_first_with_filters,
             audit_survives_deleting_its_users,
@@ -391,6 +392,26 @@ pub fn revoked_tokens_are_remembered(store: &dyn UserStore) {
     assert!(!store
         .read_with(|repo| repo.is_token_revoked("jti-2"))
         .expect("check"));
+}
+
+/// `find_session_user` finds the user and says whether that token was revoked.
+pub fn session_user_comes_with_its_revocation(store: &dyn UserStore) {
+    let user = insert(store, new_user("s@example.com"));
+    let later = crate::now() + Duration::hours(1);
+    store
+        .write_with(|repo| repo.revoke_token("gone", user.id, later))
+        .expect("revoke");
+    let find = |id: UserId, jti: &'static str| {
+        store
+            .read_single_with(|repo| repo.find_session_user(id, jti))
+            .expect("find")
+    };
+    assert_eq!(find(user.id, "live"), Some((user.clone(), false)));
+    assert_eq!(find(user.id, "gone"), Some((user.clone(), true)));
+    assert_eq!(
+        find(UserId::new(user.id.get() + 100).expect("id"), "live"),
+        None
+    );
 }
 
 /// Counters are stored per scope and key, replaced, and deleted.

@@ -147,6 +147,19 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
+    /// The log once it mentions `needle` (lines reach us through a pipe and a reader
+    /// thread, a moment after the response); the log as it is after 10 s otherwise.
+    pub fn log_once_it_has(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if log.contains(needle) || Instant::now() > deadline {
+                return log;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGTERM, then waits for the exit.
     pub fn stop(mut self) -> ExitStatus {
         let pid = self.child.id().to_string();

@@ -65,7 +65,7 @@ fn the_readme_walkthrough_on(backend: TestBackend) {
     assert_eq!(server.get("/readyz", None).status, 200);
 
     // Nothing secret reached the log: no password, token or hash.
-    let log = server.log();
+    let log = server.log_once_it_has("path=/readyz");
     assert!(log.contains("/api/auth/me"), "requests are logged:\n{log}");
     for secret in [ADMIN.1, USER.1, token, admin_token.as_str(), "$2b$"] {
         assert!(!log.contains(secret), "{secret:?} appears in the log");
