@@ -23,3 +23,22 @@ fmt:
 # Everything CI runs.
 ci:
     bash .ci/run
+
+# Load benchmark (docs/performance.md): Gatehouse on SQLite and on PostgreSQL (when
+# GATEHOUSE_BENCH_POSTGRES_URL or GATEHOUSE_TEST_POSTGRES_URL is set) beside the no-database
+# ceiling, driven by wrk; ~7 minutes. `just bench --quick` checks the harness in ~3 minutes;
+# `just bench --help` lists the other options.
+bench *ARGS:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if ! command -v wrk >/dev/null; then
+        if command -v apt-get >/dev/null; then
+            apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }
+        else
+            echo "bench: wrk is not installed (Debian and Ubuntu: apt-get install wrk)" >&2
+            exit 1
+        fi
+    fi
+    cargo build --release -p gatehouse
+    cargo build --release --locked --manifest-path ../shared/bench/ceiling/Cargo.toml --target-dir target/ceiling
+    cargo run --release -p gatehouse-bench --bin gatehouse-bench -- {{ARGS}}

@@ -1,0 +1,18 @@
+//! The harness behind `just bench` (see `docs/performance.md`).
+//!
+//! The binary (`src/main.rs`) orchestrates a run; this library holds the pieces it and the
+//! criterion micro-benchmarks (`benches/micro.rs`) share:
+//! - [`db`]: a throw-away database on either backend, removed afterwards;
+//! - [`seed`]: filling it with users straight through the storage crate (no HTTP, no
+//!   bcrypt per user);
+//! - [`wrk`]: running the `wrk` load generator and reading its report;
+//! - [`server`]: starting a server process on a free port and reading its peak RSS;
+//! - [`chart`]: the SVG chart of `/me` throughput against the number of users;
+//! - [`cpu`]: how much CPU other processes took during a measurement.
+
+pub mod chart;
+pub mod cpu;
+pub mod db;
+pub mod seed;
+pub mod server;
+pub mod wrk;

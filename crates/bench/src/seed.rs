@@ -1,0 +1,203 @@
+//! Filling a database with users straight through the storage crate: one write transaction
+//! per batch, one precomputed bcrypt hash shared by every seeded user (they never log in),
+//! so 100 000 users take seconds, not the hours bcrypt at cost 12 would.
+
+use anyhow::{Context as _, Result};
+use gatehouse_domain::{
+    Email, NewUser, PasswordHash, User, UserQuery, UserStatus, UserStore, UserStoreExt as _,
+};
+
+/// Users inserted per transaction.
+pub const BATCH: u64 = 1000;
+
+/// The benchmark's admin, who logs in (with a real hash at the server's cost).
+pub const ADMIN_EMAIL: &str = "bench-admin@example.com";
+/// Its password.
+pub const ADMIN_PASSWORD: &str = "bench admin password";
+
+/// Accounts the login scenarios rotate over. Gatehouse counts every login attempt against
+/// its account before checking the password (and forgives it on success), so more than
+/// `GATEHOUSE_LOGIN_MAX_FAILURES` (5) logins of one account in flight at once are throttled:
+/// 16 connections logging in as one user would measure the throttle, not logins. With 64
+/// accounts taken in turn, an account is never in flight twice.
+pub const LOGIN_ACCOUNTS: u64 = 64;
+/// Their emails, as a Lua `string.format` pattern taking the account's number.
+pub const LOGIN_EMAIL_PATTERN: &str = "login%03d@login.bench.example.com";
+
+/// The email of login account `n` (as [`LOGIN_EMAIL_PATTERN`] makes it).
+#[must_use]
+pub fn login_email(n: u64) -> String {
+    format!("login{n:03}@login.bench.example.com")
+}
+
+/// The email of the `n`-th seeded user.
+#[must_use]
+pub fn seeded_email(n: u64) -> String {
+    format!("user{n:07}@seed.bench.example.com")
+}
+
+/// A bcrypt hash at `cost` of `password`.
+///
+/// # Errors
+/// When bcrypt fails.
+pub fn hash(password: &str, cost: u32) -> Result<PasswordHash> {
+    let hash = bcrypt::hash(password, cost).context("bcrypt hash")?;
+    Ok(PasswordHash::new(hash))
+}
+
+/// One hash for every seeded user: they never log in, so its cost does not matter.
+///
+/// # Errors
+/// When bcrypt fails.
+pub fn shared_seed_hash() -> Result<PasswordHash> {
+    hash("seeded users never log in", 4)
+}
+
+/// How many users the store holds.
+///
+/// # Errors
+/// Store failures.
+pub fn count_users(store: &dyn UserStore) -> Result<u64> {
+    store
+        .read_with(|repo| repo.count_users())
+        .context("counting users")
+}
+
+/// Inserts the approved admin who logs in during the benchmark (the store must be empty,
+/// so that it gets id 1 as the first registered user would).
+///
+/// # Errors
+/// Store failures.
+pub fn insert_admin(store: &dyn UserStore, password_hash: &PasswordHash) -> Result<User> {
+    let email = Email::parse(ADMIN_EMAIL).context("the admin's email")?;
+    let now = gatehouse_domain::now();
+    store
+        .write_with(|repo| {
+            repo.insert(NewUser {
+                email: email.clone(),
+                password_hash: password_hash.clone(),
+                is_admin: true,
+                status: UserStatus::Approved,
+                created_at: now,
+                approved_at: Some(now),
+                approved_by: None,
+            })
+        })
+        .context("inserting the benchmark's admin")
+}
+
+/// Inserts the [`LOGIN_ACCOUNTS`] approved users the login scenarios log in as, all with
+/// `password_hash` (the admin's real hash: a bcrypt hash carries its own salt, so one hash
+/// of [`ADMIN_PASSWORD`] serves every account).
+///
+/// # Errors
+/// Store failures.
+pub fn insert_login_users(store: &dyn UserStore, password_hash: &PasswordHash) -> Result<()> {
+    let emails = (0..LOGIN_ACCOUNTS)
+        .map(|n| Email::parse(&login_email(n)).with_context(|| format!("login email {n}")))
+        .collect::<Result<Vec<_>>>()?;
+    store
+        .write_with(|repo| {
+            let now = gatehouse_domain::now();
+            for email in &emails {
+                repo.insert(NewUser {
+                    email: email.clone(),
+                    password_hash: password_hash.clone(),
+                    is_admin: false,
+                    status: UserStatus::Approved,
+                    created_at: now,
+                    approved_at: Some(now),
+                    approved_by: None,
+                })?;
+            }
+            Ok(())
+        })
+        .context("inserting the login accounts")
+}
+
+/// Adds approved, non-admin users until the store holds `total` users, [`BATCH`] per
+/// transaction; returns how many it added.
+///
+/// # Errors
+/// Store failures.
+pub fn seed_to(store: &dyn UserStore, total: u64, password_hash: &PasswordHash) -> Result<u64> {
+    let start = count_users(store)?;
+    let mut next = start;
+    while next < total {
+        let end = (next + BATCH).min(total);
+        let batch = (next..end)
+            .map(|n| Email::parse(&seeded_email(n)).with_context(|| format!("seeded email {n}")))
+            .collect::<Result<Vec<_>>>()?;
+        store
+            .write_with(|repo| {
+                let now = gatehouse_domain::now();
+                for email in &batch {
+                    repo.insert(NewUser {
+                        email: email.clone(),
+                        password_hash: password_hash.clone(),
+                        is_admin: false,
+                        status: UserStatus::Approved,
+                        created_at: now,
+                        approved_at: Some(now),
+                        approved_by: None,
+                    })?;
+                }
+                Ok(())
+            })
+            .with_context(|| format!("seeding users {next}..{end}"))?;
+        next = end;
+    }
+    Ok(next - start)
+}
+
+/// The ids of up to `limit` users, newest first (for picking lookup targets).
+///
+/// # Errors
+/// Store failures.
+pub fn some_ids(store: &dyn UserStore, limit: u64) -> Result<Vec<gatehouse_domain::UserId>> {
+    let page = store
+        .read_with(|repo| {
+            repo.list(&UserQuery {
+                limit: Some(limit),
+                ..UserQuery::default()
+            })
+        })
+        .context("listing users")?;
+    Ok(page.items.into_iter().map(|user| user.id).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::BenchDatabase;
+
+    #[test]
+    fn seeds_an_sqlite_database_in_batches() {
+        let db = BenchDatabase::sqlite().unwrap();
+        let store = db.open().unwrap();
+        let admin = insert_admin(&store, &shared_seed_hash().unwrap()).unwrap();
+        assert_eq!(admin.id.get(), 1);
+        let hash = shared_seed_hash().unwrap();
+        insert_login_users(&store, &hash).unwrap();
+        assert_eq!(count_users(&store).unwrap(), 1 + LOGIN_ACCOUNTS);
+        assert_eq!(
+            seed_to(&store, 2_345, &hash).unwrap(),
+            2_344 - LOGIN_ACCOUNTS
+        );
+        assert_eq!(count_users(&store).unwrap(), 2_345);
+        assert_eq!(seed_to(&store, 2_345, &hash).unwrap(), 0);
+        assert_eq!(some_ids(&store, 3).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn seeded_emails_are_valid_and_distinct() {
+        let a = Email::parse(&seeded_email(0)).unwrap();
+        let b = Email::parse(&seeded_email(99_999)).unwrap();
+        assert_ne!(a, b);
+        let login = Email::parse(&login_email(LOGIN_ACCOUNTS - 1)).unwrap();
+        assert_eq!(
+            login.as_str(),
+            LOGIN_EMAIL_PATTERN.replace("%03d", &format!("{:03}", LOGIN_ACCOUNTS - 1))
+        );
+    }
+}
