@@ -16,33 +16,17 @@ mod security;
 #[path = "../../http/tests/api/service.rs"]
 mod service;
 
+#[path = "support/database_store.rs"]
+mod database_store;
+
 mod backend {
     use std::sync::Arc;
 
-    use gatehouse_domain::ports::Work;
-    use gatehouse_domain::{Error, UserStore};
+    use gatehouse_domain::UserStore;
     use gatehouse_storage::testing::TestDatabase;
-
-    /// The database, kept alive (and then dropped) with the app that uses it.
-    #[derive(Debug)]
-    struct Store(TestDatabase);
-
-    impl UserStore for Store {
-        fn read(&self, work: &mut Work<'_>) -> Result<(), Error> {
-            self.0.read(work)
-        }
-
-        fn write(&self, work: &mut Work<'_>) -> Result<(), Error> {
-            self.0.write(work)
-        }
-
-        fn ping(&self) -> Result<(), Error> {
-            self.0.ping()
-        }
-    }
 
     /// A fresh, migrated SQLite database per test, removed with the store.
     pub fn new_store() -> Arc<dyn UserStore> {
-        Arc::new(Store(TestDatabase::sqlite()))
+        crate::database_store::store(TestDatabase::sqlite())
     }
 }
