@@ -50,6 +50,16 @@ pub trait UserRepo {
     /// Store failures.
     fn count_users(&mut self) -> Result<u64, Error>;
 
+    /// Whether any user exists. Stores SHOULD answer it by reading one row through an
+    /// index, not by counting: under PostgreSQL's SERIALIZABLE a full count conflicts with
+    /// every concurrent registration.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn any_user_exists(&mut self) -> Result<bool, Error> {
+        self.count_users().map(|n| n > 0)
+    }
+
     /// How many users are admins and approved.
     ///
     /// # Errors

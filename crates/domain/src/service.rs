@@ -165,7 +165,8 @@ impl UserService {
             if repo.find_by_email(&email)?.is_some() {
                 return Err(Error::EmailTaken);
             }
-            let role = rules::role_for_new_user(repo.count_users()?);
+            let existing = u64::from(repo.any_user_exists()?);
+            let role = rules::role_for_new_user(existing);
             let now = crate::now();
             let user = repo.insert(NewUser {
                 email: email.clone(),

@@ -83,6 +83,19 @@ impl UserRepo for SqlUserRepo<'_> {
             .map_err(from_diesel)
     }
 
+    fn any_user_exists(&mut self) -> Result<bool, Error> {
+        // One row through the primary-key index: PostgreSQL then predicate-locks an index
+        // page, not the whole table, and later registrations stop conflicting with each
+        // other; on an empty table two first registrations still conflict.
+        users::table
+            .select(users::id)
+            .order(users::id.asc())
+            .first::<i64>(self.conn)
+            .optional()
+            .map(|first| first.is_some())
+            .map_err(from_diesel)
+    }
+
     fn count_active_admins(&mut self) -> Result<u64, Error> {
         users::table
             .filter(users::is_admin.eq(true))

@@ -164,8 +164,12 @@ pub fn ids_are_never_reused(store: &dyn UserStore) {
     assert!(c.id > b.id, "{:?} reused after deleting {:?}", c.id, b.id);
 }
 
-/// `count_users`, `count_active_admins` and `count_with_status` count what they say.
+/// `count_users`, `any_user_exists`, `count_active_admins` and `count_with_status` count
+/// what they say.
 pub fn counts(store: &dyn UserStore) {
+    assert!(!store
+        .read_with(|repo| repo.any_user_exists())
+        .expect("exists"));
     let cases = [
         ("a@example.com", true, UserStatus::Approved),
         ("b@example.com", true, UserStatus::Disabled),
@@ -183,6 +187,7 @@ pub fn counts(store: &dyn UserStore) {
     store
         .read_with(|repo| {
             assert_eq!(repo.count_users()?, 6);
+            assert!(repo.any_user_exists()?);
             assert_eq!(repo.count_active_admins()?, 2);
             assert_eq!(repo.count_with_status(UserStatus::Pending)?, 2);
             assert_eq!(repo.count_with_status(UserStatus::Approved)?, 3);
