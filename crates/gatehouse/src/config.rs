@@ -35,6 +35,9 @@ pub struct Config {
     /// `GATEHOUSE_DATABASE_CONNECT_TIMEOUT`: how long opening a connection, or waiting
     /// for a free one, may take before a request is answered 503.
     pub connect_timeout: Duration,
+    /// `GATEHOUSE_HASHING_THREADS`: bcrypt hashes at once, the share of the cores logins
+    /// and registrations may take; `None` for one per core.
+    pub hashing_threads: Option<u32>,
     /// `GATEHOUSE_JWT_ALGORITHM`.
     pub jwt_algorithm: JwtAlgorithm,
     /// `GATEHOUSE_LOGIN_MAX_FAILURES`, `GATEHOUSE_LOGIN_MAX_FAILURES_PER_ADDRESS`,
@@ -177,6 +180,13 @@ impl Config {
             Some("100"),
             |v| integer(v, 0, 1_000_000),
         );
+        let hashing_threads = read(
+            lookup,
+            &mut errors,
+            "GATEHOUSE_HASHING_THREADS",
+            None,
+            |v| integer(v, 1, 256),
+        );
         let trusted_proxies = read(
             lookup,
             &mut errors,
@@ -209,7 +219,7 @@ impl Config {
                 max_failures_per_address,
                 register_limit,
             ),
-            (trusted_proxies, cors_origins),
+            (trusted_proxies, cors_origins, hashing_threads),
             log_filter,
         ) {
             (
@@ -225,7 +235,7 @@ impl Config {
                     Some(Some(max_failures_per_address)),
                     Some(Some(register_limit_per_hour)),
                 ),
-                (Some(Some(trusted_proxies)), Some(Some(cors_origins))),
+                (Some(Some(trusted_proxies)), Some(Some(cors_origins)), Some(hashing_threads)),
                 Some(Some(log_filter)),
             ) if errors.is_empty() => Ok(Self {
                 bind,
@@ -243,6 +253,7 @@ impl Config {
                 },
                 trusted_proxies,
                 cors_origins,
+                hashing_threads,
                 log_filter,
             }),
             _ => Err(errors),
@@ -418,6 +429,14 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(parsed.pool_size, 20);
+        assert_eq!(
+            config(&[("GATEHOUSE_HASHING_THREADS", "1")])
+                .unwrap()
+                .hashing_threads,
+            Some(1)
+        );
+        assert_eq!(config(&[]).unwrap().hashing_threads, None);
+        assert!(config(&[("GATEHOUSE_HASHING_THREADS", "0")]).is_err());
         assert_eq!(parsed.connect_timeout, Duration::from_secs(2));
         for (variable, bad) in [
             ("GATEHOUSE_DATABASE_POOL_SIZE", "0"),

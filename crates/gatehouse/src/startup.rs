@@ -139,7 +139,11 @@ impl Application {
         let users = UserService::new(Arc::new(db.clone()), Arc::new(hasher), tokens)
             .with_throttle(config.throttle);
         spawn_maintenance(db, users.clone(), eddsa);
-        let state = AppState::new(users, HashingPool::for_this_machine())
+        let hashing = match config.hashing_threads {
+            Some(threads) => HashingPool::with_threads(threads as usize),
+            None => HashingPool::for_this_machine(),
+        };
+        let state = AppState::new(users, hashing)
             .with_trusted_proxies(config.trusted_proxies.clone())
             .with_cors_origins(config.cors_origins.clone());
 

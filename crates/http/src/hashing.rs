@@ -41,8 +41,20 @@ impl HashingPool {
     /// Sized to the machine: one hash per core, 32 waiting per core.
     #[must_use]
     pub fn for_this_machine() -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        Self::new(cores, 32 * cores)
+        Self::with_threads(Self::cores())
+    }
+
+    /// `threads` hashes at once (the share of the cores bcrypt may take), 32 waiting per
+    /// core.
+    #[must_use]
+    pub fn with_threads(threads: usize) -> Self {
+        Self::new(threads, 32 * Self::cores())
+    }
+
+    /// The cores this process may use.
+    #[must_use]
+    pub fn cores() -> usize {
+        std::thread::available_parallelism().map_or(1, usize::from)
     }
 
     /// Requests waiting for a hashing thread right now.
