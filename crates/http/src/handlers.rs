@@ -3,8 +3,8 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use gatehouse_domain::{
-    Actor, AuditAction, AuditQuery, Email, InvalidPassword, Origin, Password, UserChanges, UserId,
-    UserQuery, UserStatus,
+    Actor, AuditAction, AuditQuery, Email, InvalidPassword, Origin, Page, Password, UserChanges,
+    UserId, UserQuery, UserStatus,
 };
 
 use crate::dto::{
@@ -167,6 +167,17 @@ fn number(problems: &mut Problems, field: &str, raw: Option<String>) -> Option<u
         .flatten()
 }
 
+/// A page of a listing as JSON, with the number of matches in `X-Total-Count`.
+fn paged<'a, T, D: serde::Serialize>(
+    page: &'a Page<T>,
+    to_dto: impl Fn(&'a T) -> D,
+) -> HttpResponse {
+    let body: Vec<D> = page.items.iter().map(to_dto).collect();
+    HttpResponse::Ok()
+        .insert_header(("X-Total-Count", page.total))
+        .json(body)
+}
+
 fn list_query(params: ListUsersParams) -> Result<UserQuery> {
     let mut problems = Problems::default();
     let limit = number(&mut problems, "limit", params.limit);
@@ -192,10 +203,7 @@ pub(crate) async fn list_users(
     let query = list_query(parse_form(req.query_string().as_bytes())?)?;
     let users = state.users.clone();
     let page = blocking(move || users.list_users(Actor::User(admin.id), &query)).await?;
-    let body: Vec<UserPublic> = page.items.iter().map(UserPublic::from).collect();
-    Ok(HttpResponse::Ok()
-        .insert_header(("X-Total-Count", page.total))
-        .json(body))
+    Ok(paged(&page, UserPublic::from))
 }
 
 fn audit_query(params: ListAuditParams) -> Result<AuditQuery> {
@@ -232,10 +240,7 @@ pub(crate) async fn list_audit(
     let query = audit_query(parse_form(req.query_string().as_bytes())?)?;
     let users = state.users.clone();
     let page = blocking(move || users.list_audit(Actor::User(admin.id), &query)).await?;
-    let body: Vec<AuditEntryPublic> = page.items.iter().map(AuditEntryPublic::from).collect();
-    Ok(HttpResponse::Ok()
-        .insert_header(("X-Total-Count", page.total))
-        .json(body))
+    Ok(paged(&page, AuditEntryPublic::from))
 }
 
 pub(crate) async fn pending_count(
