@@ -37,7 +37,7 @@ pub use error::{BoxError, Error, LastAdminChange};
 pub use hashing::{BcryptCost, BcryptHasher, InvalidBcryptCost, PasswordHasher};
 pub use password::{InvalidPassword, Password};
 pub use ports::{Page, UserQuery, UserRepo, UserStore, UserStoreExt};
-pub use service::{Actor, LoginAttempt, Origin, Session, UserService};
+pub use service::{Actor, LoginAttempt, NewUserRequest, Origin, Session, UserKey, UserService};
 pub use throttle::{Counter, CounterScope, ThrottlePolicy, Throttled};
 pub use token::{
     AccessToken, Hs256Tokens, InvalidJwtSecret, InvalidTokenTtl, JwtSecret, TokenClaims,

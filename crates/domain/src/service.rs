@@ -40,6 +40,45 @@ impl Origin {
     }
 }
 
+/// A user an admin or the operator creates directly.
+#[derive(Debug, Clone)]
+pub struct NewUserRequest {
+    /// The new user's email.
+    pub email: Email,
+    /// Their initial password.
+    pub password: Password,
+    /// Whether they start as an admin.
+    pub is_admin: bool,
+    /// Their initial status (the API and the CLI default to approved).
+    pub status: UserStatus,
+}
+
+/// How the operator names a user: by id or by email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserKey {
+    /// By id.
+    Id(UserId),
+    /// By email.
+    Email(Email),
+}
+
+impl std::str::FromStr for UserKey {
+    type Err = String;
+
+    /// A positive integer is an id; anything else must be an email address.
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        if !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) {
+            return raw
+                .parse()
+                .map(Self::Id)
+                .map_err(|e: crate::InvalidUserId| e.to_string());
+        }
+        Email::parse(raw)
+            .map(Self::Email)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// A verified token and the user it belongs to, as loaded for this request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
@@ -99,7 +138,12 @@ fn audit(
         actor_id: actor,
         target_id: target,
         address: origin.address.clone(),
-        detail: detail.or_else(|| origin.note.clone()),
+        // The note says who acted when no user did (the command line): keep it beside
+        // whatever the action itself records.
+        detail: match (detail, &origin.note) {
+            (Some(detail), Some(note)) => Some(format!("{note}: {detail}")),
+            (detail, note) => detail.or_else(|| note.clone()),
+        },
     }
 }
 
@@ -449,6 +493,75 @@ impl UserService {
         self.tokens.issue(&user)
     }
 
+    /// Creates a user on an admin's or the operator's behalf, with the status and admin
+    /// flag asked for. The first-user rule holds here too: into an empty store the new
+    /// user goes as an approved admin, whatever was asked, so nobody is ever locked out.
+    ///
+    /// # Errors
+    /// [`Error::EmailTaken`]; the actor's refusals; store and hashing failures.
+    pub fn create_user(
+        &self,
+        actor: Actor,
+        request: NewUserRequest,
+        origin: &Origin,
+    ) -> Result<User, Error> {
+        // Refuse a non-admin before spending a hash on them; checked again below.
+        self.store
+            .read_with(|repo| authorize(repo, actor).map(drop))?;
+        let password_hash = self.hasher.hash(&request.password)?;
+        self.store.write_with(|repo| {
+            let acting_admin = authorize(repo, actor)?;
+            if repo.find_by_email(&request.email)?.is_some() {
+                return Err(Error::EmailTaken);
+            }
+            let (is_admin, status) = if repo.any_user_exists()? {
+                (request.is_admin, request.status)
+            } else {
+                let role = rules::role_for_new_user(0);
+                (role.is_admin, role.status)
+            };
+            let now = crate::now();
+            let approved = status == UserStatus::Approved;
+            let user = repo.insert(NewUser {
+                email: request.email.clone(),
+                password_hash: password_hash.clone(),
+                is_admin,
+                status,
+                created_at: now,
+                approved_at: approved.then_some(now),
+                approved_by: if approved { acting_admin } else { None },
+            })?;
+            let detail = format!(
+                "{}{}",
+                user.status,
+                if user.is_admin { ", admin" } else { "" }
+            );
+            repo.append_audit(&audit(
+                AuditAction::UserCreated,
+                acting_admin,
+                Some(user.id),
+                origin,
+                Some(detail),
+            ))?;
+            Ok(user)
+        })
+    }
+
+    /// One user, by id or by email.
+    ///
+    /// # Errors
+    /// [`Error::UserNotFound`]; the actor's refusals; store failures.
+    pub fn find_user(&self, actor: Actor, key: &UserKey) -> Result<User, Error> {
+        self.store.read_with(|repo| {
+            authorize(repo, actor)?;
+            match key {
+                UserKey::Id(id) => repo.find_by_id(*id),
+                UserKey::Email(email) => repo.find_by_email(email),
+            }?
+            .ok_or(Error::UserNotFound)
+        })
+    }
+
     /// The users matching `query`, newest first.
     ///
     /// # Errors
@@ -469,6 +582,20 @@ impl UserService {
         self.store.read_with(|repo| {
             authorize(repo, actor)?;
             repo.count_with_status(UserStatus::Pending)
+        })
+    }
+
+    /// How many users have each status, for monitoring (no actor: the numbers say nothing
+    /// about anyone in particular).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub fn user_counts(&self) -> Result<Vec<(UserStatus, u64)>, Error> {
+        self.store.read_with(|repo| {
+            UserStatus::ALL
+                .iter()
+                .map(|&status| Ok((status, repo.count_with_status(status)?)))
+                .collect()
         })
     }
 

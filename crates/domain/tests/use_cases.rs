@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use gatehouse_domain::testing::{InMemoryStore, PlainHasher};
 use gatehouse_domain::{
-    Actor, Email, Error, Hs256Tokens, JwtSecret, LastAdminChange, Origin, Password, TokenService,
-    TokenTtl, User, UserChanges, UserId, UserQuery, UserService, UserStatus,
+    Actor, AuditQuery, Email, Error, Hs256Tokens, JwtSecret, LastAdminChange, NewUserRequest,
+    Origin, Password, TokenService, TokenTtl, User, UserChanges, UserId, UserKey, UserQuery,
+    UserService, UserStatus,
 };
 
 struct World {
@@ -417,6 +418,136 @@ fn unknown_targets_are_not_found() {
         ),
         Err(Error::UserNotFound)
     ));
+}
+
+fn new_user(who: &str, is_admin: bool, status: UserStatus) -> NewUserRequest {
+    NewUserRequest {
+        email: email(who),
+        password: password("tr0mbone-kettle"),
+        is_admin,
+        status,
+    }
+}
+
+#[test]
+fn admins_and_the_operator_create_users_as_asked() {
+    let w = world();
+    let admin = w.register("admin@example.com");
+    let cli = Origin {
+        address: None,
+        note: Some("cli".into()),
+    };
+    let made = w
+        .users
+        .create_user(
+            Actor::User(admin.id),
+            new_user("bob@example.com", false, UserStatus::Approved),
+            &Origin::default(),
+        )
+        .unwrap();
+    assert_eq!((made.is_admin, made.status), (false, UserStatus::Approved));
+    assert_eq!(made.approved_by, Some(admin.id));
+    assert!(made.approved_at.is_some());
+    // Created users log in at once.
+    w.token("bob@example.com");
+
+    let pending = w
+        .users
+        .create_user(
+            Actor::Operator,
+            new_user("carol@example.com", true, UserStatus::Pending),
+            &cli,
+        )
+        .unwrap();
+    assert_eq!(
+        (pending.is_admin, pending.status),
+        (true, UserStatus::Pending)
+    );
+    assert_eq!((pending.approved_at, pending.approved_by), (None, None));
+
+    // A non-admin may not; a taken email is refused; nothing changes either way.
+    assert!(matches!(
+        w.users.create_user(
+            Actor::User(made.id),
+            new_user("dave@example.com", false, UserStatus::Approved),
+            &Origin::default(),
+        ),
+        Err(Error::AdminRequired)
+    ));
+    assert!(matches!(
+        w.users.create_user(
+            Actor::Operator,
+            new_user("BOB@example.com", false, UserStatus::Approved),
+            &cli,
+        ),
+        Err(Error::EmailTaken)
+    ));
+    let all = w
+        .users
+        .list_users(Actor::Operator, &UserQuery::default())
+        .unwrap();
+    assert_eq!(all.total, 3);
+
+    // The audit log names the creator: the admin, or the command line.
+    let audit = w
+        .users
+        .list_audit(Actor::Operator, &AuditQuery::default())
+        .unwrap();
+    let created: Vec<_> = audit
+        .items
+        .iter()
+        .filter(|e| e.entry.action.as_str() == "user_created")
+        .map(|e| (e.entry.actor_id, e.entry.target_id, e.entry.detail.clone()))
+        .collect();
+    assert_eq!(
+        created,
+        vec![
+            (None, Some(pending.id), Some("cli: pending, admin".into())),
+            (Some(admin.id), Some(made.id), Some("approved".into())),
+        ]
+    );
+}
+
+#[test]
+fn the_first_user_created_is_an_approved_admin_whatever_was_asked() {
+    let w = world();
+    let first = w
+        .users
+        .create_user(
+            Actor::Operator,
+            new_user("first@example.com", false, UserStatus::Pending),
+            &Origin::default(),
+        )
+        .unwrap();
+    assert_eq!((first.is_admin, first.status), (true, UserStatus::Approved));
+    // And registration afterwards is no longer the first.
+    let next = w.register("next@example.com");
+    assert_eq!((next.is_admin, next.status), (false, UserStatus::Pending));
+}
+
+#[test]
+fn users_are_found_by_id_or_email() {
+    let w = world();
+    let admin = w.register("admin@example.com");
+    let bob = w.register("bob@example.com");
+    let by_id: UserKey = bob.id.get().to_string().parse().unwrap();
+    let by_email: UserKey = " Bob@Example.com".trim().parse().unwrap();
+    assert_eq!(w.users.find_user(Actor::Operator, &by_id).unwrap(), bob);
+    assert_eq!(
+        w.users.find_user(Actor::User(admin.id), &by_email).unwrap(),
+        bob
+    );
+    assert!(matches!(
+        w.users.find_user(Actor::Operator, &"999".parse().unwrap()),
+        Err(Error::UserNotFound)
+    ));
+    assert!(matches!(
+        w.users.find_user(Actor::User(bob.id), &by_id),
+        Err(Error::Unauthenticated | Error::AdminRequired)
+    ));
+    for bad in ["", "0", "not an email", "-3"] {
+        assert!(bad.parse::<UserKey>().is_err(), "{bad:?}");
+    }
 }
 
 #[test]
