@@ -234,3 +234,158 @@ mod tests {
         );
     }
 }
+
+/// Query plans, for tests that check a listing stays an index walk at scale.
+impl Database {
+    /// Inserts `n` users straight in SQL (`user{i}@example.com`; every tenth pending,
+    /// every tenth but one disabled, the rest approved), then refreshes the planner's
+    /// statistics.
+    pub fn seed_users_for_plans(&self, n: u32) {
+        let mut conn = self.connection().expect("a connection");
+        let select = "'user' || n || '@example.com', 'not a hash', FALSE, \
+             CASE n % 10 WHEN 0 THEN 'pending' WHEN 1 THEN 'disabled' ELSE 'approved' END, \
+             '2026-01-01 00:00:00'";
+        let columns = "users (email, password_hash, is_admin, status, created_at)";
+        let sql = match &mut *conn {
+            crate::AnyConnection::Sqlite(_) => format!(
+                "WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < {n}) \
+                 INSERT INTO {columns} SELECT {select} FROM seq; ANALYZE;"
+            ),
+            crate::AnyConnection::Postgres(_) => {
+                format!("INSERT INTO {columns} SELECT {select} FROM generate_series(1, {n}) AS n")
+            }
+        };
+        conn.batch_execute(&sql).expect("seeding users");
+        if let crate::AnyConnection::Postgres(_) = &mut *conn {
+            // As autovacuum would have by then: statistics and the visibility map.
+            conn.batch_execute("VACUUM ANALYZE users")
+                .expect("vacuuming users");
+        }
+    }
+
+    /// The statements `work` sends to the database, as diesel logs them
+    /// (`SQL -- binds: [...]`).
+    pub fn statements_of(
+        &self,
+        work: impl FnOnce(&mut dyn gatehouse_domain::UserRepo) -> Result<(), gatehouse_domain::Error>,
+    ) -> Vec<String> {
+        use std::sync::{Arc, Mutex};
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut conn = self.connection().expect("a connection");
+        let sink = seen.clone();
+        conn.set_instrumentation(move |event: diesel::connection::InstrumentationEvent<'_>| {
+            if let diesel::connection::InstrumentationEvent::StartQuery { query, .. } = event {
+                sink.lock().unwrap().push(query.to_string());
+            }
+        });
+        let outcome = work(&mut crate::repo::SqlUserRepo { conn: &mut conn });
+        conn.set_instrumentation(|_: diesel::connection::InstrumentationEvent<'_>| {});
+        outcome.expect("the work runs");
+        let statements = seen.lock().unwrap().clone();
+        statements
+    }
+
+    /// The planner's plan for a statement from [`statements_of`](Self::statements_of),
+    /// its binds put in as literals; one line per step (SQLite's `EXPLAIN QUERY PLAN`
+    /// details, PostgreSQL's `EXPLAIN` lines).
+    pub fn query_plan(&self, statement: &str) -> Vec<String> {
+        #[derive(diesel::QueryableByName)]
+        struct SqliteStep {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            detail: String,
+        }
+        #[derive(diesel::QueryableByName)]
+        struct PgStep {
+            #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
+            line: String,
+        }
+        use diesel::RunQueryDsl;
+        let (sql, binds) = statement
+            .split_once(" -- binds: ")
+            .expect("a statement as diesel logs it");
+        let binds = parse_binds(binds);
+        let mut conn = self.connection().expect("a connection");
+        match &mut *conn {
+            crate::AnyConnection::Sqlite(c) => {
+                let sql = inline(sql, &binds, |_| "?".to_owned());
+                diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+                    .load::<SqliteStep>(c)
+                    .expect("a plan")
+                    .into_iter()
+                    .map(|s| s.detail)
+                    .collect()
+            }
+            crate::AnyConnection::Postgres(c) => {
+                let sql = inline(sql, &binds, |i| format!("${}", i + 1));
+                diesel::sql_query(format!("EXPLAIN {sql}"))
+                    .load::<PgStep>(c)
+                    .expect("a plan")
+                    .into_iter()
+                    .map(|s| s.line)
+                    .collect()
+            }
+        }
+    }
+}
+
+/// `["pending", 50, 0]` → SQL literals `'pending'`, `50`, `0`.
+fn parse_binds(list: &str) -> Vec<String> {
+    let inner = list
+        .trim()
+        .strip_prefix('[')
+        .and_then(|l| l.strip_suffix(']'))
+        .expect("a bind list");
+    let mut binds = Vec::new();
+    let mut chars = inner.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        match c {
+            ' ' | ',' => {
+                chars.next();
+            }
+            '"' => {
+                chars.next();
+                let mut text = String::new();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => text.extend(chars.next()),
+                        '"' => break,
+                        c => text.push(c),
+                    }
+                }
+                binds.push(format!("'{}'", text.replace('\'', "''")));
+            }
+            _ => {
+                let mut token = String::new();
+                while let Some(&c) = chars.peek() {
+                    if c == ',' {
+                        break;
+                    }
+                    token.push(c);
+                    chars.next();
+                }
+                binds.push(token.trim().to_owned());
+            }
+        }
+    }
+    binds
+}
+
+/// Replaces the placeholders (`placeholder(i)` for the i-th bind) by the literals, last
+/// first so that `$1` does not eat the start of `$10`.
+fn inline(sql: &str, binds: &[String], placeholder: impl Fn(usize) -> String) -> String {
+    if placeholder(0) == "?" {
+        let mut out = String::with_capacity(sql.len());
+        let mut next = binds.iter();
+        for c in sql.chars() {
+            match c {
+                '?' => out.push_str(next.next().expect("a bind per placeholder")),
+                c => out.push(c),
+            }
+        }
+        out
+    } else {
+        (0..binds.len()).rev().fold(sql.to_owned(), |sql, i| {
+            sql.replace(&placeholder(i), &binds[i])
+        })
+    }
+}
