@@ -118,10 +118,18 @@ impl fmt::Debug for UserService {
 
 /// The account key of a login attempt: the normalised email when it parses, else the
 /// trimmed, lower-cased text (bounded), so that junk is throttled like anything else.
+/// Control characters become U+FFFD: no email holds one, and some stores (PostgreSQL)
+/// cannot keep a NUL in text at all.
 fn account_key(raw: &str) -> String {
     match Email::parse(raw) {
         Ok(email) => email.as_str().to_owned(),
-        Err(_) => raw.trim().to_lowercase().chars().take(254).collect(),
+        Err(_) => raw
+            .trim()
+            .to_lowercase()
+            .chars()
+            .take(254)
+            .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+            .collect(),
     }
 }
 

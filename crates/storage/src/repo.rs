@@ -146,6 +146,17 @@ impl UserRepo for SqlUserRepo<'_> {
     }
 
     fn list(&mut self, query: &UserQuery) -> Result<Page<User>, Error> {
+        if query
+            .email_contains
+            .as_deref()
+            .is_some_and(|needle| needle.contains('\0'))
+        {
+            // No email holds a NUL (and PostgreSQL cannot even compare text with one).
+            return Ok(Page {
+                items: Vec::new(),
+                total: 0,
+            });
+        }
         let total = filtered(query)
             .count()
             .get_result::<i64>(self.conn)

@@ -282,6 +282,8 @@ pub fn list_substring_is_literal(store: &dyn UserStore) {
     assert_eq!(emails(&find("a%b").items), ["a%b@example.com"]);
     assert_eq!(find("%").total, 1);
     assert_eq!(find("zzz").total, 0);
+    // No email holds a NUL; a store that cannot compare one (PostgreSQL) still answers.
+    assert_eq!(find("a\0b").total, 0);
 }
 
 /// `update` writes every mutable field and returns the stored user.
