@@ -2,9 +2,8 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::time::Instant;
 
-use actix_web::dev::{Server, Service};
+use actix_web::dev::Server;
 use actix_web::{App, HttpServer};
 use anyhow::Context;
 use gatehouse_domain::{
@@ -12,7 +11,6 @@ use gatehouse_domain::{
 };
 use gatehouse_http::{AppState, HashingPool};
 use gatehouse_storage::{Database, PoolOptions};
-use tracing_actix_web::TracingLogger;
 
 use crate::config::{Config, JwtAlgorithm};
 
@@ -104,6 +102,38 @@ pub fn rotate_signing_key(config: &Config, delay: chrono::Duration) -> anyhow::R
     Ok(key.kid)
 }
 
+/// The use cases over `db`, wired as `serve` wires them (the command line uses them too),
+/// and the EdDSA key ring when that algorithm is configured (the service reloads it).
+///
+/// # Errors
+/// When the JWT secret or the signing keys cannot be loaded or stored.
+pub fn user_service(
+    config: &Config,
+    db: &Database,
+) -> anyhow::Result<(UserService, Option<Arc<Ed25519Tokens>>)> {
+    let (tokens, eddsa): (Arc<dyn TokenService>, _) = match config.jwt_algorithm {
+        JwtAlgorithm::Hs256 => {
+            let secret = jwt_secret(config, db)?;
+            (Arc::new(Hs256Tokens::new(&secret, config.token_ttl)?), None)
+        }
+        JwtAlgorithm::EdDsa => {
+            let keys = db
+                .signing_keys_or_generate()
+                .context("loading the signing keys")?;
+            let tokens = Arc::new(Ed25519Tokens::new(
+                &keys,
+                config.token_ttl,
+                gatehouse_domain::now(),
+            )?);
+            (tokens.clone() as Arc<dyn TokenService>, Some(tokens))
+        }
+    };
+    let hasher = BcryptHasher::new(config.bcrypt_cost)?;
+    let users = UserService::new(Arc::new(db.clone()), Arc::new(hasher), tokens)
+        .with_throttle(config.throttle);
+    Ok((users, eddsa))
+}
+
 /// A bound, not yet running, service.
 pub struct Application {
     server: Server,
@@ -118,26 +148,7 @@ impl Application {
     /// When the database cannot be opened or the address cannot be bound.
     pub fn build(config: &Config) -> anyhow::Result<Self> {
         let db = open_database(config)?;
-        let (tokens, eddsa): (Arc<dyn TokenService>, _) = match config.jwt_algorithm {
-            JwtAlgorithm::Hs256 => {
-                let secret = jwt_secret(config, &db)?;
-                (Arc::new(Hs256Tokens::new(&secret, config.token_ttl)?), None)
-            }
-            JwtAlgorithm::EdDsa => {
-                let keys = db
-                    .signing_keys_or_generate()
-                    .context("loading the signing keys")?;
-                let tokens = Arc::new(Ed25519Tokens::new(
-                    &keys,
-                    config.token_ttl,
-                    gatehouse_domain::now(),
-                )?);
-                (tokens.clone() as Arc<dyn TokenService>, Some(tokens))
-            }
-        };
-        let hasher = BcryptHasher::new(config.bcrypt_cost)?;
-        let users = UserService::new(Arc::new(db.clone()), Arc::new(hasher), tokens)
-            .with_throttle(config.throttle);
+        let (users, eddsa) = user_service(config, &db)?;
         spawn_maintenance(db, users.clone(), eddsa);
         let hashing = match config.hashing_threads {
             Some(threads) => HashingPool::with_threads(threads as usize),
@@ -150,31 +161,11 @@ impl Application {
         let listener = TcpListener::bind(&config.bind)
             .with_context(|| format!("cannot listen on {}", config.bind))?;
         let addr = listener.local_addr()?;
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap_fn(|req, srv| {
-                    let started = Instant::now();
-                    let method = req.method().clone();
-                    let path = req.path().to_owned();
-                    let response = srv.call(req);
-                    async move {
-                        let response = response.await?;
-                        tracing::info!(
-                            %method,
-                            %path,
-                            status = response.status().as_u16(),
-                            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-                            "request"
-                        );
-                        Ok(response)
-                    }
-                })
-                .wrap(TracingLogger::default())
-                .configure(gatehouse_http::configure(state.clone()))
-        })
-        .shutdown_timeout(10)
-        .listen(listener)?
-        .run();
+        let server =
+            HttpServer::new(move || App::new().configure(gatehouse_http::configure(state.clone())))
+                .shutdown_timeout(10)
+                .listen(listener)?
+                .run();
         Ok(Self { server, addr })
     }
 

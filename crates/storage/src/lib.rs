@@ -86,6 +86,27 @@ pub enum OpenError {
     Pool(String),
 }
 
+/// Why [`Database::backup_to`] wrote no copy.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackupError {
+    /// The database is not SQLite.
+    #[error("online backup copies SQLite databases only; back up PostgreSQL with pg_dump (pg_dump --format=custom --file=gatehouse.dump DATABASE_URL)")]
+    NotSqlite,
+    /// Something is at the target path already.
+    #[error("{} already exists; a backup never overwrites anything, choose a new path", .0.display())]
+    Exists(std::path::PathBuf),
+    /// The target path cannot be handed to SQLite.
+    #[error("the backup path must be valid UTF-8")]
+    NotUtf8,
+    /// No connection could be had.
+    #[error("cannot back up the database")]
+    Unavailable(#[source] Error),
+    /// SQLite could not write the copy.
+    #[error("cannot write the backup: {0}")]
+    Failed(String),
+}
+
 /// A pooled database holding Gatehouse's tables.
 #[derive(Clone)]
 pub struct Database {
@@ -193,6 +214,34 @@ impl Database {
     pub fn add_signing_key(&self, key: &SigningKey) -> Result<(), Error> {
         let mut conn = self.connection()?;
         tx::run(&mut conn, Mode::Write, |conn| insert_signing_key(conn, key))
+    }
+
+    /// Writes a consistent copy of an SQLite database to `path` (`VACUUM INTO`), safe while
+    /// the service runs: the copy is one read transaction's snapshot, and writers go on
+    /// meanwhile (WAL). The copy is a complete database: serve it as it is to restore.
+    ///
+    /// # Errors
+    /// [`BackupError`]: on PostgreSQL (use `pg_dump`), when `path` exists, or when SQLite
+    /// cannot write the copy.
+    pub fn backup_to(&self, path: &std::path::Path) -> Result<(), BackupError> {
+        if !matches!(self.url, DatabaseUrl::Sqlite { .. }) {
+            return Err(BackupError::NotSqlite);
+        }
+        // SQLite refuses a non-empty target itself; refusing any existing path is clearer
+        // and never overwrites anything, not even an empty file someone meant to keep.
+        if path.exists() {
+            return Err(BackupError::Exists(path.to_owned()));
+        }
+        let target = path.to_str().ok_or(BackupError::NotUtf8)?;
+        let mut conn = self.connection().map_err(BackupError::Unavailable)?;
+        let AnyConnection::Sqlite(sqlite) = &mut *conn else {
+            return Err(BackupError::NotSqlite);
+        };
+        diesel::sql_query("VACUUM INTO ?")
+            .bind::<diesel::sql_types::Text, _>(target)
+            .execute(sqlite)
+            .map(drop)
+            .map_err(|e| BackupError::Failed(e.to_string()))
     }
 
     /// A pooled connection; fails fast while the database is known to be unreachable.

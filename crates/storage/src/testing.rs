@@ -213,28 +213,6 @@ impl Deref for TestDatabase {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::with_database;
-
-    #[test]
-    fn database_names_are_swapped() {
-        assert_eq!(
-            with_database("postgres://u@h:5432/test", "x"),
-            "postgres://u@h:5432/x"
-        );
-        assert_eq!(
-            with_database("postgres://u@h/test?sslmode=disable", "x"),
-            "postgres://u@h/x?sslmode=disable"
-        );
-        assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
-        assert_eq!(
-            with_database("postgres://u@h?a=b", "x"),
-            "postgres://u@h/x?a=b"
-        );
-    }
-}
-
 /// Query plans, for tests that check a listing stays an index walk at scale.
 impl Database {
     /// Inserts `n` users straight in SQL (`user{i}@example.com`; every tenth pending,
@@ -387,5 +365,27 @@ fn inline(sql: &str, binds: &[String], placeholder: impl Fn(usize) -> String) ->
         (0..binds.len()).rev().fold(sql.to_owned(), |sql, i| {
             sql.replace(&placeholder(i), &binds[i])
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn database_names_are_swapped() {
+        assert_eq!(
+            with_database("postgres://u@h:5432/test", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u@h/test?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
+        assert_eq!(
+            with_database("postgres://u@h?a=b", "x"),
+            "postgres://u@h/x?a=b"
+        );
     }
 }

@@ -1,0 +1,429 @@
+//! The administration command line: `gatehouse users …` and `gatehouse backup PATH`.
+//!
+//! Each command opens (and migrates) the database of the configuration `serve` uses,
+//! whether the service runs or not, and goes through the domain's use cases as
+//! [`Actor::Operator`], so every rule holds here as over HTTP (the last active admin cannot
+//! be demoted, disabled or deleted from here either) and the audit log says `cli`.
+//!
+//! Results go to standard output, as one line or a table, or as JSON with `--json` (the
+//! HTTP API's `UserPublic` shape); refusals go to standard error and exit with 1 (see
+//! `main`). Passwords are only ever read from standard input, never taken as arguments.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+
+use anyhow::Context;
+use chrono::{DateTime, SecondsFormat, Utc};
+use clap::{Args, Subcommand};
+use gatehouse_domain::{
+    Actor, Email, NewUserRequest, Origin, Password, User, UserChanges, UserId, UserKey, UserQuery,
+    UserService, UserStatus,
+};
+use gatehouse_storage::{BackupError, DatabaseUrl};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::startup;
+
+/// `gatehouse users …`.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// List the users, newest first.
+    List {
+        /// Only users with this status: pending, approved or disabled.
+        #[arg(long, value_name = "STATUS")]
+        status: Option<UserStatus>,
+        /// Print a JSON array of users instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a user (approved unless --pending), the password read from standard input.
+    ///
+    /// Into an empty database the first user is an approved admin whatever was asked.
+    Create {
+        /// The new user's email address.
+        #[arg(value_name = "EMAIL", value_parser = parse_email)]
+        email: Email,
+        #[command(flatten)]
+        password: PasswordStdin,
+        /// Make the user an admin.
+        #[arg(long)]
+        admin: bool,
+        /// Leave the user pending approval instead of approved.
+        #[arg(long)]
+        pending: bool,
+        /// Print the created user as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a user's password, read from standard input; revokes their tokens.
+    ///
+    /// Also clears their failed logins: this is how a forgotten admin password is
+    /// recovered.
+    SetPassword {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        password: PasswordStdin,
+    },
+    /// Approve a user (status approved; already approved is fine).
+    Approve(Target),
+    /// Disable a user: they can no longer log in, and their tokens stop working.
+    Disable(Target),
+    /// Enable a user (status approved, as approve; already approved is fine).
+    Enable(Target),
+    /// Make a user an admin.
+    Promote(Target),
+    /// Take a user's admin rights away.
+    Demote(Target),
+    /// Delete a user (--json prints the user as they were).
+    Delete(Target),
+}
+
+/// The user a command acts on, and how to report it.
+#[derive(Debug, Args)]
+pub struct Target {
+    /// The user: an id (digits) or an email address.
+    #[arg(value_name = "EMAIL_OR_ID")]
+    user: UserKey,
+    /// Print the affected user as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The mandatory `--password-stdin` flag: passwords never travel as arguments (they would
+/// show in `ps` and in shell histories).
+#[derive(Debug, Args)]
+pub struct PasswordStdin {
+    /// Read the password from the first line of standard input (required).
+    #[arg(long = "password-stdin", required = true)]
+    _password_stdin: bool,
+}
+
+fn parse_email(raw: &str) -> Result<Email, String> {
+    Email::parse(raw).map_err(|e| e.to_string())
+}
+
+/// The command line names itself in the audit log.
+fn origin() -> Origin {
+    Origin {
+        address: None,
+        note: Some("cli".into()),
+    }
+}
+
+/// Runs a `users` command against the configured database.
+///
+/// # Errors
+/// A refusal of the domain (its message is the rule's), a weak or missing password, an
+/// unreachable database, or a failure to write the output.
+pub fn users(config: &Config, command: UsersCommand) -> anyhow::Result<()> {
+    // The password first: a weak one is refused before the database is touched.
+    let password = match &command {
+        UsersCommand::Create { .. } | UsersCommand::SetPassword { .. } => {
+            Some(read_password(&mut std::io::stdin().lock())?)
+        }
+        _ => None,
+    };
+    let db = startup::open_database(config)?;
+    let (service, _) = startup::user_service(config, &db)?;
+    let out = &mut std::io::stdout().lock();
+    match command {
+        UsersCommand::List { status, json } => {
+            let query = UserQuery {
+                status,
+                ..UserQuery::default()
+            };
+            let users = service.list_users(Actor::Operator, &query)?.items;
+            if json {
+                let shown: Vec<UserJson> = users.iter().map(UserJson::from).collect();
+                print_json(out, &shown)
+            } else {
+                print_table(out, &users)
+            }
+        }
+        UsersCommand::Create {
+            email,
+            admin,
+            pending,
+            json,
+            ..
+        } => {
+            let status = if pending {
+                UserStatus::Pending
+            } else {
+                UserStatus::Approved
+            };
+            let request = NewUserRequest {
+                email,
+                password: password.context("no password was read")?,
+                is_admin: admin,
+                status,
+            };
+            let user = service.create_user(Actor::Operator, request, &origin())?;
+            if (user.is_admin, user.status) != (admin, status) {
+                eprintln!(
+                    "gatehouse: the database had no users: the first user is always an approved admin"
+                );
+            }
+            report(out, json, &user, &format!("created {}", describe(&user)))
+        }
+        UsersCommand::SetPassword { target, .. } => {
+            let password = password.context("no password was read")?;
+            let user = service.find_user(Actor::Operator, &target.user)?;
+            let user = service.reset_password(Actor::Operator, user.id, &password, &origin())?;
+            let line = format!(
+                "password set for {}; every token issued to them before is revoked",
+                describe(&user)
+            );
+            report(out, target.json, &user, &line)
+        }
+        UsersCommand::Approve(target) => change(
+            &service,
+            out,
+            &target,
+            Change::Status(UserStatus::Approved, "approved"),
+        ),
+        UsersCommand::Enable(target) => change(
+            &service,
+            out,
+            &target,
+            Change::Status(UserStatus::Approved, "enabled"),
+        ),
+        UsersCommand::Disable(target) => change(
+            &service,
+            out,
+            &target,
+            Change::Status(UserStatus::Disabled, "disabled"),
+        ),
+        UsersCommand::Promote(target) => change(&service, out, &target, Change::Admin(true)),
+        UsersCommand::Demote(target) => change(&service, out, &target, Change::Admin(false)),
+        UsersCommand::Delete(target) => {
+            let user = service.find_user(Actor::Operator, &target.user)?;
+            service.delete_user(Actor::Operator, user.id, &origin())?;
+            report(
+                out,
+                target.json,
+                &user,
+                &format!("deleted {}", describe(&user)),
+            )
+        }
+    }
+}
+
+/// An edit of one field, with the verb that reports it.
+enum Change {
+    Status(UserStatus, &'static str),
+    Admin(bool),
+}
+
+fn change(
+    service: &UserService,
+    out: &mut impl Write,
+    target: &Target,
+    change: Change,
+) -> anyhow::Result<()> {
+    let before = service.find_user(Actor::Operator, &target.user)?;
+    let (changes, verb) = match change {
+        Change::Status(status, verb) => (
+            UserChanges {
+                status: Some(status),
+                ..UserChanges::default()
+            },
+            verb,
+        ),
+        Change::Admin(is_admin) => (
+            UserChanges {
+                is_admin: Some(is_admin),
+                ..UserChanges::default()
+            },
+            if is_admin { "promoted" } else { "demoted" },
+        ),
+    };
+    let after = service.update_user(Actor::Operator, before.id, &changes, &origin())?;
+    let line = if after == before {
+        format!("nothing to change: {}", describe(&after))
+    } else {
+        format!("{verb} {}", describe(&after))
+    };
+    report(out, target.json, &after, &line)
+}
+
+/// Writes a consistent copy of the SQLite database to `path`, while the service may run.
+///
+/// # Errors
+/// On PostgreSQL (use `pg_dump`), when `path` exists, or when the copy cannot be written.
+pub fn backup(config: &Config, path: &Path) -> anyhow::Result<()> {
+    // Refused before anything is opened: opening migrates, and would create a missing
+    // SQLite file (a mistyped URL would then back up a new, empty database).
+    match &config.database_url {
+        DatabaseUrl::Sqlite { path: file } if !Path::new(file).exists() => {
+            anyhow::bail!("there is no database at {}", config.database_url)
+        }
+        DatabaseUrl::Sqlite { .. } if path.exists() => {
+            return Err(BackupError::Exists(path.to_owned()).into())
+        }
+        DatabaseUrl::Sqlite { .. } => {}
+        _ => return Err(BackupError::NotSqlite.into()),
+    }
+    let db = startup::open_database(config)?;
+    db.backup_to(path)?;
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or_default();
+    let out = &mut std::io::stdout().lock();
+    writeln!(
+        out,
+        "backed up {} to {} ({size} bytes); to restore, stop the service and serve this file",
+        db.url(),
+        path.display()
+    )
+    .context("writing to standard output")
+}
+
+/// Reads one line: the password, without its line ending, checked against the policy.
+fn read_password(input: &mut impl BufRead) -> anyhow::Result<Password> {
+    if std::io::stdin().is_terminal() {
+        eprintln!(
+            "gatehouse: type the password and press Enter (it is shown as typed; a pipe is better)"
+        );
+    }
+    let mut line = String::new();
+    let read = input
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    if read == 0 {
+        anyhow::bail!("no password on standard input (--password-stdin reads one line)");
+    }
+    let password = line
+        .strip_suffix('\n')
+        .map(|rest| rest.strip_suffix('\r').unwrap_or(rest))
+        .unwrap_or(&line);
+    Ok(Password::parse(password)?)
+}
+
+/// A user as the HTTP API shows it (`UserPublic`): the same fields, in the same order.
+#[derive(Debug, Serialize)]
+struct UserJson<'a> {
+    id: i64,
+    email: &'a str,
+    is_admin: bool,
+    status: &'static str,
+    created_at: String,
+    approved_at: Option<String>,
+    approved_by: Option<i64>,
+}
+
+fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+impl<'a> From<&'a User> for UserJson<'a> {
+    fn from(user: &'a User) -> Self {
+        Self {
+            id: user.id.get(),
+            email: user.email.as_str(),
+            is_admin: user.is_admin,
+            status: user.status.as_str(),
+            created_at: timestamp(user.created_at),
+            approved_at: user.approved_at.map(timestamp),
+            approved_by: user.approved_by.map(UserId::get),
+        }
+    }
+}
+
+/// `user 3 bob@example.com (approved, admin)`.
+fn describe(user: &User) -> String {
+    format!(
+        "user {} {} ({}{})",
+        user.id,
+        user.email.as_str(),
+        user.status,
+        if user.is_admin { ", admin" } else { "" }
+    )
+}
+
+fn report(out: &mut impl Write, json: bool, user: &User, line: &str) -> anyhow::Result<()> {
+    if json {
+        print_json(out, &UserJson::from(user))
+    } else {
+        writeln!(out, "{line}").context("writing to standard output")
+    }
+}
+
+fn print_json(out: &mut impl Write, value: &impl Serialize) -> anyhow::Result<()> {
+    serde_json::to_writer(&mut *out, value).context("writing JSON")?;
+    writeln!(out).context("writing to standard output")
+}
+
+/// An aligned table, one user a row.
+fn print_table(out: &mut impl Write, users: &[User]) -> anyhow::Result<()> {
+    let header = [
+        "ID",
+        "EMAIL",
+        "ADMIN",
+        "STATUS",
+        "CREATED",
+        "APPROVED",
+        "APPROVED BY",
+    ]
+    .map(str::to_owned);
+    let rows: Vec<[String; 7]> = users
+        .iter()
+        .map(|user| {
+            [
+                user.id.to_string(),
+                user.email.as_str().to_owned(),
+                if user.is_admin { "yes" } else { "no" }.to_owned(),
+                user.status.to_string(),
+                timestamp(user.created_at),
+                user.approved_at.map_or_else(|| "-".to_owned(), timestamp),
+                user.approved_by
+                    .map_or_else(|| "-".to_owned(), |id| id.to_string()),
+            ]
+        })
+        .collect();
+    let mut widths = header.clone().map(|cell| cell.chars().count());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        writeln!(out, "{}", cells.join("  ").trim_end()).context("writing to standard output")?;
+    }
+    if rows.is_empty() {
+        writeln!(out, "(no users)").context("writing to standard output")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(input: &str) -> Result<String, String> {
+        read_password(&mut input.as_bytes())
+            .map(|p| p.expose().to_owned())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_password_is_one_line_without_its_ending() {
+        assert_eq!(read("tr0mbone-kettle\n"), Ok("tr0mbone-kettle".into()));
+        assert_eq!(read("tr0mbone-kettle\r\n"), Ok("tr0mbone-kettle".into()));
+        assert_eq!(read("tr0mbone-kettle"), Ok("tr0mbone-kettle".into()));
+        assert_eq!(
+            read("tr0mbone-kettle\nsecond line\n"),
+            Ok("tr0mbone-kettle".into())
+        );
+        // Only the line ending goes: spaces are part of the password.
+        assert_eq!(read(" tr0mbone-kettle \n"), Ok(" tr0mbone-kettle ".into()));
+        assert!(read("").unwrap_err().contains("no password"));
+        assert!(read("short\n").unwrap_err().contains("at least 8"));
+        assert!(read("password123\n").unwrap_err().contains("too common"));
+    }
+}
