@@ -1,5 +1,6 @@
 //! `gatehouse`: the service's binary.
 
+mod cli;
 mod config;
 mod startup;
 mod telemetry;
@@ -28,6 +29,20 @@ enum Command {
     /// Add a new Ed25519 signing key (GATEHOUSE_JWT_ALGORITHM=EdDSA): published at once,
     /// signing after two minutes, old keys kept until their tokens expire.
     RotateKey,
+    /// Check the configuration (GATEHOUSE_CONFIG file and GATEHOUSE_* variables) as `serve`
+    /// would load it, and print the effective settings, secrets masked; the database is
+    /// not contacted.
+    CheckConfig,
+    /// Administer users through the same rules as the API (see `gatehouse users --help`).
+    Users {
+        #[command(subcommand)]
+        command: cli::UsersCommand,
+    },
+    /// Write a consistent copy of the SQLite database to PATH, while the service may run.
+    Backup {
+        /// Where to write the copy; must not exist yet.
+        path: std::path::PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -41,7 +56,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(&config.log_filter);
+    telemetry::init(&config.log_filter, config.log_format);
     let outcome = match cli.command {
         Command::Serve => serve(&config),
         Command::Migrate => startup::open_database(&config).map(|db| {
@@ -51,6 +66,12 @@ fn main() -> ExitCode {
             .map(|kid| {
                 println!("new signing key {kid}: published now, signing from two minutes on");
             }),
+        Command::CheckConfig => {
+            print!("{}", config.describe());
+            Ok(())
+        }
+        Command::Users { command } => cli::users(&config, command),
+        Command::Backup { path } => cli::backup(&config, &path),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

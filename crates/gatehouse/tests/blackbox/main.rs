@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests panic to fail
 
 mod cli;
+mod config_file;
 mod multi_instance;
+mod operability;
 mod outage;
 mod security;
 mod server;
