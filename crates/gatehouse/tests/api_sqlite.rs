@@ -11,6 +11,8 @@ mod auth;
 mod bad_input;
 #[path = "../../http/tests/api/helpers.rs"]
 mod helpers;
+#[path = "../../http/tests/api/observe.rs"]
+mod observe;
 #[path = "../../http/tests/api/security.rs"]
 mod security;
 #[path = "../../http/tests/api/service.rs"]

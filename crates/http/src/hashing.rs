@@ -9,6 +9,7 @@ use actix_web::web;
 use tokio::sync::Semaphore;
 
 use crate::error::ApiError;
+use crate::observe::Metrics;
 
 /// The bcrypt lane shared by every worker.
 #[derive(Debug)]
@@ -16,6 +17,7 @@ pub struct HashingPool {
     permits: Arc<Semaphore>,
     waiting: AtomicUsize,
     max_waiting: usize,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// Holds a place in the queue; gives it back when dropped (also when the client leaves).
@@ -35,7 +37,15 @@ impl HashingPool {
             permits: Arc::new(Semaphore::new(threads.max(1))),
             waiting: AtomicUsize::new(0),
             max_waiting,
+            metrics: None,
         }
+    }
+
+    /// Records each request's wait for a thread in these metrics.
+    #[must_use]
+    pub(crate) fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Sized to the machine: one hash per core, 32 waiting per core.
@@ -72,6 +82,7 @@ impl HashingPool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        let queued_at = std::time::Instant::now();
         let permit = {
             if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
                 self.waiting.fetch_sub(1, Ordering::AcqRel);
@@ -84,9 +95,13 @@ impl HashingPool {
                 .await
                 .map_err(|e| ApiError::internal(&e))?
         };
+        if let Some(metrics) = &self.metrics {
+            metrics.hashing_waited(queued_at.elapsed().as_secs_f64());
+        }
+        let span = tracing::Span::current();
         web::block(move || {
             let _permit = permit;
-            work()
+            span.in_scope(work)
         })
         .await
         .map_err(|e| ApiError::internal(&e))

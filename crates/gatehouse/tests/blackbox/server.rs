@@ -187,16 +187,20 @@ impl Server {
     fn finish(&self, response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
         let mut response = response.expect("request");
         let status = response.status().as_u16();
-        let headers = response
+        let headers: Vec<(String, String)> = response
             .headers()
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or_default().to_owned()))
             .collect();
         let text = response.body_mut().read_to_string().unwrap();
+        let json = headers_say_json(&headers);
         let body = if text.is_empty() {
             Value::Null
-        } else {
+        } else if json {
             serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+        } else {
+            // /metrics, /docs: the text as it came.
+            Value::String(text)
         };
         Reply {
             status,
@@ -292,6 +296,14 @@ impl Server {
         assert_eq!(reply.status, 200, "{reply:?}");
         reply.body["access_token"].as_str().unwrap().to_owned()
     }
+}
+
+/// Whether a response says its body is JSON (or says nothing, as JSON is the default).
+fn headers_say_json(headers: &[(String, String)]) -> bool {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+        .is_none_or(|(_, v)| v.starts_with("application/json"))
 }
 
 impl Drop for Server {

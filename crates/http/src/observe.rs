@@ -1,0 +1,356 @@
+//! What operators see of each request: an `X-Request-Id`, a log span and an access-log
+//! line carrying it, and Prometheus metrics (requests by route pattern and status, their
+//! latency, login outcomes, the bcrypt lane, users by status, the process).
+//!
+//! Metrics live in a [`Metrics`] per [`AppState`](crate::AppState), not in a global
+//! registry, so that apps in one process (the tests) count apart.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage, HttpResponse};
+use gatehouse_domain::UserStatus;
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+use tracing::Instrument;
+
+use crate::error::ApiError;
+use crate::{blocking, AppState};
+
+/// The request id header, taken from the client when sane and echoed on every response.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The longest request id accepted from a client.
+const MAX_REQUEST_ID: usize = 128;
+
+/// A request's id, as given by the client or made here; in the request's extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+/// Accepts a client's id if it is 1 to 128 characters of letters, digits and `-_.:/+=@`
+/// (enough for UUIDs, ULIDs, W3C trace ids and the like; nothing that could forge a log
+/// line or smuggle markup).
+#[must_use]
+pub fn sane_request_id(raw: &[u8]) -> Option<&str> {
+    let ok = !raw.is_empty()
+        && raw.len() <= MAX_REQUEST_ID
+        && raw
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(b));
+    if ok {
+        std::str::from_utf8(raw).ok()
+    } else {
+        None
+    }
+}
+
+/// Makes request ids: a random per-process prefix and a counter, unique across instances
+/// without a random draw per request.
+#[derive(Debug)]
+struct IdMaker {
+    prefix: String,
+    next: AtomicU64,
+}
+
+impl IdMaker {
+    fn new() -> Self {
+        let mut seed = [0u8; 8];
+        // Without randomness (never seen on Linux) the time still tells processes apart.
+        let prefix = match getrandom::fill(&mut seed) {
+            Ok(()) => u64::from_le_bytes(seed),
+            Err(_) => chrono::Utc::now()
+                .timestamp_nanos_opt()
+                .map_or(0, i64::unsigned_abs),
+        };
+        Self {
+            prefix: format!("{prefix:016x}"),
+            next: AtomicU64::new(1),
+        }
+    }
+
+    fn make(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n:08x}", self.prefix)
+    }
+}
+
+/// The service's Prometheus metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    ids: IdMaker,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    logins: IntCounterVec,
+    hashing_queued: IntGauge,
+    hashing_wait: Histogram,
+    users: IntGaugeVec,
+    database_up: IntGauge,
+}
+
+/// Latency buckets from 250 µs to 10 s: `/me` lives in the first ones, bcrypt in the last.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    10.0,
+];
+
+impl Metrics {
+    /// Registers every metric in a fresh registry.
+    ///
+    /// # Errors
+    /// Only on a programming error (a duplicate or malformed metric name).
+    pub fn new() -> prometheus::Result<Self> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "gatehouse_http_requests_total",
+                "HTTP requests answered, by method, route pattern and status.",
+            ),
+            &["method", "route", "status"],
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "gatehouse_http_request_duration_seconds",
+                "Time from a request's arrival to its response, by method, route pattern and status.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["method", "route", "status"],
+        )?;
+        let logins = IntCounterVec::new(
+            Opts::new(
+                "gatehouse_logins_total",
+                "Login attempts by outcome: success, invalid_credentials, pending, disabled, \
+                 throttled, overloaded, error.",
+            ),
+            &["outcome"],
+        )?;
+        let hashing_queued = IntGauge::new(
+            "gatehouse_bcrypt_queue_depth",
+            "Requests waiting for a bcrypt thread right now.",
+        )?;
+        let hashing_wait = Histogram::with_opts(
+            HistogramOpts::new(
+                "gatehouse_bcrypt_queue_wait_seconds",
+                "Time a request waited for a bcrypt thread.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )?;
+        let users = IntGaugeVec::new(
+            Opts::new("gatehouse_users", "Users by status, read at scrape time."),
+            &["status"],
+        )?;
+        let database_up = IntGauge::new(
+            "gatehouse_database_up",
+            "1 when the database answered the scrape's query, 0 otherwise.",
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(logins.clone()))?;
+        registry.register(Box::new(hashing_queued.clone()))?;
+        registry.register(Box::new(hashing_wait.clone()))?;
+        registry.register(Box::new(users.clone()))?;
+        registry.register(Box::new(database_up.clone()))?;
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        Ok(Self {
+            registry,
+            ids: IdMaker::new(),
+            requests,
+            latency,
+            logins,
+            hashing_queued,
+            hashing_wait,
+            users,
+            database_up,
+        })
+    }
+
+    /// Counts one login attempt's outcome.
+    pub(crate) fn login<T>(&self, result: &Result<T, ApiError>) {
+        let outcome = match result {
+            Ok(_) => "success",
+            Err(e) => match e.code() {
+                "invalid_credentials" => "invalid_credentials",
+                "account_pending" => "pending",
+                "account_disabled" => "disabled",
+                "rate_limited" => "throttled",
+                "overloaded" => "overloaded",
+                _ => "error",
+            },
+        };
+        self.logins.with_label_values(&[outcome]).inc();
+    }
+
+    /// Records how long a request waited for a bcrypt thread.
+    pub(crate) fn hashing_waited(&self, seconds: f64) {
+        self.hashing_wait.observe(seconds);
+    }
+
+    fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let status = status.to_string();
+        let labels = [method, route, status.as_str()];
+        self.requests.with_label_values(&labels).inc();
+        self.latency.with_label_values(&labels).observe(seconds);
+    }
+
+    /// The text exposition of every metric.
+    fn render(&self) -> Result<Vec<u8>, prometheus::Error> {
+        let mut out = Vec::with_capacity(16 * 1024);
+        TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
+        Ok(out)
+    }
+}
+
+/// The route pattern a request matched (`/api/auth/users/{id}`), never the raw path, so
+/// that ids and junk paths cannot multiply the series.
+fn route_of(req: &actix_web::HttpRequest) -> String {
+    req.match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned())
+}
+
+/// The middleware: request id, span, access log, metrics. (The scope's app data is not
+/// visible to its middleware, hence the metrics passed in.)
+pub(crate) async fn observe(
+    metrics: std::sync::Arc<Metrics>,
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let id = match req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| sane_request_id(v.as_bytes()))
+    {
+        Some(given) => given.to_owned(),
+        None => metrics.ids.make(),
+    };
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let method = req.method().clone();
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %method,
+        path = %req.path(),
+    );
+    let outcome = next.call(req).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let (route, status) = match &outcome {
+        Ok(res) => (route_of(res.request()), res.status()),
+        Err(e) => ("unmatched".to_owned(), e.as_response_error().status_code()),
+    };
+    metrics.observe(
+        method.as_str(),
+        &route,
+        status.as_u16(),
+        elapsed.as_secs_f64(),
+    );
+    span.in_scope(|| {
+        tracing::info!(
+            route = %route,
+            status = status.as_u16(),
+            elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+            "request"
+        );
+    });
+    let mut res = outcome?;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID, value);
+    }
+    Ok(res)
+}
+
+/// `GET /metrics`: the text format, with the user counts read now (and
+/// `gatehouse_database_up 0` instead when the database does not answer).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "service",
+    summary = "Metrics in the Prometheus text format",
+    responses(
+        (status = 200, description = "Prometheus text exposition format 0.0.4",
+            content_type = "text/plain", body = String),
+    )
+)]
+pub(crate) async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let users = state.users.clone();
+    let counts: Result<Vec<(UserStatus, u64)>, ApiError> =
+        blocking(move || users.user_counts()).await;
+    let metrics = &state.metrics;
+    match counts {
+        Ok(counts) => {
+            metrics.database_up.set(1);
+            for (status, count) in counts {
+                metrics
+                    .users
+                    .with_label_values(&[status.as_str()])
+                    .set(i64::try_from(count).unwrap_or(i64::MAX));
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: the database did not answer");
+            metrics.database_up.set(0);
+        }
+    }
+    metrics
+        .hashing_queued
+        .set(i64::try_from(state.hashing.queued()).unwrap_or(i64::MAX));
+    let body = metrics.render().map_err(|e| ApiError::internal(&e))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_from_clients_are_bounded_and_plain() {
+        for good in [
+            "abc",
+            "0f8fad5b-d9cb-469f-a165-70867728950e",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            &"a".repeat(128),
+        ] {
+            assert_eq!(sane_request_id(good.as_bytes()), Some(good));
+        }
+        for bad in [
+            "",
+            "has space",
+            "new\nline",
+            "<script>",
+            "quote\"",
+            "ünïcode",
+            &"a".repeat(129),
+        ] {
+            assert_eq!(sane_request_id(bad.as_bytes()), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn made_ids_are_unique_and_sane() {
+        let maker = IdMaker::new();
+        let (a, b) = (maker.make(), maker.make());
+        assert_ne!(a, b);
+        assert!(sane_request_id(a.as_bytes()).is_some());
+        assert_ne!(IdMaker::new().prefix, maker.prefix);
+    }
+
+    #[test]
+    fn metrics_render_in_the_text_format() {
+        let metrics = Metrics::new().unwrap();
+        metrics.observe("GET", "/api/auth/me", 200, 0.001);
+        let text = String::from_utf8(metrics.render().unwrap()).unwrap();
+        assert!(text.contains(
+            "gatehouse_http_requests_total{method=\"GET\",route=\"/api/auth/me\",status=\"200\"} 1"
+        ));
+    }
+}
