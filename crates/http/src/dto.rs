@@ -4,12 +4,20 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use gatehouse_domain::{AccessToken, AuditEntry, User, UserId};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::openapi::{
+    AuditActionName, Count, EmailInput, GrantType, NewPassword, Timestamp, UserIdSchema,
+    UserStatusName,
+};
 
 /// `POST /register`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RegisterRequest {
+    #[schema(value_type = EmailInput)]
     pub email: String,
+    #[schema(value_type = NewPassword)]
     pub password: String,
 }
 
@@ -24,68 +32,128 @@ pub(crate) struct LoginJson {
 
 /// `POST /login` as an OAuth2 password-grant form: the email travels as `username`.
 /// The grant's other standard fields are accepted and ignored.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LoginForm {
+    /// The account's email address (not checked against the email rules: anything that
+    /// cannot be a registered account's gets the same 401 as a wrong password).
     pub username: String,
+    #[schema(format = Password)]
     pub password: String,
+    /// Must be `password` when present.
     #[serde(default)]
+    #[schema(value_type = Option<GrantType>, nullable = false)]
     pub grant_type: Option<String>,
+    /// Accepted and ignored.
     #[serde(default, rename = "scope")]
+    #[schema(nullable = false)]
     pub _scope: Option<String>,
+    /// Accepted and ignored.
     #[serde(default, rename = "client_id")]
+    #[schema(nullable = false)]
     pub _client_id: Option<String>,
+    /// Accepted and ignored.
     #[serde(default, rename = "client_secret")]
+    #[schema(nullable = false)]
     pub _client_secret: Option<String>,
 }
 
-/// `PUT /users/{id}`: every field optional; `null` means "leave as is".
-#[derive(Debug, Deserialize)]
+/// `POST /users`: an admin creates a user; `is_admin` defaults to `false` and `status` to
+/// `approved` (`null` too).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct UpdateUserRequest {
-    #[serde(default)]
-    pub email: Option<String>,
+pub(crate) struct CreateUserRequest {
+    #[schema(value_type = EmailInput)]
+    pub email: String,
+    #[schema(value_type = NewPassword)]
+    pub password: String,
+    /// Default (also for `null`): `false`.
     #[serde(default)]
     pub is_admin: Option<bool>,
+    /// Default (also for `null`): `approved`.
     #[serde(default)]
+    #[schema(value_type = Option<UserStatusName>)]
+    pub status: Option<String>,
+}
+
+/// `PUT /users/{id}`: every field optional; `null` means "leave as is".
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateUserRequest {
+    /// Absent or `null`: unchanged. Taken by another user: 409.
+    #[serde(default)]
+    #[schema(value_type = Option<EmailInput>)]
+    pub email: Option<String>,
+    /// Absent or `null`: unchanged.
+    #[serde(default)]
+    pub is_admin: Option<bool>,
+    /// Absent or `null`: unchanged. `approved` for the first time records `approved_at`
+    /// and `approved_by`.
+    #[serde(default)]
+    #[schema(value_type = Option<UserStatusName>)]
     pub status: Option<String>,
 }
 
 /// `POST /users/{id}/reset-password`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ResetPasswordRequest {
+    #[schema(value_type = NewPassword)]
     pub password: String,
 }
 
 /// `PUT /me/password`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ChangePasswordRequest {
+    /// The password now; a wrong one is 403 `invalid_password`.
+    #[schema(format = Password)]
     pub current_password: String,
+    #[schema(value_type = NewPassword)]
     pub new_password: String,
 }
 
 /// `GET /audit` query parameters, as text.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListAuditParams {
+    /// At most this many entries (0: an empty page); without it, every entry.
+    #[param(value_type = Option<Count>)]
     pub limit: Option<String>,
+    /// Skip this many first (default 0).
+    #[param(value_type = Option<Count>)]
     pub offset: Option<String>,
+    /// Only entries of this action.
+    #[param(value_type = Option<AuditActionName>)]
     pub action: Option<String>,
+    /// Only entries by this user.
+    #[param(value_type = Option<UserIdSchema>)]
     pub actor_id: Option<String>,
+    /// Only entries about this user.
+    #[param(value_type = Option<UserIdSchema>)]
     pub target_id: Option<String>,
 }
 
 /// An audit entry as admins see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AuditEntry)]
 pub(crate) struct AuditEntryPublic {
+    #[schema(minimum = 1)]
     id: i64,
+    #[schema(value_type = Timestamp)]
     at: String,
+    #[schema(value_type = AuditActionName)]
     action: &'static str,
+    /// Who did it; `null` for anonymous events and the command line.
+    #[schema(value_type = Option<UserIdSchema>)]
     actor_id: Option<i64>,
+    /// Whom it concerned.
+    #[schema(value_type = Option<UserIdSchema>)]
     target_id: Option<i64>,
+    /// The client address.
     address: Option<String>,
+    /// A short note, never a secret (`pending -> approved`, `wrong password`, `cli`, ...).
     detail: Option<String>,
 }
 
@@ -104,24 +172,45 @@ impl From<&AuditEntry> for AuditEntryPublic {
 }
 
 /// `GET /users` query parameters, as text: parsed one by one for precise messages.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListUsersParams {
+    /// At most this many users (0: an empty page); without it, every user.
+    #[param(value_type = Option<Count>)]
     pub limit: Option<String>,
+    /// Skip this many first (default 0).
+    #[param(value_type = Option<Count>)]
     pub offset: Option<String>,
+    /// Only users with this status.
+    #[param(value_type = Option<UserStatusName>)]
     pub status: Option<String>,
+    /// Only emails containing this text (case-insensitive, literal: `%` and `_` are no
+    /// wildcards); empty: no filter.
     pub q: Option<String>,
 }
 
 /// A user as clients see it: everything but the password hash and token version.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct UserPublic {
+    #[schema(value_type = UserIdSchema)]
     id: i64,
+    /// As stored: trimmed and lower-cased, at most 254 bytes (see `EmailInput`). No
+    /// `format`: the server's rules count label lengths in characters, so an address it
+    /// accepts may fail a strict `idn-email` check.
+    #[schema(max_length = 254)]
     email: String,
     is_admin: bool,
+    #[schema(value_type = UserStatusName)]
     status: &'static str,
+    #[schema(value_type = Timestamp)]
     created_at: String,
+    /// When the user was first approved; `null` until then.
+    #[schema(value_type = Option<Timestamp>)]
     approved_at: Option<String>,
+    /// The admin who first approved the user; `null` for the first user, for approvals at
+    /// the command line, and once that admin is deleted.
+    #[schema(value_type = Option<UserIdSchema>)]
     approved_by: Option<i64>,
 }
 
@@ -144,10 +233,14 @@ impl From<&User> for UserPublic {
 }
 
 /// The login answer, OAuth2 style.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(crate) struct TokenResponse {
+    /// A JWT, for `Authorization: Bearer <token>`.
     access_token: String,
+    /// Always `bearer`.
+    #[schema(pattern = "^bearer$")]
     token_type: &'static str,
+    /// Seconds until the token expires.
     expires_in: u64,
 }
 
@@ -162,19 +255,19 @@ impl From<AccessToken> for TokenResponse {
 }
 
 /// `GET /users/pending/count`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct CountResponse {
     pub count: u64,
 }
 
 /// A one-sentence confirmation.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct MessageResponse {
     pub message: &'static str,
 }
 
 /// `/healthz` and `/readyz`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct StatusResponse {
     pub status: &'static str,
 }

@@ -12,7 +12,7 @@ use gatehouse_domain::Error as DomainError;
 use serde::Serialize;
 
 /// A validation problem with one field of the request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// The field's name (`email`, `password`, `id`, `limit`, …); `body` for the whole body.
     pub field: String,
@@ -39,14 +39,20 @@ pub struct ApiError {
     detail: Cow<'static, str>,
     errors: Vec<FieldError>,
     retry_after: Option<u64>,
-    allow: Option<&'static str>,
+    allow: Option<Cow<'static, str>>,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// Every error response's body.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub(crate) struct ErrorBody<'a> {
+    /// A human-readable sentence.
     detail: &'a str,
+    /// A stable machine-readable snake_case word (`email_taken`, `validation_error`, ...).
     code: &'a str,
+    /// With 422 `validation_error`: one entry per field that failed.
     #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
+    #[schema(required = false)]
     errors: &'a [FieldError],
 }
 
@@ -133,9 +139,9 @@ impl ApiError {
     }
 
     /// 405 with the `Allow` header listing the methods the resource takes.
-    pub fn method_not_allowed(allow: &'static str) -> Self {
+    pub fn method_not_allowed(allow: impl Into<Cow<'static, str>>) -> Self {
         Self {
-            allow: Some(allow),
+            allow: Some(allow.into()),
             ..Self::for_status(StatusCode::METHOD_NOT_ALLOWED)
         }
     }
@@ -207,8 +213,8 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
-        if let Some(allow) = self.allow {
-            response.insert_header((header::ALLOW, allow));
+        if let Some(allow) = &self.allow {
+            response.insert_header((header::ALLOW, allow.as_ref()));
         }
         if let Some(seconds) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, seconds));

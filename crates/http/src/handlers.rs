@@ -3,14 +3,14 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use gatehouse_domain::{
-    Actor, AuditAction, AuditQuery, Email, InvalidPassword, Origin, Page, Password, UserChanges,
-    UserId, UserQuery, UserStatus,
+    Actor, AuditAction, AuditQuery, Email, InvalidPassword, NewUserRequest, Origin, Page, Password,
+    UserChanges, UserId, UserQuery, UserStatus,
 };
 
 use crate::dto::{
-    AuditEntryPublic, ChangePasswordRequest, CountResponse, ListAuditParams, ListUsersParams,
-    LoginForm, LoginJson, MessageResponse, RegisterRequest, ResetPasswordRequest, StatusResponse,
-    TokenResponse, UpdateUserRequest, UserPublic,
+    AuditEntryPublic, ChangePasswordRequest, CountResponse, CreateUserRequest, ListAuditParams,
+    ListUsersParams, LoginForm, LoginJson, MessageResponse, RegisterRequest, ResetPasswordRequest,
+    StatusResponse, TokenResponse, UpdateUserRequest, UserPublic,
 };
 use crate::error::{ApiError, FieldError};
 use crate::extract::{is_form, is_json, json_body, parse_form, parse_json, AdminUser, CurrentUser};
@@ -68,6 +68,33 @@ fn missing(fields: &str) -> ApiError {
     ApiError::invalid("body", format!("{fields} required"))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/auth/register",
+    tag = "auth",
+    summary = "Register an account",
+    description = "The first user ever becomes an approved admin, every later one a pending \
+        non-admin. 422 names every invalid field at once. Counted against the client \
+        address's hourly registration limit (429).",
+    request_body(content = RegisterRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The new user", body = UserPublic,
+            links(
+                ("UpdateUser" = (operation_id = "update_user",
+                    parameters(("id" = "$response.body#/id")))),
+                ("DeleteUser" = (operation_id = "delete_user",
+                    parameters(("id" = "$response.body#/id")))),
+                ("ResetPassword" = (operation_id = "reset_password",
+                    parameters(("id" = "$response.body#/id")))),
+            )),
+        (status = 409, response = crate::openapi::EmailTaken),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::openapi::ValidationFailed),
+        (status = 429, response = crate::openapi::TooManyRequests),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
 pub(crate) async fn register(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -89,6 +116,32 @@ pub(crate) async fn register(
     Ok(HttpResponse::Created().json(UserPublic::from(&user)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/auth/login",
+    tag = "auth",
+    summary = "Log in for a token",
+    description = "An unknown email and a wrong password get the same 401. A pending or \
+        disabled account gets its 403 only after the password was verified. Failed logins \
+        are throttled per account and per client address (429).",
+    request_body(
+        description = "The OAuth2 password form, or JSON",
+        content(
+            (LoginForm = "application/x-www-form-urlencoded"),
+            (crate::dto::LoginJson = "application/json"),
+        )
+    ),
+    responses(
+        (status = 200, description = "A token", body = TokenResponse),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::openapi::ValidationFailed),
+        (status = 429, response = crate::openapi::TooManyRequests),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
 pub(crate) async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -109,20 +162,50 @@ pub(crate) async fn login(
         ));
     };
     let (users, origin) = (state.users.clone(), origin(&state, &req));
-    // Count the attempt first: a throttled one never waits for a hashing thread.
-    let attempt = blocking(move || users.begin_login(&email, &origin)).await?;
-    let users = state.users.clone();
-    let token = state
-        .hashing
-        .run(move || users.finish_login(attempt, &password))
-        .await??;
-    Ok(HttpResponse::Ok().json(TokenResponse::from(token)))
+    let outcome = async {
+        // Count the attempt first: a throttled one never waits for a hashing thread.
+        let attempt = blocking(move || users.begin_login(&email, &origin)).await?;
+        let users = state.users.clone();
+        state
+            .hashing
+            .run(move || users.finish_login(attempt, &password))
+            .await?
+            .map_err(ApiError::from)
+    }
+    .await;
+    state.metrics.login(&outcome);
+    Ok(HttpResponse::Ok().json(TokenResponse::from(outcome?)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/auth/me",
+    tag = "auth",
+    summary = "The signed-in user",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller, loaded fresh", body = UserPublic),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
 pub(crate) async fn me(CurrentUser(session): CurrentUser) -> HttpResponse {
     HttpResponse::Ok().json(UserPublic::from(&session.user))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/auth/logout",
+    tag = "auth",
+    summary = "Revoke the presented token",
+    description = "Other tokens of the user keep working.",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Revoked; no body"),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
 pub(crate) async fn logout(
     CurrentUser(session): CurrentUser,
     state: web::Data<AppState>,
@@ -133,6 +216,27 @@ pub(crate) async fn logout(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/auth/me/password",
+    tag = "auth",
+    summary = "Change the signed-in user's password",
+    description = "Every token issued to the user before is revoked; the answer carries a \
+        fresh one. A wrong current password is 403 `invalid_password` and counts as a \
+        failed login (429 while the account is locked).",
+    security(("bearer" = [])),
+    request_body(content = ChangePasswordRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "A fresh token", body = TokenResponse),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::openapi::ValidationFailed),
+        (status = 429, response = crate::openapi::TooManyRequests),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
 pub(crate) async fn change_password(
     CurrentUser(session): CurrentUser,
     state: web::Data<AppState>,
@@ -195,6 +299,24 @@ fn list_query(params: ListUsersParams) -> Result<UserQuery> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/auth/users",
+    tag = "admin",
+    summary = "List users, newest first",
+    description = "Any other query parameter, or one given twice, is 422.",
+    security(("bearer" = [])),
+    params(ListUsersParams),
+    responses(
+        (status = 200, description = "A page of users", body = Vec<UserPublic>,
+            headers(("X-Total-Count" = u64,
+                description = "How many users match the filters, before paging"))),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 422, response = crate::openapi::ValidationFailed),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
 pub(crate) async fn list_users(
     AdminUser(admin): AdminUser,
     state: web::Data<AppState>,
@@ -232,6 +354,24 @@ fn audit_query(params: ListAuditParams) -> Result<AuditQuery> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/auth/audit",
+    tag = "admin",
+    summary = "The audit log, newest first",
+    description = "Any other query parameter, or one given twice, is 422.",
+    security(("bearer" = [])),
+    params(ListAuditParams),
+    responses(
+        (status = 200, description = "A page of entries", body = Vec<AuditEntryPublic>,
+            headers(("X-Total-Count" = u64,
+                description = "How many entries match the filters, before paging"))),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 422, response = crate::openapi::ValidationFailed),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
 pub(crate) async fn list_audit(
     AdminUser(admin): AdminUser,
     state: web::Data<AppState>,
@@ -243,6 +383,19 @@ pub(crate) async fn list_audit(
     Ok(paged(&page, AuditEntryPublic::from))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/auth/users/pending/count",
+    tag = "admin",
+    summary = "How many users wait for approval",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The number of pending users", body = CountResponse),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
 pub(crate) async fn pending_count(
     AdminUser(admin): AdminUser,
     state: web::Data<AppState>,
@@ -252,6 +405,90 @@ pub(crate) async fn pending_count(
     Ok(HttpResponse::Ok().json(CountResponse { count }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/auth/users",
+    tag = "admin",
+    summary = "Create a user",
+    description = "Approved and a non-admin unless asked otherwise.",
+    security(("bearer" = [])),
+    request_body(content = CreateUserRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The new user", body = UserPublic,
+            links(
+                ("UpdateUser" = (operation_id = "update_user",
+                    parameters(("id" = "$response.body#/id")))),
+                ("DeleteUser" = (operation_id = "delete_user",
+                    parameters(("id" = "$response.body#/id")))),
+                ("ResetPassword" = (operation_id = "reset_password",
+                    parameters(("id" = "$response.body#/id")))),
+            )),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 409, response = crate::openapi::EmailTaken),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::openapi::ValidationFailed),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
+pub(crate) async fn create_user(
+    AdminUser(admin): AdminUser,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse> {
+    let request: CreateUserRequest = json_body(&req, &body)?;
+    let mut problems = Problems::default();
+    let email = problems.check("email", Email::parse(&request.email));
+    let password = problems.password("password", request.password);
+    let status = problems.check(
+        "status",
+        request.status.map(|s| s.parse::<UserStatus>()).transpose(),
+    );
+    problems.finish()?;
+    let (Some(email), Some(password), Some(status)) = (email, password, status) else {
+        return Err(missing("email and password are"));
+    };
+    let request = NewUserRequest {
+        email,
+        password,
+        is_admin: request.is_admin.unwrap_or(false),
+        status: status.unwrap_or(UserStatus::Approved),
+    };
+    let (users, origin) = (state.users.clone(), origin(&state, &req));
+    let user = state
+        .hashing
+        .run(move || users.create_user(Actor::User(admin.id), request, &origin))
+        .await??;
+    Ok(HttpResponse::Created().json(UserPublic::from(&user)))
+}
+
+#[utoipa::path(
+    put,
+    path = "/api/auth/users/{id}",
+    tag = "admin",
+    summary = "Change a user's email, admin flag or status",
+    description = "`{}` changes nothing and returns the user. A change that would leave no \
+        active admin is 400 `last_admin`, whoever asks.",
+    security(("bearer" = [])),
+    params(
+        ("id" = crate::openapi::UserIdSchema, Path, description = "The user's id"),
+    ),
+    request_body(content = UpdateUserRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The user as changed", body = UserPublic),
+        (status = 400, response = crate::openapi::LastAdmin),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::UserNotFound),
+        (status = 409, response = crate::openapi::EmailTaken),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::openapi::ValidationFailed),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
 pub(crate) async fn update_user(
     AdminUser(admin): AdminUser,
     state: web::Data<AppState>,
@@ -280,6 +517,26 @@ pub(crate) async fn update_user(
     Ok(HttpResponse::Ok().json(UserPublic::from(&user)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/auth/users/{id}",
+    tag = "admin",
+    summary = "Delete a user",
+    description = "Ids are never reused. Deleting the last active admin is 400 `last_admin`.",
+    security(("bearer" = [])),
+    params(
+        ("id" = crate::openapi::UserIdSchema, Path, description = "The user's id"),
+    ),
+    responses(
+        (status = 204, description = "Deleted; no body"),
+        (status = 400, response = crate::openapi::LastAdmin),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::UserNotFound),
+        (status = 422, response = crate::openapi::ValidationFailed),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
 pub(crate) async fn delete_user(
     AdminUser(admin): AdminUser,
     state: web::Data<AppState>,
@@ -292,6 +549,28 @@ pub(crate) async fn delete_user(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/auth/users/{id}/reset-password",
+    tag = "admin",
+    summary = "Set a user's password",
+    description = "Every token the user held before stops working.",
+    security(("bearer" = [])),
+    params(
+        ("id" = crate::openapi::UserIdSchema, Path, description = "The user's id"),
+    ),
+    request_body(content = ResetPasswordRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Done", body = MessageResponse),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::UserNotFound),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::openapi::ValidationFailed),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
 pub(crate) async fn reset_password(
     AdminUser(admin): AdminUser,
     state: web::Data<AppState>,
@@ -317,14 +596,42 @@ pub(crate) async fn reset_password(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "service",
+    summary = "The public keys that verify tokens (EdDSA); none under HS256",
+    responses(
+        (status = 200, description = "A JSON Web Key Set", body = crate::openapi::JwkSet),
+    )
+)]
 pub(crate) async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(state.users.tokens().jwks())
 }
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "service",
+    summary = "Liveness: 200 while the process runs (no database access)",
+    responses(
+        (status = 200, description = "`{\"status\": \"ok\"}`", body = StatusResponse),
+    )
+)]
 pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(StatusResponse { status: "ok" })
 }
 
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "service",
+    summary = "Readiness: 200 when the database answers",
+    responses(
+        (status = 200, description = "`{\"status\": \"ready\"}`", body = StatusResponse),
+        (status = 503, response = crate::openapi::Unavailable),
+    )
+)]
 pub(crate) async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse> {
     let users = state.users.clone();
     blocking(move || users.ping()).await?;

@@ -6,11 +6,15 @@
 //! database work on actix's blocking pool, bcrypt on the bounded [`HashingPool`].
 
 mod client;
+mod docs;
 mod dto;
 mod error;
 mod extract;
 mod handlers;
 mod hashing;
+mod observe;
+mod openapi;
+mod routes;
 
 use actix_web::body::EitherBody;
 use actix_web::dev::ServiceResponse;
@@ -23,6 +27,8 @@ pub use client::TrustedProxies;
 pub use error::{ApiError, FieldError};
 pub use extract::{AdminUser, CurrentUser};
 pub use hashing::HashingPool;
+pub use observe::{sane_request_id, Metrics, RequestId, REQUEST_ID};
+pub use routes::{paths, Endpoint, Verb, ENDPOINTS};
 
 /// The largest request body accepted: 16 KiB is plenty for this API.
 pub const BODY_LIMIT: usize = 16 * 1024;
@@ -34,6 +40,7 @@ pub struct AppState {
     hashing: std::sync::Arc<HashingPool>,
     proxies: TrustedProxies,
     cors_origins: Vec<String>,
+    metrics: std::sync::Arc<Metrics>,
 }
 
 impl AppState {
@@ -41,11 +48,16 @@ impl AppState {
     /// CORS.
     #[must_use]
     pub fn new(users: UserService, hashing: HashingPool) -> Self {
+        // The metric names are constants, checked by the unit tests: registering them in a
+        // fresh registry cannot fail.
+        #[allow(clippy::expect_used)]
+        let metrics = std::sync::Arc::new(Metrics::new().expect("metrics register"));
         Self {
             users,
-            hashing: std::sync::Arc::new(hashing),
+            hashing: std::sync::Arc::new(hashing.with_metrics(metrics.clone())),
             proxies: TrustedProxies::default(),
             cors_origins: Vec::new(),
+            metrics,
         }
     }
 
@@ -70,7 +82,12 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
     let mut cors = actix_cors::Cors::default()
         .allowed_methods(["GET", "POST", "PUT", "DELETE"])
         .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
-        .expose_headers(["X-Total-Count", "Retry-After", "WWW-Authenticate"])
+        .expose_headers([
+            "X-Total-Count",
+            "Retry-After",
+            "WWW-Authenticate",
+            "X-Request-Id",
+        ])
         .max_age(600);
     for origin in origins {
         cors = cors.allowed_origin(origin);
@@ -78,24 +95,27 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
     cors
 }
 
-/// Runs a blocking use case on actix's blocking pool.
+/// Runs a blocking use case on actix's blocking pool, inside the request's log span.
 pub(crate) async fn blocking<T, F>(work: F) -> Result<T, ApiError>
 where
     F: FnOnce() -> Result<T, gatehouse_domain::Error> + Send + 'static,
     T: Send + 'static,
 {
-    web::block(work)
+    let span = tracing::Span::current();
+    web::block(move || span.in_scope(work))
         .await
         .map_err(|e| ApiError::internal(&e))?
         .map_err(ApiError::from)
 }
 
-/// Mounts every route, the body limit, the security headers and JSON errors for
-/// everything, including actix's own 404, 405 and 413 responses.
+/// Mounts every route of the table [`ENDPOINTS`] (and no other), the body limit, the
+/// security headers and JSON errors for everything, including actix's own 404, 405 and 413
+/// responses.
 pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         let cors_enabled = !state.cors_origins.is_empty();
         let cors = cors(&state.cors_origins);
+        let metrics = state.metrics.clone();
         cfg.service(
             web::scope("")
                 .wrap(actix_web::middleware::Condition::new(cors_enabled, cors))
@@ -107,55 +127,19 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                         .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
                         .add((header::CACHE_CONTROL, "no-store")),
                 )
-                .service(resource("/healthz", "GET").route(web::get().to(handlers::healthz)))
-                .service(resource("/readyz", "GET").route(web::get().to(handlers::readyz)))
-                .service(
-                    resource("/.well-known/jwks.json", "GET").route(web::get().to(handlers::jwks)),
-                )
-                .service(
-                    web::scope("/api/auth")
-                        .service(
-                            resource("/register", "POST").route(web::post().to(handlers::register)),
-                        )
-                        .service(resource("/login", "POST").route(web::post().to(handlers::login)))
-                        .service(resource("/me", "GET").route(web::get().to(handlers::me)))
-                        .service(
-                            resource("/me/password", "PUT")
-                                .route(web::put().to(handlers::change_password)),
-                        )
-                        .service(
-                            resource("/logout", "POST").route(web::post().to(handlers::logout)),
-                        )
-                        .service(
-                            resource("/audit", "GET").route(web::get().to(handlers::list_audit)),
-                        )
-                        .service(
-                            resource("/users", "GET").route(web::get().to(handlers::list_users)),
-                        )
-                        .service(
-                            resource("/users/pending/count", "GET")
-                                .route(web::get().to(handlers::pending_count)),
-                        )
-                        .service(
-                            resource("/users/{id}", "PUT, DELETE")
-                                .route(web::put().to(handlers::update_user))
-                                .route(web::delete().to(handlers::delete_user)),
-                        )
-                        .service(
-                            resource("/users/{id}/reset-password", "POST")
-                                .route(web::post().to(handlers::reset_password)),
-                        ),
-                )
+                .wrap(actix_web::middleware::from_fn(move |req, next| {
+                    observe::observe(metrics.clone(), req, next)
+                }))
+                // Every route comes from the one table (routes.rs), which the OpenAPI
+                // document is checked against; add routes there, not here.
+                .configure(|scope| {
+                    for resource in routes::resources() {
+                        scope.service(resource);
+                    }
+                })
                 .default_service(web::to(handlers::not_found)),
         );
     }
-}
-
-/// A resource answering other methods than `allow` with a JSON 405 and an `Allow` header.
-fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(move || async move {
-        Err::<actix_web::HttpResponse, _>(ApiError::method_not_allowed(allow))
-    }))
 }
 
 /// Gives any error response that is not already JSON the contract's JSON body, keeping

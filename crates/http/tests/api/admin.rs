@@ -28,6 +28,12 @@ fn admin_requests(target: i64) -> Vec<(String, TestRequest)> {
             TestRequest::get().uri("/api/auth/users/pending/count"),
         ),
         (
+            "POST /users".into(),
+            TestRequest::post()
+                .uri("/api/auth/users")
+                .set_json(json!({"email": "made@example.com", "password": "tr0mbone-kettle"})),
+        ),
+        (
             format!("PUT /users/{target}"),
             TestRequest::put()
                 .uri(&format!("/api/auth/users/{target}"))
@@ -173,6 +179,122 @@ async fn pending_count_counts_users_waiting_for_approval() {
     app.update_ok(&admin, ids[1], &json!({"status": "disabled"}))
         .await;
     assert_eq!(pending_count(&app, &admin).await, json!({"count": 1}));
+}
+
+// ---- POST /users ----------------------------------------------------------------------------
+
+#[actix_web::test]
+async fn an_admin_creates_users_approved_by_default() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+
+    let res = app
+        .post_json(
+            "/api/auth/users",
+            Some(&admin.token),
+            &json!({"email": " Bob@Example.com ", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(res.status.as_u16(), 201, "{}", res.text());
+    assert_security_headers(&res, "create");
+    let bob = res.json();
+    assert_user_public(&bob);
+    assert_eq!(bob["email"], "bob@example.com");
+    assert_eq!(bob["status"], "approved");
+    assert_eq!(bob["is_admin"], false);
+    assert_eq!(bob["approved_by"], admin.id);
+    assert_eq!(bob["approved_at"], bob["created_at"]);
+    assert!(!app.token("bob@example.com", PASSWORD).await.is_empty());
+
+    // Asked for: a pending admin (null fields mean the defaults).
+    let carol = app
+        .post_json(
+            "/api/auth/users",
+            Some(&admin.token),
+            &json!({"email": "carol@example.com", "password": PASSWORD,
+                    "is_admin": true, "status": "pending"}),
+        )
+        .await;
+    assert_eq!(carol.status.as_u16(), 201, "{}", carol.text());
+    let carol = carol.json();
+    assert_eq!(
+        (carol["is_admin"].clone(), carol["status"].clone()),
+        (json!(true), json!("pending"))
+    );
+    assert_eq!(carol["approved_at"], Value::Null);
+    let dave = app
+        .post_json(
+            "/api/auth/users",
+            Some(&admin.token),
+            &json!({"email": "dave@example.com", "password": PASSWORD,
+                    "is_admin": null, "status": null}),
+        )
+        .await;
+    assert_eq!(dave.json()["status"], "approved", "{}", dave.text());
+    assert_eq!(app.users(&admin).await.len(), 4);
+
+    let audit = app
+        .get("/api/auth/audit?action=user_created", Some(&admin.token))
+        .await;
+    assert_eq!(audit.header("X-Total-Count"), Some("3"));
+    assert_eq!(audit.json()[0]["actor_id"], admin.id);
+    assert_eq!(audit.json()[0]["target_id"], dave.json()["id"]);
+}
+
+#[actix_web::test]
+async fn creating_a_user_refuses_bad_input_and_taken_emails_and_changes_nothing() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    app.register_ok("bob@example.com").await;
+    let cases = [
+        (
+            json!({"email": "BOB@example.com", "password": PASSWORD}),
+            409,
+            "email_taken",
+        ),
+        (
+            json!({"email": "new@example.com", "password": "short"}),
+            422,
+            "validation_error",
+        ),
+        (
+            json!({"email": "new@example.com", "password": "password123"}),
+            422,
+            "weak_password",
+        ),
+        (
+            json!({"email": "not-an-email", "password": PASSWORD}),
+            422,
+            "validation_error",
+        ),
+        (
+            json!({"email": "new@example.com", "password": PASSWORD, "status": "active"}),
+            422,
+            "validation_error",
+        ),
+        (
+            json!({"email": "new@example.com", "password": PASSWORD, "is_admin": "yes"}),
+            422,
+            "validation_error",
+        ),
+        (
+            json!({"email": "new@example.com", "password": PASSWORD, "role": "admin"}),
+            422,
+            "validation_error",
+        ),
+        (json!({"email": "new@example.com"}), 422, "validation_error"),
+    ];
+    for (body, status, code) in cases {
+        let res = app
+            .post_json("/api/auth/users", Some(&admin.token), &body)
+            .await;
+        crate::helpers::assert_problem(&res, status, code, &body.to_string());
+    }
+    assert_eq!(app.users(&admin).await.len(), 2);
+    let created = app
+        .get("/api/auth/audit?action=user_created", Some(&admin.token))
+        .await;
+    assert_eq!(created.header("X-Total-Count"), Some("0"));
 }
 
 // ---- PUT /users/{id} ---------------------------------------------------------------------

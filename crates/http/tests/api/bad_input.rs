@@ -852,7 +852,9 @@ async fn unknown_routes_are_json_404s() {
         (Method::GET, "/API/auth/me"),
         (Method::DELETE, "/api/auth/users/1/2"),
         (Method::GET, "/healthz/"),
-        (Method::GET, "/docs"),
+        (Method::GET, "/docs/"),
+        (Method::GET, "/docs/assets/nope.js"),
+        (Method::GET, "/openapi.json"),
     ] {
         let context = format!("{method} {path}");
         let res = f
@@ -879,8 +881,8 @@ async fn wrong_methods_are_json_405s_with_allow() {
         (Method::GET, "/api/auth/login".to_owned(), "POST"),
         (Method::POST, "/api/auth/me".to_owned(), "GET"),
         (Method::DELETE, "/api/auth/me".to_owned(), "GET"),
-        (Method::POST, "/api/auth/users".to_owned(), "GET"),
-        (Method::DELETE, "/api/auth/users".to_owned(), "GET"),
+        (Method::PUT, "/api/auth/users".to_owned(), "GET, POST"),
+        (Method::DELETE, "/api/auth/users".to_owned(), "GET, POST"),
         (
             Method::POST,
             "/api/auth/users/pending/count".to_owned(),
@@ -961,4 +963,38 @@ async fn refusals_come_before_a_bad_body_is_looked_at() {
         .await;
     assert_problem(&res, 403, "admin_required", "non-admin, bad body");
     f.assert_unchanged("refusals first").await;
+}
+
+#[actix_web::test]
+async fn nul_bytes_in_names_and_searches_are_just_wrong_not_errors() {
+    // PostgreSQL cannot hold a NUL in text: these once reached it and answered 500.
+    let f = Fixture::new().await;
+    for email in ["a\u{0}@example.com", "\u{0}"] {
+        let res = f.app.login_json(email, PASSWORD).await;
+        assert_error(
+            &res,
+            401,
+            "invalid_credentials",
+            "Incorrect email or password",
+            "NUL in a JSON login",
+        );
+    }
+    let res = f
+        .app
+        .send(
+            TestRequest::post()
+                .uri("/api/auth/login")
+                .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
+                .set_payload("username=a%00b&password=whatever1"),
+        )
+        .await;
+    assert_eq!(res.status.as_u16(), 401, "{}", res.text());
+    let res = f
+        .app
+        .get("/api/auth/users?q=%00", Some(&f.admin.token))
+        .await;
+    assert_eq!(res.status.as_u16(), 200, "{}", res.text());
+    assert_eq!(res.json(), json!([]));
+    assert_eq!(res.header("X-Total-Count"), Some("0"));
+    f.assert_unchanged("NUL bytes").await;
 }

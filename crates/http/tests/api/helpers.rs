@@ -143,11 +143,13 @@ impl Resp {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// Every header as sorted `(name, value)` pairs, for comparing responses whole.
+    /// Every header as sorted `(name, value)` pairs, for comparing responses whole
+    /// (but `X-Request-Id`, which differs from response to response by design).
     pub fn header_list(&self) -> Vec<(String, String)> {
         let mut list: Vec<(String, String)> = self
             .headers
             .iter()
+            .filter(|(n, _)| n.as_str() != "x-request-id")
             .map(|(n, v)| {
                 (
                     n.as_str().to_owned(),

@@ -12,6 +12,8 @@ mod admin;
 mod auth;
 mod bad_input;
 mod helpers;
+mod observe;
+mod openapi;
 mod security;
 mod service;
 
