@@ -7,6 +7,7 @@ use gatehouse_domain::{
     User, UserId, UserQuery, UserRepo, UserStatus,
 };
 
+use crate::conn::AnyConnection;
 use crate::errors::from_diesel;
 use crate::rows::{AuditRow, CounterRow, NewUserRow, UserChangeset, UserRow};
 use crate::schema::{audit_log, revoked_tokens, throttle_counters, users};
@@ -25,14 +26,48 @@ fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
+/// How [`filtered`] finds the users whose email holds a substring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Search {
+    /// `email LIKE '%needle%'` alone; on PostgreSQL its planner serves that from the
+    /// trigram index `users_email_trgm_idx` itself when it pays.
+    Like,
+    /// SQLite: candidates from the FTS5 trigram index `users_email_search`, each then
+    /// checked with the same `LIKE` (so the results are exactly `Like`'s).
+    Trigram,
+}
+
 /// `users` filtered as `query` says (without order or paging).
-fn filtered(query: &UserQuery) -> users::BoxedQuery<'static, Backend> {
+fn filtered(query: &UserQuery, search: Search) -> users::BoxedQuery<'static, Backend> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::{Bool, Text};
+
     let mut select = users::table.into_boxed();
     if let Some(status) = query.status {
         select = select.filter(users::status.eq(status.as_str()));
     }
     if let Some(needle) = &query.email_contains {
-        select = select.filter(users::email.like(like_pattern(needle)).escape('\\'));
+        if search == Search::Trigram {
+            select = select.filter(
+                sql::<Bool>(
+                    "users.id IN (SELECT rowid FROM users_email_search \
+                     WHERE users_email_search MATCH ",
+                )
+                .bind::<Text, _>(fts_phrase(needle))
+                .sql(")"),
+            );
+        }
+        // Written out rather than `users::email.like(..).escape(..)` because diesel keeps
+        // no prepared statement for SQL it did not write: PostgreSQL then plans every
+        // search for its own needle. A prepared statement settles after five runs on one
+        // generic plan, the index for every needle, and for a needle most users match
+        // that reads the whole trigram index: several times slower than the table.
+        select = select.filter(
+            sql::<Bool>("users.email LIKE ")
+                .bind::<Text, _>(like_pattern(needle))
+                .sql(" ESCAPE ")
+                .bind::<Text, _>("\\"),
+        );
     }
     select
 }
@@ -50,6 +85,20 @@ fn like_pattern(needle: &str) -> String {
     pattern.push('%');
     pattern
 }
+
+/// An FTS5 query for `needle` as one phrase: with the trigram tokenizer, the rows holding
+/// it anywhere (case-folded: a superset of `like_pattern`'s matches). Between double
+/// quotes everything is literal but the double quote, which is doubled.
+fn fts_phrase(needle: &str) -> String {
+    format!("\"{}\"", needle.to_lowercase().replace('"', "\"\""))
+}
+
+/// The trigram index finds nothing in a needle shorter than one trigram.
+const TRIGRAM: usize = 3;
+/// How many of the newest users [`SqlUserRepo::search_for`] looks at …
+const SAMPLE: i64 = 1000;
+/// … and how many of them must match for the needle to count as common.
+const COMMON: i64 = SAMPLE / 10;
 
 /// `audit_log` filtered as `query` says (without order or paging).
 fn audit_filtered(query: &AuditQuery) -> audit_log::BoxedQuery<'static, Backend> {
@@ -72,6 +121,43 @@ fn page_bounds(limit: Option<u64>, offset: u64) -> Option<(i64, i64)> {
         let limit = limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
         (limit, i64::try_from(offset).unwrap_or(i64::MAX))
     })
+}
+
+impl SqlUserRepo<'_> {
+    /// Whether to ask SQLite's trigram index for the users matching `query`'s substring.
+    ///
+    /// The index costs a lookup per candidate: for a needle most users match (their common
+    /// domain, say) reading the table is several times faster for the count, and the newest
+    /// page comes straight off the primary key. The newest users tell which case it is.
+    fn search_for(&mut self, query: &UserQuery) -> Result<Search, Error> {
+        let Some(needle) = query.email_contains.as_deref() else {
+            return Ok(Search::Like);
+        };
+        if !matches!(*self.conn, AnyConnection::Sqlite(_))
+            || needle.to_lowercase().chars().count() < TRIGRAM
+        {
+            return Ok(Search::Like);
+        }
+        // NULL, and so no match, with fewer than SAMPLE users: the index then, cheap anyway.
+        let sample = diesel::alias!(users as sample);
+        let oldest_sampled = sample
+            .select(sample.field(users::id))
+            .order(sample.field(users::id).desc())
+            .limit(1)
+            .offset(SAMPLE - 1)
+            .single_value();
+        let matching = users::table
+            .filter(users::id.nullable().ge(oldest_sampled))
+            .filter(users::email.like(like_pattern(needle)).escape('\\'))
+            .count()
+            .get_result::<i64>(self.conn)
+            .map_err(from_diesel)?;
+        Ok(if matching >= COMMON {
+            Search::Like
+        } else {
+            Search::Trigram
+        })
+    }
 }
 
 impl UserRepo for SqlUserRepo<'_> {
@@ -157,11 +243,12 @@ impl UserRepo for SqlUserRepo<'_> {
                 total: 0,
             });
         }
-        let total = filtered(query)
+        let search = self.search_for(query)?;
+        let total = filtered(query, search)
             .count()
             .get_result::<i64>(self.conn)
             .map_err(from_diesel)?;
-        let mut select = filtered(query)
+        let mut select = filtered(query, search)
             .select(UserRow::as_select())
             .order(users::id.desc());
         if query.offset > 0 || query.limit.is_some() {
@@ -371,11 +458,35 @@ impl UserRepo for SqlUserRepo<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::like_pattern;
+    use diesel::query_builder::QueryFragment;
+
+    use super::*;
 
     #[test]
     fn like_patterns_escape_wildcards() {
         assert_eq!(like_pattern("Ab"), "%ab%");
         assert_eq!(like_pattern("a_b%c\\"), "%a\\_b\\%c\\\\%");
+    }
+
+    #[test]
+    fn fts_phrases_quote_double_quotes() {
+        assert_eq!(fts_phrase("Ab\"c%"), "\"ab\"\"c%\"");
+    }
+
+    /// See `filtered`: PostgreSQL must plan each search for its own needle.
+    #[test]
+    fn searches_are_not_kept_prepared() {
+        let query = UserQuery {
+            email_contains: Some("ser5".into()),
+            ..UserQuery::default()
+        };
+        let pg = Backend::Postgres(diesel::pg::Pg);
+        for statement in [
+            filtered(&query, Search::Like).count(),
+            filtered(&query, Search::Like).select(users::id).limit(50),
+        ] {
+            let cached = QueryFragment::<Backend>::is_safe_to_cache_prepared(&statement, &pg);
+            assert!(!cached.expect("walks"));
+        }
     }
 }

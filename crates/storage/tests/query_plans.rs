@@ -68,3 +68,76 @@ fn listing_by_status_a_page_at_a_time_walks_an_index() {
         assert!(!sorts(backend, &plan), "{backend:?}: {statement}\n{plan}");
     }
 }
+
+/// The email search's candidates come off the trigram index: SQLite's FTS5 table, or
+/// PostgreSQL's GIN index (pg_trgm is available on the test server).
+fn uses_trigram_index(backend: TestBackend, plan: &str) -> bool {
+    match backend {
+        // FTS5's plan names its strategy after the colon: `M` for a MATCH (a full scan of
+        // the index would have none).
+        TestBackend::Sqlite => plan.lines().any(|step| {
+            step.contains("SCAN users_email_search VIRTUAL TABLE INDEX")
+                && step.rsplit(':').next().is_some_and(|how| how.contains('M'))
+        }),
+        TestBackend::Postgres => plan.contains("Index Scan on users_email_trgm_idx"),
+    }
+}
+
+/// SQLite's look at the newest users, choosing between the index and the table.
+fn is_sample(statement: &str) -> bool {
+    statement.contains("`sample`")
+}
+
+#[test]
+fn searching_emails_uses_the_trigram_index() {
+    for backend in TestBackend::available() {
+        let db = TestDatabase::new(backend).expect("an available backend");
+        db.seed_users_for_plans(USERS);
+        // "ser5" matches 11 111 users (none of the newest thousand), "zzzq" nobody.
+        for needle in ["ser5", "zzzq"] {
+            let query = UserQuery {
+                email_contains: Some(needle.into()),
+                limit: Some(50),
+                ..UserQuery::default()
+            };
+            let statements = plans(&db, &query);
+            for (statement, plan) in &statements {
+                let context = format!("{backend:?} {needle:?}: {statement}\n{plan}");
+                if is_sample(statement) {
+                    // A thousand rows by id.
+                    assert!(
+                        plan.contains("USING INTEGER PRIMARY KEY (rowid>?)"),
+                        "{context}"
+                    );
+                } else if statement.contains("COUNT(") || needle == "zzzq" {
+                    assert!(uses_trigram_index(backend, plan), "{context}");
+                } else {
+                    // The page: off the index; or, where PostgreSQL's planner expects
+                    // matches all along ("ser5": one user in nine), newest first down the
+                    // primary key, stopping at the fiftieth match.
+                    let walks_ids = backend == TestBackend::Postgres
+                        && plan.contains("Index Scan Backward using users_pkey")
+                        && !sorts(backend, plan);
+                    assert!(uses_trigram_index(backend, plan) || walks_ids, "{context}");
+                }
+            }
+            let counted_and_paged = statements.iter().filter(|(s, _)| !is_sample(s)).count();
+            assert_eq!(
+                counted_and_paged, 2,
+                "{backend:?} {needle:?}: {statements:?}"
+            );
+        }
+        // A needle (nearly) everyone matches is not worth an index: the page comes straight
+        // off the primary key, newest first, and the count reads the table.
+        let common = UserQuery {
+            email_contains: Some("example.com".into()),
+            limit: Some(50),
+            ..UserQuery::default()
+        };
+        let (statement, plan) = plans(&db, &common).pop().expect("the page's statement");
+        assert!(
+            !sorts(backend, &plan) && !uses_trigram_index(backend, &plan),
+            "{backend:?}: {statement}\n{plan}"
+        );
+    }
+}

@@ -35,6 +35,7 @@ macro_rules! user_store_contract_tests {
             list_is_newest_first_and_filters,
             list_pages_and_totals,
             list_substring_is_literal,
+            list_substring_follows_changes,
             update_writes_every_field,
             update_refuses_taken_email,
             update_of_missing_user_is_not_found,
@@ -284,6 +285,62 @@ pub fn list_substring_is_literal(store: &dyn UserStore) {
     assert_eq!(find("zzz").total, 0);
     // No email holds a NUL; a store that cannot compare one (PostgreSQL) still answers.
     assert_eq!(find("a\0b").total, 0);
+}
+
+/// The substring search follows email changes and deletes (a store keeping a search index
+/// must keep it in step with the users).
+pub fn list_substring_follows_changes(store: &dyn UserStore) {
+    let find = |needle: &str| {
+        let query = UserQuery {
+            email_contains: Some(needle.into()),
+            ..UserQuery::default()
+        };
+        store.read_with(|repo| repo.list(&query)).expect("list")
+    };
+    let ann = insert(store, new_user("ann@oldhost.com"));
+    let bob = insert(store, new_user("bob@oldhost.com"));
+    assert_eq!(
+        emails(&find("oldhost").items),
+        ["bob@oldhost.com", "ann@oldhost.com"]
+    );
+    let mut moved = ann.clone();
+    moved.email = Email::parse("ann@newhost.org").expect("email");
+    store
+        .write_with(|repo| repo.update(&moved))
+        .expect("update");
+    let old = find("oldhost");
+    assert_eq!(emails(&old.items), ["bob@oldhost.com"]);
+    assert_eq!(old.total, 1);
+    assert_eq!(emails(&find("newhost").items), ["ann@newhost.org"]);
+    assert_eq!(find("ann@old").total, 0);
+    // An update that keeps the email keeps the user findable.
+    let mut promoted = moved.clone();
+    promoted.is_admin = true;
+    store
+        .write_with(|repo| repo.update(&promoted))
+        .expect("update");
+    assert_eq!(emails(&find("ann@newhost").items), ["ann@newhost.org"]);
+    assert!(store
+        .write_with(|repo| repo.delete(bob.id))
+        .expect("delete"));
+    let gone = find("oldhost");
+    assert!(gone.items.is_empty(), "{:?}", emails(&gone.items));
+    assert_eq!(gone.total, 0);
+    // The freed email, taken again, is found once, as the new user.
+    let again = insert(store, new_user("bob@oldhost.com"));
+    let found = find("bob@old");
+    assert_eq!(
+        found.items.iter().map(|u| u.id).collect::<Vec<_>>(),
+        [again.id]
+    );
+    assert_eq!(found.total, 1);
+    // And the first address, given back to its owner.
+    store.write_with(|repo| repo.update(&ann)).expect("update");
+    assert_eq!(
+        emails(&find("oldhost").items),
+        ["bob@oldhost.com", "ann@oldhost.com"]
+    );
+    assert_eq!(find("newhost").total, 0);
 }
 
 /// `update` writes every mutable field and returns the stored user.
