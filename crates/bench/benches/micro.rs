@@ -3,7 +3,8 @@
 //! SQLite and (when `GATEHOUSE_BENCH_POSTGRES_URL` or `GATEHOUSE_TEST_POSTGRES_URL` is set)
 //! PostgreSQL.
 //!
-//! `cargo bench -p gatehouse-bench` (add `-- token` or `-- get_by_id` to pick some).
+//! `cargo bench -p gatehouse-bench` (add `-- token` or `-- get_by_id` to pick some; the
+//! `get_by_id` group also times the session lookup of every `/me`).
 
 // A benchmark's set-up may panic: a failed set-up is a failed benchmark.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -107,6 +108,24 @@ fn get_by_id(c: &mut Criterion) {
                     let id = ids[next];
                     store
                         .read_with(|repo| repo.find_by_id(id))
+                        .unwrap()
+                        .expect("a seeded user")
+                });
+            },
+        );
+        // What every `/me` runs: the user and whether the token is revoked, one statement
+        // outside a transaction.
+        group.bench_function(
+            BenchmarkId::new(
+                format!("{} session lookup", backend.label()),
+                format!("{USERS} users"),
+            ),
+            |b| {
+                b.iter(|| {
+                    next = (next + 1) % ids.len();
+                    let id = ids[next];
+                    store
+                        .read_single_with(|repo| repo.find_session_user(id, "a-token-id"))
                         .unwrap()
                         .expect("a seeded user")
                 });

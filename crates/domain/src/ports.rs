@@ -220,6 +220,14 @@ pub trait UserStore: Send + Sync {
         self.read(work)
     }
 
+    /// Runs `work` like [`read_single`](Self::read_single), but only if the store can
+    /// answer right away on the calling thread: no network round trip and no wait for a
+    /// connection (an embedded database with a connection free). `None` when it cannot;
+    /// the caller then uses `read_single` off its async executor. Defaults to `None`.
+    fn try_read_single_now(&self, _work: &mut Work<'_>) -> Option<Result<(), Error>> {
+        None
+    }
+
     /// Checks that the store answers (for readiness probes).
     ///
     /// # Errors
@@ -259,6 +267,22 @@ pub trait UserStoreExt: UserStore {
             Ok(())
         })?;
         out.ok_or_else(|| Error::internal("read", "the store did not run the work"))
+    }
+
+    /// Runs `f` as [`UserStore::try_read_single_now`] does; `None` when the store cannot
+    /// answer right away.
+    fn try_read_single_now_with<T>(
+        &self,
+        mut f: impl FnMut(&mut dyn UserRepo) -> Result<T, Error>,
+    ) -> Option<Result<T, Error>> {
+        let mut out = None;
+        let ran = self.try_read_single_now(&mut |repo| {
+            out = Some(f(repo)?);
+            Ok(())
+        })?;
+        Some(ran.and_then(|()| {
+            out.ok_or_else(|| Error::internal("read", "the store did not run the work"))
+        }))
     }
 
     /// Runs `f` in a write transaction and returns its result.

@@ -428,15 +428,26 @@ impl UserService {
     /// [`Error::Unauthenticated`]; store failures.
     pub fn current_user(&self, token: &str) -> Result<Session, Error> {
         let claims = self.tokens.verify(token)?;
-        let (user, revoked) = self
+        let found = self
             .store
-            .read_single_with(|repo| repo.find_session_user(claims.user_id, &claims.id))?
-            .ok_or(Error::Unauthenticated)?;
-        if revoked {
-            return Err(Error::Unauthenticated);
-        }
-        rules::ensure_token_still_valid(&user, &claims)?;
-        Ok(Session { user, claims })
+            .read_single_with(|repo| repo.find_session_user(claims.user_id, &claims.id))?;
+        session(found, claims)
+    }
+
+    /// [`current_user`](Self::current_user) on the calling thread when it needs no waiting:
+    /// a token that does not verify is refused at once, and the user is read only if the
+    /// store can answer right away (an embedded database). `None` when it cannot: call
+    /// `current_user` off the async executor then. The same checks either way.
+    #[must_use]
+    pub fn current_user_now(&self, token: &str) -> Option<Result<Session, Error>> {
+        let claims = match self.tokens.verify(token) {
+            Ok(claims) => claims,
+            Err(e) => return Some(Err(e)),
+        };
+        let found = self
+            .store
+            .try_read_single_now_with(|repo| repo.find_session_user(claims.user_id, &claims.id))?;
+        Some(found.and_then(|found| session(found, claims)))
     }
 
     /// Revokes the session's token.
@@ -729,6 +740,16 @@ impl UserService {
     pub fn ping(&self) -> Result<(), Error> {
         self.store.ping()
     }
+}
+
+/// The session of a verified token, from what the store found for it.
+fn session(found: Option<(User, bool)>, claims: TokenClaims) -> Result<Session, Error> {
+    let (user, revoked) = found.ok_or(Error::Unauthenticated)?;
+    if revoked {
+        return Err(Error::Unauthenticated);
+    }
+    rules::ensure_token_still_valid(&user, &claims)?;
+    Ok(Session { user, claims })
 }
 
 fn throttled(throttled: Throttled) -> Error {

@@ -1,51 +1,83 @@
-//! A bounded lane for bcrypt: at most `threads` hashes at once, at most `max_waiting`
-//! requests queued behind them, the rest answered 503 at once. Logins then never take
-//! every core, and a flood of them cannot pile up without bound.
+//! A bounded lane for bcrypt: `threads` dedicated threads hash, at most `max_waiting`
+//! requests queue behind them, the rest are answered 503 at once. Logins then never take
+//! more than their share of the cores, and a flood of them cannot pile up without bound.
+//!
+//! The hashing threads run at a lower scheduling priority (Linux: `SCHED_BATCH` and a
+//! higher nice value) than the threads that serve requests. Alone, bcrypt still gets every
+//! core it is given; in a login flood, a `/me` that wakes up preempts a hash instead of
+//! waiting out its time slice, so cheap requests keep flowing while logins take the rest.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-use actix_web::web;
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 
 use crate::error::ApiError;
 use crate::observe::Metrics;
 
+/// How much lower than the request threads the hashing threads run: a nice value of 10
+/// gives a hash about a tenth of the weight of a request thread when both want a core.
+pub const HASHING_NICE: u8 = 10;
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
 /// The bcrypt lane shared by every worker.
 #[derive(Debug)]
 pub struct HashingPool {
-    permits: Arc<Semaphore>,
-    waiting: AtomicUsize,
+    jobs: Mutex<mpsc::Sender<Job>>,
+    waiting: Arc<AtomicUsize>,
     max_waiting: usize,
+    threads: usize,
     metrics: Option<Arc<Metrics>>,
 }
 
-/// Holds a place in the queue; gives it back when dropped (also when the client leaves).
-struct QueueSlot<'a>(&'a AtomicUsize);
+/// Holds a place in the queue until the job starts (or is dropped unstarted).
+struct QueueSlot(Arc<AtomicUsize>);
 
-impl Drop for QueueSlot<'_> {
+impl Drop for QueueSlot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 impl HashingPool {
-    /// A lane of `threads` concurrent hashes and `max_waiting` queued requests.
+    /// A lane of `threads` hashing threads and `max_waiting` queued requests.
     #[must_use]
     pub fn new(threads: usize, max_waiting: usize) -> Self {
+        let threads = threads.max(1);
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..threads {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("gatehouse-bcrypt-{i}"))
+                .spawn(move || {
+                    lower_this_threads_priority();
+                    loop {
+                        // The lock is held only while waiting for the next job.
+                        let job = match rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return, // the pool is gone
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a bcrypt thread");
+            }
+        }
         Self {
-            permits: Arc::new(Semaphore::new(threads.max(1))),
-            waiting: AtomicUsize::new(0),
+            jobs: Mutex::new(tx),
+            waiting: Arc::new(AtomicUsize::new(0)),
             max_waiting,
+            threads,
             metrics: None,
         }
-    }
-
-    /// Records each request's wait for a thread in these metrics.
-    #[must_use]
-    pub(crate) fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
-        self.metrics = Some(metrics);
-        self
     }
 
     /// Sized to the machine: one hash per core, 32 waiting per core.
@@ -61,10 +93,23 @@ impl HashingPool {
         Self::new(threads, 32 * Self::cores())
     }
 
+    /// Records each request's wait for a thread in these metrics.
+    #[must_use]
+    pub(crate) fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
     /// The cores this process may use.
     #[must_use]
     pub fn cores() -> usize {
         std::thread::available_parallelism().map_or(1, usize::from)
+    }
+
+    /// How many hashing threads the lane has.
+    #[must_use]
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// Requests waiting for a hashing thread right now.
@@ -73,39 +118,82 @@ impl HashingPool {
         self.waiting.load(Ordering::Acquire)
     }
 
-    /// Runs `work` (which hashes or verifies) on a blocking thread once a permit is free.
+    /// Runs `work` (which hashes or verifies) on a hashing thread, in the caller's log
+    /// span. A request whose client left before its turn is dropped unstarted.
     ///
     /// # Errors
-    /// 503 `overloaded` when the queue is full; 500 if the blocking thread died.
+    /// 503 `overloaded` when the queue is full; 500 if the lane is gone.
     pub async fn run<T, F>(&self, work: F) -> Result<T, ApiError>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let queued_at = std::time::Instant::now();
-        let permit = {
-            if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
-                self.waiting.fetch_sub(1, Ordering::AcqRel);
-                return Err(ApiError::overloaded());
-            }
-            let _slot = QueueSlot(&self.waiting);
-            self.permits
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|e| ApiError::internal(&e))?
-        };
-        if let Some(metrics) = &self.metrics {
-            metrics.hashing_waited(queued_at.elapsed().as_secs_f64());
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(ApiError::overloaded());
         }
+        let slot = QueueSlot(self.waiting.clone());
+        let (tx, rx) = oneshot::channel();
         let span = tracing::Span::current();
-        web::block(move || {
-            let _permit = permit;
-            span.in_scope(work)
-        })
-        .await
-        .map_err(|e| ApiError::internal(&e))
+        let metrics = self.metrics.clone();
+        let queued_at = Instant::now();
+        let job: Job = Box::new(move || {
+            drop(slot);
+            if tx.is_closed() {
+                return; // nobody waits for the answer any more
+            }
+            if let Some(metrics) = metrics {
+                metrics.hashing_waited(queued_at.elapsed().as_secs_f64());
+            }
+            let _ = tx.send(span.in_scope(work));
+        });
+        self.jobs
+            .lock()
+            .map_err(|_| ApiError::internal(&LaneGone))?
+            .send(job)
+            .map_err(|_| ApiError::internal(&LaneGone))?;
+        rx.await.map_err(|_| ApiError::internal(&LaneGone))
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the bcrypt threads are gone")]
+struct LaneGone;
+
+/// Lowers the calling thread below the request threads; failing that, it stays as it was,
+/// which is only less fair.
+fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::{
+            set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
+            ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
+        };
+        // thread-priority maps 0..=99 onto nice 19..=-20; find the value for HASHING_NICE.
+        let value = (0..=99u8)
+            .rev()
+            .find(|&p| niceness_of(p) >= i32::from(HASHING_NICE))
+            .and_then(|p| ThreadPriorityValue::try_from(p).ok());
+        let Some(value) = value else { return };
+        let outcome = set_thread_priority_and_policy(
+            thread_native_id(),
+            ThreadPriority::Crossplatform(value),
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch),
+        );
+        if let Err(e) = outcome {
+            tracing::debug!(error = ?e, "bcrypt threads keep the default priority");
+        }
+    }
+}
+
+/// The nice value thread-priority gives a cross-platform priority `p` on Linux.
+#[cfg(target_os = "linux")]
+fn niceness_of(p: u8) -> i32 {
+    let ratio = 1f32 - f32::from(p) / 99f32;
+    // As the crate computes it: 39 steps from -20.
+    #[allow(clippy::cast_possible_truncation)]
+    let steps = (39f32 * ratio) as i32;
+    steps - 20
 }
 
 #[cfg(test)]
@@ -114,21 +202,33 @@ mod tests {
 
     #[actix_web::test]
     async fn refuses_beyond_the_queue_bound() {
-        let pool = Arc::new(HashingPool::new(1, 1));
+        let pool = Arc::new(HashingPool::new(1, 2));
         let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started) = std::sync::mpsc::channel::<()>();
         let busy = {
             let pool = pool.clone();
-            actix_web::rt::spawn(async move { pool.run(move || rx.recv().ok()).await })
+            actix_web::rt::spawn(async move {
+                pool.run(move || {
+                    started_tx.send(()).ok();
+                    rx.recv().ok()
+                })
+                .await
+            })
         };
-        // Let the first job take the only permit.
-        while pool.permits.available_permits() > 0 {
+        // The first job runs on the only thread (its queue slot given back as it starts).
+        while started.try_recv().is_err() {
             actix_web::rt::task::yield_now().await;
         }
+        assert_eq!(pool.queued(), 0);
         let queued = {
             let pool = pool.clone();
             actix_web::rt::spawn(async move { pool.run(|| 1).await })
         };
-        while pool.queued() == 0 {
+        let also_queued = {
+            let pool = pool.clone();
+            actix_web::rt::spawn(async move { pool.run(|| 3).await })
+        };
+        while pool.queued() < 2 {
             actix_web::rt::task::yield_now().await;
         }
         let refused = pool.run(|| 2).await;
@@ -136,6 +236,25 @@ mod tests {
         tx.send(()).unwrap();
         assert!(busy.await.unwrap().is_ok());
         assert_eq!(queued.await.unwrap().ok(), Some(1));
+        let also = also_queued.await.unwrap().map_err(|e| e.code());
+        assert_eq!(also, Ok(3));
         assert_eq!(pool.queued(), 0);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn hashing_threads_run_below_the_request_threads() {
+        assert_eq!(niceness_of(99), -20);
+        assert_eq!(niceness_of(0), 19);
+        let pool = HashingPool::new(1, 1);
+        let seen = actix_web::rt::System::new().block_on(
+            pool.run(|| std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default()),
+        );
+        let stat = seen.unwrap();
+        // Field 19 of /proc/thread-self/stat is the nice value (after the command's ")").
+        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap();
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let nice: i32 = fields[16].parse().unwrap();
+        assert_eq!(nice, i32::from(HASHING_NICE), "{stat}");
     }
 }

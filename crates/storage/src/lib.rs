@@ -245,13 +245,16 @@ impl Database {
     }
 
     /// A pooled connection; fails fast while the database is known to be unreachable.
-    fn connection(&self) -> Result<PooledConnection<Manager>, Error> {
+    fn connection(&self) -> Result<Lease, Error> {
         let wait = if self.failures.failed_within(self.timeout) {
             FAIL_FAST_WAIT
         } else {
             self.timeout
         };
-        self.pool.get_timeout(wait).map_err(Error::unavailable)
+        self.pool
+            .get_timeout(wait)
+            .map(Lease)
+            .map_err(Error::unavailable)
     }
 }
 
@@ -308,31 +311,77 @@ fn decode_seed(hex: &str) -> Option<[u8; 32]> {
     Some(seed)
 }
 
+/// A pooled connection lent for one unit of work; it derefs to the connection, and
+/// [`settle`](Lease::settle) tells the pool how the work went.
+pub(crate) struct Lease(PooledConnection<Manager>);
+
+impl Lease {
+    /// Records the outcome of the work done on this connection (see [`Managed::settle`]).
+    pub(crate) fn settle<T>(&mut self, outcome: &Result<T, Error>) {
+        self.0.settle(outcome);
+    }
+}
+
+impl std::ops::Deref for Lease {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        &self.0.conn
+    }
+}
+
+impl std::ops::DerefMut for Lease {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        self.0.conn()
+    }
+}
+
 impl UserStore for Database {
     fn read(&self, work: &mut Work<'_>) -> Result<(), Error> {
         let mut conn = self.connection()?;
-        tx::run(&mut conn, Mode::Read, |conn| {
+        let outcome = tx::run(&mut conn, Mode::Read, |conn| {
             work(&mut SqlUserRepo { conn })
-        })
+        });
+        conn.settle(&outcome);
+        outcome
     }
 
     fn write(&self, work: &mut Work<'_>) -> Result<(), Error> {
         let mut conn = self.connection()?;
-        tx::run(&mut conn, Mode::Write, |conn| {
+        let outcome = tx::run(&mut conn, Mode::Write, |conn| {
             work(&mut SqlUserRepo { conn })
-        })
+        });
+        conn.settle(&outcome);
+        outcome
     }
 
     fn read_single(&self, work: &mut Work<'_>) -> Result<(), Error> {
         let mut conn = self.connection()?;
-        work(&mut SqlUserRepo { conn: &mut conn })
+        let outcome = work(&mut SqlUserRepo { conn: &mut conn });
+        conn.settle(&outcome);
+        outcome
+    }
+
+    /// SQLite only, and only with a connection free at once: a point read of a local file
+    /// takes microseconds, less than handing it to another thread. PostgreSQL is a round
+    /// trip away: never on the caller's thread.
+    fn try_read_single_now(&self, work: &mut Work<'_>) -> Option<Result<(), Error>> {
+        if !matches!(self.url, DatabaseUrl::Sqlite { .. }) {
+            return None;
+        }
+        let mut conn = Lease(self.pool.try_get()?);
+        let outcome = work(&mut SqlUserRepo { conn: &mut conn });
+        conn.settle(&outcome);
+        Some(outcome)
     }
 
     fn ping(&self) -> Result<(), Error> {
         let mut conn = self.connection()?;
-        diesel::sql_query("SELECT 1")
+        let outcome = diesel::sql_query("SELECT 1")
             .execute(&mut *conn)
             .map(drop)
-            .map_err(errors::from_diesel)
+            .map_err(errors::from_diesel);
+        conn.settle(&outcome);
+        outcome
     }
 }

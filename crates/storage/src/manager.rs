@@ -10,6 +10,50 @@ use diesel::{Connection, PgConnection, SqliteConnection};
 
 use crate::conn::AnyConnection;
 
+/// A pooled PostgreSQL connection that answered within this long needs no `SELECT 1`
+/// before its next use: under load, connections are checked out thousands of times a
+/// second, and a round trip each would double the cost of a `/me`.
+const TRUSTED_FOR: Duration = Duration::from_secs(1);
+
+/// A connection as the pool keeps it: when it last proved alive, and whether it failed.
+pub(crate) struct Managed {
+    pub(crate) conn: AnyConnection,
+    alive_at: Instant,
+    broken: bool,
+}
+
+impl std::fmt::Debug for Managed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Managed")
+            .field("alive_at", &self.alive_at)
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Managed {
+    /// The connection itself.
+    pub(crate) fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.conn
+    }
+
+    /// Records how a unit of work on this connection ended: success proves it alive;
+    /// an unavailable database on PostgreSQL (a dropped socket, a server restart) marks it
+    /// broken, so the pool drops it instead of handing it out again. (On SQLite
+    /// "unavailable" means a lock stayed busy: the connection itself is fine.)
+    pub(crate) fn settle<T>(&mut self, outcome: &Result<T, gatehouse_domain::Error>) {
+        match outcome {
+            Ok(_) => self.alive_at = Instant::now(),
+            Err(gatehouse_domain::Error::Unavailable(_))
+                if matches!(self.conn, AnyConnection::Postgres(_)) =>
+            {
+                self.broken = true;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 /// Where to connect, per backend.
 #[derive(Debug, Clone)]
 pub(crate) enum Target {
@@ -81,22 +125,44 @@ impl Manager {
 }
 
 impl ManageConnection for Manager {
-    type Connection = AnyConnection;
+    type Connection = Managed;
     type Error = PoolError;
 
-    fn connect(&self) -> Result<AnyConnection, PoolError> {
-        self.open()
+    fn connect(&self) -> Result<Managed, PoolError> {
+        self.open().map(|conn| Managed {
+            conn,
+            alive_at: Instant::now(),
+            broken: false,
+        })
     }
 
-    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), PoolError> {
-        conn.batch_execute("SELECT 1")
-            .map_err(PoolError::QueryError)
+    /// Checked on every checkout: an SQLite connection (a file handle) cannot go away; a
+    /// PostgreSQL one is asked `SELECT 1` only when it has been idle for a while.
+    fn is_valid(&self, managed: &mut Managed) -> Result<(), PoolError> {
+        if managed.broken {
+            return Err(PoolError::QueryError(
+                diesel::result::Error::BrokenTransactionManager,
+            ));
+        }
+        match managed.conn {
+            AnyConnection::Sqlite(_) => Ok(()),
+            AnyConnection::Postgres(_) if managed.alive_at.elapsed() < TRUSTED_FOR => Ok(()),
+            AnyConnection::Postgres(_) => {
+                managed
+                    .conn
+                    .batch_execute("SELECT 1")
+                    .map_err(PoolError::QueryError)?;
+                managed.alive_at = Instant::now();
+                Ok(())
+            }
+        }
     }
 
-    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+    fn has_broken(&self, managed: &mut Managed) -> bool {
         std::thread::panicking()
+            || managed.broken
             || <AnyConnection as Connection>::TransactionManager::is_broken_transaction_manager(
-                conn,
+                &mut managed.conn,
             )
     }
 }

@@ -247,20 +247,44 @@ impl Database {
         &self,
         work: impl FnOnce(&mut dyn gatehouse_domain::UserRepo) -> Result<(), gatehouse_domain::Error>,
     ) -> Vec<String> {
+        self.events_of(work).0
+    }
+
+    /// The SQL of the statements diesel prepared and kept for reuse while `work` ran on a
+    /// fresh connection (a statement that is not kept is parsed again on every call).
+    pub fn statements_kept_prepared_by(
+        &self,
+        work: impl FnOnce(&mut dyn gatehouse_domain::UserRepo) -> Result<(), gatehouse_domain::Error>,
+    ) -> Vec<String> {
+        self.events_of(work).1
+    }
+
+    /// (statements started, statements cached) while `work` runs on one connection.
+    fn events_of(
+        &self,
+        work: impl FnOnce(&mut dyn gatehouse_domain::UserRepo) -> Result<(), gatehouse_domain::Error>,
+    ) -> (Vec<String>, Vec<String>) {
+        use diesel::connection::InstrumentationEvent;
         use std::sync::{Arc, Mutex};
-        let seen = Arc::new(Mutex::new(Vec::new()));
+        let started = Arc::new(Mutex::new(Vec::new()));
+        let cached = Arc::new(Mutex::new(Vec::new()));
         let mut conn = self.connection().expect("a connection");
-        let sink = seen.clone();
-        conn.set_instrumentation(move |event: diesel::connection::InstrumentationEvent<'_>| {
-            if let diesel::connection::InstrumentationEvent::StartQuery { query, .. } = event {
-                sink.lock().unwrap().push(query.to_string());
+        let (on_start, on_cache) = (started.clone(), cached.clone());
+        conn.set_instrumentation(move |event: InstrumentationEvent<'_>| match event {
+            InstrumentationEvent::StartQuery { query, .. } => {
+                on_start.lock().unwrap().push(query.to_string());
             }
+            InstrumentationEvent::CacheQuery { sql, .. } => {
+                on_cache.lock().unwrap().push(sql.to_owned());
+            }
+            _ => {}
         });
         let outcome = work(&mut crate::repo::SqlUserRepo { conn: &mut conn });
-        conn.set_instrumentation(|_: diesel::connection::InstrumentationEvent<'_>| {});
+        conn.set_instrumentation(|_: InstrumentationEvent<'_>| {});
         outcome.expect("the work runs");
-        let statements = seen.lock().unwrap().clone();
-        statements
+        let started = started.lock().unwrap().clone();
+        let cached = cached.lock().unwrap().clone();
+        (started, cached)
     }
 
     /// The planner's plan for a statement from [`statements_of`](Self::statements_of),

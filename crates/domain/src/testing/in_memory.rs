@@ -45,6 +45,11 @@ impl UserStore for InMemoryStore {
         work(&mut copy)
     }
 
+    /// Memory answers right away.
+    fn try_read_single_now(&self, work: &mut crate::ports::Work<'_>) -> Option<Result<(), Error>> {
+        Some(self.read(work))
+    }
+
     fn write(&self, work: &mut crate::ports::Work<'_>) -> Result<(), Error> {
         let mut guard = self.lock()?;
         let mut copy = guard.clone();

@@ -24,6 +24,10 @@ impl UserStore for Store {
         self.0.read_single(work)
     }
 
+    fn try_read_single_now(&self, work: &mut Work<'_>) -> Option<Result<(), Error>> {
+        self.0.try_read_single_now(work)
+    }
+
     fn ping(&self) -> Result<(), Error> {
         self.0.ping()
     }
