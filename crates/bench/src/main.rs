@@ -763,6 +763,7 @@ impl Bench {
         let store = db.open()?;
         let added = seed::seed_to(&store, total, &seed::shared_seed_hash()?)?;
         drop(store);
+        db.settle()?;
         let seconds = started.elapsed().as_secs_f64();
         results.seed_s.insert(total, seconds);
         println!(

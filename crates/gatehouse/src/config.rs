@@ -59,6 +59,9 @@ pub struct Config {
     /// `GATEHOUSE_HASHING_THREADS`: bcrypt hashes at once, the share of the cores logins
     /// and registrations may take; `None` for one per core.
     pub hashing_threads: Option<u32>,
+    /// `GATEHOUSE_HASHING_NICE`: how far below the request threads the bcrypt threads run
+    /// (0 = the same priority, 19 = the lowest).
+    pub hashing_nice: u8,
     /// `GATEHOUSE_JWT_ALGORITHM`.
     pub jwt_algorithm: JwtAlgorithm,
     /// `GATEHOUSE_LOGIN_MAX_FAILURES`, `GATEHOUSE_LOGIN_MAX_FAILURES_PER_ADDRESS`,
@@ -482,6 +485,10 @@ impl Reader<'_> {
             integer(v, 0, 1_000_000)
         });
         let hashing_threads = self.read("GATEHOUSE_HASHING_THREADS", None, |v| integer(v, 1, 256));
+        let default_nice = gatehouse_http::DEFAULT_HASHING_NICE.to_string();
+        let hashing_nice = self.read("GATEHOUSE_HASHING_NICE", Some(default_nice.as_str()), |v| {
+            integer(v, 0, 19).map(|n| u8::try_from(n).unwrap_or(19))
+        });
         let trusted_proxies =
             self.read("GATEHOUSE_TRUSTED_PROXIES", Some(""), TrustedProxies::parse);
         let cors_origins = self.read("GATEHOUSE_CORS_ORIGINS", Some(""), parse_origins);
@@ -508,6 +515,7 @@ impl Reader<'_> {
             pool_size: pool_size??,
             connect_timeout: connect_timeout??,
             hashing_threads: hashing_threads?,
+            hashing_nice: hashing_nice??,
             jwt_algorithm: jwt_algorithm??,
             throttle: ThrottlePolicy {
                 max_failures: max_failures??,
@@ -840,6 +848,19 @@ mod tests {
             Some(1)
         );
         assert_eq!(config(&[]).unwrap().hashing_threads, None);
+        assert_eq!(
+            config(&[]).unwrap().hashing_nice,
+            gatehouse_http::DEFAULT_HASHING_NICE
+        );
+        assert_eq!(
+            config(&[("GATEHOUSE_HASHING_NICE", "0")])
+                .unwrap()
+                .hashing_nice,
+            0
+        );
+        for bad in ["20", "-1", "low"] {
+            assert!(config(&[("GATEHOUSE_HASHING_NICE", bad)]).is_err(), "{bad}");
+        }
         assert!(config(&[("GATEHOUSE_HASHING_THREADS", "0")]).is_err());
         assert_eq!(parsed.connect_timeout, Duration::from_secs(2));
         for (variable, bad) in [

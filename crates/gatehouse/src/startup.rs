@@ -150,13 +150,14 @@ impl Application {
         let db = open_database(config)?;
         let (users, eddsa) = user_service(config, &db)?;
         spawn_maintenance(db, users.clone(), eddsa);
-        let hashing = match config.hashing_threads {
-            Some(threads) => HashingPool::with_threads(threads as usize),
-            None => HashingPool::for_this_machine(),
-        };
+        let threads = config
+            .hashing_threads
+            .map_or_else(HashingPool::cores, |n| n as usize);
+        let hashing = HashingPool::with_threads_and_nice(threads, config.hashing_nice);
         let state = AppState::new(users, hashing)
             .with_trusted_proxies(config.trusted_proxies.clone())
-            .with_cors_origins(config.cors_origins.clone());
+            .with_cors_origins(config.cors_origins.clone())
+            .with_database_slots(config.pool_size as usize);
 
         let listener = TcpListener::bind(&config.bind)
             .with_context(|| format!("cannot listen on {}", config.bind))?;

@@ -10,7 +10,7 @@ use gatehouse_domain::{Error as DomainError, Session, User};
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, FieldError};
-use crate::{blocking, AppState};
+use crate::AppState;
 
 /// The session of the request's bearer token, its user loaded fresh from the store:
 /// approved, the token not revoked, and no password change since it was issued. 401
@@ -46,7 +46,7 @@ impl FromRequest for CurrentUser {
             // An embedded database answers faster than a hop to the blocking pool.
             let session = match users.current_user_now(&token) {
                 Some(now) => now?,
-                None => blocking(move || users.current_user(&token)).await?,
+                None => state.blocking(move || users.current_user(&token)).await?,
             };
             Ok(Self(session))
         })

@@ -14,7 +14,7 @@ use crate::dto::{
 };
 use crate::error::{ApiError, FieldError};
 use crate::extract::{is_form, is_json, json_body, parse_form, parse_json, AdminUser, CurrentUser};
-use crate::{blocking, AppState};
+use crate::AppState;
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -164,7 +164,9 @@ pub(crate) async fn login(
     let (users, origin) = (state.users.clone(), origin(&state, &req));
     let outcome = async {
         // Count the attempt first: a throttled one never waits for a hashing thread.
-        let attempt = blocking(move || users.begin_login(&email, &origin)).await?;
+        let attempt = state
+            .blocking(move || users.begin_login(&email, &origin))
+            .await?;
         let users = state.users.clone();
         state
             .hashing
@@ -212,7 +214,9 @@ pub(crate) async fn logout(
     req: HttpRequest,
 ) -> Result<HttpResponse> {
     let (users, origin) = (state.users.clone(), origin(&state, &req));
-    blocking(move || users.logout(&session, &origin)).await?;
+    state
+        .blocking(move || users.logout(&session, &origin))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -324,7 +328,9 @@ pub(crate) async fn list_users(
 ) -> Result<HttpResponse> {
     let query = list_query(parse_form(req.query_string().as_bytes())?)?;
     let users = state.users.clone();
-    let page = blocking(move || users.list_users(Actor::User(admin.id), &query)).await?;
+    let page = state
+        .blocking(move || users.list_users(Actor::User(admin.id), &query))
+        .await?;
     Ok(paged(&page, UserPublic::from))
 }
 
@@ -379,7 +385,9 @@ pub(crate) async fn list_audit(
 ) -> Result<HttpResponse> {
     let query = audit_query(parse_form(req.query_string().as_bytes())?)?;
     let users = state.users.clone();
-    let page = blocking(move || users.list_audit(Actor::User(admin.id), &query)).await?;
+    let page = state
+        .blocking(move || users.list_audit(Actor::User(admin.id), &query))
+        .await?;
     Ok(paged(&page, AuditEntryPublic::from))
 }
 
@@ -401,7 +409,9 @@ pub(crate) async fn pending_count(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse> {
     let users = state.users.clone();
-    let count = blocking(move || users.pending_count(Actor::User(admin.id))).await?;
+    let count = state
+        .blocking(move || users.pending_count(Actor::User(admin.id)))
+        .await?;
     Ok(HttpResponse::Ok().json(CountResponse { count }))
 }
 
@@ -511,9 +521,9 @@ pub(crate) async fn update_user(
         status: status.flatten(),
     };
     let (users, origin) = (state.users.clone(), origin(&state, &req));
-    let user =
-        blocking(move || users.update_user(Actor::User(admin.id), target, &changes, &origin))
-            .await?;
+    let user = state
+        .blocking(move || users.update_user(Actor::User(admin.id), target, &changes, &origin))
+        .await?;
     Ok(HttpResponse::Ok().json(UserPublic::from(&user)))
 }
 
@@ -545,7 +555,9 @@ pub(crate) async fn delete_user(
 ) -> Result<HttpResponse> {
     let target = user_id("id", &id)?;
     let (users, origin) = (state.users.clone(), origin(&state, &req));
-    blocking(move || users.delete_user(Actor::User(admin.id), target, &origin)).await?;
+    state
+        .blocking(move || users.delete_user(Actor::User(admin.id), target, &origin))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -634,7 +646,7 @@ pub(crate) async fn healthz() -> HttpResponse {
 )]
 pub(crate) async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse> {
     let users = state.users.clone();
-    blocking(move || users.ping()).await?;
+    state.blocking(move || users.ping()).await?;
     Ok(HttpResponse::Ok().json(StatusResponse { status: "ready" }))
 }
 

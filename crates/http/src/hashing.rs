@@ -17,9 +17,10 @@ use tokio::sync::oneshot;
 use crate::error::ApiError;
 use crate::observe::Metrics;
 
-/// How much lower than the request threads the hashing threads run: a nice value of 10
-/// gives a hash about a tenth of the weight of a request thread when both want a core.
-pub const HASHING_NICE: u8 = 10;
+/// How much lower than the request threads the hashing threads run by default: at nice 3
+/// a hash has about half a request thread's weight when both want a core (the
+/// measurements behind the choice are in docs/performance.md).
+pub const DEFAULT_HASHING_NICE: u8 = 3;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
@@ -43,9 +44,21 @@ impl Drop for QueueSlot {
 }
 
 impl HashingPool {
-    /// A lane of `threads` hashing threads and `max_waiting` queued requests.
+    /// A lane of `threads` hashing threads and `max_waiting` queued requests, at the
+    /// default priority.
     #[must_use]
     pub fn new(threads: usize, max_waiting: usize) -> Self {
+        Self::spawn(threads, max_waiting, DEFAULT_HASHING_NICE)
+    }
+
+    /// `threads` hashing threads at nice `nice` (0 to 19: 0 is the request threads' own
+    /// priority), 32 waiting per core.
+    #[must_use]
+    pub fn with_threads_and_nice(threads: usize, nice: u8) -> Self {
+        Self::spawn(threads, 32 * Self::cores(), nice)
+    }
+
+    fn spawn(threads: usize, max_waiting: usize, nice: u8) -> Self {
         let threads = threads.max(1);
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
@@ -54,7 +67,7 @@ impl HashingPool {
             let spawned = std::thread::Builder::new()
                 .name(format!("gatehouse-bcrypt-{i}"))
                 .spawn(move || {
-                    lower_this_threads_priority();
+                    lower_this_threads_priority(nice);
                     loop {
                         // The lock is held only while waiting for the next job.
                         let job = match rx.lock() {
@@ -162,17 +175,20 @@ struct LaneGone;
 
 /// Lowers the calling thread below the request threads; failing that, it stays as it was,
 /// which is only less fair.
-fn lower_this_threads_priority() {
+fn lower_this_threads_priority(nice: u8) {
+    if nice == 0 {
+        return;
+    }
     #[cfg(target_os = "linux")]
     {
         use thread_priority::{
             set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
             ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
         };
-        // thread-priority maps 0..=99 onto nice 19..=-20; find the value for HASHING_NICE.
+        // thread-priority maps 0..=99 onto nice 19..=-20; find the value for `nice`.
         let value = (0..=99u8)
             .rev()
-            .find(|&p| niceness_of(p) >= i32::from(HASHING_NICE))
+            .find(|&p| niceness_of(p) >= i32::from(nice.min(19)))
             .and_then(|p| ThreadPriorityValue::try_from(p).ok());
         let Some(value) = value else { return };
         let outcome = set_thread_priority_and_policy(
@@ -246,7 +262,7 @@ mod tests {
     fn hashing_threads_run_below_the_request_threads() {
         assert_eq!(niceness_of(99), -20);
         assert_eq!(niceness_of(0), 19);
-        let pool = HashingPool::new(1, 1);
+        let pool = HashingPool::with_threads_and_nice(1, 7);
         let seen = actix_web::rt::System::new().block_on(
             pool.run(|| std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default()),
         );
@@ -255,6 +271,6 @@ mod tests {
         let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap();
         let fields: Vec<&str> = after.split_whitespace().collect();
         let nice: i32 = fields[16].parse().unwrap();
-        assert_eq!(nice, i32::from(HASHING_NICE), "{stat}");
+        assert_eq!(nice, 7, "{stat}");
     }
 }

@@ -26,7 +26,7 @@ use gatehouse_domain::UserService;
 pub use client::TrustedProxies;
 pub use error::{ApiError, FieldError};
 pub use extract::{AdminUser, CurrentUser};
-pub use hashing::HashingPool;
+pub use hashing::{HashingPool, DEFAULT_HASHING_NICE};
 pub use observe::{sane_request_id, Metrics, RequestId, REQUEST_ID};
 pub use routes::{paths, Endpoint, Verb, ENDPOINTS};
 
@@ -41,7 +41,12 @@ pub struct AppState {
     proxies: TrustedProxies,
     cors_origins: Vec<String>,
     metrics: std::sync::Arc<Metrics>,
+    db_slots: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// Database work allowed off the async workers at once unless told otherwise (the storage
+/// crate's default pool size).
+const DEFAULT_DATABASE_SLOTS: usize = 8;
 
 impl AppState {
     /// State for the handlers: the use cases and the bcrypt lane; no trusted proxies and no
@@ -58,7 +63,37 @@ impl AppState {
             proxies: TrustedProxies::default(),
             cors_origins: Vec::new(),
             metrics,
+            db_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(DEFAULT_DATABASE_SLOTS)),
         }
+    }
+
+    /// Lets at most `slots` requests do database work on the blocking pool at once (the
+    /// size of the connection pool): the rest wait their turn in order, without a thread,
+    /// instead of racing for a connection inside the pool, whose waiters can be overtaken
+    /// again and again (seen as a p99 of 400 ms on PostgreSQL).
+    #[must_use]
+    pub fn with_database_slots(mut self, slots: usize) -> Self {
+        self.db_slots = std::sync::Arc::new(tokio::sync::Semaphore::new(slots.max(1)));
+        self
+    }
+
+    /// Runs a blocking use case on actix's blocking pool, inside the request's log span,
+    /// once a database slot is free (first come, first served).
+    pub(crate) async fn blocking<T, F>(&self, work: F) -> Result<T, ApiError>
+    where
+        F: FnOnce() -> Result<T, gatehouse_domain::Error> + Send + 'static,
+        T: Send + 'static,
+    {
+        let _slot = self
+            .db_slots
+            .acquire()
+            .await
+            .map_err(|e| ApiError::internal(&e))?;
+        let span = tracing::Span::current();
+        web::block(move || span.in_scope(work))
+            .await
+            .map_err(|e| ApiError::internal(&e))?
+            .map_err(ApiError::from)
     }
 
     /// Believes `X-Forwarded-For` from these proxies.
@@ -93,19 +128,6 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
         cors = cors.allowed_origin(origin);
     }
     cors
-}
-
-/// Runs a blocking use case on actix's blocking pool, inside the request's log span.
-pub(crate) async fn blocking<T, F>(work: F) -> Result<T, ApiError>
-where
-    F: FnOnce() -> Result<T, gatehouse_domain::Error> + Send + 'static,
-    T: Send + 'static,
-{
-    let span = tracing::Span::current();
-    web::block(move || span.in_scope(work))
-        .await
-        .map_err(|e| ApiError::internal(&e))?
-        .map_err(ApiError::from)
 }
 
 /// Mounts every route of the table [`ENDPOINTS`] (and no other), the body limit, the

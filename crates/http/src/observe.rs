@@ -21,7 +21,7 @@ use prometheus::{
 use tracing::Instrument;
 
 use crate::error::ApiError;
-use crate::{blocking, AppState};
+use crate::AppState;
 
 /// The request id header, taken from the client when sane and echoed on every response.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -282,7 +282,7 @@ pub(crate) async fn observe(
 pub(crate) async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let users = state.users.clone();
     let counts: Result<Vec<(UserStatus, u64)>, ApiError> =
-        blocking(move || users.user_counts()).await;
+        state.blocking(move || users.user_counts()).await;
     let metrics = &state.metrics;
     match counts {
         Ok(counts) => {

@@ -116,8 +116,15 @@ impl Manager {
                     Ok(AnyConnection::Sqlite(conn))
                 }),
             Target::Postgres { url } => PgConnection::establish(url)
-                .map(AnyConnection::Postgres)
-                .map_err(PoolError::ConnectionError),
+                .map_err(PoolError::ConnectionError)
+                .and_then(|mut conn| {
+                    // Gatehouse's statements are small; the few that read many rows (a
+                    // count of every user) run side by side under load, where starting
+                    // parallel workers per query costs far more than it saves.
+                    conn.batch_execute("SET max_parallel_workers_per_gather = 0")
+                        .map_err(PoolError::QueryError)?;
+                    Ok(AnyConnection::Postgres(conn))
+                }),
         };
         self.failures.record(result.is_err());
         result
