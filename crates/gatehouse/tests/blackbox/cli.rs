@@ -9,16 +9,10 @@ use serde_json::{json, Value};
 
 use crate::server::{binary, exists, Server, TempDb};
 
+/// Exit code and stderr of a run of the binary.
 fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
-    let output = binary()
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    let (code, _stdout, stderr) = crate::server::run(args, env);
+    (code, stderr)
 }
 
 #[test]

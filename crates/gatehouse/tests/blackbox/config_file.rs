@@ -1,17 +1,11 @@
 //! The configuration file (`GATEHOUSE_CONFIG`), `gatehouse check-config`, and JSON logs,
 //! through the real binary.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::server::{binary, exists, TempDb};
+use crate::server::{exists, run, Server, TempDb};
 
 const JWT_SECRET: &str = "file-secret-0123456789abcdef0123456789";
 const DB_PASSWORD: &str = "db-password-in-file";
@@ -35,20 +29,6 @@ impl ConfigFile {
     fn path_str(&self) -> String {
         self.path().to_str().unwrap().to_owned()
     }
-}
-
-/// Runs the binary to completion: exit code, stdout, stderr.
-fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let output = binary()
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }
 
 /// The line of `described` for `key`, its spaces collapsed.
@@ -218,93 +198,6 @@ fn a_missing_or_broken_file_stops_every_command_naming_the_path() {
     assert!(!exists(&db.path()), "nothing was created");
 }
 
-/// A `gatehouse serve` started with only `env` (and PATH); its stderr lines as they come.
-struct Started {
-    child: Child,
-    base: String,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Started {
-    fn serve(env: &[(&str, &str)]) -> Self {
-        let mut child = binary()
-            .arg("serve")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        {
-            let lines = lines.clone();
-            thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    // The address, whether the line is text or JSON.
-                    if let Some(at) = line.find("listening on http://") {
-                        let addr: String = line[at + "listening on http://".len()..]
-                            .chars()
-                            .take_while(|c| c.is_ascii_alphanumeric() || ".:[]-".contains(*c))
-                            .collect();
-                        let _ = tx.send(addr);
-                    }
-                    lines.lock().unwrap().push(line);
-                }
-            });
-        }
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => Self {
-                child,
-                base: format!("http://{addr}"),
-                lines,
-            },
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "gatehouse did not start:\n{}",
-                    lines.lock().unwrap().join("\n")
-                );
-            }
-        }
-    }
-
-    fn get(&self, path: &str, headers: &[(&str, &str)]) -> u16 {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
-        let mut request = agent.get(format!("{}{path}", self.base));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        request.call().unwrap().status().as_u16()
-    }
-
-    /// The log lines once one satisfies `wanted` (they arrive through a pipe, a moment
-    /// after the response), or as they are after 10 s.
-    fn lines_once(&self, wanted: impl Fn(&str) -> bool) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let lines = self.lines.lock().unwrap().clone();
-            if lines.iter().any(|line| wanted(line)) || Instant::now() > deadline {
-                return lines;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn a_server_starts_from_the_file_alone() {
     let db = TempDb::new();
@@ -312,8 +205,8 @@ fn a_server_starts_from_the_file_alone() {
         "bind = \"127.0.0.1:0\"\ndatabase_url = \"{}\"\nbcrypt_cost = 4\nrust_log = \"info\"\n",
         db.url()
     ));
-    let server = Started::serve(&[("GATEHOUSE_CONFIG", &file.path_str())]);
-    assert_eq!(server.get("/healthz", &[]), 200);
+    let server = Server::start_with_only(&[("GATEHOUSE_CONFIG", &file.path_str())]);
+    assert_eq!(server.get("/healthz", None).status, 200);
     assert!(
         exists(&db.path()),
         "the database named in the file was created"
@@ -331,15 +224,17 @@ fn field<'a>(line: &'a Value, name: &str) -> Option<&'a Value> {
 fn json_logs_are_one_object_per_line_with_the_request_fields() {
     let db = TempDb::new();
     let file = ConfigFile::new("log_format = \"json\"\nbcrypt_cost = 4\n");
-    let server = Started::serve(&[
+    let server = Server::start_with_only(&[
         ("GATEHOUSE_CONFIG", &file.path_str()),
         ("GATEHOUSE_BIND", "127.0.0.1:0"),
         ("GATEHOUSE_DATABASE_URL", &db.url()),
         ("RUST_LOG", "info"),
     ]);
     let request_id = "json-log-test-0001";
-    assert_eq!(server.get("/healthz", &[("X-Request-Id", request_id)]), 200);
-    let lines = server.lines_once(|line| line.contains(request_id));
+    let reply = server.request("GET", "/healthz", &[("X-Request-Id", request_id)], None);
+    assert_eq!(reply.status, 200);
+    let log = server.log_once_it_has(request_id);
+    let lines: Vec<&str> = log.lines().collect();
     assert!(lines.len() >= 2, "{lines:?}");
     let parsed: Vec<Value> = lines
         .iter()

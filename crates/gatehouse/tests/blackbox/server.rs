@@ -87,12 +87,27 @@ impl Server {
     ) -> (Child, Arc<Mutex<String>>, mpsc::Receiver<String>) {
         let mut command = binary();
         command
-            .arg("serve")
             .env("GATEHOUSE_BIND", "127.0.0.1:0")
             .env("GATEHOUSE_DATABASE_URL", database_url)
             .env("GATEHOUSE_BCRYPT_COST", "4")
             .env("RUST_LOG", "info")
-            .envs(env.iter().copied())
+            .envs(env.iter().copied());
+        Self::spawn_command(command)
+    }
+
+    /// `gatehouse serve` with only `env` (and what the test process has): for settings
+    /// that come from elsewhere, a configuration file say.
+    pub fn start_with_only(env: &[(&str, &str)]) -> Self {
+        let mut command = binary();
+        command.envs(env.iter().copied());
+        Self::wait_until_listening(Self::spawn_command(command))
+    }
+
+    /// Runs `command serve`, collecting its log and sending the address it listens on
+    /// (read from a text or a JSON log line).
+    fn spawn_command(mut command: Command) -> (Child, Arc<Mutex<String>>, mpsc::Receiver<String>) {
+        command
+            .arg("serve")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -105,7 +120,10 @@ impl Server {
             thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                     if let Some(at) = line.find("listening on http://") {
-                        let addr = line[at + "listening on http://".len()..].trim().to_owned();
+                        let addr: String = line[at + "listening on http://".len()..]
+                            .chars()
+                            .take_while(|c| c.is_ascii_alphanumeric() || ".:[]-".contains(*c))
+                            .collect();
                         let _ = tx.send(addr);
                     }
                     let mut log = log.lock().unwrap();
@@ -314,6 +332,20 @@ impl Drop for Server {
 }
 
 /// Whether a file exists (for the migrate command).
+/// Runs the binary to completion: exit code, stdout, stderr.
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let output = binary()
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 pub fn exists(path: &Path) -> bool {
     path.exists()
 }
