@@ -13,6 +13,8 @@ use crate::{
 pub struct UserQuery {
     /// Only users with this status.
     pub status: Option<UserStatus>,
+    /// Only admins (`Some(true)`) or only non-admins (`Some(false)`).
+    pub is_admin: Option<bool>,
     /// Only users whose email contains this text (compared lower-cased, taken literally:
     /// `%` and `_` are not wildcards).
     pub email_contains: Option<String>,

@@ -185,6 +185,9 @@ pub(crate) struct ListUsersParams {
     /// Only users with this status.
     #[param(value_type = Option<UserStatusName>)]
     pub status: Option<String>,
+    /// Only admins (`true`) or only non-admins (`false`).
+    #[param(value_type = Option<bool>)]
+    pub is_admin: Option<String>,
     /// Only emails containing this text (case-insensitive, literal: `%` and `_` are no
     /// wildcards); empty: no filter.
     pub q: Option<String>,

@@ -294,11 +294,23 @@ fn list_query(params: ListUsersParams) -> Result<UserQuery> {
         "status",
         params.status.map(|s| s.parse::<UserStatus>()).transpose(),
     );
+    let is_admin = problems.check(
+        "is_admin",
+        params
+            .is_admin
+            .map(|a| match a.as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err("must be true or false"),
+            })
+            .transpose(),
+    );
     problems.finish()?;
     Ok(UserQuery {
         limit,
         offset: offset.unwrap_or(0),
         status: status.flatten(),
+        is_admin: is_admin.flatten(),
         email_contains: params.q.filter(|q| !q.is_empty()),
     })
 }

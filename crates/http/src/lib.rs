@@ -6,6 +6,7 @@
 //! database work on actix's blocking pool, bcrypt on the bounded [`HashingPool`].
 
 mod client;
+mod console;
 mod docs;
 mod dto;
 mod error;
@@ -24,6 +25,7 @@ use actix_web::{web, ResponseError};
 use gatehouse_domain::UserService;
 
 pub use client::TrustedProxies;
+pub use console::CONSOLE_CSP;
 pub use error::{ApiError, FieldError};
 pub use extract::{AdminUser, CurrentUser};
 pub use hashing::{HashingPool, DEFAULT_HASHING_NICE};

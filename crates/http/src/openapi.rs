@@ -70,6 +70,12 @@ const EMAIL_MAX_BYTES: usize = 254;
         crate::docs::init_js,
         crate::docs::viewer_js,
         crate::docs::viewer_css,
+        crate::console::page,
+        crate::console::app_js,
+        crate::console::api_js,
+        crate::console::dom_js,
+        crate::console::style_css,
+        crate::console::icon_svg,
     ),
     components(
         schemas(
@@ -105,6 +111,7 @@ const EMAIL_MAX_BYTES: usize = 254;
         (name = "admin", description = "User administration and the audit log (admins only)"),
         (name = "service", description = "Probes, metrics and public keys for operators and other services"),
         (name = "docs", description = "This document and the page that shows it"),
+        (name = "console", description = "The admin console for people, served from this binary"),
     )
 )]
 pub(crate) struct ApiDoc;

@@ -8,7 +8,7 @@ use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 
 use crate::error::ApiError;
-use crate::{docs, handlers, observe, openapi};
+use crate::{console, docs, handlers, observe, openapi};
 
 /// The methods the API uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -122,6 +122,12 @@ pub const ENDPOINTS: &[Endpoint] = &[
     endpoint(Verb::Get, "/docs/assets/swagger-ui.css", |r| {
         r.to(docs::viewer_css)
     }),
+    endpoint(Verb::Get, "/", |r| r.to(console::page)),
+    endpoint(Verb::Get, "/console/app.js", |r| r.to(console::app_js)),
+    endpoint(Verb::Get, "/console/api.js", |r| r.to(console::api_js)),
+    endpoint(Verb::Get, "/console/dom.js", |r| r.to(console::dom_js)),
+    endpoint(Verb::Get, "/console/style.css", |r| r.to(console::style_css)),
+    endpoint(Verb::Get, "/console/icon.svg", |r| r.to(console::icon_svg)),
 ];
 
 /// The paths of [`ENDPOINTS`], each once, in table order, with their methods.

@@ -46,6 +46,9 @@ fn filtered(query: &UserQuery, search: Search) -> users::BoxedQuery<'static, Bac
     if let Some(status) = query.status {
         select = select.filter(users::status.eq(status.as_str()));
     }
+    if let Some(is_admin) = query.is_admin {
+        select = select.filter(users::is_admin.eq(is_admin));
+    }
     if let Some(needle) = &query.email_contains {
         if search == Search::Trigram {
             select = select.filter(

@@ -33,6 +33,7 @@ macro_rules! user_store_contract_tests {
             ids_are_never_reused,
             counts,
             list_is_newest_first_and_filters,
+            list_filters_by_role,
             list_pages_and_totals,
             list_substring_is_literal,
             list_substring_follows_changes,
@@ -239,6 +240,47 @@ pub fn list_is_newest_first_and_filters(store: &dyn UserStore) {
     });
     assert_eq!(emails(&both.items), ["ann@alpha.com"]);
     assert_eq!(both.total, 1);
+}
+
+/// Listing filters by role, alone and with the other filters (the console counts the
+/// active admins as `status = approved, is_admin = true`).
+pub fn list_filters_by_role(store: &dyn UserStore) {
+    for (email, status, is_admin) in [
+        ("ann@alpha.com", UserStatus::Approved, true),
+        ("bob@beta.com", UserStatus::Approved, false),
+        ("cat@alpha.com", UserStatus::Disabled, true),
+        ("dan@gamma.com", UserStatus::Pending, false),
+    ] {
+        let mut user = new_user(email);
+        user.status = status;
+        user.is_admin = is_admin;
+        insert(store, user);
+    }
+    let list = |query: UserQuery| store.read_with(|repo| repo.list(&query)).expect("list");
+    let admins = list(UserQuery {
+        is_admin: Some(true),
+        ..UserQuery::default()
+    });
+    assert_eq!(emails(&admins.items), ["cat@alpha.com", "ann@alpha.com"]);
+    let others = list(UserQuery {
+        is_admin: Some(false),
+        ..UserQuery::default()
+    });
+    assert_eq!(emails(&others.items), ["dan@gamma.com", "bob@beta.com"]);
+    let active_admins = list(UserQuery {
+        status: Some(UserStatus::Approved),
+        is_admin: Some(true),
+        limit: Some(0),
+        ..UserQuery::default()
+    });
+    assert!(active_admins.items.is_empty());
+    assert_eq!(active_admins.total, 1);
+    let alpha_admins = list(UserQuery {
+        is_admin: Some(true),
+        email_contains: Some("alp".into()),
+        ..UserQuery::default()
+    });
+    assert_eq!(alpha_admins.total, 2);
 }
 
 /// `limit` and `offset` page through the newest-first order; `total` ignores them.

@@ -120,6 +120,7 @@ impl UserRepo for State {
             .values()
             .rev()
             .filter(|u| query.status.is_none_or(|s| u.status == s))
+            .filter(|u| query.is_admin.is_none_or(|a| u.is_admin == a))
             .filter(|u| {
                 needle
                     .as_deref()

@@ -819,6 +819,10 @@ async fn bad_list_query_parameters_are_refused() {
         ("status=bogus", "status"),
         ("status=Approved", "status"),
         ("status=", "status"),
+        ("is_admin=1", "is_admin"),
+        ("is_admin=True", "is_admin"),
+        ("is_admin=", "is_admin"),
+        ("isAdmin=true", "isAdmin"),
         ("limit=1&limit=2", "limit"),
     ] {
         let res = f
@@ -838,8 +842,9 @@ async fn bad_list_query_parameters_are_refused() {
 async fn unknown_routes_are_json_404s() {
     let f = Fixture::new().await;
     for (method, path) in [
-        (Method::GET, "/"),
         (Method::GET, "/nope"),
+        (Method::GET, "/console"),
+        (Method::GET, "/console/nope.js"),
         (Method::GET, "/api"),
         (Method::GET, "/api/auth"),
         (Method::GET, "/api/auth/"),

@@ -11,6 +11,7 @@
 mod admin;
 mod auth;
 mod bad_input;
+mod console;
 mod helpers;
 mod observe;
 mod openapi;

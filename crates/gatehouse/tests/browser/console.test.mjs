@@ -1,0 +1,475 @@
+// End-to-end tests of the console: the real `gatehouse` binary on a fresh SQLite database,
+// driven in Debian's headless Chromium through playwright-core. `.ci/run` runs them;
+// by hand: `cargo build -p gatehouse && npm ci && npm test` in this folder (README.md).
+//
+// Environment: GATEHOUSE_BIN (default: target/debug/gatehouse of this checkout),
+// CHROMIUM (default /usr/bin/chromium), GATEHOUSE_SCREENSHOTS_DIR (when set, the
+// screenshots of the main pages are written there; docs/console/ holds the committed ones).
+//
+// The steps run in order and share one server: the first user, a second one, approval...
+
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, "../../../..");
+const binary =
+  process.env.GATEHOUSE_BIN ??
+  path.join(process.env.CARGO_TARGET_DIR ?? path.join(root, "target"), "debug", "gatehouse");
+const shotsDir = process.env.GATEHOUSE_SCREENSHOTS_DIR
+  ? path.resolve(process.env.GATEHOUSE_SCREENSHOTS_DIR)
+  : null;
+
+const ADMIN = "admin@example.com";
+const BOB = "bob@example.com";
+const PASSWORD = "tr0mbone-kettle";
+const BOB_PASSWORD = "s4xophone-teapot";
+const BOB_NEW_PASSWORD = "c3llo-marmalade";
+
+let server;
+let browser;
+/** Everything each page saw, checked at the end. */
+const watched = [];
+
+// ---- the server -----------------------------------------------------------------------
+
+async function startServer() {
+  const dir = mkdtempSync(path.join(tmpdir(), "gatehouse-browser-"));
+  const child = spawn(binary, ["serve"], {
+    env: {
+      PATH: process.env.PATH,
+      GATEHOUSE_BIND: "127.0.0.1:0",
+      GATEHOUSE_DATABASE_URL: `sqlite://${dir}/gatehouse.db`,
+      GATEHOUSE_BCRYPT_COST: "4",
+      GATEHOUSE_LOG_FORMAT: "json",
+      RUST_LOG: "info",
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let logs = "";
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no "listening on" in 60 s:\n${logs}`)), 60_000);
+    const read = (chunk) => {
+      logs += chunk;
+      const found = /listening on (http:\/\/[0-9.:]+)/.exec(logs);
+      if (found) {
+        clearTimeout(timer);
+        resolve(found[1]);
+      }
+    };
+    child.stdout.on("data", read);
+    child.stderr.on("data", read);
+    child.on("error", (error) => reject(new Error(`cannot start ${binary}: ${error.message}`)));
+    child.on("exit", (code) => reject(new Error(`gatehouse exited (${code}):\n${logs}`)));
+  });
+  return {
+    url,
+    logs: () => logs,
+    stop() {
+      child.kill("SIGTERM");
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+// ---- the browser ----------------------------------------------------------------------
+
+async function newPage({ width = 1280, height = 860 } = {}) {
+  const context = await browser.newContext({
+    baseURL: server.url,
+    viewport: { width, height },
+    colorScheme: "light",
+    locale: "en-GB",
+    timezoneId: "UTC",
+  });
+  const page = await context.newPage();
+  page.setDefaultTimeout(10_000);
+  const seen = { requests: [], problems: [] };
+  watched.push(seen);
+  page.on("request", (request) => seen.requests.push(request.url()));
+  page.on("pageerror", (error) => seen.problems.push(`uncaught: ${error.message}`));
+  page.on("console", (message) => {
+    const text = message.text();
+    if (/Content Security Policy|Refused to/i.test(text)) seen.problems.push(`CSP: ${text}`);
+  });
+  return page;
+}
+
+async function shot(page, name) {
+  if (!shotsDir) return;
+  mkdirSync(shotsDir, { recursive: true });
+  await page.screenshot({ path: path.join(shotsDir, `${name}.png`), fullPage: true });
+}
+
+const heading = (page, name) => page.getByRole("heading", { level: 1, name, exact: true });
+const button = (page, name) => page.getByRole("button", { name, exact: true });
+const input = (page, label) => page.getByLabel(label, { exact: true });
+const row = (page, email) => page.locator(`tr[data-email="${email}"]`);
+const message = (page, text) => page.locator(".message").filter({ hasText: text });
+
+async function logIn(page, email, password) {
+  await page.goto("/#/login");
+  await heading(page, "Log in").waitFor();
+  await input(page, "Email").fill(email);
+  await input(page, "Password").fill(password);
+  await button(page, "Log in").click();
+}
+
+/** Every input and select on the page has a label. */
+async function assertLabelled(page, where) {
+  const unlabelled = await page.$$eval("input, select", (elements) =>
+    elements.filter((e) => e.labels.length === 0).map((e) => e.outerHTML),
+  );
+  assert.deepEqual(unlabelled, [], `${where}: inputs without a label`);
+}
+
+/** The badge's number, or null while it is hidden. */
+async function badge(page) {
+  const el = page.locator("#pending-badge");
+  if (!(await el.isVisible())) return null;
+  return Number((await el.locator("[aria-hidden]").textContent()).trim());
+}
+
+async function eventually(check, what, timeout = 10_000) {
+  const start = Date.now();
+  for (;;) {
+    try {
+      return await check();
+    } catch (error) {
+      if (Date.now() - start > timeout) {
+        error.message = `${what}: ${error.message}`;
+        throw error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
+/** Calls the API from the page with its own session (for setting up a race). */
+function apiFromPage(page, method, url, body) {
+  return page.evaluate(
+    async ({ method, url, body }) => {
+      const response = await fetch(url, {
+        method,
+        headers: {
+          Authorization: `Bearer ${sessionStorage.getItem("gatehouse.token")}`,
+          "Content-Type": "application/json",
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return response.status;
+    },
+    { method, url, body },
+  );
+}
+
+// ---- the steps --------------------------------------------------------------------------
+
+let admin; // the first user's page
+let bob; // the second user's page
+let bobId;
+
+before(async () => {
+  server = await startServer();
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.stop();
+});
+
+test("an unauthenticated visit lands on the login page, under a strict CSP", async () => {
+  admin = await newPage();
+  const response = await admin.goto("/");
+  const csp = response.headers()["content-security-policy"];
+  assert.match(csp, /default-src 'none'/);
+  assert.match(csp, /script-src 'self';/);
+  assert.doesNotMatch(csp, /unsafe/);
+  assert.equal(response.headers()["x-frame-options"], "DENY");
+  await heading(admin, "Log in").waitFor();
+  assert.match(admin.url(), /#\/login$/);
+  await assertLabelled(admin, "login");
+  await shot(admin, "login");
+
+  await admin.goto("/#/users");
+  await heading(admin, "Log in").waitFor();
+  assert.match(admin.url(), /#\/login$/, "a signed-in page sends strangers to log in");
+});
+
+test("the first user registers (password typed twice) and lands in the console as admin", async () => {
+  await admin.getByRole("link", { name: "Create an account" }).click();
+  await heading(admin, "Create an account").waitFor();
+  await assertLabelled(admin, "register");
+  await input(admin, "Email").fill(ADMIN);
+  await input(admin, "Password").fill(PASSWORD);
+  await input(admin, "Repeat the password").fill(`${PASSWORD}x`);
+  await button(admin, "Create account").click();
+  await admin.getByText("The two passwords are not the same.").waitFor();
+  assert.equal(await input(admin, "Repeat the password").getAttribute("aria-invalid"), "true");
+  await shot(admin, "register");
+
+  await input(admin, "Repeat the password").fill(PASSWORD);
+  await button(admin, "Create account").click();
+  await heading(admin, "Users").waitFor();
+  await message(admin, "You are the first user, so you are the administrator").waitFor();
+  await admin.getByText(`Signed in as ${ADMIN} (admin)`).waitFor();
+  await row(admin, ADMIN).waitFor();
+  assert.equal(await badge(admin), null, "nobody is pending");
+});
+
+test("the last active admin's disable, demote and delete buttons are disabled, with the reason", async () => {
+  const own = row(admin, ADMIN);
+  for (const action of ["Disable", "Demote", "Delete"]) {
+    const b = own.getByRole("button", { name: `${action}: ${ADMIN}`, exact: true });
+    assert.equal(await b.isDisabled(), true, action);
+    const describedBy = await b.getAttribute("aria-describedby");
+    const note = await admin.locator(`#${describedBy}`).textContent();
+    assert.match(note, /last active admin cannot be disabled, demoted or deleted/);
+  }
+  assert.equal(
+    await own.getByRole("button", { name: `Reset password: ${ADMIN}`, exact: true }).isDisabled(),
+    false,
+  );
+});
+
+test("the session survives a reload", async () => {
+  await admin.reload();
+  await heading(admin, "Users").waitFor();
+  await row(admin, ADMIN).waitFor();
+});
+
+test("a second user registers and is told the account awaits approval", async () => {
+  bob = await newPage();
+  await bob.goto("/#/register");
+  await heading(bob, "Create an account").waitFor();
+  await input(bob, "Email").fill(BOB);
+  await input(bob, "Password").fill(BOB_PASSWORD);
+  await input(bob, "Repeat the password").fill(BOB_PASSWORD);
+  await button(bob, "Create account").click();
+  await heading(bob, "Your account awaits approval").waitFor();
+  await bob.getByText(BOB, { exact: true }).waitFor();
+  await shot(bob, "pending");
+
+  // Logging in before approval leads to the same page.
+  await logIn(bob, BOB, BOB_PASSWORD);
+  await heading(bob, "Your account awaits approval").waitFor();
+});
+
+test("the pending badge counts sign-ups", async () => {
+  await admin.getByRole("link", { name: /^Users/ }).click();
+  await eventually(async () => assert.equal(await badge(admin), 1), "badge shows 1");
+  await row(admin, BOB).waitFor();
+  const label = await admin.locator("#pending-badge").textContent();
+  assert.match(label, /1 pending/, "screen readers hear what the number means");
+});
+
+test("an admin filters by status, searches by email and approves", async () => {
+  // A few more users make filtering mean something (and the screenshot fuller).
+  for (const email of ["carol@example.com", "dave@example.org", "erin@example.net"]) {
+    assert.equal(
+      await apiFromPage(admin, "POST", "/api/auth/register", { email, password: PASSWORD }),
+      201,
+    );
+  }
+  await admin.getByLabel("Status").selectOption("pending");
+  await eventually(async () => assert.equal(await admin.locator("tbody tr").count(), 4), "4 pending");
+  await input(admin, "Search by email").fill("bob");
+  await eventually(async () => assert.equal(await admin.locator("tbody tr").count(), 1), "1 bob");
+  await row(admin, BOB).waitFor();
+  await eventually(async () => assert.equal(await badge(admin), 4), "badge shows 4");
+
+  await button(admin, `Approve: ${BOB}`).click();
+  await message(admin, `Approved ${BOB}.`).waitFor();
+  await admin.getByText("No users match these filters.").waitFor();
+  await eventually(async () => assert.equal(await badge(admin), 3), "badge shows 3");
+
+  await input(admin, "Search by email").fill("");
+  await admin.getByLabel("Status").selectOption("");
+  await eventually(async () => assert.equal(await admin.locator("tbody tr").count(), 5), "all 5");
+  const approved = await row(admin, BOB).locator("td").nth(1).textContent();
+  assert.equal(approved.trim(), "Approved");
+  await assertLabelled(admin, "users");
+  await shot(admin, "users");
+  bobId = await admin.evaluate(async (email) => {
+    const response = await fetch(`/api/auth/users?q=${encodeURIComponent(email)}`, {
+      headers: { Authorization: `Bearer ${sessionStorage.getItem("gatehouse.token")}` },
+    });
+    return (await response.json())[0].id;
+  }, BOB);
+});
+
+test("the approved user logs in and sees no admin pages", async () => {
+  await logIn(bob, BOB, BOB_PASSWORD);
+  await heading(bob, "Your account").waitFor();
+  await bob.getByText(`Signed in as ${BOB}`, { exact: true }).waitFor();
+  assert.equal(await bob.getByRole("link", { name: /^Users/ }).count(), 0);
+  await bob.goto("/#/users");
+  await heading(bob, "Your account").waitFor();
+  await assertLabelled(bob, "account");
+  await shot(bob, "account");
+});
+
+test("disabling a user ends their session at their next step, and they cannot log in", async () => {
+  await button(admin, `Disable: ${BOB}`).click();
+  await message(admin, `Disabled ${BOB}.`).waitFor();
+
+  await bob.getByRole("link", { name: "Account", exact: true }).click();
+  await heading(bob, "Log in").waitFor();
+  await message(bob, "Your session has ended").waitFor();
+  await input(bob, "Email").fill(BOB);
+  await input(bob, "Password").fill(BOB_PASSWORD);
+  await button(bob, "Log in").click();
+  await message(bob, "Account disabled.").waitFor();
+
+  await button(admin, `Enable: ${BOB}`).click();
+  await message(admin, `Enabled ${BOB}.`).waitFor();
+});
+
+test("an admin resets a password in a dialog (typed twice); the old one stops working", async () => {
+  await button(admin, `Reset password: ${BOB}`).click();
+  const dialog = admin.getByRole("dialog");
+  await dialog.getByRole("heading", { name: `Reset the password of ${BOB}` }).waitFor();
+  await input(dialog, "New password").fill(BOB_NEW_PASSWORD);
+  await input(dialog, "Repeat the new password").fill("something-else");
+  await button(dialog, "Reset password").click();
+  await dialog.getByText("The two passwords are not the same.").waitFor();
+  // The server's own policy speaks through the dialog.
+  await input(dialog, "New password").fill("password123");
+  await input(dialog, "Repeat the new password").fill("password123");
+  await button(dialog, "Reset password").click();
+  await dialog.locator(".field-error").filter({ hasText: /common/i }).waitFor();
+  await input(dialog, "New password").fill(BOB_NEW_PASSWORD);
+  await input(dialog, "Repeat the new password").fill(BOB_NEW_PASSWORD);
+  await shot(admin, "reset-password");
+  await button(dialog, "Reset password").click();
+  await dialog.waitFor({ state: "detached" });
+  await message(admin, `The password of ${BOB} has been reset`).waitFor();
+
+  await logIn(bob, BOB, BOB_PASSWORD);
+  await message(bob, "Incorrect email or password.").waitFor();
+  await logIn(bob, BOB, BOB_NEW_PASSWORD);
+  await heading(bob, "Your account").waitFor();
+});
+
+test("a second admin releases the last-admin guard, and demoting them restores it", async () => {
+  await button(admin, `Make admin: ${BOB}`).click();
+  await message(admin, `${BOB} is now an admin.`).waitFor();
+  await eventually(
+    async () => assert.equal(await button(admin, `Demote: ${ADMIN}`).isDisabled(), false),
+    "two admins: the first can be demoted",
+  );
+  assert.equal(await row(admin, ADMIN).locator(".note").count(), 0);
+
+  await button(admin, `Demote: ${BOB}`).click();
+  await message(admin, `${BOB} is no longer an admin.`).waitFor();
+  await eventually(
+    async () => assert.equal(await button(admin, `Demote: ${ADMIN}`).isDisabled(), true),
+    "one admin again",
+  );
+});
+
+test("a refused change shows the API's reason in words", async () => {
+  // The page shows two active admins; bob is then disabled behind its back, so deleting
+  // the first admin would leave none: the server refuses and the page says why.
+  await button(admin, `Make admin: ${BOB}`).click();
+  await message(admin, `${BOB} is now an admin.`).waitFor();
+  await eventually(
+    async () => assert.equal(await button(admin, `Delete: ${ADMIN}`).isDisabled(), false),
+    "two admins",
+  );
+  assert.equal(await apiFromPage(admin, "PUT", `/api/auth/users/${bobId}`, { status: "disabled" }), 200);
+  await button(admin, `Delete: ${ADMIN}`).click();
+  const dialog = admin.getByRole("dialog");
+  await dialog.getByText("This deletes your own account").waitFor();
+  await button(dialog, "Delete").click();
+  await message(admin, `Could not delete ${ADMIN}: Cannot delete last admin.`).waitFor();
+  await eventually(
+    async () => assert.equal(await button(admin, `Delete: ${ADMIN}`).isDisabled(), true),
+    "the guard is back after the reload",
+  );
+  await heading(admin, "Users").waitFor();
+});
+
+test("deleting asks first", async () => {
+  await button(admin, `Delete: ${BOB}`).click();
+  const dialog = admin.getByRole("dialog");
+  await dialog.getByRole("heading", { name: `Delete ${BOB}?` }).waitFor();
+  await button(dialog, "Cancel").click();
+  await dialog.waitFor({ state: "detached" });
+  await row(admin, BOB).waitFor();
+
+  await button(admin, `Delete: ${BOB}`).click();
+  await button(admin.getByRole("dialog"), "Delete").click();
+  await message(admin, `Deleted ${BOB}.`).waitFor();
+  await row(admin, BOB).waitFor({ state: "detached" });
+});
+
+test("keyboard only: log in with Tab and Enter, with a visible focus ring", async () => {
+  const page = await newPage();
+  await page.goto("/");
+  await heading(page, "Log in").waitFor();
+  const focused = () => page.evaluate(() => document.activeElement?.getAttribute("name"));
+  assert.equal(await focused(), "email", "the first field has the focus");
+  await page.keyboard.type(ADMIN);
+  await page.keyboard.press("Tab");
+  assert.equal(await focused(), "password");
+  const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  assert.notEqual(outline, "none", "the focused field shows it");
+  await page.keyboard.type(PASSWORD);
+  await page.keyboard.press("Enter");
+  await heading(page, "Users").waitFor();
+  await page.context().close();
+});
+
+test("readable at phone width: no sideways scrolling", async () => {
+  const phone = await newPage({ width: 390, height: 844 });
+  await logIn(phone, ADMIN, PASSWORD);
+  await heading(phone, "Users").waitFor();
+  await row(phone, ADMIN).waitFor();
+  const overflow = await phone.evaluate(
+    () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+  );
+  assert.ok(overflow <= 0, `the page is ${overflow}px wider than the screen`);
+  await shot(phone, "users-phone");
+  await phone.context().close();
+});
+
+test("logout ends the session", async () => {
+  await button(admin, "Log out").click();
+  await heading(admin, "Log in").waitFor();
+  await message(admin, "You have logged out.").waitFor();
+  await admin.reload();
+  await heading(admin, "Log in").waitFor();
+});
+
+test("no page put a token in a URL, talked to another host, broke the CSP or threw", async () => {
+  const origin = new URL(server.url).origin;
+  for (const seen of watched) {
+    assert.deepEqual(seen.problems, []);
+    for (const url of seen.requests) {
+      assert.equal(new URL(url).origin, origin, url);
+      assert.doesNotMatch(url, /eyJ|access_token|[?&](token|password)=/i, url);
+    }
+  }
+  assert.ok(watched.length >= 3);
+  assert.doesNotMatch(server.logs(), /"panicked|ERROR/, "the server logged no error");
+});

@@ -1,0 +1,125 @@
+// The API client. The token lives in this tab's sessionStorage: it survives a reload,
+// is gone when the tab closes, is never put in a URL, and is sent only to this server
+// (the Content-Security-Policy allows no other host).
+
+const TOKEN_KEY = "gatehouse.token";
+
+export const session = {
+  get token() {
+    return sessionStorage.getItem(TOKEN_KEY);
+  },
+  set token(value) {
+    if (value) sessionStorage.setItem(TOKEN_KEY, value);
+    else sessionStorage.removeItem(TOKEN_KEY);
+  },
+};
+
+/** An error answer of the API (or no answer at all), with a sentence for people. */
+export class ApiError extends Error {
+  constructor(status, body, retryAfter, requestId) {
+    super(ApiError.sentence(status, body, retryAfter, requestId));
+    this.status = status;
+    this.code = body?.code ?? null;
+    this.detail = body?.detail ?? null;
+    this.fieldErrors = Array.isArray(body?.errors) ? body.errors : [];
+  }
+
+  static sentence(status, body, retryAfter, requestId) {
+    if (status === 0) {
+      return "Gatehouse cannot be reached. Check your connection and try again.";
+    }
+    if (status >= 500) {
+      const detail = body?.detail && status === 503 ? `${body.detail}. ` : "";
+      const id = requestId ? ` (request ${requestId})` : "";
+      return `${detail || "Something went wrong on the server. "}Try again in a moment${id}.`;
+    }
+    let text = body?.detail ?? `The request failed (HTTP ${status}).`;
+    if (status === 429 && retryAfter && !/\d/.test(text)) {
+      text += ` Try again in ${retryAfter} seconds.`;
+    }
+    return /[.!?]$/.test(text) ? text : `${text}.`;
+  }
+
+  /** The message for one field of a 422, if the API named it. */
+  forField(name) {
+    return this.fieldErrors.find((e) => e.field === name)?.message ?? null;
+  }
+}
+
+/** Called when the API says the token is no good any more (set by the app). */
+let onSessionEnded = () => {};
+export function whenSessionEnds(handler) {
+  onSessionEnded = handler;
+}
+
+/**
+ * Calls the API. `body` is sent as JSON. Resolves to {data, headers}; rejects with an
+ * ApiError. A 401 on a call made with the token ends the session.
+ */
+export async function call(method, path, body = undefined, { auth = true } = {}) {
+  const headers = { Accept: "application/json" };
+  const token = session.token;
+  if (auth && token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "omit",
+      cache: "no-store",
+      redirect: "error",
+    });
+  } catch {
+    throw new ApiError(0, null, null, null);
+  }
+  let data = null;
+  if (response.status !== 204) {
+    try {
+      data = await response.json();
+    } catch {
+      data = null;
+    }
+  }
+  if (!response.ok) {
+    const error = new ApiError(
+      response.status,
+      data,
+      response.headers.get("Retry-After"),
+      response.headers.get("X-Request-Id"),
+    );
+    if (response.status === 401 && auth && token) {
+      session.token = null;
+      onSessionEnded(error);
+    }
+    throw error;
+  }
+  return { data, headers: response.headers };
+}
+
+export const api = {
+  login: (email, password) =>
+    call("POST", "/api/auth/login", { email, password }, { auth: false }),
+  register: (email, password) =>
+    call("POST", "/api/auth/register", { email, password }, { auth: false }),
+  me: () => call("GET", "/api/auth/me"),
+  logout: () => call("POST", "/api/auth/logout"),
+  changePassword: (current, next) =>
+    call("PUT", "/api/auth/me/password", {
+      current_password: current,
+      new_password: next,
+    }),
+  listUsers: (params) => {
+    const query = new URLSearchParams();
+    for (const [key, value] of Object.entries(params)) {
+      if (value !== undefined && value !== null && value !== "") query.set(key, value);
+    }
+    return call("GET", `/api/auth/users?${query}`);
+  },
+  pendingCount: () => call("GET", "/api/auth/users/pending/count"),
+  updateUser: (id, changes) => call("PUT", `/api/auth/users/${id}`, changes),
+  deleteUser: (id) => call("DELETE", `/api/auth/users/${id}`),
+  resetPassword: (id, password) =>
+    call("POST", `/api/auth/users/${id}/reset-password`, { password }),
+};
