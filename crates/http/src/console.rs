@@ -30,7 +30,10 @@ fn file(content_type: &'static str, body: &'static str) -> HttpResponse {
         .insert_header((header::X_FRAME_OPTIONS, "DENY"))
         .insert_header((header::REFERRER_POLICY, "no-referrer"))
         .insert_header(("Cross-Origin-Opener-Policy", "same-origin"))
-        .insert_header(("Permissions-Policy", "camera=(), microphone=(), geolocation=()"))
+        .insert_header((
+            "Permissions-Policy",
+            "camera=(), microphone=(), geolocation=()",
+        ))
         .body(body)
 }
 
@@ -129,7 +132,10 @@ mod tests {
         assert!(PAGE.contains("<script type=\"module\" src=\"/console/app.js\"></script>"));
         assert!(PAGE.contains("href=\"/console/style.css\""));
         assert_eq!(PAGE.matches("<script").count(), 1);
-        assert!(!PAGE.contains("style="), "inline style is refused by the CSP");
+        assert!(
+            !PAGE.contains("style="),
+            "inline style is refused by the CSP"
+        );
         for (at, _) in PAGE.match_indices(" on") {
             let name: String = PAGE[at + 3..]
                 .chars()
@@ -142,9 +148,15 @@ mod tests {
             assert!(!text.contains("http://") && !text.contains("https://"));
         }
         for js in [APP_JS, API_JS, DOM_JS] {
-            assert!(!js.contains("innerHTML"), "text goes in as text, never as markup");
+            assert!(
+                !js.contains("innerHTML"),
+                "text goes in as text, never as markup"
+            );
             assert!(!js.contains("eval("));
-            assert!(!js.contains("localStorage"), "the token lives in the tab only");
+            assert!(
+                !js.contains("localStorage"),
+                "the token lives in the tab only"
+            );
         }
     }
 

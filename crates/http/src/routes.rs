@@ -126,7 +126,9 @@ pub const ENDPOINTS: &[Endpoint] = &[
     endpoint(Verb::Get, "/console/app.js", |r| r.to(console::app_js)),
     endpoint(Verb::Get, "/console/api.js", |r| r.to(console::api_js)),
     endpoint(Verb::Get, "/console/dom.js", |r| r.to(console::dom_js)),
-    endpoint(Verb::Get, "/console/style.css", |r| r.to(console::style_css)),
+    endpoint(Verb::Get, "/console/style.css", |r| {
+        r.to(console::style_css)
+    }),
     endpoint(Verb::Get, "/console/icon.svg", |r| r.to(console::icon_svg)),
 ];
 

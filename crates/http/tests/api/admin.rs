@@ -156,7 +156,8 @@ async fn list_users_pages_and_filters() {
     assert_eq!(get("?q=u3%40example.com").await, (vec![u[2]], 1));
     assert_eq!(get("?is_admin=true").await, (vec![admin.id], 1));
     assert_eq!(get("?is_admin=false").await.1, 6);
-    app.update_ok(&admin, u[3], &json!({"is_admin": true})).await;
+    app.update_ok(&admin, u[3], &json!({"is_admin": true}))
+        .await;
     assert_eq!(
         get("?status=approved&is_admin=true&limit=0").await,
         (vec![], 2),

@@ -22,10 +22,18 @@ async fn every_console_file_is_served_with_its_type_and_the_strict_policy() {
         let res = app.get(path, None).await;
         assert_eq!(res.status.as_u16(), 200, "{path}");
         assert_eq!(res.header("content-type"), Some(*content_type), "{path}");
-        assert_eq!(res.header("content-security-policy"), Some(CONSOLE_CSP), "{path}");
+        assert_eq!(
+            res.header("content-security-policy"),
+            Some(CONSOLE_CSP),
+            "{path}"
+        );
         assert_eq!(res.header("x-frame-options"), Some("DENY"), "{path}");
         assert_eq!(res.header("referrer-policy"), Some("no-referrer"), "{path}");
-        assert_eq!(res.header("x-content-type-options"), Some("nosniff"), "{path}");
+        assert_eq!(
+            res.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
         assert_eq!(res.header("cache-control"), Some("no-store"), "{path}");
         assert!(!res.body.is_empty(), "{path}");
     }
@@ -55,14 +63,22 @@ async fn every_file_the_console_loads_is_routed() {
     }
     assert!(wanted.len() >= 5, "{wanted:?}");
     for path in wanted {
-        assert!(served.contains(&path.as_str()), "{path} is loaded but not served");
+        assert!(
+            served.contains(&path.as_str()),
+            "{path} is loaded but not served"
+        );
     }
 }
 
 #[actix_web::test]
 async fn other_console_paths_are_json_404s() {
     let app = spawn_app().await;
-    for path in ["/console/", "/console/missing.js", "/console/../Cargo.toml", "/index.html"] {
+    for path in [
+        "/console/",
+        "/console/missing.js",
+        "/console/../Cargo.toml",
+        "/index.html",
+    ] {
         let res = app.get(path, None).await;
         assert_eq!(res.status.as_u16(), 404, "{path}");
         assert_eq!(res.json()["code"], "not_found", "{path}");
