@@ -370,6 +370,25 @@ test("an admin resets a password in a dialog (typed twice); the old one stops wo
   await heading(bob, "Your account").waitFor();
 });
 
+test("a user changes their own password on the account page", async () => {
+  await input(bob, "Current password").fill("not-my-password");
+  await input(bob, "New password").fill(PASSWORD);
+  await input(bob, "Repeat the new password").fill(PASSWORD);
+  await button(bob, "Change password").click();
+  await bob.getByText("Current password is incorrect.").waitFor();
+  assert.equal(await input(bob, "Current password").getAttribute("aria-invalid"), "true");
+
+  await input(bob, "Current password").fill(BOB_NEW_PASSWORD);
+  await button(bob, "Change password").click();
+  await message(bob, "Your password has been changed.").waitFor();
+  // The fresh token from the change keeps the page working.
+  await bob.reload();
+  await heading(bob, "Your account").waitFor();
+  await button(bob, "Log out").click();
+  await logIn(bob, BOB, PASSWORD);
+  await heading(bob, "Your account").waitFor();
+});
+
 test("a second admin releases the last-admin guard, and demoting them restores it", async () => {
   await button(admin, `Make admin: ${BOB}`).click();
   await message(admin, `${BOB} is now an admin.`).waitFor();
