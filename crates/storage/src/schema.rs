@@ -62,3 +62,14 @@ diesel::table! {
 
 // The session lookup reads a user and checks a revocation in one statement.
 diesel::allow_tables_to_appear_in_same_query!(users, revoked_tokens);
+
+diesel::table! {
+    /// +1/-1 per user and change of status or role, written by triggers (see the
+    /// migration `user_tallies`); a count is the SUM of the matching rows.
+    user_tallies (id) {
+        id -> BigInt,
+        status -> Text,
+        is_admin -> Bool,
+        n -> BigInt,
+    }
+}
