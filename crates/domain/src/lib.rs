@@ -36,7 +36,7 @@ pub use email::{Email, InvalidEmail};
 pub use error::{BoxError, Error, LastAdminChange};
 pub use hashing::{BcryptCost, BcryptHasher, InvalidBcryptCost, PasswordHasher};
 pub use password::{InvalidPassword, Password};
-pub use ports::{Page, UserQuery, UserRepo, UserStore, UserStoreExt};
+pub use ports::{Page, SessionLookupReply, UserQuery, UserRepo, UserStore, UserStoreExt};
 pub use service::{Actor, LoginAttempt, NewUserRequest, Origin, Session, UserKey, UserService};
 pub use throttle::{Counter, CounterScope, ThrottlePolicy, Throttled};
 pub use token::{

@@ -191,6 +191,10 @@ pub trait UserRepo {
 /// A work closure run against the repository inside one transaction.
 pub type Work<'a> = dyn FnMut(&mut dyn UserRepo) -> Result<(), Error> + 'a;
 
+/// What receives the answer of [`UserStore::lookup_session_user`]: the user and whether
+/// the token was revoked, as [`UserRepo::find_session_user`] answers.
+pub type SessionLookupReply = Box<dyn FnOnce(Result<Option<(User, bool)>, Error>) + Send>;
+
 /// A store that runs units of work in transactions.
 ///
 /// `write` MUST serialize against every other `write` whose outcome could change its
@@ -228,6 +232,27 @@ pub trait UserStore: Send + Sync {
     /// the caller then uses `read_single` off its async executor. Defaults to `None`.
     fn try_read_single_now(&self, _work: &mut Work<'_>) -> Option<Result<(), Error>> {
         None
+    }
+
+    /// Whether [`lookup_session_user`](Self::lookup_session_user) returns without waiting
+    /// for the answer (the store answers on a thread of its own). Defaults to `false`.
+    fn batches_session_lookups(&self) -> bool {
+        false
+    }
+
+    /// Finds a session's user as [`UserRepo::find_session_user`] does and hands the answer
+    /// to `reply`. A store that [batches](Self::batches_session_lookups) queues the lookup
+    /// and answers it from its own thread, in one statement with the lookups that arrived
+    /// meanwhile; the statement starts after this call, so the answer is never older than
+    /// the request. Defaults to answering at once with
+    /// [`read_single`](Self::read_single).
+    fn lookup_session_user(&self, id: UserId, token_id: &str, reply: SessionLookupReply) {
+        let mut found = None;
+        let outcome = self.read_single(&mut |repo| {
+            found = repo.find_session_user(id, token_id)?;
+            Ok(())
+        });
+        reply(outcome.map(|()| found.take()));
     }
 
     /// Checks that the store answers (for readiness probes).

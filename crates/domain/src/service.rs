@@ -450,6 +450,36 @@ impl UserService {
         Some(found.and_then(|found| session(found, claims)))
     }
 
+    /// [`current_user`](Self::current_user) for a store that
+    /// [batches session lookups](UserStore::batches_session_lookups): the token is verified
+    /// at once and `done` gets the session later, from the store's thread, without a thread
+    /// of the caller's waiting on the database. The same checks as `current_user`; the
+    /// user is read after this call. `Err(done)` when the store does not batch: call
+    /// `current_user` off the async executor then.
+    ///
+    /// # Errors
+    /// `done` receives [`Error::Unauthenticated`] or store failures.
+    pub fn current_user_deferred<F>(&self, token: &str, done: F) -> Result<(), F>
+    where
+        F: FnOnce(Result<Session, Error>) + Send + 'static,
+    {
+        if !self.store.batches_session_lookups() {
+            return Err(done);
+        }
+        match self.tokens.verify(token) {
+            Ok(claims) => {
+                let (id, token_id) = (claims.user_id, claims.id.clone());
+                self.store.lookup_session_user(
+                    id,
+                    &token_id,
+                    Box::new(move |found| done(found.and_then(|found| session(found, claims)))),
+                );
+            }
+            Err(e) => done(Err(e)),
+        }
+        Ok(())
+    }
+
     /// Revokes the session's token.
     ///
     /// # Errors

@@ -871,3 +871,83 @@ mod security {
             .is_ok());
     }
 }
+
+/// A store that answers session lookups later, on a thread of its own (as the PostgreSQL
+/// store does in batches).
+#[derive(Debug)]
+struct Deferring(Arc<InMemoryStore>);
+
+impl gatehouse_domain::UserStore for Deferring {
+    fn read(&self, work: &mut gatehouse_domain::ports::Work<'_>) -> Result<(), Error> {
+        self.0.read(work)
+    }
+
+    fn write(&self, work: &mut gatehouse_domain::ports::Work<'_>) -> Result<(), Error> {
+        self.0.write(work)
+    }
+
+    fn ping(&self) -> Result<(), Error> {
+        self.0.ping()
+    }
+
+    fn batches_session_lookups(&self) -> bool {
+        true
+    }
+
+    fn lookup_session_user(
+        &self,
+        id: UserId,
+        token_id: &str,
+        reply: gatehouse_domain::SessionLookupReply,
+    ) {
+        let (store, token_id) = (self.0.clone(), token_id.to_owned());
+        std::thread::spawn(move || store.lookup_session_user(id, &token_id, reply));
+    }
+}
+
+#[test]
+fn deferred_lookups_apply_the_same_checks_as_current_user() {
+    use gatehouse_domain::UserStore as _;
+    let secret = JwtSecret::new(vec![b's'; 32]).unwrap();
+    let tokens = Arc::new(Hs256Tokens::new(&secret, TokenTtl::DEFAULT).unwrap());
+    let w = World {
+        users: UserService::new(
+            Arc::new(Deferring(Arc::new(InMemoryStore::new()))),
+            Arc::new(PlainHasher),
+            tokens.clone(),
+        ),
+        tokens,
+    };
+    let deferred = |token: &str| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        w.users
+            .current_user_deferred(token, move |session| tx.send(session).unwrap())
+            .unwrap_or_else(|_| panic!("this store defers"));
+        rx.recv().unwrap()
+    };
+    let admin = w.register("admin@example.com");
+    let bob = w.register("bob@example.com");
+    w.approve(&admin, &bob);
+    let token = w.token("bob@example.com");
+    assert_eq!(deferred(&token).unwrap().user.id, bob.id);
+    w.change(&admin, &bob, status(UserStatus::Disabled))
+        .unwrap();
+    assert!(matches!(deferred(&token), Err(Error::Unauthenticated)));
+    w.approve(&admin, &bob);
+    w.users
+        .logout(&w.users.current_user(&token).unwrap(), &Origin::default())
+        .unwrap();
+    assert!(
+        matches!(deferred(&token), Err(Error::Unauthenticated)),
+        "revoked"
+    );
+    assert!(matches!(deferred("garbage"), Err(Error::Unauthenticated)));
+
+    // A store that answers at once is not deferred: the caller looks up itself.
+    let plain = world();
+    assert!(!InMemoryStore::new().batches_session_lookups());
+    assert!(plain
+        .users
+        .current_user_deferred("anything", |_| panic!("not called"))
+        .is_err());
+}

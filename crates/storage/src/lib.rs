@@ -17,6 +17,7 @@ mod postgres;
 mod repo;
 mod rows;
 mod schema;
+mod sessions;
 mod sqlite;
 mod tx;
 mod url;
@@ -114,6 +115,8 @@ pub struct Database {
     failures: FailureClock,
     timeout: Duration,
     url: DatabaseUrl,
+    /// PostgreSQL's session lookups, answered in batches on threads of their own.
+    sessions: Option<std::sync::Arc<sessions::SessionBatcher>>,
 }
 
 impl fmt::Debug for Database {
@@ -135,6 +138,13 @@ impl Database {
             DatabaseUrl::Postgres { url: raw } => postgres::prepare(raw, url, &options)?,
         };
         let failures = manager.failures();
+        let sessions = match url {
+            DatabaseUrl::Postgres { .. } => Some(std::sync::Arc::new(
+                sessions::SessionBatcher::start(manager.sibling())
+                    .map_err(|e| OpenError::Pool(format!("session lookup threads: {e}")))?,
+            )),
+            _ => None,
+        };
         let max_size = options.max_size.max(1);
         let pool = Pool::builder()
             .max_size(max_size)
@@ -147,6 +157,7 @@ impl Database {
             failures,
             timeout: options.timeout,
             url: url.clone(),
+            sessions,
         })
     }
 
@@ -373,6 +384,26 @@ impl UserStore for Database {
         let outcome = work(&mut SqlUserRepo { conn: &mut conn });
         conn.settle(&outcome);
         Some(outcome)
+    }
+
+    fn batches_session_lookups(&self) -> bool {
+        self.sessions.is_some()
+    }
+
+    /// PostgreSQL: queued for the batcher (see `sessions.rs`); SQLite: answered at once.
+    fn lookup_session_user(
+        &self,
+        id: gatehouse_domain::UserId,
+        token_id: &str,
+        reply: gatehouse_domain::SessionLookupReply,
+    ) {
+        match &self.sessions {
+            Some(batcher) => batcher.submit(id, token_id, reply),
+            None => reply(gatehouse_domain::UserStoreExt::read_single_with(
+                self,
+                |repo| repo.find_session_user(id, token_id),
+            )),
+        }
     }
 
     fn ping(&self) -> Result<(), Error> {

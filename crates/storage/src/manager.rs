@@ -101,6 +101,15 @@ impl Manager {
         }
     }
 
+    /// A manager for the same database sharing this one's clock of failures (for
+    /// connections kept outside the pool).
+    pub(crate) fn sibling(&self) -> Self {
+        Self {
+            target: self.target.clone(),
+            failures: self.failures.clone(),
+        }
+    }
+
     /// The clock of failed connection attempts.
     pub(crate) fn failures(&self) -> FailureClock {
         self.failures.clone()

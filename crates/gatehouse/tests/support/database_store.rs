@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use gatehouse_domain::ports::Work;
-use gatehouse_domain::{Error, UserStore};
+use gatehouse_domain::{Error, SessionLookupReply, UserId, UserStore};
 use gatehouse_storage::testing::TestDatabase;
 
 /// A test database, forwarding every store method to it.
@@ -26,6 +26,14 @@ impl UserStore for Store {
 
     fn try_read_single_now(&self, work: &mut Work<'_>) -> Option<Result<(), Error>> {
         self.0.try_read_single_now(work)
+    }
+
+    fn batches_session_lookups(&self) -> bool {
+        self.0.batches_session_lookups()
+    }
+
+    fn lookup_session_user(&self, id: UserId, token_id: &str, reply: SessionLookupReply) {
+        self.0.lookup_session_user(id, token_id, reply);
     }
 
     fn ping(&self) -> Result<(), Error> {
