@@ -92,7 +92,9 @@ pub trait UserRepo {
     /// Store failures.
     fn find_by_email(&mut self, email: &Email) -> Result<Option<User>, Error>;
 
-    /// The users matching `query`, newest first.
+    /// The users matching `query`, newest first, and how many match in all. Without an
+    /// email search, the page and its total SHOULD come from one statement (one snapshot):
+    /// the service then lists without a transaction.
     ///
     /// # Errors
     /// Store failures.

@@ -348,36 +348,47 @@ fn parse_binds(list: &str) -> Vec<String> {
     let mut binds = Vec::new();
     let mut chars = inner.chars().peekable();
     while let Some(&c) = chars.peek() {
-        match c {
-            ' ' | ',' => {
-                chars.next();
-            }
-            '"' => {
-                chars.next();
-                let mut text = String::new();
-                while let Some(c) = chars.next() {
-                    match c {
-                        '\\' => text.extend(chars.next()),
-                        '"' => break,
-                        c => text.push(c),
-                    }
-                }
-                binds.push(format!("'{}'", text.replace('\'', "''")));
-            }
-            _ => {
-                let mut token = String::new();
-                while let Some(&c) = chars.peek() {
-                    if c == ',' {
-                        break;
-                    }
-                    token.push(c);
-                    chars.next();
-                }
-                binds.push(token.trim().to_owned());
-            }
+        if c == ' ' || c == ',' {
+            chars.next();
+        } else {
+            binds.push(parse_bind(&mut chars));
         }
     }
     binds
+}
+
+/// One bind as diesel's log writes it (`Debug`): `"text"`, a number or boolean, `None`,
+/// or `Some(…)` of one of those; as an SQL literal.
+fn parse_bind(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> String {
+    if chars.peek() == Some(&'"') {
+        chars.next();
+        let mut text = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => text.extend(chars.next()),
+                '"' => break,
+                c => text.push(c),
+            }
+        }
+        return format!("'{}'", text.replace('\'', "''"));
+    }
+    let mut token = String::new();
+    while let Some(&c) = chars.peek() {
+        if c == ',' || c == ')' {
+            break;
+        }
+        token.push(c);
+        chars.next();
+        if token == "Some(" {
+            let value = parse_bind(chars);
+            chars.next(); // the closing parenthesis
+            return value;
+        }
+    }
+    match token.trim() {
+        "None" => "NULL".to_owned(),
+        other => other.to_owned(),
+    }
 }
 
 /// Replaces the placeholders (`placeholder(i)` for the i-th bind) by the literals, last

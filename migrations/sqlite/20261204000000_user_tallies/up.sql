@@ -16,6 +16,10 @@ CREATE TABLE user_tallies (
 INSERT INTO user_tallies (status, is_admin, n)
 SELECT status, is_admin, COUNT(*) FROM users GROUP BY status, is_admin;
 
+-- Sums read the index alone. After many changes the table's pages are mostly empty (the
+-- folded rows' space is reused, not returned), and a scan would read every one of them.
+CREATE INDEX user_tallies_group_idx ON user_tallies (status, is_admin, n);
+
 CREATE TRIGGER user_tallies_insert AFTER INSERT ON users BEGIN
     INSERT INTO user_tallies (status, is_admin, n) VALUES (new.status, new.is_admin, 1);
 END;
