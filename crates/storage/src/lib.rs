@@ -140,7 +140,7 @@ impl Database {
         let failures = manager.failures();
         let sessions = match url {
             DatabaseUrl::Postgres { .. } => Some(std::sync::Arc::new(
-                sessions::SessionBatcher::start(manager.sibling())
+                sessions::SessionBatcher::start(manager.sibling(), options.timeout)
                     .map_err(|e| OpenError::Pool(format!("session lookup threads: {e}")))?,
             )),
             _ => None,

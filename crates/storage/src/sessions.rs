@@ -17,6 +17,7 @@
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Duration;
 
 use std::collections::{HashMap, HashSet};
 
@@ -64,7 +65,10 @@ impl std::fmt::Debug for SessionBatcher {
 impl SessionBatcher {
     /// Starts the threads; each connects (with `manager`, as the pool would) on its first
     /// batch and again after losing its connection.
-    pub(crate) fn start(manager: Manager) -> std::io::Result<Self> {
+    /// While a connection attempt (the pool's or the batcher's) failed within
+    /// `fail_fast_for`, a batch without a connection is answered "unavailable" at once
+    /// instead of waiting for another attempt, as the pool answers.
+    pub(crate) fn start(manager: Manager, fail_fast_for: Duration) -> std::io::Result<Self> {
         let (queue, lookups) = mpsc::channel();
         let lookups = Arc::new(Mutex::new(lookups));
         let manager = Arc::new(manager);
@@ -72,7 +76,7 @@ impl SessionBatcher {
             let (lookups, manager) = (lookups.clone(), manager.clone());
             thread::Builder::new()
                 .name(format!("gatehouse-sessions-{i}"))
-                .spawn(move || serve(&lookups, &manager))?;
+                .spawn(move || serve(&lookups, &manager, fail_fast_for))?;
         }
         Ok(Self { queue })
     }
@@ -93,10 +97,15 @@ impl SessionBatcher {
 }
 
 /// A worker's life: take what is queued, answer it, repeat until the queue is gone.
-fn serve(lookups: &Mutex<Receiver<Lookup>>, manager: &Manager) {
+fn serve(lookups: &Mutex<Receiver<Lookup>>, manager: &Manager, fail_fast_for: Duration) {
     let mut conn: Option<PgConnection> = None;
     while let Some(batch) = next_batch(lookups) {
-        match answer(&mut conn, manager, &batch) {
+        let outcome = if conn.is_none() && manager.failures().failed_within(fail_fast_for) {
+            Err(Error::unavailable("the database was unreachable a moment ago"))
+        } else {
+            answer(&mut conn, manager, &batch)
+        };
+        match outcome {
             Ok(answers) => {
                 for (lookup, answer) in batch.into_iter().zip(answers) {
                     (lookup.reply)(answer);
