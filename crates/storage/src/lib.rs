@@ -115,8 +115,8 @@ pub struct Database {
     failures: FailureClock,
     timeout: Duration,
     url: DatabaseUrl,
-    /// PostgreSQL's session lookups, answered in batches on threads of their own.
-    sessions: Option<std::sync::Arc<sessions::SessionBatcher>>,
+    /// Session lookups, answered in batches on a thread of their own.
+    sessions: std::sync::Arc<sessions::SessionBatcher>,
 }
 
 impl fmt::Debug for Database {
@@ -138,13 +138,10 @@ impl Database {
             DatabaseUrl::Postgres { url: raw } => postgres::prepare(raw, url, &options)?,
         };
         let failures = manager.failures();
-        let sessions = match url {
-            DatabaseUrl::Postgres { .. } => Some(std::sync::Arc::new(
-                sessions::SessionBatcher::start(manager.sibling(), options.timeout)
-                    .map_err(|e| OpenError::Pool(format!("session lookup threads: {e}")))?,
-            )),
-            _ => None,
-        };
+        let sessions = std::sync::Arc::new(
+            sessions::SessionBatcher::start(manager.sibling(), options.timeout)
+                .map_err(|e| OpenError::Pool(format!("session lookup thread: {e}")))?,
+        );
         let max_size = options.max_size.max(1);
         let pool = Pool::builder()
             .max_size(max_size)
@@ -373,37 +370,18 @@ impl UserStore for Database {
         outcome
     }
 
-    /// SQLite only, and only with a connection free at once: a point read of a local file
-    /// takes microseconds, less than handing it to another thread. PostgreSQL is a round
-    /// trip away: never on the caller's thread.
-    fn try_read_single_now(&self, work: &mut Work<'_>) -> Option<Result<(), Error>> {
-        if !matches!(self.url, DatabaseUrl::Sqlite { .. }) {
-            return None;
-        }
-        let mut conn = Lease(self.pool.try_get()?);
-        let outcome = work(&mut SqlUserRepo { conn: &mut conn });
-        conn.settle(&outcome);
-        Some(outcome)
-    }
-
     fn batches_session_lookups(&self) -> bool {
-        self.sessions.is_some()
+        true
     }
 
-    /// PostgreSQL: queued for the batcher (see `sessions.rs`); SQLite: answered at once.
+    /// Queued for the batching thread (see `sessions.rs`).
     fn lookup_session_user(
         &self,
         id: gatehouse_domain::UserId,
         token_id: &str,
         reply: gatehouse_domain::SessionLookupReply,
     ) {
-        match &self.sessions {
-            Some(batcher) => batcher.submit(id, token_id, reply),
-            None => reply(gatehouse_domain::UserStoreExt::read_single_with(
-                self,
-                |repo| repo.find_session_user(id, token_id),
-            )),
-        }
+        self.sessions.submit(id, token_id, reply);
     }
 
     fn ping(&self) -> Result<(), Error> {
