@@ -43,8 +43,8 @@ const MAX_BATCH: usize = 256;
 /// connection 4.3k/s against 7.0k/s, at 64 49.7k/s against 63.8k/s).
 const WORKERS: usize = 1;
 
-/// A PostgreSQL batch's statement gives up after this long (a lookup is a primary-key read: taking
-/// this long means something is wrong, and every queued request waits on it).
+/// A PostgreSQL batch's statement gives up after this long (a lookup is a primary-key
+/// read: taking this long means something is wrong, and every queued request waits on it).
 const STATEMENT_TIMEOUT: &str = "SET statement_timeout = '5s'";
 
 struct Lookup {
@@ -67,8 +67,9 @@ impl std::fmt::Debug for SessionBatcher {
 }
 
 impl SessionBatcher {
-    /// Starts the threads; each connects (with `manager`, as the pool would) on its first
+    /// Starts the thread; it connects (with `manager`, as the pool would) on its first
     /// batch and again after losing its connection.
+    ///
     /// While a connection attempt (the pool's or the batcher's) failed within
     /// `fail_fast_for`, a batch without a connection is answered "unavailable" at once
     /// instead of waiting for another attempt, as the pool answers.
