@@ -127,34 +127,15 @@ fn page_bounds(limit: Option<u64>, offset: u64) -> Option<(i64, i64)> {
 }
 
 impl SqlUserRepo<'_> {
-    /// How many users match `query`, from the tallies the triggers keep (a few rows, where
-    /// counting the users reads them all: 100 000 rows took ~10 ms of PostgreSQL's time a
-    /// page); `None` for an email search, which only the users themselves can answer.
-    fn tallied_total(&mut self, query: &UserQuery) -> Result<Option<i64>, Error> {
-        use diesel::dsl::sql;
-        use diesel::sql_types::BigInt;
-
-        if query.email_contains.is_some() {
-            return Ok(None);
-        }
-        let mut select = user_tallies::table
-            .select(sql::<BigInt>(
-                "CAST(COALESCE(SUM(user_tallies.n), 0) AS BIGINT)",
-            ))
-            .into_boxed();
-        if let Some(status) = query.status {
-            select = select.filter(user_tallies::status.eq(status.as_str()));
-        }
-        if let Some(is_admin) = query.is_admin {
-            select = select.filter(user_tallies::is_admin.eq(is_admin));
-        }
-        select.get_result(self.conn).map(Some).map_err(from_diesel)
-    }
-
-    /// A page without an email search, and its total from the tallies, in one statement
-    /// (one snapshot, one round trip: listings run without an explicit transaction). Only
-    /// an empty page needs a second statement for its total.
-    fn list_with_tallied_total(&mut self, query: &UserQuery) -> Result<Page<User>, Error> {
+    /// Users matching `query` (which has no email search), newest first within `bounds`,
+    /// each row carrying how many users match in all, summed from the tallies the triggers
+    /// keep (a few rows, where counting the users reads them all: 100 000 rows took ~10 ms
+    /// of PostgreSQL's time a page). One statement, so one snapshot for page and total.
+    fn page_with_total(
+        &mut self,
+        query: &UserQuery,
+        bounds: Option<(i64, i64)>,
+    ) -> Result<Vec<(UserRow, i64)>, Error> {
         use diesel::dsl::sql;
         use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 
@@ -173,15 +154,27 @@ impl SqlUserRepo<'_> {
         let mut select = filtered(query, Search::Like)
             .select((UserRow::as_select(), total))
             .order(users::id.desc());
-        if let Some((limit, offset)) = page_bounds(query.limit, query.offset) {
+        if let Some((limit, offset)) = bounds {
             select = select.limit(limit).offset(offset);
         }
-        let rows = select
-            .load::<(UserRow, i64)>(self.conn)
-            .map_err(from_diesel)?;
+        select.load(self.conn).map_err(from_diesel)
+    }
+
+    /// A page without an email search and its total, in one statement (listings then run
+    /// without an explicit transaction). An empty page (past the end, or `limit=0`) takes
+    /// its total from the first match instead; no match at all means none.
+    fn list_with_tallied_total(&mut self, query: &UserQuery) -> Result<Page<User>, Error> {
+        let rows = if query.limit == Some(0) {
+            Vec::new()
+        } else {
+            self.page_with_total(query, page_bounds(query.limit, query.offset))?
+        };
         let total = match rows.first() {
             Some((_, total)) => *total,
-            None => self.tallied_total(query)?.unwrap_or(0),
+            None => self
+                .page_with_total(query, Some((1, 0)))?
+                .first()
+                .map_or(0, |(_, total)| *total),
         };
         Ok(Page {
             items: rows

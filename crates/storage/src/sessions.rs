@@ -156,9 +156,8 @@ fn next_batch(lookups: &Mutex<Receiver<Lookup>>) -> Option<Vec<Lookup>> {
 
 type Answer = Result<Option<(User, bool)>, Error>;
 
-/// One statement for the whole batch (`users.id = ANY($1)`, with the batch's revoked
-/// tokens of those users joined: a statement diesel keeps prepared, whatever the batch's
-/// size); an answer per lookup, in order.
+/// An answer per lookup, in order: on PostgreSQL one statement for a batch of two or
+/// more, else the repository's single-row lookup for each.
 fn answer(
     conn: &mut Option<AnyConnection>,
     manager: &Manager,
@@ -176,42 +175,39 @@ fn answer(
             conn.insert(opened)
         }
     };
-    if let AnyConnection::Postgres(pg) = conn {
-        return answer_postgres(pg, batch);
+    match (&mut *conn, batch) {
+        (AnyConnection::Postgres(pg), [_, _, ..]) => answer_postgres(pg, batch),
+        _ => answer_each(conn, batch),
     }
-    answer_each(conn, batch)
 }
 
-/// SQLite: every lookup with the single-row statement (kept prepared), all in one read
-/// transaction: one round of file locks for the whole batch.
+/// Every lookup with the repository's single-row statement (kept prepared); several in one
+/// read transaction (on SQLite, one round of file locks for the whole batch).
 fn answer_each(conn: &mut AnyConnection, batch: &[Lookup]) -> Result<Vec<Answer>, Error> {
-    let lookups = |conn: &mut AnyConnection| -> Vec<Answer> {
+    // A lost connection fails the whole batch (so that `serve` reconnects); any other
+    // failure is the one lookup's.
+    let lookups = |conn: &mut AnyConnection| -> Result<Vec<Answer>, Error> {
         let mut repo = SqlUserRepo { conn };
         batch
             .iter()
-            .map(|lookup| repo.find_session_user(lookup.id, &lookup.token_id))
+            .map(
+                |lookup| match repo.find_session_user(lookup.id, &lookup.token_id) {
+                    Err(e @ Error::Unavailable(_)) => Err(e),
+                    answer => Ok(answer),
+                },
+            )
             .collect()
     };
     if batch.len() == 1 {
-        return Ok(lookups(conn));
+        return lookups(conn);
     }
-    tx::run(conn, Mode::Read, |conn| Ok(lookups(conn)))
+    tx::run(conn, Mode::Read, lookups)
 }
 
+/// One statement for the whole batch (`users.id = ANY($1)`, with the batch's revoked
+/// tokens of those users joined: a statement diesel keeps prepared, whatever the batch's
+/// size).
 fn answer_postgres(pg: &mut PgConnection, batch: &[Lookup]) -> Result<Vec<Answer>, Error> {
-    if let [lookup] = batch {
-        // Alone: the statement of the unbatched lookup, a primary-key read.
-        let row = users::table
-            .left_join(revoked_tokens::table.on(revoked_tokens::token_id.eq(&lookup.token_id)))
-            .filter(users::id.eq(lookup.user_id))
-            .select((UserRow::as_select(), revoked_tokens::token_id.nullable()))
-            .get_result::<(UserRow, Option<String>)>(pg)
-            .optional()
-            .map_err(from_diesel)?;
-        return Ok(vec![row
-            .map(|(user, revoked)| Ok((User::try_from(user)?, revoked.is_some())))
-            .transpose()]);
-    }
     let ids: Vec<i64> = batch.iter().map(|l| l.user_id).collect();
     let token_ids: Vec<&str> = batch.iter().map(|l| l.token_id.as_str()).collect();
     // A user's row once, or once per revoked token of theirs among the batch's.

@@ -212,6 +212,53 @@ function passwordProblem(password) {
 
 const PASSWORD_HINT = "8 to 72 characters. Very common passwords are refused.";
 
+/** The email field of the login and registration forms. */
+function emailField() {
+  return field("Email", {
+    type: "email",
+    name: "email",
+    autocomplete: "username",
+    required: true,
+    "data-autofocus": true,
+  });
+}
+
+/**
+ * A new password typed twice: `input` (with the policy's hint) and `repeat`.
+ * `value()` gives the password, or null after marking what is wrong on its field.
+ */
+function newPasswordFields(label, repeatLabel, attrs = {}) {
+  const input = field(
+    label,
+    { type: "password", name: "new", autocomplete: "new-password", ...attrs },
+    PASSWORD_HINT,
+  );
+  const repeat = field(repeatLabel, {
+    type: "password",
+    name: "confirm",
+    autocomplete: "new-password",
+    required: attrs.required,
+  });
+  return {
+    input,
+    repeat,
+    rows: [input.row, repeat.row],
+    value() {
+      const chosen = input.input.value;
+      const problem = passwordProblem(chosen);
+      if (problem) {
+        input.setError(problem);
+        return null;
+      }
+      if (chosen !== repeat.input.value) {
+        repeat.setError("The two passwords are not the same.");
+        return null;
+      }
+      return chosen;
+    },
+  };
+}
+
 /** Runs `work` with the submit button busy; returns whatever `work` returns. */
 async function busy(button, work) {
   button.disabled = true;
@@ -242,13 +289,7 @@ function form(onsubmit, ...children) {
 
 function loginView(notice) {
   const msg = noticeBox(notice);
-  const email = field("Email", {
-    type: "email",
-    name: "email",
-    autocomplete: "username",
-    required: true,
-    "data-autofocus": true,
-  });
+  const email = emailField();
   const password = field("Password", {
     type: "password",
     name: "password",
@@ -288,22 +329,9 @@ function loginView(notice) {
 
 function registerView(notice) {
   const msg = noticeBox(notice);
-  const email = field("Email", {
-    type: "email",
-    name: "email",
-    autocomplete: "username",
-    required: true,
-    "data-autofocus": true,
-  });
-  const password = field(
-    "Password",
-    { type: "password", name: "password", autocomplete: "new-password", required: true },
-    PASSWORD_HINT,
-  );
-  const confirm = field("Repeat the password", {
-    type: "password",
-    name: "confirm",
-    autocomplete: "new-password",
+  const email = emailField();
+  const password = newPasswordFields("Password", "Repeat the password", {
+    name: "password",
     required: true,
   });
   const submit = h("button", { type: "submit", class: "primary full" }, "Create account");
@@ -311,13 +339,9 @@ function registerView(notice) {
     busy(submit, async () => {
       msg.clear();
       const address = email.input.value.trim();
-      const chosen = password.input.value;
       if (!address) return email.setError("Enter your email address.");
-      const problem = passwordProblem(chosen);
-      if (problem) return password.setError(problem);
-      if (chosen !== confirm.input.value) {
-        return confirm.setError("The two passwords are not the same.");
-      }
+      const chosen = password.value();
+      if (chosen === null) return;
       let user;
       try {
         user = (await api.register(address, chosen)).data;
@@ -326,7 +350,7 @@ function registerView(notice) {
         const emailProblem = error.forField("email");
         const passwordIssue = error.forField("password");
         if (emailProblem) email.setError(emailProblem);
-        if (passwordIssue) password.setError(passwordIssue);
+        if (passwordIssue) password.input.setError(passwordIssue);
         if (!emailProblem && !passwordIssue) msg.show(error.message);
         return;
       }
@@ -350,7 +374,7 @@ function registerView(notice) {
     { class: "narrow panel" },
     heading("Create an account"),
     msg.el,
-    form(onsubmit, email.row, password.row, confirm.row, submit),
+    form(onsubmit, email.row, ...password.rows, submit),
     h("p", {}, "Already registered? ", h("a", { href: "#/login" }, "Log in")),
   );
 }
@@ -391,42 +415,29 @@ function accountView(notice) {
     name: "current",
     autocomplete: "current-password",
   });
-  const next = field(
-    "New password",
-    { type: "password", name: "new", autocomplete: "new-password" },
-    PASSWORD_HINT,
-  );
-  const confirm = field("Repeat the new password", {
-    type: "password",
-    name: "confirm",
-    autocomplete: "new-password",
-  });
+  const next = newPasswordFields("New password", "Repeat the new password");
   const submit = h("button", { type: "submit", class: "primary" }, "Change password");
   const passwordForm = form(
     () =>
       busy(submit, async () => {
         msg.clear();
         if (!current.input.value) return current.setError("Enter your current password.");
-        const problem = passwordProblem(next.input.value);
-        if (problem) return next.setError(problem);
-        if (next.input.value !== confirm.input.value) {
-          return confirm.setError("The two passwords are not the same.");
-        }
+        const chosen = next.value();
+        if (chosen === null) return;
         try {
-          const { data } = await api.changePassword(current.input.value, next.input.value);
+          const { data } = await api.changePassword(current.input.value, chosen);
           session.token = data.access_token;
-          for (const f of [current, next, confirm]) f.input.value = "";
+          for (const f of [current, next.input, next.repeat]) f.input.value = "";
           msg.show("Your password has been changed. Your other sessions have been signed out.");
         } catch (error) {
           if (error.code === "invalid_password") return current.setError(error.message);
           const issue = error.forField("new_password");
-          if (issue) return next.setError(issue);
+          if (issue) return next.input.setError(issue);
           msg.show(error.message);
         }
       }),
     current.row,
-    next.row,
-    confirm.row,
+    ...next.rows,
     submit,
   );
   return h(
@@ -507,31 +518,21 @@ function confirmDialog({ title, text, confirmLabel, danger = false }) {
 function resetPasswordDialog(user) {
   return dialog(({ titleId, close }) => {
     const msg = messageBox();
-    const password = field(
-      "New password",
-      { type: "password", name: "new", autocomplete: "new-password", "data-autofocus": true },
-      PASSWORD_HINT,
-    );
-    const confirm = field("Repeat the new password", {
-      type: "password",
-      name: "confirm",
-      autocomplete: "new-password",
+    const password = newPasswordFields("New password", "Repeat the new password", {
+      "data-autofocus": true,
     });
     const submit = h("button", { type: "submit", class: "primary" }, "Reset password");
     const onsubmit = () =>
       busy(submit, async () => {
         msg.clear();
-        const problem = passwordProblem(password.input.value);
-        if (problem) return password.setError(problem);
-        if (password.input.value !== confirm.input.value) {
-          return confirm.setError("The two passwords are not the same.");
-        }
+        const chosen = password.value();
+        if (chosen === null) return;
         try {
-          await api.resetPassword(user.id, password.input.value);
+          await api.resetPassword(user.id, chosen);
           close(true);
         } catch (error) {
           const issue = error.forField("password");
-          if (issue) password.setError(issue);
+          if (issue) password.input.setError(issue);
           else msg.show(error.message);
         }
       });
@@ -540,8 +541,7 @@ function resetPasswordDialog(user) {
       h("h2", { id: titleId }, `Reset the password of ${user.email}`),
       h("p", { class: "muted" }, "They are signed out everywhere and log in with the new password."),
       msg.el,
-      password.row,
-      confirm.row,
+      ...password.rows,
       h(
         "div",
         { class: "dialog-actions" },
