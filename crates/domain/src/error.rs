@@ -50,6 +50,10 @@ pub enum Error {
     /// The store cannot be reached or is too busy to answer in time; worth retrying later.
     #[error("the database is unavailable")]
     Unavailable(#[source] BoxError),
+    /// Too much is queued already (session lookups while the database stalls): refused at
+    /// once rather than left to pile up; worth retrying later.
+    #[error("the service is overloaded")]
+    Overloaded,
     /// The transaction lost a race with a concurrent one and was rolled back; the store
     /// retries these itself, so a caller sees this only when retries ran out.
     #[error("the transaction conflicted with a concurrent one")]

@@ -15,6 +15,7 @@
 //! With the `testing` feature it also ships an in-memory store and the port's contract suite.
 
 mod audit;
+mod device;
 mod eddsa;
 mod email;
 mod error;
@@ -31,14 +32,18 @@ mod user;
 pub mod testing;
 
 pub use audit::{AuditAction, AuditEntry, AuditQuery, InvalidAuditAction, NewAuditEntry};
+pub use device::DeviceToken;
 pub use eddsa::{Ed25519Tokens, Jwk, Jwks, JwksVerifier, SigningKey};
 pub use email::{Email, InvalidEmail};
 pub use error::{BoxError, Error, LastAdminChange};
 pub use hashing::{BcryptCost, BcryptHasher, InvalidBcryptCost, PasswordHasher};
 pub use password::{InvalidPassword, Password};
 pub use ports::{Page, SessionLookupReply, UserQuery, UserRepo, UserStore, UserStoreExt};
-pub use service::{Actor, LoginAttempt, NewUserRequest, Origin, Session, UserKey, UserService};
-pub use throttle::{Counter, CounterScope, ThrottlePolicy, Throttled};
+pub use service::{
+    Actor, LoginAttempt, LoginSuccess, NewUserRequest, Origin, PasswordChange, Session, UserKey,
+    UserService, DEVICE_MEMORY, THROTTLED_AUDIT_WINDOW,
+};
+pub use throttle::{address_key, Counter, CounterScope, ThrottlePolicy, Throttled};
 pub use token::{
     AccessToken, Hs256Tokens, InvalidJwtSecret, InvalidTokenTtl, JwtSecret, TokenClaims,
     TokenService, TokenTtl,

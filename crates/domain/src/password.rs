@@ -20,6 +20,13 @@ pub enum InvalidPassword {
     /// More than [`Password::MAX_BYTES`] bytes.
     #[error("Password must be at most 72 bytes long (bcrypt reads no more)")]
     TooLong,
+    /// Holds a control character (NUL, a newline, …): nobody types one, and a NUL ends a
+    /// C string early in some bcrypt implementations.
+    #[error("Password must not contain control characters")]
+    ControlCharacter,
+    /// Nothing but whitespace.
+    #[error("Password must not be only spaces: choose one with something in it")]
+    OnlyWhitespace,
     /// On the list of commonly used passwords, which attackers try first.
     #[error("Password is too common: it is on a list of frequently used passwords that attackers try first; choose another")]
     Common,
@@ -35,14 +42,24 @@ fn common_passwords() -> &'static HashSet<&'static str> {
     })
 }
 
+impl InvalidPassword {
+    /// Whether the password was refused for being easy to guess (the API's
+    /// `weak_password`) rather than for its shape.
+    #[must_use]
+    pub fn is_weak(&self) -> bool {
+        matches!(self, Self::Common | Self::OnlyWhitespace)
+    }
+}
+
 impl Password {
     /// The fewest bytes a password may have.
     pub const MIN_BYTES: usize = 8;
     /// The most bytes a password may have: all bcrypt reads.
     pub const MAX_BYTES: usize = 72;
 
-    /// Checks a new password: 8 to 72 bytes, and not on the list of common passwords
-    /// (compared lower-cased). No composition rules (NIST SP 800-63B).
+    /// Checks a new password: 8 to 72 bytes, no control characters, not only whitespace,
+    /// and not on the list of common passwords (compared trimmed and lower-cased, so
+    /// `" Password "` is as common as `password`). No composition rules (NIST SP 800-63B).
     ///
     /// # Errors
     /// [`InvalidPassword`] saying why.
@@ -52,7 +69,11 @@ impl Password {
             Err(InvalidPassword::TooShort)
         } else if raw.len() > Self::MAX_BYTES {
             Err(InvalidPassword::TooLong)
-        } else if common_passwords().contains(raw.to_lowercase().as_str()) {
+        } else if raw.chars().any(char::is_control) {
+            Err(InvalidPassword::ControlCharacter)
+        } else if raw.trim().is_empty() {
+            Err(InvalidPassword::OnlyWhitespace)
+        } else if common_passwords().contains(raw.trim().to_lowercase().as_str()) {
             Err(InvalidPassword::Common)
         } else {
             Ok(Self(raw))
@@ -124,6 +145,39 @@ mod tests {
     }
 
     #[test]
+    fn control_characters_blanks_and_padded_common_passwords_are_refused() {
+        for control in [
+            "\0\0\0\0\0\0\0\0",
+            "good password\0",
+            "line\nbreak!",
+            "tab\there1",
+        ] {
+            assert_eq!(
+                Password::parse(control),
+                Err(InvalidPassword::ControlCharacter),
+                "{control:?}"
+            );
+        }
+        for blank in [
+            "        ",
+            "\u{3000}\u{3000}\u{3000}",
+            "\u{a0}".repeat(8).as_str(),
+        ] {
+            let refused = Password::parse(blank).unwrap_err();
+            assert_eq!(refused, InvalidPassword::OnlyWhitespace, "{blank:?}");
+            assert!(refused.is_weak());
+        }
+        for padded in [" password ", "  Password1", "QWERTYUIOP\u{3000}"] {
+            let refused = Password::parse(padded).unwrap_err();
+            assert_eq!(refused, InvalidPassword::Common, "{padded:?}");
+            assert!(refused.is_weak());
+        }
+        assert!(!InvalidPassword::ControlCharacter.is_weak());
+        // Spaces inside a good password are fine.
+        assert!(Password::parse("  correct horse battery  ").is_ok());
+    }
+
+    #[test]
     fn debug_hides_the_password() {
         let password = Password::parse("correct horse battery").unwrap();
         assert_eq!(format!("{password:?}"), "Password(***)");
@@ -132,7 +186,9 @@ mod tests {
     proptest! {
         #[test]
         fn accepts_exactly_8_to_72_uncommon_bytes(raw in "\\PC{0,90}") {
-            let ok = (8..=72).contains(&raw.len()) && !common_passwords().contains(raw.to_lowercase().as_str());
+            let ok = (8..=72).contains(&raw.len())
+                && !raw.trim().is_empty()
+                && !common_passwords().contains(raw.trim().to_lowercase().as_str());
             prop_assert_eq!(Password::parse(raw).is_ok(), ok);
         }
     }

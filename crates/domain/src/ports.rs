@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::{
-    AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, NewAuditEntry, NewUser, User,
-    UserId, UserStatus,
+    AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, NewAuditEntry,
+    NewUser, User, UserId, UserStatus,
 };
 
 /// Which users to list, and which page of them.
@@ -131,8 +131,10 @@ pub trait UserRepo {
     /// Store failures.
     fn is_token_revoked(&mut self, token_id: &str) -> Result<bool, Error>;
 
-    /// The user with `id` and whether the token `token_id` was revoked, in one go: what
-    /// every authenticated request needs. Stores SHOULD answer it with a single statement.
+    /// The user with `id` and whether the token `token_id` was revoked *for that user*
+    /// (a revocation recorded under another user's id does not count), in one go: what
+    /// every authenticated request needs. Stores SHOULD answer it with a single statement,
+    /// and a store that answers lookups in batches MUST give the same answers.
     ///
     /// # Errors
     /// Store failures.
@@ -142,10 +144,66 @@ pub trait UserRepo {
         token_id: &str,
     ) -> Result<Option<(User, bool)>, Error> {
         match self.find_by_id(id)? {
-            Some(user) => Ok(Some((user, self.is_token_revoked(token_id)?))),
+            Some(user) => Ok(Some((user, self.is_token_revoked_for(token_id, id)?))),
             None => Ok(None),
         }
     }
+
+    /// Whether the token with id `token_id` was revoked for the user `user_id`.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn is_token_revoked_for(&mut self, token_id: &str, user_id: UserId) -> Result<bool, Error>;
+
+    /// The user a device token (named by its SHA-256) was issued to, if any.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn device_owner(&mut self, token_hash: &str) -> Result<Option<UserId>, Error>;
+
+    /// Records a device token of `user` (named by its SHA-256), or marks an existing one
+    /// used at `now`.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn save_device(
+        &mut self,
+        token_hash: &str,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error>;
+
+    /// The newest audit entry with this action, target and address (`None` matching only
+    /// `None`) made at or after `since`: its id and detail. For coalescing repeated
+    /// entries.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn latest_audit(
+        &mut self,
+        action: AuditAction,
+        target: Option<UserId>,
+        address: Option<&str>,
+        since: DateTime<Utc>,
+    ) -> Result<Option<(i64, Option<String>)>, Error>;
+
+    /// Replaces the detail of the audit entry `id` (no error when there is none).
+    ///
+    /// # Errors
+    /// Store failures.
+    fn set_audit_detail(&mut self, id: i64, detail: &str) -> Result<(), Error>;
+
+    /// Deletes audit entries made before `before`; returns how many went.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn prune_audit(&mut self, before: DateTime<Utc>) -> Result<u64, Error>;
+
+    /// Deletes device tokens not used since `unused_since`; returns how many went.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn prune_devices(&mut self, unused_since: DateTime<Utc>) -> Result<u64, Error>;
 
     /// The throttling counter of `key` in `scope`, if any.
     ///

@@ -74,7 +74,9 @@ pub fn ensure_admin(actor: Option<&User>) -> Result<(), Error> {
 }
 
 /// Applies an admin's changes to `before`. Approving a user for the first time records when
-/// and by whom (`approved_by` is `None` when the operator at the CLI approves).
+/// and by whom (`approved_by` is `None` when the operator at the CLI approves). Taking an
+/// approved user out of service (disabled, back to pending) bumps their token version, which
+/// ends every token they hold.
 #[must_use]
 pub fn apply_changes(
     before: &User,
@@ -90,6 +92,11 @@ pub fn apply_changes(
         after.is_admin = is_admin;
     }
     if let Some(status) = changes.status {
+        if before.status == UserStatus::Approved && status != UserStatus::Approved {
+            // Out of service: every token issued so far ends here, so enabling the user
+            // again never brings one back.
+            after.token_version += 1;
+        }
         after.status = status;
         if status == UserStatus::Approved && after.approved_at.is_none() {
             after.approved_at = Some(now);
@@ -252,6 +259,40 @@ mod tests {
         let re_enabled = apply_changes(&disabled, &approve, Some(other), later);
         assert_eq!(re_enabled.approved_at, Some(now));
         assert_eq!(re_enabled.approved_by, Some(admin));
+    }
+
+    #[test]
+    fn leaving_service_ends_tokens_and_coming_back_revives_none() {
+        let now = crate::now();
+        let to = |status| UserChanges {
+            status: Some(status),
+            ..UserChanges::default()
+        };
+        let approved = user(false, UserStatus::Approved);
+        for out in [UserStatus::Disabled, UserStatus::Pending] {
+            let gone = apply_changes(&approved, &to(out), None, now);
+            assert_eq!(gone.token_version, approved.token_version + 1, "{out}");
+            let back = apply_changes(&gone, &to(UserStatus::Approved), None, now);
+            assert_eq!(back.token_version, gone.token_version, "{out}");
+        }
+        // Approving a pending user or disabling a disabled one changes no version.
+        let pending = user(false, UserStatus::Pending);
+        let approved_now = apply_changes(&pending, &to(UserStatus::Approved), None, now);
+        assert_eq!(approved_now.token_version, pending.token_version);
+        let disabled = user(false, UserStatus::Disabled);
+        let still = apply_changes(&disabled, &to(UserStatus::Disabled), None, now);
+        assert_eq!(still.token_version, disabled.token_version);
+        // Other changes to an approved user keep its tokens.
+        let promoted = apply_changes(
+            &approved,
+            &UserChanges {
+                is_admin: Some(true),
+                ..UserChanges::default()
+            },
+            None,
+            now,
+        );
+        assert_eq!(promoted.token_version, approved.token_version);
     }
 
     #[test]

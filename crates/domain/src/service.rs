@@ -5,10 +5,18 @@ use chrono::{DateTime, Utc};
 
 use crate::rules;
 use crate::{
-    AccessToken, AuditAction, AuditEntry, AuditQuery, CounterScope, Email, Error, NewAuditEntry,
-    NewUser, Page, Password, PasswordHasher, ThrottlePolicy, Throttled, TokenClaims, TokenService,
-    User, UserChanges, UserId, UserQuery, UserRepo, UserStatus, UserStore, UserStoreExt,
+    address_key, AccessToken, AuditAction, AuditEntry, AuditQuery, CounterScope, DeviceToken,
+    Email, Error, NewAuditEntry, NewUser, Page, Password, PasswordHash, PasswordHasher,
+    ThrottlePolicy, Throttled, TokenClaims, TokenService, User, UserChanges, UserId, UserQuery,
+    UserRepo, UserStatus, UserStore, UserStoreExt,
 };
+
+/// How long a device token lasts without being used.
+pub const DEVICE_MEMORY: chrono::Duration = chrono::Duration::days(180);
+
+/// Within this long, repeated `login_throttled` entries for one account and address are
+/// one entry with a count.
+pub const THROTTLED_AUDIT_WINDOW: chrono::Duration = chrono::Duration::minutes(1);
 
 /// Who asks for an admin action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,8 +99,31 @@ pub struct Session {
 /// A login attempt that was counted and may now check its password.
 #[derive(Debug, Clone)]
 pub struct LoginAttempt {
+    /// The counter the guess went on: the account's, or the device's.
+    scope: CounterScope,
     key: String,
     user: Option<User>,
+    origin: Origin,
+    /// The device token presented, when it is one of this account's.
+    device: Option<DeviceToken>,
+}
+
+/// A successful login.
+#[derive(Debug, Clone)]
+pub struct LoginSuccess {
+    /// The access token.
+    pub token: AccessToken,
+    /// The device token to present at the account's next login.
+    pub device_token: DeviceToken,
+}
+
+/// A password change whose attempt was counted, with the hash to check the current
+/// password against (read inside that transaction, after any earlier reset).
+#[derive(Debug, Clone)]
+pub struct PasswordChange {
+    session: Session,
+    key: String,
+    current_hash: PasswordHash,
     origin: Origin,
 }
 
@@ -106,12 +137,14 @@ pub struct UserService {
     hasher: Arc<dyn PasswordHasher>,
     tokens: Arc<dyn TokenService>,
     throttle: ThrottlePolicy,
+    audit_retention: Option<chrono::Duration>,
 }
 
 impl fmt::Debug for UserService {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UserService")
             .field("throttle", &self.throttle)
+            .field("audit_retention", &self.audit_retention)
             .finish_non_exhaustive()
     }
 }
@@ -168,7 +201,16 @@ impl UserService {
             hasher,
             tokens,
             throttle: ThrottlePolicy::default(),
+            audit_retention: None,
         }
+    }
+
+    /// Prunes audit entries older than `retention` (`None`: keeps everything, the default
+    /// here; the service's configuration defaults to 365 days).
+    #[must_use]
+    pub fn with_audit_retention(mut self, retention: Option<chrono::Duration>) -> Self {
+        self.audit_retention = retention;
+        self
     }
 
     /// The same, with other throttling limits.
@@ -196,23 +238,56 @@ impl UserService {
         password: &Password,
         origin: &Origin,
     ) -> Result<User, Error> {
-        if let Some(address) = &origin.address {
-            let now = crate::now();
-            self.store
-                .write_with(|repo| {
-                    let counter = repo.counter(CounterScope::RegisterAddress, address)?;
-                    Ok(match self.throttle.register_attempt(counter, now) {
-                        Ok(Some(counter)) => {
-                            repo.save_counter(CounterScope::RegisterAddress, address, &counter)?;
-                            Ok(())
-                        }
-                        Ok(None) => Ok(()),
-                        Err(throttled) => Err(throttled),
-                    })
-                })?
-                .map_err(throttled)?;
-        }
-        let password_hash = self.hasher.hash(password)?;
+        self.begin_register(origin)?;
+        let password_hash = self.hash_password(password)?;
+        self.finish_register(email, &password_hash, origin)
+    }
+
+    /// The first step of [`register`](Self::register): counts the attempt against the
+    /// address's hourly limit (a short write, no hashing).
+    ///
+    /// # Errors
+    /// [`Error::Throttled`]; store failures.
+    pub fn begin_register(&self, origin: &Origin) -> Result<(), Error> {
+        let Some(address) = &origin.address else {
+            return Ok(());
+        };
+        let key = address_key(address);
+        let now = crate::now();
+        self.store
+            .write_with(|repo| {
+                let counter = repo.counter(CounterScope::RegisterAddress, &key)?;
+                Ok(match self.throttle.register_attempt(counter, now) {
+                    Ok(Some(counter)) => {
+                        repo.save_counter(CounterScope::RegisterAddress, &key, &counter)?;
+                        Ok(())
+                    }
+                    Ok(None) => Ok(()),
+                    Err(throttled) => Err(throttled),
+                })
+            })?
+            .map_err(throttled)
+    }
+
+    /// Hashes a new password (bcrypt: slow; run it where hashing belongs).
+    ///
+    /// # Errors
+    /// Hashing failures.
+    pub fn hash_password(&self, password: &Password) -> Result<PasswordHash, Error> {
+        self.hasher.hash(password)
+    }
+
+    /// The last step of [`register`](Self::register): stores the user (a write, no
+    /// hashing).
+    ///
+    /// # Errors
+    /// [`Error::EmailTaken`]; store failures.
+    pub fn finish_register(
+        &self,
+        email: Email,
+        password_hash: &PasswordHash,
+        origin: &Origin,
+    ) -> Result<User, Error> {
         self.store.write_with(|repo| {
             if repo.find_by_email(&email)?.is_some() {
                 return Err(Error::EmailTaken);
@@ -240,94 +315,152 @@ impl UserService {
         })
     }
 
-    /// Checks an email and password and issues a token.
-    ///
-    /// The attempt is counted first (per account and per address), so parallel guesses
-    /// cannot outrun the limits; a locked account or a spent address budget is refused
-    /// without checking the password. Anything that cannot be a registered email or
-    /// password is simply wrong and costs one bcrypt verification like any other wrong
-    /// guess. Pending and disabled accounts are told so only after their password was
-    /// verified. A successful login clears the account's failures.
+    /// Checks an email and password and issues a token (without a device token: see
+    /// [`login_on_device`](Self::login_on_device)).
     ///
     /// # Errors
-    /// [`Error::Throttled`], [`Error::InvalidCredentials`], [`Error::AccountPending`],
-    /// [`Error::AccountDisabled`]; store and hashing failures.
+    /// As [`login_on_device`](Self::login_on_device).
     pub fn login(
         &self,
         email: &str,
         password: &str,
         origin: &Origin,
     ) -> Result<AccessToken, Error> {
-        let attempt = self.begin_login(email, origin)?;
-        self.finish_login(attempt, password)
+        self.login_on_device(email, password, None, origin)
+            .map(|success| success.token)
     }
 
-    /// The first half of [`login`](Self::login): counts the attempt (a short write
-    /// transaction, no hashing), so a throttled attempt is refused before it costs any
-    /// bcrypt work or waits for a hashing thread.
+    /// Checks an email and password and issues a token and a device token.
+    ///
+    /// The attempt is counted first, so parallel guesses cannot outrun the limits: on the
+    /// presented device token's own counter when it is a device token of this account,
+    /// else on the account and the address. A locked account (or device) or a spent
+    /// address budget is refused without checking the password. Anything that cannot be a
+    /// registered email or password is simply wrong and costs one bcrypt verification like
+    /// any other wrong guess. Pending and disabled accounts are told so only after their
+    /// password was verified. A successful login clears the counter it was counted on.
+    ///
+    /// # Errors
+    /// [`Error::Throttled`], [`Error::InvalidCredentials`], [`Error::AccountPending`],
+    /// [`Error::AccountDisabled`]; store and hashing failures.
+    pub fn login_on_device(
+        &self,
+        email: &str,
+        password: &str,
+        device: Option<&str>,
+        origin: &Origin,
+    ) -> Result<LoginSuccess, Error> {
+        let attempt = self.begin_login(email, device, origin)?;
+        let verified = self.check_login_password(&attempt, password)?;
+        self.finish_login(attempt, verified)
+    }
+
+    /// The first step of a login: counts the attempt (a short write transaction, no
+    /// hashing), so a throttled attempt is refused before it costs any bcrypt work or
+    /// waits for a hashing thread. Repeated refusals for one account and address within
+    /// [`THROTTLED_AUDIT_WINDOW`] make one audit entry with a count.
     ///
     /// # Errors
     /// [`Error::Throttled`]; store failures.
-    pub fn begin_login(&self, email: &str, origin: &Origin) -> Result<LoginAttempt, Error> {
-        let key = account_key(email);
+    pub fn begin_login(
+        &self,
+        email: &str,
+        device: Option<&str>,
+        origin: &Origin,
+    ) -> Result<LoginAttempt, Error> {
         let parsed = Email::parse(email).ok();
-        let user = self
+        let presented = device.and_then(DeviceToken::presented);
+        let account = account_key(email);
+        let (user, device, scope, key) = self
             .store
             .write_with(|repo| {
                 let user = match &parsed {
                     Some(email) => repo.find_by_email(email)?,
                     None => None,
                 };
-                let reserved = self.reserve_guess(repo, &key, origin)?;
+                let device = match (&user, &presented) {
+                    (Some(user), Some(token))
+                        if repo.device_owner(&token.hash())? == Some(user.id) =>
+                    {
+                        Some(token.clone())
+                    }
+                    _ => None,
+                };
+                let (scope, key) = match &device {
+                    Some(token) => (CounterScope::LoginDevice, token.hash()),
+                    None => (CounterScope::LoginAccount, account.clone()),
+                };
+                let reserved = self.reserve_guess(repo, scope, &key, origin)?;
                 if reserved.is_err() {
-                    let target = user.as_ref().map(|u| u.id);
-                    repo.append_audit(&audit(
-                        AuditAction::LoginThrottled,
-                        None,
-                        target,
-                        origin,
-                        None,
-                    ))?;
+                    audit_throttled(repo, user.as_ref().map(|u| u.id), origin)?;
                 }
-                Ok(reserved.map(|()| user))
+                Ok(reserved.map(|()| (user, device, scope, key)))
             })?
             .map_err(throttled)?;
         Ok(LoginAttempt {
+            scope,
             key,
             user,
             origin: origin.clone(),
+            device,
         })
     }
 
-    /// The second half of [`login`](Self::login): verifies the password (bcrypt: run it
-    /// on a bounded pool), records the outcome and issues the token.
+    /// The second step of a login: verifies the password (bcrypt: run it on a bounded
+    /// pool); no store access.
+    ///
+    /// # Errors
+    /// Hashing failures.
+    pub fn check_login_password(
+        &self,
+        attempt: &LoginAttempt,
+        password: &str,
+    ) -> Result<bool, Error> {
+        match &attempt.user {
+            Some(user) => self.hasher.verify(password, &user.password_hash),
+            None => {
+                self.hasher.verify_dummy(password);
+                Ok(false)
+            }
+        }
+    }
+
+    /// The last step of a login: records the outcome (a short write, no hashing) and
+    /// issues the tokens.
     ///
     /// # Errors
     /// [`Error::InvalidCredentials`], [`Error::AccountPending`], [`Error::AccountDisabled`];
-    /// store and hashing failures.
+    /// store failures.
     pub fn finish_login(
         &self,
         attempt: LoginAttempt,
-        password: &str,
-    ) -> Result<AccessToken, Error> {
-        let LoginAttempt { key, user, origin } = attempt;
+        verified: bool,
+    ) -> Result<LoginSuccess, Error> {
+        let LoginAttempt {
+            scope,
+            key,
+            user,
+            origin,
+            device,
+        } = attempt;
         let origin = &origin;
-        let verified = match &user {
-            Some(user) => self.hasher.verify(password, &user.password_hash)?,
-            None => {
-                self.hasher.verify_dummy(password);
-                false
-            }
-        };
         let outcome = match &user {
             Some(user) if verified => rules::ensure_can_log_in(user).map(|()| user),
             _ => Err(Error::InvalidCredentials),
+        };
+        let device = match (&outcome, device) {
+            (Ok(_), Some(device)) => Some(device),
+            (Ok(_), None) => Some(DeviceToken::generate()?),
+            (Err(_), _) => None,
         };
         self.store.write_with(|repo| {
             let target = user.as_ref().map(|u| u.id);
             if verified {
                 // The password was right: this was no guess, whatever the account's state.
-                self.forgive_guess(repo, &key, origin)?;
+                self.forgive_guess(repo, scope, &key, origin)?;
+            }
+            if let (Ok(user), Some(device)) = (&outcome, &device) {
+                repo.save_device(&device.hash(), user.id, crate::now())?;
             }
             let entry = match &outcome {
                 Ok(user) => audit(
@@ -368,38 +501,53 @@ impl UserService {
             };
             repo.append_audit(&entry)
         })?;
-        self.tokens.issue(outcome?)
+        let user = outcome?;
+        let token = self.tokens.issue(user)?;
+        let device_token = device
+            .ok_or_else(|| Error::internal("login", "a successful login without a device token"))?;
+        Ok(LoginSuccess {
+            token,
+            device_token,
+        })
     }
 
-    /// Counts one password guess against the account and the address, or says how long to
-    /// wait. Nothing is counted when refused.
+    /// Counts one password guess on `key` in `scope` (an account, or a device) and, for
+    /// an account, against the address; or says how long to wait. Nothing is counted when
+    /// refused.
     fn reserve_guess(
         &self,
         repo: &mut dyn UserRepo,
-        account: &str,
+        scope: CounterScope,
+        key: &str,
         origin: &Origin,
     ) -> Result<Result<(), Throttled>, Error> {
         let now = crate::now();
-        let account_counter = match self
+        let key_counter = match self
             .throttle
-            .account_attempt(repo.counter(CounterScope::LoginAccount, account)?, now)
+            .account_attempt(repo.counter(scope, key)?, now)
         {
             Ok(counter) => counter,
             Err(throttled) => return Ok(Err(throttled)),
         };
-        let address_counter = match &origin.address {
+        // A device is throttled on its own failures only.
+        let address = origin
+            .address
+            .as_deref()
+            .filter(|_| scope == CounterScope::LoginAccount)
+            .map(address_key);
+        let address_counter = match address {
             Some(address) => match self
                 .throttle
-                .address_attempt(repo.counter(CounterScope::LoginAddress, address)?, now)
+                .address_attempt(repo.counter(CounterScope::LoginAddress, &address)?, now)
             {
                 Ok(counter) => Some((address, counter)),
                 Err(throttled) => return Ok(Err(throttled)),
             },
             None => None,
         };
-        repo.save_counter(CounterScope::LoginAccount, account, &account_counter)?;
+        repo.save_counter(scope, key, &key_counter)?;
         if let Some((address, counter)) = address_counter {
-            repo.save_counter(CounterScope::LoginAddress, address, &counter)?;
+            repo.save_counter(CounterScope::LoginAddress, &address, &counter)?;
         }
         Ok(Ok(()))
     }
@@ -408,14 +556,20 @@ impl UserService {
     fn forgive_guess(
         &self,
         repo: &mut dyn UserRepo,
-        account: &str,
+        scope: CounterScope,
+        key: &str,
         origin: &Origin,
     ) -> Result<(), Error> {
-        repo.delete_counter(CounterScope::LoginAccount, account)?;
-        if let Some(address) = &origin.address {
-            if let Some(mut counter) = repo.counter(CounterScope::LoginAddress, address)? {
+        repo.delete_counter(scope, key)?;
+        let address = origin
+            .address
+            .as_deref()
+            .filter(|_| scope == CounterScope::LoginAccount)
+            .map(address_key);
+        if let Some(address) = address {
+            if let Some(mut counter) = repo.counter(CounterScope::LoginAddress, &address)? {
                 counter.count = (counter.count - 1).max(0);
-                repo.save_counter(CounterScope::LoginAddress, address, &counter)?;
+                repo.save_counter(CounterScope::LoginAddress, &address, &counter)?;
             }
         }
         Ok(())
@@ -498,11 +652,15 @@ impl UserService {
 
     /// Changes the signed-in user's own password, revoking every token issued before and
     /// returning a fresh one. The current password is checked like a login (and counted
-    /// against the account's failures, so a stolen token cannot brute-force it).
+    /// against the account's failures, so a stolen token cannot brute-force it) against
+    /// the hash as it is when the attempt is counted; the change commits only if the user
+    /// is still approved and the token still current then, so an admin's reset that came
+    /// in between always wins.
     ///
     /// # Errors
     /// [`Error::Throttled`], [`Error::WrongCurrentPassword`], [`Error::Unauthenticated`]
-    /// (the user vanished meanwhile); store and hashing failures.
+    /// (the user vanished, was taken out of service or had their password reset
+    /// meanwhile); store and hashing failures.
     pub fn change_password(
         &self,
         session: &Session,
@@ -510,33 +668,93 @@ impl UserService {
         new: &Password,
         origin: &Origin,
     ) -> Result<AccessToken, Error> {
+        let change = self.begin_password_change(session, origin)?;
+        let new_hash = self.check_password_change(&change, current, new)?;
+        self.finish_password_change(change, new_hash.as_ref())
+    }
+
+    /// The first step of a password change: counts the attempt on the account and reads
+    /// the current hash, both in one short write (no hashing).
+    ///
+    /// # Errors
+    /// [`Error::Throttled`], [`Error::Unauthenticated`]; store failures.
+    pub fn begin_password_change(
+        &self,
+        session: &Session,
+        origin: &Origin,
+    ) -> Result<PasswordChange, Error> {
         let key = session.user.email.as_str().to_owned();
-        self.store
-            .write_with(|repo| self.reserve_guess(repo, &key, origin))?
+        let current_hash = self
+            .store
+            .write_with(|repo| {
+                let user = still_current(repo, session)?;
+                Ok(self
+                    .reserve_guess(repo, CounterScope::LoginAccount, &key, origin)?
+                    .map(|()| user.password_hash))
+            })?
             .map_err(throttled)?;
-        if !self.hasher.verify(current, &session.user.password_hash)? {
-            let id = Some(session.user.id);
+        Ok(PasswordChange {
+            session: session.clone(),
+            key,
+            current_hash,
+            origin: origin.clone(),
+        })
+    }
+
+    /// The second step: verifies the current password and hashes the new one (bcrypt, no
+    /// store access). `None` when the current password is wrong.
+    ///
+    /// # Errors
+    /// Hashing failures.
+    pub fn check_password_change(
+        &self,
+        change: &PasswordChange,
+        current: &str,
+        new: &Password,
+    ) -> Result<Option<PasswordHash>, Error> {
+        if self.hasher.verify(current, &change.current_hash)? {
+            self.hasher.hash(new).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// The last step: with the new hash, stores it if the token is still current (a short
+    /// write) and issues a fresh token; without one (a wrong current password), records
+    /// the failure.
+    ///
+    /// # Errors
+    /// [`Error::WrongCurrentPassword`], [`Error::Unauthenticated`]; store failures.
+    pub fn finish_password_change(
+        &self,
+        change: PasswordChange,
+        new_hash: Option<&PasswordHash>,
+    ) -> Result<AccessToken, Error> {
+        let PasswordChange {
+            session,
+            key,
+            origin,
+            ..
+        } = change;
+        let id = Some(session.user.id);
+        let Some(new_hash) = new_hash else {
             let entry = audit(
                 AuditAction::LoginFailed,
                 id,
                 id,
-                origin,
+                &origin,
                 Some("wrong current password".into()),
             );
             self.store.write_with(|repo| repo.append_audit(&entry))?;
             return Err(Error::WrongCurrentPassword);
-        }
-        let password_hash = self.hasher.hash(new)?;
+        };
         let user = self.store.write_with(|repo| {
-            self.forgive_guess(repo, &key, origin)?;
-            let mut user = repo
-                .find_by_id(session.user.id)?
-                .ok_or(Error::Unauthenticated)?;
-            user.password_hash = password_hash.clone();
+            let mut user = still_current(repo, &session)?;
+            self.forgive_guess(repo, CounterScope::LoginAccount, &key, &origin)?;
+            user.password_hash = new_hash.clone();
             user.token_version += 1;
             let user = repo.update(&user)?;
-            let id = Some(user.id);
-            repo.append_audit(&audit(AuditAction::PasswordChanged, id, id, origin, None))?;
+            repo.append_audit(&audit(AuditAction::PasswordChanged, id, id, &origin, None))?;
             Ok(user)
         })?;
         self.tokens.issue(&user)
@@ -555,9 +773,34 @@ impl UserService {
         origin: &Origin,
     ) -> Result<User, Error> {
         // Refuse a non-admin before spending a hash on them; checked again below.
+        self.authorize(actor)?;
+        let password_hash = self.hash_password(&request.password)?;
+        self.create_user_hashed(actor, &request, &password_hash, origin)
+    }
+
+    /// Checks that `actor` may administer users right now (a read; each admin use case
+    /// checks again inside its own transaction). For refusing a non-admin before any
+    /// hashing.
+    ///
+    /// # Errors
+    /// [`Error::AdminRequired`], [`Error::Unauthenticated`]; store failures.
+    pub fn authorize(&self, actor: Actor) -> Result<(), Error> {
         self.store
-            .read_with(|repo| authorize(repo, actor).map(drop))?;
-        let password_hash = self.hasher.hash(&request.password)?;
+            .read_with(|repo| authorize(repo, actor).map(drop))
+    }
+
+    /// [`create_user`](Self::create_user) with the password already hashed (a write, no
+    /// hashing); `request.password` is not used.
+    ///
+    /// # Errors
+    /// As [`create_user`](Self::create_user).
+    pub fn create_user_hashed(
+        &self,
+        actor: Actor,
+        request: &NewUserRequest,
+        password_hash: &PasswordHash,
+        origin: &Origin,
+    ) -> Result<User, Error> {
         self.store.write_with(|repo| {
             let acting_admin = authorize(repo, actor)?;
             if repo.find_by_email(&request.email)?.is_some() {
@@ -744,7 +987,23 @@ impl UserService {
         password: &Password,
         origin: &Origin,
     ) -> Result<User, Error> {
-        let password_hash = self.hasher.hash(password)?;
+        self.authorize(actor)?;
+        let password_hash = self.hash_password(password)?;
+        self.reset_password_hashed(actor, target, &password_hash, origin)
+    }
+
+    /// [`reset_password`](Self::reset_password) with the password already hashed (a
+    /// write, no hashing).
+    ///
+    /// # Errors
+    /// As [`reset_password`](Self::reset_password).
+    pub fn reset_password_hashed(
+        &self,
+        actor: Actor,
+        target: UserId,
+        password_hash: &PasswordHash,
+        origin: &Origin,
+    ) -> Result<User, Error> {
         self.store.write_with(|repo| {
             let acting_admin = authorize(repo, actor)?;
             let mut user = repo.find_by_id(target)?.ok_or(Error::UserNotFound)?;
@@ -763,13 +1022,21 @@ impl UserService {
         })
     }
 
-    /// Forgets revocations of expired tokens and idle throttling counters.
+    /// Forgets revocations of expired tokens, idle throttling counters, device tokens
+    /// unused for [`DEVICE_MEMORY`] and audit entries older than the retention.
     ///
     /// # Errors
     /// Store failures.
     pub fn prune(&self, now: DateTime<Utc>) -> Result<u64, Error> {
         let idle_before = now - ThrottlePolicy::FAILURE_MEMORY;
-        self.store.write_with(|repo| repo.prune(now, idle_before))
+        self.store.write_with(|repo| {
+            let mut pruned = repo.prune(now, idle_before)?;
+            pruned += repo.prune_devices(now - DEVICE_MEMORY)?;
+            if let Some(retention) = self.audit_retention {
+                pruned += repo.prune_audit(now - retention)?;
+            }
+            Ok(pruned)
+        })
     }
 
     /// Whether the store answers.
@@ -789,6 +1056,53 @@ fn session(found: Option<(User, bool)>, claims: TokenClaims) -> Result<Session, 
     }
     rules::ensure_token_still_valid(&user, &claims)?;
     Ok(Session { user, claims })
+}
+
+/// The session's user as it is now, if the session's token is still good for a change:
+/// the user exists, is approved, the token's version is current and it is not revoked.
+fn still_current(repo: &mut dyn UserRepo, session: &Session) -> Result<User, Error> {
+    let (user, revoked) = repo
+        .find_session_user(session.user.id, &session.claims.id)?
+        .ok_or(Error::Unauthenticated)?;
+    if revoked {
+        return Err(Error::Unauthenticated);
+    }
+    rules::ensure_token_still_valid(&user, &session.claims)?;
+    Ok(user)
+}
+
+/// The detail of a coalesced `login_throttled` entry: `{"count":N}`.
+fn throttled_detail(count: u64) -> String {
+    serde_json::json!({ "count": count }).to_string()
+}
+
+/// Records a throttled login: one entry per account and address per
+/// [`THROTTLED_AUDIT_WINDOW`], whose detail counts the refusals.
+fn audit_throttled(
+    repo: &mut dyn UserRepo,
+    target: Option<UserId>,
+    origin: &Origin,
+) -> Result<(), Error> {
+    let now = crate::now();
+    let since = now - THROTTLED_AUDIT_WINDOW;
+    let address = origin.address.as_deref();
+    if let Some((id, detail)) =
+        repo.latest_audit(AuditAction::LoginThrottled, target, address, since)?
+    {
+        let count = detail
+            .as_deref()
+            .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+            .and_then(|d| d.get("count").and_then(serde_json::Value::as_u64))
+            .unwrap_or(1);
+        return repo.set_audit_detail(id, &throttled_detail(count.saturating_add(1)));
+    }
+    repo.append_audit(&audit(
+        AuditAction::LoginThrottled,
+        None,
+        target,
+        origin,
+        Some(throttled_detail(1)),
+    ))
 }
 
 fn throttled(throttled: Throttled) -> Error {

@@ -23,6 +23,9 @@ pub enum CounterScope {
     LoginAddress,
     /// Registrations from one client address.
     RegisterAddress,
+    /// Consecutive failed logins that presented one device token (key: the token's
+    /// SHA-256): a device that logged in before is throttled on its own failures only.
+    LoginDevice,
 }
 
 impl CounterScope {
@@ -33,7 +36,27 @@ impl CounterScope {
             Self::LoginAccount => "login_account",
             Self::LoginAddress => "login_address",
             Self::RegisterAddress => "register_address",
+            Self::LoginDevice => "login_device",
         }
+    }
+}
+
+/// The key a client address is counted under by every per-address limit: an IPv4-mapped
+/// IPv6 address counts as its IPv4 address, and an IPv6 address as its /64 (every host
+/// has a /64 to pick addresses from); anything else as it is.
+#[must_use]
+pub fn address_key(address: &str) -> String {
+    match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                let prefix = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                format!("{prefix}/64")
+            }
+        },
+        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Err(_) => address.to_owned(),
     }
 }
 
@@ -295,5 +318,22 @@ mod tests {
             one.register_attempt(first, at(1)),
             Err(Throttled { retry_after: 3599 })
         );
+    }
+
+    #[test]
+    fn addresses_count_as_their_ipv4_or_their_64() {
+        assert_eq!(address_key("192.0.2.7"), "192.0.2.7");
+        assert_eq!(address_key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(address_key("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+        assert_eq!(
+            address_key("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            address_key("2001:db8:1:2::1")
+        );
+        assert_ne!(
+            address_key("2001:db8:1:3::1"),
+            address_key("2001:db8:1:2::1")
+        );
+        assert_eq!(address_key("::1"), "::/64");
+        assert_eq!(address_key("not an address"), "not an address");
     }
 }

@@ -174,6 +174,9 @@ pub trait TokenService: Send + Sync {
     fn jwks(&self) -> Jwks;
 }
 
+/// How far in the future a token's `iat` may lie (another instance's clock may run ahead).
+pub const MAX_CLOCK_SKEW_SECS: i64 = 60;
+
 /// The JWT claims Gatehouse signs.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -199,8 +202,18 @@ impl Claims {
         })
     }
 
-    /// What verified claims say, in domain types.
+    /// What verified claims say, in domain types. The signature library lets a token
+    /// through while `exp` equals the current second and ignores `iat`; here a token is
+    /// expired from its `exp` second on, and one issued more than
+    /// [`MAX_CLOCK_SKEW_SECS`] in the future is refused.
     pub(crate) fn into_token_claims(self) -> Result<TokenClaims, Error> {
+        self.into_token_claims_at(Utc::now().timestamp())
+    }
+
+    fn into_token_claims_at(self, now: i64) -> Result<TokenClaims, Error> {
+        if self.exp <= now || self.iat > now.saturating_add(MAX_CLOCK_SKEW_SECS) {
+            return Err(Error::Unauthenticated);
+        }
         Ok(TokenClaims {
             user_id: self.sub.parse().map_err(|_| Error::Unauthenticated)?,
             token_version: self.ver,
@@ -365,6 +378,34 @@ mod tests {
         assert_eq!(claims.id.len(), 32);
         let again = tokens.issue(&user()).unwrap();
         assert_ne!(tokens.verify(&again.token).unwrap().id, claims.id);
+    }
+
+    #[test]
+    fn exp_is_exclusive_and_iat_may_not_lie_in_the_future() {
+        let claims = |iat: i64, exp: i64| Claims {
+            sub: "42".into(),
+            iat,
+            exp,
+            jti: "j".into(),
+            ver: 0,
+        };
+        let now = 1_800_000_000;
+        assert!(claims(now - 10, now).into_token_claims_at(now).is_err());
+        assert!(claims(now - 10, now + 1).into_token_claims_at(now).is_ok());
+        assert!(claims(now + 60, now + 120)
+            .into_token_claims_at(now)
+            .is_ok());
+        assert!(claims(now + 61, now + 120)
+            .into_token_claims_at(now)
+            .is_err());
+
+        // The same through the signature check, on a token signed with the right key.
+        let tokens = Hs256Tokens::new(&secret(), TokenTtl::DEFAULT).unwrap();
+        let now = Utc::now().timestamp();
+        let future = serde_json::json!({"sub": "42", "iat": now + 3600, "exp": now + 7200, "jti": "j", "ver": 0});
+        assert!(tokens
+            .verify(&sign(&future, Algorithm::HS256, secret().expose()))
+            .is_err());
     }
 
     #[test]

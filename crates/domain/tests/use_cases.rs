@@ -167,7 +167,8 @@ fn tokens_identify_their_user_until_something_changes() {
     let token = w.token("bob@example.com");
     assert_eq!(w.users.current_user(&token).unwrap().user.id, bob.id);
 
-    // Disabled: the token stops working at once, and works again when re-enabled.
+    // Disabled: the token stops working at once, and stays dead when re-enabled; so does
+    // one from before a return to pending (hardening round 2).
     w.change(&admin, &bob, status(UserStatus::Disabled))
         .unwrap();
     assert!(matches!(
@@ -175,6 +176,18 @@ fn tokens_identify_their_user_until_something_changes() {
         Err(Error::Unauthenticated)
     ));
     w.approve(&admin, &bob);
+    assert!(matches!(
+        w.users.current_user(&token),
+        Err(Error::Unauthenticated)
+    ));
+    let token = w.token("bob@example.com");
+    w.change(&admin, &bob, status(UserStatus::Pending)).unwrap();
+    w.approve(&admin, &bob);
+    assert!(matches!(
+        w.users.current_user(&token),
+        Err(Error::Unauthenticated)
+    ));
+    let token = w.token("bob@example.com");
     assert!(w.users.current_user(&token).is_ok());
 
     // A password reset revokes every earlier token for good.
@@ -934,6 +947,8 @@ fn deferred_lookups_apply_the_same_checks_as_current_user() {
         .unwrap();
     assert!(matches!(deferred(&token), Err(Error::Unauthenticated)));
     w.approve(&admin, &bob);
+    assert!(matches!(deferred(&token), Err(Error::Unauthenticated)));
+    let token = w.token("bob@example.com");
     w.users
         .logout(&w.users.current_user(&token).unwrap(), &Origin::default())
         .unwrap();

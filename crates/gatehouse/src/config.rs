@@ -75,6 +75,8 @@ pub struct Config {
     pub log_filter: String,
     /// `GATEHOUSE_LOG_FORMAT`.
     pub log_format: LogFormat,
+    /// `GATEHOUSE_AUDIT_RETENTION`: how long audit entries are kept; `None` keeps them all.
+    pub audit_retention: Option<Duration>,
     /// `GATEHOUSE_CONFIG`: the file read under the environment, if any.
     pub file: Option<PathBuf>,
     /// Every setting as it is in effect and where it came from, secrets masked.
@@ -504,6 +506,7 @@ impl Reader<'_> {
                 _ => Err("must be text or json".to_owned()),
             }
         });
+        let audit_retention = self.read("GATEHOUSE_AUDIT_RETENTION", Some("365d"), parse_retention);
         // Each `?` is a setting that was invalid (and is in `errors`); `Some(None)` is one
         // without default left unset.
         Some(Config {
@@ -526,6 +529,7 @@ impl Reader<'_> {
             cors_origins: cors_origins??,
             log_filter: log_filter??,
             log_format: log_format??,
+            audit_retention: audit_retention??,
             file: None,
             effective: Vec::new(),
         })
@@ -733,6 +737,29 @@ fn parse_timeout(value: &str) -> Result<Duration, String> {
         .ok_or_else(|| "must be a duration from 1s to 5m, such as 5, 5s or 1m".to_owned())
 }
 
+/// `0` (keep everything), or a number of seconds, or a number with `s`, `m`, `h` or `d`,
+/// up to 100 years.
+fn parse_retention(value: &str) -> Result<Option<Duration>, String> {
+    let value = value.trim();
+    let problem =
+        || "must be 0 (keep everything) or a duration such as 365d, 90d or 12h".to_owned();
+    let (digits, scale) = match value.char_indices().last() {
+        Some((at, 's')) => (&value[..at], 1),
+        Some((at, 'm')) => (&value[..at], 60),
+        Some((at, 'h')) => (&value[..at], 3600),
+        Some((at, 'd')) => (&value[..at], 86_400),
+        _ => (value, 1),
+    };
+    let n = digits.parse::<u64>().map_err(|_| problem())?;
+    if n == 0 {
+        return Ok(None);
+    }
+    n.checked_mul(scale)
+        .filter(|secs| *secs <= 100 * 366 * 86_400)
+        .map(|secs| Some(Duration::from_secs(secs)))
+        .ok_or_else(problem)
+}
+
 /// `host:port` with a numeric port; the host is resolved when binding.
 fn check_bind(value: &str) -> Result<String, String> {
     if value.parse::<std::net::SocketAddr>().is_ok() {
@@ -793,6 +820,10 @@ mod tests {
         assert_eq!(config.throttle, ThrottlePolicy::default());
         assert!(config.cors_origins.is_empty());
         assert_eq!(config.connect_timeout, Duration::from_secs(5));
+        assert_eq!(
+            config.audit_retention,
+            Some(Duration::from_secs(365 * 86_400))
+        );
         assert_eq!(config.file, None);
         assert!(config
             .effective
@@ -895,6 +926,28 @@ mod tests {
             lines(&errors),
             ["invalid GATEHOUSE_LOG_FORMAT: must be text or json"]
         );
+    }
+
+    #[test]
+    fn audit_retention() {
+        let retention = |value: &str| config(&[("GATEHOUSE_AUDIT_RETENTION", value)]);
+        assert_eq!(retention("0").unwrap().audit_retention, None);
+        assert_eq!(
+            retention("90d").unwrap().audit_retention,
+            Some(Duration::from_secs(90 * 86_400))
+        );
+        assert_eq!(
+            retention("12h").unwrap().audit_retention,
+            Some(Duration::from_secs(12 * 3600))
+        );
+        assert_eq!(
+            retention("3600").unwrap().audit_retention,
+            Some(Duration::from_secs(3600))
+        );
+        for bad in ["", "forever", "-1d", "1w", "99999999999999d"] {
+            let errors = retention(bad).unwrap_err();
+            assert_eq!(errors[0].variable, "GATEHOUSE_AUDIT_RETENTION", "{bad:?}");
+        }
     }
 
     #[test]

@@ -19,6 +19,14 @@ const KEY_RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(30)
 /// How often expired revocations and idle throttling counters are pruned.
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
+/// How often to prune: every [`PRUNE_EVERY`], or often enough that no audit entry outlives
+/// a short retention by more than half of it (at most once a second).
+fn prune_interval(audit_retention: Option<std::time::Duration>) -> std::time::Duration {
+    audit_retention.map_or(PRUNE_EVERY, |retention| {
+        (retention / 2).clamp(std::time::Duration::from_secs(1), PRUNE_EVERY)
+    })
+}
+
 /// The name under which a generated JWT secret is stored.
 const JWT_SECRET_SETTING: &str = "jwt_secret";
 
@@ -31,6 +39,7 @@ pub fn open_database(config: &Config) -> anyhow::Result<Database> {
         max_size: config.pool_size,
         timeout: config.connect_timeout,
         connect_timeout: config.connect_timeout,
+        ..PoolOptions::default()
     };
     Database::open(&config.database_url, options)
         .with_context(|| format!("opening {}", config.database_url))
@@ -53,31 +62,42 @@ fn jwt_secret(config: &Config, db: &Database) -> anyhow::Result<JwtSecret> {
 
 /// A background thread that keeps the key ring current (EdDSA) and prunes stale rows.
 /// Failures are logged and retried at the next tick; the thread never stops the service.
-fn spawn_maintenance(db: Database, users: UserService, eddsa: Option<Arc<Ed25519Tokens>>) {
+fn spawn_maintenance(
+    db: Database,
+    users: UserService,
+    eddsa: Option<Arc<Ed25519Tokens>>,
+    prune_every: std::time::Duration,
+) {
+    let tick = KEY_RELOAD_EVERY.min(prune_every);
     let spawned = std::thread::Builder::new()
         .name("gatehouse-maintenance".into())
         .spawn(move || {
-            let mut since_prune = PRUNE_EVERY;
+            let mut since_prune = prune_every;
+            let mut since_reload = KEY_RELOAD_EVERY;
             loop {
-                if since_prune >= PRUNE_EVERY {
+                if since_prune >= prune_every {
                     since_prune = std::time::Duration::ZERO;
                     match users.prune(gatehouse_domain::now()) {
                         Ok(pruned) => {
-                            tracing::debug!(pruned, "pruned expired revocations and counters")
+                            tracing::debug!(pruned, "pruned expired revocations, counters, device tokens and old audit entries")
                         }
                         Err(e) => tracing::warn!(error = %e, "pruning failed"),
                     }
                 }
-                if let Some(tokens) = &eddsa {
-                    let reloaded = db
-                        .signing_keys()
-                        .and_then(|keys| tokens.replace_keys(&keys, gatehouse_domain::now()));
-                    if let Err(e) = reloaded {
-                        tracing::warn!(error = %e, "reloading the signing keys failed");
+                if since_reload >= KEY_RELOAD_EVERY {
+                    since_reload = std::time::Duration::ZERO;
+                    if let Some(tokens) = &eddsa {
+                        let reloaded = db
+                            .signing_keys()
+                            .and_then(|keys| tokens.replace_keys(&keys, gatehouse_domain::now()));
+                        if let Err(e) = reloaded {
+                            tracing::warn!(error = %e, "reloading the signing keys failed");
+                        }
                     }
                 }
-                std::thread::sleep(KEY_RELOAD_EVERY);
-                since_prune += KEY_RELOAD_EVERY;
+                std::thread::sleep(tick);
+                since_prune += tick;
+                since_reload += tick;
             }
         });
     if let Err(e) = spawned {
@@ -130,7 +150,12 @@ pub fn user_service(
     };
     let hasher = BcryptHasher::new(config.bcrypt_cost)?;
     let users = UserService::new(Arc::new(db.clone()), Arc::new(hasher), tokens)
-        .with_throttle(config.throttle);
+        .with_throttle(config.throttle)
+        .with_audit_retention(
+            config
+                .audit_retention
+                .and_then(|retention| chrono::Duration::from_std(retention).ok()),
+        );
     Ok((users, eddsa))
 }
 
@@ -149,7 +174,12 @@ impl Application {
     pub fn build(config: &Config) -> anyhow::Result<Self> {
         let db = open_database(config)?;
         let (users, eddsa) = user_service(config, &db)?;
-        spawn_maintenance(db, users.clone(), eddsa);
+        spawn_maintenance(
+            db,
+            users.clone(),
+            eddsa,
+            prune_interval(config.audit_retention),
+        );
         let threads = config
             .hashing_threads
             .map_or_else(HashingPool::cores, |n| n as usize);

@@ -38,9 +38,11 @@ impl TrustedProxies {
     /// `X-Forwarded-For` values, in order). The header is ignored unless the peer is a
     /// trusted proxy; then entries are read from the right, skipping trusted proxies, and
     /// the first other one is the client. An unreadable entry stops the walk at the last
-    /// address known good.
+    /// address known good. An IPv4-mapped IPv6 address (`::ffff:192.0.2.7`, as a dual-stack
+    /// listener sees IPv4 peers) is taken as the IPv4 address it is.
     #[must_use]
     pub fn client_address(&self, peer: IpAddr, forwarded_for: &[&str]) -> IpAddr {
+        let peer = peer.to_canonical();
         if !self.trusts(peer) {
             return peer;
         }
@@ -53,6 +55,7 @@ impl TrustedProxies {
             let Ok(address) = entry.parse::<IpAddr>() else {
                 break;
             };
+            let address = address.to_canonical();
             client = address;
             if !self.trusts(address) {
                 break;
@@ -78,6 +81,21 @@ impl TrustedProxies {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn mapped_ipv4_is_ipv4() {
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        let none = TrustedProxies::default();
+        assert_eq!(none.client_address(mapped, &[]).to_string(), "192.0.2.7");
+        let proxies = TrustedProxies::parse("10.0.0.1").unwrap();
+        let proxy: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(
+            proxies
+                .client_address(proxy, &["::ffff:198.51.100.9"])
+                .to_string(),
+            "198.51.100.9"
+        );
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

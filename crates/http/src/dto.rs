@@ -2,7 +2,7 @@
 //! responses are built from domain types by hand.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use gatehouse_domain::{AccessToken, AuditEntry, User, UserId};
+use gatehouse_domain::{AccessToken, AuditEntry, LoginSuccess, User, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -28,6 +28,9 @@ pub(crate) struct LoginJson {
     #[serde(alias = "username")]
     pub email: String,
     pub password: String,
+    /// The device token an earlier login of this account returned.
+    #[serde(default)]
+    pub device_token: Option<String>,
 }
 
 /// `POST /login` as an OAuth2 password-grant form: the email travels as `username`.
@@ -40,6 +43,12 @@ pub(crate) struct LoginForm {
     pub username: String,
     #[schema(format = Password)]
     pub password: String,
+    /// The device token an earlier successful login of this account returned (or send it
+    /// in the `Gatehouse-Device` header): this device is then throttled on its own failed
+    /// logins only, so failures from elsewhere cannot lock it out.
+    #[serde(default)]
+    #[schema(nullable = false, max_length = 128)]
+    pub device_token: Option<String>,
     /// Must be `password` when present.
     #[serde(default)]
     #[schema(value_type = Option<GrantType>, nullable = false)]
@@ -245,6 +254,12 @@ pub(crate) struct TokenResponse {
     token_type: &'static str,
     /// Seconds until the token expires.
     expires_in: u64,
+    /// Logins only: an opaque token bound to this account and device. Present it at the
+    /// account's next login (`device_token`, or the `Gatehouse-Device` header) and this
+    /// device is throttled on its own failures only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    device_token: Option<String>,
 }
 
 impl From<AccessToken> for TokenResponse {
@@ -253,6 +268,16 @@ impl From<AccessToken> for TokenResponse {
             access_token: token.token,
             token_type: "bearer",
             expires_in: token.expires_in,
+            device_token: None,
+        }
+    }
+}
+
+impl From<LoginSuccess> for TokenResponse {
+    fn from(success: LoginSuccess) -> Self {
+        Self {
+            device_token: Some(success.device_token.expose().to_owned()),
+            ..Self::from(success.token)
         }
     }
 }

@@ -261,6 +261,7 @@ impl From<DomainError> for ApiError {
                     )
                 };
             }
+            DomainError::Overloaded => return Self::overloaded(),
             _ => return Self::internal(&error),
         };
         let code = match &error {

@@ -18,6 +18,9 @@ use crate::AppState;
 
 type Result<T> = std::result::Result<T, ApiError>;
 
+/// The header a login may carry its device token in (instead of the `device_token` field).
+pub const DEVICE_HEADER: &str = "Gatehouse-Device";
+
 /// Collects the problems of several fields so one response names them all.
 #[derive(Default)]
 struct Problems {
@@ -39,7 +42,7 @@ impl Problems {
     /// A new password: a common one is reported with the code `weak_password`.
     fn password(&mut self, field: &str, raw: String) -> Option<Password> {
         let parsed = Password::parse(raw);
-        self.weak_password |= matches!(parsed, Err(InvalidPassword::Common));
+        self.weak_password |= parsed.as_ref().is_err_and(InvalidPassword::is_weak);
         self.check(field, parsed)
     }
 
@@ -108,11 +111,18 @@ pub(crate) async fn register(
     let (Some(email), Some(password)) = (email, password) else {
         return Err(missing("email and password are"));
     };
-    let (users, origin) = (state.users.clone(), origin(&state, &req));
+    let origin = origin(&state, &req);
+    // A place in the hashing queue first: a 503 `overloaded` counts nothing. Then the
+    // database work in database slots and only the hash on a hashing thread.
+    let ticket = state.hashing.reserve()?;
+    let (users, at) = (state.users.clone(), origin.clone());
+    state.blocking(move || users.begin_register(&at)).await?;
+    let users = state.users.clone();
+    let hash = ticket.run(move || users.hash_password(&password)).await??;
+    let users = state.users.clone();
     let user = state
-        .hashing
-        .run(move || users.register(email, &password, &origin))
-        .await??;
+        .blocking(move || users.finish_register(email, &hash, &origin))
+        .await?;
     Ok(HttpResponse::Created().json(UserPublic::from(&user)))
 }
 
@@ -147,32 +157,46 @@ pub(crate) async fn login(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse> {
-    let (email, password) = if is_form(&req) {
+    let (email, password, device) = if is_form(&req) {
         let form: LoginForm = parse_form(&body)?;
         if form.grant_type.as_deref().is_some_and(|g| g != "password") {
             return Err(ApiError::invalid("grant_type", "must be \"password\""));
         }
-        (form.username, form.password)
+        (form.username, form.password, form.device_token)
     } else if is_json(&req) {
         let json: LoginJson = parse_json(&body)?;
-        (json.email, json.password)
+        (json.email, json.password, json.device_token)
     } else {
         return Err(ApiError::unsupported_media_type(
             "application/x-www-form-urlencoded or application/json",
         ));
     };
+    let device = device.or_else(|| {
+        req.headers()
+            .get(DEVICE_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+    });
     let (users, origin) = (state.users.clone(), origin(&state, &req));
     let outcome = async {
-        // Count the attempt first: a throttled one never waits for a hashing thread.
+        // A place in the hashing queue first, so that a 503 `overloaded` counts nothing;
+        // then count the attempt: a throttled one never waits for a hashing thread.
+        let ticket = state.hashing.reserve()?;
         let attempt = state
-            .blocking(move || users.begin_login(&email, &origin))
+            .blocking(move || users.begin_login(&email, device.as_deref(), &origin))
             .await?;
         let users = state.users.clone();
+        let (attempt, verified) = ticket
+            .run(move || {
+                let verified = users.check_login_password(&attempt, &password);
+                (attempt, verified)
+            })
+            .await?;
+        let verified = verified?;
+        let users = state.users.clone();
         state
-            .hashing
-            .run(move || users.finish_login(attempt, &password))
-            .await?
-            .map_err(ApiError::from)
+            .blocking(move || users.finish_login(attempt, verified))
+            .await
     }
     .await;
     state.metrics.login(&outcome);
@@ -256,10 +280,22 @@ pub(crate) async fn change_password(
     };
     let (users, origin) = (state.users.clone(), origin(&state, &req));
     let current = request.current_password;
+    let ticket = state.hashing.reserve()?;
+    let change = state
+        .blocking(move || users.begin_password_change(&session, &origin))
+        .await?;
+    let users = state.users.clone();
+    let (change, new_hash) = ticket
+        .run(move || {
+            let new_hash = users.check_password_change(&change, &current, &new);
+            (change, new_hash)
+        })
+        .await?;
+    let new_hash = new_hash?;
+    let users = state.users.clone();
     let token = state
-        .hashing
-        .run(move || users.change_password(&session, &current, &new, &origin))
-        .await??;
+        .blocking(move || users.finish_password_change(change, new_hash.as_ref()))
+        .await?;
     Ok(HttpResponse::Ok().json(TokenResponse::from(token)))
 }
 
@@ -479,10 +515,15 @@ pub(crate) async fn create_user(
         status: status.unwrap_or(UserStatus::Approved),
     };
     let (users, origin) = (state.users.clone(), origin(&state, &req));
-    let user = state
+    let password = request.password.clone();
+    let hash = state
         .hashing
-        .run(move || users.create_user(Actor::User(admin.id), request, &origin))
+        .run(move || users.hash_password(&password))
         .await??;
+    let users = state.users.clone();
+    let user = state
+        .blocking(move || users.create_user_hashed(Actor::User(admin.id), &request, &hash, &origin))
+        .await?;
     Ok(HttpResponse::Created().json(UserPublic::from(&user)))
 }
 
@@ -611,10 +652,16 @@ pub(crate) async fn reset_password(
         return Err(missing("password is"));
     };
     let (users, origin) = (state.users.clone(), origin(&state, &req));
-    state
+    let hash = state
         .hashing
-        .run(move || users.reset_password(Actor::User(admin.id), target, &password, &origin))
+        .run(move || users.hash_password(&password))
         .await??;
+    let users = state.users.clone();
+    state
+        .blocking(move || {
+            users.reset_password_hashed(Actor::User(admin.id), target, &hash, &origin)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(MessageResponse {
         message: "Password reset successfully",
     }))

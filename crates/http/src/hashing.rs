@@ -35,6 +35,7 @@ pub struct HashingPool {
 }
 
 /// Holds a place in the queue until the job starts (or is dropped unstarted).
+#[derive(Debug)]
 struct QueueSlot(Arc<AtomicUsize>);
 
 impl Drop for QueueSlot {
@@ -141,14 +142,49 @@ impl HashingPool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        self.reserve()?.run(work).await
+    }
+
+    /// Takes a place in the queue now, for work to hand over later: a request that must
+    /// do something else first (count a login attempt) learns at once, before doing it,
+    /// whether the lane has room, so a refusal (503 `overloaded`) changes nothing.
+    ///
+    /// # Errors
+    /// 503 `overloaded` when the queue is full.
+    pub fn reserve(&self) -> Result<HashingTicket<'_>, ApiError> {
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(ApiError::overloaded());
         }
-        let slot = QueueSlot(self.waiting.clone());
+        Ok(HashingTicket {
+            pool: self,
+            slot: QueueSlot(self.waiting.clone()),
+        })
+    }
+}
+
+/// A place in the hashing queue (see [`HashingPool::reserve`]); dropping it unused gives
+/// the place back.
+#[derive(Debug)]
+pub struct HashingTicket<'a> {
+    pool: &'a HashingPool,
+    slot: QueueSlot,
+}
+
+impl HashingTicket<'_> {
+    /// Runs `work` on a hashing thread in this ticket's place, as [`HashingPool::run`].
+    ///
+    /// # Errors
+    /// 500 if the lane is gone.
+    pub async fn run<T, F>(self, work: F) -> Result<T, ApiError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let Self { pool, slot } = self;
         let (tx, rx) = oneshot::channel();
         let span = tracing::Span::current();
-        let metrics = self.metrics.clone();
+        let metrics = pool.metrics.clone();
         let queued_at = Instant::now();
         let job: Job = Box::new(move || {
             drop(slot);
@@ -160,7 +196,7 @@ impl HashingPool {
             }
             let _ = tx.send(span.in_scope(work));
         });
-        self.jobs
+        pool.jobs
             .lock()
             .map_err(|_| ApiError::internal(&LaneGone))?
             .send(job)

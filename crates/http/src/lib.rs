@@ -28,7 +28,7 @@ pub use client::TrustedProxies;
 pub use console::CONSOLE_CSP;
 pub use error::{ApiError, FieldError};
 pub use extract::{AdminUser, CurrentUser};
-pub use hashing::{HashingPool, DEFAULT_HASHING_NICE};
+pub use hashing::{HashingPool, HashingTicket, DEFAULT_HASHING_NICE};
 pub use observe::{sane_request_id, Metrics, RequestId, REQUEST_ID};
 pub use routes::{paths, Endpoint, Verb, ENDPOINTS};
 
@@ -118,7 +118,12 @@ impl AppState {
 fn cors(origins: &[String]) -> actix_cors::Cors {
     let mut cors = actix_cors::Cors::default()
         .allowed_methods(["GET", "POST", "PUT", "DELETE"])
-        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            header::HeaderName::from_static("gatehouse-device"),
+        ])
         .expose_headers([
             "X-Total-Count",
             "Retry-After",

@@ -3,12 +3,21 @@
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use gatehouse_domain::Error;
 
-/// Maps a diesel error to the domain's: unique violations are taken emails (the only unique
-/// column a write can hit), lost serialization races and deadlocks are conflicts (retried),
-/// a busy, lost or unreachable database is unavailable, and everything else is internal.
+/// Maps a diesel error to the domain's: a unique violation of `users.email` is a taken
+/// email; one of any other key (`settings.name`, `signing_keys.kid`, `throttle_counters`,
+/// `device_tokens`, …) is a race lost to a concurrent insert of the same row, a conflict
+/// (retried: the next run sees the winner's row); lost serialization races and deadlocks
+/// are conflicts too; a busy, lost or unreachable database is unavailable, and everything
+/// else is internal.
 pub(crate) fn from_diesel(error: DieselError) -> Error {
     match &error {
-        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => Error::EmailTaken,
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+            if is_email_constraint(info.constraint_name(), info.message()) {
+                Error::EmailTaken
+            } else {
+                Error::Conflict
+            }
+        }
         DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => Error::Conflict,
         DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
         | DieselError::BrokenTransactionManager => Error::unavailable(error),
@@ -17,6 +26,16 @@ pub(crate) fn from_diesel(error: DieselError) -> Error {
             Error::unavailable(error)
         }
         _ => Error::internal("database query", error),
+    }
+}
+
+/// Whether a unique violation is of the users' email: PostgreSQL names the constraint
+/// (`users_email_key`), SQLite names the column in its message (`UNIQUE constraint
+/// failed: users.email`).
+fn is_email_constraint(constraint: Option<&str>, message: &str) -> bool {
+    match constraint {
+        Some(name) => name == "users_email_key",
+        None => message.contains("users.email"),
     }
 }
 
@@ -41,4 +60,40 @@ fn is_unavailable(message: &str) -> bool {
     ]
     .iter()
     .any(|needle| message.contains(needle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_email_constraint_is_a_taken_email() {
+        assert!(is_email_constraint(
+            Some("users_email_key"),
+            "duplicate key value"
+        ));
+        assert!(is_email_constraint(
+            None,
+            "UNIQUE constraint failed: users.email"
+        ));
+        for (constraint, message) in [
+            (
+                Some("settings_pkey"),
+                "duplicate key value violates unique constraint",
+            ),
+            (Some("signing_keys_pkey"), "duplicate key value"),
+            (Some("throttle_counters_pkey"), "duplicate key value"),
+            (None, "UNIQUE constraint failed: settings.name"),
+            (None, "UNIQUE constraint failed: signing_keys.kid"),
+            (
+                None,
+                "UNIQUE constraint failed: throttle_counters.scope, throttle_counters.counter_key",
+            ),
+        ] {
+            assert!(
+                !is_email_constraint(constraint, message),
+                "{constraint:?} {message}"
+            );
+        }
+    }
 }

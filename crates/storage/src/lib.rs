@@ -56,6 +56,10 @@ pub struct PoolOptions {
     pub timeout: Duration,
     /// How long opening a new connection may take (PostgreSQL's `connect_timeout`).
     pub connect_timeout: Duration,
+    /// The most session lookups that may wait for the batching thread; beyond it (the
+    /// database stalls) authenticated requests are refused at once with
+    /// [`Error::Overloaded`] instead of piling up.
+    pub max_queued_lookups: usize,
 }
 
 impl Default for PoolOptions {
@@ -64,6 +68,7 @@ impl Default for PoolOptions {
             max_size: 8,
             timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
+            max_queued_lookups: 1024,
         }
     }
 }
@@ -139,8 +144,12 @@ impl Database {
         };
         let failures = manager.failures();
         let sessions = std::sync::Arc::new(
-            sessions::SessionBatcher::start(manager.sibling(), options.timeout)
-                .map_err(|e| OpenError::Pool(format!("session lookup thread: {e}")))?,
+            sessions::SessionBatcher::start(
+                manager.sibling(),
+                options.timeout,
+                options.max_queued_lookups,
+            )
+            .map_err(|e| OpenError::Pool(format!("session lookup thread: {e}")))?,
         );
         let max_size = options.max_size.max(1);
         let pool = Pool::builder()

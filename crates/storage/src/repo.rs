@@ -3,14 +3,16 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use gatehouse_domain::{
-    AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, NewAuditEntry, NewUser, Page,
-    User, UserId, UserQuery, UserRepo, UserStatus,
+    AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, NewAuditEntry,
+    NewUser, Page, User, UserId, UserQuery, UserRepo, UserStatus,
 };
 
 use crate::conn::AnyConnection;
 use crate::errors::from_diesel;
 use crate::rows::{AuditRow, CounterRow, NewUserRow, UserChangeset, UserRow};
-use crate::schema::{audit_log, revoked_tokens, throttle_counters, user_tallies, users};
+use crate::schema::{
+    audit_log, device_tokens, revoked_tokens, throttle_counters, user_tallies, users,
+};
 use crate::{Backend, Conn};
 
 /// The repository as seen from inside one transaction on `conn`.
@@ -422,7 +424,11 @@ impl UserRepo for SqlUserRepo<'_> {
         // (it does not cache subselects), and this is the statement of every `/me`. At
         // most one row: `users.id` and `revoked_tokens.token_id` are primary keys.
         let row = users::table
-            .left_join(revoked_tokens::table.on(revoked_tokens::token_id.eq(token_id)))
+            .left_join(
+                revoked_tokens::table.on(revoked_tokens::token_id
+                    .eq(token_id)
+                    .and(revoked_tokens::user_id.eq(users::id))),
+            )
             .filter(users::id.eq(id.get()))
             .select((UserRow::as_select(), revoked_tokens::token_id.nullable()))
             .get_result::<(UserRow, Option<String>)>(self.conn)
@@ -430,6 +436,105 @@ impl UserRepo for SqlUserRepo<'_> {
             .map_err(from_diesel)?;
         row.map(|(user, revoked)| Ok((to_user(user)?, revoked.is_some())))
             .transpose()
+    }
+
+    fn is_token_revoked_for(&mut self, token_id: &str, user_id: UserId) -> Result<bool, Error> {
+        revoked_tokens::table
+            .find(token_id)
+            .filter(revoked_tokens::user_id.eq(user_id.get()))
+            .count()
+            .get_result::<i64>(self.conn)
+            .map(|n| n > 0)
+            .map_err(from_diesel)
+    }
+
+    fn device_owner(&mut self, token_hash: &str) -> Result<Option<UserId>, Error> {
+        device_tokens::table
+            .find(token_hash)
+            .select(device_tokens::user_id)
+            .get_result::<i64>(self.conn)
+            .optional()
+            .map_err(from_diesel)?
+            .map(|id| UserId::new(id).map_err(|e| Error::internal("device token owner", e)))
+            .transpose()
+    }
+
+    fn save_device(
+        &mut self,
+        token_hash: &str,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let now = now.naive_utc();
+        // An update, else an insert: portable, and safe inside the serialized transaction.
+        let updated = diesel::update(device_tokens::table.find(token_hash))
+            .set(device_tokens::last_used_at.eq(now))
+            .execute(self.conn)
+            .map_err(from_diesel)?;
+        if updated == 0 {
+            diesel::insert_into(device_tokens::table)
+                .values((
+                    device_tokens::token_hash.eq(token_hash),
+                    device_tokens::user_id.eq(user.get()),
+                    device_tokens::created_at.eq(now),
+                    device_tokens::last_used_at.eq(now),
+                ))
+                .execute(self.conn)
+                .map_err(from_diesel)?;
+        }
+        Ok(())
+    }
+
+    fn latest_audit(
+        &mut self,
+        action: AuditAction,
+        target: Option<UserId>,
+        address: Option<&str>,
+        since: DateTime<Utc>,
+    ) -> Result<Option<(i64, Option<String>)>, Error> {
+        let mut query = audit_log::table
+            .filter(audit_log::action.eq(action.as_str()))
+            .filter(audit_log::at.ge(since.naive_utc()))
+            .select((audit_log::id, audit_log::detail))
+            .order(audit_log::id.desc())
+            .limit(1)
+            .into_boxed::<Backend>();
+        query = match target {
+            Some(target) => query.filter(audit_log::target_id.eq(target.get())),
+            None => query.filter(audit_log::target_id.is_null()),
+        };
+        query = match address {
+            Some(address) => query.filter(audit_log::address.eq(address.to_owned())),
+            None => query.filter(audit_log::address.is_null()),
+        };
+        query
+            .get_result::<(i64, Option<String>)>(self.conn)
+            .optional()
+            .map_err(from_diesel)
+    }
+
+    fn set_audit_detail(&mut self, id: i64, detail: &str) -> Result<(), Error> {
+        diesel::update(audit_log::table.find(id))
+            .set(audit_log::detail.eq(detail))
+            .execute(self.conn)
+            .map(drop)
+            .map_err(from_diesel)
+    }
+
+    fn prune_audit(&mut self, before: DateTime<Utc>) -> Result<u64, Error> {
+        diesel::delete(audit_log::table.filter(audit_log::at.lt(before.naive_utc())))
+            .execute(self.conn)
+            .map(|n| n as u64)
+            .map_err(from_diesel)
+    }
+
+    fn prune_devices(&mut self, unused_since: DateTime<Utc>) -> Result<u64, Error> {
+        diesel::delete(
+            device_tokens::table.filter(device_tokens::last_used_at.lt(unused_since.naive_utc())),
+        )
+        .execute(self.conn)
+        .map(|n| n as u64)
+        .map_err(from_diesel)
     }
 
     fn counter(&mut self, scope: CounterScope, key: &str) -> Result<Option<Counter>, Error> {

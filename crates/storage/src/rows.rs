@@ -20,6 +20,13 @@ pub(crate) struct UserRow {
     token_version: i64,
 }
 
+impl UserRow {
+    /// The row's id as stored, whether or not the row converts into a [`User`].
+    pub(crate) fn id(&self) -> i64 {
+        self.id
+    }
+}
+
 impl TryFrom<UserRow> for User {
     type Error = Error;
 

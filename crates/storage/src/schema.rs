@@ -60,6 +60,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Device tokens by their SHA-256 (hardening round 2).
+    device_tokens (token_hash) {
+        token_hash -> Text,
+        user_id -> BigInt,
+        created_at -> Timestamp,
+        last_used_at -> Timestamp,
+    }
+}
+
 // The session lookup reads a user and checks a revocation in one statement.
 diesel::allow_tables_to_appear_in_same_query!(users, revoked_tokens);
 

@@ -15,7 +15,7 @@
 //! was queued, so a user disabled, demoted or deleted before a request was made is seen as
 //! such by that request.
 
-use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -55,9 +55,11 @@ struct Lookup {
 }
 
 /// The queue of lookups and the thread that answers them. The thread ends when the last
-/// clone of the `Database` holding this is dropped.
+/// clone of the `Database` holding this is dropped. The queue is bounded: while the
+/// database stalls, lookups beyond the bound are refused at once (503 `overloaded`)
+/// rather than piling up with their requests.
 pub(crate) struct SessionBatcher {
-    queue: Sender<Lookup>,
+    queue: SyncSender<Lookup>,
 }
 
 impl std::fmt::Debug for SessionBatcher {
@@ -73,8 +75,12 @@ impl SessionBatcher {
     /// While a connection attempt (the pool's or the batcher's) failed within
     /// `fail_fast_for`, a batch without a connection is answered "unavailable" at once
     /// instead of waiting for another attempt, as the pool answers.
-    pub(crate) fn start(manager: Manager, fail_fast_for: Duration) -> std::io::Result<Self> {
-        let (queue, lookups) = mpsc::channel();
+    pub(crate) fn start(
+        manager: Manager,
+        fail_fast_for: Duration,
+        max_queued: usize,
+    ) -> std::io::Result<Self> {
+        let (queue, lookups) = mpsc::sync_channel(max_queued.max(1));
         let lookups = Arc::new(Mutex::new(lookups));
         let manager = Arc::new(manager);
         for i in 0..WORKERS {
@@ -86,7 +92,8 @@ impl SessionBatcher {
         Ok(Self { queue })
     }
 
-    /// Queues a lookup; `reply` gets the answer on one of the batcher's threads.
+    /// Queues a lookup; `reply` gets the answer on one of the batcher's threads, or at
+    /// once [`Error::Overloaded`] when the queue is full.
     pub(crate) fn submit(&self, id: UserId, token_id: &str, reply: SessionLookupReply) {
         let lookup = Lookup {
             id,
@@ -94,10 +101,12 @@ impl SessionBatcher {
             token_id: token_id.to_owned(),
             reply,
         };
-        if let Err(mpsc::SendError(lookup)) = self.queue.send(lookup) {
-            (lookup.reply)(Err(Error::unavailable(
-                "the session lookup threads stopped",
-            )));
+        match self.queue.try_send(lookup) {
+            Ok(()) => {}
+            Err(TrySendError::Full(lookup)) => (lookup.reply)(Err(Error::Overloaded)),
+            Err(TrySendError::Disconnected(lookup)) => {
+                (lookup.reply)(Err(Error::unavailable("the session lookup thread stopped")))
+            }
         }
     }
 }
@@ -224,14 +233,13 @@ fn answer_postgres(pg: &mut PgConnection, batch: &[Lookup]) -> Result<Vec<Answer
     let mut found: HashMap<i64, Result<User, String>> = HashMap::new();
     let mut revoked: HashSet<(i64, String)> = HashSet::new();
     for (row, token_id) in rows {
+        // Keyed by the row's own id, converted or not: a row that is no user fails every
+        // lookup of its id below (an internal error), never answers "no such user".
+        let id = row.id();
         let user = User::try_from(row).map_err(|e| e.to_string());
-        let Ok(id) = user.as_ref().map(|u| u.id.get()) else {
-            // A row that is no user: every lookup of the batch for its id fails below.
-            if let Err(problem) = user {
-                tracing::error!(%problem, "a users row that is no user");
-            }
-            continue;
-        };
+        if let Err(problem) = &user {
+            tracing::error!(%problem, "a users row that is no user");
+        }
         if let Some(token_id) = token_id {
             revoked.insert((id, token_id));
         }

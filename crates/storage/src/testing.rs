@@ -146,7 +146,13 @@ impl EmptyDatabase {
     /// Opens (and migrates) it.
     #[must_use]
     pub fn open(&self) -> Database {
-        Database::open(&self.url, PoolOptions::default()).expect("open the test database")
+        self.open_with(PoolOptions::default())
+    }
+
+    /// Opens (and migrates) it with these pool options.
+    #[must_use]
+    pub fn open_with(&self, options: PoolOptions) -> Database {
+        Database::open(&self.url, options).expect("open the test database")
     }
 }
 
@@ -247,6 +253,14 @@ impl Database {
             conn.batch_execute("VACUUM ANALYZE users, user_tallies")
                 .expect("vacuuming users");
         }
+    }
+
+    /// Runs `sql` (one or more statements) on a pooled connection, for tests that stage
+    /// what the repository would never write.
+    pub fn execute_sql(&self, sql: &str) {
+        let mut conn = self.connection().expect("a connection");
+        conn.batch_execute(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     /// The statements `work` sends to the database, as diesel logs them

@@ -99,8 +99,9 @@ fn rollback(conn: &mut AnyConnection) -> QueryResult<()> {
     }
 }
 
-/// 1, 2, 4 … 64 ms, each scaled by a random factor in [0.5, 1.5) so that racing
-/// transactions do not collide again in lockstep.
+/// The wait after the `attempt`-th run lost a race (attempts count from 1): 2, 4, 8 …
+/// 64 ms, each scaled by a random factor in [0.5, 1.5) so that racing transactions do not
+/// collide again in lockstep.
 fn backoff(attempt: u32) -> Duration {
     let base = 1u64 << attempt.min(6);
     let mut noise = [0u8; 1];

@@ -170,7 +170,7 @@ fn lookups_recover_after_their_connections_are_killed() {
     let user = db
         .write_with(|repo| repo.insert(new_user("ann@example.com")))
         .expect("insert");
-    // Both batcher threads get to connect.
+    // The batcher's thread gets to connect.
     for _ in 0..20 {
         assert!(lookup(&*db, user.id, "jti").is_some());
     }
@@ -205,4 +205,158 @@ fn lookups_recover_after_their_connections_are_killed() {
         }
     }
     assert!(answered, "the lookups reconnect");
+}
+
+/// Submits every `(id, token)` at once (so that they form batches) and collects the
+/// answers in order.
+fn lookups_at_once(
+    store: &dyn UserStore,
+    asked: &[(UserId, &str)],
+) -> Vec<Result<Found, gatehouse_domain::Error>> {
+    let (tx, rx) = mpsc::channel();
+    for (i, (id, token)) in asked.iter().enumerate() {
+        let tx = tx.clone();
+        store.lookup_session_user(
+            *id,
+            token,
+            Box::new(move |found| tx.send((i, found)).expect("collector")),
+        );
+    }
+    drop(tx);
+    let mut answers: Vec<_> = rx.iter().collect();
+    answers.sort_by_key(|(i, _)| *i);
+    answers.into_iter().map(|(_, found)| found).collect()
+}
+
+#[test]
+fn batched_and_single_lookups_agree_on_whose_revocation_it_is() {
+    for backend in TestBackend::available() {
+        let db = TestDatabase::new(backend).expect("backend");
+        let ann = db
+            .write_with(|repo| repo.insert(new_user("ann@example.com")))
+            .expect("insert");
+        let bob = db
+            .write_with(|repo| repo.insert(new_user("bob@example.com")))
+            .expect("insert");
+        let expires = gatehouse_domain::now() + chrono::Duration::hours(1);
+        db.write_with(|repo| repo.revoke_token("anns", ann.id, expires))
+            .expect("revoke");
+        // One at a time (the single-row statement) ...
+        assert!(lookup(&*db, ann.id, "anns").unwrap().1, "{backend:?}");
+        assert!(!lookup(&*db, bob.id, "anns").unwrap().1, "{backend:?}");
+        // ... and many at once (PostgreSQL's batch statement): the same answers.
+        let asked: Vec<(UserId, &str)> = (0..64)
+            .map(|i| {
+                if i % 2 == 0 {
+                    (ann.id, "anns")
+                } else {
+                    (bob.id, "anns")
+                }
+            })
+            .collect();
+        for (i, answer) in lookups_at_once(&*db, &asked).into_iter().enumerate() {
+            let (user, revoked) = answer.expect("a lookup").expect("a user");
+            assert_eq!(user.id, asked[i].0, "{backend:?}");
+            assert_eq!(revoked, i % 2 == 0, "{backend:?}: lookup {i}");
+        }
+    }
+}
+
+#[test]
+fn a_users_row_that_is_no_user_fails_its_lookups_rather_than_hiding() {
+    for backend in TestBackend::available() {
+        let db = TestDatabase::new(backend).expect("backend");
+        let ann = db
+            .write_with(|repo| repo.insert(new_user("ann@example.com")))
+            .expect("insert");
+        let broken = db
+            .write_with(|repo| repo.insert(new_user("broken@example.com")))
+            .expect("insert");
+        db.execute_sql(&format!(
+            "UPDATE users SET email = 'no at sign' WHERE id = {}",
+            broken.id.get()
+        ));
+        let asked: Vec<(UserId, &str)> = (0..32)
+            .map(|i| {
+                if i % 2 == 0 {
+                    (broken.id, "t")
+                } else {
+                    (ann.id, "t")
+                }
+            })
+            .collect();
+        for (i, answer) in lookups_at_once(&*db, &asked).into_iter().enumerate() {
+            if i % 2 == 0 {
+                assert!(
+                    matches!(answer, Err(gatehouse_domain::Error::Internal { .. })),
+                    "{backend:?}: {answer:?}"
+                );
+            } else {
+                assert_eq!(answer.expect("ann's lookup").expect("ann").0.id, ann.id);
+            }
+        }
+    }
+}
+
+#[test]
+fn lookups_beyond_the_queue_bound_are_refused_at_once_while_the_database_stalls() {
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, PgConnection};
+
+    let Some(empty) = gatehouse_storage::testing::EmptyDatabase::new(TestBackend::Postgres) else {
+        eprintln!("*** SKIPPED: lookups_beyond_the_queue_bound (no PostgreSQL configured) ***");
+        return;
+    };
+    let db = empty.open_with(gatehouse_storage::PoolOptions {
+        max_queued_lookups: 4,
+        ..gatehouse_storage::PoolOptions::default()
+    });
+    let ann = db
+        .write_with(|repo| repo.insert(new_user("ann@example.com")))
+        .expect("insert");
+    assert!(
+        lookup(&db, ann.id, "t").is_some(),
+        "the batcher is connected"
+    );
+    // Stall the batcher: its statement waits for this lock.
+    let gatehouse_storage::DatabaseUrl::Postgres { url } = empty.url().clone() else {
+        panic!("a PostgreSQL database");
+    };
+    let mut locker = PgConnection::establish(&url).expect("connect");
+    locker
+        .batch_execute("BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        .expect("lock");
+    let (tx, rx) = mpsc::channel();
+    let ask = |tx: &mpsc::Sender<_>| {
+        let tx = tx.clone();
+        db.lookup_session_user(
+            ann.id,
+            "t",
+            Box::new(move |found| tx.send(found).expect("collector")),
+        );
+    };
+    ask(&tx); // taken by the batcher, which now waits on the lock
+    thread::sleep(Duration::from_millis(300));
+    for _ in 0..10 {
+        ask(&tx);
+    }
+    // Four wait in the queue; the other six are refused at once.
+    let mut refused = 0;
+    while let Ok(found) = rx.recv_timeout(Duration::from_millis(500)) {
+        assert!(
+            matches!(found, Err(gatehouse_domain::Error::Overloaded)),
+            "{found:?}"
+        );
+        refused += 1;
+    }
+    assert_eq!(refused, 6);
+    locker.batch_execute("ROLLBACK").expect("unlock");
+    drop(tx);
+    let answered: Vec<_> = rx.iter().collect();
+    assert_eq!(
+        answered.len(),
+        5,
+        "the waiting lookups are answered once it moves"
+    );
+    assert!(answered.iter().all(|found| matches!(found, Ok(Some(_)))));
 }

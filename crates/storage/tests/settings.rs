@@ -104,3 +104,37 @@ fn a_signing_key_is_generated_once_and_rotations_are_kept() {
         assert_eq!(both[1], next);
     }
 }
+
+#[test]
+fn a_duplicate_key_that_is_no_email_is_not_a_taken_email() {
+    for backend in TestBackend::available() {
+        let db = TestDatabase::new(backend).unwrap();
+        let now = gatehouse_domain::now();
+        let key = gatehouse_domain::SigningKey::generate(now, now).expect("a key");
+        db.add_signing_key(&key).expect("added");
+        // The same kid again: a unique violation of signing_keys, a conflict (retried,
+        // then reported), never "Email already registered".
+        let again = db.add_signing_key(&key);
+        assert!(
+            matches!(again, Err(gatehouse_domain::Error::Conflict)),
+            "{backend:?}: {again:?}"
+        );
+        // The email's own constraint still is.
+        let user = |email: &str| NewUser {
+            email: Email::parse(email).unwrap(),
+            password_hash: PasswordHash::new("h".into()),
+            is_admin: false,
+            status: UserStatus::Pending,
+            created_at: now,
+            approved_at: None,
+            approved_by: None,
+        };
+        db.write_with(|repo| repo.insert(user("a@example.com")))
+            .unwrap();
+        let taken = db.write_with(|repo| repo.insert(user("a@example.com")));
+        assert!(
+            matches!(taken, Err(gatehouse_domain::Error::EmailTaken)),
+            "{backend:?}: {taken:?}"
+        );
+    }
+}

@@ -50,6 +50,10 @@ macro_rules! user_store_contract_tests {
             audit_entries_list_newest_first_with_filters,
             audit_survives_deleting_its_users,
             prune_forgets_only_what_is_stale,
+            revocations_count_only_for_their_own_user,
+            device_tokens_belong_to_one_user,
+            latest_audit_matches_action_target_address_and_time,
+            prune_audit_and_devices_by_age,
         );
     };
     (@tests $make:tt; $($check:ident),+ $(,)?) => {
@@ -708,6 +712,160 @@ pub fn prune_forgets_only_what_is_stale(store: &dyn UserStore) {
             assert!(repo
                 .counter(CounterScope::LoginAccount, "locked")?
                 .is_some());
+            Ok(())
+        })
+        .expect("after prune");
+}
+
+/// A revocation counts for the user it was recorded for, in `find_session_user` and
+/// `is_token_revoked_for` alike (the batched lookup of a SQL store keeps the same rule).
+pub fn revocations_count_only_for_their_own_user(store: &dyn UserStore) {
+    let ann = insert(store, new_user("ann@example.com"));
+    let bob = insert(store, new_user("bob@example.com"));
+    let later = crate::now() + Duration::hours(1);
+    store
+        .write_with(|repo| repo.revoke_token("anns", ann.id, later))
+        .expect("revoke");
+    store
+        .read_with(|repo| {
+            assert!(repo.is_token_revoked_for("anns", ann.id)?);
+            assert!(!repo.is_token_revoked_for("anns", bob.id)?);
+            assert!(!repo.is_token_revoked_for("other", ann.id)?);
+            Ok(())
+        })
+        .expect("check");
+    let find = |id: UserId| {
+        store
+            .read_single_with(|repo| repo.find_session_user(id, "anns"))
+            .expect("find")
+    };
+    assert_eq!(find(ann.id), Some((ann.clone(), true)));
+    assert_eq!(find(bob.id), Some((bob.clone(), false)));
+}
+
+/// A device token (by hash) names the one user it was saved for; saving it again only
+/// marks it used; deleting the user forgets it.
+pub fn device_tokens_belong_to_one_user(store: &dyn UserStore) {
+    let ann = insert(store, new_user("ann@example.com"));
+    let bob = insert(store, new_user("bob@example.com"));
+    let now = crate::now();
+    store
+        .write_with(|repo| repo.save_device("hash-a", ann.id, now))
+        .expect("save");
+    store
+        .write_with(|repo| repo.save_device("hash-a", ann.id, now + Duration::seconds(5)))
+        .expect("save again");
+    store
+        .write_with(|repo| repo.save_device("hash-b", bob.id, now))
+        .expect("save");
+    store
+        .read_with(|repo| {
+            assert_eq!(repo.device_owner("hash-a")?, Some(ann.id));
+            assert_eq!(repo.device_owner("hash-b")?, Some(bob.id));
+            assert_eq!(repo.device_owner("hash-c")?, None);
+            Ok(())
+        })
+        .expect("owners");
+    assert!(store
+        .write_with(|repo| repo.delete(ann.id))
+        .expect("delete"));
+    assert_eq!(
+        store
+            .read_with(|repo| repo.device_owner("hash-a"))
+            .expect("owner"),
+        None
+    );
+}
+
+/// `latest_audit` finds the newest entry with that action, target and address since a
+/// moment (`None` matching `None`), and `set_audit_detail` replaces its detail.
+pub fn latest_audit_matches_action_target_address_and_time(store: &dyn UserStore) {
+    let user = insert(store, new_user("t@example.com")).id;
+    let now = crate::now();
+    let at = |secs: i64, target: Option<UserId>, address: Option<&str>| NewAuditEntry {
+        at: now + Duration::seconds(secs),
+        action: AuditAction::LoginThrottled,
+        actor_id: None,
+        target_id: target,
+        address: address.map(str::to_owned),
+        detail: Some(format!("{secs}")),
+    };
+    for e in [
+        at(-120, Some(user), Some("192.0.2.1")),
+        at(-10, Some(user), Some("192.0.2.1")),
+        at(-5, Some(user), Some("192.0.2.2")),
+        at(-4, None, Some("192.0.2.1")),
+        at(-3, Some(user), None),
+    ] {
+        store
+            .write_with(|repo| repo.append_audit(&e))
+            .expect("append");
+    }
+    let since = now - Duration::minutes(1);
+    let latest = |target, address: Option<&'static str>, action| {
+        store
+            .read_with(|repo| repo.latest_audit(action, target, address, since))
+            .expect("latest")
+    };
+    let found =
+        latest(Some(user), Some("192.0.2.1"), AuditAction::LoginThrottled).expect("an entry");
+    assert_eq!(found.1.as_deref(), Some("-10"));
+    assert_eq!(
+        latest(None, Some("192.0.2.1"), AuditAction::LoginThrottled).map(|f| f.1),
+        Some(Some("-4".to_owned()))
+    );
+    assert_eq!(
+        latest(Some(user), None, AuditAction::LoginThrottled).map(|f| f.1),
+        Some(Some("-3".to_owned()))
+    );
+    assert_eq!(
+        latest(Some(user), Some("192.0.2.1"), AuditAction::LoginFailed),
+        None
+    );
+    assert_eq!(
+        latest(Some(user), Some("192.0.2.9"), AuditAction::LoginThrottled),
+        None
+    );
+    store
+        .write_with(|repo| repo.set_audit_detail(found.0, "{\"count\":2}"))
+        .expect("set detail");
+    assert_eq!(
+        latest(Some(user), Some("192.0.2.1"), AuditAction::LoginThrottled),
+        Some((found.0, Some("{\"count\":2}".to_owned())))
+    );
+}
+
+/// Audit entries and device tokens older than the given moment go; newer ones stay.
+pub fn prune_audit_and_devices_by_age(store: &dyn UserStore) {
+    let user = insert(store, new_user("old@example.com")).id;
+    let now = crate::now();
+    let mut old = entry(AuditAction::UserRegistered, None, Some(user));
+    old.at = now - Duration::days(400);
+    let new = entry(AuditAction::UserApproved, None, Some(user));
+    store
+        .write_with(|repo| {
+            repo.append_audit(&old)?;
+            repo.append_audit(&new)?;
+            repo.save_device("stale", user, now - Duration::days(200))?;
+            repo.save_device("fresh", user, now)
+        })
+        .expect("seed");
+    let (audit, devices) = store
+        .write_with(|repo| {
+            Ok((
+                repo.prune_audit(now - Duration::days(365))?,
+                repo.prune_devices(now - Duration::days(180))?,
+            ))
+        })
+        .expect("prune");
+    assert_eq!((audit, devices), (1, 1));
+    store
+        .read_with(|repo| {
+            let left = repo.list_audit(&AuditQuery::default())?;
+            assert_eq!(left.total, 1);
+            assert_eq!(left.items[0].entry.action, AuditAction::UserApproved);
+            assert_eq!(repo.device_owner("stale")?, None);
+            assert_eq!(repo.device_owner("fresh")?, Some(user));
             Ok(())
         })
         .expect("after prune");

@@ -4,8 +4,8 @@ use std::sync::{Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 
 use crate::{
-    AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, NewAuditEntry, NewUser, Page,
-    User, UserId, UserQuery, UserRepo, UserStatus, UserStore,
+    AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, NewAuditEntry,
+    NewUser, Page, User, UserId, UserQuery, UserRepo, UserStatus, UserStore,
 };
 
 /// A store in a mutex: every unit of work runs on a copy of the state under the lock and
@@ -20,9 +20,12 @@ pub struct InMemoryStore {
 struct State {
     users: BTreeMap<i64, User>,
     last_id: i64,
-    revoked: HashMap<String, DateTime<Utc>>,
+    revoked: HashMap<String, (UserId, DateTime<Utc>)>,
     counters: HashMap<(CounterScope, String), Counter>,
     audit: Vec<AuditEntry>,
+    last_audit_id: i64,
+    /// Device tokens by hash: whose, and when last used.
+    devices: HashMap<String, (UserId, DateTime<Utc>)>,
 }
 
 impl InMemoryStore {
@@ -162,6 +165,7 @@ impl UserRepo for State {
 
     fn delete(&mut self, id: UserId) -> Result<bool, Error> {
         let existed = self.users.remove(&id.get()).is_some();
+        self.devices.retain(|_, (owner, _)| *owner != id);
         for user in self.users.values_mut() {
             if user.approved_by == Some(id) {
                 user.approved_by = None;
@@ -173,15 +177,83 @@ impl UserRepo for State {
     fn revoke_token(
         &mut self,
         token_id: &str,
-        _user: UserId,
+        user: UserId,
         expires_at: DateTime<Utc>,
     ) -> Result<(), Error> {
-        self.revoked.insert(token_id.to_owned(), expires_at);
+        self.revoked
+            .entry(token_id.to_owned())
+            .or_insert((user, expires_at));
         Ok(())
     }
 
     fn is_token_revoked(&mut self, token_id: &str) -> Result<bool, Error> {
         Ok(self.revoked.contains_key(token_id))
+    }
+
+    fn is_token_revoked_for(&mut self, token_id: &str, user_id: UserId) -> Result<bool, Error> {
+        Ok(self
+            .revoked
+            .get(token_id)
+            .is_some_and(|(user, _)| *user == user_id))
+    }
+
+    fn device_owner(&mut self, token_hash: &str) -> Result<Option<UserId>, Error> {
+        Ok(self.devices.get(token_hash).map(|(user, _)| *user))
+    }
+
+    fn save_device(
+        &mut self,
+        token_hash: &str,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        if !self.users.contains_key(&user.get()) {
+            return Err(Error::UserNotFound);
+        }
+        self.devices
+            .entry(token_hash.to_owned())
+            .and_modify(|(_, used)| *used = now)
+            .or_insert((user, now));
+        Ok(())
+    }
+
+    fn latest_audit(
+        &mut self,
+        action: AuditAction,
+        target: Option<UserId>,
+        address: Option<&str>,
+        since: DateTime<Utc>,
+    ) -> Result<Option<(i64, Option<String>)>, Error> {
+        Ok(self
+            .audit
+            .iter()
+            .rev()
+            .find(|e| {
+                e.entry.action == action
+                    && e.entry.target_id == target
+                    && e.entry.address.as_deref() == address
+                    && e.entry.at >= since
+            })
+            .map(|e| (e.id, e.entry.detail.clone())))
+    }
+
+    fn set_audit_detail(&mut self, id: i64, detail: &str) -> Result<(), Error> {
+        if let Some(entry) = self.audit.iter_mut().find(|e| e.id == id) {
+            entry.entry.detail = Some(detail.to_owned());
+        }
+        Ok(())
+    }
+
+    fn prune_audit(&mut self, before: DateTime<Utc>) -> Result<u64, Error> {
+        let count = self.audit.len();
+        self.audit.retain(|e| e.entry.at >= before);
+        Ok((count - self.audit.len()) as u64)
+    }
+
+    fn prune_devices(&mut self, unused_since: DateTime<Utc>) -> Result<u64, Error> {
+        let count = self.devices.len();
+        self.devices.retain(|_, (_, used)| *used >= unused_since);
+        Ok((count - self.devices.len()) as u64)
     }
 
     fn counter(&mut self, scope: CounterScope, key: &str) -> Result<Option<Counter>, Error> {
@@ -204,7 +276,8 @@ impl UserRepo for State {
     }
 
     fn append_audit(&mut self, entry: &NewAuditEntry) -> Result<(), Error> {
-        let id = self.audit.last().map_or(1, |last| last.id + 1);
+        self.last_audit_id += 1;
+        let id = self.last_audit_id;
         self.audit.push(AuditEntry {
             id,
             entry: entry.clone(),
@@ -237,7 +310,7 @@ impl UserRepo for State {
 
     fn prune(&mut self, now: DateTime<Utc>, idle_before: DateTime<Utc>) -> Result<u64, Error> {
         let before = self.revoked.len() + self.counters.len();
-        self.revoked.retain(|_, expires_at| *expires_at >= now);
+        self.revoked.retain(|_, (_, expires_at)| *expires_at >= now);
         self.counters
             .retain(|_, c| c.since >= idle_before || c.locked_until.is_some_and(|l| l > now));
         Ok((before - self.revoked.len() - self.counters.len()) as u64)

@@ -22,6 +22,13 @@ fn assert_token_response(res: &Resp, context: &str) -> String {
         .map(String::as_str)
         .collect();
     keys.sort_unstable();
+    // A login also returns its device token (hardening round 2): 64 hex digits.
+    if let Some(device) = body.get("device_token") {
+        let device = device.as_str().expect("a string device token");
+        assert_eq!(device.len(), 64, "{context}");
+        assert!(device.bytes().all(|b| b.is_ascii_hexdigit()), "{context}");
+        keys.retain(|k| *k != "device_token");
+    }
     assert_eq!(
         keys,
         ["access_token", "expires_in", "token_type"],
