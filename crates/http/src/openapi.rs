@@ -396,6 +396,17 @@ impl PartialSchema for LoginJson {
                         .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password))),
                 )
                 .required("password")
+                .property(
+                    "device_token",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .max_length(Some(128))
+                        .description(Some(
+                            "The device token an earlier successful login of this account \
+                             returned (or send it in the `Gatehouse-Device` header): this \
+                             device is then throttled on its own failed logins only.",
+                        )),
+                )
                 .additional_properties(Some(AdditionalProperties::FreeForm(false)))
         };
         OneOfBuilder::new()

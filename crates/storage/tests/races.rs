@@ -177,3 +177,120 @@ fn two_admins_demoting_each_other_at_once_leave_one_on(backend: TestBackend) {
         );
     }
 }
+
+/// Hardening round 2, finding 1: a holder of a stolen token who loops password changes
+/// must not outlast an admin's reset. The attacker keeps changing the password (each
+/// success hands them a fresh token, which they use next) while the admin resets it once;
+/// after the reset, the admin's password is the password and the attacker's tokens are
+/// dead, however the two interleaved.
+#[test]
+fn a_reset_wins_over_password_changes_looping_with_a_stolen_token() {
+    for backend in TestBackend::available() {
+        a_reset_wins_on(backend);
+    }
+}
+
+fn a_reset_wins_on(backend: TestBackend) {
+    let db = TestDatabase::new(backend).unwrap();
+    let users = service(&db);
+    let origin = Origin::default();
+    let register = |who: &str| {
+        users
+            .register(
+                Email::parse(who).unwrap(),
+                &Password::parse("original-password").unwrap(),
+                &origin,
+            )
+            .unwrap()
+    };
+    let admin = register("admin@example.com");
+    let bob = register("bob@example.com");
+    users
+        .update_user(
+            Actor::User(admin.id),
+            bob.id,
+            &UserChanges {
+                status: Some(UserStatus::Approved),
+                ..UserChanges::default()
+            },
+            &origin,
+        )
+        .unwrap();
+    for round in 0..3 {
+        let mut token = users
+            .login("bob@example.com", "original-password", &origin)
+            .or_else(|_| users.login("bob@example.com", "admin-chose-this", &origin))
+            .unwrap()
+            .token;
+        let mut current = users
+            .current_user(&token)
+            .map(|_| {
+                if round == 0 {
+                    "original-password"
+                } else {
+                    "admin-chose-this"
+                }
+            })
+            .unwrap()
+            .to_owned();
+        let reset_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let attacker = {
+            let (users, reset_done) = (users.clone(), reset_done.clone());
+            thread::spawn(move || {
+                let mut n = 0;
+                // Until well after the reset: every change that starts after it must fail.
+                let mut after = 0;
+                while after < 5 && n < 2_000 {
+                    n += 1;
+                    let was_reset = reset_done.load(std::sync::atomic::Ordering::SeqCst);
+                    let Ok(session) = users.current_user(&token) else {
+                        break;
+                    };
+                    let next = format!("attacker-{n}-pw");
+                    match users.change_password(
+                        &session,
+                        &current,
+                        &Password::parse(next.clone()).unwrap(),
+                        &Origin::default(),
+                    ) {
+                        Ok(fresh) => {
+                            assert!(!was_reset, "a change that began after the reset won");
+                            token = fresh.token;
+                            current = next;
+                        }
+                        Err(Error::Unauthenticated | Error::WrongCurrentPassword) => {}
+                        Err(e) => panic!("{e:?}"),
+                    }
+                    if was_reset {
+                        after += 1;
+                    }
+                }
+                token
+            })
+        };
+        thread::sleep(std::time::Duration::from_millis(30));
+        users
+            .reset_password(
+                Actor::User(admin.id),
+                bob.id,
+                &Password::parse("admin-chose-this").unwrap(),
+                &origin,
+            )
+            .unwrap();
+        reset_done.store(true, std::sync::atomic::Ordering::SeqCst);
+        let attackers_last = attacker.join().expect("attacker");
+        assert!(
+            matches!(
+                users.current_user(&attackers_last),
+                Err(Error::Unauthenticated)
+            ),
+            "{backend:?} round {round}: the attacker's newest token still works"
+        );
+        assert!(
+            users
+                .login("bob@example.com", "admin-chose-this", &origin)
+                .is_ok(),
+            "{backend:?} round {round}: the admin's password was overwritten"
+        );
+    }
+}

@@ -510,7 +510,9 @@ async fn five_failures_lock_an_account_known_or_not_alike_until_the_backoff_pass
     );
     let counts: Vec<Value> = entries
         .iter()
-        .map(|e| serde_json::from_str::<Value>(e["detail"].as_str().expect("a detail")).expect("JSON"))
+        .map(|e| {
+            serde_json::from_str::<Value>(e["detail"].as_str().expect("a detail")).expect("JSON")
+        })
         .collect();
     assert_eq!(counts, [json!({"count": 1}), json!({"count": 3})]);
     let (_, failed) = audit(&app, &admin, "?action=login_failed").await;
