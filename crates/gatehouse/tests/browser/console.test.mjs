@@ -32,6 +32,20 @@ const PASSWORD = "tr0mbone-kettle";
 const BOB_PASSWORD = "s4xophone-teapot";
 const BOB_NEW_PASSWORD = "c3llo-marmalade";
 
+/**
+ * An address of `bytes` bytes built as the API's rules allow (crates/domain/src/email.rs): a
+ * local part of 64 characters, domain labels of at most 63, no place to break a line.
+ */
+function longAddress(bytes) {
+  const fill = (text, length) => text.repeat(Math.ceil(length / text.length)).slice(0, length);
+  const local = `${fill("long.local.part.", 63)}x`;
+  const labels = [fill("department", 63), fill("subsidiary", 63)];
+  const third = bytes - local.length - 1 - labels.join(".").length - 1 - ".example".length;
+  return `${local}@${labels.join(".")}.${fill("region", third)}.example`;
+}
+/** The longest address the API accepts. */
+const LONG = longAddress(254);
+
 let server;
 let browser;
 /** Everything each page saw, checked at the end. */
@@ -119,6 +133,66 @@ async function logIn(page, email, password) {
   await input(page, "Email").fill(email);
   await input(page, "Password").fill(password);
   await button(page, "Log in").click();
+}
+
+/** The page fits the window's width: no sideways scrolling. */
+async function assertNoSidewaysScroll(page, where) {
+  const { scrollWidth, clientWidth } = await page.evaluate(() => {
+    const { scrollWidth, clientWidth } = document.scrollingElement;
+    return { scrollWidth, clientWidth };
+  });
+  assert.ok(
+    scrollWidth <= clientWidth,
+    `${where}: the page is ${scrollWidth - clientWidth}px wider than the window`,
+  );
+}
+
+/** Every button in `scope` lies wholly inside the window (after scrolling `scope` into view). */
+async function assertButtonsInWindow(page, scope, where) {
+  await scope.evaluate((el) => el.scrollIntoView({ block: "nearest" }));
+  const { width, height } = page.viewportSize();
+  const buttons = await scope.getByRole("button").all();
+  assert.ok(buttons.length > 0, `${where}: no buttons`);
+  for (const b of buttons) {
+    const name = await b.getAttribute("aria-label") ?? (await b.textContent());
+    const box = await b.boundingBox();
+    assert.ok(box, `${where}: ${name} is not shown`);
+    assert.ok(
+      box.x >= 0 && box.y >= 0 && box.x + box.width <= width && box.y + box.height <= height,
+      `${where}: ${name} is not wholly inside the ${width}x${height} window: ${JSON.stringify(box)}`,
+    );
+  }
+}
+
+/**
+ * `locator` shows the whole of `text`: its text is all of it, no box from it up to its dialog
+ * (or the page) scrolls or clips it sideways or ends it with an ellipsis, and every line of
+ * it lies between the left and right edges of that dialog and of the window.
+ */
+async function assertReadable(locator, text, where) {
+  const seen = await locator.evaluate((el) => {
+    const frame = el.closest("dialog") ?? document.body;
+    const cut = [];
+    for (let node = el; node !== frame.parentElement; node = node.parentElement) {
+      const name = `${node.tagName.toLowerCase()}.${node.className}`;
+      if (node.clientWidth > 0 && node.scrollWidth > node.clientWidth) {
+        cut.push(`${name} is ${node.scrollWidth}px wide in ${node.clientWidth}px`);
+      }
+      const style = getComputedStyle(node);
+      if (style.textOverflow === "ellipsis" && style.overflowX !== "visible") {
+        cut.push(`${name} ends in an ellipsis`);
+      }
+    }
+    const outer = frame.getBoundingClientRect();
+    const lines = [...el.getClientRects()];
+    const outside = lines.filter(
+      (r) => r.left < Math.max(0, outer.left) - 0.5 || r.right > Math.min(innerWidth, outer.right) + 0.5,
+    );
+    return { text: el.textContent, cut, outside: outside.length, lines: lines.length };
+  });
+  assert.equal(seen.text, text, `${where}: the text`);
+  assert.deepEqual(seen.cut, [], `${where}: cut off`);
+  assert.equal(seen.outside, 0, `${where}: ${seen.outside} of ${seen.lines} lines outside`);
 }
 
 /** Every input and select on the page has a label. */
@@ -440,6 +514,85 @@ test("deleting asks first", async () => {
   await button(admin.getByRole("dialog"), "Delete").click();
   await message(admin, `Deleted ${BOB}.`).waitFor();
   await row(admin, BOB).waitFor({ state: "detached" });
+});
+
+test("a 254-byte address wraps: in the table, the dialogs and the header, cut off nowhere", async () => {
+  const [local, domain] = LONG.split("@");
+  assert.equal(Buffer.byteLength(LONG), 254);
+  assert.equal(local.length, 64);
+  assert.ok(domain.split(".").every((label) => label.length <= 63));
+  // One byte more is refused: this is the longest address there can be.
+  assert.equal(
+    await apiFromPage(admin, "POST", "/api/auth/register", { email: longAddress(255), password: PASSWORD }),
+    422,
+  );
+
+  // Registering at phone width: the pending page shows the whole address.
+  const long = await newPage({ width: 390, height: 844 });
+  await long.goto("/#/register");
+  await heading(long, "Create an account").waitFor();
+  await input(long, "Email").fill(LONG);
+  await input(long, "Password").fill(PASSWORD);
+  await input(long, "Repeat the password").fill(PASSWORD);
+  await button(long, "Create account").click();
+  await heading(long, "Your account awaits approval").waitFor();
+  await assertReadable(long.locator("main .address"), LONG, "pending page");
+  await assertNoSidewaysScroll(long, "pending page");
+
+  // The users table at desktop width: the email wraps, the actions stay on the screen.
+  await admin.getByRole("link", { name: /^Users/ }).click();
+  const own = row(admin, LONG);
+  await own.waitFor();
+  for (const state of ["pending", "approved"]) {
+    await assertNoSidewaysScroll(admin, `users, ${state}`);
+    await assertButtonsInWindow(admin, own, `users, ${state}`);
+    await assertReadable(own.locator("td.email"), LONG, `users, ${state}`);
+    if (state === "pending") {
+      await button(admin, `Approve: ${LONG}`).click();
+      await message(admin, `Approved ${LONG}.`).waitFor();
+      await assertNoSidewaysScroll(admin, "the message");
+    }
+  }
+
+  await button(admin, `Reset password: ${LONG}`).click();
+  let dialog = admin.getByRole("dialog");
+  await dialog.getByRole("heading", { name: `Reset the password of ${LONG}` }).waitFor();
+  await assertReadable(dialog.locator(".address"), LONG, "reset password dialog");
+  await assertButtonsInWindow(admin, dialog, "reset password dialog");
+  await assertNoSidewaysScroll(admin, "reset password dialog");
+  await button(dialog, "Cancel").click();
+  await dialog.waitFor({ state: "detached" });
+
+  // Narrower: a tight table (the cards start below 720 px), and the cards.
+  for (const width of [768, 390]) {
+    await admin.setViewportSize({ width, height: 860 });
+    await assertNoSidewaysScroll(admin, `users at ${width}px`);
+    await assertButtonsInWindow(admin, own, `users at ${width}px`);
+    await assertReadable(own.locator("td.email"), LONG, `users at ${width}px`);
+  }
+  await admin.setViewportSize({ width: 1280, height: 860 });
+
+  // Signed in as that user: the header and the account page.
+  for (const width of [1280, 390]) {
+    await long.setViewportSize({ width, height: 860 });
+    if (width === 1280) await logIn(long, LONG, PASSWORD);
+    await heading(long, "Your account").waitFor();
+    await assertReadable(long.locator(".who .address"), LONG, `header at ${width}px`);
+    await assertReadable(long.locator("dd.address"), LONG, `account at ${width}px`);
+    await assertNoSidewaysScroll(long, `account at ${width}px`);
+    await assertButtonsInWindow(long, long.locator("header"), `header at ${width}px`);
+  }
+  await long.context().close();
+
+  await button(admin, `Delete: ${LONG}`).click();
+  dialog = admin.getByRole("dialog");
+  await dialog.getByRole("heading", { name: `Delete ${LONG}?` }).waitFor();
+  await assertReadable(dialog.locator(".address"), LONG, "delete confirmation");
+  await assertButtonsInWindow(admin, dialog, "delete confirmation");
+  await assertNoSidewaysScroll(admin, "delete confirmation");
+  await button(dialog, "Delete").click();
+  await message(admin, `Deleted ${LONG}.`).waitFor();
+  await own.waitFor({ state: "detached" });
 });
 
 test("keyboard only: log in with Tab and Enter, with a visible focus ring", async () => {

@@ -111,6 +111,11 @@ function heading(text) {
   return h("h1", { tabindex: "-1" }, text);
 }
 
+/** An email address as text that wraps anywhere (it may be 254 bytes without a break). */
+function address(email) {
+  return h("span", { class: "address" }, email);
+}
+
 function noticeBox(notice) {
   const box = messageBox();
   if (notice) box.show(notice.text, notice.kind);
@@ -155,7 +160,7 @@ function renderNav(current) {
       "span",
       { class: "who" },
       "Signed in as ",
-      h("strong", {}, me.email),
+      h("strong", { class: "address" }, me.email),
       me.is_admin ? " (admin)" : "",
     ),
     h("button", { type: "button", onclick: logout }, "Log out"),
@@ -389,7 +394,7 @@ function pendingView() {
       "p",
       {},
       "An administrator has to approve ",
-      who ? h("strong", {}, who) : "your account",
+      who ? h("strong", { class: "address" }, who) : "your account",
       " before you can log in.",
     ),
     h("p", { class: "muted" }, "You can close this page and log in once you have been approved."),
@@ -453,7 +458,7 @@ function accountView(notice) {
         "dl",
         { class: "details" },
         h("dt", {}, "Email"),
-        h("dd", {}, me.email),
+        h("dd", { class: "address" }, me.email),
         h("dt", {}, "Role"),
         h("dd", {}, roleName(me)),
         h("dt", {}, "Status"),
@@ -538,7 +543,7 @@ function resetPasswordDialog(user) {
       });
     return form(
       onsubmit,
-      h("h2", { id: titleId }, `Reset the password of ${user.email}`),
+      h("h2", { id: titleId }, "Reset the password of ", address(user.email)),
       h("p", { class: "muted" }, "They are signed out everywhere and log in with the new password."),
       msg.el,
       ...password.rows,
@@ -773,7 +778,7 @@ function usersView(notice) {
     actions.push(
       button("Delete", { ...guard, class: "danger" }, async () => {
         const sure = await confirmDialog({
-          title: `Delete ${user.email}?`,
+          title: ["Delete ", address(user.email), "?"],
           text: isMe
             ? "This deletes your own account. It cannot be undone."
             : "The account and its access are removed for good. This cannot be undone.",
@@ -790,8 +795,12 @@ function usersView(notice) {
       h(
         "td",
         { class: "email", "data-label": "Email" },
-        user.email,
-        isMe ? h("span", { class: "you" }, " (you)") : null,
+        h(
+          "div",
+          { class: "email-text" },
+          user.email,
+          isMe ? h("span", { class: "you" }, " (you)") : null,
+        ),
       ),
       h("td", { "data-label": "Status" }, h("span", { class: `pill ${user.status}` }, statusName(user.status))),
       h("td", { "data-label": "Role" }, roleName(user)),
