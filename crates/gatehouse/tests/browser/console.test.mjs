@@ -402,6 +402,30 @@ test("the approved user logs in and sees no admin pages", async () => {
   await shot(bob, "account");
 });
 
+test("a browser that logged in before is not locked out by guesses from elsewhere", async () => {
+  const stored = await bob.evaluate((key) => localStorage.getItem(key), `gatehouse.device.${BOB}`);
+  assert.match(stored ?? "", /^[0-9a-f]{64}$/, "the login's device token is kept per account");
+  // Someone else guesses until the account is locked for logins without a device token.
+  for (let i = 0; i < 6; i += 1) {
+    await fetch(`${server.url}/api/auth/login`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ email: BOB, password: `wrong guess ${i}` }),
+    });
+  }
+  const locked = await fetch(`${server.url}/api/auth/login`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ email: BOB, password: BOB_PASSWORD }),
+  });
+  assert.equal(locked.status, 429, "without a device token the account is locked");
+  // This browser presents its device token and gets in.
+  await button(bob, "Log out").click();
+  await heading(bob, "Log in").waitFor();
+  await logIn(bob, BOB, BOB_PASSWORD);
+  await heading(bob, "Your account").waitFor();
+});
+
 test("disabling a user ends their session at their next step, and they cannot log in", async () => {
   await button(admin, `Disable: ${BOB}`).click();
   await message(admin, `Disabled ${BOB}.`).waitFor();

@@ -98,9 +98,40 @@ export async function call(method, path, body = undefined, { auth = true } = {})
   return { data, headers: response.headers };
 }
 
+// Device tokens (docs/security.md, "Lockout that an attacker cannot hold"): each login
+// returns one, bound to the account; this browser keeps it in localStorage per account
+// and presents it at that account's next login, so failed guesses from elsewhere cannot
+// lock this browser out. It opens nothing by itself: a password is still needed.
+const DEVICE_KEY = "gatehouse.device.";
+
+const devices = {
+  get(email) {
+    try {
+      return localStorage.getItem(DEVICE_KEY + email.trim().toLowerCase());
+    } catch {
+      return null; // storage disabled: log in without one
+    }
+  },
+  set(email, token) {
+    try {
+      if (token) localStorage.setItem(DEVICE_KEY + email.trim().toLowerCase(), token);
+    } catch {
+      // storage disabled or full: the next login simply has no device token
+    }
+  },
+};
+
+async function login(email, password) {
+  const body = { email, password };
+  const device = devices.get(email);
+  if (device) body.device_token = device;
+  const answer = await call("POST", "/api/auth/login", body, { auth: false });
+  devices.set(email, answer.data?.device_token);
+  return answer;
+}
+
 export const api = {
-  login: (email, password) =>
-    call("POST", "/api/auth/login", { email, password }, { auth: false }),
+  login,
   register: (email, password) =>
     call("POST", "/api/auth/register", { email, password }, { auth: false }),
   me: () => call("GET", "/api/auth/me"),
