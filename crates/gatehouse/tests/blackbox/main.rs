@@ -8,6 +8,7 @@ mod config_file;
 mod multi_instance;
 mod operability;
 mod outage;
+mod retention;
 mod security;
 mod server;
 mod walkthrough;
