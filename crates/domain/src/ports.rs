@@ -302,9 +302,10 @@ pub trait UserStore: Send + Sync {
 
     /// Finds a session's user as [`UserRepo::find_session_user`] does and hands the answer
     /// to `reply`. A store that [batches](Self::batches_session_lookups) queues the lookup
-    /// and answers it from its own thread, in one statement with the lookups that arrived
-    /// meanwhile; the statement starts after this call, so the answer is never older than
-    /// the request. Defaults to answering at once with
+    /// and answers it from its own thread together with the lookups that arrived meanwhile
+    /// (in one statement or one read transaction); the read starts after this call, so the
+    /// answer is never older than the request. Its queue is bounded: beyond it `reply`
+    /// gets [`Error::Overloaded`] at once. Defaults to answering at once with
     /// [`read_single`](Self::read_single).
     fn lookup_session_user(&self, id: UserId, token_id: &str, reply: SessionLookupReply) {
         let mut found = None;

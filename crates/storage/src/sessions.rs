@@ -35,7 +35,8 @@ use crate::rows::UserRow;
 use crate::schema::{revoked_tokens, users};
 use crate::tx::{self, Mode};
 
-/// The most lookups one statement answers.
+/// The most lookups one batch answers (one statement on PostgreSQL, one read transaction
+/// on SQLite).
 const MAX_BATCH: usize = 256;
 
 /// Threads taking batches from the queue, each with its own connection. One: two threads
@@ -92,7 +93,7 @@ impl SessionBatcher {
         Ok(Self { queue })
     }
 
-    /// Queues a lookup; `reply` gets the answer on one of the batcher's threads, or at
+    /// Queues a lookup; `reply` gets the answer on the batcher's thread, or at
     /// once [`Error::Overloaded`] when the queue is full.
     pub(crate) fn submit(&self, id: UserId, token_id: &str, reply: SessionLookupReply) {
         let lookup = Lookup {
