@@ -213,6 +213,16 @@ impl Deref for TestDatabase {
     }
 }
 
+/// Rows staged past the repository.
+impl Database {
+    /// Runs SQL statements straight on a connection, past the repository: for tests that
+    /// stage rows as an older version (or another tool) left them.
+    pub fn execute_sql(&self, sql: &str) {
+        let mut conn = self.connection().expect("a connection");
+        conn.batch_execute(sql).expect("executing SQL");
+    }
+}
+
 /// Query plans, for tests that check a listing stays an index walk at scale.
 impl Database {
     /// Inserts `n` users straight in SQL (`user{i}@example.com`; every tenth pending,
