@@ -281,7 +281,11 @@ mod tests {
             ("jos\u{e9}@example.com", "jos\u{e9}@example.com"),
             ("jose\u{301}@example.com", "jos\u{e9}@example.com"),
         ] {
-            assert_eq!(Email::parse(raw).map(|e| e.0), Ok(normal.to_owned()), "{raw}");
+            assert_eq!(
+                Email::parse(raw).map(|e| e.0),
+                Ok(normal.to_owned()),
+                "{raw}"
+            );
         }
     }
 
@@ -332,15 +336,24 @@ mod tests {
         let paypal = skeleton("paypal@example.com");
         assert_eq!(skeleton("paypa1@example.com"), paypal);
         // Lower-casing comes first: a capital I is an i, which looks like no l.
-        assert_eq!(skeleton("PaypaI@example.com"), skeleton("paypai@example.com"));
+        assert_eq!(
+            skeleton("PaypaI@example.com"),
+            skeleton("paypai@example.com")
+        );
         assert_ne!(skeleton("PaypaI@example.com"), paypal);
-        assert_eq!(skeleton("rnicrosoft@example.com"), skeleton("microsoft@example.com"));
+        assert_eq!(
+            skeleton("rnicrosoft@example.com"),
+            skeleton("microsoft@example.com")
+        );
         // A whole-script Cyrillic label ("соса") passes the script check, but not this.
         assert_eq!(
             skeleton("user@\u{441}\u{43e}\u{441}\u{430}.com"),
             skeleton("user@coca.com")
         );
-        assert_ne!(skeleton("paypal@example.com"), skeleton("paypal@example.org"));
+        assert_ne!(
+            skeleton("paypal@example.com"),
+            skeleton("paypal@example.org")
+        );
         assert_ne!(skeleton("ann@example.com"), skeleton("bob@example.com"));
     }
 
@@ -350,10 +363,15 @@ mod tests {
         for stored in ["ａｄｍｉｎ@example.com", "admin@ex\u{430}mple.com"] {
             let email = Email::from_stored(stored).unwrap();
             assert_eq!(email.as_str(), stored);
-            assert_eq!(email.skeleton(), Email::parse("admin@example.com").unwrap().skeleton());
+            assert_eq!(
+                email.skeleton(),
+                Email::parse("admin@example.com").unwrap().skeleton()
+            );
         }
         assert_eq!(
-            Email::from_stored("ａｄｍｉｎ@example.com").unwrap().normalized(),
+            Email::from_stored("ａｄｍｉｎ@example.com")
+                .unwrap()
+                .normalized(),
             Email::parse("admin@example.com")
         );
         assert!(Email::from_stored("not an email").is_err());

@@ -457,8 +457,11 @@ fn a_fullwidth_login_name_finds_the_normalised_account() {
     assert_eq!(session.user.email.as_str(), "admin@example.com");
     // A mixed-script name is no account's: a wrong login like any other.
     assert!(matches!(
-        w.users
-            .login("admin@ex\u{430}mple.com", "tr0mbone-kettle", &Origin::default()),
+        w.users.login(
+            "admin@ex\u{430}mple.com",
+            "tr0mbone-kettle",
+            &Origin::default()
+        ),
         Err(Error::InvalidCredentials)
     ));
 }

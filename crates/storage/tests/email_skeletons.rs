@@ -93,18 +93,33 @@ fn legacy_rows_are_normalised_and_get_skeletons_at_start_up_on(backend: TestBack
 
     let (reopened, logs) = logs_of(|| db.reopen());
     assert_eq!(by_id(&reopened, 1).email.as_str(), "admin@example.com");
-    assert_eq!(look_alike_of(&reopened, "adrnin@example.com", None), Some(1));
+    assert_eq!(
+        look_alike_of(&reopened, "adrnin@example.com", None),
+        Some(1)
+    );
     assert_eq!(look_alike_of(&reopened, "bob@example.com", None), Some(2));
     assert_eq!(by_id(&reopened, 3).email.as_str(), "ｃａｒｏｌ@example.com");
     assert_eq!(by_id(&reopened, 4).email.as_str(), "carol@example.com");
     assert_eq!(look_alike_of(&reopened, "carol@example.com", None), Some(3));
-    assert_eq!(look_alike_of(&reopened, "carol@example.com", Some(3)), Some(4));
-    assert_eq!(look_alike_of(&reopened, "paypal@example.com", Some(5)), Some(6));
-    assert_eq!(look_alike_of(&reopened, "paypa1@example.com", Some(6)), Some(5));
+    assert_eq!(
+        look_alike_of(&reopened, "carol@example.com", Some(3)),
+        Some(4)
+    );
+    assert_eq!(
+        look_alike_of(&reopened, "paypal@example.com", Some(5)),
+        Some(6)
+    );
+    assert_eq!(
+        look_alike_of(&reopened, "paypa1@example.com", Some(6)),
+        Some(5)
+    );
     assert_eq!(by_id(&reopened, 7).email.as_str(), "dave@ex\u{430}mple.org");
     assert_eq!(look_alike_of(&reopened, "dave@example.org", None), Some(7));
 
-    assert!(logs.contains("filled in the users' email skeletons"), "{logs}");
+    assert!(
+        logs.contains("filled in the users' email skeletons"),
+        "{logs}"
+    );
     assert!(logs.contains("filled=7"), "{logs}");
     assert!(logs.contains("normalised=1"), "{logs}");
     let collision = logs
@@ -113,10 +128,7 @@ fn legacy_rows_are_normalised_and_get_skeletons_at_start_up_on(backend: TestBack
         .unwrap_or_else(|| panic!("no collision warning in {logs}"));
     assert!(collision.contains("WARN"), "{collision}");
     assert!(collision.contains("user_id=3") && collision.contains("other_user_id=4"));
-    let look_alikes: Vec<&str> = logs
-        .lines()
-        .filter(|l| l.contains("look alike"))
-        .collect();
+    let look_alikes: Vec<&str> = logs.lines().filter(|l| l.contains("look alike")).collect();
     for ids in ["[3, 4]", "[5, 6]"] {
         assert!(
             look_alikes.iter().any(|l| l.contains(ids)),

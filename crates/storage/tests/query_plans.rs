@@ -163,9 +163,8 @@ fn finding_a_look_alike_uses_the_skeleton_index() {
         });
         let email = gatehouse_domain::Email::parse("user5@example.com").unwrap();
         let except = gatehouse_domain::UserId::new(5).ok();
-        let statements = db.statements_of(|repo| {
-            repo.find_by_email_skeleton(&email, except).map(drop)
-        });
+        let statements =
+            db.statements_of(|repo| repo.find_by_email_skeleton(&email, except).map(drop));
         assert_eq!(statements.len(), 1, "{statements:?}");
         let plan = db.query_plan(&statements[0]).join("\n");
         // (PostgreSQL may sort the one or two rows found, for the lowest id: harmless.)

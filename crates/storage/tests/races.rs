@@ -201,7 +201,11 @@ fn concurrent_look_alike_registrations_make_one_account_on(backend: TestBackend)
         move |i| {
             let local = if i % 2 == 0 { "paypal" } else { "paypa1" };
             let local = if i >= 4 { "ｐａｙｐａｌ" } else { local };
-            let domain = if i % 4 < 2 { "example.com" } else { "examp1e.com" };
+            let domain = if i % 4 < 2 {
+                "example.com"
+            } else {
+                "examp1e.com"
+            };
             users.register(
                 Email::parse(&format!("{local}@{domain}")).expect("email"),
                 &Password::parse("tr0mbone-kettle").expect("pw"),

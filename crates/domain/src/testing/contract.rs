@@ -441,7 +441,10 @@ pub fn look_alike_emails_are_found_by_skeleton(store: &dyn UserStore) {
     assert_eq!(find("admin@example.org", None), None);
     // Whole-script Cyrillic "соса" against Latin "coca".
     let coca = insert(store, new_user("user@coca.com"));
-    assert_eq!(find("user@\u{441}\u{43e}\u{441}\u{430}.com", None), Some(coca.id));
+    assert_eq!(
+        find("user@\u{441}\u{43e}\u{441}\u{430}.com", None),
+        Some(coca.id)
+    );
     let twin = insert(store, new_user("adrnin@example.com"));
     assert_eq!(find("admin@example.com", None), Some(admin.id));
     assert_eq!(find("admin@example.com", Some(admin.id)), Some(twin.id));
@@ -472,7 +475,9 @@ pub fn skeletons_follow_email_changes(store: &dyn UserStore) {
         .write_with(|repo| repo.update(&promoted))
         .expect("update");
     assert_eq!(find("paypa1@example.com"), Some(bob.id));
-    assert!(store.write_with(|repo| repo.delete(bob.id)).expect("delete"));
+    assert!(store
+        .write_with(|repo| repo.delete(bob.id))
+        .expect("delete"));
     assert_eq!(find("paypal@example.com"), None);
 }
 
