@@ -39,7 +39,11 @@ pub struct Page<T> {
 /// Implementations MUST:
 /// - assign positive ids that are never reused, even after a delete;
 /// - refuse an insert or update that would give two users one email with
-///   [`Error::EmailTaken`] (emails are already normalised by [`Email`]);
+///   [`Error::EmailTaken`] (emails are already normalised by [`Email`]), but allow two
+///   look-alike emails (the use cases refuse new ones; old ones may exist);
+/// - keep each user's email skeleton ([`Email::skeleton`]) findable through
+///   [`find_by_email_skeleton`](UserRepo::find_by_email_skeleton) after every insert and
+///   update;
 /// - list newest first (descending id);
 /// - clear `approved_by` of users whose approver is deleted, and keep audit entries about
 ///   deleted users;
@@ -91,6 +95,20 @@ pub trait UserRepo {
     /// # Errors
     /// Store failures.
     fn find_by_email(&mut self, email: &Email) -> Result<Option<User>, Error>;
+
+    /// A user other than `except` whose email looks like `email`: the same confusable
+    /// skeleton ([`Email::skeleton`]), the same email included. The lowest id when several
+    /// match (accounts from before the rule may share a skeleton). Stores SHOULD answer
+    /// through an index of the skeletons they store beside the emails; a row stored without
+    /// one (written by an older version) MAY go unmatched.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn find_by_email_skeleton(
+        &mut self,
+        email: &Email,
+        except: Option<UserId>,
+    ) -> Result<Option<User>, Error>;
 
     /// The users matching `query`, newest first, and how many match in all. Without an
     /// email search, the page and its total SHOULD come from one statement (one snapshot):

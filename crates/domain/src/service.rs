@@ -289,9 +289,7 @@ impl UserService {
         origin: &Origin,
     ) -> Result<User, Error> {
         self.store.write_with(|repo| {
-            if repo.find_by_email(&email)?.is_some() {
-                return Err(Error::EmailTaken);
-            }
+            ensure_email_free(repo, &email, None)?;
             let existing = u64::from(repo.any_user_exists()?);
             let role = rules::role_for_new_user(existing);
             let now = crate::now();
@@ -803,9 +801,7 @@ impl UserService {
     ) -> Result<User, Error> {
         self.store.write_with(|repo| {
             let acting_admin = authorize(repo, actor)?;
-            if repo.find_by_email(&request.email)?.is_some() {
-                return Err(Error::EmailTaken);
-            }
+            ensure_email_free(repo, &request.email, None)?;
             let (is_admin, status) = if repo.any_user_exists()? {
                 (request.is_admin, request.status)
             } else {
@@ -930,8 +926,8 @@ impl UserService {
             if after == before {
                 return Ok(before);
             }
-            if after.email != before.email && repo.find_by_email(&after.email)?.is_some() {
-                return Err(Error::EmailTaken);
+            if after.email != before.email {
+                ensure_email_free(repo, &after.email, Some(target))?;
             }
             let active_admins = if rules::loses_active_admin(&before, Some(&after)) {
                 repo.count_active_admins()?
@@ -1142,6 +1138,21 @@ fn changes_audited(before: &User, after: &User) -> Vec<(AuditAction, Option<Stri
         ));
     }
     entries
+}
+
+/// Refuses, inside the unit of work, an email that another user has or that looks like
+/// theirs (the same confusable skeleton: `admin@exаmple.com` with a Cyrillic а beside
+/// `admin@example.com`), so no two accounts read the same in the console or the audit log.
+/// Serialized writes make the check race-free; the unique index backs the exact case.
+fn ensure_email_free(
+    repo: &mut dyn UserRepo,
+    email: &Email,
+    except: Option<UserId>,
+) -> Result<(), Error> {
+    match repo.find_by_email_skeleton(email, except)? {
+        Some(_) => Err(Error::EmailTaken),
+        None => Ok(()),
+    }
 }
 
 /// Checks, inside the unit of work, that the actor may administer users right now; returns

@@ -408,6 +408,78 @@ fn updates_change_email_and_refuse_taken_ones() {
 }
 
 #[test]
+fn look_alike_emails_are_taken_on_every_path() {
+    let w = world();
+    let admin = w.register("admin@example.com");
+    let register = |raw: &str| {
+        w.users
+            .register(email(raw), &password("tr0mbone-kettle"), &Origin::default())
+    };
+    // Fullwidth letters are the same address after NFKC; ASCII look-alikes (rn for m, 1
+    // for l) and a whole-script Cyrillic label share a skeleton with the address taken.
+    for look_alike in [
+        "\u{ff41}\u{ff44}\u{ff4d}\u{ff49}\u{ff4e}@example.com",
+        "adrnin@example.com",
+        "admin@examp1e.com",
+    ] {
+        assert!(
+            matches!(register(look_alike), Err(Error::EmailTaken)),
+            "{look_alike}"
+        );
+    }
+    let coca = w.register("user@coca.com");
+    assert!(matches!(
+        register("user@\u{441}\u{43e}\u{441}\u{430}.com"),
+        Err(Error::EmailTaken)
+    ));
+    // An admin's or the operator's creation is refused alike.
+    assert!(matches!(
+        w.users.create_user(
+            Actor::Operator,
+            new_user("user@coca.corn", false, UserStatus::Approved),
+            &Origin::default(),
+        ),
+        Err(Error::EmailTaken)
+    ));
+    // An email change may not take another's look-alike, but may move to one's own.
+    let to = |raw: &str| UserChanges {
+        email: Some(email(raw)),
+        ..UserChanges::default()
+    };
+    assert!(matches!(
+        w.change(&admin, &coca, to("adrnin@example.com")),
+        Err(Error::EmailTaken)
+    ));
+    let moved = w.change(&admin, &coca, to("user@coca.corn")).unwrap();
+    assert_eq!(moved.email.as_str(), "user@coca.corn");
+    // Nothing was created on the way.
+    let all = w
+        .users
+        .list_users(Actor::Operator, &UserQuery::default())
+        .unwrap();
+    assert_eq!(all.total, 2);
+}
+
+#[test]
+fn a_fullwidth_login_name_finds_the_normalised_account() {
+    let w = world();
+    w.register("admin@example.com");
+    let fullwidth = "\u{ff41}\u{ff44}\u{ff4d}\u{ff49}\u{ff4e}\u{ff20}example.com";
+    let token = w.token(fullwidth);
+    let session = w.users.current_user(&token).unwrap();
+    assert_eq!(session.user.email.as_str(), "admin@example.com");
+    // A mixed-script name is no account's: a wrong login like any other.
+    assert!(matches!(
+        w.users.login(
+            "admin@ex\u{430}mple.com",
+            "tr0mbone-kettle",
+            &Origin::default()
+        ),
+        Err(Error::InvalidCredentials)
+    ));
+}
+
+#[test]
 fn unknown_targets_are_not_found() {
     let w = world();
     let admin = w.register("admin@example.com");

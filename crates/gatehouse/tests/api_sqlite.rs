@@ -9,6 +9,8 @@ mod admin;
 mod auth;
 #[path = "../../http/tests/api/bad_input.rs"]
 mod bad_input;
+#[path = "../../http/tests/api/emails.rs"]
+mod emails;
 #[path = "../../http/tests/api/hardening.rs"]
 mod hardening;
 #[path = "../../http/tests/api/helpers.rs"]

@@ -153,11 +153,19 @@ mod tests {
                 "text goes in as text, never as markup"
             );
             assert!(!js.contains("eval("));
-            assert!(
-                !js.contains("localStorage"),
-                "the token lives in the tab only"
-            );
+            // The access token lives in the tab only; the one thing kept in localStorage
+            // is the device token per account (it opens nothing without the password).
+            for (at, _) in js.match_indices("localStorage.") {
+                let call = &js[at..];
+                assert!(
+                    call.starts_with("localStorage.getItem(DEVICE_KEY")
+                        || call.starts_with("localStorage.setItem(DEVICE_KEY"),
+                    "only device tokens go to localStorage: {}",
+                    &call[..call.len().min(60)]
+                );
+            }
         }
+        assert!(API_JS.contains("sessionStorage.setItem(TOKEN_KEY"));
     }
 
     #[test]

@@ -207,7 +207,8 @@ pub(crate) struct ListUsersParams {
 pub(crate) struct UserPublic {
     #[schema(value_type = UserIdSchema)]
     id: i64,
-    /// As stored: trimmed and lower-cased, at most 254 bytes (see `EmailInput`). No
+    /// As stored: trimmed, NFKC-normalised and lower-cased, at most 254 bytes (see
+    /// `EmailInput`; accounts from before NFKC may keep their older spelling). No
     /// `format`: the server's rules count label lengths in characters, so an address it
     /// accepts may fail a strict `idn-email` check.
     #[schema(max_length = 254)]

@@ -91,7 +91,8 @@ impl ApiError {
         }
     }
 
-    /// The same error with another code (`weak_password` for a common password).
+    /// The same error with another code (`weak_password` for a common password,
+    /// `invalid_email` for an email that mixes scripts).
     #[must_use]
     pub fn with_code(mut self, code: &'static str) -> Self {
         self.code = code;

@@ -3,8 +3,8 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use gatehouse_domain::{
-    Actor, AuditAction, AuditQuery, Email, InvalidPassword, NewUserRequest, Origin, Page, Password,
-    UserChanges, UserId, UserQuery, UserStatus,
+    Actor, AuditAction, AuditQuery, Email, InvalidEmail, InvalidPassword, NewUserRequest, Origin,
+    Page, Password, UserChanges, UserId, UserQuery, UserStatus,
 };
 
 use crate::dto::{
@@ -26,6 +26,7 @@ pub const DEVICE_HEADER: &str = "Gatehouse-Device";
 struct Problems {
     errors: Vec<FieldError>,
     weak_password: bool,
+    mixed_script_email: bool,
 }
 
 impl Problems {
@@ -46,12 +47,26 @@ impl Problems {
         self.check(field, parsed)
     }
 
+    /// An email: one refused for mixing scripts (a look-alike) is reported with the code
+    /// `invalid_email`.
+    fn email(&mut self, field: &str, raw: &str) -> Option<Email> {
+        let parsed = Email::parse(raw);
+        self.mixed_script_email |= parsed.as_ref().is_err_and(InvalidEmail::mixes_scripts);
+        self.check(field, parsed)
+    }
+
     fn finish(self) -> Result<()> {
-        match (self.errors.is_empty(), self.weak_password) {
-            (true, _) => Ok(()),
-            (false, false) => Err(ApiError::validation(self.errors)),
-            (false, true) => Err(ApiError::validation(self.errors).with_code("weak_password")),
+        if self.errors.is_empty() {
+            return Ok(());
         }
+        let error = ApiError::validation(self.errors);
+        Err(if self.mixed_script_email {
+            error.with_code("invalid_email")
+        } else if self.weak_password {
+            error.with_code("weak_password")
+        } else {
+            error
+        })
     }
 }
 
@@ -105,7 +120,7 @@ pub(crate) async fn register(
 ) -> Result<HttpResponse> {
     let request: RegisterRequest = json_body(&req, &body)?;
     let mut problems = Problems::default();
-    let email = problems.check("email", Email::parse(&request.email));
+    let email = problems.email("email", &request.email);
     let password = problems.password("password", request.password);
     problems.finish()?;
     let (Some(email), Some(password)) = (email, password) else {
@@ -498,7 +513,7 @@ pub(crate) async fn create_user(
 ) -> Result<HttpResponse> {
     let request: CreateUserRequest = json_body(&req, &body)?;
     let mut problems = Problems::default();
-    let email = problems.check("email", Email::parse(&request.email));
+    let email = problems.email("email", &request.email);
     let password = problems.password("password", request.password);
     let status = problems.check(
         "status",
@@ -562,7 +577,7 @@ pub(crate) async fn update_user(
     let target = user_id("id", &id)?;
     let request: UpdateUserRequest = json_body(&req, &body)?;
     let mut problems = Problems::default();
-    let email = problems.check("email", request.email.map(|e| Email::parse(&e)).transpose());
+    let email = request.email.map(|e| problems.email("email", &e));
     let status = problems.check(
         "status",
         request.status.map(|s| s.parse::<UserStatus>()).transpose(),

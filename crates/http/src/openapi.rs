@@ -251,14 +251,18 @@ impl PartialSchema for EmailInput {
             .format(Some(SchemaFormat::Custom("idn-email".to_owned())))
             .max_length(Some(EMAIL_MAX_BYTES))
             .description(Some(
-                "A plausible `local@domain.tld`; trimmed and lower-cased before it is stored \
-                 or compared. At most 254 **bytes** once trimmed (`maxLength` counts \
+                "A plausible `local@domain.tld`; trimmed, NFKC-normalised and then \
+                 lower-cased before it is stored or compared (fullwidth `ａｄｍｉｎ` is \
+                 `admin`). At most 254 **bytes** once normalised (`maxLength` counts \
                  characters: a non-ASCII character takes 2 to 4 bytes); a local part of at \
                  most 64 letters, digits and ``.!#$%&'*+/=?^_`{|}~-`` (no leading, trailing \
                  or doubled dot); at least two domain labels of letters, digits and inner \
                  hyphens, the last alphabetic and 2+ letters long. Unicode letters are \
-                 allowed; spaces, quotes, control and invisible characters are not. \
-                 Anything else: 422.",
+                 allowed, one script per local part and per domain label (UTS #39: a \
+                 Cyrillic `а` in a Latin word is 422 `invalid_email`); spaces, quotes, \
+                 control and invisible characters are not. Anything else: 422. An address \
+                 that looks like a registered one (the same UTS #39 confusable skeleton) \
+                 is taken: 409.",
             ))
             .examples(["ada@example.com"])
             .into()
@@ -508,7 +512,8 @@ error_response!(
 error_response!(UserNotFound, "`user_not_found`: no user has this id");
 error_response!(
     EmailTaken,
-    "`email_taken`: the (normalised) email is registered already"
+    "`email_taken`: the (normalised) email, or one that looks like it (the same UTS #39 \
+     confusable skeleton), is registered already"
 );
 error_response!(
     PayloadTooLarge,
@@ -522,7 +527,8 @@ error_response!(
     ValidationFailed,
     "`validation_error` (with `errors` naming each field: an invalid value, an unknown, \
      missing or repeated field, a wrong type, a bad id or query parameter), `invalid_json` \
-     (empty or not JSON), `weak_password` (a common password)"
+     (empty or not JSON), `weak_password` (a common password), `invalid_email` (an email \
+     whose local part or a domain label mixes scripts)"
 );
 error_response!(
     TooManyRequests,

@@ -10,6 +10,7 @@
 //! - PostgreSQL: SERIALIZABLE writes retried on serialization failures, and migrations under
 //!   an advisory lock.
 
+mod backfill;
 mod conn;
 mod errors;
 mod manager;

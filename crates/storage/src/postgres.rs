@@ -24,9 +24,9 @@ fn with_connect_timeout(url: &str, options: &PoolOptions) -> String {
     )
 }
 
-/// Connects once and runs the pending migrations under an advisory lock, so that
-/// instances starting together migrate one after another (the later ones find nothing to
-/// do).
+/// Connects once and runs the pending migrations, then the data migrations the binary
+/// does itself (`backfill.rs`), under an advisory lock, so that instances starting
+/// together migrate one after another (the later ones find nothing to do).
 pub(crate) fn prepare(
     url: &str,
     display: &DatabaseUrl,
@@ -49,9 +49,16 @@ pub(crate) fn prepare(
     let migrated = inner
         .run_pending_migrations(MIGRATIONS)
         .map(drop)
-        .map_err(|e| OpenError::Migrate(e.to_string()));
+        .map_err(|e| OpenError::Migrate(e.to_string()))
+        // The data the SQL migrations leave to the binary, still under the lock.
+        .and_then(|()| {
+            crate::backfill::email_skeletons(&mut conn)
+                .map_err(|e| OpenError::Migrate(format!("filling in email skeletons: {e}")))
+        });
     // Closing the session would release the lock too; unlock explicitly all the same.
-    let _ = inner.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"));
+    if let AnyConnection::Postgres(inner) = &mut conn {
+        let _ = inner.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"));
+    }
     migrated.map(|()| manager)
 }
 

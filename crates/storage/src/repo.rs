@@ -9,7 +9,7 @@ use gatehouse_domain::{
 
 use crate::conn::AnyConnection;
 use crate::errors::from_diesel;
-use crate::rows::{AuditRow, CounterRow, NewUserRow, UserChangeset, UserRow};
+use crate::rows::{AuditRow, CounterRow, NewUserRow, UserChangeset, UserRow, USER_COLUMNS};
 use crate::schema::{
     audit_log, device_tokens, revoked_tokens, throttle_counters, user_tallies, users,
 };
@@ -294,6 +294,7 @@ impl UserRepo for SqlUserRepo<'_> {
     fn insert(&mut self, user: NewUser) -> Result<User, Error> {
         diesel::insert_into(users::table)
             .values(NewUserRow::from(&user))
+            .returning(USER_COLUMNS)
             .get_result::<UserRow>(self.conn)
             .map_err(from_diesel)
             .and_then(to_user)
@@ -318,6 +319,24 @@ impl UserRepo for SqlUserRepo<'_> {
             .filter(users::email.eq(email.as_str()))
             .select(UserRow::as_select())
             .get_result(self.conn)
+            .optional()
+            .map_err(from_diesel)?
+            .map(to_user)
+            .transpose()
+    }
+
+    fn find_by_email_skeleton(
+        &mut self,
+        email: &Email,
+        except: Option<UserId>,
+    ) -> Result<Option<User>, Error> {
+        // Through `users_email_skeleton_idx`; `except` as 0 (no id) keeps one statement.
+        users::table
+            .filter(users::email_skeleton.eq(email.skeleton()))
+            .filter(users::id.ne(except.map_or(0, UserId::get)))
+            .order(users::id.asc())
+            .select(UserRow::as_select())
+            .first(self.conn)
             .optional()
             .map_err(from_diesel)?
             .map(to_user)
@@ -371,6 +390,7 @@ impl UserRepo for SqlUserRepo<'_> {
     fn update(&mut self, user: &User) -> Result<User, Error> {
         diesel::update(users::table.find(user.id.get()))
             .set(UserChangeset::from(user))
+            .returning(USER_COLUMNS)
             .get_result::<UserRow>(self.conn)
             .optional()
             .map_err(from_diesel)?

@@ -27,13 +27,39 @@ impl UserRow {
     }
 }
 
+/// [`UserRow`]'s columns, for `RETURNING` (which the multi-backend connection takes as a
+/// tuple of columns, not as `UserRow::as_returning()`).
+pub(crate) const USER_COLUMNS: (
+    users::id,
+    users::email,
+    users::password_hash,
+    users::is_admin,
+    users::status,
+    users::created_at,
+    users::approved_at,
+    users::approved_by,
+    users::token_version,
+) = (
+    users::id,
+    users::email,
+    users::password_hash,
+    users::is_admin,
+    users::status,
+    users::created_at,
+    users::approved_at,
+    users::approved_by,
+    users::token_version,
+);
+
 impl TryFrom<UserRow> for User {
     type Error = Error;
 
     fn try_from(row: UserRow) -> Result<Self, Error> {
         Ok(User {
             id: UserId::new(row.id).map_err(|e| Error::internal("stored user id", e))?,
-            email: Email::parse(&row.email).map_err(|e| Error::internal("stored email", e))?,
+            // As stored: rows from before NFKC and the script rule must still load.
+            email: Email::from_stored(&row.email)
+                .map_err(|e| Error::internal("stored email", e))?,
             password_hash: PasswordHash::new(row.password_hash),
             is_admin: row.is_admin,
             status: row
@@ -63,12 +89,14 @@ pub(crate) struct NewUserRow<'a> {
     approved_at: Option<NaiveDateTime>,
     approved_by: Option<i64>,
     token_version: i64,
+    email_skeleton: String,
 }
 
 impl<'a> From<&'a NewUser> for NewUserRow<'a> {
     fn from(user: &'a NewUser) -> Self {
         Self {
             email: user.email.as_str(),
+            email_skeleton: user.email.skeleton(),
             password_hash: user.password_hash.as_str(),
             is_admin: user.is_admin,
             status: user.status.as_str(),
@@ -80,11 +108,13 @@ impl<'a> From<&'a NewUser> for NewUserRow<'a> {
     }
 }
 
-/// Every column an update may write; `None` writes NULL.
+/// Every column an update may write; `None` writes NULL. The skeleton is written with the
+/// email it belongs to, always.
 #[derive(Debug, AsChangeset)]
 #[diesel(table_name = users, treat_none_as_null = true)]
 pub(crate) struct UserChangeset<'a> {
     email: &'a str,
+    email_skeleton: String,
     password_hash: &'a str,
     is_admin: bool,
     status: &'a str,
@@ -97,6 +127,7 @@ impl<'a> From<&'a User> for UserChangeset<'a> {
     fn from(user: &'a User) -> Self {
         Self {
             email: user.email.as_str(),
+            email_skeleton: user.email.skeleton(),
             password_hash: user.password_hash.as_str(),
             is_admin: user.is_admin,
             status: user.status.as_str(),

@@ -11,6 +11,9 @@ diesel::table! {
         approved_at -> Nullable<Timestamp>,
         approved_by -> Nullable<BigInt>,
         token_version -> BigInt,
+        /// `Email::skeleton` of `email`; NULL only in rows from before the column, until the
+        /// start-up backfill (`backfill.rs`) fills it in.
+        email_skeleton -> Nullable<Text>,
     }
 }
 

@@ -18,7 +18,8 @@ fn pragmas(options: &PoolOptions) -> String {
     )
 }
 
-/// Opens the file (creating it), switches it to WAL and migrates it. The first
+/// Opens the file (creating it), switches it to WAL and migrates it (the SQL migrations,
+/// then the data they leave to the binary: `backfill.rs`). The first
 /// connection is made by hand so that a bad path fails at once with SQLite's reason.
 pub(crate) fn prepare(path: &str, options: &PoolOptions) -> Result<Manager, OpenError> {
     let manager = Manager::new(Target::Sqlite {
@@ -37,5 +38,7 @@ pub(crate) fn prepare(path: &str, options: &PoolOptions) -> Result<Manager, Open
     inner
         .run_pending_migrations(MIGRATIONS)
         .map_err(|e| OpenError::Migrate(e.to_string()))?;
+    crate::backfill::email_skeletons(&mut conn)
+        .map_err(|e| OpenError::Migrate(format!("filling in email skeletons: {e}")))?;
     Ok(manager)
 }

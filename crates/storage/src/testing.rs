@@ -219,6 +219,17 @@ impl Deref for TestDatabase {
     }
 }
 
+/// Rows staged past the repository.
+impl Database {
+    /// Runs SQL statements straight on a connection, past the repository: for tests that
+    /// stage rows as an older version (or another tool) left them.
+    pub fn execute_sql(&self, sql: &str) {
+        let mut conn = self.connection().expect("a connection");
+        conn.batch_execute(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+}
+
 /// Query plans, for tests that check a listing stays an index walk at scale.
 impl Database {
     /// Inserts `n` users straight in SQL (`user{i}@example.com`; every tenth pending,
@@ -253,14 +264,6 @@ impl Database {
             conn.batch_execute("VACUUM ANALYZE users, user_tallies")
                 .expect("vacuuming users");
         }
-    }
-
-    /// Runs `sql` (one or more statements) on a pooled connection, for tests that stage
-    /// what the repository would never write.
-    pub fn execute_sql(&self, sql: &str) {
-        let mut conn = self.connection().expect("a connection");
-        conn.batch_execute(sql)
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     /// The statements `work` sends to the database, as diesel logs them

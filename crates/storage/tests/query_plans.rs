@@ -147,3 +147,33 @@ fn searching_emails_uses_the_trigram_index() {
         );
     }
 }
+
+/// The look-alike check before every registration and email change: off the skeleton
+/// index, never a walk of the users.
+#[test]
+fn finding_a_look_alike_uses_the_skeleton_index() {
+    for backend in TestBackend::available() {
+        let db = TestDatabase::new(backend).expect("an available backend");
+        db.seed_users_for_plans(USERS);
+        // Distinct skeletons, as real ones nearly all are; then fresh statistics.
+        db.execute_sql("UPDATE users SET email_skeleton = email");
+        db.execute_sql(match backend {
+            TestBackend::Sqlite => "ANALYZE",
+            TestBackend::Postgres => "VACUUM ANALYZE users",
+        });
+        let email = gatehouse_domain::Email::parse("user5@example.com").unwrap();
+        let except = gatehouse_domain::UserId::new(5).ok();
+        let statements =
+            db.statements_of(|repo| repo.find_by_email_skeleton(&email, except).map(drop));
+        assert_eq!(statements.len(), 1, "{statements:?}");
+        let plan = db.query_plan(&statements[0]).join("\n");
+        // (PostgreSQL may sort the one or two rows found, for the lowest id: harmless.)
+        assert!(
+            plan.contains("users_email_skeleton_idx")
+                && !plan.contains("Seq Scan")
+                && !plan.contains("SCAN users"),
+            "{backend:?}: {}\n{plan}",
+            statements[0]
+        );
+    }
+}

@@ -294,3 +294,50 @@ fn a_reset_wins_on(backend: TestBackend) {
         );
     }
 }
+
+#[test]
+fn concurrent_look_alike_registrations_make_one_account() {
+    for backend in TestBackend::available() {
+        concurrent_look_alike_registrations_make_one_account_on(backend);
+    }
+}
+
+fn concurrent_look_alike_registrations_make_one_account_on(backend: TestBackend) {
+    let db = TestDatabase::new(backend).unwrap();
+    let users = service(&db);
+    users
+        .register(
+            Email::parse("admin@example.com").expect("email"),
+            &Password::parse("tr0mbone-kettle").expect("pw"),
+            &Origin::default(),
+        )
+        .expect("the admin");
+    // One skeleton, eight spellings: 1 for l, and fullwidth letters (NFKC).
+    let results = race(8, {
+        let users = users.clone();
+        move |i| {
+            let local = if i % 2 == 0 { "paypal" } else { "paypa1" };
+            let local = if i >= 4 { "ｐａｙｐａｌ" } else { local };
+            let domain = if i % 4 < 2 {
+                "example.com"
+            } else {
+                "examp1e.com"
+            };
+            users.register(
+                Email::parse(&format!("{local}@{domain}")).expect("email"),
+                &Password::parse("tr0mbone-kettle").expect("pw"),
+                &Origin::default(),
+            )
+        }
+    });
+    let made: Vec<_> = results.iter().filter(|r| r.is_ok()).collect();
+    assert_eq!(made.len(), 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .filter(|r| r.is_err())
+            .all(|r| matches!(r, Err(Error::EmailTaken))),
+        "{results:?}"
+    );
+    assert_eq!(all_users(&users).len(), 2);
+}

@@ -39,6 +39,8 @@ macro_rules! user_store_contract_tests {
             list_substring_follows_changes,
             update_writes_every_field,
             update_refuses_taken_email,
+            look_alike_emails_are_found_by_skeleton,
+            skeletons_follow_email_changes,
             update_of_missing_user_is_not_found,
             delete_reports_whether_it_deleted,
             deleting_an_approver_clears_approved_by,
@@ -420,6 +422,67 @@ pub fn update_refuses_taken_email(store: &dyn UserStore) {
     let mut same = b.clone();
     same.is_admin = true;
     assert!(store.write_with(|repo| repo.update(&same)).is_ok());
+}
+
+/// Look-alike emails (the same confusable skeleton) are found, the user itself left out
+/// when asked; the store refuses exact duplicates only, so look-alikes from before the
+/// rule can be stored, and the lowest id is found first.
+pub fn look_alike_emails_are_found_by_skeleton(store: &dyn UserStore) {
+    let admin = insert(store, new_user("admin@example.com"));
+    insert(store, new_user("bob@example.com"));
+    let find = |raw: &str, except: Option<UserId>| {
+        let email = Email::parse(raw).expect("email");
+        store
+            .read_with(|repo| repo.find_by_email_skeleton(&email, except))
+            .expect("find_by_email_skeleton")
+            .map(|u| u.id)
+    };
+    assert_eq!(find("admin@example.com", None), Some(admin.id));
+    assert_eq!(find("adrnin@example.com", None), Some(admin.id));
+    assert_eq!(find("admin@examp1e.com", None), Some(admin.id));
+    assert_eq!(find("admin@example.com", Some(admin.id)), None);
+    assert_eq!(find("carol@example.com", None), None);
+    assert_eq!(find("admin@example.org", None), None);
+    // Whole-script Cyrillic "соса" against Latin "coca".
+    let coca = insert(store, new_user("user@coca.com"));
+    assert_eq!(
+        find("user@\u{441}\u{43e}\u{441}\u{430}.com", None),
+        Some(coca.id)
+    );
+    let twin = insert(store, new_user("adrnin@example.com"));
+    assert_eq!(find("admin@example.com", None), Some(admin.id));
+    assert_eq!(find("admin@example.com", Some(admin.id)), Some(twin.id));
+    assert_eq!(find("adrnin@example.com", Some(twin.id)), Some(admin.id));
+}
+
+/// The skeleton found is the current email's: it follows email changes and deletes, and
+/// an update that keeps the email keeps it.
+pub fn skeletons_follow_email_changes(store: &dyn UserStore) {
+    let bob = insert(store, new_user("bob@example.com"));
+    let find = |raw: &str| {
+        let email = Email::parse(raw).expect("email");
+        store
+            .read_with(|repo| repo.find_by_email_skeleton(&email, None))
+            .expect("find_by_email_skeleton")
+            .map(|u| u.id)
+    };
+    let mut moved = bob.clone();
+    moved.email = Email::parse("paypal@example.com").expect("email");
+    store
+        .write_with(|repo| repo.update(&moved))
+        .expect("update");
+    assert_eq!(find("paypa1@example.com"), Some(bob.id));
+    assert_eq!(find("bob@example.com"), None);
+    let mut promoted = moved.clone();
+    promoted.is_admin = true;
+    store
+        .write_with(|repo| repo.update(&promoted))
+        .expect("update");
+    assert_eq!(find("paypa1@example.com"), Some(bob.id));
+    assert!(store
+        .write_with(|repo| repo.delete(bob.id))
+        .expect("delete"));
+    assert_eq!(find("paypal@example.com"), None);
 }
 
 /// Updating a user that does not exist is `UserNotFound`.

@@ -116,6 +116,19 @@ impl UserRepo for State {
         Ok(self.users.values().find(|u| &u.email == email).cloned())
     }
 
+    fn find_by_email_skeleton(
+        &mut self,
+        email: &Email,
+        except: Option<UserId>,
+    ) -> Result<Option<User>, Error> {
+        let skeleton = email.skeleton();
+        Ok(self
+            .users
+            .values()
+            .find(|u| Some(u.id) != except && u.email.skeleton() == skeleton)
+            .cloned())
+    }
+
     fn list(&mut self, query: &UserQuery) -> Result<Page<User>, Error> {
         let needle = query.email_contains.as_deref().map(str::to_lowercase);
         let matching: Vec<&User> = self

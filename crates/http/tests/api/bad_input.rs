@@ -641,7 +641,6 @@ async fn implausible_and_odd_unicode_emails_are_refused() {
         "dan\u{0000}@example.com",
         "dan\u{0007}@example.com",
         "dan\u{00ad}@example.com",
-        "dan＠example.com",
         "dan @example.com",
         "dan@example.com\u{0000}",
         "",

@@ -12,6 +12,7 @@ mod admin;
 mod auth;
 mod bad_input;
 mod console;
+mod emails;
 mod hardening;
 mod helpers;
 mod observe;
