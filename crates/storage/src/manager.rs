@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use diesel::connection::{SimpleConnection, TransactionManager};
 use diesel::r2d2::{Error as PoolError, ManageConnection};
-use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel::{Connection, ConnectionError, PgConnection, SqliteConnection};
 
 use crate::conn::AnyConnection;
+use crate::DatabaseUrl;
 
 /// A pooled PostgreSQL connection that answered within this long needs no `SELECT 1`
 /// before its next use: under load, connections are checked out thousands of times a
@@ -59,8 +60,9 @@ impl Managed {
 pub(crate) enum Target {
     /// A file path, and the pragmas each connection gets.
     Sqlite { path: String, pragmas: String },
-    /// A libpq URL (with `connect_timeout`).
-    Postgres { url: String },
+    /// A libpq URL (with `connect_timeout`), and the URL as configured, whose passwords
+    /// are taken out of libpq's error messages (which may quote a part of the URL).
+    Postgres { url: String, shown: DatabaseUrl },
 }
 
 /// Opens connections for r2d2 and remembers when the last attempt failed, so that a
@@ -124,8 +126,12 @@ impl Manager {
                     conn.batch_execute(pragmas).map_err(PoolError::QueryError)?;
                     Ok(AnyConnection::Sqlite(conn))
                 }),
-            Target::Postgres { url } => PgConnection::establish(url)
-                .map_err(PoolError::ConnectionError)
+            Target::Postgres { url, shown } => PgConnection::establish(url)
+                .map_err(|e| {
+                    PoolError::ConnectionError(ConnectionError::BadConnection(
+                        shown.redact(e.to_string().trim()),
+                    ))
+                })
                 .and_then(|mut conn| {
                     // Gatehouse's statements are small; the few that read many rows (a
                     // count of every user) run side by side under load, where starting
