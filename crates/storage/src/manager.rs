@@ -120,8 +120,15 @@ impl Manager {
     /// Opens one connection directly (for migrations, before the pool exists).
     pub(crate) fn open(&self) -> Result<AnyConnection, PoolError> {
         let result = match &self.target {
-            Target::Sqlite { path, pragmas } => SqliteConnection::establish(path)
-                .map_err(PoolError::ConnectionError)
+            Target::Sqlite { path, pragmas } => crate::sqlite::create_private(path)
+                .map_err(|e| {
+                    PoolError::ConnectionError(ConnectionError::BadConnection(format!(
+                        "cannot create the file: {e}"
+                    )))
+                })
+                .and_then(|()| {
+                    SqliteConnection::establish(path).map_err(PoolError::ConnectionError)
+                })
                 .and_then(|mut conn| {
                     conn.batch_execute(pragmas).map_err(PoolError::QueryError)?;
                     Ok(AnyConnection::Sqlite(conn))
