@@ -29,7 +29,7 @@ pub use console::CONSOLE_CSP;
 pub use error::{ApiError, FieldError};
 pub use extract::{AdminUser, CurrentUser};
 pub use hashing::{HashingPool, DEFAULT_HASHING_NICE};
-pub use observe::{sane_request_id, Metrics, RequestId, REQUEST_ID};
+pub use observe::{sane_request_id, Metrics, MetricsToken, RequestId, REQUEST_ID};
 pub use routes::{paths, Endpoint, Verb, ENDPOINTS};
 
 /// The largest request body accepted: 16 KiB is plenty for this API.
@@ -43,6 +43,7 @@ pub struct AppState {
     proxies: TrustedProxies,
     cors_origins: Vec<String>,
     metrics: std::sync::Arc<Metrics>,
+    metrics_token: Option<MetricsToken>,
     db_slots: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
@@ -65,8 +66,16 @@ impl AppState {
             proxies: TrustedProxies::default(),
             cors_origins: Vec::new(),
             metrics,
+            metrics_token: None,
             db_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(DEFAULT_DATABASE_SLOTS)),
         }
+    }
+
+    /// Requires `Authorization: Bearer <token>` on `GET /metrics` (open without one).
+    #[must_use]
+    pub fn with_metrics_token(mut self, token: Option<MetricsToken>) -> Self {
+        self.metrics_token = token;
+        self
     }
 
     /// Lets at most `slots` requests do database work on the blocking pool at once (the
