@@ -102,6 +102,7 @@ const EMAIL_MAX_BYTES: usize = 254;
             UserNotFound,
             EmailTaken,
             PayloadTooLarge,
+            RequestTimeout,
             UnsupportedMediaType,
             ValidationFailed,
             TooManyRequests,
@@ -491,6 +492,7 @@ macro_rules! error_response {
 }
 
 const RETRY_AFTER: &str = "Seconds to wait before trying again";
+const CONNECTION_CLOSE: &str = "Always `close`: the server closes the connection";
 
 error_response!(
     LastAdmin,
@@ -518,6 +520,13 @@ error_response!(
 error_response!(
     PayloadTooLarge,
     "`payload_too_large`: the body is over 16 KiB"
+);
+error_response!(
+    RequestTimeout,
+    "`request_timeout`: the body did not arrive within the server's body timeout \
+     (`GATEHOUSE_BODY_TIMEOUT`, 10 s by default, counted from the end of the headers); the \
+     server closes the connection",
+    ("Connection", CONNECTION_CLOSE, Type::String),
 );
 error_response!(
     UnsupportedMediaType,

@@ -1,8 +1,14 @@
 //! Operational hardening: private database files and backups, slow request bodies and the
 //! connection bound, and no database password in any output.
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 use crate::server::{run, Server, TempDb};
 
@@ -70,6 +76,169 @@ fn an_existing_database_keeps_its_mode() {
     assert_eq!(server.register("admin@example.com", PASSWORD).status, 201);
     server.stop();
     assert_eq!(mode(&db.path()), 0o640);
+}
+
+/// Sends `head` on a new connection, then `body` in `pieces` pieces `pause` apart, and
+/// reads until the server closes the connection (or 15 s pass): what came back, and when
+/// the last byte arrived relative to the end of the head.
+fn exchange(
+    server: &Server,
+    head: &str,
+    body: &[u8],
+    pieces: usize,
+    pause: Duration,
+) -> (String, Duration) {
+    let addr = server.base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    let sent_head = Instant::now();
+    let writer = {
+        let mut stream = stream.try_clone().unwrap();
+        let body = body.to_vec();
+        thread::spawn(move || {
+            for chunk in body.chunks(body.len().div_ceil(pieces.max(1)).max(1)) {
+                thread::sleep(pause);
+                // The server may have answered and closed already.
+                if stream.write_all(chunk).is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let mut last = sent_head.elapsed();
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => {
+                received.extend_from_slice(&buffer[..n]);
+                last = sent_head.elapsed();
+            }
+            Err(e) => panic!(
+                "no end of the connection after {:?} ({e}); got {:?}",
+                sent_head.elapsed(),
+                String::from_utf8_lossy(&received)
+            ),
+        }
+    }
+    let _ = writer.join();
+    (String::from_utf8_lossy(&received).into_owned(), last)
+}
+
+fn register_head(length: usize) -> String {
+    format!(
+        "POST /api/auth/register HTTP/1.1\r\nHost: gatehouse\r\nContent-Type: application/json\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
+    )
+}
+
+fn status_and_json(response: &str) -> (u16, Vec<String>, Value) {
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {response:?}"));
+    let headers = lines.map(str::to_ascii_lowercase).collect();
+    let json = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {response:?}"));
+    (status, headers, json)
+}
+
+#[test]
+fn a_body_that_does_not_arrive_in_time_gets_408_and_the_connection_is_closed() {
+    let db = TempDb::new();
+    let server = Server::start_at(&db.url(), &[("GATEHOUSE_BODY_TIMEOUT", "1s")]);
+
+    // A Content-Length of 100, 10 bytes of it, then nothing.
+    let head = register_head(100);
+    let (response, at) = exchange(&server, &head, b"{\"email\":", 1, Duration::ZERO);
+    let (status, headers, body) = status_and_json(&response);
+    assert_eq!(status, 408, "{response}");
+    assert_eq!(body["code"], "request_timeout", "{response}");
+    assert!(
+        headers.iter().any(|h| h == "connection: close"),
+        "{response}"
+    );
+    assert!(
+        headers.iter().any(|h| h.starts_with("x-request-id: ")),
+        "{response}"
+    );
+    assert!(
+        at >= Duration::from_millis(900) && at < Duration::from_secs(5),
+        "answered after {at:?}"
+    );
+
+    // A body that trickles in for longer than the deadline is cut off too.
+    let trickle = vec![b' '; 100];
+    let (response, at) = exchange(&server, &head, &trickle, 25, Duration::from_millis(200));
+    assert_eq!(status_and_json(&response).0, 408, "{response}");
+    assert!(at < Duration::from_secs(4), "answered after {at:?}");
+
+    // A slow body that is complete within the deadline is served.
+    let body = serde_json::json!({"email": "slow@example.com", "password": PASSWORD}).to_string();
+    let head = register_head(body.len());
+    let (response, _) = exchange(
+        &server,
+        &head,
+        body.as_bytes(),
+        3,
+        Duration::from_millis(150),
+    );
+    let (status, _, user) = status_and_json(&response);
+    assert_eq!(status, 201, "{response}");
+    assert_eq!(user["email"], "slow@example.com");
+
+    // The server is fine afterwards.
+    assert_eq!(server.get("/healthz", None).status, 200);
+}
+
+/// Connects, sends one keep-alive `GET /healthz` and returns the connection, with the
+/// response read if it came within `wait`.
+fn healthz(server: &Server, wait: Duration) -> (TcpStream, Option<String>) {
+    let addr = server.base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: gatehouse\r\n\r\n")
+        .unwrap();
+    let answer = read_response(&mut stream, wait);
+    (stream, answer)
+}
+
+fn read_response(stream: &mut TcpStream, wait: Duration) -> Option<String> {
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let mut buffer = [0u8; 4096];
+    match stream.read(&mut buffer) {
+        Ok(n) if n > 0 => Some(String::from_utf8_lossy(&buffer[..n]).into_owned()),
+        _ => None,
+    }
+}
+
+#[test]
+fn connections_beyond_the_bound_wait_until_one_closes() {
+    let db = TempDb::new();
+    let server = Server::start_at(&db.url(), &[("GATEHOUSE_MAX_CONNECTIONS", "2")]);
+    let (first, answer) = healthz(&server, Duration::from_secs(10));
+    assert!(answer.unwrap().starts_with("HTTP/1.1 200"));
+    let (_second, answer) = healthz(&server, Duration::from_secs(10));
+    assert!(answer.unwrap().starts_with("HTTP/1.1 200"));
+    // Both connections are open (kept alive): a third is not served...
+    let (mut third, answer) = healthz(&server, Duration::from_millis(1500));
+    assert_eq!(answer, None, "a third connection was served");
+    // ... until one of them closes.
+    drop(first);
+    let answer = read_response(&mut third, Duration::from_secs(10));
+    assert!(
+        answer
+            .as_deref()
+            .is_some_and(|a| a.starts_with("HTTP/1.1 200")),
+        "{answer:?}"
+    );
 }
 
 #[test]
