@@ -277,3 +277,123 @@ fn database_passwords_never_reach_the_output() {
         }
     }
 }
+
+/// Runs `gatehouse ARGS` in a pseudo-terminal (util-linux `script`), answering each prompt
+/// that contains the matching needle; everything the terminal showed, and the exit code.
+/// `None` when `script` is not installed.
+fn on_a_terminal(url: &str, args: &str, answers: &[(&str, &str)]) -> Option<(i32, String)> {
+    use std::process::{Command, Stdio};
+    use std::sync::{Arc, Mutex};
+
+    if Command::new("script").arg("--version").output().is_err() {
+        return None;
+    }
+    let command = format!("{} {args}", env!("CARGO_BIN_EXE_gatehouse"));
+    let mut child = Command::new("script")
+        .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SHELL", "/bin/sh")
+        .env("TERM", "dumb")
+        .env("GATEHOUSE_DATABASE_URL", url)
+        .env("GATEHOUSE_BCRYPT_COST", "4")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let shown = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let shown = shown.clone();
+        let mut stdout = child.stdout.take().unwrap();
+        thread::spawn(move || {
+            let mut buffer = [0u8; 1024];
+            while let Ok(n) = stdout.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                shown
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buffer[..n]));
+            }
+        })
+    };
+    let mut stdin = child.stdin.take().unwrap();
+    let mut seen = 0;
+    for (prompt, answer) in answers {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = shown.lock().unwrap().clone();
+            if let Some(at) = text[seen..].find(prompt) {
+                seen += at + prompt.len();
+                break;
+            }
+            assert!(Instant::now() < deadline, "no prompt {prompt:?}: {text}");
+            thread::sleep(Duration::from_millis(20));
+        }
+        // The prompt is written just before echo is turned off: give it a moment.
+        thread::sleep(Duration::from_millis(300));
+        stdin.write_all(format!("{answer}\n").as_bytes()).unwrap();
+    }
+    let status = child.wait().unwrap();
+    drop(stdin);
+    reader.join().unwrap();
+    let shown = shown.lock().unwrap().clone();
+    Some((status.code().unwrap_or(-1), shown))
+}
+
+#[test]
+fn users_create_on_a_terminal_asks_twice_without_echo() {
+    let db = TempDb::new();
+    let url = db.url();
+    let Some((code, shown)) = on_a_terminal(
+        &url,
+        "users create carol@example.com",
+        &[("(not shown): ", PASSWORD), ("again: ", PASSWORD)],
+    ) else {
+        eprintln!("skipped: script(1) is not installed");
+        return;
+    };
+    assert_eq!(code, 0, "{shown}");
+    assert!(
+        shown.contains("created user 1 carol@example.com"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains(PASSWORD),
+        "the password was echoed: {shown}"
+    );
+
+    // Two different answers change nothing.
+    let (code, shown) = on_a_terminal(
+        &url,
+        "users set-password carol@example.com",
+        &[
+            ("(not shown): ", "s4xophone-teapot"),
+            ("again: ", "s4xophone-teapo"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(code, 1, "{shown}");
+    assert!(shown.contains("the two passwords differ"), "{shown}");
+    assert!(!shown.contains("s4xophone"), "{shown}");
+    let server = Server::start_at(&url, &[]);
+    assert_eq!(server.login("carol@example.com", PASSWORD).status, 200);
+}
+
+#[test]
+fn without_a_terminal_or_password_stdin_the_commands_refuse_as_before() {
+    let db = TempDb::new();
+    for args in [
+        &["users", "create", "carol@example.com"][..],
+        &["users", "set-password", "carol@example.com"],
+    ] {
+        // `run` gives the command no terminal (standard input is not one).
+        let (code, stdout, stderr) = run(args, &[("GATEHOUSE_DATABASE_URL", &db.url())]);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains("--password-stdin"), "{stderr}");
+        assert_eq!(stdout, "");
+    }
+    assert!(!db.path().exists(), "nothing was touched");
+}
