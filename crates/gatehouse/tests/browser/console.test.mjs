@@ -1,5 +1,6 @@
-// End-to-end tests of the console (and of /docs under its policy): the real `gatehouse` binary on a fresh SQLite database,
-// driven in Debian's headless Chromium through playwright-core. `.ci/run` runs them;
+// End-to-end tests of the console (and of /docs under its policy): the real `gatehouse`
+// binary on a fresh SQLite database, driven in Debian's headless Chromium through
+// playwright-core. `.ci/run` runs them;
 // by hand: `cargo build -p gatehouse && npm ci && npm test` in this folder (README.md).
 //
 // Environment: GATEHOUSE_BIN (default: target/debug/gatehouse of this checkout),
