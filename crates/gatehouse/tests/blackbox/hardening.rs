@@ -180,6 +180,21 @@ fn a_body_that_does_not_arrive_in_time_gets_408_and_the_connection_is_closed() {
     assert_eq!(status_and_json(&response).0, 408, "{response}");
     assert!(at < Duration::from_secs(4), "answered after {at:?}");
 
+    // Chunked: one chunk, then nothing. The connection is closed, not drained.
+    let chunked = "POST /api/auth/register HTTP/1.1\r\nHost: gatehouse\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let (response, at) = exchange(&server, chunked, b"5\r\n{\"ema\r\n", 1, Duration::ZERO);
+    assert_eq!(status_and_json(&response).0, 408, "{response}");
+    assert!(at < Duration::from_secs(5), "answered after {at:?}");
+    // A handler that answers without reading the body (no token: 401) closes the
+    // connection too, chunked or not, instead of waiting for the rest.
+    for head in [
+        chunked.replace("/register", "/logout"),
+        register_head(100).replace("/register", "/logout"),
+    ] {
+        let (response, _) = exchange(&server, &head, b"5\r\n{\"ema\r\n", 1, Duration::ZERO);
+        assert_eq!(status_and_json(&response).0, 401, "{response}");
+    }
+
     // A slow body that is complete within the deadline is served.
     let body = serde_json::json!({"email": "slow@example.com", "password": PASSWORD}).to_string();
     let head = register_head(body.len());
