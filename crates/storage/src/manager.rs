@@ -56,13 +56,23 @@ impl Managed {
 }
 
 /// Where to connect, per backend.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) enum Target {
     /// A file path, and the pragmas each connection gets.
     Sqlite { path: String, pragmas: String },
     /// A libpq URL (with `connect_timeout`), and the URL as configured, whose passwords
     /// are taken out of libpq's error messages (which may quote a part of the URL).
     Postgres { url: String, shown: DatabaseUrl },
+}
+
+/// Shows a PostgreSQL URL with its passwords masked (r2d2's pool shows its manager).
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite { path, .. } => f.debug_struct("Sqlite").field("path", path).finish(),
+            Self::Postgres { shown, .. } => f.debug_struct("Postgres").field("url", shown).finish(),
+        }
+    }
 }
 
 /// Opens connections for r2d2 and remembers when the last attempt failed, so that a
@@ -193,5 +203,25 @@ impl ManageConnection for Manager {
             || <AnyConnection as Connection>::TransactionManager::is_broken_transaction_manager(
                 &mut managed.conn,
             )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_no_password() {
+        let raw = "postgres://u:secret1@h/db?password=secret2";
+        let target = Target::Postgres {
+            url: raw.to_owned(),
+            shown: raw.parse().unwrap(),
+        };
+        let shown = format!("{:?}", Manager::new(target));
+        assert!(
+            !shown.contains("secret1") && !shown.contains("secret2"),
+            "{shown}"
+        );
+        assert!(shown.contains("postgres://u:***@h/db"), "{shown}");
     }
 }
