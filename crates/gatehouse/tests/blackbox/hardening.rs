@@ -412,3 +412,31 @@ fn without_a_terminal_or_password_stdin_the_commands_refuse_as_before() {
     }
     assert!(!db.path().exists(), "nothing was touched");
 }
+
+#[test]
+fn a_metrics_token_closes_metrics_to_everyone_else() {
+    const TOKEN: &str = "scrape-token-0a9f3c71e5";
+    let db = TempDb::new();
+    let server = Server::start_at(&db.url(), &[("GATEHOUSE_METRICS_TOKEN", TOKEN)]);
+    let refused = server.get("/metrics", None);
+    assert_eq!(refused.status, 401, "{refused:?}");
+    assert_eq!(refused.header("www-authenticate"), Some("Bearer"));
+    assert_eq!(refused.body["code"], "not_authenticated");
+    assert_eq!(
+        server.get("/metrics", Some("not-the-token-at-all")).status,
+        401
+    );
+    let scraped = server.get("/metrics", Some(TOKEN));
+    assert_eq!(scraped.status, 200, "{scraped:?}");
+    assert!(scraped
+        .body
+        .as_str()
+        .unwrap()
+        .contains("gatehouse_http_requests_total"));
+    assert!(!server.log().contains(TOKEN), "the token is never logged");
+
+    let (code, stdout, _) = run(&["check-config"], &[("GATEHOUSE_METRICS_TOKEN", TOKEN)]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("metrics_token = \"(set)\""), "{stdout}");
+    assert!(!stdout.contains(TOKEN), "{stdout}");
+}
