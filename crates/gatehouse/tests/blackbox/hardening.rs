@@ -348,7 +348,7 @@ fn on_a_terminal(url: &str, args: &str, answers: &[(&str, &str)]) -> Option<(i32
             thread::sleep(Duration::from_millis(20));
         }
         // The prompt is written just before echo is turned off: give it a moment.
-        thread::sleep(Duration::from_millis(300));
+        thread::sleep(Duration::from_millis(500));
         stdin.write_all(format!("{answer}\n").as_bytes()).unwrap();
     }
     let status = child.wait().unwrap();
