@@ -7,7 +7,9 @@
 //!
 //! Results go to standard output, as one line or a table, or as JSON with `--json` (the
 //! HTTP API's `UserPublic` shape); refusals go to standard error and exit with 1 (see
-//! `main`). Passwords are only ever read from standard input, never taken as arguments.
+//! `main`). Passwords are never taken as arguments: they are typed at a prompt that does not
+//! echo them (when standard input is a terminal), or read from standard input with
+//! `--password-stdin`.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
@@ -37,7 +39,8 @@ pub enum UsersCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Create a user (approved unless --pending), the password read from standard input.
+    /// Create a user (approved unless --pending); the password is asked for (twice, not
+    /// shown), or read from standard input with --password-stdin.
     ///
     /// Into an empty database the first user is an approved admin whatever was asked.
     Create {
@@ -56,7 +59,8 @@ pub enum UsersCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Set a user's password, read from standard input; revokes their tokens.
+    /// Set a user's password (asked for, or read with --password-stdin); revokes their
+    /// tokens.
     ///
     /// Also clears their failed logins: this is how a forgotten admin password is
     /// recovered.
@@ -91,13 +95,30 @@ pub struct Target {
     json: bool,
 }
 
-/// The mandatory `--password-stdin` flag: passwords never travel as arguments (they would
-/// show in `ps` and in shell histories).
+/// How the password comes: never as an argument (it would show in `ps` and in shell
+/// histories), but typed at a prompt without echo, or with `--password-stdin` from the first
+/// line of standard input (required when standard input is not a terminal).
 #[derive(Debug, Args)]
 pub struct PasswordStdin {
-    /// Read the password from the first line of standard input (required).
-    #[arg(long = "password-stdin", required = true)]
-    _password_stdin: bool,
+    /// Read the password from the first line of standard input (for scripts; without it the
+    /// password is asked for on the terminal, not shown as typed).
+    #[arg(long = "password-stdin")]
+    password_stdin: bool,
+}
+
+impl UsersCommand {
+    /// Whether the command takes a password and has nowhere to ask for it: no
+    /// `--password-stdin`, and standard input is not a terminal (a usage error, as before
+    /// there was a prompt).
+    #[must_use]
+    pub fn lacks_a_password_source(&self) -> bool {
+        match self {
+            Self::Create { password, .. } | Self::SetPassword { password, .. } => {
+                !password.password_stdin && !std::io::stdin().is_terminal()
+            }
+            _ => false,
+        }
+    }
 }
 
 fn parse_email(raw: &str) -> Result<Email, String> {
@@ -120,8 +141,17 @@ fn origin() -> Origin {
 pub fn users(config: &Config, command: UsersCommand) -> anyhow::Result<()> {
     // The password first: a weak one is refused before the database is touched.
     let password = match &command {
-        UsersCommand::Create { .. } | UsersCommand::SetPassword { .. } => {
-            Some(read_password(&mut std::io::stdin().lock())?)
+        UsersCommand::Create {
+            password, email, ..
+        } => Some(new_password(password, email.as_str())?),
+        UsersCommand::SetPassword {
+            password, target, ..
+        } => {
+            let whom = match &target.user {
+                UserKey::Id(id) => format!("user {id}"),
+                UserKey::Email(email) => email.as_str().to_owned(),
+            };
+            Some(new_password(password, &whom)?)
         }
         _ => None,
     };
@@ -279,11 +309,38 @@ pub fn backup(config: &Config, path: &Path) -> anyhow::Result<()> {
     .context("writing to standard output")
 }
 
+/// The new password for `whom`: from standard input with `--password-stdin`, else asked
+/// for on the terminal without echo.
+fn new_password(source: &PasswordStdin, whom: &str) -> anyhow::Result<Password> {
+    if source.password_stdin || !std::io::stdin().is_terminal() {
+        return read_password(&mut std::io::stdin().lock());
+    }
+    prompt_password(whom, &mut |prompt| {
+        rpassword::prompt_password(prompt).context("reading the password from the terminal")
+    })
+}
+
+/// Asks `ask` (a prompt that does not echo) for the password, refuses a weak one at once,
+/// then asks for it again: a typo nobody saw must not become the password.
+fn prompt_password(
+    whom: &str,
+    ask: &mut dyn FnMut(&str) -> anyhow::Result<String>,
+) -> anyhow::Result<Password> {
+    let first = ask(&format!("New password for {whom} (not shown): "))?;
+    let password = Password::parse(&first)?;
+    let again = ask("The same password again: ")?;
+    if again != first {
+        anyhow::bail!("the two passwords differ; nothing was changed");
+    }
+    Ok(password)
+}
+
 /// Reads one line: the password, without its line ending, checked against the policy.
 fn read_password(input: &mut impl BufRead) -> anyhow::Result<Password> {
     if std::io::stdin().is_terminal() {
         eprintln!(
-            "gatehouse: type the password and press Enter (it is shown as typed; a pipe is better)"
+            "gatehouse: type the password and press Enter (it is shown as typed; without \
+             --password-stdin it is asked for unseen)"
         );
     }
     let mut line = String::new();
@@ -425,5 +482,45 @@ mod tests {
         assert!(read("").unwrap_err().contains("no password"));
         assert!(read("short\n").unwrap_err().contains("at least 8"));
         assert!(read("password123\n").unwrap_err().contains("too common"));
+    }
+
+    /// The prompt, fed answers in order; what it asked is collected.
+    fn prompted(answers: &[&str]) -> (Result<String, String>, Vec<String>) {
+        let mut answers = answers.iter();
+        let mut asked = Vec::new();
+        let outcome = prompt_password("bob@example.com", &mut |prompt| {
+            asked.push(prompt.to_owned());
+            answers
+                .next()
+                .map(|a| (*a).to_owned())
+                .ok_or_else(|| anyhow::anyhow!("no more input"))
+        });
+        (
+            outcome
+                .map(|p| p.expose().to_owned())
+                .map_err(|e| e.to_string()),
+            asked,
+        )
+    }
+
+    #[test]
+    fn the_prompt_asks_twice_and_takes_the_password_only_if_both_agree() {
+        let (outcome, asked) = prompted(&["tr0mbone-kettle", "tr0mbone-kettle"]);
+        assert_eq!(outcome, Ok("tr0mbone-kettle".into()));
+        assert_eq!(
+            asked,
+            [
+                "New password for bob@example.com (not shown): ",
+                "The same password again: "
+            ]
+        );
+        let (outcome, _) = prompted(&["tr0mbone-kettle", "tr0mbone-kettel"]);
+        assert!(outcome.unwrap_err().contains("differ"));
+        // A weak password is refused before it is asked for again.
+        let (outcome, asked) = prompted(&["password123", "password123"]);
+        assert!(outcome.unwrap_err().contains("too common"));
+        assert_eq!(asked.len(), 1);
+        let (outcome, _) = prompted(&[]);
+        assert!(outcome.unwrap_err().contains("no more input"));
     }
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use gatehouse_domain::{BcryptCost, JwtSecret, ThrottlePolicy, TokenTtl};
-use gatehouse_http::TrustedProxies;
+use gatehouse_http::{MetricsToken, TrustedProxies};
 use gatehouse_storage::DatabaseUrl;
 
 /// The variable naming the configuration file.
@@ -56,6 +56,13 @@ pub struct Config {
     /// `GATEHOUSE_DATABASE_CONNECT_TIMEOUT`: how long opening a connection, or waiting
     /// for a free one, may take before a request is answered 503.
     pub connect_timeout: Duration,
+    /// `GATEHOUSE_BODY_TIMEOUT`: how long a request body may take to arrive after the
+    /// request's head before the request is answered 408 and the connection closed.
+    pub body_timeout: Duration,
+    /// `GATEHOUSE_MAX_CONNECTIONS`: open connections per instance; more wait to be accepted.
+    pub max_connections: u32,
+    /// `GATEHOUSE_METRICS_TOKEN`: the bearer token `/metrics` requires; open when unset.
+    pub metrics_token: Option<MetricsToken>,
     /// `GATEHOUSE_HASHING_THREADS`: bcrypt hashes at once, the share of the cores logins
     /// and registrations may take; `None` for one per core.
     pub hashing_threads: Option<u32>,
@@ -468,6 +475,16 @@ impl Reader<'_> {
             Some("5s"),
             parse_timeout,
         );
+        let body_timeout = self.read("GATEHOUSE_BODY_TIMEOUT", Some("10s"), parse_timeout);
+        let max_connections = self.read("GATEHOUSE_MAX_CONNECTIONS", Some("10000"), |v| {
+            integer(v, 1, 1_000_000)
+        });
+        let metrics_token = self.read_shown(
+            "GATEHOUSE_METRICS_TOKEN",
+            None,
+            MetricsToken::new,
+            |_, _| "(set)".to_owned(),
+        );
         let jwt_algorithm = self.read("GATEHOUSE_JWT_ALGORITHM", Some("HS256"), |v| {
             match v.trim() {
                 "HS256" => Ok(JwtAlgorithm::Hs256),
@@ -517,6 +534,9 @@ impl Reader<'_> {
             bcrypt_cost: bcrypt_cost??,
             pool_size: pool_size??,
             connect_timeout: connect_timeout??,
+            body_timeout: body_timeout??,
+            max_connections: max_connections??,
+            metrics_token: metrics_token?,
             hashing_threads: hashing_threads?,
             hashing_nice: hashing_nice??,
             jwt_algorithm: jwt_algorithm??,
@@ -646,6 +666,7 @@ fn unset_meaning(variable: &str) -> &'static str {
     match variable {
         "GATEHOUSE_JWT_SECRET" => "(generated)",
         "GATEHOUSE_HASHING_THREADS" => "(one per core)",
+        "GATEHOUSE_METRICS_TOKEN" => "(none: /metrics is open)",
         _ => "(unset)",
     }
 }
@@ -904,6 +925,85 @@ mod tests {
             let errors = config(&[(variable, bad)]).unwrap_err();
             assert_eq!(errors.len(), 1);
             assert_eq!(errors[0].variable, variable);
+        }
+    }
+
+    #[test]
+    fn connection_settings() {
+        let defaults = config(&[]).unwrap();
+        assert_eq!(defaults.body_timeout, Duration::from_secs(10));
+        assert_eq!(defaults.max_connections, 10_000);
+        let parsed = config(&[
+            ("GATEHOUSE_BODY_TIMEOUT", "1s"),
+            ("GATEHOUSE_MAX_CONNECTIONS", "64"),
+        ])
+        .unwrap();
+        assert_eq!(parsed.body_timeout, Duration::from_secs(1));
+        assert_eq!(parsed.max_connections, 64);
+        assert_eq!(
+            config(&[("GATEHOUSE_BODY_TIMEOUT", "2m")])
+                .unwrap()
+                .body_timeout,
+            Duration::from_secs(120)
+        );
+        for (variable, bad) in [
+            ("GATEHOUSE_BODY_TIMEOUT", "0"),
+            ("GATEHOUSE_BODY_TIMEOUT", "6m"),
+            ("GATEHOUSE_BODY_TIMEOUT", "slow"),
+            ("GATEHOUSE_MAX_CONNECTIONS", "0"),
+            ("GATEHOUSE_MAX_CONNECTIONS", "1000001"),
+            ("GATEHOUSE_MAX_CONNECTIONS", "lots"),
+        ] {
+            let errors = config(&[(variable, bad)]).unwrap_err();
+            assert_eq!(errors.len(), 1, "{variable}={bad}");
+            assert_eq!(errors[0].variable, variable);
+        }
+        let file = layered(&[], "body_timeout = \"30s\"\nmax_connections = 500\n").unwrap();
+        assert_eq!(file.body_timeout, Duration::from_secs(30));
+        assert_eq!(file.max_connections, 500);
+    }
+
+    #[test]
+    fn the_metrics_token_is_a_secret() {
+        const TOKEN: &str = "metrics-token-6b1d0c8e";
+        let open = config(&[]).unwrap();
+        assert!(open.metrics_token.is_none());
+        assert!(open
+            .describe()
+            .contains("metrics_token = \"(none: /metrics is open)\""));
+        let parsed = layered(&[], &format!("metrics_token = \"{TOKEN}\"\n")).unwrap();
+        assert!(parsed.metrics_token.is_some());
+        let described = parsed.describe();
+        assert!(
+            described.contains("metrics_token = \"(set)\""),
+            "{described}"
+        );
+        for shown in [described, format!("{parsed:?}")] {
+            assert!(!shown.contains(TOKEN), "{shown}");
+        }
+        for bad in ["", "short-token", "with spaces in the token"] {
+            let errors = config(&[("GATEHOUSE_METRICS_TOKEN", bad)]).unwrap_err();
+            assert_eq!(errors.len(), 1, "{bad:?}");
+            assert_eq!(errors[0].variable, "GATEHOUSE_METRICS_TOKEN");
+            assert!(bad.is_empty() || !errors[0].to_string().contains(bad));
+        }
+    }
+
+    #[test]
+    fn a_password_parameter_of_the_database_url_is_masked_too() {
+        let url = "postgres://u:secret1@h/db?password=secret2&sslmode=disable";
+        let parsed = config(&[("GATEHOUSE_DATABASE_URL", url)]).unwrap();
+        let described = parsed.describe();
+        assert!(
+            described
+                .contains("database_url = \"postgres://u:***@h/db?password=***&sslmode=disable\""),
+            "{described}"
+        );
+        for shown in [described, format!("{parsed:?}")] {
+            assert!(
+                !shown.contains("secret1") && !shown.contains("secret2"),
+                "{shown}"
+            );
         }
     }
 

@@ -7,7 +7,7 @@ mod telemetry;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::Config;
 use crate::startup::Application;
@@ -47,6 +47,17 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Users { command } = &cli.command {
+        if command.lacks_a_password_source() {
+            Cli::command()
+                .error(
+                    clap::error::ErrorKind::MissingRequiredArgument,
+                    "standard input is not a terminal to ask for the password on: \
+                     pass --password-stdin and write the password to standard input",
+                )
+                .exit();
+        }
+    }
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(errors) => {

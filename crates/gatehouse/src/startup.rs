@@ -159,6 +159,19 @@ pub fn user_service(
     Ok((users, eddsa))
 }
 
+/// The HTTP workers (one per core, as actix-web's default, but never more than
+/// `max_connections`) and the connections each may hold: actix-web bounds connections per
+/// worker, so the instance's bound is split between them (rounded down, so the sum never
+/// exceeds it).
+fn connection_limits(max_connections: u32) -> (usize, usize) {
+    let max = usize::try_from(max_connections)
+        .unwrap_or(usize::MAX)
+        .max(1);
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let workers = cores.min(max);
+    (workers, max / workers)
+}
+
 /// A bound, not yet running, service.
 pub struct Application {
     server: Server,
@@ -187,13 +200,18 @@ impl Application {
         let state = AppState::new(users, hashing)
             .with_trusted_proxies(config.trusted_proxies.clone())
             .with_cors_origins(config.cors_origins.clone())
-            .with_database_slots(config.pool_size as usize);
+            .with_database_slots(config.pool_size as usize)
+            .with_metrics_token(config.metrics_token.clone())
+            .with_body_timeout(config.body_timeout);
 
         let listener = TcpListener::bind(&config.bind)
             .with_context(|| format!("cannot listen on {}", config.bind))?;
         let addr = listener.local_addr()?;
+        let (workers, per_worker) = connection_limits(config.max_connections);
         let server =
             HttpServer::new(move || App::new().configure(gatehouse_http::configure(state.clone())))
+                .workers(workers)
+                .max_connections(per_worker)
                 .shutdown_timeout(10)
                 .listen(listener)?
                 .run();
@@ -209,5 +227,20 @@ impl Application {
         self.server.await.context("serving HTTP")?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_bound_is_split_between_the_workers_without_exceeding_it() {
+        for max in [1, 2, 3, 7, 100, 10_000, 1_000_000] {
+            let (workers, per_worker) = connection_limits(max);
+            assert!(workers >= 1 && per_worker >= 1, "{max}");
+            assert!(workers * per_worker <= max as usize, "{max}");
+            assert!(workers <= max as usize);
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! another host, so it works without internet. See docs/console.md.
 
 use actix_web::http::header;
-use actix_web::HttpResponse;
+use actix_web::{HttpResponse, HttpResponseBuilder};
 
 const PAGE: &str = include_str!("../assets/console/index.html");
 const APP_JS: &str = include_str!("../assets/console/app.js");
@@ -21,11 +21,10 @@ pub const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 
     img-src 'self'; connect-src 'self'; manifest-src 'none'; base-uri 'none'; \
     form-action 'none'; frame-ancestors 'none'";
 
-/// A console file with the console's security headers. The app's `Cache-Control: no-store`
-/// stays: the files are small and a new binary's console shows at once.
-fn file(content_type: &'static str, body: &'static str) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, content_type))
+/// The security headers of the pages for people (the console and `/docs`) and of their
+/// files: [`CONSOLE_CSP`], no framing, no referrer, no opener, no powerful features.
+pub(crate) fn page_headers(response: &mut HttpResponseBuilder) -> &mut HttpResponseBuilder {
+    response
         .insert_header((header::CONTENT_SECURITY_POLICY, CONSOLE_CSP))
         .insert_header((header::X_FRAME_OPTIONS, "DENY"))
         .insert_header((header::REFERRER_POLICY, "no-referrer"))
@@ -34,6 +33,13 @@ fn file(content_type: &'static str, body: &'static str) -> HttpResponse {
             "Permissions-Policy",
             "camera=(), microphone=(), geolocation=()",
         ))
+}
+
+/// A console file with the console's security headers. The app's `Cache-Control: no-store`
+/// stays: the files are small and a new binary's console shows at once.
+fn file(content_type: &'static str, body: &'static str) -> HttpResponse {
+    page_headers(&mut HttpResponse::Ok())
+        .insert_header((header::CONTENT_TYPE, content_type))
         .body(body)
 }
 

@@ -1,9 +1,14 @@
 //! `GET /docs`: the API description for people, in a vendored Swagger UI that is compiled
 //! into the binary (`assets/`, see `assets/swagger-ui/README.md`). The page loads only
-//! files from our own paths and contacts no other host, so it works without internet.
+//! files from our own paths and contacts no other host, so it works without internet. It is
+//! served with the console's security headers (its Content-Security-Policy, no framing):
+//! the viewer needs no inline script, and its style sheet's few `data:` icons are the only
+//! thing the policy holds back.
 
 use actix_web::http::header::{self, CacheControl, CacheDirective};
 use actix_web::HttpResponse;
+
+use crate::console::page_headers;
 
 const PAGE: &str = include_str!("../assets/index.html");
 const INIT_JS: &str = include_str!("../assets/init.js");
@@ -16,7 +21,7 @@ const VIEWER_MAX_AGE: u32 = 24 * 3600;
 /// The viewer's files may be cached (they hold no user data); the page and its start
 /// script keep the app's `no-store`, so a new version shows at once.
 fn viewer_file(content_type: &'static str, body: &'static [u8]) -> HttpResponse {
-    HttpResponse::Ok()
+    page_headers(&mut HttpResponse::Ok())
         .insert_header((header::CONTENT_TYPE, content_type))
         .insert_header(CacheControl(vec![
             CacheDirective::Public,
@@ -34,11 +39,17 @@ fn viewer_file(content_type: &'static str, body: &'static [u8]) -> HttpResponse 
     summary = "The API description as a page (Swagger UI, served from this server)",
     responses(
         (status = 200, description = "An HTML page that loads the viewer from `/docs/assets/` \
-            and shows `/api/openapi.json`", content_type = "text/html", body = String),
+            and shows `/api/openapi.json`; served with the console's Content-Security-Policy \
+            and `X-Frame-Options: DENY`", content_type = "text/html", body = String,
+            headers(
+                ("Content-Security-Policy" = String, description = "No inline script, \
+                    nothing from other hosts"),
+                ("X-Frame-Options" = String, description = "`DENY`"),
+            )),
     )
 )]
 pub(crate) async fn page() -> HttpResponse {
-    HttpResponse::Ok()
+    page_headers(&mut HttpResponse::Ok())
         .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
         .body(PAGE)
 }
@@ -55,7 +66,7 @@ pub(crate) async fn page() -> HttpResponse {
     )
 )]
 pub(crate) async fn init_js() -> HttpResponse {
-    HttpResponse::Ok()
+    page_headers(&mut HttpResponse::Ok())
         .insert_header((header::CONTENT_TYPE, "text/javascript; charset=utf-8"))
         .body(INIT_JS)
 }

@@ -23,7 +23,7 @@ pub struct CurrentUser(pub Session);
 pub struct AdminUser(pub User);
 
 /// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
-fn bearer_token(req: &HttpRequest) -> Option<String> {
+pub(crate) fn bearer_token(req: &HttpRequest) -> Option<String> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
     let token = token.trim();

@@ -5,6 +5,7 @@
 //! parse requests into domain types and run the domain's use cases off the async workers:
 //! database work on actix's blocking pool, bcrypt on the bounded [`HashingPool`].
 
+mod body_timeout;
 mod client;
 mod console;
 mod docs;
@@ -24,12 +25,13 @@ use actix_web::middleware::{DefaultHeaders, ErrorHandlerResponse, ErrorHandlers}
 use actix_web::{web, ResponseError};
 use gatehouse_domain::UserService;
 
+pub use body_timeout::DEFAULT_BODY_TIMEOUT;
 pub use client::TrustedProxies;
 pub use console::CONSOLE_CSP;
 pub use error::{ApiError, FieldError};
 pub use extract::{AdminUser, CurrentUser};
 pub use hashing::{HashingPool, HashingTicket, DEFAULT_HASHING_NICE};
-pub use observe::{sane_request_id, Metrics, RequestId, REQUEST_ID};
+pub use observe::{sane_request_id, Metrics, MetricsToken, RequestId, REQUEST_ID};
 pub use routes::{paths, Endpoint, Verb, ENDPOINTS};
 
 /// The largest request body accepted: 16 KiB is plenty for this API.
@@ -43,7 +45,9 @@ pub struct AppState {
     proxies: TrustedProxies,
     cors_origins: Vec<String>,
     metrics: std::sync::Arc<Metrics>,
+    metrics_token: Option<MetricsToken>,
     db_slots: std::sync::Arc<tokio::sync::Semaphore>,
+    body_timeout: std::time::Duration,
 }
 
 /// Database work allowed off the async workers at once unless told otherwise (the storage
@@ -65,8 +69,25 @@ impl AppState {
             proxies: TrustedProxies::default(),
             cors_origins: Vec::new(),
             metrics,
+            metrics_token: None,
             db_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(DEFAULT_DATABASE_SLOTS)),
+            body_timeout: DEFAULT_BODY_TIMEOUT,
         }
+    }
+
+    /// Requires `Authorization: Bearer <token>` on `GET /metrics` (open without one).
+    #[must_use]
+    pub fn with_metrics_token(mut self, token: Option<MetricsToken>) -> Self {
+        self.metrics_token = token;
+        self
+    }
+
+    /// Answers 408, and closes the connection, when a request body has not arrived this
+    /// long after the request's head ([`DEFAULT_BODY_TIMEOUT`] unless set).
+    #[must_use]
+    pub fn with_body_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.body_timeout = timeout;
+        self
     }
 
     /// Lets at most `slots` requests do database work on the blocking pool at once (the
@@ -137,16 +158,22 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
     cors
 }
 
-/// Mounts every route of the table [`ENDPOINTS`] (and no other), the body limit, the
-/// security headers and JSON errors for everything, including actix's own 404, 405 and 413
+/// Mounts every route of the table [`ENDPOINTS`] (and no other), the body limit and
+/// deadline, the security headers and JSON errors for everything, including actix's own 404, 405 and 413
 /// responses.
 pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         let cors_enabled = !state.cors_origins.is_empty();
         let cors = cors(&state.cors_origins);
         let metrics = state.metrics.clone();
+        let body_timeout = state.body_timeout;
         cfg.service(
             web::scope("")
+                // Innermost: its 408 gets CORS, the security headers, a request id and a
+                // count in the metrics like any other response.
+                .wrap(actix_web::middleware::from_fn(move |req, next| {
+                    body_timeout::limit_body_time(body_timeout, req, next)
+                }))
                 .wrap(actix_web::middleware::Condition::new(cors_enabled, cors))
                 .app_data(web::Data::new(state))
                 .app_data(web::PayloadConfig::new(BODY_LIMIT))

@@ -267,19 +267,75 @@ pub(crate) async fn observe(
     Ok(res)
 }
 
+/// The bearer token `GET /metrics` requires when one is configured
+/// (`GATEHOUSE_METRICS_TOKEN`). A secret: its `Debug` shows none of it, and it is compared
+/// in constant time.
+#[derive(Clone)]
+pub struct MetricsToken(String);
+
+impl std::fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsToken(***)")
+    }
+}
+
+impl MetricsToken {
+    /// The fewest characters a token may have.
+    pub const MIN_LENGTH: usize = 16;
+
+    /// A token of at least [`MIN_LENGTH`](Self::MIN_LENGTH) visible ASCII characters (it
+    /// travels in a header; no spaces).
+    ///
+    /// # Errors
+    /// What is wrong with it, never the token itself.
+    pub fn new(token: &str) -> Result<Self, String> {
+        if token.len() < Self::MIN_LENGTH || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(format!(
+                "must be at least {} visible ASCII characters, without spaces",
+                Self::MIN_LENGTH
+            ));
+        }
+        Ok(Self(token.to_owned()))
+    }
+
+    /// Whether the request carries `Authorization: Bearer <this token>`.
+    fn admits(&self, req: &actix_web::HttpRequest) -> bool {
+        use subtle::ConstantTimeEq as _;
+        crate::extract::bearer_token(req)
+            .is_some_and(|given| bool::from(given.as_bytes().ct_eq(self.0.as_bytes())))
+    }
+}
+
 /// `GET /metrics`: the text format, with the user counts read now (and
-/// `gatehouse_database_up 0` instead when the database does not answer).
+/// `gatehouse_database_up 0` instead when the database does not answer). Open, unless a
+/// [`MetricsToken`] is configured: then only with that token, 401 otherwise.
 #[utoipa::path(
     get,
     path = "/metrics",
     tag = "service",
     summary = "Metrics in the Prometheus text format",
+    description = "Open by default. When the server has `GATEHOUSE_METRICS_TOKEN`, only with \
+        `Authorization: Bearer <that token>`; 401 otherwise.",
+    security((), ("metrics_token" = [])),
     responses(
         (status = 200, description = "Prometheus text exposition format 0.0.4",
             content_type = "text/plain", body = String),
+        (status = 401, response = crate::openapi::Unauthorized),
     )
 )]
-pub(crate) async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn metrics(
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(token) = &state.metrics_token {
+        if !token.admits(&req) {
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::UNAUTHORIZED,
+                "not_authenticated",
+                "The metrics need the bearer token the server is configured with",
+            ));
+        }
+    }
     let users = state.users.clone();
     let counts: Result<Vec<(UserStatus, u64)>, ApiError> =
         state.blocking(move || users.user_counts()).await;
@@ -342,6 +398,38 @@ mod tests {
         assert_ne!(a, b);
         assert!(sane_request_id(a.as_bytes()).is_some());
         assert_ne!(IdMaker::new().prefix, maker.prefix);
+    }
+
+    #[test]
+    fn metrics_tokens_are_long_plain_and_never_shown() {
+        let token = MetricsToken::new("s3cret-scrape-token").unwrap();
+        assert_eq!(format!("{token:?}"), "MetricsToken(***)");
+        for bad in [
+            "",
+            "short",
+            "has a space in it ok",
+            "tab\tseparated-token-x",
+            "ünïcödé-token-long",
+        ] {
+            let problem = MetricsToken::new(bad).unwrap_err();
+            assert!(!bad.is_empty() && !problem.contains(bad) || bad.is_empty());
+        }
+        let request = |value: &str| {
+            actix_web::test::TestRequest::default()
+                .insert_header(("Authorization", value))
+                .to_http_request()
+        };
+        assert!(token.admits(&request("Bearer s3cret-scrape-token")));
+        assert!(token.admits(&request("bearer s3cret-scrape-token")));
+        for wrong in [
+            "Bearer s3cret-scrape-toke",
+            "Bearer s3cret-scrape-tokenn",
+            "Basic s3cret-scrape-token",
+            "s3cret-scrape-token",
+        ] {
+            assert!(!token.admits(&request(wrong)), "{wrong}");
+        }
+        assert!(!token.admits(&actix_web::test::TestRequest::default().to_http_request()));
     }
 
     #[test]

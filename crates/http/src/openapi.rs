@@ -33,6 +33,9 @@ use crate::error::ApiError;
 /// The name of the bearer-token security scheme in the document.
 pub(crate) const BEARER: &str = "bearer";
 
+/// The name of the security scheme of `/metrics` when a metrics token is configured.
+pub(crate) const METRICS_TOKEN: &str = "metrics_token";
+
 /// The most bytes an email address may have (the domain's `Email` refuses more).
 const EMAIL_MAX_BYTES: usize = 254;
 
@@ -99,6 +102,7 @@ const EMAIL_MAX_BYTES: usize = 254;
             UserNotFound,
             EmailTaken,
             PayloadTooLarge,
+            RequestTimeout,
             UnsupportedMediaType,
             ValidationFailed,
             TooManyRequests,
@@ -116,7 +120,7 @@ const EMAIL_MAX_BYTES: usize = 254;
 )]
 pub(crate) struct ApiDoc;
 
-/// Adds the bearer-token scheme the operations' `security` names.
+/// Adds the bearer-token schemes the operations' `security` names.
 struct BearerScheme;
 
 impl Modify for BearerScheme {
@@ -131,6 +135,18 @@ impl Modify for BearerScheme {
                     .description(Some(
                         "The `access_token` of `POST /api/auth/login` (a JWT), as \
                          `Authorization: Bearer <token>`.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            METRICS_TOKEN,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "`GATEHOUSE_METRICS_TOKEN`, as `Authorization: Bearer <token>`: \
+                         required by `/metrics` when the server is configured with one.",
                     ))
                     .build(),
             ),
@@ -491,6 +507,7 @@ macro_rules! error_response {
 }
 
 const RETRY_AFTER: &str = "Seconds to wait before trying again";
+const CONNECTION_CLOSE: &str = "Always `close`: the server closes the connection";
 
 error_response!(
     LastAdmin,
@@ -501,7 +518,8 @@ error_response!(
     Unauthorized,
     "`not_authenticated`: no, a malformed, forged, expired or revoked token, or its user is \
      gone, pending or disabled (\"Could not validate credentials\"); at login \
-     `invalid_credentials` (\"Incorrect email or password\")",
+     `invalid_credentials` (\"Incorrect email or password\"); on `/metrics`, a missing or \
+     wrong metrics token",
     ("WWW-Authenticate", "Always `Bearer`", Type::String),
 );
 error_response!(
@@ -518,6 +536,13 @@ error_response!(
 error_response!(
     PayloadTooLarge,
     "`payload_too_large`: the body is over 16 KiB"
+);
+error_response!(
+    RequestTimeout,
+    "`request_timeout`: the body did not arrive within the server's body timeout \
+     (`GATEHOUSE_BODY_TIMEOUT`, 10 s by default, counted from the end of the headers); the \
+     server closes the connection",
+    ("Connection", CONNECTION_CLOSE, Type::String),
 );
 error_response!(
     UnsupportedMediaType,

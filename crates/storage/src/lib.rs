@@ -11,6 +11,7 @@
 //!   an advisory lock.
 
 mod backfill;
+mod backup;
 mod conn;
 mod errors;
 mod manager;
@@ -238,6 +239,10 @@ impl Database {
     /// the service runs: the copy is one read transaction's snapshot, and writers go on
     /// meanwhile (WAL). The copy is a complete database: serve it as it is to restore.
     ///
+    /// The copy holds the database's secrets: it is written to a new file beside `path`
+    /// that only its owner may read and write (0600), and linked into place only once
+    /// complete, never over an existing file.
+    ///
     /// # Errors
     /// [`BackupError`]: on PostgreSQL (use `pg_dump`), when `path` exists, or when SQLite
     /// cannot write the copy.
@@ -250,16 +255,21 @@ impl Database {
         if path.exists() {
             return Err(BackupError::Exists(path.to_owned()));
         }
-        let target = path.to_str().ok_or(BackupError::NotUtf8)?;
+        path.to_str().ok_or(BackupError::NotUtf8)?;
+        let partial = backup::Partial::create(path)
+            .map_err(|e| BackupError::Failed(format!("{}: {e}", path.display())))?;
+        let target = partial.path().to_str().ok_or(BackupError::NotUtf8)?;
         let mut conn = self.connection().map_err(BackupError::Unavailable)?;
         let AnyConnection::Sqlite(sqlite) = &mut *conn else {
             return Err(BackupError::NotSqlite);
         };
+        // An empty file is a valid target: SQLite writes into it and keeps its mode.
         diesel::sql_query("VACUUM INTO ?")
             .bind::<diesel::sql_types::Text, _>(target)
             .execute(sqlite)
-            .map(drop)
-            .map_err(|e| BackupError::Failed(e.to_string()))
+            .map_err(|e| BackupError::Failed(e.to_string()))?;
+        drop(conn);
+        partial.finish(path)
     }
 
     /// A pooled connection; fails fast while the database is known to be unreachable.

@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use diesel::connection::{SimpleConnection, TransactionManager};
 use diesel::r2d2::{Error as PoolError, ManageConnection};
-use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel::{Connection, ConnectionError, PgConnection, SqliteConnection};
 
 use crate::conn::AnyConnection;
+use crate::DatabaseUrl;
 
 /// A pooled PostgreSQL connection that answered within this long needs no `SELECT 1`
 /// before its next use: under load, connections are checked out thousands of times a
@@ -55,12 +56,23 @@ impl Managed {
 }
 
 /// Where to connect, per backend.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) enum Target {
     /// A file path, and the pragmas each connection gets.
     Sqlite { path: String, pragmas: String },
-    /// A libpq URL (with `connect_timeout`).
-    Postgres { url: String },
+    /// A libpq URL (with `connect_timeout`), and the URL as configured, whose passwords
+    /// are taken out of libpq's error messages (which may quote a part of the URL).
+    Postgres { url: String, shown: DatabaseUrl },
+}
+
+/// Shows a PostgreSQL URL with its passwords masked (r2d2's pool shows its manager).
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite { path, .. } => f.debug_struct("Sqlite").field("path", path).finish(),
+            Self::Postgres { shown, .. } => f.debug_struct("Postgres").field("url", shown).finish(),
+        }
+    }
 }
 
 /// Opens connections for r2d2 and remembers when the last attempt failed, so that a
@@ -118,14 +130,25 @@ impl Manager {
     /// Opens one connection directly (for migrations, before the pool exists).
     pub(crate) fn open(&self) -> Result<AnyConnection, PoolError> {
         let result = match &self.target {
-            Target::Sqlite { path, pragmas } => SqliteConnection::establish(path)
-                .map_err(PoolError::ConnectionError)
+            Target::Sqlite { path, pragmas } => crate::sqlite::create_private(path)
+                .map_err(|e| {
+                    PoolError::ConnectionError(ConnectionError::BadConnection(format!(
+                        "cannot create the file: {e}"
+                    )))
+                })
+                .and_then(|()| {
+                    SqliteConnection::establish(path).map_err(PoolError::ConnectionError)
+                })
                 .and_then(|mut conn| {
                     conn.batch_execute(pragmas).map_err(PoolError::QueryError)?;
                     Ok(AnyConnection::Sqlite(conn))
                 }),
-            Target::Postgres { url } => PgConnection::establish(url)
-                .map_err(PoolError::ConnectionError)
+            Target::Postgres { url, shown } => PgConnection::establish(url)
+                .map_err(|e| {
+                    PoolError::ConnectionError(ConnectionError::BadConnection(
+                        shown.redact(e.to_string().trim()),
+                    ))
+                })
                 .and_then(|mut conn| {
                     // Gatehouse's statements are small; the few that read many rows (a
                     // count of every user) run side by side under load, where starting
@@ -180,5 +203,25 @@ impl ManageConnection for Manager {
             || <AnyConnection as Connection>::TransactionManager::is_broken_transaction_manager(
                 &mut managed.conn,
             )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_no_password() {
+        let raw = "postgres://u:secret1@h/db?password=secret2";
+        let target = Target::Postgres {
+            url: raw.to_owned(),
+            shown: raw.parse().unwrap(),
+        };
+        let shown = format!("{:?}", Manager::new(target));
+        assert!(
+            !shown.contains("secret1") && !shown.contains("secret2"),
+            "{shown}"
+        );
+        assert!(shown.contains("postgres://u:***@h/db"), "{shown}");
     }
 }

@@ -34,9 +34,11 @@ pub(crate) fn prepare(
 ) -> Result<Manager, OpenError> {
     let manager = Manager::new(Target::Postgres {
         url: with_connect_timeout(url, options),
+        shown: display.clone(),
     });
     let mut conn = manager
         .open()
+        // The manager has taken the passwords out of libpq's message.
         .map_err(|e| OpenError::Connect(format!("{display}: {}", e.to_string().trim())))?;
     let AnyConnection::Postgres(inner) = &mut conn else {
         return Err(OpenError::Connect(

@@ -18,8 +18,25 @@ fn pragmas(options: &PoolOptions) -> String {
     )
 }
 
-/// Opens the file (creating it), switches it to WAL and migrates it (the SQL migrations,
-/// then the data they leave to the binary: `backfill.rs`). The first
+/// Creates the database file, empty and readable and writable by its owner only (0600),
+/// unless it exists (whose mode is left as it is). SQLite would create it with 0644 less
+/// the umask; it gives the `-wal`, `-shm` and `-journal` files it creates later the mode of
+/// the database file, so they are 0600 too. The file holds the JWT secret and the signing
+/// keys.
+pub(crate) fn create_private(path: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens the file (creating it, see [`create_private`]), switches it to WAL and migrates it
+/// (the SQL migrations, then the data they leave to the binary: `backfill.rs`). The first
 /// connection is made by hand so that a bad path fails at once with SQLite's reason.
 pub(crate) fn prepare(path: &str, options: &PoolOptions) -> Result<Manager, OpenError> {
     let manager = Manager::new(Target::Sqlite {

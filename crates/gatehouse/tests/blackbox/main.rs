@@ -5,6 +5,7 @@
 
 mod cli;
 mod config_file;
+mod hardening;
 mod multi_instance;
 mod operability;
 mod outage;

@@ -1,5 +1,6 @@
-// End-to-end tests of the console: the real `gatehouse` binary on a fresh SQLite database,
-// driven in Debian's headless Chromium through playwright-core. `.ci/run` runs them;
+// End-to-end tests of the console (and of /docs under its policy): the real `gatehouse`
+// binary on a fresh SQLite database, driven in Debian's headless Chromium through
+// playwright-core. `.ci/run` runs them;
 // by hand: `cargo build -p gatehouse && npm ci && npm test` in this folder (README.md).
 //
 // Environment: GATEHOUSE_BIN (default: target/debug/gatehouse of this checkout),
@@ -655,6 +656,42 @@ test("logout ends the session", async () => {
   await message(admin, "You have logged out.").waitFor();
   await admin.reload();
   await heading(admin, "Log in").waitFor();
+});
+
+test("the API docs page works under the console's CSP: no script refused, no other host", async () => {
+  // Its own page: the viewer's style sheet has a few data: icons, which the policy holds
+  // back (img-src 'self'); that is the only thing it may refuse.
+  const context = await browser.newContext({ baseURL: server.url });
+  const page = await context.newPage();
+  page.setDefaultTimeout(15_000);
+  const problems = [];
+  const requests = [];
+  page.on("pageerror", (error) => problems.push(`uncaught: ${error.message}`));
+  page.on("console", (message) => {
+    const text = message.text();
+    if (/Content Security Policy|Refused to/i.test(text) && !/the image 'data:/i.test(text)) {
+      problems.push(`CSP: ${text}`);
+    }
+  });
+  page.on("request", (request) => requests.push(request.url()));
+  const response = await page.goto("/docs");
+  assert.equal(response.headers()["x-frame-options"], "DENY");
+  assert.match(response.headers()["content-security-policy"], /script-src 'self';/);
+  await page.getByText("Gatehouse API").first().waitFor();
+  assert.ok((await page.locator(".opblock").count()) >= 20, "the operations are listed");
+  // The viewer still calls the API (connect-src 'self'): try GET /healthz.
+  const healthz = page.locator(".opblock").filter({ has: page.locator('[data-path="/healthz"]') });
+  await healthz.locator(".opblock-summary").click();
+  await healthz.getByRole("button", { name: "Try it out" }).click();
+  await healthz.getByRole("button", { name: "Execute" }).click();
+  const status = healthz.locator(".live-responses-table tbody .response-col_status").first();
+  await eventually(async () => assert.equal((await status.textContent()).trim(), "200"), "Try it out");
+  assert.deepEqual(problems, []);
+  const origin = new URL(server.url).origin;
+  for (const url of requests.filter((u) => !u.startsWith("data:"))) {
+    assert.equal(new URL(url).origin, origin, url);
+  }
+  await context.close();
 });
 
 test("no page put a token in a URL, talked to another host, broke the CSP or threw", async () => {

@@ -15,7 +15,7 @@ use actix_web::web::Bytes;
 use actix_web::App;
 use gatehouse_domain::testing::PlainHasher;
 use gatehouse_domain::{Hs256Tokens, JwtSecret, ThrottlePolicy, TokenTtl, UserService, UserStore};
-use gatehouse_http::{AppState, HashingPool, TrustedProxies};
+use gatehouse_http::{AppState, HashingPool, MetricsToken, TrustedProxies};
 use serde_json::{json, Value};
 
 /// The password every helper-made user has: 21 bytes, well inside 8..=72.
@@ -47,6 +47,8 @@ pub struct AppOptions {
     pub trusted_proxies: TrustedProxies,
     /// The origins allowed cross-origin requests (none by default: no CORS).
     pub cors_origins: Vec<String>,
+    /// The token `/metrics` requires (none by default: open).
+    pub metrics_token: Option<MetricsToken>,
 }
 
 impl Default for AppOptions {
@@ -58,6 +60,7 @@ impl Default for AppOptions {
             throttle: ThrottlePolicy::default(),
             trusted_proxies: TrustedProxies::default(),
             cors_origins: Vec::new(),
+            metrics_token: None,
         }
     }
 }
@@ -82,7 +85,8 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         .with_throttle(options.throttle);
     let state = AppState::new(users, options.hashing)
         .with_trusted_proxies(options.trusted_proxies)
-        .with_cors_origins(options.cors_origins);
+        .with_cors_origins(options.cors_origins)
+        .with_metrics_token(options.metrics_token);
     let service =
         Rc::new(test::init_service(App::new().configure(gatehouse_http::configure(state))).await);
     TestApp {

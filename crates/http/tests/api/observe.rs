@@ -4,7 +4,11 @@
 use actix_web::test::TestRequest;
 use openmetrics_parser::{MetricsExposition, PrometheusType, PrometheusValue, Sample};
 
-use crate::helpers::{spawn_app, TestApp, PASSWORD};
+use gatehouse_http::MetricsToken;
+
+use crate::helpers::{
+    assert_problem, bearer, spawn_app, spawn_app_with, AppOptions, TestApp, PASSWORD,
+};
 
 type Scrape = MetricsExposition<PrometheusType, PrometheusValue>;
 
@@ -187,4 +191,76 @@ async fn metrics_count_a_scripted_session_by_route_pattern_status_and_outcome() 
     // The scrape itself is counted by the next one.
     let again = metrics(&app).await;
     assert_eq!(requests(&again, "GET", "/metrics", "200"), 1.0);
+}
+
+#[actix_web::test]
+async fn metrics_are_open_by_default() {
+    let app = spawn_app().await;
+    let res = app
+        .send(bearer(
+            TestRequest::get().uri("/metrics"),
+            "anything at all",
+        ))
+        .await;
+    assert_eq!(
+        res.status.as_u16(),
+        200,
+        "a token is neither needed nor checked"
+    );
+    metrics(&app).await;
+}
+
+#[actix_web::test]
+async fn with_a_metrics_token_metrics_need_exactly_that_token() {
+    const TOKEN: &str = "scrape-me-4f1c9a7b2e";
+    let app = spawn_app_with(AppOptions {
+        metrics_token: Some(MetricsToken::new(TOKEN).unwrap()),
+        ..AppOptions::default()
+    })
+    .await;
+    let without = app.get("/metrics", None).await;
+    let body = assert_problem(&without, 401, "not_authenticated", "no token");
+    assert_eq!(without.header("www-authenticate"), Some("Bearer"));
+    assert!(!without.text().contains(TOKEN));
+    assert!(body["detail"].as_str().unwrap().contains("token"));
+    for wrong in [
+        "scrape-me-4f1c9a7b2",
+        "scrape-me-4f1c9a7b2ee",
+        "SCRAPE-ME-4F1C9A7B2E",
+        "",
+    ] {
+        let res = app
+            .send(bearer(TestRequest::get().uri("/metrics"), wrong))
+            .await;
+        assert_problem(&res, 401, "not_authenticated", wrong);
+    }
+    let basic = app
+        .send(
+            TestRequest::get()
+                .uri("/metrics")
+                .insert_header(("Authorization", format!("Basic {TOKEN}"))),
+        )
+        .await;
+    assert_problem(&basic, 401, "not_authenticated", "another scheme");
+    // A user's access token is not the metrics token either.
+    let admin = app.admin().await;
+    let res = app.get("/metrics", Some(&admin.token)).await;
+    assert_problem(&res, 401, "not_authenticated", "a user's token");
+
+    let res = app
+        .send(bearer(TestRequest::get().uri("/metrics"), TOKEN))
+        .await;
+    assert_eq!(res.status.as_u16(), 200, "{}", res.text());
+    let scrape = scrape(&res.text());
+    assert!(scrape
+        .families
+        .contains_key("gatehouse_http_requests_total"));
+    // The refusals were counted like any other response.
+    assert!(
+        number(
+            &scrape,
+            "gatehouse_http_requests_total",
+            &[("route", "/metrics"), ("status", "401")]
+        ) >= 6.0
+    );
 }
