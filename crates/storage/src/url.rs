@@ -69,13 +69,15 @@ impl fmt::Debug for DatabaseUrl {
     }
 }
 
-/// `scheme://user:secret@host/db` → `scheme://user:***@host/db`.
+/// `scheme://user:secret@host/db` → `scheme://user:***@host/db`; the secrets libpq also
+/// takes as parameters (`?password=…`, `&sslpassword=…`, the client key's) are masked too.
 fn mask_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
+    let tail = mask_query(tail);
     match authority.rsplit_once('@') {
         Some((userinfo, host)) => {
             let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
@@ -86,9 +88,27 @@ fn mask_password(url: &str) -> String {
             };
             format!("{scheme}://{masked}@{host}{tail}")
         }
-        None => url.to_owned(),
+        None => format!("{scheme}://{authority}{tail}"),
     }
 }
+
+/// `/db?sslmode=require&password=x` → `/db?sslmode=require&password=***`.
+fn mask_query(tail: &str) -> String {
+    let Some((path, query)) = tail.split_once('?') else {
+        return tail.to_owned();
+    };
+    let parameters: Vec<String> = query
+        .split('&')
+        .map(|parameter| match parameter.split_once('=') {
+            Some((key, _)) if SECRET_PARAMETERS.contains(&key) => format!("{key}=***"),
+            _ => parameter.to_owned(),
+        })
+        .collect();
+    format!("{path}?{}", parameters.join("&"))
+}
+
+/// libpq's connection parameters that hold a secret.
+const SECRET_PARAMETERS: [&str; 2] = ["password", "sslpassword"];
 
 #[cfg(test)]
 mod tests {
@@ -136,5 +156,21 @@ mod tests {
         assert!(!format!("{url:?}").contains("s3cret"));
         let plain: DatabaseUrl = "postgres://app@db/gh".parse().unwrap();
         assert_eq!(plain.to_string(), "postgres://app@db/gh");
+    }
+
+    #[test]
+    fn display_masks_passwords_given_as_parameters() {
+        let url: DatabaseUrl = "postgres://db/gh?user=app&password=s3cret&sslmode=verify-full\
+             &sslrootcert=/etc/ca.pem&sslpassword=k3y"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            url.to_string(),
+            "postgres://db/gh?user=app&password=***&sslmode=verify-full\
+             &sslrootcert=/etc/ca.pem&sslpassword=***"
+        );
+        let both: DatabaseUrl = "postgresql://app:one@db?password=two".parse().unwrap();
+        assert_eq!(both.to_string(), "postgresql://app:***@db?password=***");
+        assert!(!format!("{both:?}").contains("one"));
     }
 }
