@@ -16,6 +16,8 @@ use diesel::{Connection, PgConnection};
 
 use crate::{Database, DatabaseUrl, PoolOptions};
 
+pub mod tls;
+
 /// The variable naming the PostgreSQL server tests may use.
 pub const POSTGRES_URL_VAR: &str = "GATEHOUSE_TEST_POSTGRES_URL";
 

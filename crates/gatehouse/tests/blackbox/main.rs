@@ -10,4 +10,5 @@ mod operability;
 mod outage;
 mod security;
 mod server;
+mod tls;
 mod walkthrough;
