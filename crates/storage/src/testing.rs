@@ -117,6 +117,7 @@ impl EmptyDatabase {
                         .map(|b| format!("{b:02x}"))
                         .collect::<String>()
                 );
+                crate::init_tls();
                 let mut admin = PgConnection::establish(&server)
                     .unwrap_or_else(|e| panic!("connecting to {POSTGRES_URL_VAR}: {e}"));
                 admin
