@@ -78,9 +78,14 @@ impl TlsPostgres {
             return None;
         };
         let run_as = is_root().then_some("postgres");
+        // As root, in /tmp: a TMPDIR under /root would be out of the postgres user's reach.
+        let parent = match run_as {
+            Some(_) => PathBuf::from("/tmp"),
+            None => std::env::temp_dir(),
+        };
         let dir = tempfile::Builder::new()
             .prefix("gatehouse-tls-pg-")
-            .tempdir()
+            .tempdir_in(parent)
             .expect("a temporary directory");
         let mut random = [0u8; 12];
         getrandom::fill(&mut random).expect("randomness");
