@@ -95,6 +95,7 @@ impl BenchDatabase {
                 .map(|b| format!("{b:02x}"))
                 .collect::<String>()
         );
+        gatehouse_storage::init_tls();
         let mut admin = PgConnection::establish(server)
             .with_context(|| format!("connecting to the PostgreSQL server for {name}"))?;
         admin

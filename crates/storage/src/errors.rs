@@ -44,12 +44,16 @@ fn is_deadlock(message: &str) -> bool {
 }
 
 /// SQLite's answers when another connection holds the lock past the busy timeout, and
-/// libpq's when the server went away mid-session.
+/// libpq's when the server went away mid-session (over TLS, a cut connection is reported
+/// by the TLS layer: `SSL SYSCALL error: EOF detected` and the like).
 fn is_unavailable(message: &str) -> bool {
     [
         "database is locked",
         "database is busy",
         "server closed the connection",
+        "SSL SYSCALL error",
+        "SSL connection has been closed unexpectedly",
+        "SSL error",
         "terminating connection",
         "no connection to the server",
         "connection to server",
@@ -95,5 +99,20 @@ mod tests {
                 "{constraint:?} {message}"
             );
         }
+    }
+
+    #[test]
+    fn a_connection_lost_under_tls_is_unavailable() {
+        for message in [
+            "server closed the connection unexpectedly",
+            "SSL SYSCALL error: EOF detected",
+            "SSL SYSCALL error: Connection timed out",
+            "SSL connection has been closed unexpectedly",
+            "SSL error: decryption failed or bad record mac",
+            "no connection to the server",
+        ] {
+            assert!(is_unavailable(message), "{message}");
+        }
+        assert!(!is_unavailable("syntax error at or near \"SELEC\""));
     }
 }

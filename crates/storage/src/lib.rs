@@ -37,6 +37,17 @@ use gatehouse_domain::{Error, SigningKey, UserStore};
 
 pub use url::{DatabaseUrl, InvalidDatabaseUrl};
 
+/// Initialises OpenSSL, which libpq uses for TLS, without its clean-up at process exit.
+///
+/// By default OpenSSL frees its global state in an `atexit` handler; a process that exits
+/// while another thread still holds a TLS connection (the pool's, the session lookups')
+/// then crashes in that thread now and then (a segmentation fault after the work is done).
+/// [`Database::open`] calls this before its first connection; call it yourself before
+/// opening any other libpq connection first (a `PgConnection` of your own). Idempotent.
+pub fn init_tls() {
+    openssl_sys::init();
+}
+
 use conn::AnyConnection;
 use manager::{FailureClock, Manager};
 use repo::SqlUserRepo;
@@ -142,7 +153,10 @@ impl Database {
     pub fn open(url: &DatabaseUrl, options: PoolOptions) -> Result<Self, OpenError> {
         let manager = match url {
             DatabaseUrl::Sqlite { path } => sqlite::prepare(path, &options)?,
-            DatabaseUrl::Postgres { url: raw } => postgres::prepare(raw, url, &options)?,
+            DatabaseUrl::Postgres { url: raw } => {
+                init_tls();
+                postgres::prepare(raw, url, &options)?
+            }
         };
         let failures = manager.failures();
         let sessions = std::sync::Arc::new(

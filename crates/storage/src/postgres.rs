@@ -24,6 +24,17 @@ fn with_connect_timeout(url: &str, options: &PoolOptions) -> String {
     )
 }
 
+/// libpq's message on one line: it writes one line per address it tried (`localhost` is two)
+/// and hints on lines of their own (a missing `sslrootcert` file, say).
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Connects once and runs the pending migrations, then the data migrations the binary
 /// does itself (`backfill.rs`), under an advisory lock, so that instances starting
 /// together migrate one after another (the later ones find nothing to do).
@@ -39,7 +50,7 @@ pub(crate) fn prepare(
     let mut conn = manager
         .open()
         // The manager has taken the passwords out of libpq's message.
-        .map_err(|e| OpenError::Connect(format!("{display}: {}", e.to_string().trim())))?;
+        .map_err(|e| OpenError::Connect(format!("{display}: {}", one_line(&e.to_string()))))?;
     let AnyConnection::Postgres(inner) = &mut conn else {
         return Err(OpenError::Connect(
             "expected a PostgreSQL connection".into(),
@@ -67,6 +78,22 @@ pub(crate) fn prepare(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn libpq_messages_become_one_line() {
+        assert_eq!(
+            one_line(
+                "connection to server at \"localhost\" (::1), port 1 failed: Connection refused\n\
+                 \tIs the server running on that host and accepting TCP/IP connections?\n\
+                 connection to server at \"localhost\" (127.0.0.1), port 1 failed: SSL error: \
+                 certificate verify failed\n"
+            ),
+            "connection to server at \"localhost\" (::1), port 1 failed: Connection refused; \
+             Is the server running on that host and accepting TCP/IP connections?; \
+             connection to server at \"localhost\" (127.0.0.1), port 1 failed: SSL error: \
+             certificate verify failed"
+        );
+    }
 
     #[test]
     fn connect_timeout_is_added_once() {

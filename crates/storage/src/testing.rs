@@ -16,6 +16,8 @@ use diesel::{Connection, PgConnection};
 
 use crate::{Database, DatabaseUrl, PoolOptions};
 
+pub mod tls;
+
 /// The variable naming the PostgreSQL server tests may use.
 pub const POSTGRES_URL_VAR: &str = "GATEHOUSE_TEST_POSTGRES_URL";
 
@@ -115,6 +117,7 @@ impl EmptyDatabase {
                         .map(|b| format!("{b:02x}"))
                         .collect::<String>()
                 );
+                crate::init_tls();
                 let mut admin = PgConnection::establish(&server)
                     .unwrap_or_else(|e| panic!("connecting to {POSTGRES_URL_VAR}: {e}"));
                 admin

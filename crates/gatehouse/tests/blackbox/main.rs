@@ -12,4 +12,5 @@ mod outage;
 mod retention;
 mod security;
 mod server;
+mod tls;
 mod walkthrough;
