@@ -550,6 +550,57 @@ impl UserService {
         Ok(Ok(()))
     }
 
+    /// Gives back the guess a login attempt counted, for an attempt that is dropped before
+    /// its password is checked (the hashing queue was full): it counts as no failure.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub fn cancel_login(&self, attempt: &LoginAttempt) -> Result<(), Error> {
+        self.store.write_with(|repo| {
+            self.give_back_guess(repo, attempt.scope, &attempt.key, &attempt.origin)
+        })
+    }
+
+    /// Gives back the guess a password change counted (as [`cancel_login`](Self::cancel_login)).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub fn cancel_password_change(&self, change: &PasswordChange) -> Result<(), Error> {
+        self.store.write_with(|repo| {
+            self.give_back_guess(
+                repo,
+                CounterScope::LoginAccount,
+                &change.key,
+                &change.origin,
+            )
+        })
+    }
+
+    /// One counted guess fewer on `key` in `scope` and, for an account, on the address.
+    fn give_back_guess(
+        &self,
+        repo: &mut dyn UserRepo,
+        scope: CounterScope,
+        key: &str,
+        origin: &Origin,
+    ) -> Result<(), Error> {
+        if let Some(counter) = repo.counter(scope, key)? {
+            repo.save_counter(scope, key, &self.throttle.uncount_attempt(counter))?;
+        }
+        let address = origin
+            .address
+            .as_deref()
+            .filter(|_| scope == CounterScope::LoginAccount)
+            .map(address_key);
+        if let Some(address) = address {
+            if let Some(mut counter) = repo.counter(CounterScope::LoginAddress, &address)? {
+                counter.count = (counter.count - 1).max(0);
+                repo.save_counter(CounterScope::LoginAddress, &address, &counter)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Undoes a reserved guess that turned out to be the right password.
     fn forgive_guess(
         &self,

@@ -169,6 +169,17 @@ impl ThrottlePolicy {
         )
     }
 
+    /// Gives back one counted guess that was never checked (refused as overloaded after it
+    /// was counted): one fewer, and no lock unless the failures left still call for one.
+    #[must_use]
+    pub fn uncount_attempt(&self, mut counter: Counter) -> Counter {
+        counter.count = (counter.count - 1).max(0);
+        if counter.count < i64::from(self.max_failures.max(1)) {
+            counter.locked_until = None;
+        }
+        counter
+    }
+
     /// Counts one registration from an address, or refuses it over the hourly limit.
     ///
     /// # Errors
@@ -335,5 +346,31 @@ mod tests {
         );
         assert_eq!(address_key("::1"), "::/64");
         assert_eq!(address_key("not an address"), "not an address");
+    }
+
+    #[test]
+    fn an_unchecked_guess_is_given_back() {
+        let policy = ThrottlePolicy::default();
+        let mut counter = None;
+        for _ in 0..5 {
+            counter = Some(policy.account_attempt(counter, at(0)).unwrap());
+        }
+        let locked = counter.unwrap();
+        assert!(locked.locked_until.is_some());
+        let back = policy.uncount_attempt(locked);
+        assert_eq!(back.count, 4);
+        assert_eq!(back.locked_until, None);
+        let mut more = back;
+        for _ in 0..3 {
+            more.count += 1;
+        }
+        more.locked_until = Some(at(60));
+        assert_eq!(policy.uncount_attempt(more).locked_until, Some(at(60)));
+        let zero = Counter {
+            count: 0,
+            since: at(0),
+            locked_until: None,
+        };
+        assert_eq!(policy.uncount_attempt(zero).count, 0);
     }
 }

@@ -434,3 +434,39 @@ fn ipv6_addresses_share_their_64_and_mapped_ipv4_is_ipv4() {
         Err(Error::Throttled { .. })
     ));
 }
+
+#[test]
+fn a_counted_attempt_dropped_before_its_check_is_given_back() {
+    let w = world();
+    w.register("admin@example.com");
+    let origin = from("192.0.2.3");
+    for _ in 0..4 {
+        let _ = w.users.login("admin@example.com", "wrong-guess", &origin);
+    }
+    // The fifth is counted (it locks the account) but the hashing queue turns it away.
+    let fifth = w
+        .users
+        .begin_login("admin@example.com", None, &origin)
+        .unwrap();
+    w.users.cancel_login(&fifth).unwrap();
+    // Not locked: the right password gets in.
+    assert!(w
+        .users
+        .login("admin@example.com", PASSWORD, &origin)
+        .is_ok());
+
+    // A password change given back the same way.
+    let token = w
+        .users
+        .login("admin@example.com", PASSWORD, &origin)
+        .unwrap();
+    let session = w.users.current_user(&token.token).unwrap();
+    for _ in 0..5 {
+        let change = w.users.begin_password_change(&session, &origin).unwrap();
+        w.users.cancel_password_change(&change).unwrap();
+    }
+    assert!(w
+        .users
+        .login("admin@example.com", PASSWORD, &origin)
+        .is_ok());
+}

@@ -128,11 +128,14 @@ pub(crate) async fn register(
         return Err(missing("email and password are"));
     };
     let origin = origin(&state, &req);
-    // A place in the hashing queue first: a 503 `overloaded` counts nothing. Then the
+    // In a flood the hashing queue is full: refuse before counting anything. Then the
     // database work in database slots and only the hash on a hashing thread.
-    let ticket = state.hashing.reserve()?;
+    if !state.hashing.has_room() {
+        return Err(ApiError::overloaded());
+    }
     let (users, at) = (state.users.clone(), origin.clone());
     state.blocking(move || users.begin_register(&at)).await?;
+    let ticket = state.hashing.reserve()?;
     let users = state.users.clone();
     let hash = ticket.run(move || users.hash_password(&password)).await??;
     let users = state.users.clone();
@@ -196,12 +199,24 @@ pub(crate) async fn login(
     });
     let (users, origin) = (state.users.clone(), origin(&state, &req));
     let outcome = async {
-        // A place in the hashing queue first, so that a 503 `overloaded` counts nothing;
-        // then count the attempt: a throttled one never waits for a hashing thread.
-        let ticket = state.hashing.reserve()?;
+        // Count the attempt first: a throttled one never waits for a hashing thread. A
+        // login refused as overloaded counts as no failure: refused before counting when
+        // the hashing queue is full already, and its guess given back when it filled up
+        // meanwhile.
+        if !state.hashing.has_room() {
+            return Err(ApiError::overloaded());
+        }
         let attempt = state
             .blocking(move || users.begin_login(&email, device.as_deref(), &origin))
             .await?;
+        let ticket = match state.hashing.reserve() {
+            Ok(ticket) => ticket,
+            Err(overloaded) => {
+                let (users, attempt) = (state.users.clone(), attempt.clone());
+                state.blocking(move || users.cancel_login(&attempt)).await?;
+                return Err(overloaded);
+            }
+        };
         let users = state.users.clone();
         let (attempt, verified) = ticket
             .run(move || {
@@ -298,10 +313,22 @@ pub(crate) async fn change_password(
     };
     let (users, origin) = (state.users.clone(), origin(&state, &req));
     let current = request.current_password;
-    let ticket = state.hashing.reserve()?;
+    if !state.hashing.has_room() {
+        return Err(ApiError::overloaded());
+    }
     let change = state
         .blocking(move || users.begin_password_change(&session, &origin))
         .await?;
+    let ticket = match state.hashing.reserve() {
+        Ok(ticket) => ticket,
+        Err(overloaded) => {
+            let (users, change) = (state.users.clone(), change.clone());
+            state
+                .blocking(move || users.cancel_password_change(&change))
+                .await?;
+            return Err(overloaded);
+        }
+    };
     let users = state.users.clone();
     let (change, new_hash) = ticket
         .run(move || {

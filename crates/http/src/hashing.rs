@@ -145,9 +145,15 @@ impl HashingPool {
         self.reserve()?.run(work).await
     }
 
-    /// Takes a place in the queue now, for work to hand over later: a request that must
-    /// do something else first (count a login attempt) learns at once, before doing it,
-    /// whether the lane has room, so a refusal (503 `overloaded`) changes nothing.
+    /// Whether the queue has room right now (without taking a place): a request that
+    /// must do something else before it hashes (count a login attempt) asks first, so
+    /// that in a flood it is refused (503 `overloaded`) before it changes anything.
+    #[must_use]
+    pub fn has_room(&self) -> bool {
+        self.waiting.load(Ordering::Acquire) < self.max_waiting
+    }
+
+    /// Takes a place in the queue now, for work to hand over later.
     ///
     /// # Errors
     /// 503 `overloaded` when the queue is full.
