@@ -130,7 +130,10 @@ pub struct PasswordChange {
 /// The use cases. Every method is synchronous and may block (database, bcrypt): call it
 /// off any async executor. Each runs its reads, rule checks and writes in one unit of work
 /// (login and password changes in two: the attempt is counted before the slow password
-/// check, and its outcome recorded after).
+/// check, and its outcome recorded after). The use cases that hash also come in steps
+/// (`begin_…`, the bcrypt step, `finish_…`), so that a server runs the database steps
+/// where database work runs and only bcrypt where hashing runs; the one-call methods
+/// (`login`, `register`, `change_password`, …) run the same steps in turn.
 #[derive(Clone)]
 pub struct UserService {
     store: Arc<dyn UserStore>,
