@@ -18,14 +18,16 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use actix_web::body::{BodySize, BoxBody, EitherBody, MessageBody};
+use actix_web::dev::{forward_ready, Service, Transform};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
 use actix_web::http::{ConnectionType, StatusCode};
-use actix_web::middleware::Next;
 use actix_web::rt::time::{sleep_until, Instant, Sleep};
 use actix_web::web::Bytes;
 use actix_web::{HttpMessage, ResponseError};
+use futures_core::future::LocalBoxFuture;
 use futures_core::Stream;
+use std::future::{ready, Ready};
 
 use crate::error::ApiError;
 
@@ -35,16 +37,103 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The request body, shared between the middleware and the handler's view of it.
 type SharedPayload = Rc<RefCell<Option<Payload>>>;
 
-/// The middleware: wraps the body (if any) in a deadline, answers 408 when it passed, and
-/// keeps an unread body until the response is sent.
-pub(crate) async fn limit_body_time(
+/// The middleware. A request without a body (`GET /me`, `/healthz`) passes straight
+/// through, with no allocation or timer; one with a body goes through [`limit_body_time`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyDeadline(pub(crate) Duration);
+
+impl<S, B> Transform<S, ServiceRequest> for BodyDeadline
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B, HeldBody>>;
+    type Error = actix_web::Error;
+    type Transform = BodyDeadlineService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(BodyDeadlineService {
+            service: Rc::new(service),
+            timeout: self.0,
+        }))
+    }
+}
+
+/// [`BodyDeadline`] around one service.
+pub(crate) struct BodyDeadlineService<S> {
+    service: Rc<S>,
+    timeout: Duration,
+}
+
+impl<S, B> Service<ServiceRequest> for BodyDeadlineService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B, HeldBody>>;
+    type Error = actix_web::Error;
+    type Future = DeadlineFuture<S::Future, B>;
+
+    forward_ready!(service);
+
+    fn call(&self, mut req: ServiceRequest) -> Self::Future {
+        match req.take_payload() {
+            Payload::None => DeadlineFuture::Plain {
+                fut: self.service.call(req),
+            },
+            body => {
+                req.set_payload(body);
+                DeadlineFuture::Timed {
+                    fut: Box::pin(limit_body_time(self.timeout, req, self.service.clone())),
+                }
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The answer of [`BodyDeadlineService`]: the inner service's own future when there is
+    /// no body, the deadline's otherwise.
+    #[project = DeadlineProjection]
+    pub(crate) enum DeadlineFuture<F, B> {
+        Plain { #[pin] fut: F },
+        Timed { fut: LocalBoxFuture<'static, Result<ServiceResponse<EitherBody<B, HeldBody>>, actix_web::Error>> },
+    }
+}
+
+impl<F, B> std::future::Future for DeadlineFuture<F, B>
+where
+    F: std::future::Future<Output = Result<ServiceResponse<B>, actix_web::Error>>,
+    B: MessageBody,
+{
+    type Output = Result<ServiceResponse<EitherBody<B, HeldBody>>, actix_web::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            DeadlineProjection::Plain { fut } => {
+                fut.poll(cx).map_ok(ServiceResponse::map_into_left_body)
+            }
+            DeadlineProjection::Timed { fut } => fut.as_mut().poll(cx),
+        }
+    }
+}
+
+/// A request with a body: wraps it in a deadline, answers 408 when it passed, and keeps an
+/// unread body until the response is sent.
+async fn limit_body_time<S, B>(
     timeout: Duration,
     mut req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody, HeldBody>>, actix_web::Error> {
+    service: Rc<S>,
+) -> Result<ServiceResponse<EitherBody<B, HeldBody>>, actix_web::Error>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody + 'static,
+{
     let body = match req.take_payload() {
         Payload::None => {
-            return next
+            return service
                 .call(req)
                 .await
                 .map(ServiceResponse::map_into_left_body)
@@ -61,7 +150,7 @@ pub(crate) async fn limit_body_time(
     req.set_payload(Payload::from(
         Box::pin(timed) as Pin<Box<dyn Stream<Item = _>>>
     ));
-    let res = next.call(req).await?;
+    let res = service.call(req).await?;
     let unread = shared
         .try_borrow_mut()
         .ok()

@@ -171,9 +171,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             web::scope("")
                 // Innermost: its 408 gets CORS, the security headers, a request id and a
                 // count in the metrics like any other response.
-                .wrap(actix_web::middleware::from_fn(move |req, next| {
-                    body_timeout::limit_body_time(body_timeout, req, next)
-                }))
+                .wrap(body_timeout::BodyDeadline(body_timeout))
                 .wrap(actix_web::middleware::Condition::new(cors_enabled, cors))
                 .app_data(web::Data::new(state))
                 .app_data(web::PayloadConfig::new(BODY_LIMIT))

@@ -135,6 +135,11 @@ pub struct Database {
     url: DatabaseUrl,
     /// Session lookups, answered in batches on a thread of their own.
     sessions: std::sync::Arc<sessions::SessionBatcher>,
+    /// SQLite only: this process's writers take turns here before `BEGIN IMMEDIATE`, so
+    /// they queue in order instead of polling SQLite's busy handler (which sleeps up to
+    /// 100 ms between tries: with eight writers at once, registrations' p99 went from
+    /// 51 ms to 808 ms). Other processes on the file still meet at SQLite's lock.
+    writers: Option<std::sync::Arc<parking_lot::Mutex<()>>>,
 }
 
 impl fmt::Debug for Database {
@@ -180,6 +185,8 @@ impl Database {
             timeout: options.timeout,
             url: url.clone(),
             sessions,
+            writers: matches!(url, DatabaseUrl::Sqlite { .. })
+                .then(|| std::sync::Arc::new(parking_lot::Mutex::new(()))),
         })
     }
 
@@ -389,11 +396,24 @@ impl UserStore for Database {
     }
 
     fn write(&self, work: &mut Work<'_>) -> Result<(), Error> {
+        // SQLite: one writer of this process at a time, in turn (see `writers`); waiting
+        // longer than the pool's timeout is "unavailable", as SQLite's busy timeout was.
+        let turn = match &self.writers {
+            Some(writers) => Some(writers.try_lock_for(self.timeout).ok_or_else(|| {
+                Error::unavailable("another write held the database past the timeout")
+            })?),
+            None => None,
+        };
         let mut conn = self.connection()?;
         let outcome = tx::run(&mut conn, Mode::Write, |conn| {
             work(&mut SqlUserRepo { conn })
         });
         conn.settle(&outcome);
+        drop(conn);
+        if let Some(turn) = turn {
+            // Straight to the next writer in line, not to whoever grabs the lock first.
+            parking_lot::MutexGuard::unlock_fair(turn);
+        }
         outcome
     }
 
