@@ -590,18 +590,7 @@ impl UserService {
         if let Some(counter) = repo.counter(scope, key)? {
             repo.save_counter(scope, key, &self.throttle.uncount_attempt(counter))?;
         }
-        let address = origin
-            .address
-            .as_deref()
-            .filter(|_| scope == CounterScope::LoginAccount)
-            .map(address_key);
-        if let Some(address) = address {
-            if let Some(mut counter) = repo.counter(CounterScope::LoginAddress, &address)? {
-                counter.count = (counter.count - 1).max(0);
-                repo.save_counter(CounterScope::LoginAddress, &address, &counter)?;
-            }
-        }
-        Ok(())
+        give_back_address_guess(repo, scope, origin)
     }
 
     /// Undoes a reserved guess that turned out to be the right password.
@@ -613,18 +602,7 @@ impl UserService {
         origin: &Origin,
     ) -> Result<(), Error> {
         repo.delete_counter(scope, key)?;
-        let address = origin
-            .address
-            .as_deref()
-            .filter(|_| scope == CounterScope::LoginAccount)
-            .map(address_key);
-        if let Some(address) = address {
-            if let Some(mut counter) = repo.counter(CounterScope::LoginAddress, &address)? {
-                counter.count = (counter.count - 1).max(0);
-                repo.save_counter(CounterScope::LoginAddress, &address, &counter)?;
-            }
-        }
-        Ok(())
+        give_back_address_guess(repo, scope, origin)
     }
 
     /// The session a token opens, if the token is valid, not revoked, and its user still
@@ -1119,6 +1097,27 @@ fn still_current(repo: &mut dyn UserRepo, session: &Session) -> Result<User, Err
     }
     rules::ensure_token_still_valid(&user, &session.claims)?;
     Ok(user)
+}
+
+/// One guess fewer on the address's budget, for a guess counted on an account (a device's
+/// guesses never touch the address).
+fn give_back_address_guess(
+    repo: &mut dyn UserRepo,
+    scope: CounterScope,
+    origin: &Origin,
+) -> Result<(), Error> {
+    let address = origin
+        .address
+        .as_deref()
+        .filter(|_| scope == CounterScope::LoginAccount)
+        .map(address_key);
+    if let Some(address) = address {
+        if let Some(mut counter) = repo.counter(CounterScope::LoginAddress, &address)? {
+            counter.count = (counter.count - 1).max(0);
+            repo.save_counter(CounterScope::LoginAddress, &address, &counter)?;
+        }
+    }
+    Ok(())
 }
 
 /// The detail of a coalesced `login_throttled` entry: `{"count":N}`.
