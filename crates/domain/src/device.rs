@@ -8,7 +8,7 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use crate::token::random_hex;
+use crate::random::random_hex;
 use crate::Error;
 
 /// A device token as the client holds it: 256 random bits, hex-encoded. Its `Debug`

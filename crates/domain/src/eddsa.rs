@@ -9,10 +9,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
 
-use crate::token::{random_hex, Claims};
-use crate::{AccessToken, Error, TokenClaims, TokenService, TokenTtl, User};
+use crate::claims::{Claims, TokenClaims, TokenTtl};
+use crate::jwks::{Jwk, Jwks};
+use crate::random::random_hex;
+use crate::token::{AccessToken, TokenService};
+use crate::{Error, User};
 
 /// An Ed25519 signing key as stored: its id, its 32-byte secret seed, and from when it
 /// signs. Its `Debug` hides the seed.
@@ -86,31 +88,6 @@ impl SigningKey {
         der.extend_from_slice(&self.seed);
         der
     }
-}
-
-/// A public key in JSON Web Key form (RFC 8037).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Jwk {
-    /// `OKP`.
-    pub kty: String,
-    /// `Ed25519`.
-    pub crv: String,
-    /// The public key, base64url without padding.
-    pub x: String,
-    /// The key id tokens name in their header.
-    pub kid: String,
-    /// `EdDSA`.
-    pub alg: String,
-    /// `sig`.
-    #[serde(rename = "use")]
-    pub key_use: String,
-}
-
-/// A JSON Web Key Set: `{"keys": [...]}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Jwks {
-    /// The public keys.
-    pub keys: Vec<Jwk>,
 }
 
 /// Verifies EdDSA tokens against a set of public keys, chosen by the token's `kid`.

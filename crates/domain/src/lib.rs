@@ -15,13 +15,16 @@
 //! With the `testing` feature it also ships an in-memory store and the port's contract suite.
 
 mod audit;
+mod claims;
 mod device;
 mod eddsa;
 mod email;
 mod error;
 mod hashing;
+mod jwks;
 mod password;
 pub mod ports;
+mod random;
 pub mod rules;
 mod service;
 mod throttle;
@@ -32,11 +35,13 @@ mod user;
 pub mod testing;
 
 pub use audit::{AuditAction, AuditEntry, AuditQuery, InvalidAuditAction, NewAuditEntry};
+pub use claims::{InvalidTokenTtl, TokenClaims, TokenTtl};
 pub use device::DeviceToken;
-pub use eddsa::{Ed25519Tokens, Jwk, Jwks, JwksVerifier, SigningKey};
+pub use eddsa::{Ed25519Tokens, JwksVerifier, SigningKey};
 pub use email::{Email, InvalidEmail};
 pub use error::{BoxError, Error, LastAdminChange};
 pub use hashing::{BcryptCost, BcryptHasher, InvalidBcryptCost, PasswordHasher};
+pub use jwks::{Jwk, Jwks};
 pub use password::{InvalidPassword, Password};
 pub use ports::{Page, SessionLookupReply, UserQuery, UserRepo, UserStore, UserStoreExt};
 pub use service::{
@@ -44,10 +49,7 @@ pub use service::{
     UserService, DEVICE_MEMORY, THROTTLED_AUDIT_WINDOW,
 };
 pub use throttle::{address_key, Counter, CounterScope, ThrottlePolicy, Throttled};
-pub use token::{
-    AccessToken, Hs256Tokens, InvalidJwtSecret, InvalidTokenTtl, JwtSecret, TokenClaims,
-    TokenService, TokenTtl,
-};
+pub use token::{AccessToken, Hs256Tokens, InvalidJwtSecret, JwtSecret, TokenService};
 pub use user::{
     InvalidUserId, InvalidUserStatus, NewUser, PasswordHash, User, UserChanges, UserId, UserStatus,
 };
