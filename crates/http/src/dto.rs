@@ -6,7 +6,7 @@ use gatehouse_domain::{AccessToken, AuditEntry, LoginSuccess, User, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::openapi::{
+use crate::schemas::{
     AuditActionName, Count, EmailInput, GrantType, NewPassword, Timestamp, UserIdSchema,
     UserStatusName,
 };

@@ -14,6 +14,11 @@ use crate::dto::{
 };
 use crate::error::{ApiError, FieldError};
 use crate::extract::{is_form, is_json, json_body, parse_form, parse_json, AdminUser, CurrentUser};
+use crate::schemas::{
+    AdminErrors, BodyErrors, EmailTaken, Forbidden, JwkSet, LastAdmin, LoginJsonSchema,
+    SignedInErrors, TooManyRequests, Unauthorized, Unavailable, UserIdErrors, UserIdSchema,
+    ValidationFailed,
+};
 use crate::AppState;
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -105,13 +110,10 @@ fn missing(fields: &str) -> ApiError {
                 ("ResetPassword" = (operation_id = "reset_password",
                     parameters(("id" = "$response.body#/id")))),
             )),
-        (status = 409, response = crate::openapi::EmailTaken),
-        (status = 408, response = crate::openapi::RequestTimeout),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 415, response = crate::openapi::UnsupportedMediaType),
-        (status = 422, response = crate::openapi::ValidationFailed),
-        (status = 429, response = crate::openapi::TooManyRequests),
-        (status = 503, response = crate::openapi::Unavailable),
+        (status = 409, response = EmailTaken),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+        BodyErrors,
     )
 )]
 pub(crate) async fn register(
@@ -157,19 +159,16 @@ pub(crate) async fn register(
         description = "The OAuth2 password form, or JSON",
         content(
             (LoginForm = "application/x-www-form-urlencoded"),
-            (crate::dto::LoginJson = "application/json"),
+            (LoginJsonSchema = "application/json"),
         )
     ),
     responses(
         (status = 200, description = "A token", body = TokenResponse),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 408, response = crate::openapi::RequestTimeout),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 415, response = crate::openapi::UnsupportedMediaType),
-        (status = 422, response = crate::openapi::ValidationFailed),
-        (status = 429, response = crate::openapi::TooManyRequests),
-        (status = 503, response = crate::openapi::Unavailable),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+        BodyErrors,
     )
 )]
 pub(crate) async fn login(
@@ -243,8 +242,7 @@ pub(crate) async fn login(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller, loaded fresh", body = UserPublic),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 503, response = crate::openapi::Unavailable),
+        SignedInErrors,
     )
 )]
 pub(crate) async fn me(CurrentUser(session): CurrentUser) -> HttpResponse {
@@ -260,8 +258,7 @@ pub(crate) async fn me(CurrentUser(session): CurrentUser) -> HttpResponse {
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Revoked; no body"),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 503, response = crate::openapi::Unavailable),
+        SignedInErrors,
     )
 )]
 pub(crate) async fn logout(
@@ -288,14 +285,10 @@ pub(crate) async fn logout(
     request_body(content = ChangePasswordRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "A fresh token", body = TokenResponse),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 408, response = crate::openapi::RequestTimeout),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 415, response = crate::openapi::UnsupportedMediaType),
-        (status = 422, response = crate::openapi::ValidationFailed),
-        (status = 429, response = crate::openapi::TooManyRequests),
-        (status = 503, response = crate::openapi::Unavailable),
+        (status = 403, response = Forbidden),
+        (status = 429, response = TooManyRequests),
+        SignedInErrors,
+        BodyErrors,
     )
 )]
 pub(crate) async fn change_password(
@@ -408,10 +401,8 @@ fn list_query(params: ListUsersParams) -> Result<UserQuery> {
         (status = 200, description = "A page of users", body = Vec<UserPublic>,
             headers(("X-Total-Count" = u64,
                 description = "How many users match the filters, before paging"))),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 422, response = crate::openapi::ValidationFailed),
-        (status = 503, response = crate::openapi::Unavailable),
+        (status = 422, response = ValidationFailed),
+        AdminErrors,
     )
 )]
 pub(crate) async fn list_users(
@@ -465,10 +456,8 @@ fn audit_query(params: ListAuditParams) -> Result<AuditQuery> {
         (status = 200, description = "A page of entries", body = Vec<AuditEntryPublic>,
             headers(("X-Total-Count" = u64,
                 description = "How many entries match the filters, before paging"))),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 422, response = crate::openapi::ValidationFailed),
-        (status = 503, response = crate::openapi::Unavailable),
+        (status = 422, response = ValidationFailed),
+        AdminErrors,
     )
 )]
 pub(crate) async fn list_audit(
@@ -492,9 +481,7 @@ pub(crate) async fn list_audit(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The number of pending users", body = CountResponse),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 503, response = crate::openapi::Unavailable),
+        AdminErrors,
     )
 )]
 pub(crate) async fn pending_count(
@@ -526,14 +513,9 @@ pub(crate) async fn pending_count(
                 ("ResetPassword" = (operation_id = "reset_password",
                     parameters(("id" = "$response.body#/id")))),
             )),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 409, response = crate::openapi::EmailTaken),
-        (status = 408, response = crate::openapi::RequestTimeout),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 415, response = crate::openapi::UnsupportedMediaType),
-        (status = 422, response = crate::openapi::ValidationFailed),
-        (status = 503, response = crate::openapi::Unavailable),
+        (status = 409, response = EmailTaken),
+        AdminErrors,
+        BodyErrors,
     )
 )]
 pub(crate) async fn create_user(
@@ -582,21 +564,16 @@ pub(crate) async fn create_user(
         active admin is 400 `last_admin`, whoever asks.",
     security(("bearer" = [])),
     params(
-        ("id" = crate::openapi::UserIdSchema, Path, description = "The user's id"),
+        ("id" = UserIdSchema, Path, description = "The user's id"),
     ),
     request_body(content = UpdateUserRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "The user as changed", body = UserPublic),
-        (status = 400, response = crate::openapi::LastAdmin),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 404, response = crate::openapi::UserNotFound),
-        (status = 409, response = crate::openapi::EmailTaken),
-        (status = 408, response = crate::openapi::RequestTimeout),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 415, response = crate::openapi::UnsupportedMediaType),
-        (status = 422, response = crate::openapi::ValidationFailed),
-        (status = 503, response = crate::openapi::Unavailable),
+        (status = 400, response = LastAdmin),
+        (status = 409, response = EmailTaken),
+        AdminErrors,
+        BodyErrors,
+        UserIdErrors,
     )
 )]
 pub(crate) async fn update_user(
@@ -635,16 +612,13 @@ pub(crate) async fn update_user(
     description = "Ids are never reused. Deleting the last active admin is 400 `last_admin`.",
     security(("bearer" = [])),
     params(
-        ("id" = crate::openapi::UserIdSchema, Path, description = "The user's id"),
+        ("id" = UserIdSchema, Path, description = "The user's id"),
     ),
     responses(
         (status = 204, description = "Deleted; no body"),
-        (status = 400, response = crate::openapi::LastAdmin),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 404, response = crate::openapi::UserNotFound),
-        (status = 422, response = crate::openapi::ValidationFailed),
-        (status = 503, response = crate::openapi::Unavailable),
+        (status = 400, response = LastAdmin),
+        AdminErrors,
+        UserIdErrors,
     )
 )]
 pub(crate) async fn delete_user(
@@ -669,19 +643,14 @@ pub(crate) async fn delete_user(
     description = "Every token the user held before stops working.",
     security(("bearer" = [])),
     params(
-        ("id" = crate::openapi::UserIdSchema, Path, description = "The user's id"),
+        ("id" = UserIdSchema, Path, description = "The user's id"),
     ),
     request_body(content = ResetPasswordRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "Done", body = MessageResponse),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::Forbidden),
-        (status = 404, response = crate::openapi::UserNotFound),
-        (status = 408, response = crate::openapi::RequestTimeout),
-        (status = 413, response = crate::openapi::PayloadTooLarge),
-        (status = 415, response = crate::openapi::UnsupportedMediaType),
-        (status = 422, response = crate::openapi::ValidationFailed),
-        (status = 503, response = crate::openapi::Unavailable),
+        AdminErrors,
+        BodyErrors,
+        UserIdErrors,
     )
 )]
 pub(crate) async fn reset_password(
@@ -721,7 +690,7 @@ pub(crate) async fn reset_password(
     tag = "service",
     summary = "The public keys that verify tokens (EdDSA); none under HS256",
     responses(
-        (status = 200, description = "A JSON Web Key Set", body = crate::openapi::JwkSet),
+        (status = 200, description = "A JSON Web Key Set", body = JwkSet),
     )
 )]
 pub(crate) async fn jwks(state: web::Data<AppState>) -> HttpResponse {
@@ -748,7 +717,7 @@ pub(crate) async fn healthz() -> HttpResponse {
     summary = "Readiness: 200 when the database answers",
     responses(
         (status = 200, description = "`{\"status\": \"ready\"}`", body = StatusResponse),
-        (status = 503, response = crate::openapi::Unavailable),
+        (status = 503, response = Unavailable),
     )
 )]
 pub(crate) async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse> {

@@ -17,6 +17,7 @@ mod hashing;
 mod observe;
 mod openapi;
 mod routes;
+mod schemas;
 
 use actix_web::body::EitherBody;
 use actix_web::dev::ServiceResponse;

@@ -320,7 +320,7 @@ impl MetricsToken {
     responses(
         (status = 200, description = "Prometheus text exposition format 0.0.4",
             content_type = "text/plain", body = String),
-        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 401, response = crate::schemas::Unauthorized),
     )
 )]
 pub(crate) async fn metrics(

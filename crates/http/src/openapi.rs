@@ -3,41 +3,27 @@
 //! `GET /api/openapi.json`. `tests/api/openapi.rs` checks it against the route table
 //! ([`crate::routes::ENDPOINTS`]) and against the app itself, and `.ci/schemathesis` checks
 //! the running server against it.
-//!
-//! The schemas state the server's real rules, neither stricter nor looser where JSON Schema
-//! can say them: request objects are closed (`additionalProperties: false`) because the
-//! server refuses unknown fields; enums come from the domain's own lists. Where JSON Schema
-//! cannot say a rule (password length is counted in bytes, `maxLength` in characters), the
-//! description says it and the keywords give the nearest bound that never refuses what the
-//! server takes on that side.
-
-use std::borrow::Cow;
+//! The schema types and shared responses are in [`crate::schemas`].
 
 use actix_web::http::header::ContentType;
 use actix_web::HttpResponse;
-use gatehouse_domain::{AuditAction, Password, UserStatus};
 use serde_json::Value;
-use utoipa::openapi::content::ContentBuilder;
-use utoipa::openapi::header::HeaderBuilder;
-use utoipa::openapi::response::{Response, ResponseBuilder};
-use utoipa::openapi::schema::{
-    AdditionalProperties, KnownFormat, ObjectBuilder, OneOfBuilder, Ref, Schema, SchemaFormat, Type,
-};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::RefOr;
-use utoipa::{Modify, OpenApi, PartialSchema, ToResponse, ToSchema};
+use utoipa::{Modify, OpenApi};
 
-use crate::dto::LoginJson;
 use crate::error::ApiError;
+use crate::schemas::{
+    AuditActionName, Count, EmailInput, EmailTaken, Forbidden, GrantType, Jwk, JwkSet, LastAdmin,
+    NewPassword, PayloadTooLarge, RequestTimeout, Timestamp, TooManyRequests, Unauthorized,
+    Unavailable, UnsupportedMediaType, UserIdSchema, UserNotFound, UserStatusName,
+    ValidationFailed,
+};
 
 /// The name of the bearer-token security scheme in the document.
 pub(crate) const BEARER: &str = "bearer";
 
 /// The name of the security scheme of `/metrics` when a metrics token is configured.
 pub(crate) const METRICS_TOKEN: &str = "metrics_token";
-
-/// The most bytes an email address may have (the domain's `Email` refuses more).
-const EMAIL_MAX_BYTES: usize = 254;
 
 /// The document: every route of [`crate::routes::ENDPOINTS`], no other.
 #[derive(OpenApi)]
@@ -243,331 +229,6 @@ pub(crate) async fn openapi_json() -> Result<HttpResponse, ApiError> {
         .body(doc.to_string()))
 }
 
-// ---- Schemas the DTOs refer to (`#[schema(value_type = ...)]`) ---------------------------
-
-/// Implements `ToSchema` with the given component name for a schema-only type.
-macro_rules! named_schema {
-    ($type:ident, $name:literal) => {
-        impl ToSchema for $type {
-            fn name() -> Cow<'static, str> {
-                Cow::Borrowed($name)
-            }
-        }
-    };
-}
-
-/// An email address a client sends (register, create, update).
-pub(crate) struct EmailInput;
-named_schema!(EmailInput, "EmailInput");
-
-impl PartialSchema for EmailInput {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .format(Some(SchemaFormat::Custom("idn-email".to_owned())))
-            .max_length(Some(EMAIL_MAX_BYTES))
-            .description(Some(
-                "A plausible `local@domain.tld`; trimmed, NFKC-normalised and then \
-                 lower-cased before it is stored or compared (fullwidth `ａｄｍｉｎ` is \
-                 `admin`). At most 254 **bytes** once normalised (`maxLength` counts \
-                 characters: a non-ASCII character takes 2 to 4 bytes); a local part of at \
-                 most 64 letters, digits and ``.!#$%&'*+/=?^_`{|}~-`` (no leading, trailing \
-                 or doubled dot); at least two domain labels of letters, digits and inner \
-                 hyphens, the last alphabetic and 2+ letters long. Unicode letters are \
-                 allowed, one script per local part and per domain label (UTS #39: a \
-                 Cyrillic `а` in a Latin word is 422 `invalid_email`); spaces, quotes, \
-                 control and invisible characters are not. Anything else: 422. An address \
-                 that looks like a registered one (the same UTS #39 confusable skeleton) \
-                 is taken: 409.",
-            ))
-            .examples(["ada@example.com"])
-            .into()
-    }
-}
-
-/// A new password (register, create, change, reset).
-pub(crate) struct NewPassword;
-named_schema!(NewPassword, "NewPassword");
-
-impl PartialSchema for NewPassword {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
-            .min_length(Some(Password::MIN_BYTES))
-            .max_length(Some(Password::MAX_BYTES))
-            .description(Some(format!(
-                "{} to {} **bytes** of UTF-8: bcrypt reads no more, and a longer password \
-                 is refused with 422, never truncated. `minLength`/`maxLength` count \
-                 characters, so keep to the byte limit yourself: 72 ASCII characters fit, \
-                 but only 36 two-byte or 18 four-byte ones. No composition rules; a password \
-                 on the block list of common passwords is refused with 422 `weak_password`.",
-                Password::MIN_BYTES,
-                Password::MAX_BYTES
-            )))
-            .into()
-    }
-}
-
-/// A user's id, in paths, queries and bodies.
-pub(crate) struct UserIdSchema;
-named_schema!(UserIdSchema, "UserId");
-
-impl PartialSchema for UserIdSchema {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::Integer)
-            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
-            .minimum(Some(1))
-            .description(Some(
-                "A positive 64-bit integer. In a path or query: decimal digits only (no \
-                 sign, no spaces); anything else is 422.",
-            ))
-            .into()
-    }
-}
-
-/// `limit` and `offset`: any non-negative integer that fits 64 unsigned bits.
-pub(crate) struct Count;
-named_schema!(Count, "Count");
-
-impl PartialSchema for Count {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::Integer)
-            .minimum(Some(0))
-            .maximum(Some(u64::MAX))
-            .into()
-    }
-}
-
-/// A point in time as the API writes it.
-pub(crate) struct Timestamp;
-named_schema!(Timestamp, "Timestamp");
-
-impl PartialSchema for Timestamp {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
-            .description(Some("RFC 3339 in UTC, to the second"))
-            .examples(["2026-11-30T10:15:00Z"])
-            .into()
-    }
-}
-
-/// A user's status: the domain's list.
-pub(crate) struct UserStatusName;
-named_schema!(UserStatusName, "UserStatus");
-
-impl PartialSchema for UserStatusName {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .enum_values(Some(UserStatus::ALL.iter().map(|s| s.as_str())))
-            .into()
-    }
-}
-
-/// An audit action: the domain's list.
-pub(crate) struct AuditActionName;
-named_schema!(AuditActionName, "AuditAction");
-
-impl PartialSchema for AuditActionName {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .enum_values(Some(AuditAction::ALL.iter().map(|a| a.as_str())))
-            .into()
-    }
-}
-
-/// The OAuth2 `grant_type` of the login form: only the password grant.
-pub(crate) struct GrantType;
-named_schema!(GrantType, "GrantType");
-
-impl PartialSchema for GrantType {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .enum_values(Some(["password"]))
-            .into()
-    }
-}
-
-/// The login's JSON body: `email` or, as in the form, `username`; never both. By hand,
-/// because serde's `alias` has no schema equivalent.
-impl PartialSchema for LoginJson {
-    fn schema() -> RefOr<Schema> {
-        let variant = |name: &str| {
-            ObjectBuilder::new()
-                .schema_type(Type::Object)
-                .property(
-                    name,
-                    ObjectBuilder::new()
-                        .schema_type(Type::String)
-                        .description(Some("The account's email address")),
-                )
-                .required(name)
-                .property(
-                    "password",
-                    ObjectBuilder::new()
-                        .schema_type(Type::String)
-                        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password))),
-                )
-                .required("password")
-                .property(
-                    "device_token",
-                    ObjectBuilder::new()
-                        .schema_type(Type::String)
-                        .max_length(Some(128))
-                        .description(Some(
-                            "The device token an earlier successful login of this account \
-                             returned (or send it in the `Gatehouse-Device` header): this \
-                             device is then throttled on its own failed logins only.",
-                        )),
-                )
-                .additional_properties(Some(AdditionalProperties::FreeForm(false)))
-        };
-        OneOfBuilder::new()
-            .item(variant("email"))
-            .item(variant("username"))
-            .description(Some(
-                "Neither value is checked against the email or password rules: anything \
-                 that cannot be a registered account's gets the same 401 as a wrong \
-                 password.",
-            ))
-            .into()
-    }
-}
-named_schema!(LoginJson, "LoginJson");
-
-/// `GET /.well-known/jwks.json` (the domain's `Jwks`, described here: its type has no schema).
-#[derive(ToSchema)]
-#[schema(as = JwkSet)]
-#[allow(dead_code)]
-pub(crate) struct JwkSet {
-    /// Every public key whose tokens may still be valid (and one about to sign); empty
-    /// under HS256.
-    keys: Vec<Jwk>,
-}
-
-/// An Ed25519 public key (RFC 8037).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct Jwk {
-    #[schema(value_type = String, pattern = "^OKP$")]
-    kty: String,
-    #[schema(value_type = String, pattern = "^Ed25519$")]
-    crv: String,
-    /// The public key, base64url without padding.
-    x: String,
-    /// The key id that tokens name in their header.
-    kid: String,
-    #[schema(value_type = String, pattern = "^EdDSA$")]
-    alg: String,
-    #[schema(rename = "use", pattern = "^sig$")]
-    key_use: String,
-}
-
-// ---- Error responses, shared by the operations -------------------------------------------
-
-/// A JSON error response with the given description and extra headers.
-fn problem(description: &str, headers: &[(&str, &str, Type)]) -> RefOr<Response> {
-    let mut response = ResponseBuilder::new().description(description).content(
-        "application/json",
-        ContentBuilder::new()
-            .schema(Some(Ref::from_schema_name("Error")))
-            .build(),
-    );
-    for (name, about, kind) in headers {
-        response = response.header(
-            *name,
-            HeaderBuilder::new()
-                .schema(ObjectBuilder::new().schema_type(kind.clone()))
-                .description(Some(*about))
-                .build(),
-        );
-    }
-    response.build().into()
-}
-
-/// Declares a reusable error response.
-macro_rules! error_response {
-    ($type:ident, $description:expr $(, ($header:expr, $about:expr, $kind:expr))* $(,)?) => {
-        #[doc = $description]
-        pub(crate) struct $type;
-
-        impl<'r> ToResponse<'r> for $type {
-            fn response() -> (&'r str, RefOr<Response>) {
-                (stringify!($type), problem($description, &[$(($header, $about, $kind)),*]))
-            }
-        }
-    };
-}
-
-const RETRY_AFTER: &str = "Seconds to wait before trying again";
-const CONNECTION_CLOSE: &str = "Always `close`: the server closes the connection";
-
-error_response!(
-    LastAdmin,
-    "`last_admin`: the change would leave no active admin (\"Cannot remove last admin\", \
-     \"Cannot disable last active admin\", \"Cannot delete last admin\")"
-);
-error_response!(
-    Unauthorized,
-    "`not_authenticated`: no, a malformed, forged, expired or revoked token, or its user is \
-     gone, pending or disabled (\"Could not validate credentials\"); at login \
-     `invalid_credentials` (\"Incorrect email or password\"); on `/metrics`, a missing or \
-     wrong metrics token",
-    ("WWW-Authenticate", "Always `Bearer`", Type::String),
-);
-error_response!(
-    Forbidden,
-    "`admin_required` on admin routes; at login `account_pending` / `account_disabled` \
-     (after the password was verified); `invalid_password` for a wrong current password"
-);
-error_response!(UserNotFound, "`user_not_found`: no user has this id");
-error_response!(
-    EmailTaken,
-    "`email_taken`: the (normalised) email, or one that looks like it (the same UTS #39 \
-     confusable skeleton), is registered already"
-);
-error_response!(
-    PayloadTooLarge,
-    "`payload_too_large`: the body is over 16 KiB"
-);
-error_response!(
-    RequestTimeout,
-    "`request_timeout`: the body did not arrive within the server's body timeout \
-     (`GATEHOUSE_BODY_TIMEOUT`, 10 s by default, counted from the end of the headers); the \
-     server closes the connection",
-    ("Connection", CONNECTION_CLOSE, Type::String),
-);
-error_response!(
-    UnsupportedMediaType,
-    "`unsupported_media_type`: the body's `Content-Type` is not one the operation takes"
-);
-error_response!(
-    ValidationFailed,
-    "`validation_error` (with `errors` naming each field: an invalid value, an unknown, \
-     missing or repeated field, a wrong type, a bad id or query parameter), `invalid_json` \
-     (empty or not JSON), `weak_password` (a common password), `invalid_email` (an email \
-     whose local part or a domain label mixes scripts)"
-);
-error_response!(
-    TooManyRequests,
-    "`rate_limited`: too many failed logins for the account or the client address, or too \
-     many registrations from the address",
-    ("Retry-After", RETRY_AFTER, Type::Integer),
-);
-error_response!(
-    Unavailable,
-    "`database_unavailable` (the database cannot be reached) or `overloaded` (the password \
-     hashing queue is full)",
-    ("Retry-After", RETRY_AFTER, Type::Integer),
-);
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -589,7 +250,7 @@ mod tests {
             .as_array()
             .unwrap()
             .len();
-        assert_eq!(actions, AuditAction::ALL.len());
+        assert_eq!(actions, gatehouse_domain::AuditAction::ALL.len());
     }
 
     /// The JWKS schema is written here, not derived: it must name the fields the domain's
