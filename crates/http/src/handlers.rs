@@ -1,6 +1,7 @@
 //! The handlers: extract, parse into domain types, run the use case off the async
 //! workers, map the result to a response. No rule and no SQL lives here.
 
+use actix_web::http::header::ContentType;
 use actix_web::{web, HttpRequest, HttpResponse};
 use gatehouse_domain::{
     Actor, AuditAction, AuditQuery, Email, InvalidEmail, InvalidPassword, NewUserRequest, Origin,
@@ -724,6 +725,30 @@ pub(crate) async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse> {
     let users = state.users.clone();
     state.blocking(move || users.ping()).await?;
     Ok(HttpResponse::Ok().json(StatusResponse { status: "ready" }))
+}
+
+/// The OpenAPI document as served ([`crate::openapi::served`]), made once when the app is
+/// configured: the document lists this handler, so it is handed over rather than imported.
+#[derive(Debug)]
+pub(crate) struct OpenApiJson(pub(crate) std::result::Result<web::Bytes, serde_json::Error>);
+
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    tag = "docs",
+    summary = "This OpenAPI 3.1 document",
+    responses(
+        (status = 200, description = "The OpenAPI document of this server",
+            content_type = "application/json", body = Object),
+    )
+)]
+pub(crate) async fn openapi_json(document: web::Data<OpenApiJson>) -> Result<HttpResponse> {
+    match &document.0 {
+        Ok(json) => Ok(HttpResponse::Ok()
+            .insert_header(ContentType::json())
+            .body(json.clone())),
+        Err(e) => Err(ApiError::internal(e)),
+    }
 }
 
 pub(crate) async fn not_found() -> Result<HttpResponse> {

@@ -5,10 +5,9 @@
 //! parse requests into domain types and run the domain's use cases off the async workers:
 //! database work on actix's blocking pool, bcrypt on the bounded [`HashingPool`].
 
+mod assets;
 mod body_timeout;
 mod client;
-mod console;
-mod docs;
 mod dto;
 mod error;
 mod extract;
@@ -26,9 +25,9 @@ use actix_web::middleware::{DefaultHeaders, ErrorHandlerResponse, ErrorHandlers}
 use actix_web::{web, ResponseError};
 use gatehouse_domain::UserService;
 
+pub use assets::CONSOLE_CSP;
 pub use body_timeout::DEFAULT_BODY_TIMEOUT;
 pub use client::TrustedProxies;
-pub use console::CONSOLE_CSP;
 pub use error::{ApiError, FieldError};
 pub use extract::{AdminUser, CurrentUser};
 pub use hashing::{HashingPool, HashingTicket, DEFAULT_HASHING_NICE};
@@ -159,8 +158,8 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
     cors
 }
 
-/// Mounts every route of the table [`ENDPOINTS`] (and no other), the body limit and
-/// deadline, the security headers and JSON errors for everything, including actix's own 404, 405 and 413
+/// Mounts every operation of the route table [`ENDPOINTS`] and the static files (and
+/// nothing else), the body limit and deadline, the security headers and JSON errors for everything, including actix's own 404, 405 and 413
 /// responses.
 pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
@@ -175,6 +174,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                 .wrap(body_timeout::BodyDeadline(body_timeout))
                 .wrap(actix_web::middleware::Condition::new(cors_enabled, cors))
                 .app_data(web::Data::new(state))
+                .app_data(web::Data::new(openapi::served()))
                 .app_data(web::PayloadConfig::new(BODY_LIMIT))
                 .wrap(ErrorHandlers::new().default_handler(json_error_fallback))
                 .wrap(
@@ -185,8 +185,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                 .wrap(actix_web::middleware::from_fn(move |req, next| {
                     observe::observe(metrics.clone(), req, next)
                 }))
-                // Every route comes from the one table (routes.rs), which the OpenAPI
-                // document is checked against; add routes there, not here.
+                // Every route comes from the route table (routes.rs), from which the
+                // OpenAPI document is made too; add routes there, not here.
                 .configure(|scope| {
                     for resource in routes::resources() {
                         scope.service(resource);

@@ -1,17 +1,18 @@
-//! The OpenAPI 3.1 document of the API, generated from the code: the handlers carry
-//! `#[utoipa::path]`, the DTOs `#[derive(ToSchema)]`, and [`ApiDoc`] gathers them. Served at
-//! `GET /api/openapi.json`. `tests/api/openapi.rs` checks it against the route table
-//! ([`crate::routes::ENDPOINTS`]) and against the app itself, and `.ci/schemathesis` checks
-//! the running server against it.
-//! The schema types and shared responses are in [`crate::schemas`].
+//! The OpenAPI 3.1 document of the API, generated from the code: every operation of the
+//! route table ([`crate::routes::ENDPOINTS`]) from its handler's `#[utoipa::path]`, the DTOs
+//! from `#[derive(ToSchema)]`, the shared schemas and responses from [`crate::schemas`], and
+//! [`ApiDoc`] gathers them. Served at `GET /api/openapi.json`. `tests/api/openapi.rs`
+//! checks it against the app itself, and `.ci/schemathesis` checks the running server
+//! against it. The static files for people (the console, the `/docs` page) are not API
+//! operations and are not in it.
 
-use actix_web::http::header::ContentType;
-use actix_web::HttpResponse;
+use actix_web::web;
 use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::error::ApiError;
+use crate::handlers::OpenApiJson;
+use crate::routes::ENDPOINTS;
 use crate::schemas::{
     AuditActionName, Count, EmailInput, EmailTaken, Forbidden, GrantType, Jwk, JwkSet, LastAdmin,
     NewPassword, PayloadTooLarge, RequestTimeout, Timestamp, TooManyRequests, Unauthorized,
@@ -25,7 +26,8 @@ pub(crate) const BEARER: &str = "bearer";
 /// The name of the security scheme of `/metrics` when a metrics token is configured.
 pub(crate) const METRICS_TOKEN: &str = "metrics_token";
 
-/// The document: every route of [`crate::routes::ENDPOINTS`], no other.
+/// The document: every operation of [`crate::routes::ENDPOINTS`] (added by [`RouteTable`]),
+/// no other.
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -36,35 +38,6 @@ pub(crate) const METRICS_TOKEN: &str = "metrics_token";
             `X-Content-Type-Options: nosniff` and, unless stated, `Cache-Control: no-store`. \
             Request bodies are limited to 16 KiB (413). The contract in prose: docs/api.md.",
         license(name = "MIT OR Apache-2.0")
-    ),
-    paths(
-        crate::handlers::healthz,
-        crate::handlers::readyz,
-        crate::handlers::jwks,
-        crate::observe::metrics,
-        crate::handlers::register,
-        crate::handlers::login,
-        crate::handlers::me,
-        crate::handlers::change_password,
-        crate::handlers::logout,
-        crate::handlers::list_audit,
-        crate::handlers::list_users,
-        crate::handlers::create_user,
-        crate::handlers::pending_count,
-        crate::handlers::update_user,
-        crate::handlers::delete_user,
-        crate::handlers::reset_password,
-        openapi_json,
-        crate::docs::page,
-        crate::docs::init_js,
-        crate::docs::viewer_js,
-        crate::docs::viewer_css,
-        crate::console::page,
-        crate::console::app_js,
-        crate::console::api_js,
-        crate::console::dom_js,
-        crate::console::style_css,
-        crate::console::icon_svg,
     ),
     components(
         schemas(
@@ -95,16 +68,32 @@ pub(crate) const METRICS_TOKEN: &str = "metrics_token";
             Unavailable,
         )
     ),
-    modifiers(&BearerScheme),
+    modifiers(&RouteTable, &BearerScheme),
     tags(
         (name = "auth", description = "Registration, login and the signed-in user's account"),
         (name = "admin", description = "User administration and the audit log (admins only)"),
         (name = "service", description = "Probes, metrics and public keys for operators and other services"),
-        (name = "docs", description = "This document and the page that shows it"),
-        (name = "console", description = "The admin console for people, served from this binary"),
+        (name = "docs", description = "This document (shown as a page for people at `/docs`)"),
     )
 )]
 pub(crate) struct ApiDoc;
+
+/// Adds every operation of the route table, and the schemas they name, to the document.
+struct RouteTable;
+
+impl Modify for RouteTable {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let mut schemas = Vec::new();
+        for endpoint in ENDPOINTS {
+            endpoint.document(&mut openapi.paths, &mut schemas);
+        }
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .schemas
+            .extend(schemas);
+    }
+}
 
 /// Adds the bearer-token schemes the operations' `security` names.
 struct BearerScheme;
@@ -211,22 +200,9 @@ fn complete_response(response: &mut Value, request_id: &Value) {
     }
 }
 
-/// `GET /api/openapi.json`.
-#[utoipa::path(
-    get,
-    path = "/api/openapi.json",
-    tag = "docs",
-    summary = "This OpenAPI 3.1 document",
-    responses(
-        (status = 200, description = "The OpenAPI document of this server",
-            content_type = "application/json", body = Object),
-    )
-)]
-pub(crate) async fn openapi_json() -> Result<HttpResponse, ApiError> {
-    let doc = document().map_err(|e| ApiError::internal(&e))?;
-    Ok(HttpResponse::Ok()
-        .insert_header(ContentType::json())
-        .body(doc.to_string()))
+/// The document as `GET /api/openapi.json` serves it, made once for the app.
+pub(crate) fn served() -> OpenApiJson {
+    OpenApiJson(document().map(|doc| web::Bytes::from(doc.to_string())))
 }
 
 #[cfg(test)]

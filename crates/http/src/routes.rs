@@ -1,16 +1,24 @@
-//! The route table: every operation the app answers (a method on a path) and its handler,
-//! in one place. [`crate::configure`] mounts exactly these and nothing else; a path answers
-//! its other methods with a JSON 405 and an `Allow` header built from this table. The
-//! OpenAPI document must list exactly these operations: `tests/api/openapi.rs` compares
-//! the two, and probes the app for every listed and unlisted method.
+//! The route table: every operation of the API, one row per handler, in one place. A
+//! handler's `#[utoipa::path]` annotation gives its method, its path and its OpenAPI
+//! operation; the row adds the handler to the table, from which [`crate::configure`] mounts
+//! it and the OpenAPI document lists it ([`crate::openapi`], which imports this table). Adding an endpoint is writing
+//! the annotated handler and its row in [`ENDPOINTS`].
+//!
+//! The static files for people ([`crate::assets::ASSETS`]) are mounted beside the table,
+//! outside the API and its document. The app mounts these paths and nothing else; a path
+//! answers its other methods with a JSON 405 and an `Allow` header built from them.
 
 use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
+use utoipa::openapi::path::{HttpMethod, Operation, Paths};
+use utoipa::openapi::schema::Schema;
+use utoipa::openapi::RefOr;
 
+use crate::assets::{Asset, ASSETS};
 use crate::error::ApiError;
-use crate::{console, docs, handlers, observe, openapi};
+use crate::{handlers, observe};
 
-/// The methods the API uses.
+/// A method, as OpenAPI names them (the API uses `GET`, `POST`, `PUT` and `DELETE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Verb {
     /// GET
@@ -21,6 +29,14 @@ pub enum Verb {
     Put,
     /// DELETE
     Delete,
+    /// OPTIONS
+    Options,
+    /// HEAD
+    Head,
+    /// PATCH
+    Patch,
+    /// TRACE
+    Trace,
 }
 
 impl Verb {
@@ -32,6 +48,10 @@ impl Verb {
             Self::Post => "POST",
             Self::Put => "PUT",
             Self::Delete => "DELETE",
+            Self::Options => "OPTIONS",
+            Self::Head => "HEAD",
+            Self::Patch => "PATCH",
+            Self::Trace => "TRACE",
         }
     }
 
@@ -43,125 +63,190 @@ impl Verb {
             Self::Post => Method::POST,
             Self::Put => Method::PUT,
             Self::Delete => Method::DELETE,
+            Self::Options => Method::OPTIONS,
+            Self::Head => Method::HEAD,
+            Self::Patch => Method::PATCH,
+            Self::Trace => Method::TRACE,
         }
     }
 }
 
-/// One operation: a method on a path pattern (actix and OpenAPI write `{id}` alike) and
-/// the handler that answers it.
+impl From<HttpMethod> for Verb {
+    fn from(method: HttpMethod) -> Self {
+        match method {
+            HttpMethod::Get => Self::Get,
+            HttpMethod::Post => Self::Post,
+            HttpMethod::Put => Self::Put,
+            HttpMethod::Delete => Self::Delete,
+            HttpMethod::Options => Self::Options,
+            HttpMethod::Head => Self::Head,
+            HttpMethod::Patch => Self::Patch,
+            HttpMethod::Trace => Self::Trace,
+        }
+    }
+}
+
+/// The schemas an operation names, as utoipa collects them.
+type SchemaList = Vec<(String, RefOr<Schema>)>;
+
+/// One operation: a handler and what its `#[utoipa::path]` annotation says of it. Written
+/// with [`endpoint!`].
 #[derive(Clone, Copy)]
 pub struct Endpoint {
-    /// The method.
-    pub verb: Verb,
-    /// The full path pattern, from the root.
-    pub path: &'static str,
+    path: fn() -> String,
+    methods: fn() -> Vec<HttpMethod>,
+    operation: fn() -> Operation,
+    schemas: fn(&mut SchemaList),
     /// Attaches the handler to a route that already has its method guard.
     handler: fn(actix_web::Route) -> actix_web::Route,
 }
 
-impl std::fmt::Debug for Endpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.verb.as_str(), self.path)
+impl Endpoint {
+    /// The operation of annotation `P` (the `__path_<handler>` type that `#[utoipa::path]`
+    /// makes), answered by `handler`.
+    const fn new<P>(handler: fn(actix_web::Route) -> actix_web::Route) -> Self
+    where
+        P: utoipa::Path + utoipa::__dev::SchemaReferences + utoipa::__dev::Tags<'static>,
+    {
+        Self {
+            path: P::path,
+            methods: P::methods,
+            operation: tagged_operation::<P>,
+            schemas: P::schemas,
+            handler,
+        }
+    }
+
+    /// The path pattern, from the root (actix and OpenAPI write `{id}` alike).
+    #[must_use]
+    pub fn path(&self) -> String {
+        (self.path)()
+    }
+
+    /// The methods it answers (one for every handler of this API).
+    #[must_use]
+    pub fn verbs(&self) -> Vec<Verb> {
+        (self.methods)().into_iter().map(Verb::from).collect()
+    }
+
+    /// Adds the operation to the document's paths, and the schemas it names to `schemas`.
+    pub(crate) fn document(&self, paths: &mut Paths, schemas: &mut SchemaList) {
+        paths.add_path_operation(self.path(), (self.methods)(), (self.operation)());
+        (self.schemas)(schemas);
     }
 }
 
-const fn endpoint(
-    verb: Verb,
-    path: &'static str,
-    handler: fn(actix_web::Route) -> actix_web::Route,
-) -> Endpoint {
-    Endpoint {
-        verb,
-        path,
-        handler,
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let verbs: Vec<&str> = self.verbs().into_iter().map(Verb::as_str).collect();
+        write!(f, "{} {}", verbs.join(","), self.path())
     }
+}
+
+/// The operation with the annotation's tags, as utoipa's `OpenApi` derive adds them.
+fn tagged_operation<P: utoipa::Path + utoipa::__dev::Tags<'static>>() -> Operation {
+    let mut operation = P::operation();
+    let tags = operation.tags.get_or_insert_with(Vec::new);
+    tags.extend(P::tags().into_iter().map(str::to_owned));
+    operation
+}
+
+/// A row of [`ENDPOINTS`]: `endpoint!(module::handler)` for a handler that carries
+/// `#[utoipa::path]`.
+macro_rules! endpoint {
+    ($module:ident :: $handler:ident) => {
+        pastey::paste! {
+            Endpoint::new::<$module::[<__path_ $handler>]>(|route| route.to($module::$handler))
+        }
+    };
 }
 
 /// Every operation of the API, in the order the paths are mounted.
 pub const ENDPOINTS: &[Endpoint] = &[
-    endpoint(Verb::Get, "/healthz", |r| r.to(handlers::healthz)),
-    endpoint(Verb::Get, "/readyz", |r| r.to(handlers::readyz)),
-    endpoint(Verb::Get, "/metrics", |r| r.to(observe::metrics)),
-    endpoint(Verb::Get, "/.well-known/jwks.json", |r| {
-        r.to(handlers::jwks)
-    }),
-    endpoint(Verb::Post, "/api/auth/register", |r| {
-        r.to(handlers::register)
-    }),
-    endpoint(Verb::Post, "/api/auth/login", |r| r.to(handlers::login)),
-    endpoint(Verb::Get, "/api/auth/me", |r| r.to(handlers::me)),
-    endpoint(Verb::Put, "/api/auth/me/password", |r| {
-        r.to(handlers::change_password)
-    }),
-    endpoint(Verb::Post, "/api/auth/logout", |r| r.to(handlers::logout)),
-    endpoint(Verb::Get, "/api/auth/audit", |r| r.to(handlers::list_audit)),
-    endpoint(Verb::Get, "/api/auth/users", |r| r.to(handlers::list_users)),
-    endpoint(Verb::Post, "/api/auth/users", |r| {
-        r.to(handlers::create_user)
-    }),
-    endpoint(Verb::Get, "/api/auth/users/pending/count", |r| {
-        r.to(handlers::pending_count)
-    }),
-    endpoint(Verb::Put, "/api/auth/users/{id}", |r| {
-        r.to(handlers::update_user)
-    }),
-    endpoint(Verb::Delete, "/api/auth/users/{id}", |r| {
-        r.to(handlers::delete_user)
-    }),
-    endpoint(Verb::Post, "/api/auth/users/{id}/reset-password", |r| {
-        r.to(handlers::reset_password)
-    }),
-    endpoint(Verb::Get, "/api/openapi.json", |r| {
-        r.to(openapi::openapi_json)
-    }),
-    endpoint(Verb::Get, "/docs", |r| r.to(docs::page)),
-    endpoint(Verb::Get, "/docs/assets/init.js", |r| r.to(docs::init_js)),
-    endpoint(Verb::Get, "/docs/assets/swagger-ui-bundle.js", |r| {
-        r.to(docs::viewer_js)
-    }),
-    endpoint(Verb::Get, "/docs/assets/swagger-ui.css", |r| {
-        r.to(docs::viewer_css)
-    }),
-    endpoint(Verb::Get, "/", |r| r.to(console::page)),
-    endpoint(Verb::Get, "/console/app.js", |r| r.to(console::app_js)),
-    endpoint(Verb::Get, "/console/api.js", |r| r.to(console::api_js)),
-    endpoint(Verb::Get, "/console/dom.js", |r| r.to(console::dom_js)),
-    endpoint(Verb::Get, "/console/style.css", |r| {
-        r.to(console::style_css)
-    }),
-    endpoint(Verb::Get, "/console/icon.svg", |r| r.to(console::icon_svg)),
+    endpoint!(handlers::healthz),
+    endpoint!(handlers::readyz),
+    endpoint!(observe::metrics),
+    endpoint!(handlers::jwks),
+    endpoint!(handlers::register),
+    endpoint!(handlers::login),
+    endpoint!(handlers::me),
+    endpoint!(handlers::change_password),
+    endpoint!(handlers::logout),
+    endpoint!(handlers::list_audit),
+    endpoint!(handlers::list_users),
+    endpoint!(handlers::create_user),
+    endpoint!(handlers::pending_count),
+    endpoint!(handlers::update_user),
+    endpoint!(handlers::delete_user),
+    endpoint!(handlers::reset_password),
+    endpoint!(handlers::openapi_json),
 ];
 
-/// The paths of [`ENDPOINTS`], each once, in table order, with their methods.
-#[must_use]
-pub fn paths() -> Vec<(&'static str, Vec<Verb>)> {
-    let mut paths: Vec<(&'static str, Vec<Verb>)> = Vec::new();
-    for endpoint in ENDPOINTS {
-        match paths.iter_mut().find(|(path, _)| *path == endpoint.path) {
-            Some((_, verbs)) => verbs.push(endpoint.verb),
-            None => paths.push((endpoint.path, vec![endpoint.verb])),
-        }
-    }
-    paths
+/// What answers a method on a path: an operation of the API, or a static file.
+#[derive(Clone, Copy)]
+enum Target {
+    Endpoint(&'static Endpoint),
+    Asset(&'static Asset),
 }
 
-/// One resource per path of the table, with its operations; other methods get a JSON 405
-/// whose `Allow` lists the table's.
+impl Target {
+    fn route(self, verb: Verb) -> actix_web::Route {
+        let route = web::route().method(verb.method());
+        match self {
+            Self::Endpoint(endpoint) => (endpoint.handler)(route),
+            Self::Asset(asset) => route.to(move || async move { asset.response() }),
+        }
+    }
+}
+
+/// Every path the app mounts, each once, in mounting order: the operations of
+/// [`ENDPOINTS`], then the static files ([`ASSETS`], `GET` only).
+fn table() -> Vec<(String, Vec<(Verb, Target)>)> {
+    let mut table: Vec<(String, Vec<(Verb, Target)>)> = Vec::new();
+    let operations = ENDPOINTS.iter().flat_map(|endpoint| {
+        let path = endpoint.path();
+        endpoint
+            .verbs()
+            .into_iter()
+            .map(move |verb| (path.clone(), verb, Target::Endpoint(endpoint)))
+    });
+    let files = ASSETS
+        .iter()
+        .map(|asset| (asset.path.to_owned(), Verb::Get, Target::Asset(asset)));
+    for (path, verb, target) in operations.chain(files) {
+        match table.iter_mut().find(|(known, _)| *known == path) {
+            Some((_, targets)) => targets.push((verb, target)),
+            None => table.push((path, vec![(verb, target)])),
+        }
+    }
+    table
+}
+
+/// Every path the app mounts (the API's operations and the static files), each once, in
+/// mounting order, with its methods.
+#[must_use]
+pub fn paths() -> Vec<(String, Vec<Verb>)> {
+    table()
+        .into_iter()
+        .map(|(path, targets)| (path, targets.into_iter().map(|(verb, _)| verb).collect()))
+        .collect()
+}
+
+/// One resource per mounted path, with its routes; other methods get a JSON 405 whose
+/// `Allow` lists the path's.
 pub(crate) fn resources() -> impl Iterator<Item = actix_web::Resource> {
-    paths().into_iter().map(|(path, verbs)| {
-        let allow = verbs
+    table().into_iter().map(|(path, targets)| {
+        let allow = targets
             .iter()
-            .map(|verb| verb.as_str())
+            .map(|(verb, _)| verb.as_str())
             .collect::<Vec<_>>()
             .join(", ");
         let mut resource = web::resource(path).default_service(web::to(move || {
             let allow = allow.clone();
             async move { Err::<HttpResponse, _>(ApiError::method_not_allowed(allow)) }
         }));
-        for endpoint in ENDPOINTS.iter().filter(|e| e.path == path) {
-            resource = resource.route((endpoint.handler)(
-                web::route().method(endpoint.verb.method()),
-            ));
+        for (verb, target) in targets {
+            resource = resource.route(target.route(verb));
         }
         resource
     })

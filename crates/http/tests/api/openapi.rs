@@ -1,9 +1,10 @@
 //! The OpenAPI document against the app: it must list exactly the operations the app
-//! mounts. Three views have to agree, so that a route added, removed or changed anywhere
-//! fails here:
+//! mounts, and none of the static files. Three views have to agree, so that a route added,
+//! removed or changed anywhere fails here:
 //!
 //! 1. the route table `gatehouse_http::ENDPOINTS`, from which `configure` builds every
-//!    resource;
+//!    resource of the API and the document its paths, beside the static files of the
+//!    console and `/docs` (all of them in `gatehouse_http::paths()`);
 //! 2. the document served at `/api/openapi.json` (from the handlers' `#[utoipa::path]`);
 //! 3. the app itself: actix's own resource map (every path pattern it mounted, whether or
 //!    not through the table), and probes of every method on every path (a listed one must
@@ -33,7 +34,12 @@ const METHODS: [&str; 8] = [
 fn table() -> BTreeSet<(String, String)> {
     ENDPOINTS
         .iter()
-        .map(|e| (e.path.to_owned(), e.verb.as_str().to_owned()))
+        .flat_map(|e| {
+            let path = e.path();
+            e.verbs()
+                .into_iter()
+                .map(move |verb| (path.clone(), verb.as_str().to_owned()))
+        })
         .collect()
 }
 
@@ -66,14 +72,31 @@ async fn the_document_lists_exactly_the_route_table() {
     let unmounted: Vec<_> = documented.difference(&table).collect();
     assert!(
         undocumented.is_empty(),
-        "mounted but missing from the OpenAPI document (add #[utoipa::path] to the handler \
-         and list it in openapi.rs): {undocumented:?}"
+        "mounted but missing from the OpenAPI document: {undocumented:?}"
     );
     assert!(
         unmounted.is_empty(),
         "in the OpenAPI document but not in the route table (routes.rs): {unmounted:?}"
     );
     assert_eq!(table.len(), ENDPOINTS.len(), "an operation is listed twice");
+
+    // The static files for people are mounted, outside the API and its document.
+    let mounted: BTreeSet<String> = gatehouse_http::paths()
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    for file in [
+        "/",
+        "/console/app.js",
+        "/docs",
+        "/docs/assets/swagger-ui.css",
+    ] {
+        assert!(mounted.contains(file), "{file} is served");
+        assert!(
+            doc["paths"].get(file).is_none(),
+            "{file} is no API operation"
+        );
+    }
 }
 
 /// The path patterns actix mounted, from the `Debug` of its resource map (actix has no
@@ -138,10 +161,14 @@ async fn the_app_mounts_only_the_paths_of_the_route_table() {
         scopes.is_empty(),
         "a scope was mounted ({scopes:?}): mount every route from the table in routes.rs"
     );
-    let table: BTreeSet<String> = ENDPOINTS.iter().map(|e| e.path.to_owned()).collect();
+    let table: BTreeSet<String> = gatehouse_http::paths()
+        .into_iter()
+        .map(|(path, _)| path)
+        .collect();
     assert_eq!(
         resources, table,
-        "the app mounts other paths than the route table (routes.rs) lists"
+        "the app mounts other paths than the route table (routes.rs) and the static files \
+         (assets.rs) list"
     );
     let mounted = patterns.iter().filter(|(_, prefix)| !prefix).count();
     assert_eq!(
