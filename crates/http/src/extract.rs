@@ -169,3 +169,63 @@ fn field_error(path: &str, message: &str) -> ApiError {
     };
     ApiError::validation(vec![FieldError::new(field, message)])
 }
+
+// ---- Strict bodies and queries as extractors ---------------------------------------------
+
+use std::future::{ready, Ready};
+
+/// A JSON object body of type `T`, parsed strictly as [`json_body`] does: 415 without a
+/// JSON content type, 422 naming the field for anything else wrong (the contract's error
+/// bodies). A body over the limit, or too slow, fails the extraction itself (413, 408),
+/// as `web::Bytes` does.
+///
+/// The verdict on the body waits for the handler, which takes it with
+/// [`into_inner`](Self::into_inner): actix extracts a handler's arguments together and
+/// answers the first failure to be ready, so a body refused at once would otherwise
+/// overtake the 401 or 403 of a token still being checked, and show someone without the
+/// right to call the operation what it would have said of the body.
+#[derive(Debug)]
+pub(crate) struct StrictJson<T>(Result<T, ApiError>);
+
+impl<T> StrictJson<T> {
+    /// The parsed body, or the 415 or 422 for it.
+    pub(crate) fn into_inner(self) -> Result<T, ApiError> {
+        self.0
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for StrictJson<T> {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = web::Bytes::from_request(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            let body = body.await?;
+            Ok(Self(json_body(&req, &body)))
+        })
+    }
+}
+
+/// The query string as `T`, parsed strictly as [`parse_form`] does: 422 naming the field
+/// for an unknown, repeated or malformed parameter. The verdict waits for the handler, as
+/// [`StrictJson`]'s does, and for the same reason.
+#[derive(Debug)]
+pub(crate) struct StrictQuery<T>(Result<T, ApiError>);
+
+impl<T> StrictQuery<T> {
+    /// The parsed query, or the 422 for it.
+    pub(crate) fn into_inner(self) -> Result<T, ApiError> {
+        self.0
+    }
+}
+
+impl<T: DeserializeOwned> FromRequest for StrictQuery<T> {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ok(Self(parse_form(req.query_string().as_bytes()))))
+    }
+}

@@ -14,7 +14,9 @@ use crate::dto::{
     StatusResponse, TokenResponse, UpdateUserRequest, UserPublic,
 };
 use crate::error::{ApiError, FieldError};
-use crate::extract::{is_form, is_json, json_body, parse_form, parse_json, AdminUser, CurrentUser};
+use crate::extract::{
+    is_form, is_json, parse_form, parse_json, AdminUser, CurrentUser, StrictJson, StrictQuery,
+};
 use crate::schemas::{
     AdminErrors, BodyErrors, EmailTaken, Forbidden, JwkSet, LastAdmin, LoginJsonSchema,
     SignedInErrors, TooManyRequests, Unauthorized, Unavailable, UserIdErrors, UserIdSchema,
@@ -120,9 +122,9 @@ fn missing(fields: &str) -> ApiError {
 pub(crate) async fn register(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    body: StrictJson<RegisterRequest>,
 ) -> Result<HttpResponse> {
-    let request: RegisterRequest = json_body(&req, &body)?;
+    let request = body.into_inner()?;
     let mut problems = Problems::default();
     let email = problems.email("email", &request.email);
     let password = problems.password("password", request.password);
@@ -296,9 +298,9 @@ pub(crate) async fn change_password(
     CurrentUser(session): CurrentUser,
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    body: StrictJson<ChangePasswordRequest>,
 ) -> Result<HttpResponse> {
-    let request: ChangePasswordRequest = json_body(&req, &body)?;
+    let request = body.into_inner()?;
     let mut problems = Problems::default();
     let new = problems.password("new_password", request.new_password);
     problems.finish()?;
@@ -409,9 +411,9 @@ fn list_query(params: ListUsersParams) -> Result<UserQuery> {
 pub(crate) async fn list_users(
     AdminUser(admin): AdminUser,
     state: web::Data<AppState>,
-    req: HttpRequest,
+    query: StrictQuery<ListUsersParams>,
 ) -> Result<HttpResponse> {
-    let query = list_query(parse_form(req.query_string().as_bytes())?)?;
+    let query = list_query(query.into_inner()?)?;
     let users = state.users.clone();
     let page = state
         .blocking(move || users.list_users(Actor::User(admin.id), &query))
@@ -464,9 +466,9 @@ fn audit_query(params: ListAuditParams) -> Result<AuditQuery> {
 pub(crate) async fn list_audit(
     AdminUser(admin): AdminUser,
     state: web::Data<AppState>,
-    req: HttpRequest,
+    query: StrictQuery<ListAuditParams>,
 ) -> Result<HttpResponse> {
-    let query = audit_query(parse_form(req.query_string().as_bytes())?)?;
+    let query = audit_query(query.into_inner()?)?;
     let users = state.users.clone();
     let page = state
         .blocking(move || users.list_audit(Actor::User(admin.id), &query))
@@ -523,9 +525,9 @@ pub(crate) async fn create_user(
     AdminUser(admin): AdminUser,
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    body: StrictJson<CreateUserRequest>,
 ) -> Result<HttpResponse> {
-    let request: CreateUserRequest = json_body(&req, &body)?;
+    let request = body.into_inner()?;
     let mut problems = Problems::default();
     let email = problems.email("email", &request.email);
     let password = problems.password("password", request.password);
@@ -582,10 +584,10 @@ pub(crate) async fn update_user(
     state: web::Data<AppState>,
     id: web::Path<String>,
     req: HttpRequest,
-    body: web::Bytes,
+    body: StrictJson<UpdateUserRequest>,
 ) -> Result<HttpResponse> {
     let target = user_id("id", &id)?;
-    let request: UpdateUserRequest = json_body(&req, &body)?;
+    let request = body.into_inner()?;
     let mut problems = Problems::default();
     let email = request.email.map(|e| problems.email("email", &e));
     let status = problems.check(
@@ -659,10 +661,10 @@ pub(crate) async fn reset_password(
     state: web::Data<AppState>,
     id: web::Path<String>,
     req: HttpRequest,
-    body: web::Bytes,
+    body: StrictJson<ResetPasswordRequest>,
 ) -> Result<HttpResponse> {
     let target = user_id("id", &id)?;
-    let request: ResetPasswordRequest = json_body(&req, &body)?;
+    let request = body.into_inner()?;
     let mut problems = Problems::default();
     let password = problems.password("password", request.password);
     problems.finish()?;
