@@ -13,7 +13,7 @@ use std::time::Duration;
 use gatehouse_domain::{
     Email, NewUser, PasswordHash, User, UserId, UserStatus, UserStore, UserStoreExt as _,
 };
-use gatehouse_storage::testing::{TestBackend, TestDatabase};
+use gatehouse_storage::testing::{needs_postgres, TestBackend, TestDatabase};
 
 type Found = Option<(User, bool)>;
 
@@ -42,128 +42,118 @@ fn lookup(store: &dyn UserStore, id: UserId, token_id: &str) -> Found {
         .expect("a lookup that succeeds")
 }
 
-#[test]
-fn both_backends_batch() {
-    for backend in TestBackend::available() {
-        let db = TestDatabase::new(backend).expect("backend");
-        assert!(db.batches_session_lookups(), "{backend:?}");
-    }
+fn both_backends_batch(backend: TestBackend) {
+    let db = TestDatabase::new(backend);
+    assert!(db.batches_session_lookups(), "{backend:?}");
 }
 
-#[test]
-fn each_lookup_gets_its_own_user_and_token_state_under_concurrency() {
+fn each_lookup_gets_its_own_user_and_token_state_under_concurrency(backend: TestBackend) {
     const USERS: usize = 40;
     const THREADS: usize = 16;
     const EACH: usize = 50;
-    for backend in TestBackend::available() {
-        let db = Arc::new(TestDatabase::new(backend).expect("backend"));
-        let users: Vec<User> = (0..USERS)
-            .map(|i| {
-                db.write_with(|repo| repo.insert(new_user(&format!("u{i}@example.com"))))
-                    .expect("insert")
-            })
-            .collect();
-        // Every third user's token "t{i}" is revoked.
-        let expires = gatehouse_domain::now() + chrono::Duration::hours(1);
-        db.write_with(|repo| {
-            for (i, user) in users.iter().enumerate().filter(|(i, _)| i % 3 == 0) {
-                repo.revoke_token(&format!("t{i}"), user.id, expires)?;
-            }
-            Ok(())
+    let db = Arc::new(TestDatabase::new(backend));
+    let users: Vec<User> = (0..USERS)
+        .map(|i| {
+            db.write_with(|repo| repo.insert(new_user(&format!("u{i}@example.com"))))
+                .expect("insert")
         })
-        .expect("revoke");
-        let missing = UserId::new(i64::from(u32::MAX)).expect("an id no one has");
-        let users = Arc::new(users);
-        let barrier = Arc::new(Barrier::new(THREADS));
-        let askers: Vec<_> = (0..THREADS)
-            .map(|t| {
-                let (db, users, barrier) = (db.clone(), users.clone(), barrier.clone());
-                thread::spawn(move || {
-                    barrier.wait();
-                    // Many lookups in flight at once from this thread: the answers arrive in
-                    // whatever order the batches finish.
-                    let (tx, rx) = mpsc::channel();
-                    for k in 0..EACH {
-                        let i = (t * 7 + k * 3) % (USERS + 1);
-                        let (id, token) = match users.get(i) {
-                            Some(user) => (user.id, format!("t{i}")),
-                            None => (missing, format!("t{i}")),
-                        };
-                        let tx = tx.clone();
-                        db.lookup_session_user(
-                            id,
-                            &token,
-                            Box::new(move |found| tx.send((i, found)).expect("collector")),
-                        );
-                    }
-                    drop(tx);
-                    let answers: Vec<_> = rx.iter().collect();
-                    assert_eq!(answers.len(), EACH, "{backend:?}: every lookup answered");
-                    for (i, found) in answers {
-                        let found = found.expect("the lookup succeeds");
-                        match users.get(i) {
-                            Some(user) => {
-                                let (got, revoked) = found.expect("the user exists");
-                                assert_eq!(got.id, user.id, "{backend:?}: another user's answer");
-                                assert_eq!(got.email, user.email);
-                                assert_eq!(revoked, i % 3 == 0, "{backend:?}: t{i}'s revocation");
-                            }
-                            None => assert!(found.is_none(), "{backend:?}: no such user"),
-                        }
-                    }
-                })
-            })
-            .collect();
-        for asker in askers {
-            asker.join().expect("asker");
+        .collect();
+    // Every third user's token "t{i}" is revoked.
+    let expires = gatehouse_domain::now() + chrono::Duration::hours(1);
+    db.write_with(|repo| {
+        for (i, user) in users.iter().enumerate().filter(|(i, _)| i % 3 == 0) {
+            repo.revoke_token(&format!("t{i}"), user.id, expires)?;
         }
+        Ok(())
+    })
+    .expect("revoke");
+    let missing = UserId::new(i64::from(u32::MAX)).expect("an id no one has");
+    let users = Arc::new(users);
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let askers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (db, users, barrier) = (db.clone(), users.clone(), barrier.clone());
+            thread::spawn(move || {
+                barrier.wait();
+                // Many lookups in flight at once from this thread: the answers arrive in
+                // whatever order the batches finish.
+                let (tx, rx) = mpsc::channel();
+                for k in 0..EACH {
+                    let i = (t * 7 + k * 3) % (USERS + 1);
+                    let (id, token) = match users.get(i) {
+                        Some(user) => (user.id, format!("t{i}")),
+                        None => (missing, format!("t{i}")),
+                    };
+                    let tx = tx.clone();
+                    db.lookup_session_user(
+                        id,
+                        &token,
+                        Box::new(move |found| tx.send((i, found)).expect("collector")),
+                    );
+                }
+                drop(tx);
+                let answers: Vec<_> = rx.iter().collect();
+                assert_eq!(answers.len(), EACH, "{backend:?}: every lookup answered");
+                for (i, found) in answers {
+                    let found = found.expect("the lookup succeeds");
+                    match users.get(i) {
+                        Some(user) => {
+                            let (got, revoked) = found.expect("the user exists");
+                            assert_eq!(got.id, user.id, "{backend:?}: another user's answer");
+                            assert_eq!(got.email, user.email);
+                            assert_eq!(revoked, i % 3 == 0, "{backend:?}: t{i}'s revocation");
+                        }
+                        None => assert!(found.is_none(), "{backend:?}: no such user"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for asker in askers {
+        asker.join().expect("asker");
     }
 }
 
-#[test]
-fn a_lookup_sees_every_change_made_before_it() {
-    for backend in TestBackend::available() {
-        let db = TestDatabase::new(backend).expect("backend");
-        let user = db
-            .write_with(|repo| repo.insert(new_user("ann@example.com")))
-            .expect("insert");
-        let (found, revoked) = lookup(&*db, user.id, "jti").expect("found");
-        assert_eq!(found.status, UserStatus::Approved);
-        assert!(!revoked);
+fn a_lookup_sees_every_change_made_before_it(backend: TestBackend) {
+    let db = TestDatabase::new(backend);
+    let user = db
+        .write_with(|repo| repo.insert(new_user("ann@example.com")))
+        .expect("insert");
+    let (found, revoked) = lookup(&*db, user.id, "jti").expect("found");
+    assert_eq!(found.status, UserStatus::Approved);
+    assert!(!revoked);
 
-        let mut disabled = user.clone();
-        disabled.status = UserStatus::Disabled;
-        db.write_with(|repo| repo.update(&disabled))
-            .expect("disable");
-        let (found, _) = lookup(&*db, user.id, "jti").expect("found");
-        assert_eq!(
-            found.status,
-            UserStatus::Disabled,
-            "{backend:?}: no stale answer"
-        );
+    let mut disabled = user.clone();
+    disabled.status = UserStatus::Disabled;
+    db.write_with(|repo| repo.update(&disabled))
+        .expect("disable");
+    let (found, _) = lookup(&*db, user.id, "jti").expect("found");
+    assert_eq!(
+        found.status,
+        UserStatus::Disabled,
+        "{backend:?}: no stale answer"
+    );
 
-        let expires = gatehouse_domain::now() + chrono::Duration::hours(1);
-        db.write_with(|repo| repo.revoke_token("jti", user.id, expires))
-            .expect("revoke");
-        let (_, revoked) = lookup(&*db, user.id, "jti").expect("found");
-        assert!(revoked, "{backend:?}: the revocation counts at once");
+    let expires = gatehouse_domain::now() + chrono::Duration::hours(1);
+    db.write_with(|repo| repo.revoke_token("jti", user.id, expires))
+        .expect("revoke");
+    let (_, revoked) = lookup(&*db, user.id, "jti").expect("found");
+    assert!(revoked, "{backend:?}: the revocation counts at once");
 
-        db.write_with(|repo| repo.delete(user.id).map(drop))
-            .expect("delete");
-        assert!(
-            lookup(&*db, user.id, "jti").is_none(),
-            "{backend:?}: deleted"
-        );
-    }
+    db.write_with(|repo| repo.delete(user.id).map(drop))
+        .expect("delete");
+    assert!(
+        lookup(&*db, user.id, "jti").is_none(),
+        "{backend:?}: deleted"
+    );
 }
 
+#[needs_postgres]
 #[test]
 fn lookups_recover_after_their_connections_are_killed() {
     use diesel::{Connection, PgConnection, RunQueryDsl};
 
-    let Some(db) = TestDatabase::postgres() else {
-        return;
-    };
+    let db = TestDatabase::postgres();
     let gatehouse_storage::DatabaseUrl::Postgres { url } = db.url().clone() else {
         panic!("a PostgreSQL database");
     };
@@ -228,85 +218,77 @@ fn lookups_at_once(
     answers.into_iter().map(|(_, found)| found).collect()
 }
 
-#[test]
-fn batched_and_single_lookups_agree_on_whose_revocation_it_is() {
-    for backend in TestBackend::available() {
-        let db = TestDatabase::new(backend).expect("backend");
-        let ann = db
-            .write_with(|repo| repo.insert(new_user("ann@example.com")))
-            .expect("insert");
-        let bob = db
-            .write_with(|repo| repo.insert(new_user("bob@example.com")))
-            .expect("insert");
-        let expires = gatehouse_domain::now() + chrono::Duration::hours(1);
-        db.write_with(|repo| repo.revoke_token("anns", ann.id, expires))
-            .expect("revoke");
-        // One at a time (the single-row statement) ...
-        assert!(lookup(&*db, ann.id, "anns").unwrap().1, "{backend:?}");
-        assert!(!lookup(&*db, bob.id, "anns").unwrap().1, "{backend:?}");
-        // ... and many at once (PostgreSQL's batch statement): the same answers.
-        let asked: Vec<(UserId, &str)> = (0..64)
-            .map(|i| {
-                if i % 2 == 0 {
-                    (ann.id, "anns")
-                } else {
-                    (bob.id, "anns")
-                }
-            })
-            .collect();
-        for (i, answer) in lookups_at_once(&*db, &asked).into_iter().enumerate() {
-            let (user, revoked) = answer.expect("a lookup").expect("a user");
-            assert_eq!(user.id, asked[i].0, "{backend:?}");
-            assert_eq!(revoked, i % 2 == 0, "{backend:?}: lookup {i}");
-        }
-    }
-}
-
-#[test]
-fn a_users_row_that_is_no_user_fails_its_lookups_rather_than_hiding() {
-    for backend in TestBackend::available() {
-        let db = TestDatabase::new(backend).expect("backend");
-        let ann = db
-            .write_with(|repo| repo.insert(new_user("ann@example.com")))
-            .expect("insert");
-        let broken = db
-            .write_with(|repo| repo.insert(new_user("broken@example.com")))
-            .expect("insert");
-        db.execute_sql(&format!(
-            "UPDATE users SET email = 'no at sign' WHERE id = {}",
-            broken.id.get()
-        ));
-        let asked: Vec<(UserId, &str)> = (0..32)
-            .map(|i| {
-                if i % 2 == 0 {
-                    (broken.id, "t")
-                } else {
-                    (ann.id, "t")
-                }
-            })
-            .collect();
-        for (i, answer) in lookups_at_once(&*db, &asked).into_iter().enumerate() {
+fn batched_and_single_lookups_agree_on_whose_revocation_it_is(backend: TestBackend) {
+    let db = TestDatabase::new(backend);
+    let ann = db
+        .write_with(|repo| repo.insert(new_user("ann@example.com")))
+        .expect("insert");
+    let bob = db
+        .write_with(|repo| repo.insert(new_user("bob@example.com")))
+        .expect("insert");
+    let expires = gatehouse_domain::now() + chrono::Duration::hours(1);
+    db.write_with(|repo| repo.revoke_token("anns", ann.id, expires))
+        .expect("revoke");
+    // One at a time (the single-row statement) ...
+    assert!(lookup(&*db, ann.id, "anns").unwrap().1, "{backend:?}");
+    assert!(!lookup(&*db, bob.id, "anns").unwrap().1, "{backend:?}");
+    // ... and many at once (PostgreSQL's batch statement): the same answers.
+    let asked: Vec<(UserId, &str)> = (0..64)
+        .map(|i| {
             if i % 2 == 0 {
-                assert!(
-                    matches!(answer, Err(gatehouse_domain::Error::Internal { .. })),
-                    "{backend:?}: {answer:?}"
-                );
+                (ann.id, "anns")
             } else {
-                assert_eq!(answer.expect("ann's lookup").expect("ann").0.id, ann.id);
+                (bob.id, "anns")
             }
+        })
+        .collect();
+    for (i, answer) in lookups_at_once(&*db, &asked).into_iter().enumerate() {
+        let (user, revoked) = answer.expect("a lookup").expect("a user");
+        assert_eq!(user.id, asked[i].0, "{backend:?}");
+        assert_eq!(revoked, i % 2 == 0, "{backend:?}: lookup {i}");
+    }
+}
+
+fn a_users_row_that_is_no_user_fails_its_lookups_rather_than_hiding(backend: TestBackend) {
+    let db = TestDatabase::new(backend);
+    let ann = db
+        .write_with(|repo| repo.insert(new_user("ann@example.com")))
+        .expect("insert");
+    let broken = db
+        .write_with(|repo| repo.insert(new_user("broken@example.com")))
+        .expect("insert");
+    db.execute_sql(&format!(
+        "UPDATE users SET email = 'no at sign' WHERE id = {}",
+        broken.id.get()
+    ));
+    let asked: Vec<(UserId, &str)> = (0..32)
+        .map(|i| {
+            if i % 2 == 0 {
+                (broken.id, "t")
+            } else {
+                (ann.id, "t")
+            }
+        })
+        .collect();
+    for (i, answer) in lookups_at_once(&*db, &asked).into_iter().enumerate() {
+        if i % 2 == 0 {
+            assert!(
+                matches!(answer, Err(gatehouse_domain::Error::Internal { .. })),
+                "{backend:?}: {answer:?}"
+            );
+        } else {
+            assert_eq!(answer.expect("ann's lookup").expect("ann").0.id, ann.id);
         }
     }
 }
 
+#[needs_postgres]
 #[test]
 fn lookups_beyond_the_queue_bound_are_refused_at_once_while_the_database_stalls() {
     use diesel::connection::SimpleConnection;
     use diesel::{Connection, PgConnection};
 
-    let Some(empty) = gatehouse_storage::testing::EmptyDatabase::new(TestBackend::Postgres) else {
-        eprintln!("*** SKIPPED: lookups_beyond_the_queue_bound (no PostgreSQL configured) ***");
-        return;
-    };
+    let empty = gatehouse_storage::testing::EmptyDatabase::new(TestBackend::Postgres);
     let db = empty.open_with(gatehouse_storage::PoolOptions {
         max_queued_lookups: 4,
         ..gatehouse_storage::PoolOptions::default()
@@ -360,3 +342,11 @@ fn lookups_beyond_the_queue_bound_are_refused_at_once_while_the_database_stalls(
     );
     assert!(answered.iter().all(|found| matches!(found, Ok(Some(_)))));
 }
+
+gatehouse_storage::backend_tests!(
+    each_lookup_gets_its_own_user_and_token_state_under_concurrency,
+    both_backends_batch,
+    a_lookup_sees_every_change_made_before_it,
+    batched_and_single_lookups_agree_on_whose_revocation_it_is,
+    a_users_row_that_is_no_user_fails_its_lookups_rather_than_hiding,
+);

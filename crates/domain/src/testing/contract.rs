@@ -13,20 +13,18 @@ use crate::{
 /// Expands to one `#[test]` per contract check, each on a store built by `$make`: an
 /// expression evaluated once per test that gives something dereferencing to a store (a
 /// `Box`, or a fixture that cleans up after itself).
-#[macro_export]
 ///
-/// With `optional:`, `$make` gives an `Option`, and each test passes without checking
-/// anything when it is `None` (a backend that is not configured, which the fixture
-/// announces).
+/// Attributes written after `$make` go on every test, above its `#[test]`: for a backend
+/// that may be absent, one that reports the tests ignored rather than passed (storage's
+/// `#[needs_postgres]`):
+///
+/// ```text
+/// user_store_contract_tests!(TestDatabase::postgres(), #[needs_postgres]);
+/// ```
+#[macro_export]
 macro_rules! user_store_contract_tests {
-    (optional: $make:expr) => {
-        $crate::user_store_contract_tests!(@checks (optional $make));
-    };
-    ($make:expr) => {
-        $crate::user_store_contract_tests!(@checks (always $make));
-    };
-    (@checks $make:tt) => {
-        $crate::user_store_contract_tests!(@tests $make;
+    (@checks $attrs:tt $make:expr) => {
+        $crate::user_store_contract_tests!(@tests $attrs ($make);
             insert_assigns_fresh_positive_ids,
             insert_round_trips_every_field,
             duplicate_email_is_email_taken,
@@ -58,22 +56,21 @@ macro_rules! user_store_contract_tests {
             prune_audit_and_devices_by_age,
         );
     };
-    (@tests $make:tt; $($check:ident),+ $(,)?) => {
+    (@tests $attrs:tt $make:tt; $($check:ident),+ $(,)?) => {
         $(
-            #[test]
-            fn $check() {
-                $crate::user_store_contract_tests!(@run $make, $check);
-            }
+            $crate::user_store_contract_tests!(@test $attrs $make $check);
         )+
     };
-    (@run (always $make:expr), $check:ident) => {
-        let store = $make;
-        $crate::testing::contract::$check(&*store);
-    };
-    (@run (optional $make:expr), $check:ident) => {
-        if let Some(store) = $make {
+    (@test [$(#[$attr:meta])*] $make:tt $check:ident) => {
+        $(#[$attr])*
+        #[test]
+        fn $check() {
+            let store = $make;
             $crate::testing::contract::$check(&*store);
         }
+    };
+    ($make:expr $(, #[$attr:meta])* $(,)?) => {
+        $crate::user_store_contract_tests!(@checks [$(#[$attr])*] $make);
     };
 }
 
