@@ -297,6 +297,65 @@ impl Database {
     }
 }
 
+/// One column of a table as the migrated database describes it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DatabaseColumn {
+    /// The table.
+    pub table: String,
+    /// The column.
+    pub name: String,
+    /// The declared type as the backend spells it (`BIGINT`, `timestamp without time zone`).
+    pub sql_type: String,
+    /// Whether it may hold NULL.
+    pub nullable: bool,
+}
+
+/// The schema as migrated, for the test that holds `schema.rs` to the migrations.
+impl Database {
+    /// Every column of every table in the database (SQLite's `sqlite_master` and
+    /// `PRAGMA table_info`, PostgreSQL's `information_schema` for the current schema).
+    pub fn columns(&self) -> Vec<DatabaseColumn> {
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            table_name: String,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            column_name: String,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            data_type: String,
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            nullable: bool,
+        }
+        use diesel::RunQueryDsl;
+        let mut conn = self.connection().expect("a connection");
+        let rows = match &mut *conn {
+            crate::AnyConnection::Sqlite(c) => diesel::sql_query(
+                "SELECT m.name AS table_name, p.name AS column_name, p.type AS data_type, \
+                 (p.\"notnull\" = 0 AND NOT (p.pk > 0 AND p.type = 'INTEGER')) AS nullable \
+                 FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+                 WHERE m.type = 'table' ORDER BY m.name, p.cid",
+            )
+            .load::<Row>(c),
+            crate::AnyConnection::Postgres(c) => diesel::sql_query(
+                "SELECT table_name::text AS table_name, column_name::text AS column_name, \
+                 data_type::text AS data_type, (is_nullable = 'YES') AS nullable \
+                 FROM information_schema.columns WHERE table_schema = current_schema() \
+                 ORDER BY table_name, ordinal_position",
+            )
+            .load::<Row>(c),
+        }
+        .expect("the columns");
+        rows.into_iter()
+            .map(|r| DatabaseColumn {
+                table: r.table_name,
+                name: r.column_name,
+                sql_type: r.data_type,
+                nullable: r.nullable,
+            })
+            .collect()
+    }
+}
+
 /// Query plans, for tests that check a listing stays an index walk at scale.
 impl Database {
     /// Inserts `n` users straight in SQL (`user{i}@example.com`; every tenth pending,
