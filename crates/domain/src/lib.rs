@@ -20,6 +20,7 @@ mod eddsa;
 mod email;
 mod error;
 mod hashing;
+mod lookup;
 mod password;
 pub mod ports;
 pub mod rules;
@@ -38,7 +39,10 @@ pub use email::{Email, InvalidEmail};
 pub use error::{BoxError, Error, LastAdminChange};
 pub use hashing::{BcryptCost, BcryptHasher, InvalidBcryptCost, PasswordHasher};
 pub use password::{InvalidPassword, Password};
-pub use ports::{Page, SessionLookupReply, UserQuery, UserRepo, UserStore, UserStoreExt};
+pub use ports::{
+    Page, SessionAnswer, SessionLookup, SessionReply, SessionSource, UserQuery, UserRepo,
+    UserStore, UserStoreExt,
+};
 pub use service::{
     Actor, LoginAttempt, LoginSuccess, NewUserRequest, Origin, PasswordChange, Session, UserKey,
     UserService, DEVICE_MEMORY, THROTTLED_AUDIT_WINDOW,

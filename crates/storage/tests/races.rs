@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::thread;
 
-use gatehouse_domain::testing::PlainHasher;
+use gatehouse_domain::testing::{CurrentUserBlocking as _, PlainHasher};
 use gatehouse_domain::{
     Actor, Email, Error, Hs256Tokens, JwtSecret, Origin, Password, TokenTtl, User, UserChanges,
     UserQuery, UserService, UserStatus,
@@ -176,7 +176,7 @@ fn a_reset_wins_over_password_changes_looping_with_a_stolen_token(backend: TestB
             .unwrap()
             .token;
         let mut current = users
-            .current_user(&token)
+            .current_user_blocking(&token)
             .map(|_| {
                 if round == 0 {
                     "original-password"
@@ -199,7 +199,7 @@ fn a_reset_wins_over_password_changes_looping_with_a_stolen_token(backend: TestB
                     // pause, PostgreSQL's serializable retries could starve either side.
                     thread::sleep(std::time::Duration::from_millis(2));
                     let was_reset = reset_done.load(std::sync::atomic::Ordering::SeqCst);
-                    let Ok(session) = users.current_user(&token) else {
+                    let Ok(session) = users.current_user_blocking(&token) else {
                         break;
                     };
                     let next = format!("attacker-{n}-pw");
@@ -247,7 +247,7 @@ fn a_reset_wins_over_password_changes_looping_with_a_stolen_token(backend: TestB
         let attackers_last = attacker.join().expect("attacker");
         assert!(
             matches!(
-                users.current_user(&attackers_last),
+                users.current_user_blocking(&attackers_last),
                 Err(Error::Unauthenticated)
             ),
             "{backend:?} round {round}: the attacker's newest token still works"

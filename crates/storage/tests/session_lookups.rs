@@ -1,17 +1,21 @@
-//! `lookup_session_user`: lookups are queued and answered in batches by the storage crate's
-//! own thread (on PostgreSQL one statement for many requests; on SQLite one read
-//! transaction). Every request must get its own user — never another's — with the
-//! revocation state of its own token, as fresh as the moment it asked.
+//! The session port (`SessionSource::find_session_user`): lookups that overlap are queued
+//! and answered in batches by the storage crate's own thread (on PostgreSQL one statement
+//! for many requests; on SQLite one read transaction), and on SQLite a lookup that comes
+//! alone is read on the calling thread. Every request must get its own user — never
+//! another's — with the revocation state of its own token, as fresh as the moment it asked.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests panic to fail
 
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
+use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::Duration;
 
+use gatehouse_domain::testing::block_on;
 use gatehouse_domain::{
-    Email, NewUser, PasswordHash, User, UserId, UserStatus, UserStore, UserStoreExt as _,
+    Email, NewUser, PasswordHash, SessionAnswer, SessionLookup, SessionSource as _, User, UserId,
+    UserStatus, UserStore, UserStoreExt as _,
 };
 use gatehouse_storage::testing::{needs_postgres, TestBackend, TestDatabase};
 
@@ -31,20 +35,70 @@ fn new_user(email: &str) -> NewUser {
 
 /// Asks the store and waits for its answer (which may come from another thread).
 fn lookup(store: &dyn UserStore, id: UserId, token_id: &str) -> Found {
-    let (tx, rx) = mpsc::channel();
-    store.lookup_session_user(
-        id,
-        token_id,
-        Box::new(move |found| tx.send(found).expect("the asker waits")),
-    );
-    rx.recv_timeout(Duration::from_secs(20))
-        .expect("an answer")
-        .expect("a lookup that succeeds")
+    block_on(store.find_session_user(id, token_id)).expect("a lookup that succeeds")
 }
 
-fn both_backends_batch(backend: TestBackend) {
-    let db = TestDatabase::new(backend);
-    assert!(db.batches_session_lookups(), "{backend:?}");
+/// The answer if the lookup has one already, without waiting.
+fn answered_now(lookup: &mut SessionLookup) -> Option<SessionAnswer> {
+    match lookup
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(answer) => Some(answer),
+        Poll::Pending => None,
+    }
+}
+
+#[test]
+fn a_lone_sqlite_lookup_is_read_on_the_calling_thread() {
+    let db = TestDatabase::sqlite();
+    let ann = db
+        .write_with(|repo| repo.insert(new_user("ann@example.com")))
+        .expect("insert");
+    for _ in 0..3 {
+        let mut lookup = db.find_session_user(ann.id, "t");
+        let answer = answered_now(&mut lookup).expect("answered before the call returned");
+        assert_eq!(answer.expect("found").expect("ann").0.id, ann.id);
+    }
+}
+
+#[needs_postgres]
+#[test]
+fn a_postgres_lookup_never_waits_on_the_calling_thread() {
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, PgConnection};
+
+    let db = TestDatabase::postgres();
+    let ann = db
+        .write_with(|repo| repo.insert(new_user("ann@example.com")))
+        .expect("insert");
+    let gatehouse_storage::DatabaseUrl::Postgres { url } = db.url().clone() else {
+        panic!("a PostgreSQL database");
+    };
+    // Every read of users now waits for this lock: a lookup read on the calling thread
+    // would not return until it goes.
+    let mut locker = PgConnection::establish(&url).expect("connect");
+    locker
+        .batch_execute("BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        .expect("lock");
+    let db = Arc::new(db);
+    let (tx, rx) = mpsc::channel();
+    let asker = {
+        let db = db.clone();
+        thread::spawn(move || {
+            let mut lookup = db.find_session_user(ann.id, "t");
+            let early = answered_now(&mut lookup).is_some();
+            tx.send(early).expect("the test waits");
+            block_on(lookup)
+        })
+    };
+    let early = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the call returns while the database is locked");
+    assert!(!early, "answered while the table was locked");
+    locker.batch_execute("ROLLBACK").expect("unlock");
+    let found = asker.join().expect("asker").expect("found").expect("ann");
+    assert_eq!(found.0.id, ann.id);
 }
 
 fn each_lookup_gets_its_own_user_and_token_state_under_concurrency(backend: TestBackend) {
@@ -75,27 +129,17 @@ fn each_lookup_gets_its_own_user_and_token_state_under_concurrency(backend: Test
             let (db, users, barrier) = (db.clone(), users.clone(), barrier.clone());
             thread::spawn(move || {
                 barrier.wait();
-                // Many lookups in flight at once from this thread: the answers arrive in
-                // whatever order the batches finish.
-                let (tx, rx) = mpsc::channel();
-                for k in 0..EACH {
-                    let i = (t * 7 + k * 3) % (USERS + 1);
-                    let (id, token) = match users.get(i) {
-                        Some(user) => (user.id, format!("t{i}")),
-                        None => (missing, format!("t{i}")),
-                    };
-                    let tx = tx.clone();
-                    db.lookup_session_user(
-                        id,
-                        &token,
-                        Box::new(move |found| tx.send((i, found)).expect("collector")),
-                    );
-                }
-                drop(tx);
-                let answers: Vec<_> = rx.iter().collect();
-                assert_eq!(answers.len(), EACH, "{backend:?}: every lookup answered");
-                for (i, found) in answers {
-                    let found = found.expect("the lookup succeeds");
+                // Many lookups in flight at once from this thread, overlapping with the
+                // other threads': some read inline, most batched.
+                let lookups: Vec<_> = (0..EACH)
+                    .map(|k| {
+                        let i = (t * 7 + k * 3) % (USERS + 1);
+                        let id = users.get(i).map_or(missing, |user| user.id);
+                        (i, db.find_session_user(id, &format!("t{i}")))
+                    })
+                    .collect();
+                for (i, lookup) in lookups {
+                    let found = block_on(lookup).expect("the lookup succeeds");
                     match users.get(i) {
                         Some(user) => {
                             let (got, revoked) = found.expect("the user exists");
@@ -176,13 +220,7 @@ fn lookups_recover_after_their_connections_are_killed() {
     // else; the thread reconnects for its next batch.
     let mut answered = false;
     for _ in 0..10 {
-        let (tx, rx) = mpsc::channel();
-        db.lookup_session_user(
-            user.id,
-            "jti",
-            Box::new(move |found| tx.send(found).expect("the asker waits")),
-        );
-        match rx.recv_timeout(Duration::from_secs(20)).expect("an answer") {
+        match block_on(db.find_session_user(user.id, "jti")) {
             Ok(found) => {
                 assert_eq!(found.expect("found").0.id, user.id);
                 answered = true;
@@ -197,25 +235,14 @@ fn lookups_recover_after_their_connections_are_killed() {
     assert!(answered, "the lookups reconnect");
 }
 
-/// Submits every `(id, token)` at once (so that they form batches) and collects the
-/// answers in order.
-fn lookups_at_once(
-    store: &dyn UserStore,
-    asked: &[(UserId, &str)],
-) -> Vec<Result<Found, gatehouse_domain::Error>> {
-    let (tx, rx) = mpsc::channel();
-    for (i, (id, token)) in asked.iter().enumerate() {
-        let tx = tx.clone();
-        store.lookup_session_user(
-            *id,
-            token,
-            Box::new(move |found| tx.send((i, found)).expect("collector")),
-        );
-    }
-    drop(tx);
-    let mut answers: Vec<_> = rx.iter().collect();
-    answers.sort_by_key(|(i, _)| *i);
-    answers.into_iter().map(|(_, found)| found).collect()
+/// Makes every lookup before awaiting any (on PostgreSQL they form batches) and collects
+/// the answers in order.
+fn lookups_at_once(store: &dyn UserStore, asked: &[(UserId, &str)]) -> Vec<SessionAnswer> {
+    let lookups: Vec<_> = asked
+        .iter()
+        .map(|(id, token)| store.find_session_user(*id, token))
+        .collect();
+    lookups.into_iter().map(block_on).collect()
 }
 
 fn batched_and_single_lookups_agree_on_whose_revocation_it_is(backend: TestBackend) {
@@ -308,33 +335,27 @@ fn lookups_beyond_the_queue_bound_are_refused_at_once_while_the_database_stalls(
     locker
         .batch_execute("BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
         .expect("lock");
-    let (tx, rx) = mpsc::channel();
-    let ask = |tx: &mpsc::Sender<_>| {
-        let tx = tx.clone();
-        db.lookup_session_user(
-            ann.id,
-            "t",
-            Box::new(move |found| tx.send(found).expect("collector")),
-        );
-    };
-    ask(&tx); // taken by the batcher, which now waits on the lock
+    let first = db.find_session_user(ann.id, "t"); // taken by the batcher, which now waits
     thread::sleep(Duration::from_millis(300));
-    for _ in 0..10 {
-        ask(&tx);
-    }
+    let more: Vec<_> = (0..10).map(|_| db.find_session_user(ann.id, "t")).collect();
     // Four wait in the queue; the other six are refused at once.
+    let mut waiting = vec![first];
     let mut refused = 0;
-    while let Ok(found) = rx.recv_timeout(Duration::from_millis(500)) {
-        assert!(
-            matches!(found, Err(gatehouse_domain::Error::Overloaded)),
-            "{found:?}"
-        );
-        refused += 1;
+    for mut lookup in more {
+        match answered_now(&mut lookup) {
+            Some(found) => {
+                assert!(
+                    matches!(found, Err(gatehouse_domain::Error::Overloaded)),
+                    "{found:?}"
+                );
+                refused += 1;
+            }
+            None => waiting.push(lookup),
+        }
     }
     assert_eq!(refused, 6);
     locker.batch_execute("ROLLBACK").expect("unlock");
-    drop(tx);
-    let answered: Vec<_> = rx.iter().collect();
+    let answered: Vec<_> = waiting.into_iter().map(block_on).collect();
     assert_eq!(
         answered.len(),
         5,
@@ -345,7 +366,6 @@ fn lookups_beyond_the_queue_bound_are_refused_at_once_while_the_database_stalls(
 
 gatehouse_storage::backend_tests!(
     each_lookup_gets_its_own_user_and_token_state_under_concurrency,
-    both_backends_batch,
     a_lookup_sees_every_change_made_before_it,
     batched_and_single_lookups_agree_on_whose_revocation_it_is,
     a_users_row_that_is_no_user_fails_its_lookups_rather_than_hiding,

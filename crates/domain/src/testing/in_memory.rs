@@ -3,9 +3,11 @@ use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 
+use crate::ports::answered;
 use crate::{
     AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, NewAuditEntry,
-    NewUser, Page, User, UserId, UserQuery, UserRepo, UserStatus, UserStore,
+    NewUser, Page, SessionLookup, SessionSource, User, UserId, UserQuery, UserRepo, UserStatus,
+    UserStore, UserStoreExt as _,
 };
 
 /// A store in a mutex: every unit of work runs on a copy of the state under the lock and
@@ -42,15 +44,17 @@ impl InMemoryStore {
     }
 }
 
+/// Memory answers right away, on the calling thread.
+impl SessionSource for InMemoryStore {
+    fn find_session_user(&self, id: UserId, token_id: &str) -> SessionLookup {
+        answered(self.read_with(|repo| repo.find_session_user(id, token_id)))
+    }
+}
+
 impl UserStore for InMemoryStore {
     fn read(&self, work: &mut crate::ports::Work<'_>) -> Result<(), Error> {
         let mut copy = self.lock()?.clone();
         work(&mut copy)
-    }
-
-    /// Memory answers right away.
-    fn try_read_single_now(&self, work: &mut crate::ports::Work<'_>) -> Option<Result<(), Error>> {
-        Some(self.read(work))
     }
 
     fn write(&self, work: &mut crate::ports::Work<'_>) -> Result<(), Error> {
