@@ -837,13 +837,8 @@ impl Bench {
             results,
         )?);
         let wrk = self.wrk_me(server, token, 1, 1);
-        results.me_single = Some(self.measure(
-            server,
-            who,
-            "GET /me one at a time, c=1",
-            wrk,
-            results,
-        )?);
+        results.me_single =
+            Some(self.measure(server, who, "GET /me one at a time, c=1", wrk, results)?);
         let wrk = self.wrk_login(server, accounts);
         results.login = Some(self.measure(
             server,
