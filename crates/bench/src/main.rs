@@ -375,6 +375,9 @@ struct ServerResults {
     ceiling_me: Vec<WrkReport>,
     /// `GET /api/auth/me` alone, narrow: the flood's baseline.
     me_narrow: Option<WrkReport>,
+    /// `GET /api/auth/me` over one connection: one request at a time (the latency of
+    /// the hot path, with nothing to batch).
+    me_single: Option<WrkReport>,
     /// Logins at cost 12 alone.
     login: Option<WrkReport>,
     /// The flood: `/me` and logins at once.
@@ -407,6 +410,7 @@ impl ServerResults {
         [
             &self.healthz,
             &self.me_narrow,
+            &self.me_single,
             &self.login,
             &self.flood_me,
             &self.flood_login,
@@ -832,6 +836,9 @@ impl Bench {
             wrk,
             results,
         )?);
+        let wrk = self.wrk_me(server, token, 1, 1);
+        results.me_single =
+            Some(self.measure(server, who, "GET /me one at a time, c=1", wrk, results)?);
         let wrk = self.wrk_login(server, accounts);
         results.login = Some(self.measure(
             server,
@@ -1299,6 +1306,9 @@ fn table_rows(results: &Results) -> (Vec<String>, Vec<(String, Vec<String>)>) {
     ));
     rows.push(row(format!("   GET /me alone (c={narrow})"), &|s| {
         cell(s.me_narrow.as_ref())
+    }));
+    rows.push(row("   GET /me one at a time (c=1)".into(), &|s| {
+        cell(s.me_single.as_ref())
     }));
     rows.push(row(
         format!(

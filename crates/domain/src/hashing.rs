@@ -22,8 +22,9 @@ pub trait PasswordHasher: Send + Sync {
     fn verify_dummy(&self, candidate: &str);
 }
 
-/// A bcrypt work factor: 4 to 31.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A bcrypt work factor: 4 to 31. Deserialized from its digits (a configuration's string).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub struct BcryptCost(u32);
 
 /// Why a number is not a bcrypt cost.
@@ -51,6 +52,16 @@ impl BcryptCost {
     #[must_use]
     pub fn get(self) -> u32 {
         self.0
+    }
+}
+
+impl TryFrom<String> for BcryptCost {
+    type Error = InvalidBcryptCost;
+
+    /// The digits of a cost, spaces around them allowed.
+    fn try_from(digits: String) -> Result<Self, Self::Error> {
+        let cost = digits.trim().parse().map_err(|_| InvalidBcryptCost)?;
+        Self::new(cost)
     }
 }
 

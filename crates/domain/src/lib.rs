@@ -22,6 +22,7 @@ mod email;
 mod error;
 mod hashing;
 mod jwks;
+mod lookup;
 mod password;
 pub mod ports;
 mod random;
@@ -43,7 +44,10 @@ pub use error::{BoxError, Error, LastAdminChange};
 pub use hashing::{BcryptCost, BcryptHasher, InvalidBcryptCost, PasswordHasher};
 pub use jwks::{Jwk, Jwks};
 pub use password::{InvalidPassword, Password};
-pub use ports::{Page, SessionLookupReply, UserQuery, UserRepo, UserStore, UserStoreExt};
+pub use ports::{
+    Page, SessionAnswer, SessionLookup, SessionReply, SessionSource, UserQuery, UserRepo,
+    UserStore, UserStoreExt,
+};
 pub use service::{
     Actor, LoginAttempt, LoginSuccess, NewUserRequest, Origin, PasswordChange, Session, UserKey,
     UserService, DEVICE_MEMORY, THROTTLED_AUDIT_WINDOW,

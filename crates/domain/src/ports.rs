@@ -3,6 +3,8 @@
 
 use chrono::{DateTime, Utc};
 
+pub use crate::lookup::{answered, session_reply, SessionAnswer, SessionLookup, SessionReply};
+
 use crate::{
     AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, NewAuditEntry,
     NewUser, User, UserId, UserStatus,
@@ -269,11 +271,27 @@ pub trait UserRepo {
 /// A work closure run against the repository inside one transaction.
 pub type Work<'a> = dyn FnMut(&mut dyn UserRepo) -> Result<(), Error> + 'a;
 
-/// What receives the answer of [`UserStore::lookup_session_user`]: the user and whether
-/// the token was revoked, as [`UserRepo::find_session_user`] answers.
-pub type SessionLookupReply = Box<dyn FnOnce(Result<Option<(User, bool)>, Error>) + Send>;
+/// Where every authenticated request finds its session's user: the one read on the hot
+/// path, given its own port so that each store answers it the fastest way it has without
+/// the domain knowing how (the domain knows no async runtime: the answer is a plain
+/// [`std::future::Future`]).
+///
+/// Implementations MUST:
+/// - give the answers [`UserRepo::find_session_user`] gives;
+/// - start the read after the call, so that the answer is never older than the request
+///   (nothing is cached: a user disabled before the call is seen disabled);
+/// - never block the calling thread on a network round trip or on a wait for a
+///   connection (the caller is an async worker): a store that has to wait answers later,
+///   through the future, from a thread of its own (see [`session_reply`]);
+/// - bound what waits: beyond its bound a store answers [`Error::Overloaded`] at once.
+pub trait SessionSource: Send + Sync {
+    /// The user with `id` and whether the token `token_id` was revoked for them, as
+    /// [`UserRepo::find_session_user`] answers.
+    fn find_session_user(&self, id: UserId, token_id: &str) -> SessionLookup;
+}
 
-/// A store that runs units of work in transactions.
+/// A store that runs units of work in transactions, and finds sessions' users
+/// ([`SessionSource`]).
 ///
 /// `write` MUST serialize against every other `write` whose outcome could change its
 /// checks (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: SERIALIZABLE with retries), so that a
@@ -281,7 +299,7 @@ pub type SessionLookupReply = Box<dyn FnOnce(Result<Option<(User, bool)>, Error>
 /// processes sharing the database. A closure that returns an error rolls everything back.
 /// A store MAY run the closure more than once (retrying a lost serialization race); only
 /// the last run's effects and result count.
-pub trait UserStore: Send + Sync {
+pub trait UserStore: SessionSource + Send + Sync {
     /// Runs `work` in a transaction that only reads.
     ///
     /// # Errors
@@ -302,36 +320,6 @@ pub trait UserStore: Send + Sync {
     /// The closure's error, or store failures.
     fn read_single(&self, work: &mut Work<'_>) -> Result<(), Error> {
         self.read(work)
-    }
-
-    /// Runs `work` like [`read_single`](Self::read_single), but only if the store can
-    /// answer right away on the calling thread: no network round trip and no wait for a
-    /// connection (an embedded database with a connection free). `None` when it cannot;
-    /// the caller then uses `read_single` off its async executor. Defaults to `None`.
-    fn try_read_single_now(&self, _work: &mut Work<'_>) -> Option<Result<(), Error>> {
-        None
-    }
-
-    /// Whether [`lookup_session_user`](Self::lookup_session_user) returns without waiting
-    /// for the answer (the store answers on a thread of its own). Defaults to `false`.
-    fn batches_session_lookups(&self) -> bool {
-        false
-    }
-
-    /// Finds a session's user as [`UserRepo::find_session_user`] does and hands the answer
-    /// to `reply`. A store that [batches](Self::batches_session_lookups) queues the lookup
-    /// and answers it from its own thread together with the lookups that arrived meanwhile
-    /// (in one statement or one read transaction); the read starts after this call, so the
-    /// answer is never older than the request. Its queue is bounded: beyond it `reply`
-    /// gets [`Error::Overloaded`] at once. Defaults to answering at once with
-    /// [`read_single`](Self::read_single).
-    fn lookup_session_user(&self, id: UserId, token_id: &str, reply: SessionLookupReply) {
-        let mut found = None;
-        let outcome = self.read_single(&mut |repo| {
-            found = repo.find_session_user(id, token_id)?;
-            Ok(())
-        });
-        reply(outcome.map(|()| found.take()));
     }
 
     /// Checks that the store answers (for readiness probes).
@@ -373,22 +361,6 @@ pub trait UserStoreExt: UserStore {
             Ok(())
         })?;
         out.ok_or_else(|| Error::internal("read", "the store did not run the work"))
-    }
-
-    /// Runs `f` as [`UserStore::try_read_single_now`] does; `None` when the store cannot
-    /// answer right away.
-    fn try_read_single_now_with<T>(
-        &self,
-        mut f: impl FnMut(&mut dyn UserRepo) -> Result<T, Error>,
-    ) -> Option<Result<T, Error>> {
-        let mut out = None;
-        let ran = self.try_read_single_now(&mut |repo| {
-            out = Some(f(repo)?);
-            Ok(())
-        })?;
-        Some(ran.and_then(|()| {
-            out.ok_or_else(|| Error::internal("read", "the store did not run the work"))
-        }))
     }
 
     /// Runs `f` in a write transaction and returns its result.

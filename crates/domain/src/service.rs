@@ -606,62 +606,20 @@ impl UserService {
     }
 
     /// The session a token opens, if the token is valid, not revoked, and its user still
-    /// approved with no password change since it was issued.
+    /// approved with no password change since it was issued. A token that does not verify
+    /// is refused before any read; the user is read through the store's
+    /// [`SessionSource`](crate::SessionSource), after this call, without blocking the
+    /// caller.
     ///
     /// # Errors
     /// [`Error::Unauthenticated`]; store failures.
-    pub fn current_user(&self, token: &str) -> Result<Session, Error> {
+    pub async fn current_user(&self, token: &str) -> Result<Session, Error> {
         let claims = self.tokens.verify(token)?;
         let found = self
             .store
-            .read_single_with(|repo| repo.find_session_user(claims.user_id, &claims.id))?;
+            .find_session_user(claims.user_id, &claims.id)
+            .await?;
         session(found, claims)
-    }
-
-    /// [`current_user`](Self::current_user) on the calling thread when it needs no waiting:
-    /// a token that does not verify is refused at once, and the user is read only if the
-    /// store can answer right away (an embedded database). `None` when it cannot: call
-    /// `current_user` off the async executor then. The same checks either way.
-    #[must_use]
-    pub fn current_user_now(&self, token: &str) -> Option<Result<Session, Error>> {
-        let claims = match self.tokens.verify(token) {
-            Ok(claims) => claims,
-            Err(e) => return Some(Err(e)),
-        };
-        let found = self
-            .store
-            .try_read_single_now_with(|repo| repo.find_session_user(claims.user_id, &claims.id))?;
-        Some(found.and_then(|found| session(found, claims)))
-    }
-
-    /// [`current_user`](Self::current_user) for a store that
-    /// [batches session lookups](UserStore::batches_session_lookups): the token is verified
-    /// at once and `done` gets the session later, from the store's thread, without a thread
-    /// of the caller's waiting on the database. The same checks as `current_user`; the
-    /// user is read after this call. `Err(done)` when the store does not batch: call
-    /// `current_user` off the async executor then.
-    ///
-    /// # Errors
-    /// `done` receives [`Error::Unauthenticated`] or store failures.
-    pub fn current_user_deferred<F>(&self, token: &str, done: F) -> Result<(), F>
-    where
-        F: FnOnce(Result<Session, Error>) + Send + 'static,
-    {
-        if !self.store.batches_session_lookups() {
-            return Err(done);
-        }
-        match self.tokens.verify(token) {
-            Ok(claims) => {
-                let (id, token_id) = (claims.user_id, claims.id.clone());
-                self.store.lookup_session_user(
-                    id,
-                    &token_id,
-                    Box::new(move |found| done(found.and_then(|found| session(found, claims)))),
-                );
-            }
-            Err(e) => done(Err(e)),
-        }
-        Ok(())
     }
 
     /// Revokes the session's token.

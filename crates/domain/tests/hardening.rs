@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use gatehouse_domain::testing::{InMemoryStore, PlainHasher};
+use gatehouse_domain::testing::{CurrentUserBlocking as _, InMemoryStore, PlainHasher};
 use gatehouse_domain::{
     Actor, AuditAction, AuditQuery, Email, Error, Hs256Tokens, JwtSecret, Origin, Password,
     ThrottlePolicy, TokenTtl, User, UserChanges, UserService, UserStatus, UserStore,
@@ -82,7 +82,7 @@ fn an_admin_reset_wins_over_a_password_change_in_progress() {
         .users
         .login("bob@example.com", PASSWORD, &Origin::default())
         .unwrap();
-    let session = w.users.current_user(&token.token).unwrap();
+    let session = w.users.current_user_blocking(&token.token).unwrap();
 
     // The attacker's change has checked the old password ...
     let change = w
@@ -137,7 +137,7 @@ fn a_password_change_needs_an_approved_user_and_a_live_token() {
         .users
         .login("bob@example.com", PASSWORD, &Origin::default())
         .unwrap();
-    let session = w.users.current_user(&token.token).unwrap();
+    let session = w.users.current_user_blocking(&token.token).unwrap();
     let change = w
         .users
         .begin_password_change(&session, &Origin::default())
@@ -157,7 +157,7 @@ fn a_password_change_needs_an_approved_user_and_a_live_token() {
         .users
         .login("bob@example.com", PASSWORD, &Origin::default())
         .unwrap();
-    let session = w.users.current_user(&token.token).unwrap();
+    let session = w.users.current_user_blocking(&token.token).unwrap();
     w.users.logout(&session, &Origin::default()).unwrap();
     assert!(matches!(
         w.users
@@ -212,7 +212,11 @@ fn a_known_device_is_not_locked_out_by_failures_from_elsewhere() {
         .unwrap();
     assert_eq!(again.device_token.expose(), device);
     assert_eq!(
-        w.users.current_user(&again.token.token).unwrap().user.id,
+        w.users
+            .current_user_blocking(&again.token.token)
+            .unwrap()
+            .user
+            .id,
         admin.id
     );
 
@@ -460,7 +464,7 @@ fn a_counted_attempt_dropped_before_its_check_is_given_back() {
         .users
         .login("admin@example.com", PASSWORD, &origin)
         .unwrap();
-    let session = w.users.current_user(&token.token).unwrap();
+    let session = w.users.current_user_blocking(&token.token).unwrap();
     for _ in 0..5 {
         let change = w.users.begin_password_change(&session, &origin).unwrap();
         w.users.cancel_password_change(&change).unwrap();

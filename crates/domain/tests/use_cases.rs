@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use gatehouse_domain::testing::{InMemoryStore, PlainHasher};
+use gatehouse_domain::testing::{CurrentUserBlocking as _, InMemoryStore, PlainHasher};
 use gatehouse_domain::{
     Actor, AuditQuery, Email, Error, Hs256Tokens, JwtSecret, LastAdminChange, NewUserRequest,
     Origin, Password, TokenService, TokenTtl, User, UserChanges, UserId, UserKey, UserQuery,
@@ -165,30 +165,33 @@ fn tokens_identify_their_user_until_something_changes() {
     let bob = w.register("bob@example.com");
     w.approve(&admin, &bob);
     let token = w.token("bob@example.com");
-    assert_eq!(w.users.current_user(&token).unwrap().user.id, bob.id);
+    assert_eq!(
+        w.users.current_user_blocking(&token).unwrap().user.id,
+        bob.id
+    );
 
     // Disabled: the token stops working at once, and stays dead when re-enabled; so does
     // one from before a return to pending (hardening round 2).
     w.change(&admin, &bob, status(UserStatus::Disabled))
         .unwrap();
     assert!(matches!(
-        w.users.current_user(&token),
+        w.users.current_user_blocking(&token),
         Err(Error::Unauthenticated)
     ));
     w.approve(&admin, &bob);
     assert!(matches!(
-        w.users.current_user(&token),
+        w.users.current_user_blocking(&token),
         Err(Error::Unauthenticated)
     ));
     let token = w.token("bob@example.com");
     w.change(&admin, &bob, status(UserStatus::Pending)).unwrap();
     w.approve(&admin, &bob);
     assert!(matches!(
-        w.users.current_user(&token),
+        w.users.current_user_blocking(&token),
         Err(Error::Unauthenticated)
     ));
     let token = w.token("bob@example.com");
-    assert!(w.users.current_user(&token).is_ok());
+    assert!(w.users.current_user_blocking(&token).is_ok());
 
     // A password reset revokes every earlier token for good.
     w.users
@@ -200,7 +203,7 @@ fn tokens_identify_their_user_until_something_changes() {
         )
         .unwrap();
     assert!(matches!(
-        w.users.current_user(&token),
+        w.users.current_user_blocking(&token),
         Err(Error::Unauthenticated)
     ));
     assert!(matches!(
@@ -212,18 +215,18 @@ fn tokens_identify_their_user_until_something_changes() {
         .users
         .login("bob@example.com", "brand-new-pass", &Origin::default())
         .unwrap();
-    assert!(w.users.current_user(&fresh.token).is_ok());
+    assert!(w.users.current_user_blocking(&fresh.token).is_ok());
 
     // Deleted: gone.
     w.users
         .delete_user(Actor::User(admin.id), bob.id, &Origin::default())
         .unwrap();
     assert!(matches!(
-        w.users.current_user(&fresh.token),
+        w.users.current_user_blocking(&fresh.token),
         Err(Error::Unauthenticated)
     ));
     assert!(matches!(
-        w.users.current_user("garbage"),
+        w.users.current_user_blocking("garbage"),
         Err(Error::Unauthenticated)
     ));
     // A token for an id that never existed.
@@ -233,7 +236,7 @@ fn tokens_identify_their_user_until_something_changes() {
     };
     let ghost_token = w.tokens.issue(&ghost).unwrap().token;
     assert!(matches!(
-        w.users.current_user(&ghost_token),
+        w.users.current_user_blocking(&ghost_token),
         Err(Error::Unauthenticated)
     ));
 }
@@ -349,7 +352,7 @@ fn the_last_active_admin_is_protected_on_every_path() {
     );
     let unchanged = w
         .users
-        .current_user(&w.token("bob@example.com"))
+        .current_user_blocking(&w.token("bob@example.com"))
         .unwrap()
         .user;
     assert!(unchanged.is_active_admin());
@@ -367,7 +370,7 @@ fn admins_may_change_themselves_while_another_admin_remains() {
         .unwrap();
     let bob_now = w
         .users
-        .current_user(&w.token("bob@example.com"))
+        .current_user_blocking(&w.token("bob@example.com"))
         .unwrap()
         .user;
     assert_eq!(bob_now.approved_by, None, "the approver is gone");
@@ -466,7 +469,7 @@ fn a_fullwidth_login_name_finds_the_normalised_account() {
     w.register("admin@example.com");
     let fullwidth = "\u{ff41}\u{ff44}\u{ff4d}\u{ff49}\u{ff4e}\u{ff20}example.com";
     let token = w.token(fullwidth);
-    let session = w.users.current_user(&token).unwrap();
+    let session = w.users.current_user_blocking(&token).unwrap();
     assert_eq!(session.user.email.as_str(), "admin@example.com");
     // A mixed-script name is no account's: a wrong login like any other.
     assert!(matches!(
@@ -674,13 +677,13 @@ mod security {
         w.register("admin@example.com");
         let first = w.token("admin@example.com");
         let second = w.token("admin@example.com");
-        let session = w.users.current_user(&first).unwrap();
+        let session = w.users.current_user_blocking(&first).unwrap();
         w.users.logout(&session, &origin()).unwrap();
         assert!(matches!(
-            w.users.current_user(&first),
+            w.users.current_user_blocking(&first),
             Err(Error::Unauthenticated)
         ));
-        assert!(w.users.current_user(&second).is_ok());
+        assert!(w.users.current_user_blocking(&second).is_ok());
     }
 
     #[test]
@@ -688,7 +691,7 @@ mod security {
         let w = world();
         w.register("admin@example.com");
         let old = w.token("admin@example.com");
-        let session = w.users.current_user(&old).unwrap();
+        let session = w.users.current_user_blocking(&old).unwrap();
         let wrong = w.users.change_password(
             &session,
             "not it at all",
@@ -697,7 +700,7 @@ mod security {
         );
         assert!(matches!(wrong, Err(Error::WrongCurrentPassword)));
         assert!(
-            w.users.current_user(&old).is_ok(),
+            w.users.current_user_blocking(&old).is_ok(),
             "a refused change changes nothing"
         );
         let fresh = w
@@ -710,10 +713,10 @@ mod security {
             )
             .unwrap();
         assert!(matches!(
-            w.users.current_user(&old),
+            w.users.current_user_blocking(&old),
             Err(Error::Unauthenticated)
         ));
-        assert!(w.users.current_user(&fresh.token).is_ok());
+        assert!(w.users.current_user_blocking(&fresh.token).is_ok());
         assert!(w
             .users
             .login("admin@example.com", "new-passphrase-1", &origin())
@@ -872,7 +875,7 @@ mod security {
             .login("robert@example.com", "fresh-passphrase", &o)
             .unwrap()
             .token;
-        let session = w.users.current_user(&token).unwrap();
+        let session = w.users.current_user_blocking(&token).unwrap();
         w.users.logout(&session, &o).unwrap();
         w.users.delete_user(act, bob.id, &o).unwrap();
 
@@ -957,10 +960,24 @@ mod security {
     }
 }
 
-/// A store that answers session lookups later, on a thread of its own (as the PostgreSQL
-/// store does in batches).
+/// A store that answers session lookups later, from a thread of its own (as the SQL
+/// stores' batching thread does).
 #[derive(Debug)]
 struct Deferring(Arc<InMemoryStore>);
+
+impl gatehouse_domain::SessionSource for Deferring {
+    fn find_session_user(&self, id: UserId, token_id: &str) -> gatehouse_domain::SessionLookup {
+        let (reply, lookup) = gatehouse_domain::ports::session_reply();
+        let (store, token_id) = (self.0.clone(), token_id.to_owned());
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            reply.send(gatehouse_domain::UserStoreExt::read_with(&*store, |repo| {
+                repo.find_session_user(id, &token_id)
+            }));
+        });
+        lookup
+    }
+}
 
 impl gatehouse_domain::UserStore for Deferring {
     fn read(&self, work: &mut gatehouse_domain::ports::Work<'_>) -> Result<(), Error> {
@@ -974,25 +991,10 @@ impl gatehouse_domain::UserStore for Deferring {
     fn ping(&self) -> Result<(), Error> {
         self.0.ping()
     }
-
-    fn batches_session_lookups(&self) -> bool {
-        true
-    }
-
-    fn lookup_session_user(
-        &self,
-        id: UserId,
-        token_id: &str,
-        reply: gatehouse_domain::SessionLookupReply,
-    ) {
-        let (store, token_id) = (self.0.clone(), token_id.to_owned());
-        std::thread::spawn(move || store.lookup_session_user(id, &token_id, reply));
-    }
 }
 
 #[test]
-fn deferred_lookups_apply_the_same_checks_as_current_user() {
-    use gatehouse_domain::UserStore as _;
+fn lookups_answered_later_apply_the_same_checks() {
     let secret = JwtSecret::new(vec![b's'; 32]).unwrap();
     let tokens = Arc::new(Hs256Tokens::new(&secret, TokenTtl::DEFAULT).unwrap());
     let w = World {
@@ -1003,38 +1005,27 @@ fn deferred_lookups_apply_the_same_checks_as_current_user() {
         ),
         tokens,
     };
-    let deferred = |token: &str| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        w.users
-            .current_user_deferred(token, move |session| tx.send(session).unwrap())
-            .unwrap_or_else(|_| panic!("this store defers"));
-        rx.recv().unwrap()
-    };
+    let later = |token: &str| w.users.current_user_blocking(token);
     let admin = w.register("admin@example.com");
     let bob = w.register("bob@example.com");
     w.approve(&admin, &bob);
     let token = w.token("bob@example.com");
-    assert_eq!(deferred(&token).unwrap().user.id, bob.id);
+    assert_eq!(later(&token).unwrap().user.id, bob.id);
     w.change(&admin, &bob, status(UserStatus::Disabled))
         .unwrap();
-    assert!(matches!(deferred(&token), Err(Error::Unauthenticated)));
+    assert!(matches!(later(&token), Err(Error::Unauthenticated)));
     w.approve(&admin, &bob);
-    assert!(matches!(deferred(&token), Err(Error::Unauthenticated)));
+    assert!(
+        matches!(later(&token), Err(Error::Unauthenticated)),
+        "issued before the user was taken out of service"
+    );
     let token = w.token("bob@example.com");
     w.users
-        .logout(&w.users.current_user(&token).unwrap(), &Origin::default())
+        .logout(&later(&token).unwrap(), &Origin::default())
         .unwrap();
     assert!(
-        matches!(deferred(&token), Err(Error::Unauthenticated)),
+        matches!(later(&token), Err(Error::Unauthenticated)),
         "revoked"
     );
-    assert!(matches!(deferred("garbage"), Err(Error::Unauthenticated)));
-
-    // A store that answers at once is not deferred: the caller looks up itself.
-    let plain = world();
-    assert!(!InMemoryStore::new().batches_session_lookups());
-    assert!(plain
-        .users
-        .current_user_deferred("anything", |_| panic!("not called"))
-        .is_err());
+    assert!(matches!(later("garbage"), Err(Error::Unauthenticated)));
 }

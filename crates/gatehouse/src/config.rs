@@ -1,27 +1,182 @@
-//! The service's configuration, parsed into types before anything starts: the environment
-//! (`GATEHOUSE_*`, `RUST_LOG`) over an optional TOML file named by `GATEHOUSE_CONFIG`, whose
-//! keys are the variables' names without the `GATEHOUSE_` prefix, in lower case. Both
-//! layers go through the same per-variable parsers below, so there is one set of rules;
-//! every problem is reported, one line each, naming the variable and where its value came
-//! from. Secrets never appear in an error, a `Debug` or [`Config::describe`].
+//! The service's configuration: one struct, [`Config`], whose fields are the settings.
+//!
+//! A setting's key is its field's serde name (`bind`, `bcrypt_cost`, …); its environment
+//! variable is the key in upper case after `GATEHOUSE_` (`RUST_LOG` for `rust_log`). figment
+//! layers three sources, each later one winning per key: the defaults ([`DEFAULTS`]), the
+//! TOML file `GATEHOUSE_CONFIG` names, and the environment. Every value reaches serde as the
+//! string the environment variable would hold (a TOML integer as its digits, a list as
+//! comma-separated items), so both layers go through the same parsers: the domain's
+//! newtypes (`#[serde(try_from = "String")]`) and the `deserialize_with` functions below.
+//!
+//! serde stops at a struct's first bad field, so each setting set outside the defaults is
+//! also tried alone over the defaults: every problem is reported, one line each, naming the
+//! variable and where its value came from (figment's metadata). Secrets are kept as
+//! [`SecretString`] and never appear in an error, a `Debug` or [`Config::describe`].
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider, Source};
 use gatehouse_domain::{BcryptCost, JwtSecret, ThrottlePolicy, TokenTtl};
 use gatehouse_http::{MetricsToken, TrustedProxies};
 use gatehouse_storage::DatabaseUrl;
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::{Deserializer, Error as _};
+use serde::Deserialize;
 
 /// The variable naming the configuration file.
 pub const CONFIG_VARIABLE: &str = "GATEHOUSE_CONFIG";
 
-/// The variables whose value is a comma-separated list, and so may be a TOML array in the file.
-const LIST_VARIABLES: &[&str] = &["GATEHOUSE_TRUSTED_PROXIES", "GATEHOUSE_CORS_ORIGINS"];
+/// Every setting: adding one is adding a field here, with its doc comment, and its default
+/// to [`DEFAULTS`] (a field without a default is an `Option`). The field's order is the order
+/// of `check-config`'s lines and of the errors.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `GATEHOUSE_BIND`: the address to listen on, HOST:PORT (port 0 picks a free one).
+    #[serde(deserialize_with = "bind")]
+    pub bind: String,
+    /// `GATEHOUSE_DATABASE_URL`: `sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB`. Its
+    /// `Display` and `Debug` mask the password, in the userinfo and in a `password=` parameter.
+    #[serde(deserialize_with = "parsed")]
+    pub database_url: DatabaseUrl,
+    /// `GATEHOUSE_JWT_SECRET`: at least 32 bytes; generated once and stored in the database
+    /// when unset.
+    #[serde(default, deserialize_with = "jwt_secret")]
+    pub jwt_secret: Option<SecretString>,
+    /// `GATEHOUSE_TOKEN_TTL`: how long an access token is valid.
+    #[serde(deserialize_with = "parsed")]
+    pub token_ttl: TokenTtl,
+    /// `GATEHOUSE_BCRYPT_COST`.
+    pub bcrypt_cost: BcryptCost,
+    /// `GATEHOUSE_DATABASE_POOL_SIZE`: connections per instance.
+    #[serde(
+        rename = "database_pool_size",
+        deserialize_with = "integer::<_, _, 1, 1000>"
+    )]
+    pub pool_size: u32,
+    /// `GATEHOUSE_DATABASE_CONNECT_TIMEOUT`: how long opening a connection, or waiting
+    /// for a free one, may take before a request is answered 503.
+    #[serde(rename = "database_connect_timeout", deserialize_with = "timeout")]
+    pub connect_timeout: Duration,
+    /// `GATEHOUSE_BODY_TIMEOUT`: how long a request body may take to arrive after the
+    /// request's head before the request is answered 408 and the connection closed.
+    #[serde(deserialize_with = "timeout")]
+    pub body_timeout: Duration,
+    /// `GATEHOUSE_MAX_CONNECTIONS`: open connections per instance; more wait to be accepted.
+    #[serde(deserialize_with = "integer::<_, _, 1, 1_000_000>")]
+    pub max_connections: u32,
+    /// `GATEHOUSE_METRICS_TOKEN`: the bearer token `/metrics` requires; open when unset.
+    #[serde(default, deserialize_with = "metrics_token")]
+    pub metrics_token: Option<SecretString>,
+    /// `GATEHOUSE_JWT_ALGORITHM`.
+    pub jwt_algorithm: JwtAlgorithm,
+    /// `GATEHOUSE_LOGIN_MAX_FAILURES`: failed logins per account before a backoff.
+    #[serde(deserialize_with = "integer::<_, _, 1, 1000>")]
+    pub login_max_failures: u32,
+    /// `GATEHOUSE_LOGIN_MAX_FAILURES_PER_ADDRESS`: failed logins per client address per
+    /// 15 minutes.
+    #[serde(deserialize_with = "integer::<_, _, 1, 1_000_000>")]
+    pub login_max_failures_per_address: u32,
+    /// `GATEHOUSE_REGISTER_LIMIT_PER_HOUR`: registrations per client address; 0 is no limit.
+    #[serde(deserialize_with = "integer::<_, _, 0, 1_000_000>")]
+    pub register_limit_per_hour: u32,
+    /// `GATEHOUSE_HASHING_THREADS`: bcrypt hashes at once, the share of the cores logins
+    /// and registrations may take; `None` for one per core.
+    #[serde(default, deserialize_with = "some_integer::<_, _, 1, 256>")]
+    pub hashing_threads: Option<u32>,
+    /// `GATEHOUSE_HASHING_NICE`: how far below the request threads the bcrypt threads run
+    /// (0 = the same priority, 19 = the lowest).
+    #[serde(deserialize_with = "integer::<_, _, 0, 19>")]
+    pub hashing_nice: u8,
+    /// `GATEHOUSE_TRUSTED_PROXIES`: IPs or CIDR ranges whose `X-Forwarded-For` is believed.
+    #[serde(deserialize_with = "trusted_proxies")]
+    pub trusted_proxies: TrustedProxies,
+    /// `GATEHOUSE_CORS_ORIGINS`: the origins allowed cross-origin requests; CORS is off
+    /// when empty.
+    #[serde(deserialize_with = "origins")]
+    pub cors_origins: Vec<String>,
+    /// `RUST_LOG`: the log filter.
+    #[serde(rename = "rust_log", deserialize_with = "log_filter")]
+    pub log_filter: String,
+    /// `GATEHOUSE_LOG_FORMAT`.
+    pub log_format: LogFormat,
+    /// `GATEHOUSE_AUDIT_RETENTION`: how long audit entries are kept; `None` keeps them all.
+    #[serde(deserialize_with = "retention")]
+    pub audit_retention: Option<Duration>,
+    /// `GATEHOUSE_CONFIG`: the file read under the environment, if any.
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
+    /// Every setting as it is in effect and where it came from, secrets masked.
+    #[serde(skip)]
+    pub effective: Vec<Effective>,
+}
+
+/// The defaults, as a `gatehouse.toml` would write them. A setting absent here has none:
+/// its field is an `Option`, and [`unset_meaning`] tells `check-config` what unset means.
+pub const DEFAULTS: &str = r#"
+bind = "127.0.0.1:8080"
+database_url = "sqlite://gatehouse.db"
+token_ttl = "7d"
+bcrypt_cost = 12
+database_pool_size = 8
+database_connect_timeout = "5s"
+body_timeout = "10s"
+max_connections = 10000
+jwt_algorithm = "HS256"
+login_max_failures = 5
+login_max_failures_per_address = 100
+register_limit_per_hour = 100
+hashing_nice = 3
+trusted_proxies = []
+cors_origins = []
+rust_log = "info"
+log_format = "text"
+audit_retention = "365d"
+"#;
+
+/// The settings that may be a TOML array in the file (or a comma-separated string).
+const LIST_KEYS: &[&str] = &["trusted_proxies", "cors_origins"];
+
+/// What an unset setting without default means, for `check-config`.
+fn unset_meaning(key: &str) -> &'static str {
+    match key {
+        "jwt_secret" => "(generated)",
+        "hashing_threads" => "(one per core)",
+        "metrics_token" => "(none: /metrics is open)",
+        _ => "(unset)",
+    }
+}
+
+/// How `check-config` shows a setting's value: secrets as `(set)`, the database URL with
+/// its password masked, the rest as given.
+fn shown(key: &str, given: &str, config: &Config) -> String {
+    match key {
+        "jwt_secret" | "metrics_token" => "(set)".to_owned(),
+        "database_url" => config.database_url.to_string(),
+        _ => given.trim().to_owned(),
+    }
+}
+
+impl Config {
+    /// The throttling policy of `login_max_failures`, `login_max_failures_per_address` and
+    /// `register_limit_per_hour`.
+    #[must_use]
+    pub fn throttle(&self) -> ThrottlePolicy {
+        ThrottlePolicy {
+            max_failures: self.login_max_failures,
+            max_failures_per_address: self.login_max_failures_per_address,
+            register_limit_per_hour: self.register_limit_per_hour,
+        }
+    }
+}
 
 /// How tokens are signed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
 pub enum JwtAlgorithm {
     /// A shared secret (`GATEHOUSE_JWT_SECRET`, or generated and stored).
     Hs256,
@@ -29,8 +184,21 @@ pub enum JwtAlgorithm {
     EdDsa,
 }
 
+impl TryFrom<String> for JwtAlgorithm {
+    type Error = &'static str;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.trim() {
+            "HS256" => Ok(Self::Hs256),
+            "EdDSA" => Ok(Self::EdDsa),
+            _ => Err("must be HS256 or EdDSA"),
+        }
+    }
+}
+
 /// How log lines are written (`GATEHOUSE_LOG_FORMAT`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
 pub enum LogFormat {
     /// Human-readable lines.
     Text,
@@ -38,56 +206,16 @@ pub enum LogFormat {
     Json,
 }
 
-/// Everything `gatehouse serve` needs to know, already validated.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// `GATEHOUSE_BIND`: the address to listen on (port 0 picks a free one).
-    pub bind: String,
-    /// `GATEHOUSE_DATABASE_URL`.
-    pub database_url: DatabaseUrl,
-    /// `GATEHOUSE_JWT_SECRET`; generated once and stored in the database when unset.
-    pub jwt_secret: Option<JwtSecret>,
-    /// `GATEHOUSE_TOKEN_TTL`.
-    pub token_ttl: TokenTtl,
-    /// `GATEHOUSE_BCRYPT_COST`.
-    pub bcrypt_cost: BcryptCost,
-    /// `GATEHOUSE_DATABASE_POOL_SIZE`: connections per instance.
-    pub pool_size: u32,
-    /// `GATEHOUSE_DATABASE_CONNECT_TIMEOUT`: how long opening a connection, or waiting
-    /// for a free one, may take before a request is answered 503.
-    pub connect_timeout: Duration,
-    /// `GATEHOUSE_BODY_TIMEOUT`: how long a request body may take to arrive after the
-    /// request's head before the request is answered 408 and the connection closed.
-    pub body_timeout: Duration,
-    /// `GATEHOUSE_MAX_CONNECTIONS`: open connections per instance; more wait to be accepted.
-    pub max_connections: u32,
-    /// `GATEHOUSE_METRICS_TOKEN`: the bearer token `/metrics` requires; open when unset.
-    pub metrics_token: Option<MetricsToken>,
-    /// `GATEHOUSE_HASHING_THREADS`: bcrypt hashes at once, the share of the cores logins
-    /// and registrations may take; `None` for one per core.
-    pub hashing_threads: Option<u32>,
-    /// `GATEHOUSE_HASHING_NICE`: how far below the request threads the bcrypt threads run
-    /// (0 = the same priority, 19 = the lowest).
-    pub hashing_nice: u8,
-    /// `GATEHOUSE_JWT_ALGORITHM`.
-    pub jwt_algorithm: JwtAlgorithm,
-    /// `GATEHOUSE_LOGIN_MAX_FAILURES`, `GATEHOUSE_LOGIN_MAX_FAILURES_PER_ADDRESS`,
-    /// `GATEHOUSE_REGISTER_LIMIT_PER_HOUR`.
-    pub throttle: ThrottlePolicy,
-    /// `GATEHOUSE_TRUSTED_PROXIES`.
-    pub trusted_proxies: TrustedProxies,
-    /// `GATEHOUSE_CORS_ORIGINS`.
-    pub cors_origins: Vec<String>,
-    /// `RUST_LOG`.
-    pub log_filter: String,
-    /// `GATEHOUSE_LOG_FORMAT`.
-    pub log_format: LogFormat,
-    /// `GATEHOUSE_AUDIT_RETENTION`: how long audit entries are kept; `None` keeps them all.
-    pub audit_retention: Option<Duration>,
-    /// `GATEHOUSE_CONFIG`: the file read under the environment, if any.
-    pub file: Option<PathBuf>,
-    /// Every setting as it is in effect and where it came from, secrets masked.
-    pub effective: Vec<Effective>,
+impl TryFrom<String> for LogFormat {
+    type Error = &'static str;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            _ => Err("must be text or json"),
+        }
+    }
 }
 
 /// Where a setting's value came from.
@@ -101,11 +229,36 @@ pub enum Origin {
     File(PathBuf),
 }
 
+impl Origin {
+    /// The name of figment's metadata for the environment's layer.
+    const ENVIRONMENT: &'static str = "environment";
+
+    /// The origin figment's metadata for a value names.
+    fn of(metadata: Option<&Metadata>) -> Self {
+        match metadata {
+            Some(Metadata {
+                source: Some(Source::File(path)),
+                ..
+            }) => Self::File(path.clone()),
+            Some(metadata) if metadata.name == Self::ENVIRONMENT => Self::Environment,
+            _ => Self::Default,
+        }
+    }
+
+    fn metadata(&self) -> Metadata {
+        match self {
+            Self::Default => Metadata::named("default"),
+            Self::Environment => Metadata::named(Self::ENVIRONMENT),
+            Self::File(path) => Metadata::from("file", path.as_path()),
+        }
+    }
+}
+
 /// One setting as it is in effect (for `gatehouse check-config`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Effective {
     /// The environment variable.
-    pub variable: &'static str,
+    pub variable: String,
     /// The value for display: secrets are shown as `(set)`, passwords as `***`.
     pub shown: String,
     /// Where it came from.
@@ -116,7 +269,7 @@ pub struct Effective {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     /// The environment variable (`GATEHOUSE_CONFIG` for a problem with the file itself).
-    pub variable: &'static str,
+    pub variable: String,
     /// Where the bad value came from.
     pub origin: Origin,
     /// What is wrong with it; never the value of a secret.
@@ -131,7 +284,7 @@ impl fmt::Display for ConfigError {
                 "invalid {} (from {}: {}): {}",
                 self.variable,
                 path.display(),
-                file_key(self.variable),
+                file_key(&self.variable),
                 self.problem
             ),
             Origin::Environment | Origin::Default => {
@@ -142,9 +295,9 @@ impl fmt::Display for ConfigError {
 }
 
 impl ConfigError {
-    fn in_environment(variable: &'static str, problem: impl Into<String>) -> Self {
+    fn in_environment(variable: &str, problem: impl Into<String>) -> Self {
         Self {
-            variable,
+            variable: variable.to_owned(),
             origin: Origin::Environment,
             problem: problem.into(),
         }
@@ -161,8 +314,32 @@ pub fn file_key(variable: &str) -> String {
         .to_ascii_lowercase()
 }
 
+/// The environment variable of a key: `GATEHOUSE_` and the key in upper case, but
+/// `RUST_LOG` for `rust_log`.
+#[must_use]
+pub fn variable(key: &str) -> String {
+    match key {
+        "rust_log" => "RUST_LOG".to_owned(),
+        _ => format!("GATEHOUSE_{}", key.to_ascii_uppercase()),
+    }
+}
+
+/// The settings' keys in their declaration order: serde's derive lists them in the error
+/// for a key that is none of them (`deny_unknown_fields`).
+#[must_use]
+pub fn keys() -> &'static [&'static str] {
+    let probe = Dict::from([(String::new(), Value::from(0))]);
+    match Config::deserialize(&Value::from(probe)) {
+        Err(figment::Error {
+            kind: figment::error::Kind::UnknownField(_, fields),
+            ..
+        }) => fields,
+        _ => &[],
+    }
+}
+
 /// Reads one environment variable: `Ok(None)` when unset, an error when not UTF-8.
-pub type EnvLookup<'a> = &'a dyn Fn(&'static str) -> Result<Option<String>, ConfigError>;
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Result<Option<String>, ConfigError>;
 
 /// A parsed configuration file: its path and its top-level values.
 #[derive(Clone)]
@@ -182,7 +359,9 @@ impl fmt::Debug for ConfigFile {
 }
 
 impl ConfigFile {
-    /// Reads and parses the file at `path`.
+    /// Reads and parses the file at `path`. Read here rather than by figment's `Toml`
+    /// provider, which passes over a missing file and quotes the bad line (a secret, maybe)
+    /// in its errors.
     ///
     /// # Errors
     /// When the file cannot be read or is not TOML; the error names the path.
@@ -217,23 +396,6 @@ impl ConfigFile {
             )),
         }
     }
-
-    /// The value of `variable` in the file, as the string the environment variable would
-    /// hold: integers as digits, a list (for the list variables) joined with commas.
-    fn setting(&self, variable: &'static str) -> Result<Option<Setting>, ConfigError> {
-        let Some(value) = self.values.get(&file_key(variable)) else {
-            return Ok(None);
-        };
-        let origin = Origin::File(self.path.clone());
-        match render(value, LIST_VARIABLES.contains(&variable)) {
-            Ok(value) => Ok(Some(Setting { value, origin })),
-            Err(problem) => Err(ConfigError {
-                variable,
-                origin,
-                problem,
-            }),
-        }
-    }
 }
 
 /// A TOML error on one line, "line L, column C: message", without the source excerpt
@@ -262,39 +424,100 @@ fn toml_problem(error: &toml::de::Error, text: &str) -> String {
     }
 }
 
-/// A TOML value as an environment variable's string. Scalars as written (a float keeps its
-/// point, so `bcrypt_cost = 12.0` is refused like `"12.0"`); arrays only where a list is
-/// meant.
-fn render(value: &toml::Value, list: bool) -> Result<String, String> {
+/// A TOML value for figment, its scalars as the environment variable's string would be (a
+/// float keeps its point, so `bcrypt_cost = 12.0` is refused like `"12.0"`).
+fn figment_value(value: &toml::Value) -> Value {
     match value {
-        toml::Value::String(s) => Ok(s.clone()),
-        toml::Value::Integer(n) => Ok(n.to_string()),
-        toml::Value::Float(x) => Ok(format!("{x:?}")),
-        toml::Value::Boolean(b) => Ok(b.to_string()),
-        toml::Value::Datetime(d) => Ok(d.to_string()),
-        toml::Value::Array(items) if list => items
-            .iter()
-            .map(|item| match item {
-                toml::Value::Array(_) | toml::Value::Table(_) => {
-                    Err("must be a list of strings, not of lists or tables".to_owned())
-                }
-                scalar => render(scalar, false),
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(|items| items.join(", ")),
-        toml::Value::Array(_) => Err("must be a single value, not a list".to_owned()),
-        toml::Value::Table(_) => Err("must be a value, not a table".to_owned()),
+        toml::Value::String(s) => Value::from(s.clone()),
+        toml::Value::Integer(n) => Value::from(n.to_string()),
+        toml::Value::Float(x) => Value::from(format!("{x:?}")),
+        toml::Value::Boolean(b) => Value::from(b.to_string()),
+        toml::Value::Datetime(d) => Value::from(d.to_string()),
+        toml::Value::Array(items) => {
+            Value::from(items.iter().map(figment_value).collect::<Vec<_>>())
+        }
+        toml::Value::Table(table) => Value::from(
+            table
+                .iter()
+                .map(|(key, value)| (key.clone(), figment_value(value)))
+                .collect::<Dict>(),
+        ),
     }
 }
 
-/// A value and where it came from.
-struct Setting {
-    value: String,
+/// One layer of settings, as figment takes it: values by key, and where they came from.
+struct Layer {
     origin: Origin,
+    values: Dict,
+}
+
+impl Layer {
+    /// The environment's layer: the settings' variables only, verbatim (figment's `Env`
+    /// would read `"…"` and `[…]` as TOML-like values, match names in any case and pass over
+    /// a value that is not UTF-8), and the variables that could not be read.
+    fn environment<'k>(
+        env: EnvLookup<'_>,
+        keys: &[&'k str],
+    ) -> (Self, BTreeMap<&'k str, ConfigError>) {
+        let mut values = Dict::new();
+        let mut unreadable = BTreeMap::new();
+        for key in keys {
+            match env(&variable(key)) {
+                Ok(Some(value)) => {
+                    values.insert((*key).to_owned(), Value::from(value));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    unreadable.insert(*key, e);
+                }
+            }
+        }
+        let origin = Origin::Environment;
+        (Self { origin, values }, unreadable)
+    }
+
+    /// A file's layer (or the defaults').
+    fn file(file: &ConfigFile, origin: Origin) -> Self {
+        let values = file
+            .values
+            .iter()
+            .map(|(key, value)| (key.clone(), figment_value(value)))
+            .collect();
+        Self { origin, values }
+    }
+}
+
+impl Provider for Layer {
+    fn metadata(&self) -> Metadata {
+        self.origin.metadata()
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Ok(Profile::Default.collect(self.values.clone()))
+    }
+}
+
+/// A setting's value as the string its environment variable would hold: a list (for the
+/// list settings) joined with commas.
+fn as_text(key: &str, value: &Value) -> Result<String, String> {
+    let list = LIST_KEYS.contains(&key);
+    match value {
+        Value::String(_, s) => Ok(s.clone()),
+        Value::Array(_, items) if list => items
+            .iter()
+            .map(|item| match item {
+                Value::String(_, s) => Ok(s.as_str()),
+                _ => Err("must be a list of strings, not of lists or tables".to_owned()),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|items| items.join(", ")),
+        Value::Array(..) => Err("must be a single value, not a list".to_owned()),
+        _ => Err("must be a value, not a table".to_owned()),
+    }
 }
 
 /// Reads the process environment.
-fn environment(variable: &'static str) -> Result<Option<String>, ConfigError> {
+fn environment(variable: &str) -> Result<Option<String>, ConfigError> {
     match std::env::var(variable) {
         Ok(value) => Ok(Some(value)),
         Err(std::env::VarError::NotPresent) => Ok(None),
@@ -302,6 +525,11 @@ fn environment(variable: &'static str) -> Result<Option<String>, ConfigError> {
             Err(ConfigError::in_environment(variable, "is not valid UTF-8"))
         }
     }
+}
+
+/// `Config` from settings given as strings.
+fn deserialize(values: &Dict) -> Result<Config, String> {
+    Config::deserialize(&Value::from(values.clone())).map_err(|e| e.kind.to_string())
 }
 
 impl Config {
@@ -361,24 +589,75 @@ impl Config {
         env: EnvLookup<'_>,
         file: Option<&ConfigFile>,
     ) -> Result<Self, Vec<ConfigError>> {
-        let mut reader = Reader {
-            env,
-            file,
-            errors: Vec::new(),
-            effective: Vec::new(),
-        };
-        let config = reader.read_all();
+        let keys = keys();
+        let defaults = ConfigFile::parse("(defaults)", DEFAULTS).map_err(|e| vec![e])?;
+        let defaults = Layer::file(&defaults, Origin::Default);
+        let (environment, mut unreadable) = Layer::environment(env, keys);
+        // The defaults as text: each setting set elsewhere is tried alone over them.
+        let base: Dict = defaults
+            .values
+            .iter()
+            .filter_map(|(key, value)| Some((key.clone(), Value::from(as_text(key, value).ok()?))))
+            .collect();
+        let mut figment = Figment::from(defaults);
         if let Some(file) = file {
-            reader.unknown_keys(file);
+            figment = figment.merge(Layer::file(file, Origin::File(file.path.clone())));
         }
-        match config {
-            Some(config) if reader.errors.is_empty() => Ok(Self {
-                file: file.map(|f| f.path.clone()),
-                effective: reader.effective,
-                ..config
-            }),
-            _ => Err(reader.errors),
+        let figment = figment.merge(environment);
+        let mut settings = base.clone();
+        let mut errors = Vec::new();
+        for key in keys {
+            if let Some(error) = unreadable.remove(key) {
+                errors.push(error);
+                continue;
+            }
+            let Ok(value) = figment.find_value(key) else {
+                continue; // unset, without default
+            };
+            let origin = Origin::of(figment.find_metadata(key));
+            let checked = as_text(key, &value).and_then(|text| {
+                let mut alone = base.clone();
+                alone.insert((*key).to_owned(), Value::from(text.clone()));
+                deserialize(&alone).map(|_| text)
+            });
+            match checked {
+                Ok(text) => {
+                    settings.insert((*key).to_owned(), Value::from(text));
+                }
+                Err(problem) => errors.push(ConfigError {
+                    variable: variable(key),
+                    origin,
+                    problem,
+                }),
+            }
         }
+        if let Some(file) = file {
+            errors.extend(unknown_keys(file, keys));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let mut config = deserialize(&settings)
+            .map_err(|problem| vec![ConfigError::in_environment(CONFIG_VARIABLE, problem)])?;
+        config.file = file.map(|f| f.path.clone());
+        config.effective = keys
+            .iter()
+            .map(|key| {
+                let (shown, origin) = match settings.get(*key) {
+                    Some(Value::String(_, given)) => (
+                        shown(key, given, &config),
+                        Origin::of(figment.find_metadata(key)),
+                    ),
+                    _ => (unset_meaning(key).to_owned(), Origin::Default),
+                };
+                Effective {
+                    variable: variable(key),
+                    shown,
+                    origin,
+                }
+            })
+            .collect();
+        Ok(config)
     }
 
     /// The effective configuration as TOML a `gatehouse.toml` could hold, each line
@@ -397,7 +676,7 @@ impl Config {
                 (
                     format!(
                         "{} = {}",
-                        file_key(setting.variable),
+                        file_key(&setting.variable),
                         toml_string(&setting.shown)
                     ),
                     origin,
@@ -432,219 +711,13 @@ fn toml_string(value: &str) -> String {
     out
 }
 
-/// Reads the settings one by one, collecting every problem and the effective values.
-struct Reader<'a> {
-    env: EnvLookup<'a>,
-    file: Option<&'a ConfigFile>,
-    errors: Vec<ConfigError>,
-    effective: Vec<Effective>,
-}
-
-impl Reader<'_> {
-    /// Every setting, or `None` when one is invalid (and so in `errors`).
-    fn read_all(&mut self) -> Option<Config> {
-        let bind = self.read("GATEHOUSE_BIND", Some("127.0.0.1:8080"), check_bind);
-        let database_url = self.read_shown(
-            "GATEHOUSE_DATABASE_URL",
-            Some("sqlite://gatehouse.db"),
-            |v| v.parse::<DatabaseUrl>().map_err(|e| e.to_string()),
-            // Its Display masks the password.
-            |_, url| url.to_string(),
-        );
-        let jwt_secret = self.read_shown(
-            "GATEHOUSE_JWT_SECRET",
-            None,
-            |v| JwtSecret::new(v.as_bytes()).map_err(|e| e.to_string()),
-            |_, _| "(set)".to_owned(),
-        );
-        let token_ttl = self.read("GATEHOUSE_TOKEN_TTL", Some("7d"), |v| {
-            v.parse::<TokenTtl>().map_err(|e| e.to_string())
-        });
-        let bcrypt_cost = self.read("GATEHOUSE_BCRYPT_COST", Some("12"), |v| {
-            v.trim()
-                .parse::<u32>()
-                .ok()
-                .and_then(|n| BcryptCost::new(n).ok())
-                .ok_or_else(|| "must be an integer from 4 to 31".to_owned())
-        });
-        let pool_size = self.read("GATEHOUSE_DATABASE_POOL_SIZE", Some("8"), |v| {
-            integer(v, 1, 1000)
-        });
-        let connect_timeout = self.read(
-            "GATEHOUSE_DATABASE_CONNECT_TIMEOUT",
-            Some("5s"),
-            parse_timeout,
-        );
-        let body_timeout = self.read("GATEHOUSE_BODY_TIMEOUT", Some("10s"), parse_timeout);
-        let max_connections = self.read("GATEHOUSE_MAX_CONNECTIONS", Some("10000"), |v| {
-            integer(v, 1, 1_000_000)
-        });
-        let metrics_token = self.read_shown(
-            "GATEHOUSE_METRICS_TOKEN",
-            None,
-            MetricsToken::new,
-            |_, _| "(set)".to_owned(),
-        );
-        let jwt_algorithm = self.read("GATEHOUSE_JWT_ALGORITHM", Some("HS256"), |v| {
-            match v.trim() {
-                "HS256" => Ok(JwtAlgorithm::Hs256),
-                "EdDSA" => Ok(JwtAlgorithm::EdDsa),
-                _ => Err("must be HS256 or EdDSA".to_owned()),
-            }
-        });
-        let max_failures = self.read("GATEHOUSE_LOGIN_MAX_FAILURES", Some("5"), |v| {
-            integer(v, 1, 1000)
-        });
-        let max_failures_per_address = self.read(
-            "GATEHOUSE_LOGIN_MAX_FAILURES_PER_ADDRESS",
-            Some("100"),
-            |v| integer(v, 1, 1_000_000),
-        );
-        let register_limit = self.read("GATEHOUSE_REGISTER_LIMIT_PER_HOUR", Some("100"), |v| {
-            integer(v, 0, 1_000_000)
-        });
-        let hashing_threads = self.read("GATEHOUSE_HASHING_THREADS", None, |v| integer(v, 1, 256));
-        let default_nice = gatehouse_http::DEFAULT_HASHING_NICE.to_string();
-        let hashing_nice = self.read("GATEHOUSE_HASHING_NICE", Some(default_nice.as_str()), |v| {
-            integer(v, 0, 19).map(|n| u8::try_from(n).unwrap_or(19))
-        });
-        let trusted_proxies =
-            self.read("GATEHOUSE_TRUSTED_PROXIES", Some(""), TrustedProxies::parse);
-        let cors_origins = self.read("GATEHOUSE_CORS_ORIGINS", Some(""), parse_origins);
-        let log_filter = self.read("RUST_LOG", Some("info"), |v| {
-            tracing_subscriber::EnvFilter::try_new(v)
-                .map(|_| v.to_owned())
-                .map_err(|e| format!("is not a valid log filter ({e})"))
-        });
-        let log_format = self.read("GATEHOUSE_LOG_FORMAT", Some("text"), |v| {
-            match v.trim().to_ascii_lowercase().as_str() {
-                "text" => Ok(LogFormat::Text),
-                "json" => Ok(LogFormat::Json),
-                _ => Err("must be text or json".to_owned()),
-            }
-        });
-        let audit_retention = self.read("GATEHOUSE_AUDIT_RETENTION", Some("365d"), parse_retention);
-        // Each `?` is a setting that was invalid (and is in `errors`); `Some(None)` is one
-        // without default left unset.
-        Some(Config {
-            bind: bind??,
-            database_url: database_url??,
-            jwt_secret: jwt_secret?,
-            token_ttl: token_ttl??,
-            bcrypt_cost: bcrypt_cost??,
-            pool_size: pool_size??,
-            connect_timeout: connect_timeout??,
-            body_timeout: body_timeout??,
-            max_connections: max_connections??,
-            metrics_token: metrics_token?,
-            hashing_threads: hashing_threads?,
-            hashing_nice: hashing_nice??,
-            jwt_algorithm: jwt_algorithm??,
-            throttle: ThrottlePolicy {
-                max_failures: max_failures??,
-                max_failures_per_address: max_failures_per_address??,
-                register_limit_per_hour: register_limit??,
-            },
-            trusted_proxies: trusted_proxies??,
-            cors_origins: cors_origins??,
-            log_filter: log_filter??,
-            log_format: log_format??,
-            audit_retention: audit_retention??,
-            file: None,
-            effective: Vec::new(),
-        })
-    }
-
-    /// A setting from the environment, else the file, else `default`.
-    fn lookup(
-        &self,
-        variable: &'static str,
-        default: Option<&str>,
-    ) -> Result<Option<Setting>, ConfigError> {
-        if let Some(value) = (self.env)(variable)? {
-            return Ok(Some(Setting {
-                value,
-                origin: Origin::Environment,
-            }));
-        }
-        if let Some(setting) = self
-            .file
-            .map(|f| f.setting(variable))
-            .transpose()?
-            .flatten()
-        {
-            return Ok(Some(setting));
-        }
-        Ok(default.map(|value| Setting {
-            value: value.to_owned(),
-            origin: Origin::Default,
-        }))
-    }
-
-    /// Reads and parses one setting, shown as given. `Some(None)` is a setting without
-    /// default left unset; `None` means it was invalid (and is in `errors`).
-    fn read<T>(
-        &mut self,
-        variable: &'static str,
-        default: Option<&str>,
-        parse: impl FnOnce(&str) -> Result<T, String>,
-    ) -> Option<Option<T>> {
-        self.read_shown(variable, default, parse, |given, _| given.trim().to_owned())
-    }
-
-    /// As [`read`](Self::read), shown by `show` (given the value and its parse).
-    fn read_shown<T>(
-        &mut self,
-        variable: &'static str,
-        default: Option<&str>,
-        parse: impl FnOnce(&str) -> Result<T, String>,
-        show: impl FnOnce(&str, &T) -> String,
-    ) -> Option<Option<T>> {
-        let setting = match self.lookup(variable, default) {
-            Ok(Some(setting)) => setting,
-            Ok(None) => {
-                self.effective.push(Effective {
-                    variable,
-                    shown: unset_meaning(variable).to_owned(),
-                    origin: Origin::Default,
-                });
-                return Some(None);
-            }
-            Err(e) => {
-                self.errors.push(e);
-                return None;
-            }
-        };
-        match parse(&setting.value) {
-            Ok(parsed) => {
-                self.effective.push(Effective {
-                    variable,
-                    shown: show(&setting.value, &parsed),
-                    origin: setting.origin,
-                });
-                Some(Some(parsed))
-            }
-            Err(problem) => {
-                self.errors.push(ConfigError {
-                    variable,
-                    origin: setting.origin,
-                    problem,
-                });
-                None
-            }
-        }
-    }
-
-    /// Reports each key of `file` that no setting read: a typo must not pass silently.
-    fn unknown_keys(&mut self, file: &ConfigFile) {
-        let known: HashSet<String> = self
-            .effective
-            .iter()
-            .map(|e| e.variable)
-            .chain(self.errors.iter().map(|e| e.variable))
-            .map(file_key)
-            .collect();
-        for key in file.values.keys().filter(|key| !known.contains(*key)) {
+/// Each key of `file` that is not a setting: a typo must not pass silently.
+fn unknown_keys(file: &ConfigFile, keys: &[&str]) -> Vec<ConfigError> {
+    let known: HashSet<String> = keys.iter().map(|key| (*key).to_owned()).collect();
+    file.values
+        .keys()
+        .filter(|key| !known.contains(*key))
+        .map(|key| {
             let hint = match suggestion(key, &known) {
                 Some(known) => format!(" (did you mean {known:?}?)"),
                 None if file_key(key) == file_key(CONFIG_VARIABLE) => {
@@ -653,22 +726,12 @@ impl Reader<'_> {
                 None => " (the keys are the GATEHOUSE_* variables' names without the prefix, in lower case)"
                     .to_owned(),
             };
-            self.errors.push(ConfigError::in_environment(
+            ConfigError::in_environment(
                 CONFIG_VARIABLE,
                 format!("{}: unknown key {key:?}{hint}", file.path.display()),
-            ));
-        }
-    }
-}
-
-/// What an unset setting without default means.
-fn unset_meaning(variable: &str) -> &'static str {
-    match variable {
-        "GATEHOUSE_JWT_SECRET" => "(generated)",
-        "GATEHOUSE_HASHING_THREADS" => "(one per core)",
-        "GATEHOUSE_METRICS_TOKEN" => "(none: /metrics is open)",
-        _ => "(unset)",
-    }
+            )
+        })
+        .collect()
 }
 
 /// The known key `key` was probably meant to be: the same once upper case, a
@@ -703,101 +766,180 @@ fn edit_distance(a: &str, b: &str) -> usize {
     previous[b.len()]
 }
 
-/// An integer from `min` to `max`.
-fn integer(value: &str, min: u32, max: u32) -> Result<u32, String> {
-    value
-        .trim()
-        .parse::<u32>()
-        .ok()
-        .filter(|n| (min..=max).contains(n))
-        .ok_or_else(|| format!("must be an integer from {min} to {max}"))
+// The `deserialize_with` parsers of the settings that are not a newtype of their own. Each
+// takes the string the environment variable would hold.
+
+/// A string through `parse`, whose error is the problem to report.
+fn text_with<'de, D: Deserializer<'de>, T>(
+    deserializer: D,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse(&text).map_err(D::Error::custom)
+}
+
+/// Through the type's `FromStr` (for the newtypes of the domain and storage crates).
+fn parsed<'de, D: Deserializer<'de>, T>(deserializer: D) -> Result<T, D::Error>
+where
+    T: std::str::FromStr,
+    T::Err: fmt::Display,
+{
+    text_with(deserializer, |text| {
+        text.parse().map_err(|e: T::Err| e.to_string())
+    })
+}
+
+/// An integer from `MIN` to `MAX`.
+fn integer<'de, D: Deserializer<'de>, T: TryFrom<u32>, const MIN: u32, const MAX: u32>(
+    deserializer: D,
+) -> Result<T, D::Error> {
+    text_with(deserializer, |text| {
+        text.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (MIN..=MAX).contains(n))
+            .and_then(|n| T::try_from(n).ok())
+            .ok_or_else(|| format!("must be an integer from {MIN} to {MAX}"))
+    })
+}
+
+/// As [`integer`], for a setting without default.
+fn some_integer<'de, D: Deserializer<'de>, T: TryFrom<u32>, const MIN: u32, const MAX: u32>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    integer::<D, T, MIN, MAX>(deserializer).map(Some)
+}
+
+/// A secret, checked by `check` (whose message never holds it) and kept as a [`SecretString`].
+fn secret_with<'de, D: Deserializer<'de>, T, E: fmt::Display>(
+    deserializer: D,
+    check: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<Option<SecretString>, D::Error> {
+    let text = SecretString::from(String::deserialize(deserializer)?);
+    check(text.expose_secret()).map_err(D::Error::custom)?;
+    Ok(Some(text))
+}
+
+/// At least 32 bytes.
+fn jwt_secret<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SecretString>, D::Error> {
+    secret_with(deserializer, |text| JwtSecret::new(text.as_bytes()))
+}
+
+/// At least 16 visible ASCII characters.
+fn metrics_token<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SecretString>, D::Error> {
+    secret_with(deserializer, MetricsToken::new)
+}
+
+/// `host:port` with a numeric port; the host is resolved when binding.
+fn bind<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    text_with(deserializer, |value| {
+        if value.parse::<std::net::SocketAddr>().is_ok() {
+            return Ok(value.to_owned());
+        }
+        let plausible = value.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && !host.contains(' ') && port.parse::<u16>().is_ok()
+        });
+        if plausible {
+            Ok(value.to_owned())
+        } else {
+            Err(format!(
+                "must be HOST:PORT, such as 127.0.0.1:8080 (got {value:?})"
+            ))
+        }
+    })
+}
+
+/// A comma-separated list of addresses and CIDR ranges.
+fn trusted_proxies<'de, D: Deserializer<'de>>(deserializer: D) -> Result<TrustedProxies, D::Error> {
+    text_with(deserializer, TrustedProxies::parse)
 }
 
 /// A comma-separated list of origins, each `scheme://host[:port]` with no path.
-fn parse_origins(value: &str) -> Result<Vec<String>, String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|origin| !origin.is_empty())
-        .map(|origin| {
-            let rest = origin
-                .strip_prefix("https://")
-                .or_else(|| origin.strip_prefix("http://"));
-            match rest {
-                Some(host)
-                    if !host.is_empty()
-                        && !host.contains('/')
-                        && !host.contains(char::is_whitespace) =>
-                {
-                    Ok(origin.to_owned())
+fn origins<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    text_with(deserializer, |value| {
+        value
+            .split(',')
+            .map(str::trim)
+            .filter(|origin| !origin.is_empty())
+            .map(|origin| {
+                let rest = origin
+                    .strip_prefix("https://")
+                    .or_else(|| origin.strip_prefix("http://"));
+                match rest {
+                    Some(host)
+                        if !host.is_empty()
+                            && !host.contains('/')
+                            && !host.contains(char::is_whitespace) =>
+                    {
+                        Ok(origin.to_owned())
+                    }
+                    _ => Err(format!(
+                        "{origin:?} is not an origin such as https://app.example.com"
+                    )),
                 }
-                _ => Err(format!(
-                    "{origin:?} is not an origin such as https://app.example.com"
-                )),
-            }
-        })
-        .collect()
+            })
+            .collect()
+    })
+}
+
+/// A `tracing` filter directive, as `RUST_LOG`.
+fn log_filter<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    text_with(deserializer, |value| {
+        tracing_subscriber::EnvFilter::try_new(value)
+            .map(|_| value.to_owned())
+            .map_err(|e| format!("is not a valid log filter ({e})"))
+    })
 }
 
 /// Whole seconds (`5`, `5s`) or minutes (`1m`), from 1 second to 5 minutes.
-fn parse_timeout(value: &str) -> Result<Duration, String> {
-    let value = value.trim();
-    let (digits, scale) = match value.strip_suffix('s') {
-        Some(digits) => (digits, 1),
-        None => match value.strip_suffix('m') {
-            Some(digits) => (digits, 60),
-            None => (value, 1),
-        },
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(scale))
-        .filter(|secs| (1..=300).contains(secs))
-        .map(Duration::from_secs)
-        .ok_or_else(|| "must be a duration from 1s to 5m, such as 5, 5s or 1m".to_owned())
+fn timeout<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    text_with(deserializer, |value| {
+        let value = value.trim();
+        let (digits, scale) = match value.strip_suffix('s') {
+            Some(digits) => (digits, 1),
+            None => match value.strip_suffix('m') {
+                Some(digits) => (digits, 60),
+                None => (value, 1),
+            },
+        };
+        digits
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(scale))
+            .filter(|secs| (1..=300).contains(secs))
+            .map(Duration::from_secs)
+            .ok_or_else(|| "must be a duration from 1s to 5m, such as 5, 5s or 1m".to_owned())
+    })
 }
 
 /// `0` (keep everything), or a number of seconds, or a number with `s`, `m`, `h` or `d`,
 /// up to 100 years.
-fn parse_retention(value: &str) -> Result<Option<Duration>, String> {
-    let value = value.trim();
-    let problem =
-        || "must be 0 (keep everything) or a duration such as 365d, 90d or 12h".to_owned();
-    let (digits, scale) = match value.char_indices().last() {
-        Some((at, 's')) => (&value[..at], 1),
-        Some((at, 'm')) => (&value[..at], 60),
-        Some((at, 'h')) => (&value[..at], 3600),
-        Some((at, 'd')) => (&value[..at], 86_400),
-        _ => (value, 1),
-    };
-    let n = digits.parse::<u64>().map_err(|_| problem())?;
-    if n == 0 {
-        return Ok(None);
-    }
-    n.checked_mul(scale)
-        .filter(|secs| *secs <= 100 * 366 * 86_400)
-        .map(|secs| Some(Duration::from_secs(secs)))
-        .ok_or_else(problem)
+fn retention<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+    text_with(deserializer, |value| {
+        let value = value.trim();
+        let problem =
+            || "must be 0 (keep everything) or a duration such as 365d, 90d or 12h".to_owned();
+        let (digits, scale) = match value.char_indices().last() {
+            Some((at, 's')) => (&value[..at], 1),
+            Some((at, 'm')) => (&value[..at], 60),
+            Some((at, 'h')) => (&value[..at], 3600),
+            Some((at, 'd')) => (&value[..at], 86_400),
+            _ => (value, 1),
+        };
+        let n = digits.parse::<u64>().map_err(|_| problem())?;
+        if n == 0 {
+            return Ok(None);
+        }
+        n.checked_mul(scale)
+            .filter(|secs| *secs <= 100 * 366 * 86_400)
+            .map(|secs| Some(Duration::from_secs(secs)))
+            .ok_or_else(problem)
+    })
 }
-
-/// `host:port` with a numeric port; the host is resolved when binding.
-fn check_bind(value: &str) -> Result<String, String> {
-    if value.parse::<std::net::SocketAddr>().is_ok() {
-        return Ok(value.to_owned());
-    }
-    let plausible = value.rsplit_once(':').is_some_and(|(host, port)| {
-        !host.is_empty() && !host.contains(' ') && port.parse::<u16>().is_ok()
-    });
-    if plausible {
-        Ok(value.to_owned())
-    } else {
-        Err(format!(
-            "must be HOST:PORT, such as 127.0.0.1:8080 (got {value:?})"
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -838,7 +980,7 @@ mod tests {
         assert_eq!(config.log_format, LogFormat::Text);
         assert_eq!(config.pool_size, 8);
         assert_eq!(config.jwt_algorithm, JwtAlgorithm::Hs256);
-        assert_eq!(config.throttle, ThrottlePolicy::default());
+        assert_eq!(config.throttle(), ThrottlePolicy::default());
         assert!(config.cors_origins.is_empty());
         assert_eq!(config.connect_timeout, Duration::from_secs(5));
         assert_eq!(
@@ -866,8 +1008,8 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(parsed.jwt_algorithm, JwtAlgorithm::EdDsa);
-        assert_eq!(parsed.throttle.max_failures, 3);
-        assert_eq!(parsed.throttle.register_limit_per_hour, 0);
+        assert_eq!(parsed.throttle().max_failures, 3);
+        assert_eq!(parsed.throttle().register_limit_per_hour, 0);
         assert_eq!(parsed.cors_origins.len(), 2);
         for (variable, bad) in [
             ("GATEHOUSE_JWT_ALGORITHM", "none"),
@@ -1060,7 +1202,7 @@ mod tests {
             ("GATEHOUSE_BCRYPT_COST", "99"),
         ])
         .unwrap_err();
-        let named: Vec<&str> = errors.iter().map(|e| e.variable).collect();
+        let named: Vec<&str> = errors.iter().map(|e| e.variable.as_str()).collect();
         assert_eq!(
             named,
             [
@@ -1235,7 +1377,7 @@ mod tests {
             ("GATEHOUSE_LOG_FORMAT", "xml"),
         ]);
         let errors = Config::from_sources(&|variable| Ok(env.get(variable).cloned())).unwrap_err();
-        let named: Vec<&str> = errors.iter().map(|e| e.variable).collect();
+        let named: Vec<&str> = errors.iter().map(|e| e.variable.as_str()).collect();
         assert_eq!(
             named,
             [
@@ -1357,5 +1499,86 @@ mod tests {
         assert_eq!(suggestion("bcrypt_cots", &known), Some("bcrypt_cost"));
         assert_eq!(suggestion("listen", &known), None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn the_keys_are_the_fields_in_their_order() {
+        let keys = keys();
+        assert_eq!(keys.len(), 21, "{keys:?}");
+        assert_eq!(keys.first(), Some(&"bind"));
+        assert_eq!(keys.last(), Some(&"audit_retention"));
+        assert!(keys.contains(&"rust_log") && keys.contains(&"database_pool_size"));
+        assert_eq!(variable("rust_log"), "RUST_LOG");
+        assert_eq!(variable("bcrypt_cost"), "GATEHOUSE_BCRYPT_COST");
+        let defaults = ConfigFile::parse("(defaults)", DEFAULTS).unwrap();
+        for key in defaults.values.keys() {
+            assert!(
+                keys.contains(&key.as_str()),
+                "default for no setting: {key}"
+            );
+        }
+        for key in LIST_KEYS {
+            assert!(keys.contains(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn the_operations_guide_lists_every_key() {
+        let guide = include_str!("../../../docs/operations.md");
+        for key in keys() {
+            assert!(
+                guide.contains(&format!("\n{key} = ")) || guide.contains(&format!("# {key} = ")),
+                "docs/operations.md does not list {key}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_environment_is_read_verbatim() {
+        // No TOML-like reading of a variable: quotes are part of a secret, brackets of a list.
+        let quoted = format!("\"{SECRET}\"");
+        let secret = config(&[("GATEHOUSE_JWT_SECRET", &quoted)])
+            .unwrap()
+            .jwt_secret
+            .unwrap();
+        assert_eq!(secret.expose_secret(), quoted);
+        let errors =
+            config(&[("GATEHOUSE_CORS_ORIGINS", "[\"https://a.example.com\"]")]).unwrap_err();
+        assert_eq!(errors[0].variable, "GATEHOUSE_CORS_ORIGINS");
+        // Only the settings' own variables, in upper case, are read.
+        let map = env_of(&[
+            ("gatehouse_bcrypt_cost", "1"),
+            ("GATEHOUSE_TEST_POSTGRES_URL", "postgres://x"),
+        ]);
+        assert!(Config::from_layers(&|variable| Ok(map.get(variable).cloned()), None).is_ok());
+        // A variable that is not UTF-8 is named in its place.
+        let errors = Config::from_layers(
+            &|variable| match variable {
+                "GATEHOUSE_TOKEN_TTL" => {
+                    Err(ConfigError::in_environment(variable, "is not valid UTF-8"))
+                }
+                "GATEHOUSE_BCRYPT_COST" => Ok(Some("1".to_owned())),
+                _ => Ok(None),
+            },
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(
+            lines(&errors),
+            [
+                "invalid GATEHOUSE_TOKEN_TTL: is not valid UTF-8",
+                "invalid GATEHOUSE_BCRYPT_COST: must be an integer from 4 to 31",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_environment_overrides_a_bad_value_in_the_file() {
+        let parsed = layered(
+            &[("GATEHOUSE_BIND", "127.0.0.1:9000")],
+            "bind = [\"0.0.0.0:80\"]\n",
+        )
+        .unwrap();
+        assert_eq!(parsed.bind, "127.0.0.1:9000");
     }
 }

@@ -9,8 +9,9 @@ use anyhow::Context;
 use gatehouse_domain::{
     BcryptHasher, Ed25519Tokens, Hs256Tokens, JwtSecret, TokenService, UserService,
 };
-use gatehouse_http::{AppState, HashingPool};
+use gatehouse_http::{AppState, HashingPool, MetricsToken};
 use gatehouse_storage::{Database, PoolOptions};
+use secrecy::ExposeSecret;
 
 use crate::config::{Config, JwtAlgorithm};
 
@@ -49,7 +50,8 @@ pub fn open_database(config: &Config) -> anyhow::Result<Database> {
 /// now if this is the first start. Every instance sharing the database agrees on it.
 fn jwt_secret(config: &Config, db: &Database) -> anyhow::Result<JwtSecret> {
     if let Some(secret) = &config.jwt_secret {
-        return Ok(secret.clone());
+        return JwtSecret::new(secret.expose_secret().as_bytes())
+            .context("GATEHOUSE_JWT_SECRET was checked when read");
     }
     let candidate = JwtSecret::generate()?;
     let candidate = std::str::from_utf8(candidate.expose()).context("generated secret")?;
@@ -150,7 +152,7 @@ pub fn user_service(
     };
     let hasher = BcryptHasher::new(config.bcrypt_cost)?;
     let users = UserService::new(Arc::new(db.clone()), Arc::new(hasher), tokens)
-        .with_throttle(config.throttle)
+        .with_throttle(config.throttle())
         .with_audit_retention(
             config
                 .audit_retention
@@ -201,7 +203,14 @@ impl Application {
             .with_trusted_proxies(config.trusted_proxies.clone())
             .with_cors_origins(config.cors_origins.clone())
             .with_database_slots(config.pool_size as usize)
-            .with_metrics_token(config.metrics_token.clone())
+            .with_metrics_token(
+                config
+                    .metrics_token
+                    .as_ref()
+                    .map(|token| MetricsToken::new(token.expose_secret()))
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?,
+            )
             .with_body_timeout(config.body_timeout);
 
         let listener = TcpListener::bind(&config.bind)

@@ -42,24 +42,11 @@ impl FromRequest for CurrentUser {
         Box::pin(async move {
             let token = token.ok_or_else(ApiError::unauthenticated)?;
             let state = state.ok_or_else(|| ApiError::internal(&MissingState))?;
-            let users = state.users.clone();
-            // An embedded database answers faster than a hop to the blocking pool; a store
-            // that batches lookups (PostgreSQL) answers from its own threads, so no thread
-            // of ours waits on the round trip; anything else goes to the blocking pool.
-            let session = match users.current_user_now(&token) {
-                Some(now) => now?,
-                None => {
-                    let (answer, answered) = tokio::sync::oneshot::channel();
-                    let deferred = users.current_user_deferred(&token, move |session| {
-                        // The request may have gone meanwhile (client closed): no one to tell.
-                        let _ = answer.send(session);
-                    });
-                    match deferred {
-                        Ok(()) => answered.await.map_err(|e| ApiError::internal(&e))??,
-                        Err(_) => state.blocking(move || users.current_user(&token)).await?,
-                    }
-                }
-            };
+            // One await: the store's session port reads after this call and never blocks
+            // this thread on a round trip (SQLite reads a lone lookup inline; lookups that
+            // overlap, and every PostgreSQL lookup, are answered in batches by the store's
+            // own thread).
+            let session = state.users.current_user(&token).await?;
             Ok(Self(session))
         })
     }

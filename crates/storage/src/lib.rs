@@ -32,8 +32,10 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel::r2d2::{Pool, PooledConnection};
-use gatehouse_domain::ports::Work;
-use gatehouse_domain::{Error, SigningKey, UserStore};
+use gatehouse_domain::ports::{answered, Work};
+use gatehouse_domain::{
+    Error, SessionLookup, SessionSource, SigningKey, UserId, UserRepo as _, UserStore,
+};
 
 pub use url::{DatabaseUrl, InvalidDatabaseUrl};
 
@@ -140,6 +142,9 @@ pub struct Database {
     /// 100 ms between tries: with eight writers at once, registrations' p99 went from
     /// 51 ms to 808 ms). Other processes on the file still meet at SQLite's lock.
     writers: Option<std::sync::Arc<parking_lot::Mutex<()>>>,
+    /// SQLite only: session lookups may be read on the request's thread (see the
+    /// [`SessionSource`] impl).
+    inline_lookups: bool,
 }
 
 impl fmt::Debug for Database {
@@ -187,6 +192,7 @@ impl Database {
             sessions,
             writers: matches!(url, DatabaseUrl::Sqlite { .. })
                 .then(|| std::sync::Arc::new(parking_lot::Mutex::new(()))),
+            inline_lookups: matches!(url, DatabaseUrl::Sqlite { .. }),
         })
     }
 
@@ -385,6 +391,27 @@ impl std::ops::DerefMut for Lease {
     }
 }
 
+/// PostgreSQL: every lookup goes to the batching thread (see `sessions.rs`), so no request
+/// thread waits on a round trip. SQLite: a lookup that comes alone, with a connection idle,
+/// is read at once on the calling thread (an embedded read, no network); lookups that
+/// overlap go to the batching thread.
+impl SessionSource for Database {
+    fn find_session_user(&self, id: UserId, token_id: &str) -> SessionLookup {
+        if self.inline_lookups {
+            if let Some(turn) = self.sessions.inline_turn() {
+                if let Some(conn) = self.pool.try_get() {
+                    let mut conn = Lease(conn);
+                    let answer = SqlUserRepo { conn: &mut conn }.find_session_user(id, token_id);
+                    conn.settle(&answer);
+                    drop((conn, turn));
+                    return answered(answer);
+                }
+            }
+        }
+        self.sessions.submit(id, token_id)
+    }
+}
+
 impl UserStore for Database {
     fn read(&self, work: &mut Work<'_>) -> Result<(), Error> {
         let mut conn = self.connection()?;
@@ -422,20 +449,6 @@ impl UserStore for Database {
         let outcome = work(&mut SqlUserRepo { conn: &mut conn });
         conn.settle(&outcome);
         outcome
-    }
-
-    fn batches_session_lookups(&self) -> bool {
-        true
-    }
-
-    /// Queued for the batching thread (see `sessions.rs`).
-    fn lookup_session_user(
-        &self,
-        id: gatehouse_domain::UserId,
-        token_id: &str,
-        reply: gatehouse_domain::SessionLookupReply,
-    ) {
-        self.sessions.submit(id, token_id, reply);
     }
 
     fn ping(&self) -> Result<(), Error> {

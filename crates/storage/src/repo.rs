@@ -120,7 +120,8 @@ fn audit_filtered(query: &AuditQuery) -> audit_log::BoxedQuery<'static, Backend>
     select
 }
 
-/// `LIMIT`/`OFFSET` values for a page (SQLite has no OFFSET without LIMIT).
+/// `LIMIT`/`OFFSET` values for a page, `None` for every row from the first. SQLite has no
+/// OFFSET without LIMIT, so "no limit" with an offset is the largest limit.
 fn page_bounds(limit: Option<u64>, offset: u64) -> Option<(i64, i64)> {
     (offset > 0 || limit.is_some()).then(|| {
         let limit = limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
@@ -366,14 +367,8 @@ impl UserRepo for SqlUserRepo<'_> {
         let mut select = filtered(query, search)
             .select(UserRow::as_select())
             .order(users::id.desc());
-        if query.offset > 0 || query.limit.is_some() {
-            // SQLite has no OFFSET without LIMIT; "no limit" is the largest one.
-            let limit = query
-                .limit
-                .map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
-            select = select
-                .limit(limit)
-                .offset(i64::try_from(query.offset).unwrap_or(i64::MAX));
+        if let Some((limit, offset)) = page_bounds(query.limit, query.offset) {
+            select = select.limit(limit).offset(offset);
         }
         let items = select
             .load(self.conn)

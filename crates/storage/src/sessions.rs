@@ -15,6 +15,7 @@
 //! was queued, so a user disabled, demoted or deleted before a request was made is seen as
 //! such by that request.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -25,7 +26,8 @@ use std::collections::{HashMap, HashSet};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::PgConnection;
-use gatehouse_domain::{Error, SessionLookupReply, User, UserId, UserRepo as _};
+use gatehouse_domain::ports::session_reply;
+use gatehouse_domain::{Error, SessionLookup, SessionReply, User, UserId, UserRepo as _};
 
 use crate::conn::AnyConnection;
 use crate::errors::from_diesel;
@@ -52,7 +54,7 @@ struct Lookup {
     id: UserId,
     user_id: i64,
     token_id: String,
-    reply: SessionLookupReply,
+    reply: SessionReply,
 }
 
 /// The queue of lookups and the thread that answers them. The thread ends when the last
@@ -61,6 +63,11 @@ struct Lookup {
 /// rather than piling up with their requests.
 pub(crate) struct SessionBatcher {
     queue: SyncSender<Lookup>,
+    /// Lookups queued or being answered by the thread.
+    waiting: Arc<AtomicUsize>,
+    /// Whether a lookup is being read on a request's thread (see
+    /// [`inline_turn`](Self::inline_turn)).
+    reading_inline: AtomicBool,
 }
 
 impl std::fmt::Debug for SessionBatcher {
@@ -84,38 +91,82 @@ impl SessionBatcher {
         let (queue, lookups) = mpsc::sync_channel(max_queued.max(1));
         let lookups = Arc::new(Mutex::new(lookups));
         let manager = Arc::new(manager);
+        let waiting = Arc::new(AtomicUsize::new(0));
         for i in 0..WORKERS {
-            let (lookups, manager) = (lookups.clone(), manager.clone());
+            let (lookups, manager, waiting) = (lookups.clone(), manager.clone(), waiting.clone());
             thread::Builder::new()
                 .name(format!("gatehouse-sessions-{i}"))
-                .spawn(move || serve(&lookups, &manager, fail_fast_for))?;
+                .spawn(move || serve(&lookups, &manager, fail_fast_for, &waiting))?;
         }
-        Ok(Self { queue })
+        Ok(Self {
+            queue,
+            waiting,
+            reading_inline: AtomicBool::new(false),
+        })
     }
 
-    /// Queues a lookup; `reply` gets the answer on the batcher's thread, or at
-    /// once [`Error::Overloaded`] when the queue is full.
-    pub(crate) fn submit(&self, id: UserId, token_id: &str, reply: SessionLookupReply) {
+    /// Queues a lookup, answered on the batcher's thread; answered at once with
+    /// [`Error::Overloaded`] when the queue is full.
+    pub(crate) fn submit(&self, id: UserId, token_id: &str) -> SessionLookup {
+        let (reply, answer) = session_reply();
         let lookup = Lookup {
             id,
             user_id: id.get(),
             token_id: token_id.to_owned(),
             reply,
         };
-        match self.queue.try_send(lookup) {
-            Ok(()) => {}
-            Err(TrySendError::Full(lookup)) => (lookup.reply)(Err(Error::Overloaded)),
-            Err(TrySendError::Disconnected(lookup)) => {
-                (lookup.reply)(Err(Error::unavailable("the session lookup thread stopped")))
-            }
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        let refused = match self.queue.try_send(lookup) {
+            Ok(()) => None,
+            Err(TrySendError::Full(lookup)) => Some((lookup, Error::Overloaded)),
+            Err(TrySendError::Disconnected(lookup)) => Some((
+                lookup,
+                Error::unavailable("the session lookup thread stopped"),
+            )),
+        };
+        if let Some((lookup, error)) = refused {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            lookup.reply.send(Err(error));
         }
+        answer
+    }
+
+    /// A turn to read a lookup on the calling thread instead of queueing it: given only
+    /// while nothing is queued or being answered and no other lookup is being read inline,
+    /// that is while lookups come one at a time. Alone, a lookup read inline saves the two
+    /// thread hand-offs of the queue (SQLite `/me` at one connection: 8.2k/s queued
+    /// against 9.7k/s inline); as soon as lookups overlap, they queue and are answered
+    /// in batches, which is faster then (see the module's documentation).
+    pub(crate) fn inline_turn(&self) -> Option<InlineTurn<'_>> {
+        if self.waiting.load(Ordering::Acquire) != 0 {
+            return None;
+        }
+        self.reading_inline
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .ok()?;
+        Some(InlineTurn(&self.reading_inline))
+    }
+}
+
+/// While held, other lookups queue (see [`SessionBatcher::inline_turn`]).
+pub(crate) struct InlineTurn<'a>(&'a AtomicBool);
+
+impl Drop for InlineTurn<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
 /// A worker's life: take what is queued, answer it, repeat until the queue is gone.
-fn serve(lookups: &Mutex<Receiver<Lookup>>, manager: &Manager, fail_fast_for: Duration) {
+fn serve(
+    lookups: &Mutex<Receiver<Lookup>>,
+    manager: &Manager,
+    fail_fast_for: Duration,
+    waiting: &AtomicUsize,
+) {
     let mut conn: Option<AnyConnection> = None;
     while let Some(batch) = next_batch(lookups) {
+        let answered = batch.len();
         let outcome = if conn.is_none() && manager.failures().failed_within(fail_fast_for) {
             Err(Error::unavailable(
                 "the database was unreachable a moment ago",
@@ -126,7 +177,7 @@ fn serve(lookups: &Mutex<Receiver<Lookup>>, manager: &Manager, fail_fast_for: Du
         match outcome {
             Ok(answers) => {
                 for (lookup, answer) in batch.into_iter().zip(answers) {
-                    (lookup.reply)(answer);
+                    lookup.reply.send(answer);
                 }
             }
             Err(e) => {
@@ -138,7 +189,7 @@ fn serve(lookups: &Mutex<Receiver<Lookup>>, manager: &Manager, fail_fast_for: Du
                 let message = e.to_string();
                 tracing::debug!(error = %message, lookups = batch.len(), "session lookups failed");
                 for lookup in batch {
-                    (lookup.reply)(Err(if unavailable {
+                    lookup.reply.send(Err(if unavailable {
                         Error::unavailable(message.clone())
                     } else {
                         Error::internal("looking up sessions", message.clone())
@@ -146,6 +197,7 @@ fn serve(lookups: &Mutex<Receiver<Lookup>>, manager: &Manager, fail_fast_for: Du
                 }
             }
         }
+        waiting.fetch_sub(answered, Ordering::AcqRel);
     }
 }
 

@@ -2,24 +2,35 @@
 //!
 //! PostgreSQL tests read `GATEHOUSE_TEST_POSTGRES_URL` (a server and a database to connect
 //! to for `CREATE DATABASE`); each test gets a database of its own, dropped afterwards.
-//! Without the variable, PostgreSQL tests are skipped, and say so on the terminal.
+//!
+//! A PostgreSQL test is marked [`needs_postgres`] (above its `#[test]`): without the variable
+//! it is reported *ignored*, with the reason, never as a pass; with
+//! `GATEHOUSE_REQUIRE_POSTGRES=1` (CI) it runs and fails when it cannot have its database.
+//! [`backend_tests!`](crate::backend_tests) makes one test per backend from a function of
+//! the backend. There is no fallback: asked for PostgreSQL, these fixtures give PostgreSQL or
+//! panic.
 
 // Test support panics on purpose: a failed set-up is a failed test.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::io::Write;
 use std::ops::Deref;
-use std::sync::Once;
+use std::sync::{Arc, Barrier};
+use std::thread;
 
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
 
 use crate::{Database, DatabaseUrl, PoolOptions};
 
+pub use gatehouse_test_macros::needs_postgres;
+
 pub mod tls;
 
 /// The variable naming the PostgreSQL server tests may use.
 pub const POSTGRES_URL_VAR: &str = "GATEHOUSE_TEST_POSTGRES_URL";
+
+/// The variable that, set to `1`, makes a PostgreSQL test without its database a failure.
+pub const REQUIRE_POSTGRES_VAR: &str = "GATEHOUSE_REQUIRE_POSTGRES";
 
 /// A backend tests can run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,36 +41,78 @@ pub enum TestBackend {
     Postgres,
 }
 
-impl TestBackend {
-    /// SQLite always, PostgreSQL when configured (announcing the skip otherwise).
-    #[must_use]
-    pub fn available() -> Vec<Self> {
-        if postgres_server().is_some() {
-            vec![Self::Sqlite, Self::Postgres]
-        } else {
-            vec![Self::Sqlite]
+/// One test per backend for each function of a [`TestBackend`] named: `name::sqlite` and
+/// `name::postgres`, the latter marked [`needs_postgres`]. The module takes the function's
+/// name (modules and functions live apart), so `cargo test name` runs both.
+///
+/// ```text
+/// fn totals_survive_reopening(backend: TestBackend) { /* … */ }
+/// gatehouse_storage::backend_tests!(totals_survive_reopening);
+/// ```
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name($crate::testing::TestBackend::Sqlite);
+            }
+
+            #[$crate::testing::needs_postgres]
+            #[test]
+            fn postgres() {
+                super::$name($crate::testing::TestBackend::Postgres);
+            }
         }
+    )+};
+}
+
+/// Whether `GATEHOUSE_REQUIRE_POSTGRES` asks for PostgreSQL tests to fail without a server.
+#[must_use]
+pub fn postgres_required() -> bool {
+    std::env::var(REQUIRE_POSTGRES_VAR).is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// The PostgreSQL server URL.
+///
+/// # Panics
+/// When `GATEHOUSE_TEST_POSTGRES_URL` is not set: a test that asks for PostgreSQL runs only
+/// when PostgreSQL is configured or required (see [`needs_postgres`]), so without a server
+/// it fails rather than passing on something else.
+#[must_use]
+pub fn postgres_server() -> String {
+    match std::env::var(POSTGRES_URL_VAR) {
+        Ok(url) if !url.is_empty() => url,
+        _ if postgres_required() => panic!(
+            "{REQUIRE_POSTGRES_VAR} is set but {POSTGRES_URL_VAR} is not: this PostgreSQL \
+             test has no server (e.g. {POSTGRES_URL_VAR}=postgres://postgres@127.0.0.1:5432/test)"
+        ),
+        _ => panic!(
+            "{POSTGRES_URL_VAR} is not set: this PostgreSQL test has no server (it runs only \
+             when asked for, with --ignored or --include-ignored, or when it was compiled with \
+             the variable set: mark it #[needs_postgres])"
+        ),
     }
 }
 
-static SKIP_NOTICE: Once = Once::new();
-
-/// The PostgreSQL server URL, or `None` after saying loudly that PostgreSQL tests skip.
-#[must_use]
-pub fn postgres_server() -> Option<String> {
-    match std::env::var(POSTGRES_URL_VAR) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            SKIP_NOTICE.call_once(|| {
-                // Straight to the terminal: the test harness captures `eprintln!`.
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "\n*** SKIPPED: PostgreSQL tests ({POSTGRES_URL_VAR} is not set) ***\n"
-                );
-            });
-            None
-        }
-    }
+/// Runs `f(i)` on `n` threads released at once (a barrier) and collects the results in
+/// order; a thread's panic fails the caller.
+pub fn race<T: Send + 'static>(n: usize, f: impl Fn(usize) -> T + Send + Sync + 'static) -> Vec<T> {
+    let barrier = Arc::new(Barrier::new(n));
+    let f = Arc::new(f);
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let (barrier, f) = (barrier.clone(), f.clone());
+            thread::spawn(move || {
+                barrier.wait();
+                f(i)
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("a racing thread"))
+        .collect()
 }
 
 /// `url` with its database (the path) replaced by `name`.
@@ -92,22 +145,26 @@ enum Cleanup {
 }
 
 impl EmptyDatabase {
-    /// A new empty database on `backend`; `None` when that backend is not configured.
+    /// A new empty database on `backend`.
+    ///
+    /// # Panics
+    /// When it cannot be made: for PostgreSQL, without `GATEHOUSE_TEST_POSTGRES_URL` or a
+    /// server there to reach.
     #[must_use]
-    pub fn new(backend: TestBackend) -> Option<Self> {
+    pub fn new(backend: TestBackend) -> Self {
         match backend {
             TestBackend::Sqlite => {
                 let dir = tempfile::tempdir().expect("a temporary directory");
                 let path = dir.path().join("gatehouse.db");
-                Some(Self {
+                Self {
                     url: format!("sqlite://{}", path.display())
                         .parse()
                         .expect("sqlite URL"),
                     cleanup: Cleanup::Directory(dir),
-                })
+                }
             }
             TestBackend::Postgres => {
-                let server = postgres_server()?;
+                let server = postgres_server();
                 let mut random = [0u8; 8];
                 getrandom::fill(&mut random).expect("randomness");
                 let name = format!(
@@ -118,15 +175,16 @@ impl EmptyDatabase {
                         .collect::<String>()
                 );
                 crate::init_tls();
-                let mut admin = PgConnection::establish(&server)
-                    .unwrap_or_else(|e| panic!("connecting to {POSTGRES_URL_VAR}: {e}"));
+                let mut admin = PgConnection::establish(&server).unwrap_or_else(|e| {
+                    panic!("cannot reach the PostgreSQL server of {POSTGRES_URL_VAR}: {e}")
+                });
                 admin
                     .batch_execute(&format!("CREATE DATABASE {name}"))
                     .expect("CREATE DATABASE");
-                Some(Self {
+                Self {
                     url: with_database(&server, &name).parse().expect("postgres URL"),
                     cleanup: Cleanup::Postgres { server, name },
-                })
+                }
             }
         }
     }
@@ -179,25 +237,31 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
-    /// A fresh migrated database on `backend`; `None` when that backend is not configured.
+    /// A fresh migrated database on `backend`.
+    ///
+    /// # Panics
+    /// As [`EmptyDatabase::new`].
     #[must_use]
-    pub fn new(backend: TestBackend) -> Option<Self> {
-        let empty = EmptyDatabase::new(backend)?;
-        Some(Self {
+    pub fn new(backend: TestBackend) -> Self {
+        let empty = EmptyDatabase::new(backend);
+        Self {
             db: empty.open(),
             empty,
-        })
+        }
     }
 
     /// A fresh SQLite database.
     #[must_use]
     pub fn sqlite() -> Self {
-        Self::new(TestBackend::Sqlite).expect("SQLite is always available")
+        Self::new(TestBackend::Sqlite)
     }
 
-    /// A fresh PostgreSQL database, when configured.
+    /// A fresh PostgreSQL database (in a test marked [`needs_postgres`]).
+    ///
+    /// # Panics
+    /// Without `GATEHOUSE_TEST_POSTGRES_URL` or a server there to reach.
     #[must_use]
-    pub fn postgres() -> Option<Self> {
+    pub fn postgres() -> Self {
         Self::new(TestBackend::Postgres)
     }
 
@@ -230,6 +294,65 @@ impl Database {
         let mut conn = self.connection().expect("a connection");
         conn.batch_execute(sql)
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+}
+
+/// One column of a table as the migrated database describes it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DatabaseColumn {
+    /// The table.
+    pub table: String,
+    /// The column.
+    pub name: String,
+    /// The declared type as the backend spells it (`BIGINT`, `timestamp without time zone`).
+    pub sql_type: String,
+    /// Whether it may hold NULL.
+    pub nullable: bool,
+}
+
+/// The schema as migrated, for the test that holds `schema.rs` to the migrations.
+impl Database {
+    /// Every column of every table in the database (SQLite's `sqlite_master` and
+    /// `PRAGMA table_info`, PostgreSQL's `information_schema` for the current schema).
+    pub fn columns(&self) -> Vec<DatabaseColumn> {
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            table_name: String,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            column_name: String,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            data_type: String,
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            nullable: bool,
+        }
+        use diesel::RunQueryDsl;
+        let mut conn = self.connection().expect("a connection");
+        let rows = match &mut *conn {
+            crate::AnyConnection::Sqlite(c) => diesel::sql_query(
+                "SELECT m.name AS table_name, p.name AS column_name, p.type AS data_type, \
+                 (p.\"notnull\" = 0 AND NOT (p.pk > 0 AND p.type = 'INTEGER')) AS nullable \
+                 FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+                 WHERE m.type = 'table' ORDER BY m.name, p.cid",
+            )
+            .load::<Row>(c),
+            crate::AnyConnection::Postgres(c) => diesel::sql_query(
+                "SELECT table_name::text AS table_name, column_name::text AS column_name, \
+                 data_type::text AS data_type, (is_nullable = 'YES') AS nullable \
+                 FROM information_schema.columns WHERE table_schema = current_schema() \
+                 ORDER BY table_name, ordinal_position",
+            )
+            .load::<Row>(c),
+        }
+        .expect("the columns");
+        rows.into_iter()
+            .map(|r| DatabaseColumn {
+                table: r.table_name,
+                name: r.column_name,
+                sql_type: r.data_type,
+                nullable: r.nullable,
+            })
+            .collect()
     }
 }
 

@@ -62,15 +62,8 @@ fn look_alike_of(db: &Database, raw: &str, except: Option<i64>) -> Option<i64> {
         .map(|u| u.id.get())
 }
 
-#[test]
-fn legacy_rows_are_normalised_and_get_skeletons_at_start_up() {
-    for backend in TestBackend::available() {
-        legacy_rows_are_normalised_and_get_skeletons_at_start_up_on(backend);
-    }
-}
-
-fn legacy_rows_are_normalised_and_get_skeletons_at_start_up_on(backend: TestBackend) {
-    let db = TestDatabase::new(backend).unwrap();
+fn legacy_rows_are_normalised_and_get_skeletons_at_start_up(backend: TestBackend) {
+    let db = TestDatabase::new(backend);
     insert_legacy(
         &db,
         &[
@@ -156,15 +149,8 @@ fn legacy_rows_are_normalised_and_get_skeletons_at_start_up_on(backend: TestBack
     assert_eq!(by_id(&again, 3).email.as_str(), "ｃａｒｏｌ@example.com");
 }
 
-#[test]
-fn instances_starting_together_fill_in_once() {
-    for backend in TestBackend::available() {
-        instances_starting_together_fill_in_once_on(backend);
-    }
-}
-
-fn instances_starting_together_fill_in_once_on(backend: TestBackend) {
-    let db = TestDatabase::new(backend).unwrap();
+fn instances_starting_together_fill_in_once(backend: TestBackend) {
+    let db = TestDatabase::new(backend);
     let emails: Vec<String> = (0..1200)
         .map(|i| format!("ｕｓｅｒ{i}@example.com"))
         .collect();
@@ -195,3 +181,8 @@ fn instances_starting_together_fill_in_once_on(backend: TestBackend) {
         );
     }
 }
+
+gatehouse_storage::backend_tests!(
+    legacy_rows_are_normalised_and_get_skeletons_at_start_up,
+    instances_starting_together_fill_in_once,
+);

@@ -2,39 +2,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests panic to fail
 
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::thread;
 
-use gatehouse_domain::testing::PlainHasher;
+use gatehouse_domain::testing::{CurrentUserBlocking as _, PlainHasher};
 use gatehouse_domain::{
     Actor, Email, Error, Hs256Tokens, JwtSecret, Origin, Password, TokenTtl, User, UserChanges,
     UserQuery, UserService, UserStatus,
 };
-use gatehouse_storage::testing::{TestBackend, TestDatabase};
+use gatehouse_storage::testing::{race, TestBackend, TestDatabase};
 
 fn service(db: &TestDatabase) -> UserService {
     let secret = JwtSecret::new(vec![b's'; 32]).expect("secret");
     let tokens = Arc::new(Hs256Tokens::new(&secret, TokenTtl::DEFAULT).expect("tokens"));
     UserService::new(Arc::new((**db).clone()), Arc::new(PlainHasher), tokens)
-}
-
-/// Runs `f(i)` on `n` threads released at once and collects the results.
-fn race<T: Send + 'static>(n: usize, f: impl Fn(usize) -> T + Send + Sync + 'static) -> Vec<T> {
-    let barrier = Arc::new(Barrier::new(n));
-    let f = Arc::new(f);
-    let handles: Vec<_> = (0..n)
-        .map(|i| {
-            let (barrier, f) = (barrier.clone(), f.clone());
-            thread::spawn(move || {
-                barrier.wait();
-                f(i)
-            })
-        })
-        .collect();
-    handles
-        .into_iter()
-        .map(|h| h.join().expect("thread"))
-        .collect()
 }
 
 fn all_users(users: &UserService) -> Vec<User> {
@@ -44,15 +25,8 @@ fn all_users(users: &UserService) -> Vec<User> {
         .items
 }
 
-#[test]
-fn sixteen_concurrent_registrations_on_an_empty_database_make_one_admin() {
-    for backend in TestBackend::available() {
-        sixteen_concurrent_registrations_on_an_empty_database_make_one_admin_on(backend);
-    }
-}
-
-fn sixteen_concurrent_registrations_on_an_empty_database_make_one_admin_on(backend: TestBackend) {
-    let db = TestDatabase::new(backend).unwrap();
+fn sixteen_concurrent_registrations_on_an_empty_database_make_one_admin(backend: TestBackend) {
+    let db = TestDatabase::new(backend);
     let users = service(&db);
     let results = race(16, {
         let users = users.clone();
@@ -80,15 +54,8 @@ fn sixteen_concurrent_registrations_on_an_empty_database_make_one_admin_on(backe
     );
 }
 
-#[test]
-fn eight_concurrent_registrations_of_one_email_make_one_row() {
-    for backend in TestBackend::available() {
-        eight_concurrent_registrations_of_one_email_make_one_row_on(backend);
-    }
-}
-
-fn eight_concurrent_registrations_of_one_email_make_one_row_on(backend: TestBackend) {
-    let db = TestDatabase::new(backend).unwrap();
+fn eight_concurrent_registrations_of_one_email_make_one_row(backend: TestBackend) {
+    let db = TestDatabase::new(backend);
     let users = service(&db);
     let results = race(8, {
         let users = users.clone();
@@ -110,15 +77,8 @@ fn eight_concurrent_registrations_of_one_email_make_one_row_on(backend: TestBack
     assert_eq!(all_users(&users).len(), 1);
 }
 
-#[test]
-fn two_admins_demoting_each_other_at_once_leave_one() {
-    for backend in TestBackend::available() {
-        two_admins_demoting_each_other_at_once_leave_one_on(backend);
-    }
-}
-
-fn two_admins_demoting_each_other_at_once_leave_one_on(backend: TestBackend) {
-    let db = TestDatabase::new(backend).unwrap();
+fn two_admins_demoting_each_other_at_once_leave_one(backend: TestBackend) {
+    let db = TestDatabase::new(backend);
     let users = service(&db);
     let password = Password::parse("tr0mbone-kettle").expect("pw");
     for round in 0..20 {
@@ -183,15 +143,8 @@ fn two_admins_demoting_each_other_at_once_leave_one_on(backend: TestBackend) {
 /// success hands them a fresh token, which they use next) while the admin resets it once;
 /// after the reset, the admin's password is the password and the attacker's tokens are
 /// dead, however the two interleaved.
-#[test]
-fn a_reset_wins_over_password_changes_looping_with_a_stolen_token() {
-    for backend in TestBackend::available() {
-        a_reset_wins_on(backend);
-    }
-}
-
-fn a_reset_wins_on(backend: TestBackend) {
-    let db = TestDatabase::new(backend).unwrap();
+fn a_reset_wins_over_password_changes_looping_with_a_stolen_token(backend: TestBackend) {
+    let db = TestDatabase::new(backend);
     let users = service(&db);
     let origin = Origin::default();
     let register = |who: &str| {
@@ -223,7 +176,7 @@ fn a_reset_wins_on(backend: TestBackend) {
             .unwrap()
             .token;
         let mut current = users
-            .current_user(&token)
+            .current_user_blocking(&token)
             .map(|_| {
                 if round == 0 {
                     "original-password"
@@ -246,7 +199,7 @@ fn a_reset_wins_on(backend: TestBackend) {
                     // pause, PostgreSQL's serializable retries could starve either side.
                     thread::sleep(std::time::Duration::from_millis(2));
                     let was_reset = reset_done.load(std::sync::atomic::Ordering::SeqCst);
-                    let Ok(session) = users.current_user(&token) else {
+                    let Ok(session) = users.current_user_blocking(&token) else {
                         break;
                     };
                     let next = format!("attacker-{n}-pw");
@@ -294,7 +247,7 @@ fn a_reset_wins_on(backend: TestBackend) {
         let attackers_last = attacker.join().expect("attacker");
         assert!(
             matches!(
-                users.current_user(&attackers_last),
+                users.current_user_blocking(&attackers_last),
                 Err(Error::Unauthenticated)
             ),
             "{backend:?} round {round}: the attacker's newest token still works"
@@ -308,15 +261,8 @@ fn a_reset_wins_on(backend: TestBackend) {
     }
 }
 
-#[test]
-fn concurrent_look_alike_registrations_make_one_account() {
-    for backend in TestBackend::available() {
-        concurrent_look_alike_registrations_make_one_account_on(backend);
-    }
-}
-
-fn concurrent_look_alike_registrations_make_one_account_on(backend: TestBackend) {
-    let db = TestDatabase::new(backend).unwrap();
+fn concurrent_look_alike_registrations_make_one_account(backend: TestBackend) {
+    let db = TestDatabase::new(backend);
     let users = service(&db);
     users
         .register(
@@ -354,3 +300,11 @@ fn concurrent_look_alike_registrations_make_one_account_on(backend: TestBackend)
     );
     assert_eq!(all_users(&users).len(), 2);
 }
+
+gatehouse_storage::backend_tests!(
+    sixteen_concurrent_registrations_on_an_empty_database_make_one_admin,
+    eight_concurrent_registrations_of_one_email_make_one_row,
+    two_admins_demoting_each_other_at_once_leave_one,
+    a_reset_wins_over_password_changes_looping_with_a_stolen_token,
+    concurrent_look_alike_registrations_make_one_account,
+);

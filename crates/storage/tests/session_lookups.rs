@@ -1,19 +1,23 @@
-//! `lookup_session_user`: lookups are queued and answered in batches by the storage crate's
-//! own thread (on PostgreSQL one statement for many requests; on SQLite one read
-//! transaction). Every request must get its own user — never another's — with the
-//! revocation state of its own token, as fresh as the moment it asked.
+//! The session port (`SessionSource::find_session_user`): lookups that overlap are queued
+//! and answered in batches by the storage crate's own thread (on PostgreSQL one statement
+//! for many requests; on SQLite one read transaction), and on SQLite a lookup that comes
+//! alone is read on the calling thread. Every request must get its own user — never
+//! another's — with the revocation state of its own token, as fresh as the moment it asked.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests panic to fail
 
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
+use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::Duration;
 
+use gatehouse_domain::testing::block_on;
 use gatehouse_domain::{
-    Email, NewUser, PasswordHash, User, UserId, UserStatus, UserStore, UserStoreExt as _,
+    Email, NewUser, PasswordHash, SessionAnswer, SessionLookup, SessionSource as _, User, UserId,
+    UserStatus, UserStore, UserStoreExt as _,
 };
-use gatehouse_storage::testing::{TestBackend, TestDatabase};
+use gatehouse_storage::testing::{needs_postgres, TestBackend, TestDatabase};
 
 type Found = Option<(User, bool)>;
 
@@ -31,139 +35,169 @@ fn new_user(email: &str) -> NewUser {
 
 /// Asks the store and waits for its answer (which may come from another thread).
 fn lookup(store: &dyn UserStore, id: UserId, token_id: &str) -> Found {
-    let (tx, rx) = mpsc::channel();
-    store.lookup_session_user(
-        id,
-        token_id,
-        Box::new(move |found| tx.send(found).expect("the asker waits")),
-    );
-    rx.recv_timeout(Duration::from_secs(20))
-        .expect("an answer")
-        .expect("a lookup that succeeds")
+    block_on(store.find_session_user(id, token_id)).expect("a lookup that succeeds")
 }
 
-#[test]
-fn both_backends_batch() {
-    for backend in TestBackend::available() {
-        let db = TestDatabase::new(backend).expect("backend");
-        assert!(db.batches_session_lookups(), "{backend:?}");
+/// The answer if the lookup has one already, without waiting.
+fn answered_now(lookup: &mut SessionLookup) -> Option<SessionAnswer> {
+    match lookup
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(answer) => Some(answer),
+        Poll::Pending => None,
     }
 }
 
 #[test]
-fn each_lookup_gets_its_own_user_and_token_state_under_concurrency() {
+fn a_lone_sqlite_lookup_is_read_on_the_calling_thread() {
+    let db = TestDatabase::sqlite();
+    let ann = db
+        .write_with(|repo| repo.insert(new_user("ann@example.com")))
+        .expect("insert");
+    for _ in 0..3 {
+        let mut lookup = db.find_session_user(ann.id, "t");
+        let answer = answered_now(&mut lookup).expect("answered before the call returned");
+        assert_eq!(answer.expect("found").expect("ann").0.id, ann.id);
+    }
+}
+
+#[needs_postgres]
+#[test]
+fn a_postgres_lookup_never_waits_on_the_calling_thread() {
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, PgConnection};
+
+    let db = TestDatabase::postgres();
+    let ann = db
+        .write_with(|repo| repo.insert(new_user("ann@example.com")))
+        .expect("insert");
+    let gatehouse_storage::DatabaseUrl::Postgres { url } = db.url().clone() else {
+        panic!("a PostgreSQL database");
+    };
+    // Every read of users now waits for this lock: a lookup read on the calling thread
+    // would not return until it goes.
+    let mut locker = PgConnection::establish(&url).expect("connect");
+    locker
+        .batch_execute("BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        .expect("lock");
+    let db = Arc::new(db);
+    let (tx, rx) = mpsc::channel();
+    let asker = {
+        let db = db.clone();
+        thread::spawn(move || {
+            let mut lookup = db.find_session_user(ann.id, "t");
+            let early = answered_now(&mut lookup).is_some();
+            tx.send(early).expect("the test waits");
+            block_on(lookup)
+        })
+    };
+    let early = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the call returns while the database is locked");
+    assert!(!early, "answered while the table was locked");
+    locker.batch_execute("ROLLBACK").expect("unlock");
+    let found = asker.join().expect("asker").expect("found").expect("ann");
+    assert_eq!(found.0.id, ann.id);
+}
+
+fn each_lookup_gets_its_own_user_and_token_state_under_concurrency(backend: TestBackend) {
     const USERS: usize = 40;
     const THREADS: usize = 16;
     const EACH: usize = 50;
-    for backend in TestBackend::available() {
-        let db = Arc::new(TestDatabase::new(backend).expect("backend"));
-        let users: Vec<User> = (0..USERS)
-            .map(|i| {
-                db.write_with(|repo| repo.insert(new_user(&format!("u{i}@example.com"))))
-                    .expect("insert")
-            })
-            .collect();
-        // Every third user's token "t{i}" is revoked.
-        let expires = gatehouse_domain::now() + chrono::Duration::hours(1);
-        db.write_with(|repo| {
-            for (i, user) in users.iter().enumerate().filter(|(i, _)| i % 3 == 0) {
-                repo.revoke_token(&format!("t{i}"), user.id, expires)?;
-            }
-            Ok(())
+    let db = Arc::new(TestDatabase::new(backend));
+    let users: Vec<User> = (0..USERS)
+        .map(|i| {
+            db.write_with(|repo| repo.insert(new_user(&format!("u{i}@example.com"))))
+                .expect("insert")
         })
-        .expect("revoke");
-        let missing = UserId::new(i64::from(u32::MAX)).expect("an id no one has");
-        let users = Arc::new(users);
-        let barrier = Arc::new(Barrier::new(THREADS));
-        let askers: Vec<_> = (0..THREADS)
-            .map(|t| {
-                let (db, users, barrier) = (db.clone(), users.clone(), barrier.clone());
-                thread::spawn(move || {
-                    barrier.wait();
-                    // Many lookups in flight at once from this thread: the answers arrive in
-                    // whatever order the batches finish.
-                    let (tx, rx) = mpsc::channel();
-                    for k in 0..EACH {
-                        let i = (t * 7 + k * 3) % (USERS + 1);
-                        let (id, token) = match users.get(i) {
-                            Some(user) => (user.id, format!("t{i}")),
-                            None => (missing, format!("t{i}")),
-                        };
-                        let tx = tx.clone();
-                        db.lookup_session_user(
-                            id,
-                            &token,
-                            Box::new(move |found| tx.send((i, found)).expect("collector")),
-                        );
-                    }
-                    drop(tx);
-                    let answers: Vec<_> = rx.iter().collect();
-                    assert_eq!(answers.len(), EACH, "{backend:?}: every lookup answered");
-                    for (i, found) in answers {
-                        let found = found.expect("the lookup succeeds");
-                        match users.get(i) {
-                            Some(user) => {
-                                let (got, revoked) = found.expect("the user exists");
-                                assert_eq!(got.id, user.id, "{backend:?}: another user's answer");
-                                assert_eq!(got.email, user.email);
-                                assert_eq!(revoked, i % 3 == 0, "{backend:?}: t{i}'s revocation");
-                            }
-                            None => assert!(found.is_none(), "{backend:?}: no such user"),
-                        }
-                    }
-                })
-            })
-            .collect();
-        for asker in askers {
-            asker.join().expect("asker");
+        .collect();
+    // Every third user's token "t{i}" is revoked.
+    let expires = gatehouse_domain::now() + chrono::Duration::hours(1);
+    db.write_with(|repo| {
+        for (i, user) in users.iter().enumerate().filter(|(i, _)| i % 3 == 0) {
+            repo.revoke_token(&format!("t{i}"), user.id, expires)?;
         }
+        Ok(())
+    })
+    .expect("revoke");
+    let missing = UserId::new(i64::from(u32::MAX)).expect("an id no one has");
+    let users = Arc::new(users);
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let askers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (db, users, barrier) = (db.clone(), users.clone(), barrier.clone());
+            thread::spawn(move || {
+                barrier.wait();
+                // Many lookups in flight at once from this thread, overlapping with the
+                // other threads': some read inline, most batched.
+                let lookups: Vec<_> = (0..EACH)
+                    .map(|k| {
+                        let i = (t * 7 + k * 3) % (USERS + 1);
+                        let id = users.get(i).map_or(missing, |user| user.id);
+                        (i, db.find_session_user(id, &format!("t{i}")))
+                    })
+                    .collect();
+                for (i, lookup) in lookups {
+                    let found = block_on(lookup).expect("the lookup succeeds");
+                    match users.get(i) {
+                        Some(user) => {
+                            let (got, revoked) = found.expect("the user exists");
+                            assert_eq!(got.id, user.id, "{backend:?}: another user's answer");
+                            assert_eq!(got.email, user.email);
+                            assert_eq!(revoked, i % 3 == 0, "{backend:?}: t{i}'s revocation");
+                        }
+                        None => assert!(found.is_none(), "{backend:?}: no such user"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for asker in askers {
+        asker.join().expect("asker");
     }
 }
 
-#[test]
-fn a_lookup_sees_every_change_made_before_it() {
-    for backend in TestBackend::available() {
-        let db = TestDatabase::new(backend).expect("backend");
-        let user = db
-            .write_with(|repo| repo.insert(new_user("ann@example.com")))
-            .expect("insert");
-        let (found, revoked) = lookup(&*db, user.id, "jti").expect("found");
-        assert_eq!(found.status, UserStatus::Approved);
-        assert!(!revoked);
+fn a_lookup_sees_every_change_made_before_it(backend: TestBackend) {
+    let db = TestDatabase::new(backend);
+    let user = db
+        .write_with(|repo| repo.insert(new_user("ann@example.com")))
+        .expect("insert");
+    let (found, revoked) = lookup(&*db, user.id, "jti").expect("found");
+    assert_eq!(found.status, UserStatus::Approved);
+    assert!(!revoked);
 
-        let mut disabled = user.clone();
-        disabled.status = UserStatus::Disabled;
-        db.write_with(|repo| repo.update(&disabled))
-            .expect("disable");
-        let (found, _) = lookup(&*db, user.id, "jti").expect("found");
-        assert_eq!(
-            found.status,
-            UserStatus::Disabled,
-            "{backend:?}: no stale answer"
-        );
+    let mut disabled = user.clone();
+    disabled.status = UserStatus::Disabled;
+    db.write_with(|repo| repo.update(&disabled))
+        .expect("disable");
+    let (found, _) = lookup(&*db, user.id, "jti").expect("found");
+    assert_eq!(
+        found.status,
+        UserStatus::Disabled,
+        "{backend:?}: no stale answer"
+    );
 
-        let expires = gatehouse_domain::now() + chrono::Duration::hours(1);
-        db.write_with(|repo| repo.revoke_token("jti", user.id, expires))
-            .expect("revoke");
-        let (_, revoked) = lookup(&*db, user.id, "jti").expect("found");
-        assert!(revoked, "{backend:?}: the revocation counts at once");
+    let expires = gatehouse_domain::now() + chrono::Duration::hours(1);
+    db.write_with(|repo| repo.revoke_token("jti", user.id, expires))
+        .expect("revoke");
+    let (_, revoked) = lookup(&*db, user.id, "jti").expect("found");
+    assert!(revoked, "{backend:?}: the revocation counts at once");
 
-        db.write_with(|repo| repo.delete(user.id).map(drop))
-            .expect("delete");
-        assert!(
-            lookup(&*db, user.id, "jti").is_none(),
-            "{backend:?}: deleted"
-        );
-    }
+    db.write_with(|repo| repo.delete(user.id).map(drop))
+        .expect("delete");
+    assert!(
+        lookup(&*db, user.id, "jti").is_none(),
+        "{backend:?}: deleted"
+    );
 }
 
+#[needs_postgres]
 #[test]
 fn lookups_recover_after_their_connections_are_killed() {
     use diesel::{Connection, PgConnection, RunQueryDsl};
 
-    let Some(db) = TestDatabase::postgres() else {
-        return;
-    };
+    let db = TestDatabase::postgres();
     let gatehouse_storage::DatabaseUrl::Postgres { url } = db.url().clone() else {
         panic!("a PostgreSQL database");
     };
@@ -186,13 +220,7 @@ fn lookups_recover_after_their_connections_are_killed() {
     // else; the thread reconnects for its next batch.
     let mut answered = false;
     for _ in 0..10 {
-        let (tx, rx) = mpsc::channel();
-        db.lookup_session_user(
-            user.id,
-            "jti",
-            Box::new(move |found| tx.send(found).expect("the asker waits")),
-        );
-        match rx.recv_timeout(Duration::from_secs(20)).expect("an answer") {
+        match block_on(db.find_session_user(user.id, "jti")) {
             Ok(found) => {
                 assert_eq!(found.expect("found").0.id, user.id);
                 answered = true;
@@ -207,106 +235,87 @@ fn lookups_recover_after_their_connections_are_killed() {
     assert!(answered, "the lookups reconnect");
 }
 
-/// Submits every `(id, token)` at once (so that they form batches) and collects the
-/// answers in order.
-fn lookups_at_once(
-    store: &dyn UserStore,
-    asked: &[(UserId, &str)],
-) -> Vec<Result<Found, gatehouse_domain::Error>> {
-    let (tx, rx) = mpsc::channel();
-    for (i, (id, token)) in asked.iter().enumerate() {
-        let tx = tx.clone();
-        store.lookup_session_user(
-            *id,
-            token,
-            Box::new(move |found| tx.send((i, found)).expect("collector")),
-        );
-    }
-    drop(tx);
-    let mut answers: Vec<_> = rx.iter().collect();
-    answers.sort_by_key(|(i, _)| *i);
-    answers.into_iter().map(|(_, found)| found).collect()
+/// Makes every lookup before awaiting any (on PostgreSQL they form batches) and collects
+/// the answers in order.
+fn lookups_at_once(store: &dyn UserStore, asked: &[(UserId, &str)]) -> Vec<SessionAnswer> {
+    let lookups: Vec<_> = asked
+        .iter()
+        .map(|(id, token)| store.find_session_user(*id, token))
+        .collect();
+    lookups.into_iter().map(block_on).collect()
 }
 
-#[test]
-fn batched_and_single_lookups_agree_on_whose_revocation_it_is() {
-    for backend in TestBackend::available() {
-        let db = TestDatabase::new(backend).expect("backend");
-        let ann = db
-            .write_with(|repo| repo.insert(new_user("ann@example.com")))
-            .expect("insert");
-        let bob = db
-            .write_with(|repo| repo.insert(new_user("bob@example.com")))
-            .expect("insert");
-        let expires = gatehouse_domain::now() + chrono::Duration::hours(1);
-        db.write_with(|repo| repo.revoke_token("anns", ann.id, expires))
-            .expect("revoke");
-        // One at a time (the single-row statement) ...
-        assert!(lookup(&*db, ann.id, "anns").unwrap().1, "{backend:?}");
-        assert!(!lookup(&*db, bob.id, "anns").unwrap().1, "{backend:?}");
-        // ... and many at once (PostgreSQL's batch statement): the same answers.
-        let asked: Vec<(UserId, &str)> = (0..64)
-            .map(|i| {
-                if i % 2 == 0 {
-                    (ann.id, "anns")
-                } else {
-                    (bob.id, "anns")
-                }
-            })
-            .collect();
-        for (i, answer) in lookups_at_once(&*db, &asked).into_iter().enumerate() {
-            let (user, revoked) = answer.expect("a lookup").expect("a user");
-            assert_eq!(user.id, asked[i].0, "{backend:?}");
-            assert_eq!(revoked, i % 2 == 0, "{backend:?}: lookup {i}");
-        }
-    }
-}
-
-#[test]
-fn a_users_row_that_is_no_user_fails_its_lookups_rather_than_hiding() {
-    for backend in TestBackend::available() {
-        let db = TestDatabase::new(backend).expect("backend");
-        let ann = db
-            .write_with(|repo| repo.insert(new_user("ann@example.com")))
-            .expect("insert");
-        let broken = db
-            .write_with(|repo| repo.insert(new_user("broken@example.com")))
-            .expect("insert");
-        db.execute_sql(&format!(
-            "UPDATE users SET email = 'no at sign' WHERE id = {}",
-            broken.id.get()
-        ));
-        let asked: Vec<(UserId, &str)> = (0..32)
-            .map(|i| {
-                if i % 2 == 0 {
-                    (broken.id, "t")
-                } else {
-                    (ann.id, "t")
-                }
-            })
-            .collect();
-        for (i, answer) in lookups_at_once(&*db, &asked).into_iter().enumerate() {
+fn batched_and_single_lookups_agree_on_whose_revocation_it_is(backend: TestBackend) {
+    let db = TestDatabase::new(backend);
+    let ann = db
+        .write_with(|repo| repo.insert(new_user("ann@example.com")))
+        .expect("insert");
+    let bob = db
+        .write_with(|repo| repo.insert(new_user("bob@example.com")))
+        .expect("insert");
+    let expires = gatehouse_domain::now() + chrono::Duration::hours(1);
+    db.write_with(|repo| repo.revoke_token("anns", ann.id, expires))
+        .expect("revoke");
+    // One at a time (the single-row statement) ...
+    assert!(lookup(&*db, ann.id, "anns").unwrap().1, "{backend:?}");
+    assert!(!lookup(&*db, bob.id, "anns").unwrap().1, "{backend:?}");
+    // ... and many at once (PostgreSQL's batch statement): the same answers.
+    let asked: Vec<(UserId, &str)> = (0..64)
+        .map(|i| {
             if i % 2 == 0 {
-                assert!(
-                    matches!(answer, Err(gatehouse_domain::Error::Internal { .. })),
-                    "{backend:?}: {answer:?}"
-                );
+                (ann.id, "anns")
             } else {
-                assert_eq!(answer.expect("ann's lookup").expect("ann").0.id, ann.id);
+                (bob.id, "anns")
             }
+        })
+        .collect();
+    for (i, answer) in lookups_at_once(&*db, &asked).into_iter().enumerate() {
+        let (user, revoked) = answer.expect("a lookup").expect("a user");
+        assert_eq!(user.id, asked[i].0, "{backend:?}");
+        assert_eq!(revoked, i % 2 == 0, "{backend:?}: lookup {i}");
+    }
+}
+
+fn a_users_row_that_is_no_user_fails_its_lookups_rather_than_hiding(backend: TestBackend) {
+    let db = TestDatabase::new(backend);
+    let ann = db
+        .write_with(|repo| repo.insert(new_user("ann@example.com")))
+        .expect("insert");
+    let broken = db
+        .write_with(|repo| repo.insert(new_user("broken@example.com")))
+        .expect("insert");
+    db.execute_sql(&format!(
+        "UPDATE users SET email = 'no at sign' WHERE id = {}",
+        broken.id.get()
+    ));
+    let asked: Vec<(UserId, &str)> = (0..32)
+        .map(|i| {
+            if i % 2 == 0 {
+                (broken.id, "t")
+            } else {
+                (ann.id, "t")
+            }
+        })
+        .collect();
+    for (i, answer) in lookups_at_once(&*db, &asked).into_iter().enumerate() {
+        if i % 2 == 0 {
+            assert!(
+                matches!(answer, Err(gatehouse_domain::Error::Internal { .. })),
+                "{backend:?}: {answer:?}"
+            );
+        } else {
+            assert_eq!(answer.expect("ann's lookup").expect("ann").0.id, ann.id);
         }
     }
 }
 
+#[needs_postgres]
 #[test]
 fn lookups_beyond_the_queue_bound_are_refused_at_once_while_the_database_stalls() {
     use diesel::connection::SimpleConnection;
     use diesel::{Connection, PgConnection};
 
-    let Some(empty) = gatehouse_storage::testing::EmptyDatabase::new(TestBackend::Postgres) else {
-        eprintln!("*** SKIPPED: lookups_beyond_the_queue_bound (no PostgreSQL configured) ***");
-        return;
-    };
+    let empty = gatehouse_storage::testing::EmptyDatabase::new(TestBackend::Postgres);
     let db = empty.open_with(gatehouse_storage::PoolOptions {
         max_queued_lookups: 4,
         ..gatehouse_storage::PoolOptions::default()
@@ -326,33 +335,27 @@ fn lookups_beyond_the_queue_bound_are_refused_at_once_while_the_database_stalls(
     locker
         .batch_execute("BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
         .expect("lock");
-    let (tx, rx) = mpsc::channel();
-    let ask = |tx: &mpsc::Sender<_>| {
-        let tx = tx.clone();
-        db.lookup_session_user(
-            ann.id,
-            "t",
-            Box::new(move |found| tx.send(found).expect("collector")),
-        );
-    };
-    ask(&tx); // taken by the batcher, which now waits on the lock
+    let first = db.find_session_user(ann.id, "t"); // taken by the batcher, which now waits
     thread::sleep(Duration::from_millis(300));
-    for _ in 0..10 {
-        ask(&tx);
-    }
+    let more: Vec<_> = (0..10).map(|_| db.find_session_user(ann.id, "t")).collect();
     // Four wait in the queue; the other six are refused at once.
+    let mut waiting = vec![first];
     let mut refused = 0;
-    while let Ok(found) = rx.recv_timeout(Duration::from_millis(500)) {
-        assert!(
-            matches!(found, Err(gatehouse_domain::Error::Overloaded)),
-            "{found:?}"
-        );
-        refused += 1;
+    for mut lookup in more {
+        match answered_now(&mut lookup) {
+            Some(found) => {
+                assert!(
+                    matches!(found, Err(gatehouse_domain::Error::Overloaded)),
+                    "{found:?}"
+                );
+                refused += 1;
+            }
+            None => waiting.push(lookup),
+        }
     }
     assert_eq!(refused, 6);
     locker.batch_execute("ROLLBACK").expect("unlock");
-    drop(tx);
-    let answered: Vec<_> = rx.iter().collect();
+    let answered: Vec<_> = waiting.into_iter().map(block_on).collect();
     assert_eq!(
         answered.len(),
         5,
@@ -360,3 +363,10 @@ fn lookups_beyond_the_queue_bound_are_refused_at_once_while_the_database_stalls(
     );
     assert!(answered.iter().all(|found| matches!(found, Ok(Some(_)))));
 }
+
+gatehouse_storage::backend_tests!(
+    each_lookup_gets_its_own_user_and_token_state_under_concurrency,
+    a_lookup_sees_every_change_made_before_it,
+    batched_and_single_lookups_agree_on_whose_revocation_it_is,
+    a_users_row_that_is_no_user_fails_its_lookups_rather_than_hiding,
+);

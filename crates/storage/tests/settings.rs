@@ -8,15 +8,8 @@ use std::thread;
 use gatehouse_domain::{Email, NewUser, PasswordHash, UserStatus, UserStoreExt};
 use gatehouse_storage::testing::{TestBackend, TestDatabase};
 
-#[test]
-fn the_first_stored_value_wins_and_survives_reopening() {
-    for backend in TestBackend::available() {
-        the_first_stored_value_wins_and_survives_reopening_on(backend);
-    }
-}
-
-fn the_first_stored_value_wins_and_survives_reopening_on(backend: TestBackend) {
-    let db = TestDatabase::new(backend).unwrap();
+fn the_first_stored_value_wins_and_survives_reopening(backend: TestBackend) {
+    let db = TestDatabase::new(backend);
     assert_eq!(
         db.setting_or_insert("jwt_secret", "first").expect("set"),
         "first"
@@ -33,15 +26,8 @@ fn the_first_stored_value_wins_and_survives_reopening_on(backend: TestBackend) {
     );
 }
 
-#[test]
-fn racing_openers_agree_on_one_value() {
-    for backend in TestBackend::available() {
-        racing_openers_agree_on_one_value_on(backend);
-    }
-}
-
-fn racing_openers_agree_on_one_value_on(backend: TestBackend) {
-    let db = TestDatabase::new(backend).unwrap();
+fn racing_openers_agree_on_one_value(backend: TestBackend) {
+    let db = TestDatabase::new(backend);
     let barrier = Arc::new(Barrier::new(8));
     let values: Vec<String> = (0..8)
         .map(|i| {
@@ -59,15 +45,8 @@ fn racing_openers_agree_on_one_value_on(backend: TestBackend) {
     assert!(values.iter().all(|v| v == &values[0]), "{values:?}");
 }
 
-#[test]
-fn users_survive_reopening() {
-    for backend in TestBackend::available() {
-        users_survive_reopening_on(backend);
-    }
-}
-
-fn users_survive_reopening_on(backend: TestBackend) {
-    let db = TestDatabase::new(backend).unwrap();
+fn users_survive_reopening(backend: TestBackend) {
+    let db = TestDatabase::new(backend);
     let user = NewUser {
         email: Email::parse("kept@example.com").expect("email"),
         password_hash: PasswordHash::new("hash".into()),
@@ -87,54 +66,56 @@ fn users_survive_reopening_on(backend: TestBackend) {
     assert_eq!(found, Some(stored));
 }
 
-#[test]
-fn a_signing_key_is_generated_once_and_rotations_are_kept() {
-    for backend in TestBackend::available() {
-        let db = TestDatabase::new(backend).unwrap();
-        let first = db.signing_keys_or_generate().unwrap();
-        assert_eq!(first.len(), 1);
-        let again = db.reopen().signing_keys_or_generate().unwrap();
-        assert_eq!(again, first, "{backend:?}: the stored key is reused");
-        let now = gatehouse_domain::now();
-        let next = gatehouse_domain::SigningKey::generate(now, now + chrono::Duration::seconds(60))
-            .unwrap();
-        db.add_signing_key(&next).unwrap();
-        let both = db.signing_keys().unwrap();
-        assert_eq!(both.len(), 2);
-        assert_eq!(both[1], next);
-    }
+fn a_signing_key_is_generated_once_and_rotations_are_kept(backend: TestBackend) {
+    let db = TestDatabase::new(backend);
+    let first = db.signing_keys_or_generate().unwrap();
+    assert_eq!(first.len(), 1);
+    let again = db.reopen().signing_keys_or_generate().unwrap();
+    assert_eq!(again, first, "{backend:?}: the stored key is reused");
+    let now = gatehouse_domain::now();
+    let next =
+        gatehouse_domain::SigningKey::generate(now, now + chrono::Duration::seconds(60)).unwrap();
+    db.add_signing_key(&next).unwrap();
+    let both = db.signing_keys().unwrap();
+    assert_eq!(both.len(), 2);
+    assert_eq!(both[1], next);
 }
 
-#[test]
-fn a_duplicate_key_that_is_no_email_is_not_a_taken_email() {
-    for backend in TestBackend::available() {
-        let db = TestDatabase::new(backend).unwrap();
-        let now = gatehouse_domain::now();
-        let key = gatehouse_domain::SigningKey::generate(now, now).expect("a key");
-        db.add_signing_key(&key).expect("added");
-        // The same kid again: a unique violation of signing_keys, a conflict (retried,
-        // then reported), never "Email already registered".
-        let again = db.add_signing_key(&key);
-        assert!(
-            matches!(again, Err(gatehouse_domain::Error::Conflict)),
-            "{backend:?}: {again:?}"
-        );
-        // The email's own constraint still is.
-        let user = |email: &str| NewUser {
-            email: Email::parse(email).unwrap(),
-            password_hash: PasswordHash::new("h".into()),
-            is_admin: false,
-            status: UserStatus::Pending,
-            created_at: now,
-            approved_at: None,
-            approved_by: None,
-        };
-        db.write_with(|repo| repo.insert(user("a@example.com")))
-            .unwrap();
-        let taken = db.write_with(|repo| repo.insert(user("a@example.com")));
-        assert!(
-            matches!(taken, Err(gatehouse_domain::Error::EmailTaken)),
-            "{backend:?}: {taken:?}"
-        );
-    }
+fn a_duplicate_key_that_is_no_email_is_not_a_taken_email(backend: TestBackend) {
+    let db = TestDatabase::new(backend);
+    let now = gatehouse_domain::now();
+    let key = gatehouse_domain::SigningKey::generate(now, now).expect("a key");
+    db.add_signing_key(&key).expect("added");
+    // The same kid again: a unique violation of signing_keys, a conflict (retried,
+    // then reported), never "Email already registered".
+    let again = db.add_signing_key(&key);
+    assert!(
+        matches!(again, Err(gatehouse_domain::Error::Conflict)),
+        "{backend:?}: {again:?}"
+    );
+    // The email's own constraint still is.
+    let user = |email: &str| NewUser {
+        email: Email::parse(email).unwrap(),
+        password_hash: PasswordHash::new("h".into()),
+        is_admin: false,
+        status: UserStatus::Pending,
+        created_at: now,
+        approved_at: None,
+        approved_by: None,
+    };
+    db.write_with(|repo| repo.insert(user("a@example.com")))
+        .unwrap();
+    let taken = db.write_with(|repo| repo.insert(user("a@example.com")));
+    assert!(
+        matches!(taken, Err(gatehouse_domain::Error::EmailTaken)),
+        "{backend:?}: {taken:?}"
+    );
 }
+
+gatehouse_storage::backend_tests!(
+    the_first_stored_value_wins_and_survives_reopening,
+    racing_openers_agree_on_one_value,
+    users_survive_reopening,
+    a_signing_key_is_generated_once_and_rotations_are_kept,
+    a_duplicate_key_that_is_no_email_is_not_a_taken_email,
+);

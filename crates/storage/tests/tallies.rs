@@ -91,119 +91,117 @@ fn prune(store: &dyn UserStore) {
         .expect("prune");
 }
 
-#[test]
-fn totals_follow_inserts_changes_and_deletes_and_survive_folding() {
-    for backend in TestBackend::available() {
-        let db = TestDatabase::new(backend).expect("backend");
-        assert_totals_exact(&*db, &format!("{backend:?} empty"));
-        let users: Vec<_> = (0..30)
-            .map(|i| {
-                let user = new_user(&format!("u{i}@example.com"), status_of(i), i % 4 == 0);
-                db.write_with(|repo| repo.insert(user.clone()))
-                    .expect("insert")
-            })
-            .collect();
-        assert_totals_exact(&*db, &format!("{backend:?} after inserts"));
+fn totals_follow_inserts_changes_and_deletes_and_survive_folding(backend: TestBackend) {
+    let db = TestDatabase::new(backend);
+    assert_totals_exact(&*db, &format!("{backend:?} empty"));
+    let users: Vec<_> = (0..30)
+        .map(|i| {
+            let user = new_user(&format!("u{i}@example.com"), status_of(i), i % 4 == 0);
+            db.write_with(|repo| repo.insert(user.clone()))
+                .expect("insert")
+        })
+        .collect();
+    assert_totals_exact(&*db, &format!("{backend:?} after inserts"));
 
-        for (i, user) in users.iter().enumerate().take(12) {
-            let mut changed = user.clone();
-            match i % 4 {
-                0 => changed.status = status_of(i + 1),
-                1 => changed.is_admin = !changed.is_admin,
-                2 => {
-                    changed.status = status_of(i + 2);
-                    changed.is_admin = !changed.is_admin;
-                }
-                _ => changed.email = Email::parse(&format!("moved{i}@example.org")).unwrap(),
+    for (i, user) in users.iter().enumerate().take(12) {
+        let mut changed = user.clone();
+        match i % 4 {
+            0 => changed.status = status_of(i + 1),
+            1 => changed.is_admin = !changed.is_admin,
+            2 => {
+                changed.status = status_of(i + 2);
+                changed.is_admin = !changed.is_admin;
             }
-            db.write_with(|repo| repo.update(&changed)).expect("update");
+            _ => changed.email = Email::parse(&format!("moved{i}@example.org")).unwrap(),
         }
-        assert_totals_exact(&*db, &format!("{backend:?} after changes"));
-
-        for user in users.iter().skip(20).take(6) {
-            db.write_with(|repo| repo.delete(user.id).map(drop))
-                .expect("delete");
-        }
-        // A change rolled back leaves no tally behind.
-        let rolled_back = db.write_with(|repo| {
-            repo.insert(new_user("ghost@example.com", UserStatus::Pending, false))?;
-            Err::<(), _>(gatehouse_domain::Error::EmailTaken)
-        });
-        assert!(rolled_back.is_err());
-        assert_totals_exact(&*db, &format!("{backend:?} after deletes"));
-        assert!(tally_rows(&db) > 30, "one row per change before folding");
-
-        prune(&*db);
-        assert_totals_exact(&*db, &format!("{backend:?} after folding"));
-        assert!(
-            tally_rows(&db) <= 6,
-            "{backend:?}: at most one row per status and role after folding, not {}",
-            tally_rows(&db)
-        );
-        // Changes after folding add to the sums.
-        db.write_with(|repo| repo.delete(users[0].id).map(drop))
-            .expect("delete");
-        db.write_with(|repo| repo.insert(new_user("late@example.com", UserStatus::Approved, true)))
-            .expect("insert");
-        assert_totals_exact(&*db, &format!("{backend:?} after folding and more changes"));
-        prune(&*db);
-        prune(&*db);
-        assert_totals_exact(&*db, &format!("{backend:?} folded twice"));
+        db.write_with(|repo| repo.update(&changed)).expect("update");
     }
+    assert_totals_exact(&*db, &format!("{backend:?} after changes"));
+
+    for user in users.iter().skip(20).take(6) {
+        db.write_with(|repo| repo.delete(user.id).map(drop))
+            .expect("delete");
+    }
+    // A change rolled back leaves no tally behind.
+    let rolled_back = db.write_with(|repo| {
+        repo.insert(new_user("ghost@example.com", UserStatus::Pending, false))?;
+        Err::<(), _>(gatehouse_domain::Error::EmailTaken)
+    });
+    assert!(rolled_back.is_err());
+    assert_totals_exact(&*db, &format!("{backend:?} after deletes"));
+    assert!(tally_rows(&db) > 30, "one row per change before folding");
+
+    prune(&*db);
+    assert_totals_exact(&*db, &format!("{backend:?} after folding"));
+    assert!(
+        tally_rows(&db) <= 6,
+        "{backend:?}: at most one row per status and role after folding, not {}",
+        tally_rows(&db)
+    );
+    // Changes after folding add to the sums.
+    db.write_with(|repo| repo.delete(users[0].id).map(drop))
+        .expect("delete");
+    db.write_with(|repo| repo.insert(new_user("late@example.com", UserStatus::Approved, true)))
+        .expect("insert");
+    assert_totals_exact(&*db, &format!("{backend:?} after folding and more changes"));
+    prune(&*db);
+    prune(&*db);
+    assert_totals_exact(&*db, &format!("{backend:?} folded twice"));
 }
 
-#[test]
-fn totals_stay_exact_with_concurrent_writers_and_folding() {
+fn totals_stay_exact_with_concurrent_writers_and_folding(backend: TestBackend) {
     const WRITERS: usize = 6;
     const EACH: usize = 15;
-    for backend in TestBackend::available() {
-        let db = Arc::new(TestDatabase::new(backend).expect("backend"));
-        let barrier = Arc::new(Barrier::new(WRITERS + 1));
-        let writers: Vec<_> = (0..WRITERS)
-            .map(|w| {
-                let (db, barrier) = (db.clone(), barrier.clone());
-                thread::spawn(move || {
-                    barrier.wait();
-                    for i in 0..EACH {
-                        let user =
-                            new_user(&format!("w{w}-{i}@example.com"), status_of(i), i % 5 == 0);
-                        let user = db
-                            .write_with(|repo| repo.insert(user.clone()))
-                            .expect("insert");
-                        if i % 3 == 0 {
-                            let mut approved = user.clone();
-                            approved.status = UserStatus::Approved;
-                            db.write_with(|repo| repo.update(&approved))
-                                .expect("update");
-                        }
-                        if i % 7 == 0 {
-                            db.write_with(|repo| repo.delete(user.id).map(drop))
-                                .expect("delete");
-                        }
-                    }
-                })
-            })
-            .collect();
-        let folder = {
+    let db = Arc::new(TestDatabase::new(backend));
+    let barrier = Arc::new(Barrier::new(WRITERS + 1));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
             let (db, barrier) = (db.clone(), barrier.clone());
             thread::spawn(move || {
                 barrier.wait();
-                for _ in 0..10 {
-                    prune(&**db);
-                    thread::yield_now();
+                for i in 0..EACH {
+                    let user = new_user(&format!("w{w}-{i}@example.com"), status_of(i), i % 5 == 0);
+                    let user = db
+                        .write_with(|repo| repo.insert(user.clone()))
+                        .expect("insert");
+                    if i % 3 == 0 {
+                        let mut approved = user.clone();
+                        approved.status = UserStatus::Approved;
+                        db.write_with(|repo| repo.update(&approved))
+                            .expect("update");
+                    }
+                    if i % 7 == 0 {
+                        db.write_with(|repo| repo.delete(user.id).map(drop))
+                            .expect("delete");
+                    }
                 }
             })
-        };
-        for writer in writers {
-            writer.join().expect("writer");
-        }
-        folder.join().expect("folder");
-        assert_totals_exact(&**db, &format!("{backend:?} after the race"));
-        let all = db
-            .read_with(|repo| repo.list(&UserQuery::default()))
-            .expect("list");
-        assert_eq!(all.total, all.items.len() as u64);
-        prune(&**db);
-        assert_totals_exact(&**db, &format!("{backend:?} folded after the race"));
+        })
+        .collect();
+    let folder = {
+        let (db, barrier) = (db.clone(), barrier.clone());
+        thread::spawn(move || {
+            barrier.wait();
+            for _ in 0..10 {
+                prune(&**db);
+                thread::yield_now();
+            }
+        })
+    };
+    for writer in writers {
+        writer.join().expect("writer");
     }
+    folder.join().expect("folder");
+    assert_totals_exact(&**db, &format!("{backend:?} after the race"));
+    let all = db
+        .read_with(|repo| repo.list(&UserQuery::default()))
+        .expect("list");
+    assert_eq!(all.total, all.items.len() as u64);
+    prune(&**db);
+    assert_totals_exact(&**db, &format!("{backend:?} folded after the race"));
 }
+
+gatehouse_storage::backend_tests!(
+    totals_follow_inserts_changes_and_deletes_and_survive_folding,
+    totals_stay_exact_with_concurrent_writers_and_folding,
+);

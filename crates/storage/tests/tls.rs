@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests panic to fail
 
 use gatehouse_domain::{Email, NewUser, PasswordHash, UserStatus, UserStoreExt};
+use gatehouse_storage::testing::needs_postgres;
 use gatehouse_storage::testing::tls::TlsPostgres;
 use gatehouse_storage::{Database, DatabaseUrl, OpenError, PoolOptions};
 
@@ -14,6 +15,7 @@ fn open(url: &str) -> Result<Database, OpenError> {
 }
 
 /// One cluster (initdb takes a few seconds), every case against it.
+#[needs_postgres]
 #[test]
 fn a_tls_only_server_is_reached_with_verify_full_and_refuses_the_wrong_ca() {
     let Some(cluster) = TlsPostgres::start() else {
@@ -83,6 +85,7 @@ fn the_server_refuses_connections_without_tls(cluster: &TlsPostgres) {
 
 /// Plain PostgreSQL URLs keep working now that libpq speaks TLS: the default
 /// (`sslmode=prefer`) tries TLS and falls back when the server offers none.
+#[needs_postgres]
 #[test]
 fn the_default_sslmode_falls_back_to_plain_when_the_server_offers_no_tls() {
     let Some(cluster) = TlsPostgres::start_without_tls() else {

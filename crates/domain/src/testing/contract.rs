@@ -13,20 +13,18 @@ use crate::{
 /// Expands to one `#[test]` per contract check, each on a store built by `$make`: an
 /// expression evaluated once per test that gives something dereferencing to a store (a
 /// `Box`, or a fixture that cleans up after itself).
-#[macro_export]
 ///
-/// With `optional:`, `$make` gives an `Option`, and each test passes without checking
-/// anything when it is `None` (a backend that is not configured, which the fixture
-/// announces).
+/// Attributes written after `$make` go on every test, above its `#[test]`: for a backend
+/// that may be absent, one that reports the tests ignored rather than passed (storage's
+/// `#[needs_postgres]`):
+///
+/// ```text
+/// user_store_contract_tests!(TestDatabase::postgres(), #[needs_postgres]);
+/// ```
+#[macro_export]
 macro_rules! user_store_contract_tests {
-    (optional: $make:expr) => {
-        $crate::user_store_contract_tests!(@checks (optional $make));
-    };
-    ($make:expr) => {
-        $crate::user_store_contract_tests!(@checks (always $make));
-    };
-    (@checks $make:tt) => {
-        $crate::user_store_contract_tests!(@tests $make;
+    (@checks $attrs:tt $make:expr) => {
+        $crate::user_store_contract_tests!(@tests $attrs ($make);
             insert_assigns_fresh_positive_ids,
             insert_round_trips_every_field,
             duplicate_email_is_email_taken,
@@ -48,6 +46,7 @@ macro_rules! user_store_contract_tests {
             ping_answers,
             revoked_tokens_are_remembered,
             session_user_comes_with_its_revocation,
+            session_lookups_see_writes_made_before_them,
             counters_round_trip,
             audit_entries_list_newest_first_with_filters,
             audit_survives_deleting_its_users,
@@ -58,22 +57,21 @@ macro_rules! user_store_contract_tests {
             prune_audit_and_devices_by_age,
         );
     };
-    (@tests $make:tt; $($check:ident),+ $(,)?) => {
+    (@tests $attrs:tt $make:tt; $($check:ident),+ $(,)?) => {
         $(
-            #[test]
-            fn $check() {
-                $crate::user_store_contract_tests!(@run $make, $check);
-            }
+            $crate::user_store_contract_tests!(@test $attrs $make $check);
         )+
     };
-    (@run (always $make:expr), $check:ident) => {
-        let store = $make;
-        $crate::testing::contract::$check(&*store);
-    };
-    (@run (optional $make:expr), $check:ident) => {
-        if let Some(store) = $make {
+    (@test [$(#[$attr:meta])*] $make:tt $check:ident) => {
+        $(#[$attr])*
+        #[test]
+        fn $check() {
+            let store = $make;
             $crate::testing::contract::$check(&*store);
         }
+    };
+    ($make:expr $(, #[$attr:meta])* $(,)?) => {
+        $crate::user_store_contract_tests!(@checks [$(#[$attr])*] $make);
     };
 }
 
@@ -574,17 +572,62 @@ pub fn session_user_comes_with_its_revocation(store: &dyn UserStore) {
     store
         .write_with(|repo| repo.revoke_token("gone", user.id, later))
         .expect("revoke");
-    let find = |id: UserId, jti: &'static str| {
-        store
-            .read_single_with(|repo| repo.find_session_user(id, jti))
-            .expect("find")
-    };
+    let find = |id: UserId, jti: &'static str| both_session_answers(store, id, jti);
     assert_eq!(find(user.id, "live"), Some((user.clone(), false)));
     assert_eq!(find(user.id, "gone"), Some((user.clone(), true)));
     assert_eq!(
         find(UserId::new(user.id.get() + 100).expect("id"), "live"),
         None
     );
+}
+
+/// The session's user as the repository finds it, checked against what the store's
+/// [`SessionSource`] answers: the two must agree.
+fn both_session_answers(store: &dyn UserStore, id: UserId, token_id: &str) -> Option<(User, bool)> {
+    let by_repo = store
+        .read_single_with(|repo| repo.find_session_user(id, token_id))
+        .expect("find through the repository");
+    let by_port = crate::testing::block_on(store.find_session_user(id, token_id))
+        .expect("find through the session port");
+    assert_eq!(
+        by_port, by_repo,
+        "the session port and the repository disagree"
+    );
+    by_repo
+}
+
+/// A session lookup reads after it is made: every write committed before it, a change of
+/// status, of role or of token version, a revocation and a delete, is in its answer.
+pub fn session_lookups_see_writes_made_before_them(store: &dyn UserStore) {
+    let mut user = insert(store, new_user("fresh@example.com"));
+    let later = crate::now() + Duration::hours(1);
+    for round in 0..3 {
+        let found = both_session_answers(store, user.id, "t").expect("found");
+        assert_eq!(found, (user.clone(), false), "round {round}");
+        user.status = [
+            UserStatus::Disabled,
+            UserStatus::Approved,
+            UserStatus::Pending,
+        ][round];
+        user.is_admin = round % 2 == 0;
+        user.token_version += 1;
+        user = store.write_with(|repo| repo.update(&user)).expect("update");
+    }
+    assert_eq!(
+        both_session_answers(store, user.id, "t"),
+        Some((user.clone(), false))
+    );
+    store
+        .write_with(|repo| repo.revoke_token("t", user.id, later))
+        .expect("revoke");
+    assert_eq!(
+        both_session_answers(store, user.id, "t"),
+        Some((user.clone(), true))
+    );
+    store
+        .write_with(|repo| repo.delete(user.id))
+        .expect("delete");
+    assert_eq!(both_session_answers(store, user.id, "t"), None);
 }
 
 /// Counters are stored per scope and key, replaced, and deleted.
@@ -797,11 +840,7 @@ pub fn revocations_count_only_for_their_own_user(store: &dyn UserStore) {
             Ok(())
         })
         .expect("check");
-    let find = |id: UserId| {
-        store
-            .read_single_with(|repo| repo.find_session_user(id, "anns"))
-            .expect("find")
-    };
+    let find = |id: UserId| both_session_answers(store, id, "anns");
     assert_eq!(find(ann.id), Some((ann.clone(), true)));
     assert_eq!(find(bob.id), Some((bob.clone(), false)));
 }

@@ -3,9 +3,11 @@ use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 
+use crate::ports::answered;
 use crate::{
     AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, NewAuditEntry,
-    NewUser, Page, User, UserId, UserQuery, UserRepo, UserStatus, UserStore,
+    NewUser, Page, SessionLookup, SessionSource, User, UserId, UserQuery, UserRepo, UserStatus,
+    UserStore, UserStoreExt as _,
 };
 
 /// A store in a mutex: every unit of work runs on a copy of the state under the lock and
@@ -42,15 +44,17 @@ impl InMemoryStore {
     }
 }
 
+/// Memory answers right away, on the calling thread.
+impl SessionSource for InMemoryStore {
+    fn find_session_user(&self, id: UserId, token_id: &str) -> SessionLookup {
+        answered(self.read_with(|repo| repo.find_session_user(id, token_id)))
+    }
+}
+
 impl UserStore for InMemoryStore {
     fn read(&self, work: &mut crate::ports::Work<'_>) -> Result<(), Error> {
         let mut copy = self.lock()?.clone();
         work(&mut copy)
-    }
-
-    /// Memory answers right away.
-    fn try_read_single_now(&self, work: &mut crate::ports::Work<'_>) -> Option<Result<(), Error>> {
-        Some(self.read(work))
     }
 
     fn write(&self, work: &mut crate::ports::Work<'_>) -> Result<(), Error> {
@@ -143,18 +147,7 @@ impl UserRepo for State {
                     .is_none_or(|n| u.email.as_str().contains(n))
             })
             .collect();
-        let total = matching.len() as u64;
-        let offset = usize::try_from(query.offset).unwrap_or(usize::MAX);
-        let limit = query
-            .limit
-            .map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
-        let items = matching
-            .into_iter()
-            .skip(offset)
-            .take(limit)
-            .cloned()
-            .collect();
-        Ok(Page { items, total })
+        Ok(page(matching, query.limit, query.offset))
     }
 
     fn update(&mut self, user: &User) -> Result<User, Error> {
@@ -307,18 +300,7 @@ impl UserRepo for State {
             .filter(|e| query.actor_id.is_none_or(|a| e.entry.actor_id == Some(a)))
             .filter(|e| query.target_id.is_none_or(|t| e.entry.target_id == Some(t)))
             .collect();
-        let total = matching.len() as u64;
-        let offset = usize::try_from(query.offset).unwrap_or(usize::MAX);
-        let limit = query
-            .limit
-            .map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
-        let items = matching
-            .into_iter()
-            .skip(offset)
-            .take(limit)
-            .cloned()
-            .collect();
-        Ok(Page { items, total })
+        Ok(page(matching, query.limit, query.offset))
     }
 
     fn prune(&mut self, now: DateTime<Utc>, idle_before: DateTime<Utc>) -> Result<u64, Error> {
@@ -328,6 +310,20 @@ impl UserRepo for State {
             .retain(|_, c| c.since >= idle_before || c.locked_until.is_some_and(|l| l > now));
         Ok((before - self.revoked.len() - self.counters.len()) as u64)
     }
+}
+
+/// One page of `matching` (newest first already), with how many there are in all.
+fn page<T: Clone>(matching: Vec<&T>, limit: Option<u64>, offset: u64) -> Page<T> {
+    let total = matching.len() as u64;
+    let offset = usize::try_from(offset).unwrap_or(usize::MAX);
+    let limit = limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+    let items = matching
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .cloned()
+        .collect();
+    Page { items, total }
 }
 
 #[cfg(test)]

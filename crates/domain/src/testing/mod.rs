@@ -4,9 +4,11 @@
 // Test support panics on purpose: a failed expectation is a failed test.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod blocking;
 pub mod contract;
 mod fakes;
 mod in_memory;
 
+pub use blocking::{block_on, CurrentUserBlocking};
 pub use fakes::PlainHasher;
 pub use in_memory::InMemoryStore;

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::process::Stdio;
 
-use gatehouse_storage::testing::{EmptyDatabase, TestBackend};
+use gatehouse_storage::testing::{needs_postgres, EmptyDatabase, TestBackend};
 use serde_json::{json, Value};
 
 use crate::server::{binary, exists, Server, TempDb};
@@ -160,15 +160,8 @@ fn find<'a>(users: &'a Value, email: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{email} not in {users}"))
 }
 
-#[test]
-fn users_commands_act_through_the_rules_and_the_api_sees_them() {
-    for backend in TestBackend::available() {
-        users_commands_act_through_the_rules_and_the_api_sees_them_on(backend);
-    }
-}
-
-fn users_commands_act_through_the_rules_and_the_api_sees_them_on(backend: TestBackend) {
-    let db = EmptyDatabase::new(backend).unwrap();
+fn users_commands_act_through_the_rules_and_the_api_sees_them(backend: TestBackend) {
+    let db = EmptyDatabase::new(backend);
     let server = Server::start(&db, &[]);
 
     // Into an empty database, asking for a pending non-admin still makes the first admin.
@@ -368,15 +361,8 @@ fn users_commands_act_through_the_rules_and_the_api_sees_them_on(backend: TestBa
     }
 }
 
-#[test]
-fn the_cli_cannot_remove_the_last_admin_either_and_refusals_exit_1() {
-    for backend in TestBackend::available() {
-        the_cli_cannot_remove_the_last_admin_either_and_refusals_exit_1_on(backend);
-    }
-}
-
-fn the_cli_cannot_remove_the_last_admin_either_and_refusals_exit_1_on(backend: TestBackend) {
-    let db = EmptyDatabase::new(backend).unwrap();
+fn the_cli_cannot_remove_the_last_admin_either_and_refusals_exit_1(backend: TestBackend) {
+    let db = EmptyDatabase::new(backend);
     create(&db, ADMIN, &[]);
     create(&db, "bob@example.com", &[]);
     let before = list(&db);
@@ -421,15 +407,8 @@ fn the_cli_cannot_remove_the_last_admin_either_and_refusals_exit_1_on(backend: T
     assert_eq!(demoted["is_admin"], false);
 }
 
-#[test]
-fn a_forgotten_password_and_a_lost_admin_are_recovered_from_the_cli() {
-    for backend in TestBackend::available() {
-        a_forgotten_password_and_a_lost_admin_are_recovered_from_the_cli_on(backend);
-    }
-}
-
-fn a_forgotten_password_and_a_lost_admin_are_recovered_from_the_cli_on(backend: TestBackend) {
-    let db = EmptyDatabase::new(backend).unwrap();
+fn a_forgotten_password_and_a_lost_admin_are_recovered_from_the_cli(backend: TestBackend) {
+    let db = EmptyDatabase::new(backend);
     let server = Server::start(&db, &[]);
     let forgotten = "long forgotten phrase";
     assert_eq!(server.register(ADMIN, forgotten).status, 201);
@@ -590,7 +569,7 @@ fn an_unreachable_database_fails_the_admin_commands_with_exit_1() {
 
 #[test]
 fn backup_copies_a_live_sqlite_database_and_the_copy_serves() {
-    let db = EmptyDatabase::new(TestBackend::Sqlite).unwrap();
+    let db = EmptyDatabase::new(TestBackend::Sqlite);
     let server = Server::start(&db, &[]);
     assert_eq!(server.register(ADMIN, PASSWORD).status, 201);
     for i in 0..3 {
@@ -690,11 +669,10 @@ fn backup_copies_a_live_sqlite_database_and_the_copy_serves() {
     assert_eq!(listed, users.body);
 }
 
+#[needs_postgres]
 #[test]
 fn backup_refuses_postgresql_and_points_to_pg_dump() {
-    let Some(db) = EmptyDatabase::new(TestBackend::Postgres) else {
-        return;
-    };
+    let db = EmptyDatabase::new(TestBackend::Postgres);
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("copy.db");
     let outcome = gatehouse(&db, &["backup", copy.to_str().unwrap()]);
@@ -703,3 +681,9 @@ fn backup_refuses_postgresql_and_points_to_pg_dump() {
     assert_eq!(outcome.stdout, "");
     assert!(!exists(&copy));
 }
+
+gatehouse_storage::backend_tests!(
+    users_commands_act_through_the_rules_and_the_api_sees_them,
+    the_cli_cannot_remove_the_last_admin_either_and_refusals_exit_1,
+    a_forgotten_password_and_a_lost_admin_are_recovered_from_the_cli,
+);

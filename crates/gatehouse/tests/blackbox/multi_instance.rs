@@ -1,18 +1,17 @@
 //! Several `gatehouse serve` processes on one PostgreSQL database: the rules must hold in
-//! the database, whichever instance a request reaches. Skipped (loudly) without
-//! `GATEHOUSE_TEST_POSTGRES_URL`.
+//! the database, whichever instance a request reaches. Reported ignored without
+//! `GATEHOUSE_TEST_POSTGRES_URL` (see `gatehouse_storage::testing::needs_postgres`).
 
-use std::sync::{Arc, Barrier};
-use std::thread;
+use std::sync::Arc;
 
-use gatehouse_storage::testing::{EmptyDatabase, TestBackend};
+use gatehouse_storage::testing::{needs_postgres, race, EmptyDatabase, TestBackend};
 use serde_json::json;
 
 use crate::server::Server;
 
 /// `n` instances started at the same moment on one empty PostgreSQL database.
-fn cluster(n: usize) -> Option<(EmptyDatabase, Vec<Arc<Server>>)> {
-    let db = EmptyDatabase::new(TestBackend::Postgres)?;
+fn cluster(n: usize) -> (EmptyDatabase, Vec<Arc<Server>>) {
+    let db = EmptyDatabase::new(TestBackend::Postgres);
     let spawned: Vec<_> = (0..n)
         .map(|_| Server::spawn(&db.url_string(), &[]))
         .collect();
@@ -20,30 +19,13 @@ fn cluster(n: usize) -> Option<(EmptyDatabase, Vec<Arc<Server>>)> {
         .into_iter()
         .map(|s| Arc::new(Server::wait_until_listening(s)))
         .collect();
-    Some((db, servers))
+    (db, servers)
 }
 
-/// Runs `f(i)` on `n` threads released together.
-fn race<T: Send + 'static>(n: usize, f: impl Fn(usize) -> T + Send + Sync + 'static) -> Vec<T> {
-    let barrier = Arc::new(Barrier::new(n));
-    let f = Arc::new(f);
-    let handles: Vec<_> = (0..n)
-        .map(|i| {
-            let (barrier, f) = (barrier.clone(), f.clone());
-            thread::spawn(move || {
-                barrier.wait();
-                f(i)
-            })
-        })
-        .collect();
-    handles.into_iter().map(|h| h.join().unwrap()).collect()
-}
-
+#[needs_postgres]
 #[test]
 fn instances_starting_together_migrate_once_and_share_one_secret() {
-    let Some((_db, servers)) = cluster(3) else {
-        return;
-    };
+    let (_db, servers) = cluster(3);
     assert_eq!(
         servers[0]
             .register("admin@example.com", "tr0mbone-kettle")
@@ -65,11 +47,10 @@ fn instances_starting_together_migrate_once_and_share_one_secret() {
     }
 }
 
+#[needs_postgres]
 #[test]
 fn twenty_registrations_across_two_instances_make_one_admin() {
-    let Some((_db, servers)) = cluster(2) else {
-        return;
-    };
+    let (_db, servers) = cluster(2);
     let replies = race(20, {
         let servers = servers.clone();
         move |i| servers[i % 2].register(&format!("racer{i}@example.com"), "tr0mbone-kettle")
@@ -87,11 +68,10 @@ fn twenty_registrations_across_two_instances_make_one_admin() {
     assert_eq!(pending, 19);
 }
 
+#[needs_postgres]
 #[test]
 fn eight_registrations_of_one_email_across_two_instances_make_one_row() {
-    let Some((_db, servers)) = cluster(2) else {
-        return;
-    };
+    let (_db, servers) = cluster(2);
     servers[0].register("admin@example.com", "tr0mbone-kettle");
     let mut statuses = race(8, {
         let servers = servers.clone();
@@ -118,11 +98,10 @@ fn admin_view(server: &Server, emails: &[&str]) -> Option<(String, Vec<serde_jso
     })
 }
 
+#[needs_postgres]
 #[test]
 fn two_admins_demoting_each_other_through_different_instances_leave_one() {
-    let Some((_db, servers)) = cluster(2) else {
-        return;
-    };
+    let (_db, servers) = cluster(2);
     let emails = ["a@example.com", "b@example.com"];
     let ids: Vec<i64> = emails
         .iter()

@@ -56,15 +56,8 @@ fn create_user(server: &Server, token: Option<&str>, body: &serde_json::Value) -
     server.send_json("POST", "/api/auth/users", token, body)
 }
 
-#[test]
-fn operability_endpoints_from_outside() {
-    for backend in TestBackend::available() {
-        operability_on(backend);
-    }
-}
-
-fn operability_on(backend: TestBackend) {
-    let db = EmptyDatabase::new(backend).unwrap();
+fn operability_endpoints_from_outside(backend: TestBackend) {
+    let db = EmptyDatabase::new(backend);
     let server = Server::start(&db, &[]);
 
     // The contract, machine-readable and for people, without the internet.
@@ -156,3 +149,5 @@ fn operability_on(backend: TestBackend) {
     let junk = server.request("GET", "/healthz", &[("X-Request-Id", "a b\"c")], None);
     assert_ne!(junk.header("x-request-id"), Some("a b\"c"));
 }
+
+gatehouse_storage::backend_tests!(operability_endpoints_from_outside,);

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use gatehouse_storage::testing::{EmptyDatabase, TestBackend};
+use gatehouse_storage::testing::{needs_postgres, EmptyDatabase, TestBackend};
 
 use crate::server::Server;
 
@@ -97,11 +97,10 @@ fn split_authority(url: &str) -> (String, String, String) {
     (format!("{scheme}://{userinfo}"), host, tail.to_owned())
 }
 
+#[needs_postgres]
 #[test]
 fn requests_get_503_while_the_database_is_away_and_succeed_after() {
-    let Some(db) = EmptyDatabase::new(TestBackend::Postgres) else {
-        return;
-    };
+    let db = EmptyDatabase::new(TestBackend::Postgres);
     let (prefix, upstream, tail) = split_authority(&db.url_string());
     let proxy = Proxy::start(upstream);
     let through_proxy = format!("{prefix}127.0.0.1:{}{tail}", proxy.port);

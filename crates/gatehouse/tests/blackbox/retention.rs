@@ -19,30 +19,27 @@ fn actions(server: &Server, token: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn audit_entries_older_than_the_retention_are_pruned() {
-    for backend in TestBackend::available() {
-        let db = EmptyDatabase::new(backend).unwrap();
-        let server = Server::start(&db, &[("GATEHOUSE_AUDIT_RETENTION", "3s")]);
-        assert_eq!(server.register("admin@example.com", PASSWORD).status, 201);
-        let token = server.token("admin@example.com", PASSWORD);
-        let before = actions(&server, &token);
-        assert!(
-            before.contains(&"user_registered".to_owned()),
-            "{backend:?}: {before:?}"
-        );
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
-            std::thread::sleep(std::time::Duration::from_millis(500));
-            let now = actions(&server, &token);
-            if !now.contains(&"user_registered".to_owned()) {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{backend:?}: still there after 20 s: {now:?}"
-            );
+fn audit_entries_older_than_the_retention_are_pruned(backend: TestBackend) {
+    let db = EmptyDatabase::new(backend);
+    let server = Server::start(&db, &[("GATEHOUSE_AUDIT_RETENTION", "3s")]);
+    assert_eq!(server.register("admin@example.com", PASSWORD).status, 201);
+    let token = server.token("admin@example.com", PASSWORD);
+    let before = actions(&server, &token);
+    assert!(
+        before.contains(&"user_registered".to_owned()),
+        "{backend:?}: {before:?}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let now = actions(&server, &token);
+        if !now.contains(&"user_registered".to_owned()) {
+            break;
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{backend:?}: still there after 20 s: {now:?}"
+        );
     }
 }
 
@@ -59,3 +56,5 @@ fn a_retention_of_zero_keeps_everything_and_a_bad_one_stops_start_up() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("audit_retention"), "{stdout}");
 }
+
+gatehouse_storage::backend_tests!(audit_entries_older_than_the_retention_are_pruned,);

@@ -67,7 +67,7 @@ fn assert_401(reply: &Reply, what: &str) {
 
 #[test]
 fn forged_tokens_are_refused_by_an_hs256_server() {
-    let db = EmptyDatabase::new(TestBackend::Sqlite).unwrap();
+    let db = EmptyDatabase::new(TestBackend::Sqlite);
     let server = Server::start(&db, &[("GATEHOUSE_JWT_SECRET", SECRET)]);
     with_users(&server);
     let valid_claims =
@@ -156,7 +156,7 @@ fn forged_tokens_are_refused_by_an_hs256_server() {
 
 #[test]
 fn eddsa_tokens_carry_a_kid_and_other_services_verify_them_from_the_jwks() {
-    let db = EmptyDatabase::new(TestBackend::Sqlite).unwrap();
+    let db = EmptyDatabase::new(TestBackend::Sqlite);
     let env = [("GATEHOUSE_JWT_ALGORITHM", "EdDSA")];
     let server = Server::start(&db, &env);
     with_users(&server);
@@ -272,105 +272,102 @@ fn sign_as(tokens: &Ed25519Tokens, id: i64) -> String {
     tokens.issue(&user).unwrap().token
 }
 
-#[test]
-fn every_revocation_path_takes_effect_on_the_next_request() {
-    for backend in TestBackend::available() {
-        let db = EmptyDatabase::new(backend).unwrap();
-        let server = Server::start(&db, &[]);
-        let admin = with_users(&server);
+fn every_revocation_path_takes_effect_on_the_next_request(backend: TestBackend) {
+    let db = EmptyDatabase::new(backend);
+    let server = Server::start(&db, &[]);
+    let admin = with_users(&server);
 
-        // Logout revokes the presented token only.
-        let (one, two) = (server.token(BOB.0, BOB.1), server.token(BOB.0, BOB.1));
-        let out = server.request(
-            "POST",
-            "/api/auth/logout",
-            &[("Authorization", &bearer(&one))],
-            None,
-        );
-        assert_eq!(out.status, 204, "{out:?}");
-        assert_401(&me(&server, &one), "logged out");
-        assert_eq!(me(&server, &two).status, 200);
+    // Logout revokes the presented token only.
+    let (one, two) = (server.token(BOB.0, BOB.1), server.token(BOB.0, BOB.1));
+    let out = server.request(
+        "POST",
+        "/api/auth/logout",
+        &[("Authorization", &bearer(&one))],
+        None,
+    );
+    assert_eq!(out.status, 204, "{out:?}");
+    assert_401(&me(&server, &one), "logged out");
+    assert_eq!(me(&server, &two).status, 200);
 
-        // Changing one's password revokes every older token and returns a fresh one.
-        let wrong = server.send_json(
-            "PUT",
-            "/api/auth/me/password",
-            Some(&two),
-            &json!({"current_password": "nope nope", "new_password": "a brand new passphrase"}),
-        );
-        assert_eq!(
-            (wrong.status, wrong.body["code"].as_str()),
-            (403, Some("invalid_password")),
-            "{wrong:?}"
-        );
-        let changed = server.send_json(
-            "PUT",
-            "/api/auth/me/password",
-            Some(&two),
-            &json!({"current_password": BOB.1, "new_password": "a brand new passphrase"}),
-        );
-        assert_eq!(changed.status, 200, "{changed:?}");
-        assert_401(&me(&server, &two), "after a password change");
-        let fresh = changed.body["access_token"].as_str().unwrap().to_owned();
-        assert_eq!(me(&server, &fresh).status, 200);
+    // Changing one's password revokes every older token and returns a fresh one.
+    let wrong = server.send_json(
+        "PUT",
+        "/api/auth/me/password",
+        Some(&two),
+        &json!({"current_password": "nope nope", "new_password": "a brand new passphrase"}),
+    );
+    assert_eq!(
+        (wrong.status, wrong.body["code"].as_str()),
+        (403, Some("invalid_password")),
+        "{wrong:?}"
+    );
+    let changed = server.send_json(
+        "PUT",
+        "/api/auth/me/password",
+        Some(&two),
+        &json!({"current_password": BOB.1, "new_password": "a brand new passphrase"}),
+    );
+    assert_eq!(changed.status, 200, "{changed:?}");
+    assert_401(&me(&server, &two), "after a password change");
+    let fresh = changed.body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(me(&server, &fresh).status, 200);
 
-        // An admin reset revokes the user's earlier tokens.
-        let reset = server.send_json(
-            "POST",
-            "/api/auth/users/2/reset-password",
-            Some(&admin),
-            &json!({"password": "reset by the admin"}),
-        );
-        assert_eq!(reset.status, 200);
-        assert_401(&me(&server, &fresh), "after an admin reset");
+    // An admin reset revokes the user's earlier tokens.
+    let reset = server.send_json(
+        "POST",
+        "/api/auth/users/2/reset-password",
+        Some(&admin),
+        &json!({"password": "reset by the admin"}),
+    );
+    assert_eq!(reset.status, 200);
+    assert_401(&me(&server, &fresh), "after an admin reset");
 
-        // Disable, demote, delete.
-        let bob = server.token(BOB.0, "reset by the admin");
-        server.send_json(
-            "PUT",
-            "/api/auth/users/2",
-            Some(&admin),
-            &json!({"status": "disabled"}),
-        );
-        assert_401(&me(&server, &bob), "disabled");
-        server.send_json(
-            "PUT",
-            "/api/auth/users/2",
-            Some(&admin),
-            &json!({"status": "approved", "is_admin": true}),
-        );
-        let bob = server.token(BOB.0, "reset by the admin");
-        assert_eq!(server.get("/api/auth/users", Some(&bob)).status, 200);
-        server.send_json(
-            "PUT",
-            "/api/auth/users/2",
-            Some(&admin),
-            &json!({"is_admin": false}),
-        );
-        assert_eq!(
-            server.get("/api/auth/users", Some(&bob)).status,
-            403,
-            "demoted"
-        );
-        assert_eq!(me(&server, &bob).status, 200);
-        assert_eq!(
-            server
-                .send_json("DELETE", "/api/auth/users/2", Some(&admin), &Value::Null)
-                .status,
-            204
-        );
-        assert_401(&me(&server, &bob), "deleted");
+    // Disable, demote, delete.
+    let bob = server.token(BOB.0, "reset by the admin");
+    server.send_json(
+        "PUT",
+        "/api/auth/users/2",
+        Some(&admin),
+        &json!({"status": "disabled"}),
+    );
+    assert_401(&me(&server, &bob), "disabled");
+    server.send_json(
+        "PUT",
+        "/api/auth/users/2",
+        Some(&admin),
+        &json!({"status": "approved", "is_admin": true}),
+    );
+    let bob = server.token(BOB.0, "reset by the admin");
+    assert_eq!(server.get("/api/auth/users", Some(&bob)).status, 200);
+    server.send_json(
+        "PUT",
+        "/api/auth/users/2",
+        Some(&admin),
+        &json!({"is_admin": false}),
+    );
+    assert_eq!(
+        server.get("/api/auth/users", Some(&bob)).status,
+        403,
+        "demoted"
+    );
+    assert_eq!(me(&server, &bob).status, 200);
+    assert_eq!(
+        server
+            .send_json("DELETE", "/api/auth/users/2", Some(&admin), &Value::Null)
+            .status,
+        204
+    );
+    assert_401(&me(&server, &bob), "deleted");
 
-        // Revocations survive a restart.
-        drop(server);
-        let server = Server::start(&db, &[]);
-        assert_401(&me(&server, &one), "logged out, after a restart");
-    }
+    // Revocations survive a restart.
+    drop(server);
+    let server = Server::start(&db, &[]);
+    assert_401(&me(&server, &one), "logged out, after a restart");
 }
 
 #[test]
 fn throttling_backs_off_and_a_success_resets_it() {
-    let db = EmptyDatabase::new(TestBackend::Sqlite).unwrap();
+    let db = EmptyDatabase::new(TestBackend::Sqlite);
     let server = Server::start(&db, &[]);
     with_users(&server);
     for _ in 0..5 {
@@ -416,49 +413,46 @@ fn throttling_backs_off_and_a_success_resets_it() {
     );
 }
 
-#[test]
-fn a_hundred_parallel_guesses_get_five() {
-    for backend in TestBackend::available() {
-        let db = EmptyDatabase::new(backend).unwrap();
-        let server = Arc::new(Server::start(&db, &[]));
-        with_users(&server);
-        let barrier = Arc::new(Barrier::new(100));
-        let handles: Vec<_> = (0..100)
-            .map(|i| {
-                let (server, barrier) = (server.clone(), barrier.clone());
-                thread::spawn(move || {
-                    barrier.wait();
-                    server.login(BOB.0, &format!("guess number {i}")).status
-                })
+fn a_hundred_parallel_guesses_get_five(backend: TestBackend) {
+    let db = EmptyDatabase::new(backend);
+    let server = Arc::new(Server::start(&db, &[]));
+    with_users(&server);
+    let barrier = Arc::new(Barrier::new(100));
+    let handles: Vec<_> = (0..100)
+        .map(|i| {
+            let (server, barrier) = (server.clone(), barrier.clone());
+            thread::spawn(move || {
+                barrier.wait();
+                server.login(BOB.0, &format!("guess number {i}")).status
             })
-            .collect();
-        let started = std::time::Instant::now();
-        let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-        let guesses = statuses.iter().filter(|s| **s == 401).count();
-        let throttled = statuses.iter().filter(|s| **s == 429).count();
-        // The security property: no more than five passwords are ever checked. (On a
-        // loaded machine an attempt may also meet a full queue, 503, and never be checked.)
-        let unavailable = statuses.iter().filter(|s| **s == 503).count();
-        // Five, plus one per backoff that expired while the burst was still arriving (1 s,
-        // then 2 s, 4 s ...), should the machine be slow enough to spread it out.
-        let seconds = started.elapsed().as_secs_f64();
-        let allowed = 5 + (seconds + 1.0).log2().floor() as usize;
-        assert!(
-            guesses <= allowed,
-            "{backend:?}: {guesses} guesses in {seconds:.1}s: {statuses:?}"
-        );
-        assert_eq!(
-            guesses + throttled + unavailable,
-            100,
-            "{backend:?}: {statuses:?}"
-        );
-        assert!(throttled >= 90, "{backend:?}: {statuses:?}");
-    }
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let guesses = statuses.iter().filter(|s| **s == 401).count();
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    // The security property: no more than five passwords are ever checked. (On a
+    // loaded machine an attempt may also meet a full queue, 503, and never be checked.)
+    let unavailable = statuses.iter().filter(|s| **s == 503).count();
+    // Five, plus one per backoff that expired while the burst was still arriving (1 s,
+    // then 2 s, 4 s ...), should the machine be slow enough to spread it out.
+    let seconds = started.elapsed().as_secs_f64();
+    let allowed = 5 + (seconds + 1.0).log2().floor() as usize;
+    assert!(
+        guesses <= allowed,
+        "{backend:?}: {guesses} guesses in {seconds:.1}s: {statuses:?}"
+    );
+    assert_eq!(
+        guesses + throttled + unavailable,
+        100,
+        "{backend:?}: {statuses:?}"
+    );
+    assert!(throttled >= 90, "{backend:?}: {statuses:?}");
 }
 
 #[test]
 fn registrations_are_limited_per_address_and_common_passwords_refused() {
-    let db = EmptyDatabase::new(TestBackend::Sqlite).unwrap();
+    let db = EmptyDatabase::new(TestBackend::Sqlite);
     let server = Server::start(&db, &[("GATEHOUSE_REGISTER_LIMIT_PER_HOUR", "3")]);
     let weak = server.register("weak@example.com", "password123");
     assert_eq!(
@@ -487,7 +481,7 @@ fn registrations_are_limited_per_address_and_common_passwords_refused() {
 
 #[test]
 fn forwarded_for_counts_only_behind_a_trusted_proxy() {
-    let db = EmptyDatabase::new(TestBackend::Sqlite).unwrap();
+    let db = EmptyDatabase::new(TestBackend::Sqlite);
     let env = [
         ("GATEHOUSE_TRUSTED_PROXIES", "127.0.0.1"),
         ("GATEHOUSE_LOGIN_MAX_FAILURES_PER_ADDRESS", "3"),
@@ -544,101 +538,100 @@ fn forwarded_for_counts_only_behind_a_trusted_proxy() {
     assert_eq!(audit.body[0]["address"], "127.0.0.1", "{audit:?}");
 }
 
-#[test]
-fn a_scripted_session_leaves_its_audit_trail() {
-    for backend in TestBackend::available() {
-        let db = EmptyDatabase::new(backend).unwrap();
-        let server = Server::start(&db, &[]);
-        let admin = with_users(&server);
-        assert_eq!(server.login(BOB.0, "wrong password").status, 401);
-        for change in [
-            json!({"is_admin": true}),
-            json!({"is_admin": false}),
-            json!({"status": "disabled"}),
-            json!({"status": "approved"}),
-            json!({"email": "robert@example.com"}),
-        ] {
-            assert_eq!(
-                server
-                    .send_json("PUT", "/api/auth/users/2", Some(&admin), &change)
-                    .status,
-                200
-            );
-        }
-        server.send_json(
-            "POST",
-            "/api/auth/users/2/reset-password",
-            Some(&admin),
-            &json!({"password": "reset by the admin"}),
-        );
-        let bob = server.token("robert@example.com", "reset by the admin");
-        server.request(
-            "POST",
-            "/api/auth/logout",
-            &[("Authorization", &bearer(&bob))],
-            None,
-        );
-        server.send_json("DELETE", "/api/auth/users/2", Some(&admin), &Value::Null);
-
-        let audit = server.get("/api/auth/audit", Some(&admin));
-        assert_eq!(audit.status, 200, "{audit:?}");
-        let entries = audit.body.as_array().unwrap();
-        let actions: Vec<&str> = entries
-            .iter()
-            .rev()
-            .map(|e| e["action"].as_str().unwrap())
-            .collect();
-        assert_eq!(
-            actions,
-            [
-                "user_registered",
-                "user_registered",
-                "login_succeeded",
-                "user_approved",
-                "login_failed",
-                "user_promoted",
-                "user_demoted",
-                "user_disabled",
-                "user_enabled",
-                "user_email_changed",
-                "password_reset",
-                "login_succeeded",
-                "logout",
-                "user_deleted",
-            ],
-            "{backend:?}"
-        );
-        assert_eq!(audit.header("x-total-count"), Some("14"));
-        assert!(entries
-            .iter()
-            .all(|e| e["address"] == "127.0.0.1"
-                && e["at"].as_str().is_some_and(|t| t.ends_with('Z'))));
-        let approved = entries
-            .iter()
-            .find(|e| e["action"] == "user_approved")
-            .unwrap();
-        assert_eq!(
-            (
-                approved["actor_id"].as_i64(),
-                approved["target_id"].as_i64()
-            ),
-            (Some(1), Some(2))
-        );
-        let by_bob = server.get("/api/auth/audit?target_id=2&action=logout", Some(&admin));
-        assert_eq!(by_bob.header("x-total-count"), Some("1"));
+fn a_scripted_session_leaves_its_audit_trail(backend: TestBackend) {
+    let db = EmptyDatabase::new(backend);
+    let server = Server::start(&db, &[]);
+    let admin = with_users(&server);
+    assert_eq!(server.login(BOB.0, "wrong password").status, 401);
+    for change in [
+        json!({"is_admin": true}),
+        json!({"is_admin": false}),
+        json!({"status": "disabled"}),
+        json!({"status": "approved"}),
+        json!({"email": "robert@example.com"}),
+    ] {
         assert_eq!(
             server
-                .get("/api/auth/audit?action=bogus", Some(&admin))
+                .send_json("PUT", "/api/auth/users/2", Some(&admin), &change)
                 .status,
-            422
+            200
         );
-        assert_eq!(server.get("/api/auth/audit", None).status, 401);
     }
+    server.send_json(
+        "POST",
+        "/api/auth/users/2/reset-password",
+        Some(&admin),
+        &json!({"password": "reset by the admin"}),
+    );
+    let bob = server.token("robert@example.com", "reset by the admin");
+    server.request(
+        "POST",
+        "/api/auth/logout",
+        &[("Authorization", &bearer(&bob))],
+        None,
+    );
+    server.send_json("DELETE", "/api/auth/users/2", Some(&admin), &Value::Null);
+
+    let audit = server.get("/api/auth/audit", Some(&admin));
+    assert_eq!(audit.status, 200, "{audit:?}");
+    let entries = audit.body.as_array().unwrap();
+    let actions: Vec<&str> = entries
+        .iter()
+        .rev()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "user_registered",
+            "user_registered",
+            "login_succeeded",
+            "user_approved",
+            "login_failed",
+            "user_promoted",
+            "user_demoted",
+            "user_disabled",
+            "user_enabled",
+            "user_email_changed",
+            "password_reset",
+            "login_succeeded",
+            "logout",
+            "user_deleted",
+        ],
+        "{backend:?}"
+    );
+    assert_eq!(audit.header("x-total-count"), Some("14"));
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["address"] == "127.0.0.1"
+                && e["at"].as_str().is_some_and(|t| t.ends_with('Z')))
+    );
+    let approved = entries
+        .iter()
+        .find(|e| e["action"] == "user_approved")
+        .unwrap();
+    assert_eq!(
+        (
+            approved["actor_id"].as_i64(),
+            approved["target_id"].as_i64()
+        ),
+        (Some(1), Some(2))
+    );
+    let by_bob = server.get("/api/auth/audit?target_id=2&action=logout", Some(&admin));
+    assert_eq!(by_bob.header("x-total-count"), Some("1"));
+    assert_eq!(
+        server
+            .get("/api/auth/audit?action=bogus", Some(&admin))
+            .status,
+        422
+    );
+    assert_eq!(server.get("/api/auth/audit", None).status, 401);
 }
 
 #[test]
 fn headers_nosniff_everywhere_no_store_on_user_data_and_cors_only_when_configured() {
-    let db = EmptyDatabase::new(TestBackend::Sqlite).unwrap();
+    let db = EmptyDatabase::new(TestBackend::Sqlite);
     let server = Server::start(&db, &[]);
     let admin = with_users(&server);
     let replies = [
@@ -699,7 +692,7 @@ fn headers_nosniff_everywhere_no_store_on_user_data_and_cors_only_when_configure
 
 #[test]
 fn the_log_of_a_session_holds_no_password_token_hash_or_secret() {
-    let db = EmptyDatabase::new(TestBackend::Sqlite).unwrap();
+    let db = EmptyDatabase::new(TestBackend::Sqlite);
     let server = Server::start(
         &db,
         &[("GATEHOUSE_JWT_SECRET", SECRET), ("RUST_LOG", "debug")],
@@ -761,3 +754,9 @@ fn the_log_of_a_session_holds_no_password_token_hash_or_secret() {
         );
     }
 }
+
+gatehouse_storage::backend_tests!(
+    every_revocation_path_takes_effect_on_the_next_request,
+    a_hundred_parallel_guesses_get_five,
+    a_scripted_session_leaves_its_audit_trail,
+);

@@ -6,12 +6,14 @@ use std::io::Read;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use gatehouse_storage::testing::needs_postgres;
 use gatehouse_storage::testing::tls::TlsPostgres;
 
 use crate::server::{binary, Server};
 
 const PASSWORD: &str = "tr0mbone-kettle";
 
+#[needs_postgres]
 #[test]
 fn serve_over_verify_full_and_refuse_a_server_certificate_from_the_wrong_ca() {
     let Some(cluster) = TlsPostgres::start() else {

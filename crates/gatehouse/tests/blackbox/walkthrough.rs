@@ -12,15 +12,8 @@ use crate::server::Server;
 const ADMIN: (&str, &str) = ("admin@example.com", "correct horse battery");
 const USER: (&str, &str) = ("ada@example.com", "analytical engine");
 
-#[test]
-fn the_readme_walkthrough() {
-    for backend in TestBackend::available() {
-        the_readme_walkthrough_on(backend);
-    }
-}
-
-fn the_readme_walkthrough_on(backend: TestBackend) {
-    let db = EmptyDatabase::new(backend).unwrap();
+fn the_readme_walkthrough(backend: TestBackend) {
+    let db = EmptyDatabase::new(backend);
     let server = Server::start(&db, &[]);
 
     let admin = server.register(ADMIN.0, ADMIN.1);
@@ -72,15 +65,8 @@ fn the_readme_walkthrough_on(backend: TestBackend) {
     }
 }
 
-#[test]
-fn a_restart_keeps_users_and_tokens_and_sigterm_exits_cleanly() {
-    for backend in TestBackend::available() {
-        a_restart_keeps_users_and_tokens_and_sigterm_exits_cleanly_on(backend);
-    }
-}
-
-fn a_restart_keeps_users_and_tokens_and_sigterm_exits_cleanly_on(backend: TestBackend) {
-    let db = EmptyDatabase::new(backend).unwrap();
+fn a_restart_keeps_users_and_tokens_and_sigterm_exits_cleanly(backend: TestBackend) {
+    let db = EmptyDatabase::new(backend);
     let server = Server::start(&db, &[]);
     assert_eq!(server.register(ADMIN.0, ADMIN.1).status, 201);
     let token = server.token(ADMIN.0, ADMIN.1);
@@ -96,15 +82,8 @@ fn a_restart_keeps_users_and_tokens_and_sigterm_exits_cleanly_on(backend: TestBa
     assert_eq!(server.register(ADMIN.0, "another password").status, 409);
 }
 
-#[test]
-fn a_configured_secret_is_used_and_changing_it_invalidates_tokens() {
-    for backend in TestBackend::available() {
-        a_configured_secret_is_used_and_changing_it_invalidates_tokens_on(backend);
-    }
-}
-
-fn a_configured_secret_is_used_and_changing_it_invalidates_tokens_on(backend: TestBackend) {
-    let db = EmptyDatabase::new(backend).unwrap();
+fn a_configured_secret_is_used_and_changing_it_invalidates_tokens(backend: TestBackend) {
+    let db = EmptyDatabase::new(backend);
     let secret_a = "a".repeat(32);
     let server = Server::start(&db, &[("GATEHOUSE_JWT_SECRET", &secret_a)]);
     server.register(ADMIN.0, ADMIN.1);
@@ -117,15 +96,8 @@ fn a_configured_secret_is_used_and_changing_it_invalidates_tokens_on(backend: Te
     assert_eq!(server.get("/api/auth/me", Some(&token)).status, 200);
 }
 
-#[test]
-fn an_acknowledged_registration_survives_kill_9() {
-    for backend in TestBackend::available() {
-        an_acknowledged_registration_survives_kill_9_on(backend);
-    }
-}
-
-fn an_acknowledged_registration_survives_kill_9_on(backend: TestBackend) {
-    let db = EmptyDatabase::new(backend).unwrap();
+fn an_acknowledged_registration_survives_kill_9(backend: TestBackend) {
+    let db = EmptyDatabase::new(backend);
     let server = Server::start(&db, &[]);
     for i in 0..5 {
         assert_eq!(
@@ -142,15 +114,8 @@ fn an_acknowledged_registration_survives_kill_9_on(backend: TestBackend) {
     assert_eq!(users.header("x-total-count"), Some("5"), "{users:?}");
 }
 
-#[test]
-fn concurrent_registrations_on_an_empty_database_make_one_admin() {
-    for backend in TestBackend::available() {
-        concurrent_registrations_on_an_empty_database_make_one_admin_on(backend);
-    }
-}
-
-fn concurrent_registrations_on_an_empty_database_make_one_admin_on(backend: TestBackend) {
-    let db = EmptyDatabase::new(backend).unwrap();
+fn concurrent_registrations_on_an_empty_database_make_one_admin(backend: TestBackend) {
+    let db = EmptyDatabase::new(backend);
     let server = Arc::new(Server::start(&db, &[]));
     let barrier = Arc::new(Barrier::new(16));
     let handles: Vec<_> = (0..16)
@@ -184,3 +149,11 @@ fn concurrent_registrations_on_an_empty_database_make_one_admin_on(backend: Test
     statuses.sort_unstable();
     assert_eq!(statuses, [201, 409, 409, 409, 409, 409, 409, 409]);
 }
+
+gatehouse_storage::backend_tests!(
+    the_readme_walkthrough,
+    a_restart_keeps_users_and_tokens_and_sigterm_exits_cleanly,
+    a_configured_secret_is_used_and_changing_it_invalidates_tokens,
+    an_acknowledged_registration_survives_kill_9,
+    concurrent_registrations_on_an_empty_database_make_one_admin,
+);

@@ -4,12 +4,18 @@
 use std::sync::Arc;
 
 use gatehouse_domain::ports::Work;
-use gatehouse_domain::{Error, SessionLookupReply, UserId, UserStore};
+use gatehouse_domain::{Error, SessionLookup, SessionSource, UserId, UserStore};
 use gatehouse_storage::testing::TestDatabase;
 
 /// A test database, forwarding every store method to it.
 #[derive(Debug)]
 struct Store(TestDatabase);
+
+impl SessionSource for Store {
+    fn find_session_user(&self, id: UserId, token_id: &str) -> SessionLookup {
+        self.0.find_session_user(id, token_id)
+    }
+}
 
 impl UserStore for Store {
     fn read(&self, work: &mut Work<'_>) -> Result<(), Error> {
@@ -22,18 +28,6 @@ impl UserStore for Store {
 
     fn read_single(&self, work: &mut Work<'_>) -> Result<(), Error> {
         self.0.read_single(work)
-    }
-
-    fn try_read_single_now(&self, work: &mut Work<'_>) -> Option<Result<(), Error>> {
-        self.0.try_read_single_now(work)
-    }
-
-    fn batches_session_lookups(&self) -> bool {
-        self.0.batches_session_lookups()
-    }
-
-    fn lookup_session_user(&self, id: UserId, token_id: &str, reply: SessionLookupReply) {
-        self.0.lookup_session_user(id, token_id, reply);
     }
 
     fn ping(&self) -> Result<(), Error> {

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use actix_web::test::TestRequest;
-use gatehouse_domain::ports::Work;
-use gatehouse_domain::{Error, UserStore};
+use gatehouse_domain::ports::{answered, Work};
+use gatehouse_domain::{Error, SessionLookup, SessionSource, UserId, UserStore};
 use gatehouse_http::HashingPool;
 use serde_json::json;
 
@@ -19,6 +19,12 @@ use crate::helpers::{
 struct DownStore;
 
 const DOWN: &str = "connection refused by 10.0.0.7:5432";
+
+impl SessionSource for DownStore {
+    fn find_session_user(&self, _id: UserId, _token_id: &str) -> SessionLookup {
+        answered(Err(Error::unavailable(DOWN)))
+    }
+}
 
 impl UserStore for DownStore {
     fn read(&self, _work: &mut Work<'_>) -> Result<(), Error> {

@@ -7,8 +7,10 @@
 //! the server with `pg_ctl`; dropping it stops the server (`-m immediate`) and removes
 //! every file. `initdb` and `postgres` refuse to run as root: as root they run as the
 //! `postgres` system user, which then owns the temporary directory. Without PostgreSQL's
-//! server binaries (`/usr/lib/postgresql/*/bin`, or on `PATH`), `start` says loudly that
-//! the test is skipped and returns `None`.
+//! server binaries (`/usr/lib/postgresql/*/bin`, or on `PATH`), `start` fails the test when
+//! `GATEHOUSE_REQUIRE_POSTGRES=1`, and otherwise says loudly that it is skipped and returns
+//! `None` (the tests are also marked `#[needs_postgres]`, so they are reported ignored when
+//! no PostgreSQL is configured at all).
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -52,7 +54,7 @@ impl TlsPostgres {
     ///
     /// # Panics
     /// When the cluster cannot be set up (a failed test, with `initdb`'s or the server's
-    /// own words).
+    /// own words), or there are no server binaries and `GATEHOUSE_REQUIRE_POSTGRES=1`.
     #[must_use]
     pub fn start() -> Option<Self> {
         Self::start_with(true)
@@ -70,6 +72,12 @@ impl TlsPostgres {
 
     fn start_with(tls: bool) -> Option<Self> {
         let Some(bin) = server_binaries() else {
+            assert!(
+                !super::postgres_required(),
+                "{} is set but this machine has no PostgreSQL server binaries \
+                 (initdb in /usr/lib/postgresql/*/bin or on PATH) for a TLS-only cluster",
+                super::REQUIRE_POSTGRES_VAR
+            );
             let _ = writeln!(
                 std::io::stderr(),
                 "\n*** SKIPPED: TLS-only PostgreSQL test (no initdb in /usr/lib/postgresql/*/bin \
