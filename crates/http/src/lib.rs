@@ -17,6 +17,8 @@ mod hashing;
 mod observe;
 mod openapi;
 mod routes;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use actix_web::body::EitherBody;
 use actix_web::dev::ServiceResponse;
