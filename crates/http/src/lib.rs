@@ -34,6 +34,9 @@ pub use hashing::{HashingPool, HashingTicket, DEFAULT_HASHING_NICE};
 pub use observe::{sane_request_id, Metrics, MetricsToken, RequestId, REQUEST_ID};
 pub use routes::{paths, Endpoint, Verb, ENDPOINTS};
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 /// The largest request body accepted: 16 KiB is plenty for this API.
 pub const BODY_LIMIT: usize = 16 * 1024;
 

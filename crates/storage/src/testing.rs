@@ -19,6 +19,8 @@ use std::thread;
 
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
+use gatehouse_domain::ports::Work;
+use gatehouse_domain::{Error, SessionLookup, SessionSource, UserId, UserStore};
 
 use crate::{Database, DatabaseUrl, PoolOptions};
 
@@ -283,6 +285,32 @@ impl Deref for TestDatabase {
 
     fn deref(&self) -> &Database {
         &self.db
+    }
+}
+
+/// A test database is a store itself, so that it lives as long as the app that uses it
+/// (`Arc::new(TestDatabase::sqlite())` as the store of the HTTP API suite) and goes with it.
+impl SessionSource for TestDatabase {
+    fn find_session_user(&self, id: UserId, token_id: &str) -> SessionLookup {
+        self.db.find_session_user(id, token_id)
+    }
+}
+
+impl UserStore for TestDatabase {
+    fn read(&self, work: &mut Work<'_>) -> Result<(), Error> {
+        self.db.read(work)
+    }
+
+    fn write(&self, work: &mut Work<'_>) -> Result<(), Error> {
+        self.db.write(work)
+    }
+
+    fn read_single(&self, work: &mut Work<'_>) -> Result<(), Error> {
+        self.db.read_single(work)
+    }
+
+    fn ping(&self) -> Result<(), Error> {
+        self.db.ping()
     }
 }
 

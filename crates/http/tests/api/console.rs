@@ -4,7 +4,7 @@
 
 use gatehouse_http::CONSOLE_CSP;
 
-use crate::helpers::spawn_app;
+use gatehouse_http::testing::spawn_app;
 
 const FILES: &[(&str, &str)] = &[
     ("/", "text/html; charset=utf-8"),
@@ -17,7 +17,7 @@ const FILES: &[(&str, &str)] = &[
 
 #[actix_web::test]
 async fn every_console_file_is_served_with_its_type_and_the_strict_policy() {
-    let app = spawn_app().await;
+    let app = spawn_app(crate::new_store()).await;
     for (path, content_type) in FILES {
         let res = app.get(path, None).await;
         assert_eq!(res.status.as_u16(), 200, "{path}");
@@ -43,7 +43,7 @@ async fn every_console_file_is_served_with_its_type_and_the_strict_policy() {
 /// served files: a file added to the console without a route fails here, not in a browser.
 #[actix_web::test]
 async fn every_file_the_console_loads_is_routed() {
-    let app = spawn_app().await;
+    let app = spawn_app(crate::new_store()).await;
     let served: Vec<&str> = FILES.iter().map(|(path, _)| *path).collect();
     let mut wanted = Vec::new();
     let page = app.get("/", None).await.text();
@@ -72,7 +72,7 @@ async fn every_file_the_console_loads_is_routed() {
 
 #[actix_web::test]
 async fn other_console_paths_are_json_404s() {
-    let app = spawn_app().await;
+    let app = spawn_app(crate::new_store()).await;
     for path in [
         "/console/",
         "/console/missing.js",

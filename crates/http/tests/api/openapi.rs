@@ -24,7 +24,7 @@ use gatehouse_domain::{Hs256Tokens, JwtSecret, TokenTtl, UserService};
 use gatehouse_http::{AppState, HashingPool, ENDPOINTS};
 use serde_json::Value;
 
-use crate::helpers::spawn_app;
+use gatehouse_http::testing::spawn_app;
 
 /// Every method a client could try; the API uses four of them.
 const METHODS: [&str; 8] = [
@@ -44,7 +44,7 @@ fn table() -> BTreeSet<(String, String)> {
 }
 
 async fn document() -> Value {
-    let app = spawn_app().await;
+    let app = spawn_app(crate::new_store()).await;
     let res = app.get("/api/openapi.json", None).await;
     assert_eq!(res.status.as_u16(), 200, "{}", res.text());
     assert_eq!(res.header("content-type"), Some("application/json"));
@@ -126,11 +126,7 @@ fn mounted_patterns(resource_map: &str) -> Vec<(String, bool)> {
 async fn the_app_mounts_only_the_paths_of_the_route_table() {
     let secret = JwtSecret::new(b"an openapi test secret of 32+ bytes".to_vec()).unwrap();
     let tokens = Hs256Tokens::new(&secret, TokenTtl::DEFAULT).unwrap();
-    let users = UserService::new(
-        crate::backend::new_store(),
-        Arc::new(PlainHasher),
-        Arc::new(tokens),
-    );
+    let users = UserService::new(crate::new_store(), Arc::new(PlainHasher), Arc::new(tokens));
     let state = AppState::new(users, HashingPool::new(1, 8));
     let seen = Rc::new(RefCell::new(String::new()));
     let capture = seen.clone();
@@ -180,7 +176,7 @@ async fn the_app_mounts_only_the_paths_of_the_route_table() {
 
 #[actix_web::test]
 async fn every_listed_method_is_routed_and_every_other_is_405() {
-    let app = spawn_app().await;
+    let app = spawn_app(crate::new_store()).await;
     for (path, verbs) in gatehouse_http::paths() {
         let uri = path.replace("{id}", "1");
         let allowed: Vec<&str> = verbs.iter().map(|v| v.as_str()).collect();
@@ -316,7 +312,7 @@ async fn every_reference_resolves() {
 
 #[actix_web::test]
 async fn the_docs_page_and_its_files_are_served_from_the_binary() {
-    let app = spawn_app().await;
+    let app = spawn_app(crate::new_store()).await;
 
     let page = app.get("/docs", None).await;
     assert_eq!(page.status.as_u16(), 200);
@@ -365,7 +361,7 @@ async fn the_docs_page_and_its_files_are_served_from_the_binary() {
 /// other hosts, no framing); the page needs nothing the policy refuses.
 #[actix_web::test]
 async fn the_docs_page_carries_the_consoles_policy_and_needs_no_inline_code() {
-    let app = spawn_app().await;
+    let app = spawn_app(crate::new_store()).await;
     for path in [
         "/docs",
         "/docs/assets/init.js",

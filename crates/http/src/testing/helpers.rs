@@ -1,13 +1,13 @@
 //! The app under test, built in-process exactly as the binary builds it (through
-//! `gatehouse_http::configure`), over a fresh store from `crate::backend` (the domain's
-//! in-memory store here; SQLite and PostgreSQL in the binary's tests) and a fast fake hasher,
-//! plus small helpers to call it and to check what it answers.
+//! [`configure`](crate::configure)), over the store it is given and a fast fake hasher, plus
+//! small helpers to call it and to check what it answers.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::{AppState, HashingPool, MetricsToken, TrustedProxies};
 use actix_web::http::header::HeaderMap;
 use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
@@ -15,7 +15,6 @@ use actix_web::web::Bytes;
 use actix_web::App;
 use gatehouse_domain::testing::PlainHasher;
 use gatehouse_domain::{Hs256Tokens, JwtSecret, ThrottlePolicy, TokenTtl, UserService, UserStore};
-use gatehouse_http::{AppState, HashingPool, MetricsToken, TrustedProxies};
 use serde_json::{json, Value};
 
 /// The password every helper-made user has: 21 bytes, well inside 8..=72.
@@ -36,7 +35,10 @@ pub const USER_PUBLIC_KEYS: [&str; 7] = [
     "status",
 ];
 
-/// How to build an app; the defaults are what nearly every test wants.
+/// The token secret of an app built by [`AppOptions::new`].
+pub const SECRET: &[u8] = b"an http test secret of 32+ bytes!!";
+
+/// How to build an app; [`AppOptions::new`] gives what nearly every test wants.
 pub struct AppOptions {
     pub store: Arc<dyn UserStore>,
     pub secret: Vec<u8>,
@@ -51,11 +53,12 @@ pub struct AppOptions {
     pub metrics_token: Option<MetricsToken>,
 }
 
-impl Default for AppOptions {
-    fn default() -> Self {
+impl AppOptions {
+    /// The defaults, over `store`.
+    pub fn new(store: Arc<dyn UserStore>) -> Self {
         Self {
-            store: crate::backend::new_store(),
-            secret: b"an http test secret of 32+ bytes!!".to_vec(),
+            store,
+            secret: SECRET.to_vec(),
             hashing: HashingPool::new(2, 64),
             throttle: ThrottlePolicy::default(),
             trusted_proxies: TrustedProxies::default(),
@@ -65,16 +68,32 @@ impl Default for AppOptions {
     }
 }
 
+impl std::fmt::Debug for AppOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppOptions")
+            .field("throttle", &self.throttle)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("cors_origins", &self.cors_origins)
+            .finish_non_exhaustive()
+    }
+}
+
 type Call = Box<dyn Fn(TestRequest) -> Pin<Box<dyn Future<Output = Resp>>>>;
 
-/// One app with its own empty store.
+/// One app over its store.
 pub struct TestApp {
     call: Call,
 }
 
-/// A fresh app over an empty in-memory store.
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(AppOptions::default()).await
+impl std::fmt::Debug for TestApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestApp").finish_non_exhaustive()
+    }
+}
+
+/// A fresh app over `store` with the default options.
+pub async fn spawn_app(store: Arc<dyn UserStore>) -> TestApp {
+    spawn_app_with(AppOptions::new(store)).await
 }
 
 /// A fresh app built from `options`.
@@ -87,8 +106,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         .with_trusted_proxies(options.trusted_proxies)
         .with_cors_origins(options.cors_origins)
         .with_metrics_token(options.metrics_token);
-    let service =
-        Rc::new(test::init_service(App::new().configure(gatehouse_http::configure(state))).await);
+    let service = Rc::new(test::init_service(App::new().configure(crate::configure(state))).await);
     TestApp {
         call: Box::new(move |req| {
             let service = service.clone();

@@ -4,10 +4,10 @@
 use actix_web::test::TestRequest;
 use openmetrics_parser::{MetricsExposition, PrometheusType, PrometheusValue, Sample};
 
-use gatehouse_http::MetricsToken;
+use crate::MetricsToken;
 
-use crate::helpers::{
-    assert_problem, bearer, spawn_app, spawn_app_with, AppOptions, TestApp, PASSWORD,
+use crate::testing::{
+    assert_problem, bearer, spawn_app, spawn_app_with, AppOptions, NewStore, TestApp, PASSWORD,
 };
 
 type Scrape = MetricsExposition<PrometheusType, PrometheusValue>;
@@ -78,9 +78,8 @@ fn requests(scrape: &Scrape, method: &str, route: &str, status: &str) -> f64 {
     )
 }
 
-#[actix_web::test]
-async fn every_response_carries_a_request_id_given_or_made() {
-    let app = spawn_app().await;
+pub async fn every_response_carries_a_request_id_given_or_made(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let made: Vec<String> = [
         app.get("/healthz", None).await,
         app.get("/api/auth/me", None).await,
@@ -92,10 +91,7 @@ async fn every_response_carries_a_request_id_given_or_made() {
     .map(|res| res.header("x-request-id").expect("an id").to_owned())
     .collect();
     for id in &made {
-        assert!(
-            gatehouse_http::sane_request_id(id.as_bytes()).is_some(),
-            "{id}"
-        );
+        assert!(crate::sane_request_id(id.as_bytes()).is_some(), "{id}");
     }
     let mut unique = made.clone();
     unique.sort();
@@ -122,13 +118,14 @@ async fn every_response_carries_a_request_id_given_or_made() {
             .await;
         let id = res.header("x-request-id").expect("an id");
         assert_ne!(id, junk);
-        assert!(gatehouse_http::sane_request_id(id.as_bytes()).is_some());
+        assert!(crate::sane_request_id(id.as_bytes()).is_some());
     }
 }
 
-#[actix_web::test]
-async fn metrics_count_a_scripted_session_by_route_pattern_status_and_outcome() {
-    let app = spawn_app().await;
+pub async fn metrics_count_a_scripted_session_by_route_pattern_status_and_outcome(
+    new_store: &NewStore,
+) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let bob = app.register_ok("bob@example.com").await;
     app.register_ok("carol@example.com").await;
@@ -193,9 +190,8 @@ async fn metrics_count_a_scripted_session_by_route_pattern_status_and_outcome() 
     assert_eq!(requests(&again, "GET", "/metrics", "200"), 1.0);
 }
 
-#[actix_web::test]
-async fn metrics_are_open_by_default() {
-    let app = spawn_app().await;
+pub async fn metrics_are_open_by_default(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let res = app
         .send(bearer(
             TestRequest::get().uri("/metrics"),
@@ -210,12 +206,11 @@ async fn metrics_are_open_by_default() {
     metrics(&app).await;
 }
 
-#[actix_web::test]
-async fn with_a_metrics_token_metrics_need_exactly_that_token() {
+pub async fn with_a_metrics_token_metrics_need_exactly_that_token(new_store: &NewStore) {
     const TOKEN: &str = "scrape-me-4f1c9a7b2e";
     let app = spawn_app_with(AppOptions {
         metrics_token: Some(MetricsToken::new(TOKEN).unwrap()),
-        ..AppOptions::default()
+        ..AppOptions::new(new_store())
     })
     .await;
     let without = app.get("/metrics", None).await;

@@ -4,8 +4,8 @@
 
 use serde_json::json;
 
-use crate::helpers::{
-    assert_error, assert_problem, spawn_app, Resp, TestApp, ADMIN_EMAIL, PASSWORD,
+use crate::testing::{
+    assert_error, assert_problem, spawn_app, NewStore, Resp, TestApp, ADMIN_EMAIL, PASSWORD,
 };
 
 const TAKEN: &str = "Email already registered";
@@ -31,9 +31,8 @@ async fn user_count(app: &TestApp, token: &str) -> usize {
     res.json().as_array().expect("users").len()
 }
 
-#[actix_web::test]
-async fn look_alike_registrations_are_refused() {
-    let app = spawn_app().await;
+pub async fn look_alike_registrations_are_refused(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
 
     // A Cyrillic а inside a Latin label, or before the @: mixed scripts.
@@ -84,9 +83,8 @@ async fn look_alike_registrations_are_refused() {
     assert_eq!(res.status.as_u16(), 201, "{}", res.text());
 }
 
-#[actix_web::test]
-async fn a_fullwidth_login_name_signs_in_to_the_normalised_account() {
-    let app = spawn_app().await;
+pub async fn a_fullwidth_login_name_signs_in_to_the_normalised_account(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     app.admin().await;
 
     let res = app.login_form(FULLWIDTH, PASSWORD).await;
@@ -112,9 +110,8 @@ async fn a_fullwidth_login_name_signs_in_to_the_normalised_account() {
     );
 }
 
-#[actix_web::test]
-async fn admins_cannot_create_or_rename_into_a_look_alike() {
-    let app = spawn_app().await;
+pub async fn admins_cannot_create_or_rename_into_a_look_alike(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let bob = app.approved_user(&admin, "bob@example.com").await;
 

@@ -4,9 +4,9 @@
 use actix_web::test::TestRequest;
 use serde_json::{json, Value};
 
-use crate::helpers::{
+use crate::testing::{
     assert_error, assert_security_headers, assert_user_public, assert_utc_time, bearer, spawn_app,
-    Session, TestApp, ADMIN_EMAIL, PASSWORD,
+    NewStore, Session, TestApp, ADMIN_EMAIL, PASSWORD,
 };
 
 const ADMIN_REQUIRED: &str = "Admin access required";
@@ -77,9 +77,8 @@ fn ids(users: &Value) -> Vec<i64> {
 
 // ---- GET /users and /users/pending/count -------------------------------------------------
 
-#[actix_web::test]
-async fn list_users_returns_everyone_newest_first_with_the_total() {
-    let app = spawn_app().await;
+pub async fn list_users_returns_everyone_newest_first_with_the_total(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let created = populate(&app, &admin, 3, &[2]).await;
 
@@ -102,9 +101,8 @@ async fn list_users_returns_everyone_newest_first_with_the_total() {
     assert_eq!(users[3]["email"], ADMIN_EMAIL);
 }
 
-#[actix_web::test]
-async fn list_users_pages_and_filters() {
-    let app = spawn_app().await;
+pub async fn list_users_pages_and_filters(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     // u1..u5; u2 and u4 approved, the rest pending.
     let u = populate(&app, &admin, 5, &[2, 4]).await;
@@ -175,9 +173,8 @@ async fn pending_count(app: &TestApp, admin: &Session) -> Value {
     res.json()
 }
 
-#[actix_web::test]
-async fn pending_count_counts_users_waiting_for_approval() {
-    let app = spawn_app().await;
+pub async fn pending_count_counts_users_waiting_for_approval(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     assert_eq!(pending_count(&app, &admin).await, json!({"count": 0}));
 
@@ -193,9 +190,8 @@ async fn pending_count_counts_users_waiting_for_approval() {
 
 // ---- POST /users ----------------------------------------------------------------------------
 
-#[actix_web::test]
-async fn an_admin_creates_users_approved_by_default() {
-    let app = spawn_app().await;
+pub async fn an_admin_creates_users_approved_by_default(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
 
     let res = app
@@ -251,9 +247,10 @@ async fn an_admin_creates_users_approved_by_default() {
     assert_eq!(audit.json()[0]["target_id"], dave.json()["id"]);
 }
 
-#[actix_web::test]
-async fn creating_a_user_refuses_bad_input_and_taken_emails_and_changes_nothing() {
-    let app = spawn_app().await;
+pub async fn creating_a_user_refuses_bad_input_and_taken_emails_and_changes_nothing(
+    new_store: &NewStore,
+) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     app.register_ok("bob@example.com").await;
     let cases = [
@@ -298,7 +295,7 @@ async fn creating_a_user_refuses_bad_input_and_taken_emails_and_changes_nothing(
         let res = app
             .post_json("/api/auth/users", Some(&admin.token), &body)
             .await;
-        crate::helpers::assert_problem(&res, status, code, &body.to_string());
+        crate::testing::assert_problem(&res, status, code, &body.to_string());
     }
     assert_eq!(app.users(&admin).await.len(), 2);
     let created = app
@@ -309,9 +306,8 @@ async fn creating_a_user_refuses_bad_input_and_taken_emails_and_changes_nothing(
 
 // ---- PUT /users/{id} ---------------------------------------------------------------------
 
-#[actix_web::test]
-async fn approving_records_when_and_by_which_admin_once() {
-    let app = spawn_app().await;
+pub async fn approving_records_when_and_by_which_admin_once(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let bob = app.register_ok("bob@example.com").await;
     let registered = app.user(&admin, bob).await;
@@ -347,9 +343,8 @@ async fn approving_records_when_and_by_which_admin_once() {
     assert_eq!(again["approved_by"], admin.id);
 }
 
-#[actix_web::test]
-async fn an_admin_changes_email_admin_flag_and_status() {
-    let app = spawn_app().await;
+pub async fn an_admin_changes_email_admin_flag_and_status(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let bob = app.approved_user(&admin, "bob@example.com").await;
 
@@ -395,9 +390,8 @@ async fn an_admin_changes_email_admin_flag_and_status() {
     assert_eq!(pending["status"], "pending");
 }
 
-#[actix_web::test]
-async fn an_update_without_changes_returns_the_user_unchanged() {
-    let app = spawn_app().await;
+pub async fn an_update_without_changes_returns_the_user_unchanged(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let bob = app.register_ok("bob@example.com").await;
     let before = app.user(&admin, bob).await;
@@ -414,9 +408,8 @@ async fn an_update_without_changes_returns_the_user_unchanged() {
     assert_eq!(app.user(&admin, bob).await, before);
 }
 
-#[actix_web::test]
-async fn changing_an_email_to_a_taken_one_is_a_conflict() {
-    let app = spawn_app().await;
+pub async fn changing_an_email_to_a_taken_one_is_a_conflict(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let bob = app.register_ok("bob@example.com").await;
     app.register_ok("carol@example.com").await;
@@ -446,9 +439,8 @@ async fn changing_an_email_to_a_taken_one_is_a_conflict() {
 
 // ---- DELETE /users/{id} ------------------------------------------------------------------
 
-#[actix_web::test]
-async fn deleting_a_user_answers_204_and_removes_them() {
-    let app = spawn_app().await;
+pub async fn deleting_a_user_answers_204_and_removes_them(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let bob = app.register_ok("bob@example.com").await;
     let carol = app.register_ok("carol@example.com").await;
@@ -490,9 +482,8 @@ async fn deleting_a_user_answers_204_and_removes_them() {
     assert!(next > carol);
 }
 
-#[actix_web::test]
-async fn deleting_the_approving_admin_clears_approved_by() {
-    let app = spawn_app().await;
+pub async fn deleting_the_approving_admin_clears_approved_by(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let carol = app.second_admin(&admin, "carol@example.com").await;
     let bob = app.approved_user(&admin, "bob@example.com").await;
@@ -510,9 +501,8 @@ async fn deleting_the_approving_admin_clears_approved_by() {
 
 // ---- POST /users/{id}/reset-password ------------------------------------------------------
 
-#[actix_web::test]
-async fn a_password_reset_revokes_old_tokens_and_the_old_password() {
-    let app = spawn_app().await;
+pub async fn a_password_reset_revokes_old_tokens_and_the_old_password(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let bob = app.approved_user(&admin, "bob@example.com").await;
     let second_token = app.token("bob@example.com", PASSWORD).await;
@@ -565,9 +555,8 @@ async fn a_password_reset_revokes_old_tokens_and_the_old_password() {
     );
 }
 
-#[actix_web::test]
-async fn a_pending_users_password_can_be_reset_and_they_stay_pending() {
-    let app = spawn_app().await;
+pub async fn a_pending_users_password_can_be_reset_and_they_stay_pending(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let bob = app.register_ok("bob@example.com").await;
 
@@ -592,9 +581,8 @@ async fn a_pending_users_password_can_be_reset_and_they_stay_pending() {
     );
 }
 
-#[actix_web::test]
-async fn an_admin_resetting_their_own_password_revokes_their_own_tokens() {
-    let app = spawn_app().await;
+pub async fn an_admin_resetting_their_own_password_revokes_their_own_tokens(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
 
     let res = app
@@ -619,9 +607,8 @@ async fn an_admin_resetting_their_own_password_revokes_their_own_tokens() {
 
 // ---- refusals -----------------------------------------------------------------------------
 
-#[actix_web::test]
-async fn unknown_user_ids_are_not_found() {
-    let app = spawn_app().await;
+pub async fn unknown_user_ids_are_not_found(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let before = app.users(&admin).await;
 
@@ -668,9 +655,8 @@ async fn unknown_user_ids_are_not_found() {
     assert_eq!(app.users(&admin).await, before);
 }
 
-#[actix_web::test]
-async fn a_non_admin_is_refused_on_every_admin_route() {
-    let app = spawn_app().await;
+pub async fn a_non_admin_is_refused_on_every_admin_route(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let bob = app.approved_user(&admin, "bob@example.com").await;
     let carol = app.register_ok("carol@example.com").await;
@@ -686,9 +672,8 @@ async fn a_non_admin_is_refused_on_every_admin_route() {
     assert_eq!(app.get("/api/auth/me", Some(&bob.token)).await.status, 200);
 }
 
-#[actix_web::test]
-async fn every_admin_route_needs_a_valid_token() {
-    let app = spawn_app().await;
+pub async fn every_admin_route_needs_a_valid_token(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let carol = app.register_ok("carol@example.com").await;
     let before = app.users(&admin).await;
@@ -716,9 +701,8 @@ async fn every_admin_route_needs_a_valid_token() {
     assert_eq!(app.users(&admin).await, before, "nothing changed");
 }
 
-#[actix_web::test]
-async fn the_last_admin_cannot_remove_disable_or_delete_themselves() {
-    let app = spawn_app().await;
+pub async fn the_last_admin_cannot_remove_disable_or_delete_themselves(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     app.approved_user(&admin, "bob@example.com").await;
     let before = app.users(&admin).await;
@@ -763,9 +747,10 @@ async fn the_last_admin_cannot_remove_disable_or_delete_themselves() {
     );
 }
 
-#[actix_web::test]
-async fn the_last_admin_rule_holds_whoever_acts_and_only_for_the_last_one() {
-    let app = spawn_app().await;
+pub async fn the_last_admin_rule_holds_whoever_acts_and_only_for_the_last_one(
+    new_store: &NewStore,
+) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let carol = app.second_admin(&admin, "carol@example.com").await;
     let dave = app.second_admin(&admin, "dave@example.com").await;
@@ -822,9 +807,8 @@ async fn the_last_admin_rule_holds_whoever_acts_and_only_for_the_last_one() {
     );
 }
 
-#[actix_web::test]
-async fn a_demoted_admin_loses_admin_routes_on_the_next_request() {
-    let app = spawn_app().await;
+pub async fn a_demoted_admin_loses_admin_routes_on_the_next_request(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let carol = app.second_admin(&admin, "carol@example.com").await;
     let bob = app.register_ok("bob@example.com").await;
@@ -854,9 +838,8 @@ async fn a_demoted_admin_loses_admin_routes_on_the_next_request() {
     assert_eq!(me.json()["is_admin"], false);
 }
 
-#[actix_web::test]
-async fn a_disabled_admins_token_is_refused_on_admin_routes() {
-    let app = spawn_app().await;
+pub async fn a_disabled_admins_token_is_refused_on_admin_routes(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let carol = app.second_admin(&admin, "carol@example.com").await;
     let bob = app.register_ok("bob@example.com").await;
@@ -872,9 +855,8 @@ async fn a_disabled_admins_token_is_refused_on_admin_routes() {
     assert_eq!(app.users(&admin).await, before, "nothing changed");
 }
 
-#[actix_web::test]
-async fn a_promoted_user_gains_admin_routes_on_the_next_request() {
-    let app = spawn_app().await;
+pub async fn a_promoted_user_gains_admin_routes_on_the_next_request(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let bob = app.approved_user(&admin, "bob@example.com").await;
     let res = app.get("/api/auth/users", Some(&bob.token)).await;

@@ -5,14 +5,14 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::{HashingPool, TrustedProxies};
 use actix_web::test::TestRequest;
 use gatehouse_domain::ThrottlePolicy;
-use gatehouse_http::{HashingPool, TrustedProxies};
 use serde_json::{json, Value};
 
-use crate::helpers::{
-    assert_error, assert_problem, spawn_app, spawn_app_with, AppOptions, Resp, TestApp,
-    ADMIN_EMAIL, PASSWORD,
+use crate::testing::{
+    assert_error, assert_problem, spawn_app, spawn_app_with, AppOptions, NewStore, Resp, TestApp,
+    ADMIN_EMAIL, PASSWORD, SECRET,
 };
 
 const NOT_VALIDATED: &str = "Could not validate credentials";
@@ -47,9 +47,8 @@ enum Device<'a> {
     Header(&'a str),
 }
 
-#[actix_web::test]
-async fn disabling_or_setting_back_to_pending_ends_tokens_for_good() {
-    let app = spawn_app().await;
+pub async fn disabling_or_setting_back_to_pending_ends_tokens_for_good(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let bob = app.approved_user(&admin, "bob@example.com").await;
     for (out, back) in [("disabled", "approved"), ("pending", "approved")] {
@@ -69,9 +68,10 @@ async fn disabling_or_setting_back_to_pending_ends_tokens_for_good() {
     assert_error(&res, 401, "not_authenticated", NOT_VALIDATED, "first token");
 }
 
-#[actix_web::test]
-async fn a_reset_leaves_a_stolen_token_nothing_to_change_the_password_with() {
-    let app = spawn_app().await;
+pub async fn a_reset_leaves_a_stolen_token_nothing_to_change_the_password_with(
+    new_store: &NewStore,
+) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let bob = app.approved_user(&admin, "bob@example.com").await;
     let res = app
@@ -95,9 +95,8 @@ async fn a_reset_leaves_a_stolen_token_nothing_to_change_the_password_with() {
     assert_eq!(res.status.as_u16(), 401);
 }
 
-#[actix_web::test]
-async fn a_device_that_logged_in_before_is_not_locked_out_by_an_attacker() {
-    let app = spawn_app().await;
+pub async fn a_device_that_logged_in_before_is_not_locked_out_by_an_attacker(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     app.register_ok(ADMIN_EMAIL).await;
     let owner = "192.0.2.10:4000";
     let attacker = "198.51.100.66:5000";
@@ -142,19 +141,13 @@ async fn a_device_that_logged_in_before_is_not_locked_out_by_an_attacker() {
     assert_eq!(res.status.as_u16(), 200, "JSON: {}", res.text());
 }
 
-#[actix_web::test]
-async fn logins_refused_as_overloaded_are_not_failed_guesses() {
-    let store = crate::backend::new_store();
-    let app = spawn_app_with(AppOptions {
-        store: store.clone(),
-        ..AppOptions::default()
-    })
-    .await;
+pub async fn logins_refused_as_overloaded_are_not_failed_guesses(new_store: &NewStore) {
+    let store = new_store();
+    let app = spawn_app(Arc::clone(&store)).await;
     let admin = app.admin().await;
     let busy = spawn_app_with(AppOptions {
-        store: Arc::clone(&store),
         hashing: HashingPool::new(1, 0),
-        ..AppOptions::default()
+        ..AppOptions::new(store)
     })
     .await;
     for i in 0..12 {
@@ -173,9 +166,8 @@ async fn logins_refused_as_overloaded_are_not_failed_guesses() {
     assert_eq!(res.header("x-total-count"), Some("1"));
 }
 
-#[actix_web::test]
-async fn passwords_without_substance_are_refused() {
-    let app = spawn_app().await;
+pub async fn passwords_without_substance_are_refused(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     for (password, code) in [
         ("        ", "weak_password"),
         ("\u{3000}\u{3000}\u{3000}", "weak_password"),
@@ -195,18 +187,16 @@ async fn passwords_without_substance_are_refused() {
 }
 
 fn sign(claims: &Value) -> String {
-    let secret = AppOptions::default().secret;
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
         claims,
-        &jsonwebtoken::EncodingKey::from_secret(&secret).unwrap(),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET).unwrap(),
     )
     .unwrap()
 }
 
-#[actix_web::test]
-async fn tokens_from_the_future_or_at_their_expiry_are_refused() {
-    let app = spawn_app().await;
+pub async fn tokens_from_the_future_or_at_their_expiry_are_refused(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let now = chrono::Utc::now().timestamp();
     let claims = |iat: i64, exp: i64| json!({"sub": admin.id.to_string(), "iat": iat, "exp": exp, "jti": "forged", "ver": 0});
@@ -231,15 +221,14 @@ async fn tokens_from_the_future_or_at_their_expiry_are_refused() {
     }
 }
 
-#[actix_web::test]
-async fn ipv6_clients_share_their_64_and_mapped_ipv4_is_ipv4() {
+pub async fn ipv6_clients_share_their_64_and_mapped_ipv4_is_ipv4(new_store: &NewStore) {
     let app = spawn_app_with(AppOptions {
         throttle: ThrottlePolicy {
             max_failures_per_address: 3,
             ..ThrottlePolicy::default()
         },
         trusted_proxies: TrustedProxies::parse("10.0.0.1").unwrap(),
-        ..AppOptions::default()
+        ..AppOptions::new(new_store())
     })
     .await;
     app.register_ok(ADMIN_EMAIL).await;

@@ -3,9 +3,9 @@
 use actix_web::test::TestRequest;
 use serde_json::{json, Value};
 
-use crate::helpers::{
+use crate::testing::{
     assert_error, assert_security_headers, assert_user_public, assert_utc_time, bearer, spawn_app,
-    spawn_app_with, AppOptions, Resp, ADMIN_EMAIL, PASSWORD, SEVEN_DAYS,
+    spawn_app_with, AppOptions, NewStore, Resp, ADMIN_EMAIL, PASSWORD, SEVEN_DAYS,
 };
 
 const INCORRECT: &str = "Incorrect email or password";
@@ -47,9 +47,8 @@ fn assert_token_response(res: &Resp, context: &str) -> String {
 
 // ---- register ---------------------------------------------------------------------------
 
-#[actix_web::test]
-async fn the_first_user_registers_as_an_approved_admin() {
-    let app = spawn_app().await;
+pub async fn the_first_user_registers_as_an_approved_admin(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
 
     let res = app.register(ADMIN_EMAIL, PASSWORD).await;
 
@@ -73,9 +72,8 @@ async fn the_first_user_registers_as_an_approved_admin() {
     );
 }
 
-#[actix_web::test]
-async fn later_users_register_as_pending_non_admins() {
-    let app = spawn_app().await;
+pub async fn later_users_register_as_pending_non_admins(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin_id = app.register_ok(ADMIN_EMAIL).await;
 
     let res = app.register("bob@example.com", PASSWORD).await;
@@ -98,9 +96,8 @@ async fn later_users_register_as_pending_non_admins() {
     );
 }
 
-#[actix_web::test]
-async fn registration_trims_and_lower_cases_the_email() {
-    let app = spawn_app().await;
+pub async fn registration_trims_and_lower_cases_the_email(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
 
     let res = app
         .register("  Ada.Lovelace@Example.COM \n", PASSWORD)
@@ -115,9 +112,8 @@ async fn registration_trims_and_lower_cases_the_email() {
         .is_empty());
 }
 
-#[actix_web::test]
-async fn no_response_ever_carries_the_password_or_its_hash() {
-    let app = spawn_app().await;
+pub async fn no_response_ever_carries_the_password_or_its_hash(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let secret = "a very memorable secret";
     let created = app.register("bob@example.com", secret).await;
@@ -161,9 +157,10 @@ async fn no_response_ever_carries_the_password_or_its_hash() {
     }
 }
 
-#[actix_web::test]
-async fn registering_a_taken_email_is_a_conflict_whatever_its_case_or_spacing() {
-    let app = spawn_app().await;
+pub async fn registering_a_taken_email_is_a_conflict_whatever_its_case_or_spacing(
+    new_store: &NewStore,
+) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     app.register_ok("bob@example.com").await;
 
@@ -198,9 +195,8 @@ async fn registering_a_taken_email_is_a_conflict_whatever_its_case_or_spacing() 
 
 // ---- login ------------------------------------------------------------------------------
 
-#[actix_web::test]
-async fn login_with_a_form_returns_a_bearer_token_that_works() {
-    let app = spawn_app().await;
+pub async fn login_with_a_form_returns_a_bearer_token_that_works(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     app.register_ok(ADMIN_EMAIL).await;
 
     let res = app.login_form(ADMIN_EMAIL, PASSWORD).await;
@@ -211,9 +207,8 @@ async fn login_with_a_form_returns_a_bearer_token_that_works() {
     assert_eq!(me.json()["email"], ADMIN_EMAIL);
 }
 
-#[actix_web::test]
-async fn login_with_json_returns_a_bearer_token_that_works() {
-    let app = spawn_app().await;
+pub async fn login_with_json_returns_a_bearer_token_that_works(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     app.register_ok(ADMIN_EMAIL).await;
 
     let res = app.login_json(ADMIN_EMAIL, PASSWORD).await;
@@ -224,9 +219,8 @@ async fn login_with_json_returns_a_bearer_token_that_works() {
     assert_eq!(me.json()["email"], ADMIN_EMAIL);
 }
 
-#[actix_web::test]
-async fn login_compares_the_email_trimmed_and_lower_cased() {
-    let app = spawn_app().await;
+pub async fn login_compares_the_email_trimmed_and_lower_cased(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     app.register_ok(ADMIN_EMAIL).await;
 
     for variant in ["ADMIN@EXAMPLE.COM", "  Admin@Example.com "] {
@@ -235,9 +229,8 @@ async fn login_compares_the_email_trimmed_and_lower_cased() {
     }
 }
 
-#[actix_web::test]
-async fn login_form_accepts_the_other_oauth2_password_grant_fields() {
-    let app = spawn_app().await;
+pub async fn login_form_accepts_the_other_oauth2_password_grant_fields(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     app.register_ok(ADMIN_EMAIL).await;
 
     let res = app
@@ -254,9 +247,8 @@ async fn login_form_accepts_the_other_oauth2_password_grant_fields() {
     assert_token_response(&res, "OAuth2 form");
 }
 
-#[actix_web::test]
-async fn each_login_issues_a_distinct_token() {
-    let app = spawn_app().await;
+pub async fn each_login_issues_a_distinct_token(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     app.register_ok(ADMIN_EMAIL).await;
 
     let first = app.token(ADMIN_EMAIL, PASSWORD).await;
@@ -265,9 +257,8 @@ async fn each_login_issues_a_distinct_token() {
     assert_ne!(first, second, "every token has its own jti");
 }
 
-#[actix_web::test]
-async fn unknown_email_and_wrong_password_get_the_same_401() {
-    let app = spawn_app().await;
+pub async fn unknown_email_and_wrong_password_get_the_same_401(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     app.register_ok(ADMIN_EMAIL).await;
 
     let unknown = app.login_form("nobody@example.com", PASSWORD).await;
@@ -298,9 +289,8 @@ async fn unknown_email_and_wrong_password_get_the_same_401() {
     }
 }
 
-#[actix_web::test]
-async fn a_pending_user_is_told_so_only_with_the_right_password() {
-    let app = spawn_app().await;
+pub async fn a_pending_user_is_told_so_only_with_the_right_password(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     app.register_ok(ADMIN_EMAIL).await;
     app.register_ok("bob@example.com").await;
     let unknown = app.login_form("nobody@example.com", PASSWORD).await;
@@ -334,9 +324,8 @@ async fn a_pending_user_is_told_so_only_with_the_right_password() {
     assert_eq!(wrong.header_list(), unknown.header_list());
 }
 
-#[actix_web::test]
-async fn a_disabled_user_is_told_so_only_with_the_right_password() {
-    let app = spawn_app().await;
+pub async fn a_disabled_user_is_told_so_only_with_the_right_password(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let bob = app.approved_user(&admin, "bob@example.com").await;
     app.update_ok(&admin, bob.id, &json!({"status": "disabled"}))
@@ -366,9 +355,8 @@ async fn a_disabled_user_is_told_so_only_with_the_right_password() {
     assert_eq!(wrong.header_list(), unknown.header_list());
 }
 
-#[actix_web::test]
-async fn an_approved_user_can_log_in_and_a_re_enabled_one_again() {
-    let app = spawn_app().await;
+pub async fn an_approved_user_can_log_in_and_a_re_enabled_one_again(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let bob = app.approved_user(&admin, "bob@example.com").await;
     app.update_ok(&admin, bob.id, &json!({"status": "disabled"}))
@@ -384,9 +372,8 @@ async fn an_approved_user_can_log_in_and_a_re_enabled_one_again() {
 
 // ---- me and tokens ----------------------------------------------------------------------
 
-#[actix_web::test]
-async fn me_returns_the_signed_in_user() {
-    let app = spawn_app().await;
+pub async fn me_returns_the_signed_in_user(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let bob = app.approved_user(&admin, "bob@example.com").await;
 
@@ -431,13 +418,12 @@ fn base64url(input: &[u8]) -> String {
     out
 }
 
-#[actix_web::test]
-async fn me_refuses_missing_malformed_and_forged_tokens() {
-    let app = spawn_app().await;
+pub async fn me_refuses_missing_malformed_and_forged_tokens(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let other_app = spawn_app_with(AppOptions {
         secret: b"a different secret, also 32 bytes long".to_vec(),
-        ..AppOptions::default()
+        ..AppOptions::new(new_store())
     })
     .await;
     let foreign = {
@@ -509,9 +495,8 @@ async fn me_refuses_missing_malformed_and_forged_tokens() {
     }
 }
 
-#[actix_web::test]
-async fn a_disabled_users_token_stops_working_on_the_next_request() {
-    let app = spawn_app().await;
+pub async fn a_disabled_users_token_stops_working_on_the_next_request(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let bob = app.approved_user(&admin, "bob@example.com").await;
     assert_eq!(app.get("/api/auth/me", Some(&bob.token)).await.status, 200);
@@ -528,9 +513,8 @@ async fn a_disabled_users_token_stops_working_on_the_next_request() {
     assert_error(&res, 401, "not_authenticated", NOT_VALIDATED, "pending");
 }
 
-#[actix_web::test]
-async fn a_deleted_users_token_stops_working_on_the_next_request() {
-    let app = spawn_app().await;
+pub async fn a_deleted_users_token_stops_working_on_the_next_request(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let bob = app.approved_user(&admin, "bob@example.com").await;
     assert_eq!(app.get("/api/auth/me", Some(&bob.token)).await.status, 200);
@@ -554,9 +538,8 @@ async fn a_deleted_users_token_stops_working_on_the_next_request() {
     );
 }
 
-#[actix_web::test]
-async fn bearer_header_is_ignored_where_no_token_is_needed() {
-    let app = spawn_app().await;
+pub async fn bearer_header_is_ignored_where_no_token_is_needed(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
 
     // A stale or bogus token must not stop anyone registering or logging in.
     let res = app

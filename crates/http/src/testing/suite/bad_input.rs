@@ -6,9 +6,9 @@ use actix_web::test::TestRequest;
 use actix_web::web::Bytes;
 use serde_json::{json, Value};
 
-use crate::helpers::{
-    assert_client_error, assert_error, assert_problem, bearer, spawn_app, Resp, Session, TestApp,
-    PASSWORD,
+use crate::testing::{
+    assert_client_error, assert_error, assert_problem, bearer, spawn_app, NewStore, Resp, Session,
+    TestApp, PASSWORD,
 };
 
 /// An admin, an approved user (bob) and a pending one (carol), with the state to compare
@@ -22,8 +22,8 @@ struct Fixture {
 }
 
 impl Fixture {
-    async fn new() -> Self {
-        let app = spawn_app().await;
+    async fn new(new_store: &NewStore) -> Self {
+        let app = spawn_app(new_store()).await;
         let admin = app.admin().await;
         let bob = app.approved_user(&admin, "bob@example.com").await;
         let carol = app.register_ok("carol@example.com").await;
@@ -135,9 +135,8 @@ fn field_names(body: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-#[actix_web::test]
-async fn malformed_and_non_object_json_is_refused() {
-    let f = Fixture::new().await;
+pub async fn malformed_and_non_object_json_is_refused(new_store: &NewStore) {
+    let f = Fixture::new(new_store).await;
     let cases: [(&str, &[u8], &str); 11] = [
         ("only an opening brace", b"{", "invalid_json"),
         (
@@ -226,9 +225,8 @@ async fn malformed_and_non_object_json_is_refused() {
     f.assert_unchanged("malformed JSON").await;
 }
 
-#[actix_web::test]
-async fn fields_of_the_wrong_type_are_refused() {
-    let f = Fixture::new().await;
+pub async fn fields_of_the_wrong_type_are_refused(new_store: &NewStore) {
+    let f = Fixture::new(new_store).await;
     let update = format!("/api/auth/users/{}", f.carol);
     let reset = format!("/api/auth/users/{}/reset-password", f.bob.id);
     let admin = Some(f.admin.token.as_str());
@@ -348,9 +346,8 @@ async fn fields_of_the_wrong_type_are_refused() {
     f.assert_unchanged("wrong types").await;
 }
 
-#[actix_web::test]
-async fn unknown_and_repeated_fields_are_refused_not_ignored() {
-    let f = Fixture::new().await;
+pub async fn unknown_and_repeated_fields_are_refused_not_ignored(new_store: &NewStore) {
+    let f = Fixture::new(new_store).await;
     let update = format!("/api/auth/users/{}", f.carol);
     let reset = format!("/api/auth/users/{}/reset-password", f.bob.id);
     let admin = Some(f.admin.token.as_str());
@@ -450,9 +447,8 @@ async fn unknown_and_repeated_fields_are_refused_not_ignored() {
     f.assert_unchanged("unknown fields").await;
 }
 
-#[actix_web::test]
-async fn ids_that_are_not_positive_64_bit_integers_are_refused() {
-    let f = Fixture::new().await;
+pub async fn ids_that_are_not_positive_64_bit_integers_are_refused(new_store: &NewStore) {
+    let f = Fixture::new(new_store).await;
     for id in [
         "abc",
         "-1",
@@ -507,9 +503,8 @@ async fn ids_that_are_not_positive_64_bit_integers_are_refused() {
     f.assert_unchanged("bad ids").await;
 }
 
-#[actix_web::test]
-async fn bodies_over_16_kib_are_refused_with_413() {
-    let f = Fixture::new().await;
+pub async fn bodies_over_16_kib_are_refused_with_413(new_store: &NewStore) {
+    let f = Fixture::new(new_store).await;
     let mib = {
         // A well-formed body, so that only its size is wrong.
         let padding = "a".repeat(1024 * 1024);
@@ -566,9 +561,8 @@ async fn bodies_over_16_kib_are_refused_with_413() {
     assert_eq!(res.status.as_u16(), 201, "{}", res.text());
 }
 
-#[actix_web::test]
-async fn bodies_without_a_json_content_type_are_refused_with_415() {
-    let f = Fixture::new().await;
+pub async fn bodies_without_a_json_content_type_are_refused_with_415(new_store: &NewStore) {
+    let f = Fixture::new(new_store).await;
     for (name, method, path, token) in f.json_endpoints() {
         let body = valid_body(name);
         for content_type in [
@@ -628,9 +622,8 @@ async fn bodies_without_a_json_content_type_are_refused_with_415() {
     }
 }
 
-#[actix_web::test]
-async fn implausible_and_odd_unicode_emails_are_refused() {
-    let f = Fixture::new().await;
+pub async fn implausible_and_odd_unicode_emails_are_refused(new_store: &NewStore) {
+    let f = Fixture::new(new_store).await;
     for email in [
         "dan\u{200b}@example.com",
         "\u{202e}dan@example.com",
@@ -669,9 +662,8 @@ async fn implausible_and_odd_unicode_emails_are_refused() {
     f.assert_unchanged("odd emails").await;
 }
 
-#[actix_web::test]
-async fn several_bad_fields_are_reported_together() {
-    let f = Fixture::new().await;
+pub async fn several_bad_fields_are_reported_together(new_store: &NewStore) {
+    let f = Fixture::new(new_store).await;
 
     let res = f.app.register("not an email", "short").await;
 
@@ -689,9 +681,8 @@ async fn several_bad_fields_are_reported_together() {
     f.assert_unchanged("several bad fields").await;
 }
 
-#[actix_web::test]
-async fn statuses_are_exact_words() {
-    let f = Fixture::new().await;
+pub async fn statuses_are_exact_words(new_store: &NewStore) {
+    let f = Fixture::new(new_store).await;
     for status in [
         "Approved",
         "APPROVED",
@@ -713,9 +704,8 @@ fn password_of(unit: &str, count: usize) -> String {
     unit.repeat(count)
 }
 
-#[actix_web::test]
-async fn passwords_are_8_to_72_bytes_counted_in_bytes() {
-    let f = Fixture::new().await;
+pub async fn passwords_are_8_to_72_bytes_counted_in_bytes(new_store: &NewStore) {
+    let f = Fixture::new(new_store).await;
     let refused = [
         password_of("x", 7),
         password_of("x", 73),
@@ -800,9 +790,8 @@ async fn passwords_are_8_to_72_bytes_counted_in_bytes() {
     f.app.token("bob@example.com", &password_of("€", 24)).await;
 }
 
-#[actix_web::test]
-async fn bad_list_query_parameters_are_refused() {
-    let f = Fixture::new().await;
+pub async fn bad_list_query_parameters_are_refused(new_store: &NewStore) {
+    let f = Fixture::new(new_store).await;
     for (query, field) in [
         ("foo=1", "foo"),
         ("Limit=1", "Limit"),
@@ -837,9 +826,8 @@ async fn bad_list_query_parameters_are_refused() {
     f.assert_unchanged("bad queries").await;
 }
 
-#[actix_web::test]
-async fn unknown_routes_are_json_404s() {
-    let f = Fixture::new().await;
+pub async fn unknown_routes_are_json_404s(new_store: &NewStore) {
+    let f = Fixture::new(new_store).await;
     for (method, path) in [
         (Method::GET, "/nope"),
         (Method::GET, "/console"),
@@ -875,9 +863,8 @@ async fn unknown_routes_are_json_404s() {
     f.assert_unchanged("unknown routes").await;
 }
 
-#[actix_web::test]
-async fn wrong_methods_are_json_405s_with_allow() {
-    let f = Fixture::new().await;
+pub async fn wrong_methods_are_json_405s_with_allow(new_store: &NewStore) {
+    let f = Fixture::new(new_store).await;
     let bob = f.bob.id;
     for (method, path, allow) in [
         (Method::GET, "/api/auth/register".to_owned(), "POST"),
@@ -947,9 +934,8 @@ async fn wrong_methods_are_json_405s_with_allow() {
     f.assert_unchanged("wrong methods").await;
 }
 
-#[actix_web::test]
-async fn refusals_come_before_a_bad_body_is_looked_at() {
-    let f = Fixture::new().await;
+pub async fn refusals_come_before_a_bad_body_is_looked_at(new_store: &NewStore) {
+    let f = Fixture::new(new_store).await;
     // Without a token, an admin route says 401 whatever the body; with a non-admin's, 403.
     let path = format!("/api/auth/users/{}", f.carol);
     let res = f
@@ -969,10 +955,9 @@ async fn refusals_come_before_a_bad_body_is_looked_at() {
     f.assert_unchanged("refusals first").await;
 }
 
-#[actix_web::test]
-async fn nul_bytes_in_names_and_searches_are_just_wrong_not_errors() {
+pub async fn nul_bytes_in_names_and_searches_are_just_wrong_not_errors(new_store: &NewStore) {
     // PostgreSQL cannot hold a NUL in text: these once reached it and answered 500.
-    let f = Fixture::new().await;
+    let f = Fixture::new(new_store).await;
     for email in ["a\u{0}@example.com", "\u{0}"] {
         let res = f.app.login_json(email, PASSWORD).await;
         assert_error(

@@ -5,15 +5,15 @@
 
 use std::net::SocketAddr;
 
+use crate::TrustedProxies;
 use actix_web::test::TestRequest;
 use gatehouse_domain::ThrottlePolicy;
-use gatehouse_http::TrustedProxies;
 use serde_json::{json, Value};
 
-use crate::helpers::{
+use crate::testing::{
     assert_client_error, assert_error, assert_problem, assert_security_headers, assert_utc_time,
-    bearer, spawn_app, spawn_app_with, AppOptions, Resp, Session, TestApp, ADMIN_EMAIL, PASSWORD,
-    SEVEN_DAYS,
+    bearer, spawn_app, spawn_app_with, AppOptions, NewStore, Resp, Session, TestApp, ADMIN_EMAIL,
+    PASSWORD, SEVEN_DAYS,
 };
 
 const INCORRECT: &str = "Incorrect email or password";
@@ -182,9 +182,8 @@ fn who_did_what(entries: &[Value]) -> Vec<Deed> {
 
 // ---- logout -----------------------------------------------------------------------------
 
-#[actix_web::test]
-async fn logout_revokes_the_presented_token_and_only_that_one() {
-    let app = spawn_app().await;
+pub async fn logout_revokes_the_presented_token_and_only_that_one(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let bob = app.approved_user(&admin, "bob@example.com").await;
     let other_token = app.token("bob@example.com", PASSWORD).await;
@@ -211,9 +210,8 @@ async fn logout_revokes_the_presented_token_and_only_that_one() {
     assert_token_works(&app, &fresh, "a token issued after the logout").await;
 }
 
-#[actix_web::test]
-async fn logout_needs_a_valid_token() {
-    let app = spawn_app().await;
+pub async fn logout_needs_a_valid_token(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
 
     let res = app.send(logout_request(None)).await;
@@ -237,9 +235,8 @@ async fn logout_needs_a_valid_token() {
 
 // ---- change password --------------------------------------------------------------------
 
-#[actix_web::test]
-async fn changing_the_password_checks_the_current_one_and_the_policy() {
-    let app = spawn_app().await;
+pub async fn changing_the_password_checks_the_current_one_and_the_policy(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let bob = app.approved_user(&admin, "bob@example.com").await;
 
@@ -331,9 +328,10 @@ async fn changing_the_password_checks_the_current_one_and_the_policy() {
     );
 }
 
-#[actix_web::test]
-async fn changing_the_password_revokes_every_older_token_and_returns_a_fresh_one() {
-    let app = spawn_app().await;
+pub async fn changing_the_password_revokes_every_older_token_and_returns_a_fresh_one(
+    new_store: &NewStore,
+) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let bob = app.approved_user(&admin, "bob@example.com").await;
     let other_token = app.token("bob@example.com", PASSWORD).await;
@@ -373,9 +371,10 @@ async fn changing_the_password_revokes_every_older_token_and_returns_a_fresh_one
 
 // ---- password policy --------------------------------------------------------------------
 
-#[actix_web::test]
-async fn common_passwords_are_refused_at_registration_whatever_their_case() {
-    let app = spawn_app().await;
+pub async fn common_passwords_are_refused_at_registration_whatever_their_case(
+    new_store: &NewStore,
+) {
+    let app = spawn_app(new_store()).await;
 
     for common in ["password1", "iloveyou123", "PassWord1", "QWERTYUIOP"] {
         let res = app.register(ADMIN_EMAIL, common).await;
@@ -403,9 +402,8 @@ async fn common_passwords_are_refused_at_registration_whatever_their_case() {
     app.token(ADMIN_EMAIL, "analytical engine").await;
 }
 
-#[actix_web::test]
-async fn an_admin_reset_to_a_common_password_is_refused() {
-    let app = spawn_app().await;
+pub async fn an_admin_reset_to_a_common_password_is_refused(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let bob = app.approved_user(&admin, "bob@example.com").await;
     let path = format!("/api/auth/users/{}/reset-password", bob.id);
@@ -448,9 +446,10 @@ async fn an_admin_reset_to_a_common_password_is_refused() {
 
 // ---- throttling -------------------------------------------------------------------------
 
-#[actix_web::test]
-async fn five_failures_lock_an_account_known_or_not_alike_until_the_backoff_passes() {
-    let app = spawn_app().await;
+pub async fn five_failures_lock_an_account_known_or_not_alike_until_the_backoff_passes(
+    new_store: &NewStore,
+) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let bob = app.approved_user(&admin, "bob@example.com").await;
     let ghost = "ghost@example.com";
@@ -536,14 +535,13 @@ async fn five_failures_lock_an_account_known_or_not_alike_until_the_backoff_pass
     app.token(&bob.email, PASSWORD).await;
 }
 
-#[actix_web::test]
-async fn a_client_address_has_a_failure_budget_across_accounts() {
+pub async fn a_client_address_has_a_failure_budget_across_accounts(new_store: &NewStore) {
     let app = spawn_app_with(AppOptions {
         throttle: ThrottlePolicy {
             max_failures_per_address: 3,
             ..ThrottlePolicy::default()
         },
-        ..AppOptions::default()
+        ..AppOptions::new(new_store())
     })
     .await;
     app.admin().await;
@@ -570,14 +568,13 @@ async fn a_client_address_has_a_failure_budget_across_accounts() {
     assert_eq!(res.status.as_u16(), 200, "another address: {}", res.text());
 }
 
-#[actix_web::test]
-async fn a_client_address_may_register_only_so_often() {
+pub async fn a_client_address_may_register_only_so_often(new_store: &NewStore) {
     let app = spawn_app_with(AppOptions {
         throttle: ThrottlePolicy {
             register_limit_per_hour: 2,
             ..ThrottlePolicy::default()
         },
-        ..AppOptions::default()
+        ..AppOptions::new(new_store())
     })
     .await;
 
@@ -600,8 +597,7 @@ async fn a_client_address_may_register_only_so_often() {
     assert_eq!(res.json()["status"], "pending");
 }
 
-#[actix_web::test]
-async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
+pub async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget(new_store: &NewStore) {
     let proxy = "127.0.0.1";
     let app = spawn_app_with(AppOptions {
         throttle: ThrottlePolicy {
@@ -609,7 +605,7 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
             ..ThrottlePolicy::default()
         },
         trusted_proxies: TrustedProxies::parse(proxy).unwrap(),
-        ..AppOptions::default()
+        ..AppOptions::new(new_store())
     })
     .await;
     let admin = app.admin().await;
@@ -682,14 +678,13 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
     );
 }
 
-#[actix_web::test]
-async fn without_trusted_proxies_x_forwarded_for_is_ignored() {
+pub async fn without_trusted_proxies_x_forwarded_for_is_ignored(new_store: &NewStore) {
     let app = spawn_app_with(AppOptions {
         throttle: ThrottlePolicy {
             max_failures_per_address: 2,
             ..ThrottlePolicy::default()
         },
-        ..AppOptions::default()
+        ..AppOptions::new(new_store())
     })
     .await;
     let admin = app.admin().await;
@@ -741,9 +736,8 @@ async fn step(app: &TestApp, req: TestRequest, status: u16, what: &str) -> Value
     }
 }
 
-#[actix_web::test]
-async fn the_audit_log_records_who_did_what_to_whom_newest_first() {
-    let app = spawn_app().await;
+pub async fn the_audit_log_records_who_did_what_to_whom_newest_first(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let started = chrono::Utc::now() - chrono::Duration::seconds(1);
 
     let admin_id = step(
@@ -921,9 +915,8 @@ async fn the_audit_log_records_who_did_what_to_whom_newest_first() {
     assert_eq!((page.len(), total), (0, 14));
 }
 
-#[actix_web::test]
-async fn bad_audit_filters_are_422s_naming_the_parameter() {
-    let app = spawn_app().await;
+pub async fn bad_audit_filters_are_422s_naming_the_parameter(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
 
     for (query, field) in [
@@ -953,9 +946,8 @@ async fn bad_audit_filters_are_422s_naming_the_parameter() {
     assert_eq!(res.status.as_u16(), 422, "a repeated parameter");
 }
 
-#[actix_web::test]
-async fn only_admins_read_the_audit_log() {
-    let app = spawn_app().await;
+pub async fn only_admins_read_the_audit_log(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let bob = app.approved_user(&admin, "bob@example.com").await;
 
@@ -988,9 +980,8 @@ async fn only_admins_read_the_audit_log() {
 
 // ---- JWKS -------------------------------------------------------------------------------
 
-#[actix_web::test]
-async fn jwks_is_empty_under_hs256() {
-    let app = spawn_app().await;
+pub async fn jwks_is_empty_under_hs256(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let res = app.get("/.well-known/jwks.json", None).await;
     assert_eq!(res.status.as_u16(), 200, "{}", res.text());
     assert!(
@@ -1005,15 +996,14 @@ async fn jwks_is_empty_under_hs256() {
 
 // ---- headers ----------------------------------------------------------------------------
 
-#[actix_web::test]
-async fn the_new_endpoints_answer_with_nosniff_and_no_store() {
+pub async fn the_new_endpoints_answer_with_nosniff_and_no_store(new_store: &NewStore) {
     let app = spawn_app_with(AppOptions {
         throttle: ThrottlePolicy {
             max_failures: 1,
             register_limit_per_hour: 1,
             ..ThrottlePolicy::default()
         },
-        ..AppOptions::default()
+        ..AppOptions::new(new_store())
     })
     .await;
     let admin = app.admin().await;
@@ -1089,9 +1079,8 @@ fn cors_headers(res: &Resp) -> Vec<(String, String)> {
         .collect()
 }
 
-#[actix_web::test]
-async fn cors_is_off_unless_origins_are_configured() {
-    let app = spawn_app().await;
+pub async fn cors_is_off_unless_origins_are_configured(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
 
     let res = app
@@ -1108,11 +1097,10 @@ async fn cors_is_off_unless_origins_are_configured() {
     assert_eq!(cors_headers(&res), [], "a preflight without CORS");
 }
 
-#[actix_web::test]
-async fn cors_allows_only_the_configured_origins() {
+pub async fn cors_allows_only_the_configured_origins(new_store: &NewStore) {
     let app = spawn_app_with(AppOptions {
         cors_origins: vec![APP_ORIGIN.into()],
-        ..AppOptions::default()
+        ..AppOptions::new(new_store())
     })
     .await;
     let admin = app.admin().await;
