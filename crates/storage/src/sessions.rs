@@ -371,7 +371,10 @@ mod tests {
         assert!(batcher.inline_turn().is_none(), "another is read inline");
         drop(first);
         for i in 0..STAY_BATCHED {
-            assert!(batcher.inline_turn().is_none(), "lookup {i} after the overlap");
+            assert!(
+                batcher.inline_turn().is_none(),
+                "lookup {i} after the overlap"
+            );
         }
         assert!(batcher.inline_turn().is_some(), "quiet again");
     }
