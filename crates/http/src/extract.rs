@@ -1,7 +1,7 @@
 //! Getting things out of requests: the signed-in user, and bodies parsed strictly with
 //! JSON errors for every way they can be wrong.
 
-use std::future::Future;
+use std::future::{ready, Future, Ready};
 use std::pin::Pin;
 
 use actix_web::http::header;
@@ -158,8 +158,6 @@ fn field_error(path: &str, message: &str) -> ApiError {
 }
 
 // ---- Strict bodies and queries as extractors ---------------------------------------------
-
-use std::future::{ready, Ready};
 
 /// A JSON object body of type `T`, parsed strictly as [`json_body`] does: 415 without a
 /// JSON content type, 422 naming the field for anything else wrong (the contract's error
