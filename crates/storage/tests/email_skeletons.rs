@@ -12,7 +12,16 @@ use gatehouse_storage::testing::{TestBackend, TestDatabase};
 use gatehouse_storage::Database;
 
 /// Log lines written while `f` runs on this thread.
+/// One capture at a time in this binary: tracing caches each log site's interest across
+/// every subscriber alive, and a subscriber set up or dropped on another test's thread
+/// meanwhile can make a site skip ours (the two backends' tests run in parallel; the
+/// PostgreSQL one once lost its INFO line this way).
+static CAPTURING: Mutex<()> = Mutex::new(());
+
 fn logs_of<T>(f: impl FnOnce() -> T) -> (T, String) {
+    let _one_at_a_time = CAPTURING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     #[derive(Clone, Default)]
     struct Captured(Arc<Mutex<Vec<u8>>>);
     impl Write for Captured {
