@@ -12,16 +12,20 @@ use gatehouse_storage::testing::{TestBackend, TestDatabase};
 use gatehouse_storage::Database;
 
 /// Log lines written while `f` runs on this thread.
-/// One capture at a time in this binary: tracing caches each log site's interest across
-/// every subscriber alive, and a subscriber set up or dropped on another test's thread
-/// meanwhile can make a site skip ours (the two backends' tests run in parallel; the
-/// PostgreSQL one once lost its INFO line this way).
-static CAPTURING: Mutex<()> = Mutex::new(());
+/// One test of this binary at a time: tracing caches each log site's interest across every
+/// subscriber alive, and a site first reached on another test's thread (which has no
+/// subscriber) while ours is being set up can be cached as uninteresting, so that our capture
+/// misses its line (the two backends' tests run in parallel; the PostgreSQL one lost its
+/// INFO line this way now and then).
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 fn logs_of<T>(f: impl FnOnce() -> T) -> (T, String) {
-    let _one_at_a_time = CAPTURING
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
     #[derive(Clone, Default)]
     struct Captured(Arc<Mutex<Vec<u8>>>);
     impl Write for Captured {
@@ -72,6 +76,7 @@ fn look_alike_of(db: &Database, raw: &str, except: Option<i64>) -> Option<i64> {
 }
 
 fn legacy_rows_are_normalised_and_get_skeletons_at_start_up(backend: TestBackend) {
+    let _serial = serial();
     let db = TestDatabase::new(backend);
     insert_legacy(
         &db,
@@ -159,6 +164,7 @@ fn legacy_rows_are_normalised_and_get_skeletons_at_start_up(backend: TestBackend
 }
 
 fn instances_starting_together_fill_in_once(backend: TestBackend) {
+    let _serial = serial();
     let db = TestDatabase::new(backend);
     let emails: Vec<String> = (0..1200)
         .map(|i| format!("ｕｓｅｒ{i}@example.com"))
