@@ -438,17 +438,27 @@ impl UserRepo for SqlUserRepo<'_> {
         // A join rather than `EXISTS (subquery)`: diesel keeps this statement prepared
         // (it does not cache subselects), and this is the statement of every `/me`. At
         // most one row: `users.id` and `revoked_tokens.token_id` are primary keys.
-        let row = users::table
-            .left_join(
-                revoked_tokens::table.on(revoked_tokens::token_id
-                    .eq(token_id)
-                    .and(revoked_tokens::user_id.eq(users::id))),
-            )
-            .filter(users::id.eq(id.get()))
-            .select((UserRow::as_select(), revoked_tokens::token_id.nullable()))
-            .get_result::<(UserRow, Option<String>)>(self.conn)
-            .optional()
-            .map_err(from_diesel)?;
+        macro_rules! query {
+            () => {
+                users::table
+                    .left_join(
+                        revoked_tokens::table.on(revoked_tokens::token_id
+                            .eq(token_id)
+                            .and(revoked_tokens::user_id.eq(users::id))),
+                    )
+                    .filter(users::id.eq(id.get()))
+                    .select((UserRow::as_select(), revoked_tokens::token_id.nullable()))
+            };
+        }
+        // On the backend's own connection: there diesel finds the prepared statement by
+        // the query's type, where through `AnyConnection` it builds the SQL text each time
+        // to look it up (a sixth of the CPU of a `/me` on SQLite, measured with perf).
+        let row = match &mut *self.conn {
+            AnyConnection::Sqlite(c) => query!().get_result::<(UserRow, Option<String>)>(c),
+            AnyConnection::Postgres(c) => query!().get_result::<(UserRow, Option<String>)>(c),
+        }
+        .optional()
+        .map_err(from_diesel)?;
         row.map(|(user, revoked)| Ok((to_user(user)?, revoked.is_some())))
             .transpose()
     }
