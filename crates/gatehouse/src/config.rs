@@ -104,6 +104,8 @@ pub struct Config {
     pub log_filter: String,
     /// `GATEHOUSE_LOG_FORMAT`.
     pub log_format: LogFormat,
+    /// `GATEHOUSE_ACCESS_LOG`: one line per request at `info`, or none.
+    pub access_log: AccessLog,
     /// `GATEHOUSE_AUDIT_RETENTION`: how long audit entries are kept; `None` keeps them all.
     #[serde(deserialize_with = "retention")]
     pub audit_retention: Option<Duration>,
@@ -135,6 +137,7 @@ trusted_proxies = []
 cors_origins = []
 rust_log = "info"
 log_format = "text"
+access_log = "on"
 audit_retention = "365d"
 "#;
 
@@ -214,6 +217,28 @@ impl TryFrom<String> for LogFormat {
             "text" => Ok(Self::Text),
             "json" => Ok(Self::Json),
             _ => Err("must be text or json"),
+        }
+    }
+}
+
+/// Whether each request gets an access line (`GATEHOUSE_ACCESS_LOG`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum AccessLog {
+    /// One line per request at `info`: method, path, route, status, time, request id.
+    On,
+    /// None (other log lines still carry the request id).
+    Off,
+}
+
+impl TryFrom<String> for AccessLog {
+    type Error = &'static str;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "on" => Ok(Self::On),
+            "off" => Ok(Self::Off),
+            _ => Err("must be on or off"),
         }
     }
 }

@@ -67,7 +67,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(&config.log_filter, config.log_format);
+    let logging = telemetry::init(&config.log_filter, config.log_format);
     let outcome = match cli.command {
         Command::Serve => serve(&config),
         Command::Migrate => startup::open_database(&config).map(|db| {
@@ -84,6 +84,8 @@ fn main() -> ExitCode {
         Command::Users { command } => cli::users(&config, command),
         Command::Backup { path } => cli::backup(&config, &path),
     };
+    // Every queued log line out before the last words below.
+    drop(logging);
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -13,7 +13,7 @@ use gatehouse_http::{AppState, HashingPool, MetricsToken};
 use gatehouse_storage::{Database, PoolOptions};
 use secrecy::ExposeSecret;
 
-use crate::config::{Config, JwtAlgorithm};
+use crate::config::{AccessLog, Config, JwtAlgorithm};
 
 /// How often every instance reloads the signing keys (to pick up a rotation).
 const KEY_RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
@@ -211,7 +211,9 @@ impl Application {
                     .transpose()
                     .map_err(anyhow::Error::msg)?,
             )
-            .with_body_timeout(config.body_timeout);
+            .with_body_timeout(config.body_timeout)
+            .with_access_log(config.access_log == AccessLog::On)
+            .with_dropped_log_lines(crate::telemetry::dropped_lines);
 
         let listener = TcpListener::bind(&config.bind)
             .with_context(|| format!("cannot listen on {}", config.bind))?;

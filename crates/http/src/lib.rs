@@ -31,7 +31,7 @@ pub use client::TrustedProxies;
 pub use error::{ApiError, FieldError};
 pub use extract::{AdminUser, CurrentUser};
 pub use hashing::{HashingPool, HashingTicket, DEFAULT_HASHING_NICE};
-pub use observe::{sane_request_id, Metrics, MetricsToken, RequestId, REQUEST_ID};
+pub use observe::{sane_request_id, Metrics, MetricsToken, REQUEST_ID};
 pub use routes::{paths, Endpoint, Verb, ENDPOINTS};
 
 #[cfg(feature = "testing")]
@@ -51,6 +51,7 @@ pub struct AppState {
     metrics_token: Option<MetricsToken>,
     db_slots: std::sync::Arc<tokio::sync::Semaphore>,
     body_timeout: std::time::Duration,
+    access_log: bool,
 }
 
 /// Database work allowed off the async workers at once unless told otherwise (the storage
@@ -75,7 +76,22 @@ impl AppState {
             metrics_token: None,
             db_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(DEFAULT_DATABASE_SLOTS)),
             body_timeout: DEFAULT_BODY_TIMEOUT,
+            access_log: true,
         }
+    }
+
+    /// Writes one access line per request at `info` (the default), or none.
+    #[must_use]
+    pub fn with_access_log(mut self, on: bool) -> Self {
+        self.access_log = on;
+        self
+    }
+
+    /// Where `/metrics` reads how many log lines the log writer dropped.
+    #[must_use]
+    pub fn with_dropped_log_lines(self, source: fn() -> u64) -> Self {
+        self.metrics.count_dropped_log_lines(source);
+        self
     }
 
     /// Requires `Authorization: Bearer <token>` on `GET /metrics` (open without one).
@@ -170,6 +186,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
         let cors = cors(&state.cors_origins);
         let metrics = state.metrics.clone();
         let body_timeout = state.body_timeout;
+        let access_log = state.access_log;
         cfg.service(
             web::scope("")
                 // Innermost: its 408 gets CORS, the security headers, a request id and a
@@ -186,7 +203,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                         .add((header::CACHE_CONTROL, "no-store")),
                 )
                 .wrap(actix_web::middleware::from_fn(move |req, next| {
-                    observe::observe(metrics.clone(), req, next)
+                    observe::observe(metrics.clone(), access_log, req, next)
                 }))
                 // Every route comes from the route table (routes.rs), from which the
                 // OpenAPI document is made too; add routes there, not here.

@@ -12,7 +12,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage, HttpResponse};
+use actix_web::{web, HttpResponse};
 use gatehouse_domain::UserStatus;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -28,10 +28,6 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The longest request id accepted from a client.
 const MAX_REQUEST_ID: usize = 128;
-
-/// A request's id, as given by the client or made here; in the request's extensions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(pub String);
 
 /// Accepts a client's id if it is 1 to 128 characters of letters, digits and `-_.:/+=@`
 /// (enough for UUIDs, ULIDs, W3C trace ids and the like; nothing that could forge a log
@@ -74,9 +70,13 @@ impl IdMaker {
         }
     }
 
-    fn make(&self) -> String {
+    /// `<prefix>-<counter>`, straight into a header value (its one allocation).
+    fn make(&self) -> HeaderValue {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        format!("{}-{n:08x}", self.prefix)
+        let id = format!("{}-{n:08x}", self.prefix);
+        // Hex digits and a dash: always a valid header value; the fallback is unreachable.
+        HeaderValue::from_maybe_shared(actix_web::web::Bytes::from(id))
+            .unwrap_or_else(|_| HeaderValue::from_static("-"))
     }
 }
 
@@ -92,6 +92,37 @@ pub struct Metrics {
     hashing_wait: Histogram,
     users: IntGaugeVec,
     database_up: IntGauge,
+    dropped_log_lines: std::sync::Arc<std::sync::OnceLock<fn() -> u64>>,
+}
+
+/// `gatehouse_log_lines_dropped_total`, read at scrape time from the log writer's own
+/// count (the binary's; none in a library test, where it stays 0).
+struct DroppedLogLines {
+    desc: prometheus::core::Desc,
+    source: std::sync::Arc<std::sync::OnceLock<fn() -> u64>>,
+}
+
+impl DroppedLogLines {
+    const NAME: &'static str = "gatehouse_log_lines_dropped_total";
+    const HELP: &'static str =
+        "Log lines dropped because the log writer could not keep up (the queue was full).";
+}
+
+impl prometheus::core::Collector for DroppedLogLines {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let dropped = self.source.get().map_or(0, |source| source());
+        match prometheus::IntCounter::new(Self::NAME, Self::HELP) {
+            Ok(counter) => {
+                counter.inc_by(dropped);
+                prometheus::core::Collector::collect(&counter)
+            }
+            Err(_) => Vec::new(),
+        }
+    }
 }
 
 /// Latency buckets from 250 µs to 10 s: `/me` lives in the first ones, bcrypt in the last.
@@ -156,6 +187,16 @@ impl Metrics {
         registry.register(Box::new(hashing_wait.clone()))?;
         registry.register(Box::new(users.clone()))?;
         registry.register(Box::new(database_up.clone()))?;
+        let dropped_log_lines = std::sync::Arc::new(std::sync::OnceLock::new());
+        registry.register(Box::new(DroppedLogLines {
+            desc: prometheus::core::Desc::new(
+                DroppedLogLines::NAME.to_owned(),
+                DroppedLogLines::HELP.to_owned(),
+                Vec::new(),
+                std::collections::HashMap::new(),
+            )?,
+            source: dropped_log_lines.clone(),
+        }))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -170,7 +211,13 @@ impl Metrics {
             hashing_wait,
             users,
             database_up,
+            dropped_log_lines,
         })
+    }
+
+    /// Where `gatehouse_log_lines_dropped_total` reads its count (the first call wins).
+    pub fn count_dropped_log_lines(&self, source: fn() -> u64) {
+        let _ = self.dropped_log_lines.set(source);
     }
 
     /// Counts one login attempt's outcome.
@@ -194,9 +241,8 @@ impl Metrics {
         self.hashing_wait.observe(seconds);
     }
 
-    fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        let status = status.to_string();
-        let labels = [method, route, status.as_str()];
+    fn observe(&self, method: &str, route: &str, status: &str, seconds: f64) {
+        let labels = [method, route, status];
         self.requests.with_label_values(&labels).inc();
         self.latency.with_label_values(&labels).observe(seconds);
     }
@@ -210,60 +256,58 @@ impl Metrics {
 }
 
 /// The route pattern a request matched (`/api/auth/users/{id}`), never the raw path, so
-/// that ids and junk paths cannot multiply the series.
-fn route_of(req: &actix_web::HttpRequest) -> String {
-    req.match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned())
+/// that ids and junk paths cannot multiply the series. The route table names each resource
+/// by its pattern (routes.rs), so this allocates nothing.
+fn route_of(req: &actix_web::HttpRequest) -> &str {
+    req.match_name().unwrap_or("unmatched")
 }
 
 /// The middleware: request id, span, access log, metrics. (The scope's app data is not
 /// visible to its middleware, hence the metrics passed in.)
 pub(crate) async fn observe(
     metrics: std::sync::Arc<Metrics>,
+    access_log: bool,
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let id = match req
-        .headers()
-        .get(&REQUEST_ID)
-        .and_then(|v| sane_request_id(v.as_bytes()))
-    {
-        Some(given) => given.to_owned(),
-        None => metrics.ids.make(),
+    let id = match req.headers().get(&REQUEST_ID) {
+        Some(given) if sane_request_id(given.as_bytes()).is_some() => given.clone(),
+        _ => metrics.ids.make(),
     };
-    req.extensions_mut().insert(RequestId(id.clone()));
+    // Sane ids are plain ASCII, so this is never the fallback.
+    let shown = id.to_str().unwrap_or("-");
     let method = req.method().clone();
     let span = tracing::info_span!(
         "request",
-        request_id = %id,
-        method = %method,
-        path = %req.path(),
+        request_id = shown,
+        method = method.as_str(),
+        path = req.path(),
     );
     let outcome = next.call(req).instrument(span.clone()).await;
     let elapsed = started.elapsed();
     let (route, status) = match &outcome {
         Ok(res) => (route_of(res.request()), res.status()),
-        Err(e) => ("unmatched".to_owned(), e.as_response_error().status_code()),
+        Err(e) => ("unmatched", e.as_response_error().status_code()),
     };
     metrics.observe(
         method.as_str(),
-        &route,
-        status.as_u16(),
+        route,
+        status.as_str(),
         elapsed.as_secs_f64(),
     );
-    span.in_scope(|| {
-        tracing::info!(
-            route = %route,
-            status = status.as_u16(),
-            elapsed_ms = elapsed.as_secs_f64() * 1000.0,
-            "request"
-        );
-    });
-    let mut res = outcome?;
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        res.headers_mut().insert(REQUEST_ID, value);
+    if access_log {
+        span.in_scope(|| {
+            tracing::info!(
+                route,
+                status = status.as_u16(),
+                elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+                "request"
+            );
+        });
     }
+    let mut res = outcome?;
+    res.headers_mut().insert(REQUEST_ID, id);
     Ok(res)
 }
 
@@ -397,6 +441,7 @@ mod tests {
         let (a, b) = (maker.make(), maker.make());
         assert_ne!(a, b);
         assert!(sane_request_id(a.as_bytes()).is_some());
+        assert!(a.to_str().unwrap().starts_with(&maker.prefix));
         assert_ne!(IdMaker::new().prefix, maker.prefix);
     }
 
@@ -435,7 +480,7 @@ mod tests {
     #[test]
     fn metrics_render_in_the_text_format() {
         let metrics = Metrics::new().unwrap();
-        metrics.observe("GET", "/api/auth/me", 200, 0.001);
+        metrics.observe("GET", "/api/auth/me", "200", 0.001);
         let text = String::from_utf8(metrics.render().unwrap()).unwrap();
         assert!(text.contains(
             "gatehouse_http_requests_total{method=\"GET\",route=\"/api/auth/me\",status=\"200\"} 1"

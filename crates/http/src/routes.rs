@@ -241,10 +241,14 @@ pub(crate) fn resources() -> impl Iterator<Item = actix_web::Resource> {
             .map(|(verb, _)| verb.as_str())
             .collect::<Vec<_>>()
             .join(", ");
-        let mut resource = web::resource(path).default_service(web::to(move || {
-            let allow = allow.clone();
-            async move { Err::<HttpResponse, _>(ApiError::method_not_allowed(allow)) }
-        }));
+        // Named by its pattern: the metrics and the access log read the name, which
+        // (unlike `match_pattern`) costs no allocation.
+        let mut resource = web::resource(path.as_str())
+            .name(&path)
+            .default_service(web::to(move || {
+                let allow = allow.clone();
+                async move { Err::<HttpResponse, _>(ApiError::method_not_allowed(allow)) }
+            }));
         for (verb, target) in targets {
             resource = resource.route(target.route(verb));
         }

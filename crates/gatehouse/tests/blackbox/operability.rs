@@ -129,6 +129,10 @@ fn operability_endpoints_from_outside(backend: TestBackend) {
         (Some(2.0), Some(1.0), Some(0.0))
     );
     assert_eq!(value(&m, "gatehouse_database_up", &[]), Some(1.0));
+    assert_eq!(
+        value(&m, "gatehouse_log_lines_dropped_total", &[]),
+        Some(0.0)
+    );
     assert!(value(&m, "gatehouse_bcrypt_queue_wait_seconds", &[]).is_some_and(|n| n >= 7.0));
     assert!(value(&m, "process_resident_memory_bytes", &[]).is_some_and(|n| n > 0.0));
 
@@ -150,4 +154,44 @@ fn operability_endpoints_from_outside(backend: TestBackend) {
     assert_ne!(junk.header("x-request-id"), Some("a b\"c"));
 }
 
-gatehouse_storage::backend_tests!(operability_endpoints_from_outside,);
+/// `GATEHOUSE_ACCESS_LOG=off`: no line per request, while the service's other lines (up to
+/// the last, written out at the stop) remain.
+fn the_access_log_can_be_turned_off(backend: TestBackend) {
+    let db = EmptyDatabase::new(backend);
+    let server = Server::start(&db, &[("GATEHOUSE_ACCESS_LOG", "off")]);
+    let given = "trace-quiet-access-log";
+    let reply = server.request("GET", "/healthz", &[("X-Request-Id", given)], None);
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("x-request-id"), Some(given));
+    let unknown = server.request("GET", "/no-such-page", &[("X-Request-Id", given)], None);
+    assert_eq!(unknown.status, 404);
+    let log = server.stop_and_read_log();
+    assert!(log.contains("stopped"), "{log}");
+    assert!(!log.contains(given), "{log}");
+    assert!(!log.contains("elapsed_ms"), "{log}");
+}
+
+/// The default access line, and the log written out in full at a stop.
+fn every_request_has_an_access_line_by_default(backend: TestBackend) {
+    let db = EmptyDatabase::new(backend);
+    let server = Server::start(&db, &[]);
+    let ids: Vec<String> = (0..50).map(|n| format!("trace-line-{n:03}")).collect();
+    for id in &ids {
+        let reply = server.request("GET", "/healthz", &[("X-Request-Id", id)], None);
+        assert_eq!(reply.status, 200);
+    }
+    let log = server.stop_and_read_log();
+    for id in &ids {
+        let line = log
+            .lines()
+            .find(|l| l.contains(id.as_str()))
+            .unwrap_or_else(|| panic!("no access line for {id}:\n{log}"));
+        assert!(line.contains("/healthz") && line.contains("200"), "{line}");
+    }
+}
+
+gatehouse_storage::backend_tests!(
+    operability_endpoints_from_outside,
+    the_access_log_can_be_turned_off,
+    every_request_has_an_access_line_by_default,
+);

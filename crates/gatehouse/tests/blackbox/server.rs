@@ -196,6 +196,22 @@ impl Server {
         }
     }
 
+    /// SIGTERM, waits for the exit, and gives everything the server logged until then
+    /// (its last line is `stopped`).
+    pub fn stop_and_read_log(self) -> String {
+        let log = Arc::clone(&self.log);
+        assert!(self.stop().success());
+        // The reader thread takes the last lines off the closed pipe a moment later.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = log.lock().unwrap().clone();
+            if text.contains("stopped") || Instant::now() > deadline {
+                return text;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL: no chance to flush or clean up.
     pub fn kill9(mut self) {
         self.child.kill().unwrap();
