@@ -24,9 +24,13 @@ fmt:
 ci:
     bash .ci/run
 
-# Load benchmark (docs/performance.md): Gatehouse on SQLite and on PostgreSQL (when
-# GATEHOUSE_BENCH_POSTGRES_URL or GATEHOUSE_TEST_POSTGRES_URL is set) beside the no-database
-# ceiling, driven by wrk; ~7 minutes. `just bench --quick` checks the harness in ~3 minutes;
+# Load benchmark (docs/performance.md): Gatehouse at its defaults (no RUST_LOG override:
+# info, an access line per request, into target/bench/logs/) on SQLite and on PostgreSQL
+# (when GATEHOUSE_BENCH_POSTGRES_URL or GATEHOUSE_TEST_POSTGRES_URL is set) beside the
+# no-database ceiling, driven by wrk: /healthz and /me also with RUST_LOG=warn and with
+# GATEHOUSE_ACCESS_LOG=off for reference (`--variants default,warn` for binaries from before
+# that setting), the unpaged listing at 2 000 and 100 000 users, peak RSS per scenario;
+# ~14 minutes. `just bench --quick` checks the harness in ~6 (`--list-users 2000`: ~3);
 # `just bench --help` lists the other options.
 bench *ARGS:
     #!/usr/bin/env bash

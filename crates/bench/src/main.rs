@@ -4,20 +4,27 @@
 //! It builds nothing: `just bench` builds `target/release/gatehouse` and the ceiling
 //! (`target/ceiling/release/ceiling`) first. Then, in one run:
 //! 1. times one bcrypt hash at cost 12 in this process (median of 5): the login bound is
-//!    cores ÷ that time;
-//! 2. runs the ceiling (no database) through the same scenarios;
+//!    cores ÷ that time; checks, when `access-log-off` is among `--variants`, that the
+//!    binary honours `GATEHOUSE_ACCESS_LOG=off` (one from before the setting ignores it);
+//! 2. runs the ceiling (no database) through the same scenarios, holding as many users as
+//!    Gatehouse lists (registered over HTTP at cost 4: it keeps them in memory);
 //! 3. for each backend (SQLite; PostgreSQL when a server is configured) creates a fresh
 //!    database, seeds it through the storage crate with the server stopped, starts
-//!    `gatehouse serve` on a free port and drives it with `wrk`: `/healthz`, `/me` with 100
-//!    users, logins at cost 12 alone and under a `/me` load, `/me` at 1 000, 10 000 and
-//!    100 000 users, `GET /users?limit=50` at 100 000 users, and registrations at cost 4;
-//!    the peak RSS of every server process is read from `/proc/<pid>/status`;
-//! 4. prints one line per scenario as it goes, then the table and each target's ratio, and
+//!    `gatehouse serve` at its defaults (`RUST_LOG` unset: info, an access line per request,
+//!    into a log file) on a free port and drives it with `wrk`: `/healthz` and `/me` with
+//!    100 users at 64 connections, each between two measurements of the ceiling's and beside
+//!    the reference variants (`RUST_LOG=warn`, `GATEHOUSE_ACCESS_LOG=off`) on servers of
+//!    their own; `/me` at 16 connections and at 1, logins at cost 12 alone and under a `/me`
+//!    load, `/me` at 1 000, 10 000 and 100 000 users, `GET /users?limit=50` at 100 000
+//!    users, `GET /users` unpaged at 2 000 and 100 000 users, and registrations at cost 4;
+//! 4. reads each scenario's peak RSS (the high-water mark reset through
+//!    `/proc/<pid>/clear_refs` before it, `VmHWM` after it) and each server process's;
+//! 5. prints one line per scenario as it goes, then the table and each target's ratio, and
 //!    writes `target/bench/results.json`, `target/bench/results.md` and the chart.
 //!
 //! Exit status: 0 when every scenario ran clean (targets may still be missed: the table
 //! says so), 2 when a scenario had non-2xx responses or socket errors, 1 when the harness
-//! itself failed.
+//! itself failed (a variant the binary does not honour included).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -31,7 +38,7 @@ use gatehouse_bench::chart::{self, Series};
 use gatehouse_bench::cpu::CpuSample;
 use gatehouse_bench::db::{self, Backend, BenchDatabase};
 use gatehouse_bench::seed::{self, ADMIN_EMAIL, ADMIN_PASSWORD};
-use gatehouse_bench::server::Server;
+use gatehouse_bench::server::{self, Server};
 use gatehouse_bench::wrk::{self, format_ms, format_rate, Wrk, WrkReport};
 use serde::Serialize;
 
@@ -47,8 +54,66 @@ const LOGIN_COST: u32 = 12;
 const REGISTER_COST: u32 = 4;
 /// Hashes timed for the login bound.
 const BOUND_SAMPLES: usize = 5;
-/// Users on a page of the listing scenario.
+/// Users on a page of the paged listing scenario.
 const PAGE: u64 = 50;
+/// wrk's timeout for the unpaged listings: at 100 000 users one response is megabytes and
+/// sixteen of them share 2 cores.
+const LIST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Requests made to count a server's log lines per request.
+const ACCESS_PROBES: u64 = 40;
+
+/// How a Gatehouse server is configured for a measurement: its defaults, or a reference
+/// variant of them. Only the logging differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum Variant {
+    /// Every setting at its default (`RUST_LOG` unset: info, with an access line per
+    /// request).
+    Default,
+    /// `RUST_LOG=warn`: what the harness used to run, no access lines.
+    Warn,
+    /// `GATEHOUSE_ACCESS_LOG=off`: the defaults without the per-request access line
+    /// (binaries from before the setting ignore it; the harness checks).
+    AccessLogOff,
+}
+
+impl Variant {
+    const ALL: [Self; 3] = [Self::Default, Self::Warn, Self::AccessLogOff];
+
+    fn key(self) -> &'static str {
+        match self {
+            Self::Default => "default",
+            Self::Warn => "warn",
+            Self::AccessLogOff => "access-log-off",
+        }
+    }
+
+    /// The setting it changes, as the table shows it.
+    fn label(self) -> &'static str {
+        match self {
+            Self::Default => "defaults",
+            Self::Warn => "RUST_LOG=warn",
+            Self::AccessLogOff => "GATEHOUSE_ACCESS_LOG=off",
+        }
+    }
+
+    /// The environment it adds to the defaults.
+    fn env(self) -> Vec<(&'static str, String)> {
+        match self {
+            Self::Default => Vec::new(),
+            Self::Warn => vec![("RUST_LOG", "warn".to_owned())],
+            Self::AccessLogOff => vec![("GATEHOUSE_ACCESS_LOG", "off".to_owned())],
+        }
+    }
+
+    fn parse(name: &str) -> Result<Self> {
+        let name = name.trim().to_ascii_lowercase();
+        Self::ALL
+            .into_iter()
+            .find(|v| v.key() == name)
+            .with_context(|| format!("unknown variant {name:?} (default, warn or access-log-off)"))
+    }
+}
 
 /// Gatehouse's load benchmark: Gatehouse on SQLite and PostgreSQL beside the no-database
 /// ceiling, driven by wrk. Build first: `cargo build --release -p gatehouse` and the ceiling
@@ -76,6 +141,19 @@ struct Args {
     /// other scenarios and the last the "100 000".
     #[arg(long, value_delimiter = ',', default_values_t = [100_u64, 1_000, 10_000, 100_000])]
     users: Vec<u64>,
+    /// Numbers of users for the unpaged listing (`GET /api/auth/users`, no query), ascending;
+    /// the ceiling holds as many.
+    #[arg(long, value_delimiter = ',', default_values_t = [2_000_u64, 100_000])]
+    list_users: Vec<u64>,
+    /// Gatehouse configurations measured for /healthz and /me at 64 connections: default
+    /// (always), warn (RUST_LOG=warn) and access-log-off (GATEHOUSE_ACCESS_LOG=off, which
+    /// binaries from before that setting ignore: give them default,warn).
+    #[arg(long, value_delimiter = ',', default_values = ["default", "warn", "access-log-off"])]
+    variants: Vec<String>,
+    /// results.json of an earlier run (e.g. the tree before, with this harness): SQLite's
+    /// /me at one connection, as a ratio to the ceiling's, is checked against that run's.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
     /// Leave the ceiling out.
     #[arg(long)]
     no_ceiling: bool,
@@ -105,8 +183,15 @@ struct Settings {
     duration_s: u64,
     warmup_s: u64,
     users: Vec<u64>,
+    list_users: Vec<u64>,
+    variants: Vec<Variant>,
     backends: Vec<String>,
     ceiling: bool,
+    /// How each scenario's peak RSS is taken: `clear_refs` (the high-water mark reset
+    /// before it) or `fresh server` (the kernel refused the reset: the listings run on a
+    /// server started for them, other scenarios get no peak of their own).
+    peak_rss_per_scenario: &'static str,
+    baseline: Option<PathBuf>,
     wide_connections: u32,
     wide_wrk_threads: u32,
     narrow_connections: u32,
@@ -156,6 +241,33 @@ impl Settings {
             bail!("--users must be ascending positive numbers, e.g. 100,1000,10000,100000");
         }
         users.dedup();
+        // The admin and the login accounts are in every database.
+        if users[0] <= seed::LOGIN_ACCOUNTS {
+            bail!(
+                "--users must start above {}: the admin and the login accounts come first",
+                seed::LOGIN_ACCOUNTS
+            );
+        }
+        let mut list_users = args.list_users;
+        if list_users.contains(&0) || !list_users.is_sorted() {
+            bail!("--list-users must be ascending positive numbers, e.g. 2000,100000");
+        }
+        list_users.dedup();
+        if list_users.first().is_some_and(|&n| n < users[0]) {
+            bail!(
+                "--list-users must start at or above the first of --users ({}): databases \
+                 only grow during a run",
+                users[0]
+            );
+        }
+        let mut variants = vec![Variant::Default];
+        for name in &args.variants {
+            let variant = Variant::parse(name)?;
+            if !variants.contains(&variant) {
+                variants.push(variant);
+            }
+        }
+        variants.sort();
         let mut backends = Vec::new();
         for name in &args.backends {
             let backend = match name.trim().to_ascii_lowercase().as_str() {
@@ -195,8 +307,16 @@ impl Settings {
             duration_s: duration,
             warmup_s: warmup,
             users,
+            list_users,
+            variants,
             backends: backends.iter().map(|b| b.key().to_owned()).collect(),
             ceiling: !args.no_ceiling,
+            peak_rss_per_scenario: if server::can_reset_peaks() {
+                "clear_refs"
+            } else {
+                "fresh server"
+            },
+            baseline: args.baseline,
             wide_connections: WIDE_CONNECTIONS,
             wide_wrk_threads: WIDE_THREADS,
             narrow_connections: NARROW_CONNECTIONS,
@@ -228,6 +348,25 @@ impl Settings {
 
     fn largest(&self) -> u64 {
         self.users.last().copied().unwrap_or(100_000)
+    }
+
+    /// Every number of users a database passes through, ascending.
+    fn sizes(&self) -> Vec<u64> {
+        let mut sizes: Vec<u64> = self.users.iter().chain(&self.list_users).copied().collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        sizes
+    }
+
+    fn clear_refs(&self) -> bool {
+        self.peak_rss_per_scenario == "clear_refs"
+    }
+
+    fn variants_beside(&self) -> impl Iterator<Item = Variant> + '_ {
+        self.variants
+            .iter()
+            .copied()
+            .filter(|v| *v != Variant::Default)
     }
 }
 
@@ -363,16 +502,36 @@ fn bcrypt_bound() -> Result<BcryptBound> {
     })
 }
 
+/// A reference variant's figures (Gatehouse only), measured beside the defaults'.
+#[derive(Debug, Default, Serialize)]
+struct VariantResults {
+    /// `GET /healthz`, wide.
+    healthz: Option<WrkReport>,
+    /// `GET /api/auth/me` with the fewest users, wide.
+    me: Option<WrkReport>,
+    /// Log lines per request the server wrote right after it started (about 1 with an
+    /// access line per request, 0 without).
+    log_lines_per_request: Option<f64>,
+}
+
 /// What one server (Gatehouse on a backend, or the ceiling) measured.
 #[derive(Debug, Default, Serialize)]
 struct ServerResults {
-    /// `GET /healthz`, wide.
+    /// `GET /healthz`, wide (Gatehouse: at its defaults).
     healthz: Option<WrkReport>,
+    /// The ceiling's `GET /healthz`, wide, measured right before and right after this
+    /// server's (Gatehouse only).
+    ceiling_healthz: Vec<WrkReport>,
     /// `GET /api/auth/me`, wide, by number of users.
     me: BTreeMap<u64, WrkReport>,
     /// The ceiling's `GET /api/auth/me`, wide, measured right before and right after this
     /// server's (Gatehouse only).
     ceiling_me: Vec<WrkReport>,
+    /// The reference variants (`warn`, `access-log-off`) measured beside the defaults, by
+    /// key (Gatehouse only).
+    variants: BTreeMap<String, VariantResults>,
+    /// Log lines per request of the server at its defaults, right after it started.
+    log_lines_per_request: Option<f64>,
     /// `GET /api/auth/me` alone, narrow: the flood's baseline.
     me_narrow: Option<WrkReport>,
     /// `GET /api/auth/me` over one connection: one request at a time (the latency of
@@ -387,6 +546,11 @@ struct ServerResults {
     list: Option<WrkReport>,
     /// Users in the database during `list`.
     list_users: Option<u64>,
+    /// `GET /api/auth/users` with no query (every user), by number of users; each with
+    /// its peak RSS.
+    list_all: BTreeMap<u64, WrkReport>,
+    /// The size of that response's body, in bytes, by number of users.
+    list_all_bytes: BTreeMap<u64, u64>,
     /// Registrations at cost 4.
     register: Option<WrkReport>,
     /// Users in the database when the registrations started.
@@ -421,14 +585,32 @@ impl ServerResults {
         .flatten()
         .chain(self.me.values())
         .chain(&self.ceiling_me)
+        .chain(&self.ceiling_healthz)
+        .chain(self.list_all.values())
+        .chain(
+            self.variants
+                .values()
+                .flat_map(|v| [&v.healthz, &v.me].into_iter().flatten()),
+        )
     }
 
     /// The mean rate of `ceiling_me`, if measured.
     fn ceiling_me_rps(&self) -> Option<f64> {
-        (!self.ceiling_me.is_empty()).then(|| {
-            self.ceiling_me.iter().map(|r| r.rps).sum::<f64>() / self.ceiling_me.len() as f64
-        })
+        mean_rps(&self.ceiling_me)
     }
+
+    /// The mean rate of `ceiling_healthz`, if measured.
+    fn ceiling_healthz_rps(&self) -> Option<f64> {
+        mean_rps(&self.ceiling_healthz)
+    }
+
+    fn variant(&self, variant: Variant) -> Option<&VariantResults> {
+        self.variants.get(variant.key())
+    }
+}
+
+fn mean_rps(reports: &[WrkReport]) -> Option<f64> {
+    (!reports.is_empty()).then(|| reports.iter().map(|r| r.rps).sum::<f64>() / reports.len() as f64)
 }
 
 /// Everything a run measured, as written to results.json.
@@ -440,17 +622,62 @@ struct Results {
     machine: Machine,
     bcrypt_bound: BcryptBound,
     servers: BTreeMap<String, ServerResults>,
+    /// The earlier run `--baseline` named, if any.
+    baseline: Option<Baseline>,
     checks: Vec<Check>,
 }
 
-/// One target, checked.
+/// The figures of an earlier run (`--baseline`) that this one is checked against.
+#[derive(Debug, Serialize)]
+struct Baseline {
+    path: PathBuf,
+    started_at: String,
+    /// SQLite's `/me` at one connection, requests/s.
+    sqlite_me_single_rps: f64,
+    /// The ceiling's `/me` at one connection in that run, requests/s.
+    ceiling_me_single_rps: f64,
+}
+
+impl Baseline {
+    /// Reads the figures it needs from an earlier run's results.json (this harness's, or
+    /// the one before it: the fields are the same).
+    fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the baseline {}", path.display()))?;
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("the baseline {} is not JSON", path.display()))?;
+        let rps = |server: &str| {
+            json.pointer(&format!("/servers/{server}/me_single/rps"))
+                .and_then(serde_json::Value::as_f64)
+                .with_context(|| {
+                    format!(
+                        "the baseline {} has no {server} /me at one connection",
+                        path.display()
+                    )
+                })
+        };
+        Ok(Self {
+            path: path.to_owned(),
+            started_at: json
+                .get("started_at")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("?")
+                .to_owned(),
+            sqlite_me_single_rps: rps("sqlite")?,
+            ceiling_me_single_rps: rps("ceiling")?,
+        })
+    }
+}
+
+/// One target, checked (or a figure shown beside the targets without one).
 #[derive(Debug, Serialize)]
 struct Check {
     target: String,
     server: String,
     /// The ratio or the value (milliseconds, MiB).
     measured: Option<f64>,
-    threshold: f64,
+    /// `None`: a figure shown for context, with no target.
+    threshold: Option<f64>,
     /// `>=` or `<`.
     op: &'static str,
     unit: &'static str,
@@ -483,7 +710,7 @@ impl Check {
             target: target.to_owned(),
             server: server.to_owned(),
             measured,
-            threshold,
+            threshold: Some(threshold),
             op,
             unit,
             met,
@@ -496,7 +723,29 @@ impl Check {
         }
     }
 
+    /// A figure shown among the targets for context, with none of its own.
+    fn info(
+        target: &str,
+        server: &str,
+        unit: &'static str,
+        measured: Option<f64>,
+        runs: &[Option<&WrkReport>],
+    ) -> Self {
+        let mut check = Self::new(target, server, "", 0.0, unit, measured, runs);
+        check.threshold = None;
+        check.met = None;
+        check
+    }
+
+    /// Counts towards "N of M targets met".
+    fn is_target(&self) -> bool {
+        !self.reference && self.threshold.is_some()
+    }
+
     fn verdict(&self) -> &'static str {
+        if self.threshold.is_none() {
+            return "(no target)";
+        }
         if self.reference {
             return "(reference)";
         }
@@ -517,9 +766,10 @@ impl Check {
     }
 
     fn threshold_text(&self) -> String {
-        match self.unit {
-            "×" => format!("{} {:.2}×", self.op, self.threshold),
-            unit => format!("{} {} {unit}", self.op, self.threshold),
+        match (self.threshold, self.unit) {
+            (None, _) => "none".into(),
+            (Some(t), "×") => format!("{} {t:.2}×", self.op),
+            (Some(t), unit) => format!("{} {t} {unit}", self.op),
         }
     }
 }
@@ -534,6 +784,13 @@ struct Bench {
     logs: PathBuf,
     run_id: String,
     runs: u32,
+}
+
+/// `/healthz` or `/me`, the two endpoints measured wide beside the ceiling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wide {
+    Healthz,
+    Me,
 }
 
 impl Bench {
@@ -581,6 +838,19 @@ impl Bench {
         .header("Authorization", &format!("Bearer {token}"))
     }
 
+    /// `/healthz` or `/me` with 64 connections.
+    fn wrk_wide(&self, server: &Server, token: &str, endpoint: Wide) -> Wrk {
+        match endpoint {
+            Wide::Healthz => Wrk::new(
+                server.url("/healthz"),
+                WIDE_THREADS,
+                WIDE_CONNECTIONS,
+                self.settings.duration(),
+            ),
+            Wide::Me => self.wrk_me(server, token, WIDE_THREADS, WIDE_CONNECTIONS),
+        }
+    }
+
     /// Logins taking `accounts` (a number, and a `string.format` email pattern) in turn.
     fn wrk_login(&self, server: &Server, accounts: (u64, &str)) -> Wrk {
         Wrk::new(
@@ -623,7 +893,8 @@ impl Bench {
         .script(self.register_script.clone(), vec![prefix])
     }
 
-    /// Waits for `server` to go idle, warms up, waits again, measures, prints the line.
+    /// Waits for `server` to go idle, resets its peak RSS, warms up, waits again, measures,
+    /// reads the scenario's peak RSS, prints the line.
     fn measure(
         &mut self,
         server: &Server,
@@ -634,6 +905,8 @@ impl Bench {
     ) -> Result<WrkReport> {
         let mut wrk = wrk;
         server.wait_idle()?;
+        // From here to the end of the measurement: the scenario's peak, warm-up included.
+        let own_peak = server.reset_peak()?;
         if self.settings.warmup_s > 0 {
             warm_up(&wrk.with_duration(self.settings.warmup()))?;
             server.wait_idle()?;
@@ -650,8 +923,9 @@ impl Bench {
         let others = before.1.others_since(&after);
         report.other_cpu_cores = Some(others);
         report.server_cpu_cores = Some(before.1.server_since(&after));
+        report.peak_rss_kib = own_peak.then(|| server.peak_rss_kib()).transpose()?;
         let note = interference(label, before.0, others, results);
-        println!("  {who:<10} {label:<44} {}{note}", report.summary());
+        println!("  {who:<10} {label:<48} {}{note}", report.summary());
         Ok(report)
     }
 
@@ -665,6 +939,7 @@ impl Bench {
         results: &mut ServerResults,
     ) -> Result<(WrkReport, WrkReport)> {
         server.wait_idle()?;
+        let own_peak = server.reset_peak()?;
         if self.settings.warmup_s > 0 {
             let warm_a = wrk_a.with_duration(self.settings.warmup()).spawn()?;
             let warm_b = wrk_b.with_duration(self.settings.warmup()).spawn()?;
@@ -682,33 +957,40 @@ impl Bench {
         let after = CpuSample::take(Some(server.pid()))?;
         let others = before.1.others_since(&after);
         let server_cpu = before.1.server_since(&after);
+        let peak = own_peak.then(|| server.peak_rss_kib()).transpose()?;
         for report in [&mut a, &mut b] {
             report.other_cpu_cores = Some(others);
             report.server_cpu_cores = Some(server_cpu);
+            report.peak_rss_kib = peak;
         }
         let note = interference(&format!("{label_a} + {label_b}"), before.0, others, results);
-        println!("  {who:<10} {label_a:<44} {}{note}", a.summary());
-        println!("  {who:<10} {label_b:<44} {}{note}", b.summary());
+        println!("  {who:<10} {label_a:<48} {}{note}", a.summary());
+        println!("  {who:<10} {label_b:<48} {}{note}", b.summary());
         Ok((a, b))
     }
 
-    /// `gatehouse serve` on `db` with bcrypt at `cost`, the run's JWT secret, warnings only
-    /// in the log, the defaults for everything else, and `extra` on top.
+    /// `gatehouse serve` on `db` with bcrypt at `cost`, the run's JWT secret, every other
+    /// setting at its default (`RUST_LOG` unset: info, an access line per request, into the
+    /// log file) but for `variant`'s and `extra`.
     fn start_gatehouse(
         &self,
         backend: Backend,
         db: &BenchDatabase,
         cost: u32,
         phase: &str,
+        variant: Variant,
         extra: &[(&str, String)],
     ) -> Result<Server> {
-        let name = format!("gatehouse-{}-{phase}", backend.key());
+        let name = match variant {
+            Variant::Default => format!("gatehouse-{}-{phase}", backend.key()),
+            other => format!("gatehouse-{}-{phase}-{}", backend.key(), other.key()),
+        };
         let mut env = vec![
             ("GATEHOUSE_DATABASE_URL", db.url().to_owned()),
             ("GATEHOUSE_BCRYPT_COST", cost.to_string()),
             ("GATEHOUSE_JWT_SECRET", self.jwt_secret.clone()),
-            ("RUST_LOG", "warn".to_owned()),
         ];
+        env.extend(variant.env());
         env.extend(extra.iter().cloned());
         Server::start(
             &name,
@@ -717,9 +999,37 @@ impl Bench {
             &env,
             &self.logs.join(format!("{name}.log")),
         )
+        .with_context(|| format!("starting Gatehouse with {}", variant.label()))
     }
 
-    /// A ceiling to measure /me on beside a Gatehouse backend, and its token.
+    /// Before anything is measured: when `access-log-off` is asked for, checks on a
+    /// throw-away SQLite database that this binary honours `GATEHOUSE_ACCESS_LOG=off` (a
+    /// binary from before the setting ignores it and would be measured with its access log
+    /// on).
+    fn check_variants(&self) -> Result<()> {
+        if !self.settings.variants.contains(&Variant::AccessLogOff) {
+            return Ok(());
+        }
+        let db = BenchDatabase::sqlite()?;
+        let server = self.start_gatehouse(
+            Backend::Sqlite,
+            &db,
+            REGISTER_COST,
+            "check",
+            Variant::AccessLogOff,
+            &[],
+        )?;
+        let lines = log_lines_per_request(&server)?;
+        server.stop()?;
+        check_variant(Variant::AccessLogOff, lines)?;
+        println!(
+            "{} takes: {lines:.2} log lines per request with it (a check on a throw-away database)",
+            Variant::AccessLogOff.label()
+        );
+        Ok(())
+    }
+
+    /// A ceiling to measure /healthz and /me on beside a Gatehouse backend, and its token.
     fn reference_ceiling(&self) -> Result<(Server, String)> {
         let ceiling = self.start_ceiling(REGISTER_COST, "reference")?;
         ceiling.register(ADMIN_EMAIL, ADMIN_PASSWORD)?;
@@ -742,17 +1052,25 @@ impl Bench {
         )
     }
 
-    /// Stops `server`, keeping its peak RSS and any WARN/ERROR lines of its log.
+    /// Stops `server`, keeping its peak RSS and any WARN/ERROR lines of its log (which is
+    /// compacted when large: see [`server::summarise_log`]).
     fn stop(server: Server, phase: &str, results: &mut ServerResults) -> Result<()> {
-        let log = server.log_text();
-        let log_path = server.log_path().display().to_string();
+        /// WARN/ERROR lines kept per log.
+        const MAX_PROBLEMS: usize = 20;
+        let log_path = server.log_path().to_owned();
         let kib = server.stop()?;
         results.rss_kib.push((phase.to_owned(), kib));
-        for line in log
-            .lines()
-            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
-        {
-            results.log_problems.push(format!("{log_path}: {line}"));
+        let summary = server::summarise_log(&log_path)?;
+        let shown = log_path.display();
+        let count = summary.problems.len();
+        for line in summary.problems.into_iter().take(MAX_PROBLEMS) {
+            results.log_problems.push(format!("{shown}: {line}"));
+        }
+        if count > MAX_PROBLEMS {
+            results.log_problems.push(format!(
+                "{shown}: … and {} more WARN/ERROR lines",
+                count - MAX_PROBLEMS
+            ));
         }
         Ok(())
     }
@@ -776,58 +1094,153 @@ impl Bench {
         Ok(())
     }
 
-    /// The scenarios every server runs at cost 12: /healthz, /me wide and narrow, logins
-    /// alone, the flood.
-    fn cost12_scenarios(
+    /// `/healthz` and `/me` with 64 connections at Gatehouse's defaults, each between two
+    /// measurements of the ceiling's (this machine's speed drifts over minutes: the mean of
+    /// the two is what the defaults are compared with), and the reference variants just
+    /// outside that pair, each on its own server started beside the default one on the
+    /// same database: `warn` before the pair, `access-log-off` after it.
+    fn beside_ceiling(
+        &mut self,
+        backend: Backend,
+        db: &BenchDatabase,
+        server: &Server,
+        token: &str,
+        size: u64,
+        results: &mut ServerResults,
+    ) -> Result<()> {
+        let who = backend.label();
+        let mut variants = Vec::new();
+        let beside: Vec<Variant> = self.settings.variants_beside().collect();
+        for variant in beside {
+            let started =
+                self.start_gatehouse(backend, db, LOGIN_COST, &format!("{size}"), variant, &[])?;
+            started.expect_ok("/api/auth/me", token)?;
+            let lines = log_lines_per_request(&started)?;
+            check_variant(variant, lines)?;
+            results.variants.insert(
+                variant.key().to_owned(),
+                VariantResults {
+                    log_lines_per_request: Some(lines),
+                    ..VariantResults::default()
+                },
+            );
+            variants.push((variant, started));
+        }
+        let (before, after) = variants.split_at(variants.len().div_ceil(2));
+        let reference = if self.settings.ceiling {
+            Some(self.reference_ceiling()?)
+        } else {
+            None
+        };
+        let wide = WIDE_CONNECTIONS;
+        for endpoint in [Wide::Healthz, Wide::Me] {
+            let what = match endpoint {
+                Wide::Healthz => "GET /healthz".to_owned(),
+                Wide::Me => format!("GET /me, {} users", group(size)),
+            };
+            let ceiling_label = match endpoint {
+                Wide::Healthz => format!("ceiling GET /healthz, c={wide} (next to it)"),
+                Wide::Me => format!("ceiling GET /me, c={wide} (next to it)"),
+            };
+            for (variant, variant_server) in before {
+                self.measure_variant(
+                    who,
+                    variant_server,
+                    token,
+                    *variant,
+                    endpoint,
+                    &what,
+                    results,
+                )?;
+            }
+            if let Some((ceiling, ceiling_token)) = &reference {
+                let wrk = self.wrk_wide(ceiling, ceiling_token, endpoint);
+                let report = self.measure(ceiling, who, &ceiling_label, wrk, results)?;
+                match endpoint {
+                    Wide::Healthz => results.ceiling_healthz.push(report),
+                    Wide::Me => results.ceiling_me.push(report),
+                }
+            }
+            let wrk = self.wrk_wide(server, token, endpoint);
+            let report = self.measure(server, who, &format!("{what}, c={wide}"), wrk, results)?;
+            match endpoint {
+                Wide::Healthz => results.healthz = Some(report),
+                Wide::Me => {
+                    results.me.insert(size, report);
+                }
+            }
+            if let Some((ceiling, ceiling_token)) = &reference {
+                let wrk = self.wrk_wide(ceiling, ceiling_token, endpoint);
+                let report = self.measure(ceiling, who, &ceiling_label, wrk, results)?;
+                match endpoint {
+                    Wide::Healthz => results.ceiling_healthz.push(report),
+                    Wide::Me => results.ceiling_me.push(report),
+                }
+            }
+            for (variant, variant_server) in after {
+                self.measure_variant(
+                    who,
+                    variant_server,
+                    token,
+                    *variant,
+                    endpoint,
+                    &what,
+                    results,
+                )?;
+            }
+        }
+        if let Some((ceiling, _)) = reference {
+            ceiling.stop()?;
+        }
+        for (variant, variant_server) in variants {
+            Self::stop(
+                variant_server,
+                &format!(
+                    "cost {LOGIN_COST}, {size} users, {}: healthz, /me",
+                    variant.label()
+                ),
+                results,
+            )?;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn measure_variant(
         &mut self,
         who: &str,
         server: &Server,
         token: &str,
-        users: Option<u64>,
+        variant: Variant,
+        endpoint: Wide,
+        what: &str,
+        results: &mut ServerResults,
+    ) -> Result<()> {
+        let wrk = self.wrk_wide(server, token, endpoint);
+        let label = format!("{what}, c={WIDE_CONNECTIONS}, {}", variant.label());
+        let report = self.measure(server, who, &label, wrk, results)?;
+        let entry = results
+            .variants
+            .entry(variant.key().to_owned())
+            .or_default();
+        match endpoint {
+            Wide::Healthz => entry.healthz = Some(report),
+            Wide::Me => entry.me = Some(report),
+        }
+        Ok(())
+    }
+
+    /// The scenarios every server runs at cost 12 after /healthz and /me: /me with 16
+    /// connections and with one, logins alone, the flood.
+    fn narrow_scenarios(
+        &mut self,
+        who: &str,
+        server: &Server,
+        token: &str,
         accounts: (u64, &str),
         results: &mut ServerResults,
     ) -> Result<()> {
-        let wide = WIDE_CONNECTIONS;
         let narrow = NARROW_CONNECTIONS;
-        let healthz = Wrk::new(
-            server.url("/healthz"),
-            WIDE_THREADS,
-            wide,
-            self.settings.duration(),
-        );
-        results.healthz = Some(self.measure(
-            server,
-            who,
-            &format!("GET /healthz, c={wide}"),
-            healthz,
-            results,
-        )?);
-        let me_label = match users {
-            Some(n) => format!("GET /me, {} users, c={wide}", group(n)),
-            None => format!("GET /me (no database), c={wide}"),
-        };
-        // Gatehouse's /me is compared with the ceiling's measured right before and right
-        // after it: this machine's speed drifts over minutes, so a ceiling figure from
-        // earlier in the run would skew the ratio.
-        let reference = match users {
-            Some(_) if self.settings.ceiling => Some(self.reference_ceiling()?),
-            _ => None,
-        };
-        let ceiling_label = format!("ceiling GET /me, c={wide} (next to it)");
-        if let Some((ceiling, ceiling_token)) = &reference {
-            let wrk = self.wrk_me(ceiling, ceiling_token, WIDE_THREADS, wide);
-            let before = self.measure(ceiling, who, &ceiling_label, wrk, results)?;
-            results.ceiling_me.push(before);
-        }
-        let wrk = self.wrk_me(server, token, WIDE_THREADS, wide);
-        let me = self.measure(server, who, &me_label, wrk, results)?;
-        results.me.insert(users.unwrap_or(0), me);
-        if let Some((ceiling, ceiling_token)) = reference {
-            let wrk = self.wrk_me(&ceiling, &ceiling_token, WIDE_THREADS, wide);
-            let after = self.measure(&ceiling, who, &ceiling_label, wrk, results)?;
-            results.ceiling_me.push(after);
-            ceiling.stop()?;
-        }
         let wrk = self.wrk_me(server, token, 1, narrow);
         results.me_narrow = Some(self.measure(
             server,
@@ -866,6 +1279,51 @@ impl Bench {
         Ok(())
     }
 
+    /// `GET /api/auth/users` with no query, as the admin: every one of the `users` users,
+    /// with 16 connections; the scenario's peak RSS comes with it.
+    fn list_all(
+        &mut self,
+        who: &str,
+        server: &Server,
+        token: &str,
+        users: u64,
+        results: &mut ServerResults,
+    ) -> Result<()> {
+        let reply = server.get("/api/auth/users", Some(token))?;
+        if reply.status != 200 {
+            bail!(
+                "{who}: GET /api/auth/users answered {}: {}",
+                reply.status,
+                reply.body.chars().take(500).collect::<String>()
+            );
+        }
+        let listed = serde_json::from_str::<Vec<serde::de::IgnoredAny>>(&reply.body)
+            .with_context(|| format!("{who}: GET /api/auth/users is not a JSON array"))?
+            .len() as u64;
+        if listed != users {
+            bail!("{who}: GET /api/auth/users listed {listed} users, not {users}");
+        }
+        results
+            .list_all_bytes
+            .insert(users, reply.body.len() as u64);
+        let wrk = Wrk::new(
+            server.url("/api/auth/users"),
+            1,
+            NARROW_CONNECTIONS,
+            self.settings.duration(),
+        )
+        .header("Authorization", &format!("Bearer {token}"))
+        .timeout(LIST_TIMEOUT);
+        let label = format!(
+            "GET /users (all {}, {}), c={NARROW_CONNECTIONS}",
+            group(users),
+            format_bytes(reply.body.len() as u64)
+        );
+        let report = self.measure(server, who, &label, wrk, results)?;
+        results.list_all.insert(users, report);
+        Ok(())
+    }
+
     fn run_gatehouse(&mut self, backend: Backend) -> Result<ServerResults> {
         let label = backend.label();
         let mut results = ServerResults::default();
@@ -877,65 +1335,98 @@ impl Bench {
             seed::insert_admin(&store, &real_hash)?;
             seed::insert_login_users(&store, &real_hash)?;
         }
-        let sizes = self.settings.users.clone();
         let (smallest, largest) = (self.settings.smallest(), self.settings.largest());
-        Self::seed(&db, smallest, &mut results, label)?;
-
-        let server = self.start_gatehouse(backend, &db, LOGIN_COST, &format!("{smallest}"), &[])?;
-        let token = server.login(ADMIN_EMAIL, ADMIN_PASSWORD)?;
-        server.expect_ok("/api/auth/me", &token)?;
-        self.cost12_scenarios(
-            label,
-            &server,
-            &token,
-            Some(smallest),
-            (seed::LOGIN_ACCOUNTS, seed::LOGIN_EMAIL_PATTERN),
-            &mut results,
-        )?;
-        if smallest == largest {
-            let wrk = self.wrk_list(&server, &token);
-            results.list =
-                Some(self.measure(&server, label, &list_label(largest), wrk, &mut results)?);
-            results.list_users = Some(largest);
-        }
-        Self::stop(
-            server,
-            &format!("cost {LOGIN_COST}, {smallest} users: healthz, /me, logins, flood"),
-            &mut results,
-        )?;
-
-        for &size in sizes.iter().skip(1) {
+        let mut admin_token: Option<String> = None;
+        // One database, grown from size to size; a server started on it at each size (the
+        // fixed JWT secret keeps the admin's token good across them).
+        for size in self.settings.sizes() {
             Self::seed(&db, size, &mut results, label)?;
-            let server = self.start_gatehouse(backend, &db, LOGIN_COST, &format!("{size}"), &[])?;
-            server.expect_ok("/api/auth/me", &token)?;
-            let wrk = self.wrk_me(&server, &token, WIDE_THREADS, WIDE_CONNECTIONS);
-            let me = self.measure(
-                &server,
-                label,
-                &format!("GET /me, {} users, c={WIDE_CONNECTIONS}", group(size)),
-                wrk,
-                &mut results,
+            let mut server = self.start_gatehouse(
+                backend,
+                &db,
+                LOGIN_COST,
+                &format!("{size}"),
+                Variant::Default,
+                &[],
             )?;
-            results.me.insert(size, me);
-            let mut phase = format!("cost {LOGIN_COST}, {size} users: /me");
+            let token = match &admin_token {
+                Some(token) => token.clone(),
+                None => admin_token
+                    .insert(server.login(ADMIN_EMAIL, ADMIN_PASSWORD)?)
+                    .clone(),
+            };
+            server.expect_ok("/api/auth/me", &token)?;
+            let mut ran: Vec<&str> = Vec::new();
+            if size == smallest {
+                let lines = log_lines_per_request(&server)?;
+                check_variant(Variant::Default, lines)?;
+                results.log_lines_per_request = Some(lines);
+                self.beside_ceiling(backend, &db, &server, &token, size, &mut results)?;
+                self.narrow_scenarios(
+                    label,
+                    &server,
+                    &token,
+                    (seed::LOGIN_ACCOUNTS, seed::LOGIN_EMAIL_PATTERN),
+                    &mut results,
+                )?;
+                ran.push("healthz, /me, logins, flood");
+            } else if self.settings.users.contains(&size) {
+                let wrk = self.wrk_me(&server, &token, WIDE_THREADS, WIDE_CONNECTIONS);
+                let me = self.measure(
+                    &server,
+                    label,
+                    &format!("GET /me, {} users, c={WIDE_CONNECTIONS}", group(size)),
+                    wrk,
+                    &mut results,
+                )?;
+                results.me.insert(size, me);
+                ran.push("/me");
+            }
             if size == largest {
                 server.expect_ok(&format!("/api/auth/users?limit={PAGE}"), &token)?;
                 let wrk = self.wrk_list(&server, &token);
                 results.list =
                     Some(self.measure(&server, label, &list_label(size), wrk, &mut results)?);
                 results.list_users = Some(size);
-                phase.push_str(", GET /users");
+                ran.push("GET /users?limit=50");
             }
-            Self::stop(server, &phase, &mut results)?;
+            if self.settings.list_users.contains(&size) {
+                if !ran.is_empty() && !self.settings.clear_refs() {
+                    // The kernel does not let us reset the peak RSS: a server of its own.
+                    Self::stop(
+                        server,
+                        &format!("cost {LOGIN_COST}, {size} users: {}", ran.join(", ")),
+                        &mut results,
+                    )?;
+                    ran.clear();
+                    server = self.start_gatehouse(
+                        backend,
+                        &db,
+                        LOGIN_COST,
+                        &format!("{size}-list"),
+                        Variant::Default,
+                        &[],
+                    )?;
+                }
+                self.list_all(label, &server, &token, size, &mut results)?;
+                ran.push("GET /users (all)");
+            }
+            Self::stop(
+                server,
+                &format!("cost {LOGIN_COST}, {size} users: {}", ran.join(", ")),
+                &mut results,
+            )?;
         }
 
         // One address registers thousands of users here: the per-address hourly limit
         // (100 by default) would turn the run into a measurement of 429s.
+        let most = self.settings.sizes().last().copied().unwrap_or(largest);
         let server = self.start_gatehouse(
             backend,
             &db,
             REGISTER_COST,
             "register",
+            Variant::Default,
             &[("GATEHOUSE_REGISTER_LIMIT_PER_HOUR", "0".to_owned())],
         )?;
         let wrk = self.wrk_register(&server);
@@ -944,22 +1435,39 @@ impl Bench {
             label,
             &format!(
                 "register at cost {REGISTER_COST}, {} users, c={NARROW_CONNECTIONS}",
-                group(largest)
+                group(most)
             ),
             wrk,
             &mut results,
         )?);
-        results.register_users = Some(largest);
+        results.register_users = Some(most);
         Self::stop(
             server,
-            &format!("cost {REGISTER_COST}, {largest}+ users: registrations"),
+            &format!("cost {REGISTER_COST}, {most}+ users: registrations"),
             &mut results,
         )?;
         drop(db);
         Ok(results)
     }
 
-    fn run_ceiling(&mut self) -> Result<ServerResults> {
+    /// The ceiling at cost 4 holding `users` users: the admin (the first, so an admin)
+    /// and `seed::seeded_email(1..users)`, registered over HTTP.
+    fn ceiling_with_users(
+        &self,
+        phase: &str,
+        users: u64,
+        results: &mut ServerResults,
+    ) -> Result<(Server, String)> {
+        let server = self.start_ceiling(REGISTER_COST, phase)?;
+        server.register(ADMIN_EMAIL, ADMIN_PASSWORD)?;
+        seed_ceiling(&server, 1, users, results)?;
+        let token = server.login(ADMIN_EMAIL, ADMIN_PASSWORD)?;
+        Ok((server, token))
+    }
+
+    /// The ceiling's scenarios; `/healthz` and `/me` at 64 connections only when `wide`
+    /// (without Gatehouse: with it, they are measured beside each backend instead).
+    fn run_ceiling(&mut self, wide: bool) -> Result<ServerResults> {
         let label = "ceiling";
         let mut results = ServerResults::default();
         println!("\n== The ceiling (no database)");
@@ -967,8 +1475,27 @@ impl Bench {
         server.register(ADMIN_EMAIL, ADMIN_PASSWORD)?;
         let token = server.login(ADMIN_EMAIL, ADMIN_PASSWORD)?;
         server.expect_ok("/api/auth/me", &token)?;
+        if wide {
+            let wrk = self.wrk_wide(&server, &token, Wide::Healthz);
+            results.healthz = Some(self.measure(
+                &server,
+                label,
+                &format!("GET /healthz, c={WIDE_CONNECTIONS}"),
+                wrk,
+                &mut results,
+            )?);
+            let wrk = self.wrk_wide(&server, &token, Wide::Me);
+            let me = self.measure(
+                &server,
+                label,
+                &format!("GET /me (no database), c={WIDE_CONNECTIONS}"),
+                wrk,
+                &mut results,
+            )?;
+            results.me.insert(0, me);
+        }
         // The ceiling has no throttle: one account, the same script.
-        self.cost12_scenarios(label, &server, &token, None, (1, ADMIN_EMAIL), &mut results)?;
+        self.narrow_scenarios(label, &server, &token, (1, ADMIN_EMAIL), &mut results)?;
         Self::stop(
             server,
             &format!("cost {LOGIN_COST}: healthz, /me, logins, flood"),
@@ -976,13 +1503,9 @@ impl Bench {
         )?;
 
         // Cost 4: a page's worth of users in memory (its /users ignores limit and returns
-        // them all), then registrations.
-        let server = self.start_ceiling(REGISTER_COST, "cost4")?;
-        server.register(ADMIN_EMAIL, ADMIN_PASSWORD)?;
-        for n in 1..PAGE {
-            server.register(&seed::seeded_email(n), ADMIN_PASSWORD)?;
-        }
-        let token = server.login(ADMIN_EMAIL, ADMIN_PASSWORD)?;
+        // them all), then as many users as Gatehouse lists unpaged, then registrations.
+        let (mut server, mut token) = self.ceiling_with_users("cost4", PAGE, &mut results)?;
+        let mut held = PAGE;
         server.expect_ok("/api/auth/users", &token)?;
         let wrk = self.wrk_list(&server, &token);
         results.list = Some(self.measure(
@@ -993,20 +1516,132 @@ impl Bench {
             &mut results,
         )?);
         results.list_users = Some(PAGE);
+        let mut ran = vec!["GET /users (50)".to_owned()];
+        for size in self.settings.list_users.clone() {
+            if self.settings.clear_refs() {
+                seed_ceiling(&server, held, size, &mut results)?;
+            } else {
+                // The peak RSS cannot be reset: a fresh ceiling, filled again.
+                Self::stop(
+                    server,
+                    &format!("cost {REGISTER_COST}: {}", ran.join(", ")),
+                    &mut results,
+                )?;
+                ran.clear();
+                (server, token) =
+                    self.ceiling_with_users(&format!("cost4-{size}"), size, &mut results)?;
+            }
+            held = size;
+            self.list_all(label, &server, &token, size, &mut results)?;
+            ran.push(format!("GET /users (all {size})"));
+        }
         let wrk = self.wrk_register(&server);
         results.register = Some(self.measure(
             &server,
             label,
-            &format!("register at cost {REGISTER_COST}, c={NARROW_CONNECTIONS}"),
+            &format!(
+                "register at cost {REGISTER_COST}, {} users, c={NARROW_CONNECTIONS}",
+                group(held)
+            ),
             wrk,
             &mut results,
         )?);
+        results.register_users = Some(held);
+        ran.push("registrations".to_owned());
         Self::stop(
             server,
-            &format!("cost {REGISTER_COST}: GET /users, registrations"),
+            &format!("cost {REGISTER_COST}: {}", ran.join(", ")),
             &mut results,
         )?;
         Ok(results)
+    }
+}
+
+/// Registers `seed::seeded_email(n)` for `n` in `from..to` on the ceiling, over HTTP from 8
+/// threads (each registration is a bcrypt hash at the ceiling's cost, 4 here: the ceiling
+/// keeps its users in memory and has no other way in).
+fn seed_ceiling(server: &Server, from: u64, to: u64, results: &mut ServerResults) -> Result<()> {
+    const THREADS: u64 = 8;
+    if from >= to {
+        return Ok(());
+    }
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                scope.spawn(move || -> Result<()> {
+                    let mut n = from + t;
+                    while n < to {
+                        server.register(&seed::seeded_email(n), ADMIN_PASSWORD)?;
+                        n += THREADS;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        workers.into_iter().try_for_each(|worker| {
+            worker
+                .join()
+                .map_err(|_| anyhow::anyhow!("a seeding thread panicked"))?
+        })
+    })
+    .context("registering the ceiling's users")?;
+    let seconds = started.elapsed().as_secs_f64();
+    results.seed_s.insert(to, seconds);
+    println!(
+        "  {:<10} registered {} users over HTTP at cost {REGISTER_COST} ({to} in all) in {seconds:.1} s",
+        "ceiling",
+        to - from
+    );
+    Ok(())
+}
+
+/// Log lines `server` writes per request: it is asked for `/healthz` [`ACCESS_PROBES`]
+/// times and its log is counted (about 1 with an access line per request).
+fn log_lines_per_request(server: &Server) -> Result<f64> {
+    server.wait_idle()?;
+    let offset = server.log_len();
+    for _ in 0..ACCESS_PROBES {
+        let reply = server.get("/healthz", None)?;
+        if reply.status != 200 {
+            bail!("GET /healthz answered {}", reply.status);
+        }
+    }
+    // Lines are written before the response goes out; a moment for a buffered writer.
+    std::thread::sleep(Duration::from_millis(200));
+    Ok(server.log_lines_since(offset)? as f64 / ACCESS_PROBES as f64)
+}
+
+/// Refuses a variant that did not take: `GATEHOUSE_ACCESS_LOG=off` on a binary that still
+/// writes a line per request (one from before the setting ignores the variable). Says so
+/// when the defaults write no access line.
+fn check_variant(variant: Variant, lines_per_request: f64) -> Result<()> {
+    match variant {
+        Variant::AccessLogOff if lines_per_request >= 0.5 => bail!(
+            "GATEHOUSE_ACCESS_LOG=off did not take: with it the server still wrote {lines_per_request:.2} \
+             log lines per request, as with its access log on (a gatehouse binary from before \
+             that setting ignores the variable). Measure this binary with --variants default,warn."
+        ),
+        Variant::Default if lines_per_request < 0.5 => {
+            println!(
+                "  note: at its defaults this server wrote {lines_per_request:.2} log lines per request \
+                 (no access line?)"
+            );
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// 1234567 → "1.2 MiB".
+fn format_bytes(bytes: u64) -> String {
+    let bytes = bytes as f64;
+    if bytes >= 1024.0 * 1024.0 {
+        format!("{:.1} MiB", bytes / 1024.0 / 1024.0)
+    } else if bytes >= 1024.0 {
+        format!("{:.0} KiB", bytes / 1024.0)
+    } else {
+        format!("{bytes:.0} B")
     }
 }
 
@@ -1113,7 +1748,8 @@ const SERVERS: [&str; 3] = ["sqlite", "postgres", "ceiling"];
 
 fn checks(results: &Results) -> Vec<Check> {
     let bound = results.bcrypt_bound.logins_per_s;
-    let ceiling_me = results.servers.get("ceiling").and_then(|c| c.me.get(&0));
+    let ceiling = results.servers.get("ceiling");
+    let ceiling_me = ceiling.and_then(|c| c.me.get(&0));
     let small = results.settings.users.first().copied().unwrap_or(100);
     let large = results.settings.users.last().copied().unwrap_or(100_000);
     let servers: Vec<(&str, &ServerResults)> = SERVERS
@@ -1121,22 +1757,41 @@ fn checks(results: &Results) -> Vec<Check> {
         .filter_map(|k| results.servers.get(*k).map(|s| (*k, s)))
         .collect();
     let gatehouse = || servers.iter().filter(|(k, _)| *k != "ceiling");
+    let wide = WIDE_CONNECTIONS;
+    let narrow = NARROW_CONNECTIONS;
     let mut checks = Vec::new();
 
     for (key, server) in gatehouse() {
-        let threshold = if *key == "sqlite" { 0.6 } else { 0.4 };
-        let me = server.me.get(&small);
+        let healthz = server.healthz.as_ref();
         // The ceiling measured next to it when there is one, else the ceiling's own run.
+        let (ceiling_rps, mut runs) = match server.ceiling_healthz_rps() {
+            Some(rps) => (Some(rps), server.ceiling_healthz.iter().map(Some).collect()),
+            None => {
+                let own = ceiling.and_then(|c| c.healthz.as_ref());
+                (own.map(|c| c.rps), vec![own])
+            }
+        };
+        runs.push(healthz);
+        checks.push(Check::new(
+            &format!("/healthz ÷ ceiling /healthz (c={wide})"),
+            key,
+            ">=",
+            0.8,
+            "×",
+            healthz.zip(ceiling_rps).map(|(h, c)| h.rps / c),
+            &runs,
+        ));
+    }
+    for (key, server) in gatehouse() {
+        let threshold = if *key == "sqlite" { 0.75 } else { 0.6 };
+        let me = server.me.get(&small);
         let (ceiling_rps, mut runs) = match server.ceiling_me_rps() {
             Some(rps) => (Some(rps), server.ceiling_me.iter().map(Some).collect()),
             None => (ceiling_me.map(|c| c.rps), vec![ceiling_me]),
         };
         runs.push(me);
         checks.push(Check::new(
-            &format!(
-                "/me, {} users ÷ ceiling /me (c={WIDE_CONNECTIONS})",
-                group(small)
-            ),
+            &format!("/me, {} users ÷ ceiling /me (c={wide})", group(small)),
             key,
             ">=",
             threshold,
@@ -1144,6 +1799,77 @@ fn checks(results: &Results) -> Vec<Check> {
             me.zip(ceiling_rps).map(|(m, c)| m.rps / c),
             &runs,
         ));
+    }
+    // One connection: SQLite reads a lone lookup inline (issue 13); the defaults must not
+    // make it slower. Within one run there is no inline-read switch to compare with, so the
+    // ratio to the ceiling's /me at one connection is checked against an earlier run's.
+    let ceiling_single = ceiling.and_then(|c| c.me_single.as_ref());
+    for (key, server) in gatehouse() {
+        let single = server.me_single.as_ref();
+        let ratio = single.zip(ceiling_single).map(|(s, c)| s.rps / c.rps);
+        checks.push(Check::info(
+            "/me c=1 ÷ ceiling /me c=1",
+            key,
+            "×",
+            ratio,
+            &[single, ceiling_single],
+        ));
+        if *key != "sqlite" {
+            continue;
+        }
+        let against = results
+            .baseline
+            .as_ref()
+            .map(|b| b.sqlite_me_single_rps / b.ceiling_me_single_rps);
+        let mut check = Check::new(
+            "/me c=1 ÷ ceiling c=1, ÷ the same in --baseline",
+            key,
+            ">=",
+            1.0,
+            "×",
+            ratio.zip(against).map(|(now, then)| now / then),
+            &[single, ceiling_single],
+        );
+        match &results.baseline {
+            None => check.note = "give --baseline RESULTS.json of the tree before".into(),
+            Some(b) if check.note.is_empty() => {
+                check.note = format!(
+                    "baseline {}: {:.3}×",
+                    b.started_at,
+                    b.sqlite_me_single_rps / b.ceiling_me_single_rps
+                );
+            }
+            Some(_) => {}
+        }
+        checks.push(check);
+    }
+    // The access log: the defaults against the same with GATEHOUSE_ACCESS_LOG=off (at most
+    // 10 % slower), and RUST_LOG=warn (what the harness used to run) for reference.
+    for (key, server) in gatehouse() {
+        for (variant, threshold) in [(Variant::AccessLogOff, Some(0.9)), (Variant::Warn, None)] {
+            let Some(other) = server.variant(variant) else {
+                continue;
+            };
+            for (what, default, theirs) in [
+                ("/healthz", server.healthz.as_ref(), other.healthz.as_ref()),
+                ("/me", server.me.get(&small), other.me.as_ref()),
+            ] {
+                let target = format!("{what} defaults ÷ {} (c={wide})", variant.label());
+                let ratio = default.zip(theirs).map(|(d, t)| d.rps / t.rps);
+                checks.push(match threshold {
+                    Some(threshold) => Check::new(
+                        &target,
+                        key,
+                        ">=",
+                        threshold,
+                        "×",
+                        ratio,
+                        &[default, theirs],
+                    ),
+                    None => Check::info(&target, key, "×", ratio, &[default, theirs]),
+                });
+            }
+        }
     }
     for (key, server) in gatehouse() {
         let (me_small, me_large) = (server.me.get(&small), server.me.get(&large));
@@ -1172,7 +1898,7 @@ fn checks(results: &Results) -> Vec<Check> {
     for (key, server) in &servers {
         let (flood_me, me_alone) = (server.flood_me.as_ref(), server.me_narrow.as_ref());
         checks.push(Check::new(
-            &format!("flood: /me ÷ /me alone (c={NARROW_CONNECTIONS} each)"),
+            &format!("flood: /me ÷ /me alone (c={narrow} each)"),
             key,
             ">=",
             0.5,
@@ -1220,9 +1946,49 @@ fn checks(results: &Results) -> Vec<Check> {
             &[list],
         ));
     }
+    // The unpaged listing: up to 2 000 users it has targets of its own (throughput beside
+    // the ceiling holding as many users, p99, peak RSS); above, a peak RSS target and the
+    // rest for context.
+    for &users in &results.settings.list_users {
+        let small_list = users <= 2_000;
+        let ceiling_list = ceiling.and_then(|c| c.list_all.get(&users));
+        let name = format!("GET /users (all {})", group(users));
+        for (key, server) in gatehouse() {
+            let list = server.list_all.get(&users);
+            let ratio = list.zip(ceiling_list).map(|(l, c)| l.rps / c.rps);
+            let target = format!("{name} ÷ ceiling (c={narrow})");
+            checks.push(if small_list {
+                Check::new(&target, key, ">=", 0.3, "×", ratio, &[list, ceiling_list])
+            } else {
+                Check::info(&target, key, "×", ratio, &[list, ceiling_list])
+            });
+        }
+        for (key, server) in &servers {
+            let list = server.list_all.get(&users);
+            let target = format!("{name} p99");
+            let p99 = list.map(|l| l.p99_ms);
+            checks.push(if small_list {
+                Check::new(&target, key, "<", 10.0, "ms", p99, &[list])
+            } else {
+                Check::info(&target, key, "ms", p99, &[list])
+            });
+        }
+        for (key, server) in &servers {
+            let peak = server.list_all.get(&users).and_then(|l| l.peak_rss_kib);
+            checks.push(Check::new(
+                &format!("{name}: peak RSS"),
+                key,
+                "<",
+                if small_list { 25.0 } else { 40.0 },
+                "MiB",
+                peak.map(|k| k as f64 / MIB),
+                &[],
+            ));
+        }
+    }
     for (key, server) in &servers {
         checks.push(Check::new(
-            "peak RSS",
+            "peak RSS (whole run)",
             key,
             "<",
             40.0,
@@ -1268,6 +2034,28 @@ fn cell(report: Option<&WrkReport>) -> String {
     }
 }
 
+/// The ceiling's measurements beside every backend (`pick` chooses which), in order.
+fn beside_ceiling(
+    results: &Results,
+    pick: impl Fn(&ServerResults) -> &Vec<WrkReport>,
+) -> Vec<WrkReport> {
+    results
+        .servers
+        .iter()
+        .filter(|(k, _)| *k != "ceiling")
+        .flat_map(|(_, s)| pick(s).iter().cloned())
+        .collect()
+}
+
+/// A listing's cell: its figures and its peak RSS.
+fn cell_with_rss(report: Option<&WrkReport>) -> String {
+    let mut text = cell(report);
+    if let Some(kib) = report.and_then(|r| r.peak_rss_kib) {
+        let _ = write!(text, ", peak RSS {:.1} MiB", kib as f64 / MIB);
+    }
+    text
+}
+
 /// The table's rows: a scenario and each server's figures.
 fn table_rows(results: &Results) -> (Vec<String>, Vec<(String, Vec<String>)>) {
     let keys: Vec<&String> = ["sqlite", "postgres", "ceiling"]
@@ -1275,39 +2063,87 @@ fn table_rows(results: &Results) -> (Vec<String>, Vec<(String, Vec<String>)>) {
         .filter_map(|k| results.servers.get_key_value(*k).map(|(k, _)| k))
         .collect();
     let header = keys.iter().map(|k| server_label(k).to_owned()).collect();
-    let row = |name: String, f: &dyn Fn(&ServerResults) -> String| {
+    let row = |name: String, f: &dyn Fn(&str, &ServerResults) -> String| {
         (
             name,
             keys.iter()
-                .map(|k| f(&results.servers[*k]))
+                .map(|k| f(k, &results.servers[*k]))
                 .collect::<Vec<_>>(),
         )
     };
+    let beside = |reports: &[WrkReport]| match mean_rps(reports) {
+        Some(rps) => {
+            let each: Vec<String> = reports.iter().map(|r| format_rate(r.rps)).collect();
+            format!("{}/s (mean of {})", format_rate(rps), each.join(" and "))
+        }
+        None => "–".into(),
+    };
+    let variants: Vec<Variant> = results.settings.variants_beside().collect();
     let wide = WIDE_CONNECTIONS;
     let narrow = NARROW_CONNECTIONS;
-    let mut rows = vec![row(format!("1. GET /healthz (c={wide})"), &|s| {
-        cell(s.healthz.as_ref())
+    let small = results.settings.smallest();
+    // The ceiling's own /healthz and /me at 64 connections are those measured beside the
+    // backends (it runs them alone only without Gatehouse).
+    let ceiling_wide = |own: Option<&WrkReport>, beside_all: &[WrkReport]| match own {
+        Some(report) => cell(Some(report)),
+        None => match mean_rps(beside_all) {
+            Some(rps) => format!(
+                "{}/s (mean of the {} beside)",
+                format_rate(rps),
+                beside_all.len()
+            ),
+            None => "–".into(),
+        },
+    };
+    let all_healthz = beside_ceiling(results, |s| &s.ceiling_healthz);
+    let all_me = beside_ceiling(results, |s| &s.ceiling_me);
+    let mut rows = vec![row(format!("1. GET /healthz (c={wide})"), &|k, s| {
+        if k == "ceiling" {
+            ceiling_wide(s.healthz.as_ref(), &all_healthz)
+        } else {
+            cell(s.healthz.as_ref())
+        }
     })];
+    rows.push(row(
+        format!("   ceiling GET /healthz beside it (c={wide})"),
+        &|_, s| beside(&s.ceiling_healthz),
+    ));
+    for &variant in &variants {
+        rows.push(row(
+            format!("   GET /healthz, {} (c={wide})", variant.label()),
+            &|_, s| cell(s.variant(variant).and_then(|v| v.healthz.as_ref())),
+        ));
+    }
     for &n in &results.settings.users {
         rows.push(row(
             format!("2. GET /me, {} users (c={wide})", group(n)),
-            &|s| cell(s.me.get(&n).or_else(|| s.me.get(&0))),
+            &|k, s| {
+                if k == "ceiling" {
+                    ceiling_wide(s.me.get(&0), &all_me)
+                } else {
+                    cell(s.me.get(&n))
+                }
+            },
         ));
     }
     rows.push(row(
         format!("   ceiling GET /me beside it (c={wide})"),
-        &|s| match s.ceiling_me_rps() {
-            Some(rps) => {
-                let each: Vec<String> = s.ceiling_me.iter().map(|r| format_rate(r.rps)).collect();
-                format!("{}/s (mean of {})", format_rate(rps), each.join(" and "))
-            }
-            None => "–".into(),
-        },
+        &|_, s| beside(&s.ceiling_me),
     ));
-    rows.push(row(format!("   GET /me alone (c={narrow})"), &|s| {
+    for &variant in &variants {
+        rows.push(row(
+            format!(
+                "   GET /me, {} users, {} (c={wide})",
+                group(small),
+                variant.label()
+            ),
+            &|_, s| cell(s.variant(variant).and_then(|v| v.me.as_ref())),
+        ));
+    }
+    rows.push(row(format!("   GET /me alone (c={narrow})"), &|_, s| {
         cell(s.me_narrow.as_ref())
     }));
-    rows.push(row("   GET /me one at a time (c=1)".into(), &|s| {
+    rows.push(row("   GET /me one at a time (c=1)".into(), &|_, s| {
         cell(s.me_single.as_ref())
     }));
     rows.push(row(
@@ -1315,27 +2151,33 @@ fn table_rows(results: &Results) -> (Vec<String>, Vec<(String, Vec<String>)>) {
             "3. login, cost {LOGIN_COST} (c={narrow}); bound {:.2}/s",
             results.bcrypt_bound.logins_per_s
         ),
-        &|s| cell(s.login.as_ref()),
+        &|_, s| cell(s.login.as_ref()),
     ));
-    rows.push(row(format!("4. flood: GET /me (c={narrow})"), &|s| {
+    rows.push(row(format!("4. flood: GET /me (c={narrow})"), &|_, s| {
         cell(s.flood_me.as_ref())
     }));
     rows.push(row(
         format!("   flood: login, cost {LOGIN_COST} (c={narrow})"),
-        &|s| cell(s.flood_login.as_ref()),
+        &|_, s| cell(s.flood_login.as_ref()),
     ));
     rows.push(row(
         format!(
             "5. GET /users?limit={PAGE}, {} users (c={narrow})",
-            group(results.settings.users.last().copied().unwrap_or(0))
+            group(results.settings.largest())
         ),
-        &|s| cell(s.list.as_ref()),
+        &|_, s| cell(s.list.as_ref()),
     ));
+    for &n in &results.settings.list_users {
+        rows.push(row(
+            format!("   GET /users (all), {} users (c={narrow})", group(n)),
+            &|_, s| cell_with_rss(s.list_all.get(&n)),
+        ));
+    }
     rows.push(row(
         format!("   register, cost {REGISTER_COST} (c={narrow})"),
-        &|s| cell(s.register.as_ref()),
+        &|_, s| cell(s.register.as_ref()),
     ));
-    rows.push(row("6. peak RSS".into(), &|s| {
+    rows.push(row("6. peak RSS (whole run)".into(), &|_, s| {
         s.peak_rss_kib()
             .map_or_else(|| "–".into(), |k| format!("{:.1} MiB", k as f64 / MIB))
     }));
@@ -1375,7 +2217,7 @@ fn text_report(results: &Results) -> String {
     for check in &results.checks {
         let _ = writeln!(
             out,
-            "  {:<50} {:<11} {:>9}  (target {:<8}) {}{}",
+            "  {:<54} {:<11} {:>10}  (target {:<9}) {}{}",
             check.target,
             server_label(&check.server),
             check.measured_text(),
@@ -1441,7 +2283,8 @@ fn write_chart(results: &Results, path: &Path) -> Result<()> {
         .servers
         .get("ceiling")
         .and_then(|c| c.me.get(&0))
-        .map(|r| r.rps);
+        .map(|r| r.rps)
+        .or_else(|| mean_rps(&beside_ceiling(results, |s| &s.ceiling_me)));
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -1495,11 +2338,35 @@ fn run(args: Args) -> Result<bool> {
          (other processes took {:.2} cores meanwhile)",
         bound.cost, bound.median_ms, bound.logins_per_s, bound.cores, bound.other_cpu_cores
     );
+    let baseline = settings
+        .baseline
+        .as_deref()
+        .map(Baseline::read)
+        .transpose()?;
+    println!(
+        "Gatehouse at its defaults (RUST_LOG unset), beside: {}; peak RSS per scenario by {}",
+        settings
+            .variants_beside()
+            .map(Variant::label)
+            .collect::<Vec<_>>()
+            .join(", "),
+        settings.peak_rss_per_scenario
+    );
+    if !settings.clear_refs() {
+        println!(
+            "NOTE: the kernel refused a reset of the peak RSS (/proc/<pid>/clear_refs): the \
+             listings run on servers started for them, other scenarios get no peak of their own"
+        );
+    }
     let with_ceiling = settings.ceiling;
     let mut bench = Bench::new(settings)?;
+    bench.check_variants()?;
     let mut servers = BTreeMap::new();
     if with_ceiling {
-        servers.insert("ceiling".to_owned(), bench.run_ceiling()?);
+        servers.insert(
+            "ceiling".to_owned(),
+            bench.run_ceiling(backends.is_empty())?,
+        );
     }
     for backend in backends {
         servers.insert(backend.key().to_owned(), bench.run_gatehouse(backend)?);
@@ -1514,6 +2381,7 @@ fn run(args: Args) -> Result<bool> {
         machine,
         bcrypt_bound: bound,
         servers,
+        baseline,
         checks: Vec::new(),
     };
     results.checks = checks(&results);
@@ -1555,7 +2423,7 @@ fn run(args: Args) -> Result<bool> {
     let (met, all) = results
         .checks
         .iter()
-        .filter(|c| !c.reference)
+        .filter(|c| c.is_target())
         .fold((0, 0), |(met, all), c| {
             (met + usize::from(c.met == Some(true)), all + 1)
         });
@@ -1590,5 +2458,89 @@ fn main() -> ExitCode {
             eprintln!("gatehouse-bench: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(args: &[&str]) -> Result<Settings> {
+        let mut all = vec!["gatehouse-bench", "--backends", "sqlite"];
+        all.extend_from_slice(args);
+        Settings::resolve(Args::try_parse_from(all)?).map(|(settings, _)| settings)
+    }
+
+    #[test]
+    fn variants_default_to_all_and_always_include_the_defaults() {
+        let all = settings(&[]).unwrap();
+        assert_eq!(all.variants, Variant::ALL);
+        assert_eq!(
+            all.variants_beside().collect::<Vec<_>>(),
+            [Variant::Warn, Variant::AccessLogOff]
+        );
+        let old_binary = settings(&["--variants", "default,warn"]).unwrap();
+        assert_eq!(old_binary.variants, [Variant::Default, Variant::Warn]);
+        let implied = settings(&["--variants", "access-log-off"]).unwrap();
+        assert_eq!(implied.variants, [Variant::Default, Variant::AccessLogOff]);
+        assert!(settings(&["--variants", "default,quiet"]).is_err());
+        assert_eq!(Variant::Warn.env(), [("RUST_LOG", "warn".to_owned())]);
+        assert_eq!(
+            Variant::AccessLogOff.env(),
+            [("GATEHOUSE_ACCESS_LOG", "off".to_owned())]
+        );
+        assert!(Variant::Default.env().is_empty());
+    }
+
+    #[test]
+    fn sizes_merge_the_me_curve_and_the_listings() {
+        let run = settings(&[]).unwrap();
+        assert_eq!(run.sizes(), [100, 1_000, 2_000, 10_000, 100_000]);
+        let quick = settings(&["--users", "100", "--list-users", "2000"]).unwrap();
+        assert_eq!(quick.sizes(), [100, 2_000]);
+        assert!(settings(&["--users", "1000", "--list-users", "500"]).is_err());
+        assert!(settings(&["--list-users", "100000,2000"]).is_err());
+        assert!(settings(&["--users", "10"]).is_err());
+    }
+
+    #[test]
+    fn reads_a_baseline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.json");
+        std::fs::write(
+            &path,
+            r#"{"started_at": "2026-12-05 17:52 UTC", "servers": {
+                "sqlite": {"me_single": {"rps": 9000.0}},
+                "ceiling": {"me_single": {"rps": 30000.0}}}}"#,
+        )
+        .unwrap();
+        let baseline = Baseline::read(&path).unwrap();
+        assert_eq!(baseline.started_at, "2026-12-05 17:52 UTC");
+        assert!((baseline.sqlite_me_single_rps - 9000.0).abs() < 1e-9);
+        assert!((baseline.ceiling_me_single_rps - 30000.0).abs() < 1e-9);
+        std::fs::write(&path, r#"{"servers": {"sqlite": {}}}"#).unwrap();
+        assert!(Baseline::read(&path).is_err());
+    }
+
+    #[test]
+    fn figures_without_a_target_are_not_counted() {
+        let info = Check::info("x", "sqlite", "×", Some(0.5), &[]);
+        assert!(!info.is_target());
+        assert_eq!(info.verdict(), "(no target)");
+        assert_eq!(info.threshold_text(), "none");
+        let target = Check::new("x", "sqlite", ">=", 0.9, "×", Some(0.95), &[]);
+        assert!(target.is_target());
+        assert_eq!(target.verdict(), "met");
+        assert_eq!(target.threshold_text(), ">= 0.90×");
+        let missing = Check::new("x", "sqlite", "<", 25.0, "MiB", None, &[]);
+        assert_eq!(missing.verdict(), "not measured");
+    }
+
+    #[test]
+    fn formats_sizes() {
+        assert_eq!(format_bytes(512), "512 B");
+        assert_eq!(format_bytes(370_000), "361 KiB");
+        assert_eq!(format_bytes(18_660_000), "17.8 MiB");
+        assert_eq!(group(100_000), "100 000");
     }
 }

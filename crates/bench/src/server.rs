@@ -1,11 +1,14 @@
 //! A server process under load: Gatehouse (`gatehouse serve`) or the ceiling, started on a
 //! free port of 127.0.0.1 with only the environment we give it, its output in a log file,
-//! and its peak resident set size read from `/proc/<pid>/status` before it stops.
+//! and its peak resident set size read from `/proc/<pid>/status`: per scenario (the
+//! high-water mark is reset through `/proc/<pid>/clear_refs` before one) and over its life.
 
 use std::fs::File;
+use std::io::{BufRead as _, BufReader, BufWriter, Read as _, Seek as _, SeekFrom, Write as _};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -24,6 +27,12 @@ pub struct Server {
     name: String,
     log: PathBuf,
     agent: ureq::Agent,
+    /// The highest `VmHWM` read before a reset of it (KiB): the life's peak is this or the
+    /// current `VmHWM`, whichever is higher.
+    peak_before_resets: AtomicU64,
+    /// No scenario has run on it yet: its `VmHWM` is the peak of the first scenario even
+    /// when the high-water mark cannot be reset.
+    fresh: AtomicBool,
 }
 
 /// A response, read whole.
@@ -77,6 +86,8 @@ impl Server {
             name: name.to_owned(),
             log: log.to_owned(),
             agent,
+            peak_before_resets: AtomicU64::new(0),
+            fresh: AtomicBool::new(true),
         };
         server.wait_healthy()?;
         Ok(server)
@@ -155,12 +166,65 @@ impl Server {
         }
     }
 
-    /// The peak resident set size so far (`VmHWM`), in KiB.
+    /// The peak resident set size since it started or since the last
+    /// [`reset_peak`](Self::reset_peak) (`VmHWM`), in KiB.
     ///
     /// # Errors
     /// When `/proc/<pid>/status` cannot be read.
     pub fn peak_rss_kib(&self) -> Result<u64> {
         peak_rss_kib(self.pid())
+    }
+
+    /// The peak resident set size over its whole life so far, resets included, in KiB.
+    ///
+    /// # Errors
+    /// When `/proc/<pid>/status` cannot be read.
+    pub fn life_peak_rss_kib(&self) -> Result<u64> {
+        Ok(self
+            .peak_rss_kib()?
+            .max(self.peak_before_resets.load(Ordering::Relaxed)))
+    }
+
+    /// Starts a scenario's peak: keeps the peak so far for
+    /// [`life_peak_rss_kib`](Self::life_peak_rss_kib), then resets the high-water mark to
+    /// the current RSS by writing `5` to `/proc/<pid>/clear_refs`. Returns whether the
+    /// `VmHWM` read after the scenario will be its peak: true when the reset worked, or when
+    /// nothing ran on this server before (its life so far is start-up and a login);
+    /// false when the kernel refused the reset on a server that already ran something.
+    ///
+    /// # Errors
+    /// When `/proc/<pid>/status` cannot be read.
+    pub fn reset_peak(&self) -> Result<bool> {
+        let fresh = self.fresh.swap(false, Ordering::Relaxed);
+        let so_far = self.peak_rss_kib()?;
+        self.peak_before_resets.fetch_max(so_far, Ordering::Relaxed);
+        Ok(reset_peak(self.pid()).is_ok() || fresh)
+    }
+
+    /// The size of its log so far, in bytes.
+    #[must_use]
+    pub fn log_len(&self) -> u64 {
+        std::fs::metadata(&self.log).map_or(0, |m| m.len())
+    }
+
+    /// Lines written to its log after byte `offset`.
+    ///
+    /// # Errors
+    /// When the log cannot be read.
+    pub fn log_lines_since(&self, offset: u64) -> Result<u64> {
+        let mut file =
+            File::open(&self.log).with_context(|| format!("opening {}", self.log.display()))?;
+        file.seek(SeekFrom::Start(offset))
+            .context("seeking in the log")?;
+        let mut buf = [0u8; 64 * 1024];
+        let mut lines = 0;
+        loop {
+            let n = file.read(&mut buf).context("reading the log")?;
+            if n == 0 {
+                return Ok(lines);
+            }
+            lines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
+        }
     }
 
     /// `GET path`, with a bearer token when given.
@@ -257,13 +321,13 @@ impl Server {
         Ok(())
     }
 
-    /// SIGTERM, then waits (SIGKILL after a while); returns the peak RSS in KiB read just
-    /// before.
+    /// SIGTERM, then waits (SIGKILL after a while); returns the peak RSS of its whole life
+    /// in KiB, read just before.
     ///
     /// # Errors
     /// When the peak RSS cannot be read or the process cannot be signalled.
     pub fn stop(mut self) -> Result<u64> {
-        let peak = self.peak_rss_kib();
+        let peak = self.life_peak_rss_kib();
         let pid = self.pid().to_string();
         let signalled = Command::new("kill")
             .args(["-TERM", &pid])
@@ -305,8 +369,11 @@ impl Drop for Server {
 fn read(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Reply> {
     let mut response = response.context("HTTP request")?;
     let status = response.status().as_u16();
+    // An unpaged listing of 100 000 users is megabytes: above ureq's 10 MB default.
     let body = response
         .body_mut()
+        .with_config()
+        .limit(1 << 30)
         .read_to_string()
         .context("reading the response body")?;
     Ok(Reply { status, body })
@@ -319,6 +386,103 @@ fn read(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Resu
 pub fn free_port() -> Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(listener.local_addr().context("the free port")?.port())
+}
+
+/// Resets the peak RSS (`VmHWM`) of process `pid` to its current RSS (Linux 4.0 and
+/// later; the caller must be allowed to ptrace it, as for its own children).
+///
+/// # Errors
+/// When the kernel refuses or the process is gone.
+pub fn reset_peak(pid: u32) -> std::io::Result<()> {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), b"5")
+}
+
+/// Whether this process may reset its children's peak RSS: it tries on itself (its own
+/// peak is not measured).
+#[must_use]
+pub fn can_reset_peaks() -> bool {
+    reset_peak(std::process::id()).is_ok()
+}
+
+/// What a server's log held, read once it stopped.
+#[derive(Debug, Default)]
+pub struct LogSummary {
+    /// Lines at WARN or ERROR, verbatim.
+    pub problems: Vec<String>,
+    /// Lines in all.
+    pub lines: u64,
+    /// Access-log lines (an INFO line with `status=`) dropped from the file.
+    pub dropped: u64,
+}
+
+/// Access-log lines kept when a log is compacted.
+const KEPT_ACCESS_LINES: u64 = 200;
+/// Logs larger than this are compacted.
+const COMPACT_ABOVE: u64 = 8 * 1024 * 1024;
+
+/// Reads a stopped server's log line by line for its WARN and ERROR lines; a log above 8 MiB
+/// (at the defaults Gatehouse writes an access line per request: hundreds of megabytes in a
+/// run) is rewritten without its access-log lines after the first 200, and a last line
+/// saying how many were dropped. Everything else is kept.
+///
+/// # Errors
+/// When the log cannot be read or rewritten.
+pub fn summarise_log(path: &Path) -> Result<LogSummary> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let compact = file.metadata().is_ok_and(|m| m.len() > COMPACT_ABOVE);
+    let tmp = path.with_extension("log.compacting");
+    let mut out = if compact {
+        Some(BufWriter::new(
+            File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
+        ))
+    } else {
+        None
+    };
+    let mut summary = LogSummary::default();
+    let mut access = 0u64;
+    let mut reader = BufReader::new(file);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader
+            .read_until(b'\n', &mut line)
+            .context("reading the log")?
+            == 0
+        {
+            break;
+        }
+        summary.lines += 1;
+        let text = String::from_utf8_lossy(&line);
+        if text.contains(" WARN ") || text.contains(" ERROR ") {
+            summary.problems.push(text.trim_end().to_owned());
+        }
+        let keep = if text.contains(" INFO ") && text.contains("status=") {
+            access += 1;
+            access <= KEPT_ACCESS_LINES
+        } else {
+            true
+        };
+        if let Some(out) = &mut out {
+            if keep {
+                out.write_all(&line).context("writing the compacted log")?;
+            } else {
+                summary.dropped += 1;
+            }
+        }
+    }
+    if let Some(mut out) = out {
+        writeln!(
+            out,
+            "gatehouse-bench: {} access-log lines after the first {KEPT_ACCESS_LINES} were dropped \
+             from this file once the server stopped ({} lines in all)",
+            summary.dropped, summary.lines
+        )
+        .context("writing the compacted log")?;
+        out.flush().context("writing the compacted log")?;
+        drop(out);
+        std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+    }
+    Ok(summary)
 }
 
 /// `VmHWM` of process `pid`, in KiB.
@@ -348,5 +512,58 @@ mod tests {
         assert_eq!(vm_hwm_kib(status), Some(23_456));
         assert_eq!(vm_hwm_kib("Name: x\n"), None);
         assert!(peak_rss_kib(std::process::id()).unwrap() > 0);
+    }
+
+    #[test]
+    fn summarises_and_compacts_a_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("small.log");
+        std::fs::write(
+            &small,
+            "2026-12-05T21:00:00Z  INFO gatehouse: listening\n\
+             2026-12-05T21:00:01Z  WARN gatehouse: slow\n\
+             2026-12-05T21:00:02Z  INFO request{}: request route=/x status=200 elapsed_ms=0.1\n",
+        )
+        .unwrap();
+        let summary = summarise_log(&small).unwrap();
+        assert_eq!((summary.lines, summary.dropped), (3, 0));
+        assert_eq!(summary.problems.len(), 1);
+        assert!(summary.problems[0].ends_with("WARN gatehouse: slow"));
+
+        let big = dir.path().join("big.log");
+        let access = "2026-12-05T21:00:02Z  INFO request{request_id=x}: gatehouse_http::observe: \
+                      request route=/api/auth/me status=200 elapsed_ms=0.1\n";
+        let mut text = String::from("2026-12-05T21:00:00Z  INFO gatehouse: listening\n");
+        let repeats = COMPACT_ABOVE as usize / access.len() + 10;
+        for _ in 0..repeats {
+            text.push_str(access);
+        }
+        text.push_str("2026-12-05T21:00:09Z ERROR gatehouse: gone\n");
+        std::fs::write(&big, &text).unwrap();
+        let summary = summarise_log(&big).unwrap();
+        assert_eq!(summary.lines, repeats as u64 + 2);
+        assert_eq!(summary.dropped, repeats as u64 - KEPT_ACCESS_LINES);
+        assert_eq!(summary.problems.len(), 1);
+        let after = std::fs::read_to_string(&big).unwrap();
+        assert_eq!(after.lines().count() as u64, KEPT_ACCESS_LINES + 3);
+        assert!(after.contains("ERROR gatehouse: gone"));
+        assert!(after
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("gatehouse-bench: "));
+    }
+
+    #[test]
+    fn resets_a_childs_peak() {
+        if !can_reset_peaks() {
+            return; // not permitted here: the harness falls back to fresh servers
+        }
+        let mut child = Command::new("sleep").arg("5").spawn().unwrap();
+        thread::sleep(Duration::from_millis(50));
+        assert!(reset_peak(child.id()).is_ok());
+        assert!(peak_rss_kib(child.id()).unwrap() > 0);
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 }

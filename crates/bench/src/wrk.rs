@@ -36,6 +36,9 @@ pub struct WrkReport {
     pub other_cpu_cores: Option<f64>,
     /// Cores' worth of CPU the server under test used meanwhile, when measured.
     pub server_cpu_cores: Option<f64>,
+    /// The server's peak resident set size during this scenario (warm-up included), KiB,
+    /// when measured (see `Server::reset_peak`).
+    pub peak_rss_kib: Option<u64>,
 }
 
 impl WrkReport {
@@ -69,6 +72,9 @@ impl WrkReport {
         );
         if let Some(cores) = self.server_cpu_cores {
             line.push_str(&format!(", server CPU {cores:.2} cores"));
+        }
+        if let Some(kib) = self.peak_rss_kib {
+            line.push_str(&format!(", peak RSS {:.1} MiB", kib as f64 / 1024.0));
         }
         if self.non_2xx > 0 {
             line.push_str(&format!(", FAILED: {} non-2xx", self.non_2xx));
@@ -280,6 +286,7 @@ pub fn parse(report: &str, connections: u32) -> Result<WrkReport> {
         socket_errors,
         other_cpu_cores: None,
         server_cpu_cores: None,
+        peak_rss_kib: None,
     })
 }
 
