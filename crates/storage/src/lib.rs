@@ -21,6 +21,7 @@ mod rows;
 mod schema;
 mod sessions;
 mod sqlite;
+mod stream;
 mod tx;
 mod url;
 
