@@ -45,7 +45,7 @@ pub use hashing::{BcryptCost, BcryptHasher, InvalidBcryptCost, PasswordHasher};
 pub use jwks::{Jwk, Jwks};
 pub use password::{InvalidPassword, Password};
 pub use ports::{
-    Page, SessionAnswer, SessionLookup, SessionReply, SessionSource, UserQuery, UserRepo,
+    Listing, Page, SessionAnswer, SessionLookup, SessionReply, SessionSource, UserQuery, UserRepo,
     UserStore, UserStoreExt,
 };
 pub use service::{

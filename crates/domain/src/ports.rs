@@ -26,13 +26,57 @@ pub struct UserQuery {
     pub offset: u64,
 }
 
-/// One page of a listing, with the number of matches across all pages.
+/// One page of a listing, with the number of matches across all pages: a listing collected
+/// whole (see [`Listing`]), for small listings and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page<T> {
     /// The items of this page.
     pub items: Vec<T>,
     /// How many items match the filters in all.
     pub total: u64,
+}
+
+impl<T> Default for Page<T> {
+    fn default() -> Self {
+        Self {
+            items: Vec::new(),
+            total: 0,
+        }
+    }
+}
+
+/// Where a listing goes as it is read, so that a long one never sits in memory whole: first
+/// how many items match the filters in all (before paging), then the page's items in order,
+/// newest first.
+///
+/// A store MUST call [`total`](Self::total) exactly once, before any item (also when no
+/// item follows), and then [`item`](Self::item) once per item of the page. An error from
+/// either stops the listing: the store reads no further and returns that error.
+pub trait Listing<T> {
+    /// How many items match the filters in all.
+    ///
+    /// # Errors
+    /// Whatever stops the listing (the reader went away, say).
+    fn total(&mut self, total: u64) -> Result<(), Error>;
+
+    /// The next item of the page.
+    ///
+    /// # Errors
+    /// Whatever stops the listing.
+    fn item(&mut self, item: T) -> Result<(), Error>;
+}
+
+/// Collects the listing whole.
+impl<T> Listing<T> for Page<T> {
+    fn total(&mut self, total: u64) -> Result<(), Error> {
+        self.total = total;
+        Ok(())
+    }
+
+    fn item(&mut self, item: T) -> Result<(), Error> {
+        self.items.push(item);
+        Ok(())
+    }
 }
 
 /// Gatehouse's tables as seen from inside one transaction: users, revoked tokens,
@@ -112,13 +156,26 @@ pub trait UserRepo {
         except: Option<UserId>,
     ) -> Result<Option<User>, Error>;
 
-    /// The users matching `query`, newest first, and how many match in all. Without an
-    /// email search, the page and its total SHOULD come from one statement (one snapshot):
-    /// the service then lists without a transaction.
+    /// The users matching `query`, newest first, handed to `into` as they are read (see
+    /// [`Listing`]): how many match in all, then each user of the page. Stores MUST keep
+    /// what they hold at once bounded (a chunk of rows, not the whole result): a listing
+    /// without a limit may be every user. Without an email search, the page and its total
+    /// SHOULD come from one statement (one snapshot): the service then lists without a
+    /// transaction, and a store that needs one to stream (a cursor) opens its own.
     ///
     /// # Errors
-    /// Store failures.
-    fn list(&mut self, query: &UserQuery) -> Result<Page<User>, Error>;
+    /// Store failures; an error of `into`, as it was returned.
+    fn each_user(&mut self, query: &UserQuery, into: &mut dyn Listing<User>) -> Result<(), Error>;
+
+    /// [`each_user`](Self::each_user) collected into a page.
+    ///
+    /// # Errors
+    /// As [`each_user`](Self::each_user).
+    fn list(&mut self, query: &UserQuery) -> Result<Page<User>, Error> {
+        let mut page = Page::default();
+        self.each_user(query, &mut page)?;
+        Ok(page)
+    }
 
     /// Writes every field of `user` but its id and creation time, and returns it as stored.
     ///
@@ -254,11 +311,26 @@ pub trait UserRepo {
     /// Store failures.
     fn append_audit(&mut self, entry: &NewAuditEntry) -> Result<(), Error>;
 
-    /// Audit entries matching `query`, newest first (descending id).
+    /// Audit entries matching `query`, newest first (descending id), handed to `into` as
+    /// they are read, with the same promises as [`each_user`](Self::each_user).
     ///
     /// # Errors
-    /// Store failures.
-    fn list_audit(&mut self, query: &AuditQuery) -> Result<Page<AuditEntry>, Error>;
+    /// Store failures; an error of `into`, as it was returned.
+    fn each_audit_entry(
+        &mut self,
+        query: &AuditQuery,
+        into: &mut dyn Listing<AuditEntry>,
+    ) -> Result<(), Error>;
+
+    /// [`each_audit_entry`](Self::each_audit_entry) collected into a page.
+    ///
+    /// # Errors
+    /// As [`each_audit_entry`](Self::each_audit_entry).
+    fn list_audit(&mut self, query: &AuditQuery) -> Result<Page<AuditEntry>, Error> {
+        let mut page = Page::default();
+        self.each_audit_entry(query, &mut page)?;
+        Ok(page)
+    }
 
     /// Deletes revocations of tokens expired before `now` and counters neither locked nor
     /// touched since `idle_before`; returns how many rows went.

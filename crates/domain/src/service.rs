@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use crate::rules;
 use crate::{
     address_key, AccessToken, AuditAction, AuditEntry, AuditQuery, CounterScope, DeviceToken,
-    Email, Error, NewAuditEntry, NewUser, Page, Password, PasswordHash, PasswordHasher,
+    Email, Error, Listing, NewAuditEntry, NewUser, Page, Password, PasswordHash, PasswordHasher,
     ThrottlePolicy, Throttled, TokenClaims, TokenService, User, UserChanges, UserId, UserQuery,
     UserRepo, UserStatus, UserStore, UserStoreExt,
 };
@@ -840,25 +840,43 @@ impl UserService {
         })
     }
 
-    /// The users matching `query`, newest first.
+    /// The users matching `query`, newest first, handed to `into` as the store reads them
+    /// (see [`Listing`]): how many match in all, then each user of the page. Nothing reaches
+    /// `into` unless the actor may administer users.
     ///
     /// # Errors
     /// [`Error::AdminRequired`] or [`Error::Unauthenticated`] for a non-admin actor; store
-    /// failures.
-    pub fn list_users(&self, actor: Actor, query: &UserQuery) -> Result<Page<User>, Error> {
-        let work = |repo: &mut dyn UserRepo| {
+    /// failures; an error of `into`, as it was returned.
+    pub fn each_user(
+        &self,
+        actor: Actor,
+        query: &UserQuery,
+        into: &mut dyn Listing<User>,
+    ) -> Result<(), Error> {
+        let mut work = |repo: &mut dyn UserRepo| {
             authorize(repo, actor)?;
-            repo.list(query)
+            repo.each_user(query, &mut *into)
         };
         if query.email_contains.is_none() {
             // Stores answer a page and its total in one statement without a search (see
-            // `UserRepo::list`); the actor's check is a read of its own. No transaction
+            // `UserRepo::each_user`); the actor's check is a read of its own. No transaction
             // needed: its BEGIN and COMMIT were two of a PostgreSQL listing's five round
             // trips.
-            self.store.read_single_with(work)
+            self.store.read_single(&mut work)
         } else {
-            self.store.read_with(work)
+            self.store.read(&mut work)
         }
+    }
+
+    /// [`each_user`](Self::each_user) collected into a page (the command line's table,
+    /// tests); a server streams with `each_user`.
+    ///
+    /// # Errors
+    /// As [`each_user`](Self::each_user).
+    pub fn list_users(&self, actor: Actor, query: &UserQuery) -> Result<Page<User>, Error> {
+        let mut page = Page::default();
+        self.each_user(actor, query, &mut page)?;
+        Ok(page)
     }
 
     /// How many users wait for approval.
@@ -886,15 +904,31 @@ impl UserService {
         })
     }
 
-    /// The audit entries matching `query`, newest first.
+    /// The audit entries matching `query`, newest first, handed to `into` as the store
+    /// reads them (see [`Listing`]), in one read transaction.
     ///
     /// # Errors
-    /// As [`list_users`](Self::list_users).
-    pub fn list_audit(&self, actor: Actor, query: &AuditQuery) -> Result<Page<AuditEntry>, Error> {
-        self.store.read_with(|repo| {
+    /// As [`each_user`](Self::each_user).
+    pub fn each_audit_entry(
+        &self,
+        actor: Actor,
+        query: &AuditQuery,
+        into: &mut dyn Listing<AuditEntry>,
+    ) -> Result<(), Error> {
+        self.store.read(&mut |repo| {
             authorize(repo, actor)?;
-            repo.list_audit(query)
+            repo.each_audit_entry(query, &mut *into)
         })
+    }
+
+    /// [`each_audit_entry`](Self::each_audit_entry) collected into a page (tests).
+    ///
+    /// # Errors
+    /// As [`each_user`](Self::each_user).
+    pub fn list_audit(&self, actor: Actor, query: &AuditQuery) -> Result<Page<AuditEntry>, Error> {
+        let mut page = Page::default();
+        self.each_audit_entry(actor, query, &mut page)?;
+        Ok(page)
     }
 
     /// Changes a user's email, admin flag or status, keeping an active admin in place.

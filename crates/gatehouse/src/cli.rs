@@ -15,14 +15,14 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 use anyhow::Context;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use gatehouse_domain::{
-    Actor, Email, NewUserRequest, Origin, Password, User, UserChanges, UserId, UserKey, UserQuery,
+    Actor, Email, Listing, NewUserRequest, Origin, Password, User, UserChanges, UserKey, UserQuery,
     UserService, UserStatus,
 };
+use gatehouse_http::{Rfc3339, UserPublic};
 use gatehouse_storage::{BackupError, DatabaseUrl};
-use serde::Serialize;
 
 use crate::config::Config;
 use crate::startup;
@@ -164,11 +164,11 @@ pub fn users(config: &Config, command: UsersCommand) -> anyhow::Result<()> {
                 status,
                 ..UserQuery::default()
             };
-            let users = service.list_users(Actor::Operator, &query)?.items;
             if json {
-                let shown: Vec<UserJson> = users.iter().map(UserJson::from).collect();
-                print_json(out, &shown)
+                print_json_array(out, &service, &query)
             } else {
+                // A table needs every row for its column widths.
+                let users = service.list_users(Actor::Operator, &query)?.items;
                 print_table(out, &users)
             }
         }
@@ -357,34 +357,8 @@ fn read_password(input: &mut impl BufRead) -> anyhow::Result<Password> {
     Ok(Password::parse(password)?)
 }
 
-/// A user as the HTTP API shows it (`UserPublic`): the same fields, in the same order.
-#[derive(Debug, Serialize)]
-struct UserJson<'a> {
-    id: i64,
-    email: &'a str,
-    is_admin: bool,
-    status: &'static str,
-    created_at: String,
-    approved_at: Option<String>,
-    approved_by: Option<i64>,
-}
-
 fn timestamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-impl<'a> From<&'a User> for UserJson<'a> {
-    fn from(user: &'a User) -> Self {
-        Self {
-            id: user.id.get(),
-            email: user.email.as_str(),
-            is_admin: user.is_admin,
-            status: user.status.as_str(),
-            created_at: timestamp(user.created_at),
-            approved_at: user.approved_at.map(timestamp),
-            approved_by: user.approved_by.map(UserId::get),
-        }
-    }
+    Rfc3339::new(at).to_string()
 }
 
 /// `user 3 bob@example.com (approved, admin)`.
@@ -400,15 +374,74 @@ fn describe(user: &User) -> String {
 
 fn report(out: &mut impl Write, json: bool, user: &User, line: &str) -> anyhow::Result<()> {
     if json {
-        print_json(out, &UserJson::from(user))
+        serde_json::to_writer(&mut *out, &UserPublic::from(user)).context("writing JSON")?;
+        writeln!(out).context("writing to standard output")
     } else {
         writeln!(out, "{line}").context("writing to standard output")
     }
 }
 
-fn print_json(out: &mut impl Write, value: &impl Serialize) -> anyhow::Result<()> {
-    serde_json::to_writer(&mut *out, value).context("writing JSON")?;
-    writeln!(out).context("writing to standard output")
+/// Prints the users `query` lists as one JSON array (the HTTP API's `UserPublic`s, byte for
+/// byte as `GET /users` writes them) and a line end, each user as the store reads it: a
+/// list of any length is never held whole. A failure half-way (the database, a closed
+/// pipe) leaves the array unfinished on standard output and exits 1.
+fn print_json_array(
+    out: &mut impl Write,
+    service: &UserService,
+    query: &UserQuery,
+) -> anyhow::Result<()> {
+    let mut array = JsonArray {
+        out: std::io::BufWriter::with_capacity(64 * 1024, out),
+        items: 0,
+        failed: None,
+    };
+    let listed = service.each_user(Actor::Operator, query, &mut array);
+    if let Some(error) = array.failed.take() {
+        return Err(anyhow::Error::new(error).context("writing to standard output"));
+    }
+    listed?;
+    array
+        .out
+        .write_all(b"]\n")
+        .context("writing to standard output")?;
+    array.out.flush().context("writing to standard output")
+}
+
+/// Writes a listing to `out` as a JSON array, without its closing `]`.
+struct JsonArray<W: Write> {
+    out: W,
+    items: u64,
+    /// Why writing failed (the listing stops at once).
+    failed: Option<std::io::Error>,
+}
+
+impl<W: Write> JsonArray<W> {
+    fn written(&mut self, outcome: std::io::Result<()>) -> Result<(), gatehouse_domain::Error> {
+        outcome.map_err(|e| {
+            self.failed = Some(e);
+            gatehouse_domain::Error::internal("printing a listing", "standard output failed")
+        })
+    }
+}
+
+impl<W: Write> Listing<User> for JsonArray<W> {
+    fn total(&mut self, _total: u64) -> Result<(), gatehouse_domain::Error> {
+        let outcome = self.out.write_all(b"[");
+        self.written(outcome)
+    }
+
+    fn item(&mut self, user: User) -> Result<(), gatehouse_domain::Error> {
+        let mut outcome = Ok(());
+        if self.items > 0 {
+            outcome = self.out.write_all(b",");
+        }
+        self.items += 1;
+        if outcome.is_ok() {
+            outcome = serde_json::to_writer(&mut self.out, &UserPublic::from(&user))
+                .map_err(std::io::Error::from);
+        }
+        self.written(outcome)
+    }
 }
 
 /// An aligned table, one user a row.

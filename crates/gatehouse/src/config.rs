@@ -63,7 +63,9 @@ pub struct Config {
     #[serde(rename = "database_connect_timeout", deserialize_with = "timeout")]
     pub connect_timeout: Duration,
     /// `GATEHOUSE_BODY_TIMEOUT`: how long a request body may take to arrive after the
-    /// request's head before the request is answered 408 and the connection closed.
+    /// request's head before the request is answered 408 and the connection closed; and how
+    /// long a streamed listing waits for a client that stopped reading before it is cut
+    /// short and its database connection released.
     #[serde(deserialize_with = "timeout")]
     pub body_timeout: Duration,
     /// `GATEHOUSE_MAX_CONNECTIONS`: open connections per instance; more wait to be accepted.

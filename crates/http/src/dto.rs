@@ -1,11 +1,11 @@
 //! JSON shapes of the API: requests are parsed into domain types here, at the edge;
 //! responses are built from domain types by hand.
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use gatehouse_domain::{AccessToken, AuditEntry, LoginSuccess, User, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::rfc3339::Rfc3339;
 use crate::schemas::{
     AuditActionName, Count, EmailInput, GrantType, NewPassword, Timestamp, UserIdSchema,
     UserStatusName,
@@ -144,14 +144,16 @@ pub(crate) struct ListAuditParams {
     pub target_id: Option<String>,
 }
 
+// Borrows from the entry: a listing writes one per row. (The doc comment is the OpenAPI
+// schema's description.)
 /// An audit entry as admins see it.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = AuditEntry)]
-pub(crate) struct AuditEntryPublic {
+pub(crate) struct AuditEntryPublic<'a> {
     #[schema(minimum = 1)]
     id: i64,
     #[schema(value_type = Timestamp)]
-    at: String,
+    at: Rfc3339,
     #[schema(value_type = AuditActionName)]
     action: &'static str,
     /// Who did it; `null` for anonymous events and the command line.
@@ -161,22 +163,31 @@ pub(crate) struct AuditEntryPublic {
     #[schema(value_type = Option<UserIdSchema>)]
     target_id: Option<i64>,
     /// The client address.
-    address: Option<String>,
+    #[schema(value_type = Option<String>)]
+    address: Option<&'a str>,
     /// A short note, never a secret (`pending -> approved`, `wrong password`, `cli`, ...).
-    detail: Option<String>,
+    #[schema(value_type = Option<String>)]
+    detail: Option<&'a str>,
 }
 
-impl From<&AuditEntry> for AuditEntryPublic {
-    fn from(entry: &AuditEntry) -> Self {
+impl<'a> From<&'a AuditEntry> for AuditEntryPublic<'a> {
+    fn from(entry: &'a AuditEntry) -> Self {
         Self {
             id: entry.id,
-            at: timestamp(entry.entry.at),
+            at: Rfc3339::new(entry.entry.at),
             action: entry.entry.action.as_str(),
             actor_id: entry.entry.actor_id.map(UserId::get),
             target_id: entry.entry.target_id.map(UserId::get),
-            address: entry.entry.address.clone(),
-            detail: entry.entry.detail.clone(),
+            address: entry.entry.address.as_deref(),
+            detail: entry.entry.detail.as_deref(),
         }
+    }
+}
+
+impl AuditEntryPublic<'_> {
+    /// Appends `entry`'s JSON to `out` (an item of a streamed listing).
+    pub(crate) fn write(out: &mut Vec<u8>, entry: AuditEntry) -> serde_json::Result<()> {
+        serde_json::to_writer(out, &AuditEntryPublic::from(&entry))
     }
 }
 
@@ -202,46 +213,51 @@ pub(crate) struct ListUsersParams {
     pub q: Option<String>,
 }
 
+// Borrows from the user: a listing writes one per row; the command line prints the same.
+// (The doc comment is the OpenAPI schema's description.)
 /// A user as clients see it: everything but the password hash and token version.
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct UserPublic {
+pub struct UserPublic<'a> {
     #[schema(value_type = UserIdSchema)]
     id: i64,
     /// As stored: trimmed, NFKC-normalised and lower-cased, at most 254 bytes (see
     /// `EmailInput`; accounts from before NFKC may keep their older spelling). No
     /// `format`: the server's rules count label lengths in characters, so an address it
     /// accepts may fail a strict `idn-email` check.
-    #[schema(max_length = 254)]
-    email: String,
+    #[schema(value_type = String, max_length = 254)]
+    email: &'a str,
     is_admin: bool,
     #[schema(value_type = UserStatusName)]
     status: &'static str,
     #[schema(value_type = Timestamp)]
-    created_at: String,
+    created_at: Rfc3339,
     /// When the user was first approved; `null` until then.
     #[schema(value_type = Option<Timestamp>)]
-    approved_at: Option<String>,
+    approved_at: Option<Rfc3339>,
     /// The admin who first approved the user; `null` for the first user, for approvals at
     /// the command line, and once that admin is deleted.
     #[schema(value_type = Option<UserIdSchema>)]
     approved_by: Option<i64>,
 }
 
-fn timestamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-impl From<&User> for UserPublic {
-    fn from(user: &User) -> Self {
+impl<'a> From<&'a User> for UserPublic<'a> {
+    fn from(user: &'a User) -> Self {
         Self {
             id: user.id.get(),
-            email: user.email.as_str().to_owned(),
+            email: user.email.as_str(),
             is_admin: user.is_admin,
             status: user.status.as_str(),
-            created_at: timestamp(user.created_at),
-            approved_at: user.approved_at.map(timestamp),
+            created_at: Rfc3339::new(user.created_at),
+            approved_at: user.approved_at.map(Rfc3339::new),
             approved_by: user.approved_by.map(UserId::get),
         }
+    }
+}
+
+impl UserPublic<'_> {
+    /// Appends `user`'s JSON to `out` (an item of a streamed listing).
+    pub(crate) fn write(out: &mut Vec<u8>, user: User) -> serde_json::Result<()> {
+        serde_json::to_writer(out, &UserPublic::from(&user))
     }
 }
 

@@ -187,7 +187,7 @@ impl ApiError {
 }
 
 /// An error and its causes, one after another, for a log line.
-fn chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
     let mut out = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -4,8 +4,8 @@
 use actix_web::http::header::ContentType;
 use actix_web::{web, HttpRequest, HttpResponse};
 use gatehouse_domain::{
-    Actor, AuditAction, AuditQuery, Email, InvalidEmail, InvalidPassword, NewUserRequest, Origin,
-    Page, Password, UserChanges, UserId, UserQuery, UserStatus,
+    Actor, AuditAction, AuditEntry, AuditQuery, Email, InvalidEmail, InvalidPassword, Listing,
+    NewUserRequest, Origin, Password, User, UserChanges, UserId, UserQuery, UserStatus,
 };
 
 use crate::dto::{
@@ -352,17 +352,6 @@ fn number(problems: &mut Problems, field: &str, raw: Option<String>) -> Option<u
         .flatten()
 }
 
-/// A page of a listing as JSON, with the number of matches in `X-Total-Count`.
-fn paged<'a, T, D: serde::Serialize>(
-    page: &'a Page<T>,
-    to_dto: impl Fn(&'a T) -> D,
-) -> HttpResponse {
-    let body: Vec<D> = page.items.iter().map(to_dto).collect();
-    HttpResponse::Ok()
-        .insert_header(("X-Total-Count", page.total))
-        .json(body)
-}
-
 fn list_query(params: ListUsersParams) -> Result<UserQuery> {
     let mut problems = Problems::default();
     let limit = number(&mut problems, "limit", params.limit);
@@ -415,10 +404,11 @@ pub(crate) async fn list_users(
 ) -> Result<HttpResponse> {
     let query = list_query(query.into_inner()?)?;
     let users = state.users.clone();
-    let page = state
-        .blocking(move || users.list_users(Actor::User(admin.id), &query))
-        .await?;
-    Ok(paged(&page, UserPublic::from))
+    state
+        .stream_listing(UserPublic::write, move |into: &mut dyn Listing<User>| {
+            users.each_user(Actor::User(admin.id), &query, into)
+        })
+        .await
 }
 
 fn audit_query(params: ListAuditParams) -> Result<AuditQuery> {
@@ -470,10 +460,14 @@ pub(crate) async fn list_audit(
 ) -> Result<HttpResponse> {
     let query = audit_query(query.into_inner()?)?;
     let users = state.users.clone();
-    let page = state
-        .blocking(move || users.list_audit(Actor::User(admin.id), &query))
-        .await?;
-    Ok(paged(&page, AuditEntryPublic::from))
+    state
+        .stream_listing(
+            AuditEntryPublic::write,
+            move |into: &mut dyn Listing<AuditEntry>| {
+                users.each_audit_entry(Actor::User(admin.id), &query, into)
+            },
+        )
+        .await
 }
 
 #[utoipa::path(

@@ -13,8 +13,10 @@ mod error;
 mod extract;
 mod handlers;
 mod hashing;
+mod listing;
 mod observe;
 mod openapi;
+mod rfc3339;
 mod routes;
 mod schemas;
 
@@ -28,10 +30,12 @@ use gatehouse_domain::UserService;
 pub use assets::CONSOLE_CSP;
 pub use body_timeout::DEFAULT_BODY_TIMEOUT;
 pub use client::TrustedProxies;
+pub use dto::UserPublic;
 pub use error::{ApiError, FieldError};
 pub use extract::{AdminUser, CurrentUser};
 pub use hashing::{HashingPool, HashingTicket, DEFAULT_HASHING_NICE};
 pub use observe::{sane_request_id, Metrics, MetricsToken, REQUEST_ID};
+pub use rfc3339::Rfc3339;
 pub use routes::{paths, Endpoint, Verb, ENDPOINTS};
 
 #[cfg(feature = "testing")]

@@ -4,11 +4,12 @@
 //! the default) or PostgreSQL (for several instances on one database) — runs the embedded
 //! migrations and returns a pooled store implementing [`gatehouse_domain::UserStore`]. The
 //! repository is written once over `diesel::MultiConnection`; only how a transaction begins
-//! differs per backend (see `tx.rs`):
+//! (see `tx.rs`) and how a long listing is read (see `stream.rs`) differ per backend:
 //! - SQLite: WAL, a busy timeout, foreign keys, `synchronous=FULL` (a committed write
 //!   survives a crash), and `BEGIN IMMEDIATE` for every write so writers are serialized;
+//!   listings step through their statement;
 //! - PostgreSQL: SERIALIZABLE writes retried on serialization failures, and migrations under
-//!   an advisory lock.
+//!   an advisory lock; long listings read through a cursor.
 
 mod backfill;
 mod backup;
@@ -21,6 +22,7 @@ mod rows;
 mod schema;
 mod sessions;
 mod sqlite;
+mod stream;
 mod tx;
 mod url;
 

@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use gatehouse_domain::{
-    AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, NewAuditEntry,
-    NewUser, Page, User, UserId, UserQuery, UserRepo, UserStatus,
+    AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, Listing,
+    NewAuditEntry, NewUser, User, UserId, UserQuery, UserRepo, UserStatus,
 };
 
 use crate::conn::AnyConnection;
@@ -13,6 +13,7 @@ use crate::rows::{AuditRow, CounterRow, NewUserRow, UserChangeset, UserRow, USER
 use crate::schema::{
     audit_log, device_tokens, revoked_tokens, throttle_counters, user_tallies, users,
 };
+use crate::stream::each_row;
 use crate::{Backend, Conn};
 
 /// The repository as seen from inside one transaction on `conn`.
@@ -129,63 +130,73 @@ fn page_bounds(limit: Option<u64>, offset: u64) -> Option<(i64, i64)> {
     })
 }
 
+/// The SQL type of a [`UserRow`] as selected.
+type UserRowSql = diesel::dsl::SqlTypeOf<diesel::dsl::AsSelect<UserRow, Backend>>;
+
+/// Users matching `query` (which has no email search), newest first within `bounds`, each
+/// row carrying how many users match in all, summed from the tallies the triggers keep (a
+/// few rows, where counting the users reads them all: 100 000 rows took ~10 ms of
+/// PostgreSQL's time a page). One statement, so one snapshot for page and total.
+fn tallied(
+    query: &UserQuery,
+    bounds: Option<(i64, i64)>,
+) -> users::BoxedQuery<'static, Backend, (UserRowSql, diesel::sql_types::BigInt)> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::{BigInt, Bool, Nullable, Text};
+
+    let status = query.status.map(|s| s.as_str());
+    let total =
+        sql::<BigInt>("(SELECT CAST(COALESCE(SUM(t.n), 0) AS BIGINT) FROM user_tallies t WHERE (")
+            .bind::<Nullable<Text>, _>(status)
+            .sql(" IS NULL OR t.status = ")
+            .bind::<Nullable<Text>, _>(status)
+            .sql(") AND (")
+            .bind::<Nullable<Bool>, _>(query.is_admin)
+            .sql(" IS NULL OR t.is_admin = ")
+            .bind::<Nullable<Bool>, _>(query.is_admin)
+            .sql("))");
+    let mut select = filtered(query, Search::Like)
+        .select((UserRow::as_select(), total))
+        .order(users::id.desc());
+    if let Some((limit, offset)) = bounds {
+        select = select.limit(limit).offset(offset);
+    }
+    select
+}
+
 impl SqlUserRepo<'_> {
-    /// Users matching `query` (which has no email search), newest first within `bounds`,
-    /// each row carrying how many users match in all, summed from the tallies the triggers
-    /// keep (a few rows, where counting the users reads them all: 100 000 rows took ~10 ms
-    /// of PostgreSQL's time a page). One statement, so one snapshot for page and total.
-    fn page_with_total(
+    /// A listing without an email search: the page, its total coming with the first row
+    /// (one statement, so the service lists without an explicit transaction). An empty
+    /// page (past the end, or `limit=0`) takes its total from the first match instead; no
+    /// match at all means none.
+    fn each_tallied(
         &mut self,
         query: &UserQuery,
-        bounds: Option<(i64, i64)>,
-    ) -> Result<Vec<(UserRow, i64)>, Error> {
-        use diesel::dsl::sql;
-        use diesel::sql_types::{BigInt, Bool, Nullable, Text};
-
-        let status = query.status.map(|s| s.as_str());
-        let total = sql::<BigInt>(
-            "(SELECT CAST(COALESCE(SUM(t.n), 0) AS BIGINT) FROM user_tallies t WHERE (",
-        )
-        .bind::<Nullable<Text>, _>(status)
-        .sql(" IS NULL OR t.status = ")
-        .bind::<Nullable<Text>, _>(status)
-        .sql(") AND (")
-        .bind::<Nullable<Bool>, _>(query.is_admin)
-        .sql(" IS NULL OR t.is_admin = ")
-        .bind::<Nullable<Bool>, _>(query.is_admin)
-        .sql("))");
-        let mut select = filtered(query, Search::Like)
-            .select((UserRow::as_select(), total))
-            .order(users::id.desc());
-        if let Some((limit, offset)) = bounds {
-            select = select.limit(limit).offset(offset);
+        into: &mut dyn Listing<User>,
+    ) -> Result<(), Error> {
+        let mut told = false;
+        if query.limit != Some(0) {
+            let statement = tallied(query, page_bounds(query.limit, query.offset));
+            each_row(self.conn, statement, query.limit, &mut |(row, total): (
+                UserRow,
+                i64,
+            )| {
+                if !told {
+                    into.total(count(total))?;
+                    told = true;
+                }
+                into.item(to_user(row)?)
+            })?;
         }
-        select.load(self.conn).map_err(from_diesel)
-    }
-
-    /// A page without an email search and its total, in one statement (listings then run
-    /// without an explicit transaction). An empty page (past the end, or `limit=0`) takes
-    /// its total from the first match instead; no match at all means none.
-    fn list_with_tallied_total(&mut self, query: &UserQuery) -> Result<Page<User>, Error> {
-        let rows = if query.limit == Some(0) {
-            Vec::new()
-        } else {
-            self.page_with_total(query, page_bounds(query.limit, query.offset))?
-        };
-        let total = match rows.first() {
-            Some((_, total)) => *total,
-            None => self
-                .page_with_total(query, Some((1, 0)))?
+        if !told {
+            let total = tallied(query, Some((1, 0)))
+                .load::<(UserRow, i64)>(self.conn)
+                .map_err(from_diesel)?
                 .first()
-                .map_or(0, |(_, total)| *total),
-        };
-        Ok(Page {
-            items: rows
-                .into_iter()
-                .map(|(row, _)| to_user(row))
-                .collect::<Result<_, _>>()?,
-            total: count(total),
-        })
+                .map_or(0, |(_, total)| *total);
+            into.total(count(total))?;
+        }
+        Ok(())
     }
 
     /// Folds the tallies into one row per status and role (dropping groups that sum to
@@ -344,41 +355,35 @@ impl UserRepo for SqlUserRepo<'_> {
             .transpose()
     }
 
-    fn list(&mut self, query: &UserQuery) -> Result<Page<User>, Error> {
+    fn each_user(&mut self, query: &UserQuery, into: &mut dyn Listing<User>) -> Result<(), Error> {
         if query
             .email_contains
             .as_deref()
             .is_some_and(|needle| needle.contains('\0'))
         {
             // No email holds a NUL (and PostgreSQL cannot even compare text with one).
-            return Ok(Page {
-                items: Vec::new(),
-                total: 0,
-            });
+            return into.total(0);
         }
         if query.email_contains.is_none() {
-            return self.list_with_tallied_total(query);
+            return self.each_tallied(query, into);
         }
         let search = self.search_for(query)?;
         let total = filtered(query, search)
             .count()
             .get_result::<i64>(self.conn)
             .map_err(from_diesel)?;
+        into.total(count(total))?;
+        if query.limit == Some(0) {
+            return Ok(());
+        }
         let mut select = filtered(query, search)
             .select(UserRow::as_select())
             .order(users::id.desc());
         if let Some((limit, offset)) = page_bounds(query.limit, query.offset) {
             select = select.limit(limit).offset(offset);
         }
-        let items = select
-            .load(self.conn)
-            .map_err(from_diesel)?
-            .into_iter()
-            .map(to_user)
-            .collect::<Result<_, _>>()?;
-        Ok(Page {
-            items,
-            total: count(total),
+        each_row(self.conn, select, query.limit, &mut |row: UserRow| {
+            into.item(to_user(row)?)
         })
     }
 
@@ -629,11 +634,19 @@ impl UserRepo for SqlUserRepo<'_> {
             .map_err(from_diesel)
     }
 
-    fn list_audit(&mut self, query: &AuditQuery) -> Result<Page<AuditEntry>, Error> {
+    fn each_audit_entry(
+        &mut self,
+        query: &AuditQuery,
+        into: &mut dyn Listing<AuditEntry>,
+    ) -> Result<(), Error> {
         let total = audit_filtered(query)
             .count()
             .get_result::<i64>(self.conn)
             .map_err(from_diesel)?;
+        into.total(count(total))?;
+        if query.limit == Some(0) {
+            return Ok(());
+        }
         let mut select = audit_filtered(query)
             .select((
                 audit_log::id,
@@ -648,15 +661,8 @@ impl UserRepo for SqlUserRepo<'_> {
         if let Some((limit, offset)) = page_bounds(query.limit, query.offset) {
             select = select.limit(limit).offset(offset);
         }
-        let items = select
-            .load::<AuditRow>(self.conn)
-            .map_err(from_diesel)?
-            .into_iter()
-            .map(AuditEntry::try_from)
-            .collect::<Result<_, _>>()?;
-        Ok(Page {
-            items,
-            total: count(total),
+        each_row(self.conn, select, query.limit, &mut |row: AuditRow| {
+            into.item(AuditEntry::try_from(row)?)
         })
     }
 

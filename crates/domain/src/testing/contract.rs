@@ -6,8 +6,9 @@
 use chrono::Duration;
 
 use crate::{
-    AuditAction, AuditQuery, Counter, CounterScope, Email, Error, NewAuditEntry, NewUser,
-    PasswordHash, User, UserId, UserQuery, UserStatus, UserStore, UserStoreExt,
+    AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, Listing,
+    NewAuditEntry, NewUser, PasswordHash, User, UserId, UserQuery, UserStatus, UserStore,
+    UserStoreExt,
 };
 
 /// Expands to one `#[test]` per contract check, each on a store built by `$make`: an
@@ -35,6 +36,9 @@ macro_rules! user_store_contract_tests {
             list_pages_and_totals,
             list_substring_is_literal,
             list_substring_follows_changes,
+            listings_hand_over_the_total_first_then_each_item,
+            listings_stop_at_their_readers_first_error,
+            listings_outside_a_transaction_stream_too,
             update_writes_every_field,
             update_refuses_taken_email,
             look_alike_emails_are_found_by_skeleton,
@@ -311,6 +315,210 @@ pub fn list_pages_and_totals(store: &dyn UserStore) {
     assert_eq!(page(Some(2), 10).total, 5);
     assert!(page(Some(0), 0).items.is_empty());
     assert_eq!(page(None, 3).items.len(), 2);
+}
+
+/// What a listing handed its reader, call by call.
+#[derive(Debug, Default)]
+struct Recorded {
+    calls: Vec<String>,
+    /// Fail the call after this many items with [`Error::Overloaded`] (a variant no store
+    /// reports from a read, so it can only have come from here).
+    fail_after: Option<usize>,
+    items: usize,
+}
+
+impl Recorded {
+    fn failing_after(items: usize) -> Self {
+        Self {
+            fail_after: Some(items),
+            ..Self::default()
+        }
+    }
+
+    fn note(&mut self, call: String) -> Result<(), Error> {
+        self.calls.push(call);
+        Ok(())
+    }
+}
+
+impl Listing<User> for Recorded {
+    fn total(&mut self, total: u64) -> Result<(), Error> {
+        self.note(format!("total {total}"))
+    }
+
+    fn item(&mut self, user: User) -> Result<(), Error> {
+        if self.fail_after == Some(self.items) {
+            return Err(Error::Overloaded);
+        }
+        self.items += 1;
+        self.note(user.email.as_str().to_owned())
+    }
+}
+
+impl Listing<AuditEntry> for Recorded {
+    fn total(&mut self, total: u64) -> Result<(), Error> {
+        self.note(format!("total {total}"))
+    }
+
+    fn item(&mut self, entry: AuditEntry) -> Result<(), Error> {
+        if self.fail_after == Some(self.items) {
+            return Err(Error::Overloaded);
+        }
+        self.items += 1;
+        self.note(entry.entry.action.as_str().to_owned())
+    }
+}
+
+fn recorded_users(store: &dyn UserStore, query: &UserQuery) -> Vec<String> {
+    let mut recorded = Recorded::default();
+    store
+        .read(&mut |repo| repo.each_user(query, &mut recorded))
+        .expect("each_user");
+    recorded.calls
+}
+
+/// A listing hands its reader the total first, exactly once (also when no item follows:
+/// past the end, `limit=0`, nothing matching, with and without a search), then each item
+/// of the page in order; the audit log's listing the same.
+pub fn listings_hand_over_the_total_first_then_each_item(store: &dyn UserStore) {
+    for i in 0..4 {
+        let mut user = new_user(&format!("u{i}@example.com"));
+        if i % 2 == 1 {
+            user.status = UserStatus::Approved;
+        }
+        insert(store, user);
+    }
+    let query = |limit: Option<u64>, offset: u64| UserQuery {
+        limit,
+        offset,
+        ..UserQuery::default()
+    };
+    let calls = |query: UserQuery| recorded_users(store, &query);
+    assert_eq!(
+        calls(query(None, 0)),
+        [
+            "total 4",
+            "u3@example.com",
+            "u2@example.com",
+            "u1@example.com",
+            "u0@example.com"
+        ]
+    );
+    assert_eq!(
+        calls(query(Some(2), 1)),
+        ["total 4", "u2@example.com", "u1@example.com"]
+    );
+    assert_eq!(calls(query(None, 4)), ["total 4"]);
+    assert_eq!(calls(query(Some(0), 0)), ["total 4"]);
+    let approved = UserQuery {
+        status: Some(UserStatus::Approved),
+        ..query(None, 1)
+    };
+    assert_eq!(calls(approved), ["total 2", "u1@example.com"]);
+    let searched = UserQuery {
+        email_contains: Some("U2@".into()),
+        ..query(None, 0)
+    };
+    assert_eq!(calls(searched), ["total 1", "u2@example.com"]);
+    let nobody = UserQuery {
+        email_contains: Some("nobody".into()),
+        ..query(None, 0)
+    };
+    assert_eq!(calls(nobody), ["total 0"]);
+    let none_disabled = UserQuery {
+        status: Some(UserStatus::Disabled),
+        ..query(None, 0)
+    };
+    assert_eq!(calls(none_disabled), ["total 0"]);
+
+    for action in [AuditAction::UserRegistered, AuditAction::UserApproved] {
+        let e = entry(action, None, None);
+        store
+            .write_with(|repo| repo.append_audit(&e))
+            .expect("append");
+    }
+    let audit = |query: AuditQuery| {
+        let mut recorded = Recorded::default();
+        store
+            .read(&mut |repo| repo.each_audit_entry(&query, &mut recorded))
+            .expect("each_audit_entry");
+        recorded.calls
+    };
+    assert_eq!(
+        audit(AuditQuery::default()),
+        ["total 2", "user_approved", "user_registered"]
+    );
+    assert_eq!(
+        audit(AuditQuery {
+            offset: 5,
+            ..AuditQuery::default()
+        }),
+        ["total 2"]
+    );
+}
+
+/// An error of the reader stops the listing at once and comes back as it was.
+pub fn listings_stop_at_their_readers_first_error(store: &dyn UserStore) {
+    for i in 0..5 {
+        insert(store, new_user(&format!("u{i}@example.com")));
+        let e = entry(AuditAction::LoginFailed, None, None);
+        store
+            .write_with(|repo| repo.append_audit(&e))
+            .expect("append");
+    }
+    for query in [
+        UserQuery::default(),
+        UserQuery {
+            email_contains: Some("example".into()),
+            ..UserQuery::default()
+        },
+    ] {
+        let mut recorded = Recorded::failing_after(2);
+        let outcome = store.read(&mut |repo| repo.each_user(&query, &mut recorded));
+        assert!(
+            matches!(outcome, Err(Error::Overloaded)),
+            "{query:?}: the reader's error comes back: {outcome:?}"
+        );
+        assert_eq!(
+            recorded.calls,
+            ["total 5", "u4@example.com", "u3@example.com"],
+            "{query:?}"
+        );
+    }
+    let mut recorded = Recorded::failing_after(1);
+    let outcome =
+        store.read(&mut |repo| repo.each_audit_entry(&AuditQuery::default(), &mut recorded));
+    assert!(matches!(outcome, Err(Error::Overloaded)), "{outcome:?}");
+    assert_eq!(recorded.calls, ["total 5", "login_failed"]);
+    // The store is fine afterwards: the next listing reads everything.
+    assert_eq!(recorded_users(store, &UserQuery::default()).len(), 6);
+}
+
+/// Listings run outside a transaction too ([`UserStore::read_single`], as the service
+/// lists without a search), a stopped one included, and the store goes on afterwards.
+pub fn listings_outside_a_transaction_stream_too(store: &dyn UserStore) {
+    for i in 0..3 {
+        insert(store, new_user(&format!("u{i}@example.com")));
+    }
+    let mut recorded = Recorded::default();
+    store
+        .read_single(&mut |repo| repo.each_user(&UserQuery::default(), &mut recorded))
+        .expect("each_user");
+    assert_eq!(
+        recorded.calls,
+        [
+            "total 3",
+            "u2@example.com",
+            "u1@example.com",
+            "u0@example.com"
+        ]
+    );
+    let mut stopped = Recorded::failing_after(1);
+    let outcome =
+        store.read_single(&mut |repo| repo.each_user(&UserQuery::default(), &mut stopped));
+    assert!(matches!(outcome, Err(Error::Overloaded)), "{outcome:?}");
+    insert(store, new_user("after@example.com"));
+    assert_eq!(recorded_users(store, &UserQuery::default()).len(), 5);
 }
 
 /// `%` and `_` in the substring match themselves only.

@@ -5,9 +5,9 @@ use chrono::{DateTime, Utc};
 
 use crate::ports::answered;
 use crate::{
-    AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, NewAuditEntry,
-    NewUser, Page, SessionLookup, SessionSource, User, UserId, UserQuery, UserRepo, UserStatus,
-    UserStore, UserStoreExt as _,
+    AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, Listing,
+    NewAuditEntry, NewUser, SessionLookup, SessionSource, User, UserId, UserQuery, UserRepo,
+    UserStatus, UserStore, UserStoreExt as _,
 };
 
 /// A store in a mutex: every unit of work runs on a copy of the state under the lock and
@@ -133,21 +133,21 @@ impl UserRepo for State {
             .cloned())
     }
 
-    fn list(&mut self, query: &UserQuery) -> Result<Page<User>, Error> {
+    fn each_user(&mut self, query: &UserQuery, into: &mut dyn Listing<User>) -> Result<(), Error> {
         let needle = query.email_contains.as_deref().map(str::to_lowercase);
-        let matching: Vec<&User> = self
-            .users
-            .values()
-            .rev()
-            .filter(|u| query.status.is_none_or(|s| u.status == s))
-            .filter(|u| query.is_admin.is_none_or(|a| u.is_admin == a))
-            .filter(|u| {
-                needle
-                    .as_deref()
-                    .is_none_or(|n| u.email.as_str().contains(n))
-            })
-            .collect();
-        Ok(page(matching, query.limit, query.offset))
+        let matching = || {
+            self.users
+                .values()
+                .rev()
+                .filter(|u| query.status.is_none_or(|s| u.status == s))
+                .filter(|u| query.is_admin.is_none_or(|a| u.is_admin == a))
+                .filter(|u| {
+                    needle
+                        .as_deref()
+                        .is_none_or(|n| u.email.as_str().contains(n))
+                })
+        };
+        hand_over(matching, query.limit, query.offset, into)
     }
 
     fn update(&mut self, user: &User) -> Result<User, Error> {
@@ -291,16 +291,20 @@ impl UserRepo for State {
         Ok(())
     }
 
-    fn list_audit(&mut self, query: &AuditQuery) -> Result<Page<AuditEntry>, Error> {
-        let matching: Vec<&AuditEntry> = self
-            .audit
-            .iter()
-            .rev()
-            .filter(|e| query.action.is_none_or(|a| e.entry.action == a))
-            .filter(|e| query.actor_id.is_none_or(|a| e.entry.actor_id == Some(a)))
-            .filter(|e| query.target_id.is_none_or(|t| e.entry.target_id == Some(t)))
-            .collect();
-        Ok(page(matching, query.limit, query.offset))
+    fn each_audit_entry(
+        &mut self,
+        query: &AuditQuery,
+        into: &mut dyn Listing<AuditEntry>,
+    ) -> Result<(), Error> {
+        let matching = || {
+            self.audit
+                .iter()
+                .rev()
+                .filter(|e| query.action.is_none_or(|a| e.entry.action == a))
+                .filter(|e| query.actor_id.is_none_or(|a| e.entry.actor_id == Some(a)))
+                .filter(|e| query.target_id.is_none_or(|t| e.entry.target_id == Some(t)))
+        };
+        hand_over(matching, query.limit, query.offset, into)
     }
 
     fn prune(&mut self, now: DateTime<Utc>, idle_before: DateTime<Utc>) -> Result<u64, Error> {
@@ -312,18 +316,21 @@ impl UserRepo for State {
     }
 }
 
-/// One page of `matching` (newest first already), with how many there are in all.
-fn page<T: Clone>(matching: Vec<&T>, limit: Option<u64>, offset: u64) -> Page<T> {
-    let total = matching.len() as u64;
+/// Hands `into` how many items `matching` (newest first already) yields, then one page of
+/// them, item by item as a store reading rows would.
+fn hand_over<'a, T: Clone + 'a, I: Iterator<Item = &'a T>>(
+    matching: impl Fn() -> I,
+    limit: Option<u64>,
+    offset: u64,
+    into: &mut dyn Listing<T>,
+) -> Result<(), Error> {
+    into.total(matching().count() as u64)?;
     let offset = usize::try_from(offset).unwrap_or(usize::MAX);
     let limit = limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
-    let items = matching
-        .into_iter()
-        .skip(offset)
-        .take(limit)
-        .cloned()
-        .collect();
-    Page { items, total }
+    for item in matching().skip(offset).take(limit) {
+        into.item(item.clone())?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -669,6 +669,54 @@ fn backup_copies_a_live_sqlite_database_and_the_copy_serves() {
     assert_eq!(listed, users.body);
 }
 
+/// `users list --json` of more users than one chunk of the API's streamed listing (and
+/// than a PostgreSQL fetch): the API's own bytes, each user printed as it is read.
+fn a_long_json_list_is_the_apis_listing_byte_for_byte(backend: TestBackend) {
+    let db = EmptyDatabase::new(backend);
+    create(&db, ADMIN, &[]);
+    // user1…user2500 after the admin: every tenth pending, every tenth but one disabled.
+    db.open().seed_users_for_plans(2500);
+    let server = Server::start(&db, &[]);
+    let token = server.token(ADMIN, PASSWORD);
+
+    let listed = gatehouse(&db, &["users", "list", "--json"]);
+    let users = listed.json();
+    let users = users.as_array().unwrap();
+    assert_eq!(users.len(), 2501);
+    let ids: Vec<i64> = users.iter().map(|u| u["id"].as_i64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first");
+    assert_eq!(users[0]["email"], "user2500@example.com");
+    assert_eq!(users[2500]["email"], ADMIN);
+    let (status, headers, api) = server.get_text("/api/auth/users", Some(&token));
+    assert_eq!(status, 200);
+    assert_eq!(
+        listed.stdout,
+        format!("{api}\n"),
+        "the API's bytes and a line end"
+    );
+    // Over a real connection the API streams a listing this long.
+    assert!(
+        headers
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v == "chunked"),
+        "{headers:?}"
+    );
+    assert!(headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("x-total-count") && v == "2501"));
+
+    let pending = gatehouse(&db, &["users", "list", "--status", "pending", "--json"]);
+    let (_, _, api_pending) = server.get_text("/api/auth/users?status=pending", Some(&token));
+    assert_eq!(pending.stdout, format!("{api_pending}\n"));
+    let pending = pending.json();
+    assert_eq!(pending.as_array().unwrap().len(), 250);
+    assert!(pending
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|u| u["status"] == "pending"));
+}
+
 #[needs_postgres]
 #[test]
 fn backup_refuses_postgresql_and_points_to_pg_dump() {
@@ -686,4 +734,5 @@ gatehouse_storage::backend_tests!(
     users_commands_act_through_the_rules_and_the_api_sees_them,
     the_cli_cannot_remove_the_last_admin_either_and_refusals_exit_1,
     a_forgotten_password_and_a_lost_admin_are_recovered_from_the_cli,
+    a_long_json_list_is_the_apis_listing_byte_for_byte,
 );

@@ -243,6 +243,26 @@ impl Server {
         }
     }
 
+    /// `GET path`, its status, headers and body as text, exactly as they came.
+    pub fn get_text(
+        &self,
+        path: &str,
+        token: Option<&str>,
+    ) -> (u16, Vec<(String, String)>, String) {
+        let mut request = self.agent.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let mut response = request.call().expect("request");
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or_default().to_owned()))
+            .collect();
+        let text = response.body_mut().read_to_string().unwrap();
+        (response.status().as_u16(), headers, text)
+    }
+
     pub fn get(&self, path: &str, token: Option<&str>) -> Reply {
         let mut request = self.agent.get(format!("{}{path}", self.base));
         if let Some(token) = token {

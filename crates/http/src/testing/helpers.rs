@@ -8,6 +8,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::{AppState, HashingPool, MetricsToken, TrustedProxies};
+use actix_web::body::{BoxBody, MessageBody as _};
 use actix_web::http::header::HeaderMap;
 use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
@@ -51,6 +52,11 @@ pub struct AppOptions {
     pub cors_origins: Vec<String>,
     /// The token `/metrics` requires (none by default: open).
     pub metrics_token: Option<MetricsToken>,
+    /// The request-body deadline, which also bounds how long a listing waits for a client
+    /// that stopped reading ([`DEFAULT_BODY_TIMEOUT`](crate::DEFAULT_BODY_TIMEOUT) by default).
+    pub body_timeout: std::time::Duration,
+    /// How many requests may do database work at once (the app's default when `None`).
+    pub database_slots: Option<usize>,
 }
 
 impl AppOptions {
@@ -64,6 +70,8 @@ impl AppOptions {
             trusted_proxies: TrustedProxies::default(),
             cors_origins: Vec::new(),
             metrics_token: None,
+            body_timeout: crate::DEFAULT_BODY_TIMEOUT,
+            database_slots: None,
         }
     }
 }
@@ -79,10 +87,28 @@ impl std::fmt::Debug for AppOptions {
 }
 
 type Call = Box<dyn Fn(TestRequest) -> Pin<Box<dyn Future<Output = Resp>>>>;
+type Start = Box<dyn Fn(TestRequest) -> Pin<Box<dyn Future<Output = Started>>>>;
 
 /// One app over its store.
 pub struct TestApp {
     call: Call,
+    start: Start,
+}
+
+/// A response whose body has not been read yet (a client that has not read it).
+pub struct Started {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: BoxBody,
+}
+
+impl std::fmt::Debug for Started {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Started")
+            .field("status", &self.status)
+            .field("headers", &self.headers)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for TestApp {
@@ -102,12 +128,30 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let tokens = Hs256Tokens::new(&secret, TokenTtl::DEFAULT).expect("HS256 keys");
     let users = UserService::new(options.store, Arc::new(PlainHasher), Arc::new(tokens))
         .with_throttle(options.throttle);
-    let state = AppState::new(users, options.hashing)
+    let mut state = AppState::new(users, options.hashing)
         .with_trusted_proxies(options.trusted_proxies)
         .with_cors_origins(options.cors_origins)
-        .with_metrics_token(options.metrics_token);
+        .with_metrics_token(options.metrics_token)
+        .with_body_timeout(options.body_timeout);
+    if let Some(slots) = options.database_slots {
+        state = state.with_database_slots(slots);
+    }
     let service = Rc::new(test::init_service(App::new().configure(crate::configure(state))).await);
+    let starting = service.clone();
     TestApp {
+        start: Box::new(move |req| {
+            let service = starting.clone();
+            Box::pin(async move {
+                let res = test::try_call_service(&*service, req.to_request())
+                    .await
+                    .expect("the service answers every request with a response");
+                Started {
+                    status: res.status(),
+                    headers: res.headers().clone(),
+                    body: res.into_body().boxed(),
+                }
+            })
+        }),
         call: Box::new(move |req| {
             let service = service.clone();
             Box::pin(async move {
@@ -200,6 +244,11 @@ impl TestApp {
     /// Sends any request.
     pub async fn send(&self, req: TestRequest) -> Resp {
         (self.call)(req).await
+    }
+
+    /// Sends any request and leaves its body unread.
+    pub async fn start(&self, req: TestRequest) -> Started {
+        (self.start)(req).await
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {

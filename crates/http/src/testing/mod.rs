@@ -144,6 +144,11 @@ macro_rules! __api_suite {
                 tokens_from_the_future_or_at_their_expiry_are_refused,
                 ipv6_clients_share_their_64_and_mapped_ipv4_is_ipv4,
             }
+            listings {
+                an_unpaged_user_listing_longer_than_a_chunk_is_every_user_in_pages_order,
+                an_unpaged_audit_log_longer_than_a_chunk_is_every_entry_in_pages_order,
+                a_client_that_stops_reading_a_listing_lets_go_of_the_database,
+            }
             observe {
                 every_response_carries_a_request_id_given_or_made,
                 metrics_count_a_scripted_session_by_route_pattern_status_and_outcome,

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod bad_input;
 pub mod emails;
 pub mod hardening;
+pub mod listings;
 pub mod observe;
 pub mod security;
 pub mod service;
