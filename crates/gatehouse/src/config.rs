@@ -1177,6 +1177,25 @@ mod tests {
     }
 
     #[test]
+    fn access_log() {
+        assert_eq!(config(&[]).unwrap().access_log, AccessLog::On);
+        for (given, expected) in [
+            ("off", AccessLog::Off),
+            (" OFF ", AccessLog::Off),
+            ("on", AccessLog::On),
+        ] {
+            let parsed = config(&[("GATEHOUSE_ACCESS_LOG", given)]).unwrap();
+            assert_eq!(parsed.access_log, expected, "{given:?}");
+        }
+        for bad in ["", "no", "false", "0"] {
+            let errors = config(&[("GATEHOUSE_ACCESS_LOG", bad)]).unwrap_err();
+            assert_eq!(errors.len(), 1, "{bad:?}");
+            assert_eq!(errors[0].variable, "GATEHOUSE_ACCESS_LOG");
+            assert!(errors[0].to_string().contains("on or off"), "{}", errors[0]);
+        }
+    }
+
+    #[test]
     fn log_format() {
         assert_eq!(
             config(&[("GATEHOUSE_LOG_FORMAT", "json")])
@@ -1531,7 +1550,7 @@ mod tests {
     #[test]
     fn the_keys_are_the_fields_in_their_order() {
         let keys = keys();
-        assert_eq!(keys.len(), 21, "{keys:?}");
+        assert_eq!(keys.len(), 22, "{keys:?}");
         assert_eq!(keys.first(), Some(&"bind"));
         assert_eq!(keys.last(), Some(&"audit_retention"));
         assert!(keys.contains(&"rust_log") && keys.contains(&"database_pool_size"));
