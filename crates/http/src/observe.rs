@@ -255,11 +255,16 @@ impl Metrics {
     }
 }
 
+/// A resource's route pattern, kept as its data (routes.rs).
+#[derive(Debug, Clone)]
+pub(crate) struct RouteLabel(pub(crate) std::rc::Rc<str>);
+
 /// The route pattern a request matched (`/api/auth/users/{id}`), never the raw path, so
-/// that ids and junk paths cannot multiply the series. The route table names each resource
-/// by its pattern (routes.rs), so this allocates nothing.
+/// that ids and junk paths cannot multiply the series. Read from the matched resource's
+/// data: no allocation.
 fn route_of(req: &actix_web::HttpRequest) -> &str {
-    req.match_name().unwrap_or("unmatched")
+    req.app_data::<RouteLabel>()
+        .map_or("unmatched", |label| &label.0)
 }
 
 /// The middleware: request id, span, access log, metrics. (The scope's app data is not
