@@ -22,6 +22,7 @@ mod rows;
 mod schema;
 mod sessions;
 mod sqlite;
+mod stored_time;
 mod stream;
 mod tx;
 mod url;

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use gatehouse_domain::{Email, Error, NewUser, PasswordHash, User, UserId};
 
 use crate::schema::users;
+use crate::stored_time::StoredTime;
 
 #[derive(Debug, Queryable, Selectable)]
 #[diesel(table_name = users)]
@@ -14,8 +15,8 @@ pub(crate) struct UserRow {
     password_hash: String,
     is_admin: bool,
     status: String,
-    created_at: NaiveDateTime,
-    approved_at: Option<NaiveDateTime>,
+    created_at: StoredTime,
+    approved_at: Option<StoredTime>,
     approved_by: Option<i64>,
     token_version: i64,
 }
@@ -66,8 +67,8 @@ impl TryFrom<UserRow> for User {
                 .status
                 .parse()
                 .map_err(|e| Error::internal("stored status", e))?,
-            created_at: row.created_at.and_utc(),
-            approved_at: row.approved_at.map(|at| at.and_utc()),
+            created_at: row.created_at.0.and_utc(),
+            approved_at: row.approved_at.map(|at| at.0.and_utc()),
             approved_by: row
                 .approved_by
                 .map(UserId::new)
@@ -158,7 +159,7 @@ impl From<CounterRow> for gatehouse_domain::Counter {
 #[derive(Debug, Queryable)]
 pub(crate) struct AuditRow {
     id: i64,
-    at: NaiveDateTime,
+    at: StoredTime,
     action: String,
     actor_id: Option<i64>,
     target_id: Option<i64>,
@@ -178,7 +179,7 @@ impl TryFrom<AuditRow> for gatehouse_domain::AuditEntry {
         Ok(Self {
             id: row.id,
             entry: gatehouse_domain::NewAuditEntry {
-                at: row.at.and_utc(),
+                at: row.at.0.and_utc(),
                 action: row
                     .action
                     .parse()
