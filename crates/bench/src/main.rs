@@ -1094,6 +1094,30 @@ impl Bench {
         Ok(())
     }
 
+    /// One measurement of the ceiling's `endpoint` next to Gatehouse's, kept for the mean
+    /// that Gatehouse's is compared with.
+    fn measure_ceiling_beside(
+        &mut self,
+        ceiling: &Server,
+        token: &str,
+        who: &str,
+        endpoint: Wide,
+        results: &mut ServerResults,
+    ) -> Result<()> {
+        let wide = WIDE_CONNECTIONS;
+        let label = match endpoint {
+            Wide::Healthz => format!("ceiling GET /healthz, c={wide} (next to it)"),
+            Wide::Me => format!("ceiling GET /me, c={wide} (next to it)"),
+        };
+        let wrk = self.wrk_wide(ceiling, token, endpoint);
+        let report = self.measure(ceiling, who, &label, wrk, results)?;
+        match endpoint {
+            Wide::Healthz => results.ceiling_healthz.push(report),
+            Wide::Me => results.ceiling_me.push(report),
+        }
+        Ok(())
+    }
+
     /// `/healthz` and `/me` with 64 connections at Gatehouse's defaults, each between two
     /// measurements of the ceiling's (this machine's speed drifts over minutes: the mean of
     /// the two is what the defaults are compared with), and the reference variants just
@@ -1138,10 +1162,6 @@ impl Bench {
                 Wide::Healthz => "GET /healthz".to_owned(),
                 Wide::Me => format!("GET /me, {} users", group(size)),
             };
-            let ceiling_label = match endpoint {
-                Wide::Healthz => format!("ceiling GET /healthz, c={wide} (next to it)"),
-                Wide::Me => format!("ceiling GET /me, c={wide} (next to it)"),
-            };
             for (variant, variant_server) in before {
                 self.measure_variant(
                     who,
@@ -1154,12 +1174,7 @@ impl Bench {
                 )?;
             }
             if let Some((ceiling, ceiling_token)) = &reference {
-                let wrk = self.wrk_wide(ceiling, ceiling_token, endpoint);
-                let report = self.measure(ceiling, who, &ceiling_label, wrk, results)?;
-                match endpoint {
-                    Wide::Healthz => results.ceiling_healthz.push(report),
-                    Wide::Me => results.ceiling_me.push(report),
-                }
+                self.measure_ceiling_beside(ceiling, ceiling_token, who, endpoint, results)?;
             }
             let wrk = self.wrk_wide(server, token, endpoint);
             let report = self.measure(server, who, &format!("{what}, c={wide}"), wrk, results)?;
@@ -1170,12 +1185,7 @@ impl Bench {
                 }
             }
             if let Some((ceiling, ceiling_token)) = &reference {
-                let wrk = self.wrk_wide(ceiling, ceiling_token, endpoint);
-                let report = self.measure(ceiling, who, &ceiling_label, wrk, results)?;
-                match endpoint {
-                    Wide::Healthz => results.ceiling_healthz.push(report),
-                    Wide::Me => results.ceiling_me.push(report),
-                }
+                self.measure_ceiling_beside(ceiling, ceiling_token, who, endpoint, results)?;
             }
             for (variant, variant_server) in after {
                 self.measure_variant(
