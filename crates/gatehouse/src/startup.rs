@@ -223,6 +223,12 @@ impl Application {
             HttpServer::new(move || App::new().configure(gatehouse_http::configure(state.clone())))
                 .workers(workers)
                 .max_connections(per_worker)
+                // A streamed listing writes its body a chunk at a time, the last one small:
+                // with Nagle's algorithm on, that last write waited for the client's delayed
+                // ACK of the one before (40 ms on Linux), so every unpaged listing of 2 000
+                // users took 44 ms at one connection (2.5 ms of it work). Whole responses
+                // are written at once and lose nothing by it.
+                .tcp_nodelay(true)
                 .shutdown_timeout(10)
                 .listen(listener)?
                 .run();
