@@ -82,9 +82,10 @@ impl Email {
     ///
     /// # Errors
     /// [`InvalidEmail`] when the stored text is not a plausible address at all.
-    pub fn from_stored(stored: &str) -> Result<Self, InvalidEmail> {
-        check_form(stored)?;
-        Ok(Self(stored.to_owned()))
+    pub fn from_stored(stored: impl Into<String>) -> Result<Self, InvalidEmail> {
+        let stored = stored.into();
+        check_form(&stored)?;
+        Ok(Self(stored))
     }
 
     /// This address in today's normal form (NFKC, lower case), checked for its form but not
@@ -150,37 +151,64 @@ fn check_scripts(email: &str) -> Result<(), InvalidEmail> {
 
 fn check_local_part(local: &str) -> Result<(), InvalidEmail> {
     const INVALID: InvalidEmail = InvalidEmail("Email has an invalid part before the @");
-    if local.is_empty() || local.chars().count() > MAX_LOCAL_CHARS {
+    if local.is_empty() || local.starts_with('.') || local.ends_with('.') || local.contains("..") {
         return Err(INVALID);
     }
-    if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
-        return Err(INVALID);
+    // Counted as it is checked: one pass, no allocation (every listed user goes through
+    // here on its way out of the store).
+    let mut chars = 0;
+    for c in local.chars() {
+        chars += 1;
+        if chars > MAX_LOCAL_CHARS || !(c.is_alphanumeric() || is_local_symbol(c)) {
+            return Err(INVALID);
+        }
     }
-    let allowed = |c: char| c.is_alphanumeric() || ".!#$%&'*+/=?^_`{|}~-".contains(c);
-    if local.chars().all(allowed) {
-        Ok(())
-    } else {
-        Err(INVALID)
-    }
+    Ok(())
+}
+
+/// The symbols RFC 5322's `atext` allows besides letters and digits (and `.`, between them).
+fn is_local_symbol(c: char) -> bool {
+    matches!(
+        c,
+        '.' | '!'
+            | '#'
+            | '$'
+            | '%'
+            | '&'
+            | '\''
+            | '*'
+            | '+'
+            | '/'
+            | '='
+            | '?'
+            | '^'
+            | '_'
+            | '`'
+            | '{'
+            | '|'
+            | '}'
+            | '~'
+            | '-'
+    )
 }
 
 fn check_domain(domain: &str) -> Result<(), InvalidEmail> {
     const INVALID: InvalidEmail = InvalidEmail("Email has an invalid domain");
-    let labels: Vec<&str> = domain.split('.').collect();
-    if labels.len() < 2 {
+    if !domain.contains('.') {
         return Err(InvalidEmail("Email domain must contain a dot"));
     }
-    for label in &labels {
+    let mut tld = "";
+    for label in domain.split('.') {
         let plausible = !label.is_empty()
-            && label.chars().count() <= MAX_LABEL_CHARS
             && !label.starts_with('-')
             && !label.ends_with('-')
+            && label.chars().count() <= MAX_LABEL_CHARS
             && label.chars().all(|c| c.is_alphanumeric() || c == '-');
         if !plausible {
             return Err(INVALID);
         }
+        tld = label;
     }
-    let tld = labels.last().copied().unwrap_or_default();
     if tld.chars().count() < 2 || !tld.chars().all(char::is_alphabetic) {
         return Err(INVALID);
     }

@@ -255,10 +255,58 @@ impl<'a> From<&'a User> for UserPublic<'a> {
 }
 
 impl UserPublic<'_> {
-    /// Appends `user`'s JSON to `out` (an item of a streamed listing).
+    /// Appends `user`'s JSON to `out` (an item of a streamed listing): the bytes serde
+    /// writes for [`UserPublic`] (a test holds them equal), written by hand. A full listing
+    /// writes thousands per request, and serde's field-by-field calls and escaping scans
+    /// were a tenth of its CPU: here the keys go out as constants, the numbers through
+    /// `itoa`, the times unescaped (digits and separators only) and only the email is
+    /// checked for characters JSON must escape.
     pub(crate) fn write(out: &mut Vec<u8>, user: User) -> serde_json::Result<()> {
-        serde_json::to_writer(out, &UserPublic::from(&user))
+        let mut number = itoa::Buffer::new();
+        out.extend_from_slice(b"{\"id\":");
+        out.extend_from_slice(number.format(user.id.get()).as_bytes());
+        out.extend_from_slice(b",\"email\":");
+        write_json_str(out, user.email.as_str())?;
+        out.extend_from_slice(if user.is_admin {
+            b",\"is_admin\":true,\"status\":\""
+        } else {
+            b",\"is_admin\":false,\"status\":\""
+        });
+        // Status names are lower-case ASCII words.
+        out.extend_from_slice(user.status.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"created_at\":");
+        write_json_time(out, &Rfc3339::new(user.created_at))?;
+        out.extend_from_slice(b",\"approved_at\":");
+        match user.approved_at {
+            Some(at) => write_json_time(out, &Rfc3339::new(at))?,
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"approved_by\":");
+        match user.approved_by {
+            Some(id) => out.extend_from_slice(number.format(id.get()).as_bytes()),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.push(b'}');
+        Ok(())
     }
+}
+
+/// `text` as a JSON string: copied as it is when nothing in it needs escaping (the rule for
+/// every stored email), else through serde's escaping.
+fn write_json_str(out: &mut Vec<u8>, text: &str) -> serde_json::Result<()> {
+    if text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        return serde_json::to_writer(out, text);
+    }
+    out.push(b'"');
+    out.extend_from_slice(text.as_bytes());
+    out.push(b'"');
+    Ok(())
+}
+
+/// A time as a JSON string. Years 0 to 9999 are digits and separators, which need no
+/// escaping; the rest goes through serde like any text.
+fn write_json_time(out: &mut Vec<u8>, at: &Rfc3339) -> serde_json::Result<()> {
+    write_json_str(out, at.as_str())
 }
 
 /// The login answer, OAuth2 style.
@@ -315,4 +363,66 @@ pub(crate) struct MessageResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct StatusResponse {
     pub status: &'static str,
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use gatehouse_domain::{Email, PasswordHash, UserStatus};
+
+    use super::*;
+
+    fn user(id: i64, email: &str, status: UserStatus, approved: bool) -> User {
+        let at = |secs| Utc.timestamp_opt(secs, 0).single().expect("a valid time");
+        User {
+            id: UserId::new(id).expect("a valid id"),
+            email: Email::from_stored(email).expect("a stored email"),
+            password_hash: PasswordHash::new("$2b$04$not-a-real-hash".to_owned()),
+            is_admin: id % 2 == 0,
+            status,
+            created_at: at(1_765_000_000 + id % 100_000),
+            approved_at: approved.then(|| at(1_765_100_000)),
+            approved_by: approved.then(|| UserId::new(id + 7).expect("a valid id")),
+            token_version: 3,
+        }
+    }
+
+    #[test]
+    fn a_listed_user_is_written_as_serde_writes_it() {
+        let users = [
+            user(1, "ada@example.com", UserStatus::Approved, true),
+            user(2, "bob@example.org", UserStatus::Pending, false),
+            user(
+                9_007_199_254_740_993,
+                "o'neil+x@sub.example.co",
+                UserStatus::Disabled,
+                true,
+            ),
+            user(42, "ａｄｍｉｎ@exаmple.com", UserStatus::Approved, false),
+        ];
+        for listed in users {
+            let expected = serde_json::to_vec(&UserPublic::from(&listed)).unwrap();
+            let mut ours = b"[".to_vec();
+            UserPublic::write(&mut ours, listed).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&ours[1..]),
+                String::from_utf8_lossy(&expected)
+            );
+        }
+    }
+
+    #[test]
+    fn text_that_needs_escaping_is_escaped() {
+        for text in [
+            "plain",
+            "quote \" here",
+            "back\\slash",
+            "tab\tand\u{1}",
+            "ünï",
+        ] {
+            let mut ours = Vec::new();
+            write_json_str(&mut ours, text).unwrap();
+            assert_eq!(ours, serde_json::to_vec(text).unwrap(), "{text:?}");
+        }
+    }
 }

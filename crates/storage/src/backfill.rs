@@ -71,7 +71,7 @@ fn fill_batch(conn: &mut AnyConnection, after: i64) -> Result<Batch, Error> {
     let mut claimed = HashMap::new();
     let mut filled = Vec::with_capacity(rows.len());
     for (id, stored) in rows {
-        let email = match Email::from_stored(&stored) {
+        let email = match Email::from_stored(stored.as_str()) {
             Ok(email) => email,
             Err(e) => {
                 // Such a row cannot be read as a user either; leave it to the operator.

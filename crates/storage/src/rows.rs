@@ -59,8 +59,7 @@ impl TryFrom<UserRow> for User {
         Ok(User {
             id: UserId::new(row.id).map_err(|e| Error::internal("stored user id", e))?,
             // As stored: rows from before NFKC and the script rule must still load.
-            email: Email::from_stored(&row.email)
-                .map_err(|e| Error::internal("stored email", e))?,
+            email: Email::from_stored(row.email).map_err(|e| Error::internal("stored email", e))?,
             password_hash: PasswordHash::new(row.password_hash),
             is_admin: row.is_admin,
             status: row
