@@ -466,6 +466,26 @@ impl Database {
         (started, cached)
     }
 
+    /// `PRAGMA name` as a pooled SQLite connection answers it (SQLite only).
+    pub fn sqlite_pragma(&self, name: &str) -> String {
+        #[derive(diesel::QueryableByName)]
+        struct Value {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            value: String,
+        }
+        use diesel::RunQueryDsl;
+        let mut conn = self.connection().expect("a connection");
+        let crate::AnyConnection::Sqlite(c) = &mut *conn else {
+            panic!("PRAGMA {name} asked of a PostgreSQL database");
+        };
+        diesel::sql_query(format!(
+            "SELECT CAST(\"{name}\" AS TEXT) AS value FROM pragma_{name}"
+        ))
+        .get_result::<Value>(c)
+        .expect("the pragma's value")
+        .value
+    }
+
     /// The planner's plan for a statement from [`statements_of`](Self::statements_of),
     /// its binds put in as literals; one line per step (SQLite's `EXPLAIN QUERY PLAN`
     /// details, PostgreSQL's `EXPLAIN` lines).

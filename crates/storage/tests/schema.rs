@@ -151,3 +151,14 @@ fn the_schema_reader_sees_every_table() {
         (false, "BigInt".to_owned())
     );
 }
+
+/// Each pooled SQLite connection is set up as `sqlite.rs` says: the page cache small (the
+/// OS caches the file; see docs/performance.md, "Memory"), writes durable, keys enforced.
+#[test]
+fn sqlite_connections_have_their_settings() {
+    let db = TestDatabase::sqlite();
+    assert_eq!(db.sqlite_pragma("cache_size"), "-512");
+    assert_eq!(db.sqlite_pragma("synchronous"), "2", "FULL");
+    assert_eq!(db.sqlite_pragma("foreign_keys"), "1");
+    assert_eq!(db.sqlite_pragma("journal_mode"), "wal");
+}
