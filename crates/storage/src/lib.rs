@@ -185,8 +185,11 @@ impl Database {
             .max_size(max_size)
             .min_idle(Some(max_size.min(2)))
             .connection_timeout(options.timeout)
-            .build(manager)
-            .map_err(|e| OpenError::Pool(e.to_string()))?;
+            // `prepare` has connected and migrated already; the pool's first connections
+            // are opened in the background rather than waited for. Waiting added a second
+            // connect to start-up, each one the first host's whole timeout when that host
+            // of a multi-host URL is dead (issue 15).
+            .build_unchecked(manager);
         Ok(Self {
             pool,
             failures,
