@@ -26,6 +26,7 @@ use crate::{Database, DatabaseUrl, PoolOptions};
 
 pub use gatehouse_test_macros::needs_postgres;
 
+pub mod replicated;
 pub mod tls;
 
 /// The variable naming the PostgreSQL server tests may use.

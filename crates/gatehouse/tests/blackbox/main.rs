@@ -5,6 +5,7 @@
 
 mod cli;
 mod config_file;
+mod failover;
 mod hardening;
 mod multi_instance;
 mod operability;

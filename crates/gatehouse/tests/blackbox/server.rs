@@ -327,6 +327,17 @@ impl Server {
         self.finish(response)
     }
 
+    /// A registration that may fail at the transport (no answer within 30 s): the error
+    /// as text, for tests that stage faults and must not panic on a client thread.
+    pub fn try_register(&self, email: &str, password: &str) -> Result<Reply, String> {
+        let response = self
+            .agent
+            .post(format!("{}/api/auth/register", self.base))
+            .send_json(json!({"email": email, "password": password}))
+            .map_err(|e| e.to_string())?;
+        Ok(self.finish(Ok(response)))
+    }
+
     pub fn register(&self, email: &str, password: &str) -> Reply {
         self.send_json(
             "POST",

@@ -307,7 +307,7 @@ impl Drop for TlsPostgres {
 
 /// The directory holding `initdb`, `pg_ctl` and `postgres`: the newest
 /// `/usr/lib/postgresql/VERSION/bin` (Debian's layout), else `initdb`'s directory on PATH.
-fn server_binaries() -> Option<PathBuf> {
+pub(super) fn server_binaries() -> Option<PathBuf> {
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()
@@ -334,18 +334,18 @@ fn server_binaries() -> Option<PathBuf> {
     })
 }
 
-fn is_root() -> bool {
+pub(super) fn is_root() -> bool {
     command_stdout("id", &["-u"]) == "0"
 }
 
 /// A user's uid and gid.
-fn ids_of(user: &str) -> (u32, u32) {
+pub(super) fn ids_of(user: &str) -> (u32, u32) {
     let parse = |flag: &str| {
         command_stdout("id", &[flag, user])
             .parse::<u32>()
             .unwrap_or_else(|_| {
                 panic!(
-                    "running as root, the TLS test needs the `{user}` system user to run initdb \
+                    "running as root, the cluster tests need the `{user}` system user to run initdb \
                      and postgres (they refuse root)"
                 )
             })
@@ -367,7 +367,7 @@ fn set_mode(path: &Path, mode: u32) {
 }
 
 /// A port nobody listens on (bound, then released for the server to take).
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .expect("a free port")

@@ -1,0 +1,377 @@
+//! A PostgreSQL primary with a synchronous standby, for the failover tests (issue 15,
+//! "Database faults and failover").
+//!
+//! [`ReplicatedPostgres::start`] runs `initdb` for the primary (trust authentication on
+//! 127.0.0.1, `wal_level = replica`, `synchronous_standby_names = 'standby'`), starts it,
+//! copies it with `pg_basebackup -R` into the standby (which streams from the primary as
+//! `standby`), starts that and waits until the primary reports it synchronous: from then on
+//! a COMMIT on the primary returns only once the standby has its WAL. [`url`] is the libpq
+//! multi-host URL Gatehouse is given (`target_session_attrs=read-write`). The faults are
+//! staged with `pg_ctl` and signals; dropping the value stops both servers (`-m
+//! immediate`) and removes every file. Like [`super::tls`], as root the servers run as the
+//! `postgres` system user, and without server binaries `start` fails under
+//! `GATEHOUSE_REQUIRE_POSTGRES=1` and is otherwise skipped loudly.
+//!
+//! [`url`]: ReplicatedPostgres::url
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
+
+use super::tls::{free_port, ids_of, is_root, server_binaries};
+
+/// The superuser both servers know (trusted on 127.0.0.1).
+pub const USER: &str = "postgres";
+
+/// One of the two servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Node {
+    /// The primary at the start (listed first in [`ReplicatedPostgres::url`]).
+    First,
+    /// The synchronous standby at the start (listed second).
+    Second,
+}
+
+/// A primary and its synchronous standby in a temporary directory; stopped when dropped.
+#[derive(Debug)]
+pub struct ReplicatedPostgres {
+    bin: PathBuf,
+    run_as: Option<&'static str>,
+    ports: [u16; 2],
+    started: [bool; 2],
+    dir: tempfile::TempDir,
+}
+
+impl ReplicatedPostgres {
+    /// Starts both servers, or returns `None` after printing `*** SKIPPED …` when this
+    /// machine has no PostgreSQL server binaries.
+    ///
+    /// # Panics
+    /// When a server cannot be set up (with its own words), or there are no server
+    /// binaries and `GATEHOUSE_REQUIRE_POSTGRES=1`.
+    #[must_use]
+    pub fn start() -> Option<Self> {
+        let Some(bin) = server_binaries() else {
+            assert!(
+                !super::postgres_required(),
+                "{} is set but this machine has no PostgreSQL server binaries \
+                 (initdb in /usr/lib/postgresql/*/bin or on PATH) for a replicated cluster",
+                super::REQUIRE_POSTGRES_VAR
+            );
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** SKIPPED: replicated PostgreSQL test (no initdb in \
+                 /usr/lib/postgresql/*/bin or on PATH) ***\n"
+            );
+            return None;
+        };
+        let run_as = is_root().then_some("postgres");
+        let parent = match run_as {
+            Some(_) => PathBuf::from("/tmp"),
+            None => std::env::temp_dir(),
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("gatehouse-replicated-pg-")
+            .tempdir_in(parent)
+            .expect("a temporary directory");
+        if let Some(user) = run_as {
+            let (uid, gid) = ids_of(user);
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).expect("chown");
+        }
+        let mut cluster = Self {
+            bin,
+            run_as,
+            ports: [free_port(), free_port()],
+            started: [false, false],
+            dir,
+        };
+        cluster.init_primary();
+        cluster.start_node(Node::First);
+        cluster.copy_to_standby();
+        cluster.start_node(Node::Second);
+        cluster.wait_for_sync_standby();
+        Some(cluster)
+    }
+
+    /// `postgres://postgres@127.0.0.1:FIRST,127.0.0.1:SECOND/postgres?target_session_attrs=read-write`.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!(
+            "postgres://{USER}@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=read-write",
+            self.ports[0], self.ports[1]
+        )
+    }
+
+    /// One server's own URL.
+    #[must_use]
+    pub fn node_url(&self, node: Node) -> String {
+        format!(
+            "postgres://{USER}@127.0.0.1:{}/postgres",
+            self.ports[index(node)]
+        )
+    }
+
+    /// Kills a server without a shutdown checkpoint (`pg_ctl stop -m immediate`): its
+    /// connections close at once, as in a crash.
+    pub fn crash(&mut self, node: Node) {
+        self.pg_ctl(node, &["stop", "-m", "immediate", "-w"]);
+        self.started[index(node)] = false;
+    }
+
+    /// Promotes the standby to primary (`pg_ctl promote -w`).
+    pub fn promote(&self, node: Node) {
+        self.pg_ctl(node, &["promote", "-w", "-t", "60"]);
+    }
+
+    /// Whether `node` answers and is not in recovery.
+    #[must_use]
+    pub fn is_primary(&self, node: Node) -> bool {
+        #[derive(QueryableByName)]
+        struct Recovery {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            in_recovery: bool,
+        }
+        PgConnection::establish(&self.node_url(node))
+            .ok()
+            .and_then(|mut conn| {
+                diesel::sql_query("SELECT pg_is_in_recovery() AS in_recovery")
+                    .get_result::<Recovery>(&mut conn)
+                    .ok()
+            })
+            .is_some_and(|r| !r.in_recovery)
+    }
+
+    /// The emails in `node`'s `users` table.
+    ///
+    /// # Panics
+    /// When the server cannot be read.
+    #[must_use]
+    pub fn emails_on(&self, node: Node) -> Vec<String> {
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            email: String,
+        }
+        let mut conn = PgConnection::establish(&self.node_url(node))
+            .unwrap_or_else(|e| panic!("connecting to {node:?}: {e}"));
+        diesel::sql_query("SELECT email FROM users ORDER BY id")
+            .load::<Row>(&mut conn)
+            .unwrap_or_else(|e| panic!("reading the users of {node:?}: {e}"))
+            .into_iter()
+            .map(|row| row.email)
+            .collect()
+    }
+
+    /// Both servers' logs, for a failed test's message.
+    #[must_use]
+    pub fn logs(&self) -> String {
+        [Node::First, Node::Second]
+            .iter()
+            .map(|&node| {
+                let log = std::fs::read_to_string(self.log_file(node)).unwrap_or_default();
+                format!("--- {node:?} ---\n{log}")
+            })
+            .collect()
+    }
+
+    fn data(&self, node: Node) -> PathBuf {
+        self.dir.path().join(match node {
+            Node::First => "first",
+            Node::Second => "second",
+        })
+    }
+
+    fn log_file(&self, node: Node) -> String {
+        format!("{}.log", self.data(node).display())
+    }
+
+    fn init_primary(&self) {
+        let data = self.data(Node::First).display().to_string();
+        let output = self.run(
+            "initdb",
+            &[
+                "-D",
+                &data,
+                "-U",
+                USER,
+                "--auth",
+                "trust",
+                "--encoding",
+                "UTF8",
+                "--no-locale",
+                "--no-sync",
+            ],
+        );
+        assert_success("initdb", &output);
+        self.append_settings(
+            Node::First,
+            &format!(
+                "listen_addresses = '127.0.0.1'\n\
+                 unix_socket_directories = '{dir}'\n\
+                 fsync = off\n\
+                 max_connections = 60\n\
+                 wal_level = replica\n\
+                 max_wal_senders = 5\n\
+                 hot_standby = on\n\
+                 synchronous_standby_names = 'standby'\n",
+                dir = self.dir.path().display()
+            ),
+        );
+        std::fs::write(
+            self.data(Node::First).join("pg_hba.conf"),
+            "host all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n",
+        )
+        .expect("writing pg_hba.conf");
+    }
+
+    /// `port = …` last in `node`'s postgresql.conf (the standby's is the primary's copy).
+    fn append_settings(&self, node: Node, settings: &str) {
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.data(node).join("postgresql.conf"))
+            .expect("postgresql.conf");
+        file.write_all(
+            format!(
+                "\n# gatehouse failover test\n{settings}port = {}\n",
+                self.ports[index(node)]
+            )
+            .as_bytes(),
+        )
+        .expect("writing postgresql.conf");
+    }
+
+    fn copy_to_standby(&self) {
+        let data = self.data(Node::Second).display().to_string();
+        let primary = format!(
+            "host=127.0.0.1 port={} user={USER} application_name=standby",
+            self.ports[0]
+        );
+        let output = self.run(
+            "pg_basebackup",
+            &[
+                "-d",
+                &primary,
+                "-D",
+                &data,
+                "-R",
+                "-X",
+                "stream",
+                "--no-sync",
+            ],
+        );
+        assert_success("pg_basebackup", &output);
+        // -R wrote standby.signal and a primary_conninfo; this one (later in the file)
+        // names the standby as synchronous_standby_names expects.
+        let mut auto = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.data(Node::Second).join("postgresql.auto.conf"))
+            .expect("postgresql.auto.conf");
+        auto.write_all(format!("primary_conninfo = '{primary}'\n").as_bytes())
+            .expect("writing postgresql.auto.conf");
+        // Promoted, it has no standby of its own: with the primary's setting copied, every
+        // COMMIT would wait for one forever (the "standby gone" case, which needs the
+        // client-side time limit still to come).
+        self.append_settings(Node::Second, "synchronous_standby_names = ''\n");
+    }
+
+    fn start_node(&mut self, node: Node) {
+        self.started[index(node)] = true; // from here on, Drop stops whatever pg_ctl started
+        let log = self.log_file(node);
+        self.pg_ctl(node, &["start", "-w", "-t", "60", "-l", &log]);
+    }
+
+    fn wait_for_sync_standby(&self) {
+        #[derive(QueryableByName)]
+        struct Synchronous {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let synchronous = PgConnection::establish(&self.node_url(Node::First))
+                .ok()
+                .and_then(|mut conn| {
+                    diesel::sql_query(
+                        "SELECT count(*) AS n FROM pg_stat_replication \
+                         WHERE application_name = 'standby' AND sync_state = 'sync'",
+                    )
+                    .get_result::<Synchronous>(&mut conn)
+                    .ok()
+                })
+                .is_some_and(|s| s.n == 1);
+            if synchronous {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the standby did not become synchronous within 60 s:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn pg_ctl(&self, node: Node, args: &[&str]) {
+        let data = self.data(node).display().to_string();
+        let mut all = vec!["-D", &data];
+        all.extend_from_slice(args);
+        let output = self.run("pg_ctl", &all);
+        assert!(
+            output.status.success(),
+            "pg_ctl {args:?} on {node:?} failed: {}{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+            self.logs()
+        );
+    }
+
+    /// Runs one of the server binaries, as the servers' user.
+    fn run(&self, program: &str, args: &[&str]) -> Output {
+        let program = self.bin.join(program);
+        let mut command = match self.run_as {
+            Some(user) => {
+                let mut command = Command::new("runuser");
+                command.args(["-u", user, "--"]).arg(&program);
+                command
+            }
+            None => Command::new(&program),
+        };
+        command
+            .args(args)
+            .env_remove("PGDATA")
+            .env_remove("PGPORT")
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap_or_else(|e| panic!("running {}: {e}", program.display()))
+    }
+}
+
+impl Drop for ReplicatedPostgres {
+    fn drop(&mut self) {
+        for node in [Node::First, Node::Second] {
+            if self.started[index(node)] {
+                let data = self.data(node).display().to_string();
+                let _ = self.run("pg_ctl", &["-D", &data, "stop", "-m", "immediate", "-w"]);
+            }
+        }
+    }
+}
+
+fn index(node: Node) -> usize {
+    match node {
+        Node::First => 0,
+        Node::Second => 1,
+    }
+}
+
+fn assert_success(what: &str, output: &Output) {
+    assert!(
+        output.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
