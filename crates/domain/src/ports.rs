@@ -394,10 +394,11 @@ pub trait UserStore: SessionSource + Send + Sync {
         self.read(work)
     }
 
-    /// Checks that the store answers (for readiness probes).
+    /// Checks that the store can take a write now (for readiness probes): a small write
+    /// that must commit, on a server that is not a read-only standby.
     ///
     /// # Errors
-    /// [`Error::Unavailable`] when it does not.
+    /// [`Error::Unavailable`] when it cannot.
     fn ping(&self) -> Result<(), Error>;
 }
 

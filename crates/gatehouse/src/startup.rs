@@ -203,6 +203,7 @@ impl Application {
             .with_trusted_proxies(config.trusted_proxies.clone())
             .with_cors_origins(config.cors_origins.clone())
             .with_database_slots(config.pool_size as usize)
+            .with_readiness_bound(config.connect_timeout)
             .with_metrics_token(
                 config
                     .metrics_token

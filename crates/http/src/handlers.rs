@@ -711,15 +711,56 @@ pub(crate) async fn healthz() -> HttpResponse {
     get,
     path = "/readyz",
     tag = "service",
-    summary = "Readiness: 200 when the database answers",
+    summary = "Readiness: 200 when a write can commit now",
     responses(
         (status = 200, description = "`{\"status\": \"ready\"}`", body = StatusResponse),
         (status = 503, response = Unavailable),
     )
 )]
 pub(crate) async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse> {
+    use std::sync::atomic::Ordering;
+
+    /// Clears the in-flight mark when the probe ends, however it ends (on its thread).
+    struct Done(std::sync::Arc<crate::Readiness>);
+    impl Drop for Done {
+        fn drop(&mut self) {
+            self.0.in_flight.store(false, Ordering::SeqCst);
+        }
+    }
+
+    let readiness = state.readiness.clone();
+    // One probe out at a time: a probe beside it (two load balancers asking at once) waits
+    // for it to come back, at most the bound; one stuck on a database that stopped
+    // answering means not ready, without a second connection spent finding that out.
+    let waited = std::time::Instant::now();
+    while readiness.in_flight.swap(true, Ordering::SeqCst) {
+        if waited.elapsed() >= readiness.bound {
+            return Err(gatehouse_domain::Error::unavailable(
+                "the last readiness probe is still waiting for the database",
+            )
+            .into());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let done = Done(readiness.clone());
     let users = state.users.clone();
-    state.blocking(move || users.ping()).await?;
+    let probe = state.blocking(move || {
+        let _done = done;
+        users.ping()
+    });
+    // The probe's own bound cannot cover a server that stopped answering, nor a COMMIT
+    // waiting for a synchronous standby (PostgreSQL lifts statement_timeout for it), so
+    // the answer does not wait past the bound either way; the probe goes on alone.
+    match tokio::time::timeout(readiness.bound, probe).await {
+        Ok(outcome) => outcome?,
+        Err(_) => {
+            return Err(gatehouse_domain::Error::unavailable(format!(
+                "the database did not answer the readiness probe within {:?}",
+                readiness.bound
+            ))
+            .into())
+        }
+    }
     Ok(HttpResponse::Ok().json(StatusResponse { status: "ready" }))
 }
 

@@ -56,6 +56,17 @@ pub struct AppState {
     db_slots: std::sync::Arc<tokio::sync::Semaphore>,
     body_timeout: std::time::Duration,
     access_log: bool,
+    readiness: std::sync::Arc<Readiness>,
+}
+
+/// `/readyz`'s bound and whether a probe is still out (see `handlers::readyz`).
+#[derive(Debug)]
+pub(crate) struct Readiness {
+    /// How long a probe may take before `/readyz` answers 503 without it.
+    pub(crate) bound: std::time::Duration,
+    /// A probe is running on the blocking pool (perhaps stuck on a database that stopped
+    /// answering): no second one is started beside it.
+    pub(crate) in_flight: std::sync::atomic::AtomicBool,
 }
 
 /// Database work allowed off the async workers at once unless told otherwise (the storage
@@ -81,7 +92,22 @@ impl AppState {
             db_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(DEFAULT_DATABASE_SLOTS)),
             body_timeout: DEFAULT_BODY_TIMEOUT,
             access_log: true,
+            readiness: std::sync::Arc::new(Readiness {
+                bound: std::time::Duration::from_secs(5),
+                in_flight: std::sync::atomic::AtomicBool::new(false),
+            }),
         }
+    }
+
+    /// How long `/readyz`'s probe of the database may take (the pool's wait, 5 s by
+    /// default) before it answers 503 without waiting for the probe.
+    #[must_use]
+    pub fn with_readiness_bound(mut self, bound: std::time::Duration) -> Self {
+        self.readiness = std::sync::Arc::new(Readiness {
+            bound,
+            in_flight: std::sync::atomic::AtomicBool::new(false),
+        });
+        self
     }
 
     /// Writes one access line per request at `info` (the default), or none.

@@ -61,6 +61,13 @@ fn is_unavailable(message: &str) -> bool {
         "could not send data to server",
         "the database system is shutting down",
         "the database system is starting up",
+        // A standby (after a failover, the old primary's address, or a URL without
+        // target_session_attrs=read-write): it answers reads and refuses writes, which
+        // another host of the URL may take.
+        "in a read-only transaction",
+        "cannot assign TransactionIds during recovery",
+        "recovery is in progress",
+        "in a hot standby",
     ]
     .iter()
     .any(|needle| message.contains(needle))

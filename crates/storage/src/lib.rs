@@ -17,6 +17,7 @@ mod conn;
 mod errors;
 mod manager;
 mod postgres;
+mod readiness;
 mod repo;
 mod rows;
 mod schema;
@@ -458,11 +459,14 @@ impl UserStore for Database {
     }
 
     fn ping(&self) -> Result<(), Error> {
+        // See `readiness.rs`: can a write commit now, within the pool's wait?
+        if self.writers.is_some() {
+            return self.write(&mut |_| Ok(()));
+        }
         let mut conn = self.connection()?;
-        let outcome = diesel::sql_query("SELECT 1")
-            .execute(&mut *conn)
-            .map(drop)
-            .map_err(errors::from_diesel);
+        let outcome = readiness::probe_postgres(&mut conn, self.timeout);
+        // Unavailable (a standby, a lost connection) drops the connection: the next one
+        // goes through libpq's host list again and finds the primary.
         conn.settle(&outcome);
         outcome
     }

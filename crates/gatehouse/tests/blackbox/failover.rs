@@ -222,3 +222,110 @@ fn serve_and_the_cli_start_when_the_first_host_never_answers() {
     assert!(stdout.contains("admin@example.com"), "{stdout}");
     drop(silent);
 }
+
+/// `serve` on `url` (its pool's wait, and so `/readyz`'s bound, 2 s), with an admin
+/// registered and `/readyz` saying 200.
+fn ready_server_on(url: &str) -> Server {
+    let server = Server::start_at(url, &[("GATEHOUSE_DATABASE_CONNECT_TIMEOUT", "2s")]);
+    assert_eq!(
+        server
+            .register("admin@example.com", "tr0mbone-kettle")
+            .status,
+        201
+    );
+    assert_eq!(server.get("/readyz", None).status, 200);
+    server
+}
+
+/// Polls `/readyz` until it answers `status` (at most `within`); the time it took.
+fn readyz_becomes(server: &Server, status: u16, within: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if server.get("/readyz", None).status == status {
+            return Some(started.elapsed());
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+/// A standby answers reads and refuses writes: reached after the primary crashed (a URL
+/// without `target_session_attrs`), `/readyz` must say 503 and a registration 503 (not a
+/// 500 for PostgreSQL's "read-only transaction"); once it is promoted, both work again.
+#[needs_postgres]
+#[test]
+fn readyz_is_503_on_a_standby_and_200_once_it_is_promoted() {
+    let Some(mut cluster) = ReplicatedPostgres::start() else {
+        return;
+    };
+    let server = ready_server_on(&cluster.url_to_any_server());
+
+    cluster.crash(Node::First);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !server.log().contains("is a standby (in recovery)") {
+        assert!(
+            Instant::now() < deadline,
+            "/readyz never reached the standby:\n{}",
+            server.log()
+        );
+        assert_eq!(server.get("/readyz", None).status, 503);
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(server.get("/readyz", None).status, 503);
+    let refused = server.register("someone@example.com", "tr0mbone-kettle");
+    assert_eq!(refused.status, 503, "{refused:?}\n{}", server.log());
+    assert_eq!(refused.body["code"], "database_unavailable");
+
+    cluster.promote(Node::Second);
+    assert!(
+        readyz_becomes(&server, 200, Duration::from_secs(15)).is_some(),
+        "not ready within 15 s of the promotion:\n{}",
+        server.log()
+    );
+    assert_eq!(
+        server
+            .register("someone@example.com", "tr0mbone-kettle")
+            .status,
+        201
+    );
+}
+
+/// The "synchronous standby gone": every COMMIT waits for a standby that is not
+/// there. `/readyz` used to say 200 (its SELECT 1 commits nothing); its probe now commits a
+/// small write and says 503 once that takes the whole bound (the pool's wait, 2 s here).
+#[needs_postgres]
+#[test]
+fn readyz_is_503_when_the_synchronous_standby_is_gone() {
+    let Some(mut cluster) = ReplicatedPostgres::start() else {
+        return;
+    };
+    let server = ready_server_on(&cluster.url());
+
+    cluster.crash(Node::Second);
+    let started = Instant::now();
+    let ready = server.get("/readyz", None);
+    // A guard against hanging, not a performance figure: the bound is 2 s.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "/readyz took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(ready.status, 503, "{ready:?}\n{}", server.log());
+    assert_eq!(ready.body["code"], "database_unavailable");
+    // The probe is still waiting (its COMMIT for the standby): the next one waits for it
+    // at most the bound and says 503, without another probe beside it.
+    let started = Instant::now();
+    assert_eq!(server.get("/readyz", None).status, 503);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    // (The log arrives through a pipe: wait for the second answer's line.)
+    let log = server.log_once_it_has("still waiting for the database");
+    assert!(log.contains("still waiting for the database"), "{log}");
+    assert!(
+        log.contains("readiness probe within") || log.contains("did not commit within"),
+        "{log}"
+    );
+}

@@ -105,6 +105,16 @@ impl ReplicatedPostgres {
         )
     }
 
+    /// Both servers without `target_session_attrs`: libpq takes the first that answers,
+    /// a standby included (as a URL naming any server of a cluster does).
+    #[must_use]
+    pub fn url_to_any_server(&self) -> String {
+        format!(
+            "postgres://{USER}@127.0.0.1:{},127.0.0.1:{}/postgres",
+            self.ports[0], self.ports[1]
+        )
+    }
+
     /// One server's own URL.
     #[must_use]
     pub fn node_url(&self, node: Node) -> String {
