@@ -70,6 +70,22 @@ macro_rules! backend_tests {
     )+};
 }
 
+/// A libpq URL with `first` put before its host(s): `postgres://user@first,host:port/db`
+/// (a multi-host URL whose first host a test controls).
+///
+/// # Panics
+/// When `url` has no `scheme://` or no database path.
+#[must_use]
+pub fn with_first_host(url: &str, first: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    let (authority, path) = rest.split_once('/').expect("a database in the URL");
+    let (userinfo, hosts) = match authority.rsplit_once('@') {
+        Some((userinfo, hosts)) => (format!("{userinfo}@"), hosts),
+        None => (String::new(), authority),
+    };
+    format!("{scheme}://{userinfo}{first},{hosts}/{path}")
+}
+
 /// Whether `GATEHOUSE_REQUIRE_POSTGRES` asks for PostgreSQL tests to fail without a server.
 #[must_use]
 pub fn postgres_required() -> bool {

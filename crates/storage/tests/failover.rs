@@ -8,19 +8,8 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use gatehouse_domain::{Email, NewUser, PasswordHash, UserStatus, UserStoreExt as _};
-use gatehouse_storage::testing::{needs_postgres, TestDatabase};
+use gatehouse_storage::testing::{needs_postgres, with_first_host, TestDatabase};
 use gatehouse_storage::{Database, DatabaseUrl, PoolOptions};
-
-/// `url` with `first` put before its host: `postgres://user@first,host:port/db`.
-fn with_first_host(url: &str, first: &str) -> String {
-    let (scheme, rest) = url.split_once("://").expect("a URL");
-    let (authority, path) = rest.split_once('/').expect("a database in the URL");
-    let (userinfo, hosts) = match authority.rsplit_once('@') {
-        Some((userinfo, hosts)) => (format!("{userinfo}@"), hosts),
-        None => (String::new(), authority),
-    };
-    format!("{scheme}://{userinfo}{first},{hosts}/{path}")
-}
 
 /// A first host that takes the connection and never answers (the kernel completes the
 /// handshake for a listener that never accepts): what a frozen or black-holed primary

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use std::net::TcpListener;
 
 use gatehouse_storage::testing::replicated::{Node, ReplicatedPostgres};
-use gatehouse_storage::testing::{needs_postgres, EmptyDatabase, TestBackend};
+use gatehouse_storage::testing::{needs_postgres, with_first_host, EmptyDatabase, TestBackend};
 
 use crate::server::{run, Server};
 
@@ -177,17 +177,6 @@ fn a_crashed_primary_loses_no_acknowledged_registration_and_service_resumes_afte
         "too few registrations to show anything: {}",
         outcomes.acknowledged.len()
     );
-}
-
-/// `url` with `first` put before its host: `postgres://user@first,host:port/db`.
-fn with_first_host(url: &str, first: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap();
-    let (authority, path) = rest.split_once('/').unwrap();
-    let (userinfo, hosts) = match authority.rsplit_once('@') {
-        Some((userinfo, hosts)) => (format!("{userinfo}@"), hosts),
-        None => (String::new(), authority),
-    };
-    format!("{scheme}://{userinfo}{first},{hosts}/{path}")
 }
 
 /// The "dead first host that does not refuse": a listener that never accepts takes

@@ -16,12 +16,12 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
 
-use super::tls::{free_port, ids_of, is_root, server_binaries};
+use super::tls::{free_port, ids_of, is_root, run_server_binary, server_binaries};
 
 /// The superuser both servers know (trusted on 127.0.0.1).
 pub const USER: &str = "postgres";
@@ -340,22 +340,7 @@ impl ReplicatedPostgres {
 
     /// Runs one of the server binaries, as the servers' user.
     fn run(&self, program: &str, args: &[&str]) -> Output {
-        let program = self.bin.join(program);
-        let mut command = match self.run_as {
-            Some(user) => {
-                let mut command = Command::new("runuser");
-                command.args(["-u", user, "--"]).arg(&program);
-                command
-            }
-            None => Command::new(&program),
-        };
-        command
-            .args(args)
-            .env_remove("PGDATA")
-            .env_remove("PGPORT")
-            .current_dir(self.dir.path())
-            .output()
-            .unwrap_or_else(|e| panic!("running {}: {e}", program.display()))
+        run_server_binary(&self.bin, self.run_as, self.dir.path(), program, args)
     }
 }
 

@@ -276,23 +276,7 @@ impl TlsPostgres {
 
     /// Runs one of the server binaries, as the server's user.
     fn run(&self, program: &str, args: &[&str]) -> Output {
-        let program = self.bin.join(program);
-        let mut command = match self.run_as {
-            Some(user) => {
-                let mut command = Command::new("runuser");
-                command.args(["-u", user, "--"]).arg(&program);
-                command
-            }
-            None => Command::new(&program),
-        };
-        command
-            .args(args)
-            // Away from the server's own environment (a developer's PGDATA, say).
-            .env_remove("PGDATA")
-            .env_remove("PGPORT")
-            .current_dir(self.dir.path())
-            .output()
-            .unwrap_or_else(|e| panic!("running {}: {e}", program.display()))
+        run_server_binary(&self.bin, self.run_as, self.dir.path(), program, args)
     }
 }
 
@@ -303,6 +287,34 @@ impl Drop for TlsPostgres {
             let _ = self.run("pg_ctl", &["-D", &data, "stop", "-m", "immediate", "-w"]);
         }
     }
+}
+
+/// Runs `program` of the server binaries in `bin` with `args` in `dir`, as `run_as` when
+/// given (initdb and postgres refuse root), away from the caller's `PGDATA` and `PGPORT`.
+pub(super) fn run_server_binary(
+    bin: &Path,
+    run_as: Option<&str>,
+    dir: &Path,
+    program: &str,
+    args: &[&str],
+) -> Output {
+    let program = bin.join(program);
+    let mut command = match run_as {
+        Some(user) => {
+            let mut command = Command::new("runuser");
+            command.args(["-u", user, "--"]).arg(&program);
+            command
+        }
+        None => Command::new(&program),
+    };
+    command
+        .args(args)
+        // Away from the server's own environment (a developer's PGDATA, say).
+        .env_remove("PGDATA")
+        .env_remove("PGPORT")
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", program.display()))
 }
 
 /// The directory holding `initdb`, `pg_ctl` and `postgres`: the newest
