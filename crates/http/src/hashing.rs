@@ -7,10 +7,10 @@
 //! core it is given; in a login flood, a `/me` that wakes up preempts a hash instead of
 //! waiting out its time slice, so cheap requests keep flowing while logins take the rest.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -30,9 +30,15 @@ pub struct HashingPool {
     jobs: Mutex<mpsc::Sender<Job>>,
     waiting: Arc<AtomicUsize>,
     max_waiting: usize,
+    /// How long a queued job may wait for a thread before its request is answered 503
+    /// `overloaded` (milliseconds).
+    max_wait_ms: AtomicU64,
     threads: usize,
     metrics: Option<Arc<Metrics>>,
 }
+
+/// How long a queued job waits for a hashing thread unless set otherwise.
+const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(5);
 
 /// Holds a place in the queue until the job starts (or is dropped unstarted).
 #[derive(Debug)]
@@ -89,6 +95,7 @@ impl HashingPool {
             jobs: Mutex::new(tx),
             waiting: Arc::new(AtomicUsize::new(0)),
             max_waiting,
+            max_wait_ms: AtomicU64::new(millis(DEFAULT_MAX_WAIT)),
             threads,
             metrics: None,
         }
@@ -118,6 +125,13 @@ impl HashingPool {
     #[must_use]
     pub fn cores() -> usize {
         std::thread::available_parallelism().map_or(1, usize::from)
+    }
+
+    /// How long a queued job may wait for a thread (5 s unless set) before its request is
+    /// answered 503 `overloaded` and the job dropped unstarted. A job that started runs to
+    /// its end (a hash is bounded work).
+    pub fn set_max_wait(&self, wait: Duration) {
+        self.max_wait_ms.store(millis(wait), Ordering::Release);
     }
 
     /// How many hashing threads the lane has.
@@ -192,11 +206,14 @@ impl HashingTicket<'_> {
         let span = tracing::Span::current();
         let metrics = pool.metrics.clone();
         let queued_at = Instant::now();
+        let started = Arc::new(AtomicBool::new(false));
+        let has_started = started.clone();
         let job: Job = Box::new(move || {
             drop(slot);
             if tx.is_closed() {
                 return; // nobody waits for the answer any more
             }
+            has_started.store(true, Ordering::Release);
             if let Some(metrics) = metrics {
                 metrics.hashing_waited(queued_at.elapsed().as_secs_f64());
             }
@@ -207,8 +224,20 @@ impl HashingTicket<'_> {
             .map_err(|_| ApiError::internal(&LaneGone))?
             .send(job)
             .map_err(|_| ApiError::internal(&LaneGone))?;
-        rx.await.map_err(|_| ApiError::internal(&LaneGone))
+        let max_wait = Duration::from_millis(pool.max_wait_ms.load(Ordering::Acquire));
+        let mut rx = rx;
+        match tokio::time::timeout(max_wait, &mut rx).await {
+            Ok(answer) => answer.map_err(|_| ApiError::internal(&LaneGone)),
+            // Still in line: give up the place (the job, once a thread takes it, finds
+            // nobody waiting and is dropped unstarted).
+            Err(_) if !started.load(Ordering::Acquire) => Err(ApiError::overloaded()),
+            Err(_) => rx.await.map_err(|_| ApiError::internal(&LaneGone)),
+        }
     }
+}
+
+fn millis(wait: Duration) -> u64 {
+    u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -258,9 +287,11 @@ fn niceness_of(p: u8) -> i32 {
 mod tests {
     use super::*;
 
-    #[actix_web::test]
-    async fn refuses_beyond_the_queue_bound() {
-        let pool = Arc::new(HashingPool::new(1, 2));
+    type Busy = actix_web::rt::task::JoinHandle<Result<Option<()>, ApiError>>;
+
+    /// Occupies the pool's only thread until the returned sender sends; returns once the
+    /// job runs (its queue slot given back as it starts).
+    async fn occupy(pool: &Arc<HashingPool>) -> (std::sync::mpsc::Sender<()>, Busy) {
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let (started_tx, started) = std::sync::mpsc::channel::<()>();
         let busy = {
@@ -273,10 +304,16 @@ mod tests {
                 .await
             })
         };
-        // The first job runs on the only thread (its queue slot given back as it starts).
         while started.try_recv().is_err() {
             actix_web::rt::task::yield_now().await;
         }
+        (tx, busy)
+    }
+
+    #[actix_web::test]
+    async fn refuses_beyond_the_queue_bound() {
+        let pool = Arc::new(HashingPool::new(1, 2));
+        let (tx, busy) = occupy(&pool).await;
         assert_eq!(pool.queued(), 0);
         let queued = {
             let pool = pool.clone();
@@ -297,6 +334,25 @@ mod tests {
         let also = also_queued.await.unwrap().map_err(|e| e.code());
         assert_eq!(also, Ok(3));
         assert_eq!(pool.queued(), 0);
+    }
+
+    #[actix_web::test]
+    async fn a_job_that_waits_too_long_for_a_thread_is_refused() {
+        let pool = Arc::new(HashingPool::new(1, 8));
+        pool.set_max_wait(Duration::from_millis(200));
+        let (tx, busy) = occupy(&pool).await;
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = ran.clone();
+        let waited = Instant::now();
+        let refused = pool.run(move || flag.store(true, Ordering::Release)).await;
+        assert_eq!(refused.err().map(|e| e.code()), Some("overloaded"));
+        assert!(waited.elapsed() >= Duration::from_millis(200));
+        // The thread comes free: the refused job is dropped unstarted, and the one that
+        // held the thread (started before the limit) got its answer.
+        tx.send(()).unwrap();
+        assert!(busy.await.unwrap().is_ok());
+        assert_eq!(pool.run(|| 5).await.ok(), Some(5));
+        assert!(!ran.load(Ordering::Acquire));
     }
 
     #[cfg(target_os = "linux")]

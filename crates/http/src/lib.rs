@@ -54,6 +54,8 @@ pub struct AppState {
     metrics: std::sync::Arc<Metrics>,
     metrics_token: Option<MetricsToken>,
     db_slots: std::sync::Arc<tokio::sync::Semaphore>,
+    /// How long a request may wait for a database slot before it is answered 503.
+    slot_wait: std::time::Duration,
     body_timeout: std::time::Duration,
     access_log: bool,
     readiness: std::sync::Arc<Readiness>,
@@ -73,6 +75,10 @@ pub(crate) struct Readiness {
 /// crate's default pool size).
 const DEFAULT_DATABASE_SLOTS: usize = 8;
 
+/// How long a request waits for a database slot, or for a hashing thread to take its
+/// hash, unless told otherwise (the storage crate's default pool wait).
+const DEFAULT_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl AppState {
     /// State for the handlers: the use cases and the bcrypt lane; no trusted proxies and no
     /// CORS.
@@ -90,6 +96,7 @@ impl AppState {
             metrics,
             metrics_token: None,
             db_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(DEFAULT_DATABASE_SLOTS)),
+            slot_wait: DEFAULT_QUEUE_WAIT,
             body_timeout: DEFAULT_BODY_TIMEOUT,
             access_log: true,
             readiness: std::sync::Arc::new(Readiness {
@@ -149,6 +156,31 @@ impl AppState {
         self
     }
 
+    /// How long a request may wait in line for a database slot, and for a hashing thread
+    /// to start its hash (5 s unless set: the pool's wait), before it is answered 503
+    /// (`database_unavailable` and `overloaded`). While the database hangs, slots come
+    /// free only as calls run out of time: the line must not grow without bound.
+    #[must_use]
+    pub fn with_queue_wait(mut self, wait: std::time::Duration) -> Self {
+        self.slot_wait = wait;
+        self.hashing.set_max_wait(wait);
+        self
+    }
+
+    /// A database slot, waited for at most the queue wait (see [`Self::with_queue_wait`]).
+    pub(crate) async fn database_slot(
+        &self,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        match tokio::time::timeout(self.slot_wait, self.db_slots.clone().acquire_owned()).await {
+            Ok(slot) => slot.map_err(|e| ApiError::internal(&e)),
+            Err(_) => Err(gatehouse_domain::Error::unavailable(format!(
+                "no database slot came free within {:?}: the database is slow to answer",
+                self.slot_wait
+            ))
+            .into()),
+        }
+    }
+
     /// Runs a blocking use case on actix's blocking pool, inside the request's log span,
     /// once a database slot is free (first come, first served).
     pub(crate) async fn blocking<T, F>(&self, work: F) -> Result<T, ApiError>
@@ -156,11 +188,7 @@ impl AppState {
         F: FnOnce() -> Result<T, gatehouse_domain::Error> + Send + 'static,
         T: Send + 'static,
     {
-        let _slot = self
-            .db_slots
-            .acquire()
-            .await
-            .map_err(|e| ApiError::internal(&e))?;
+        let _slot = self.database_slot().await?;
         let span = tracing::Span::current();
         web::block(move || span.in_scope(work))
             .await

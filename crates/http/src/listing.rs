@@ -357,12 +357,7 @@ impl AppState {
         write: fn(&mut Vec<u8>, T) -> serde_json::Result<()>,
         produce: impl FnOnce(&mut dyn Listing<T>) -> Result<(), Error> + Send + 'static,
     ) -> Result<HttpResponse, ApiError> {
-        let slot = self
-            .db_slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| ApiError::internal(&e))?;
+        let slot = self.database_slot().await?;
         let channel = Arc::new(Channel::default());
         let mut body = ChunkBody {
             first: None,
