@@ -62,6 +62,11 @@ pub struct Config {
     /// for a free one, may take before a request is answered 503.
     #[serde(rename = "database_connect_timeout", deserialize_with = "timeout")]
     pub connect_timeout: Duration,
+    /// `GATEHOUSE_DATABASE_STATEMENT_TIMEOUT`: how long one database call (a statement, a
+    /// COMMIT, the pool's check, a batch of session lookups) may wait for PostgreSQL's
+    /// answer before its connection is dropped and the request answered 503.
+    #[serde(rename = "database_statement_timeout", deserialize_with = "timeout")]
+    pub statement_timeout: Duration,
     /// `GATEHOUSE_BODY_TIMEOUT`: how long a request body may take to arrive after the
     /// request's head before the request is answered 408 and the connection closed; and how
     /// long a streamed listing waits for a client that stopped reading before it is cut
@@ -128,6 +133,7 @@ token_ttl = "7d"
 bcrypt_cost = 12
 database_pool_size = 8
 database_connect_timeout = "5s"
+database_statement_timeout = "5s"
 body_timeout = "10s"
 max_connections = 10000
 jwt_algorithm = "HS256"
@@ -1059,9 +1065,15 @@ mod tests {
         let parsed = config(&[
             ("GATEHOUSE_DATABASE_POOL_SIZE", "20"),
             ("GATEHOUSE_DATABASE_CONNECT_TIMEOUT", "2s"),
+            ("GATEHOUSE_DATABASE_STATEMENT_TIMEOUT", "1m"),
         ])
         .unwrap();
         assert_eq!(parsed.pool_size, 20);
+        assert_eq!(parsed.statement_timeout, Duration::from_secs(60));
+        assert_eq!(
+            config(&[]).unwrap().statement_timeout,
+            Duration::from_secs(5)
+        );
         assert_eq!(
             config(&[("GATEHOUSE_HASHING_THREADS", "1")])
                 .unwrap()
@@ -1090,6 +1102,8 @@ mod tests {
             ("GATEHOUSE_DATABASE_CONNECT_TIMEOUT", "0"),
             ("GATEHOUSE_DATABASE_CONNECT_TIMEOUT", "10m"),
             ("GATEHOUSE_DATABASE_CONNECT_TIMEOUT", "fast"),
+            ("GATEHOUSE_DATABASE_STATEMENT_TIMEOUT", "0"),
+            ("GATEHOUSE_DATABASE_STATEMENT_TIMEOUT", "slow"),
         ] {
             let errors = config(&[(variable, bad)]).unwrap_err();
             assert_eq!(errors.len(), 1);
@@ -1550,7 +1564,7 @@ mod tests {
     #[test]
     fn the_keys_are_the_fields_in_their_order() {
         let keys = keys();
-        assert_eq!(keys.len(), 22, "{keys:?}");
+        assert_eq!(keys.len(), 23, "{keys:?}");
         assert_eq!(keys.first(), Some(&"bind"));
         assert_eq!(keys.last(), Some(&"audit_retention"));
         assert!(keys.contains(&"rust_log") && keys.contains(&"database_pool_size"));

@@ -40,6 +40,7 @@ pub fn open_database(config: &Config) -> anyhow::Result<Database> {
         max_size: config.pool_size,
         timeout: config.connect_timeout,
         connect_timeout: config.connect_timeout,
+        statement_timeout: config.statement_timeout,
         ..PoolOptions::default()
     };
     Database::open(&config.database_url, options)
@@ -203,7 +204,8 @@ impl Application {
             .with_trusted_proxies(config.trusted_proxies.clone())
             .with_cors_origins(config.cors_origins.clone())
             .with_database_slots(config.pool_size as usize)
-            .with_readiness_bound(config.connect_timeout)
+            .with_readiness_bound(config.statement_timeout)
+            .with_queue_wait(config.connect_timeout)
             .with_metrics_token(
                 config
                     .metrics_token

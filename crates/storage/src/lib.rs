@@ -14,6 +14,7 @@
 mod backfill;
 mod backup;
 mod conn;
+mod deadline;
 mod errors;
 mod manager;
 mod postgres;
@@ -75,6 +76,10 @@ pub struct PoolOptions {
     pub timeout: Duration,
     /// How long opening a new connection may take (PostgreSQL's `connect_timeout`).
     pub connect_timeout: Duration,
+    /// How long one call on a PostgreSQL connection (a statement, a COMMIT, the pool's
+    /// check) may wait for its answer before the connection is dropped and the work
+    /// reported unavailable (see `deadline.rs`).
+    pub statement_timeout: Duration,
     /// The most session lookups that may wait for the batching thread; beyond it (the
     /// database stalls) authenticated requests are refused at once with
     /// [`Error::Overloaded`] instead of piling up.
@@ -87,6 +92,7 @@ impl Default for PoolOptions {
             max_size: 8,
             timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(5),
             max_queued_lookups: 1024,
         }
     }
@@ -138,6 +144,9 @@ pub struct Database {
     pool: Pool<Manager>,
     failures: FailureClock,
     timeout: Duration,
+    /// The time limit of one call (`PoolOptions::statement_timeout`), the readiness
+    /// probe's bound.
+    call_limit: Duration,
     url: DatabaseUrl,
     /// Session lookups, answered in batches on a thread of their own.
     sessions: std::sync::Arc<sessions::SessionBatcher>,
@@ -195,6 +204,7 @@ impl Database {
             pool,
             failures,
             timeout: options.timeout,
+            call_limit: options.statement_timeout,
             url: url.clone(),
             sessions,
             writers: matches!(url, DatabaseUrl::Sqlite { .. })
@@ -374,13 +384,14 @@ fn decode_seed(hex: &str) -> Option<[u8; 32]> {
 }
 
 /// A pooled connection lent for one unit of work; it derefs to the connection, and
-/// [`settle`](Lease::settle) tells the pool how the work went.
+/// [`finish`](Lease::finish) tells the pool how the work went.
 pub(crate) struct Lease(PooledConnection<Manager>);
 
 impl Lease {
-    /// Records the outcome of the work done on this connection (see [`Managed::settle`]).
-    pub(crate) fn settle<T>(&mut self, outcome: &Result<T, Error>) {
-        self.0.settle(outcome);
+    /// Records the outcome of the work done on this connection and hands it back (see
+    /// [`Managed::finish`]).
+    pub(crate) fn finish<T>(&mut self, outcome: Result<T, Error>) -> Result<T, Error> {
+        self.0.finish(outcome)
     }
 }
 
@@ -409,7 +420,7 @@ impl SessionSource for Database {
                 if let Some(conn) = self.pool.try_get() {
                     let mut conn = Lease(conn);
                     let answer = SqlUserRepo { conn: &mut conn }.find_session_user(id, token_id);
-                    conn.settle(&answer);
+                    let answer = conn.finish(answer);
                     drop((conn, turn));
                     return answered(answer);
                 }
@@ -425,8 +436,7 @@ impl UserStore for Database {
         let outcome = tx::run(&mut conn, Mode::Read, |conn| {
             work(&mut SqlUserRepo { conn })
         });
-        conn.settle(&outcome);
-        outcome
+        conn.finish(outcome)
     }
 
     fn write(&self, work: &mut Work<'_>) -> Result<(), Error> {
@@ -442,7 +452,7 @@ impl UserStore for Database {
         let outcome = tx::run(&mut conn, Mode::Write, |conn| {
             work(&mut SqlUserRepo { conn })
         });
-        conn.settle(&outcome);
+        let outcome = conn.finish(outcome);
         drop(conn);
         if let Some(turn) = turn {
             // Straight to the next writer in line, not to whoever grabs the lock first.
@@ -454,20 +464,18 @@ impl UserStore for Database {
     fn read_single(&self, work: &mut Work<'_>) -> Result<(), Error> {
         let mut conn = self.connection()?;
         let outcome = work(&mut SqlUserRepo { conn: &mut conn });
-        conn.settle(&outcome);
-        outcome
+        conn.finish(outcome)
     }
 
     fn ping(&self) -> Result<(), Error> {
-        // See `readiness.rs`: can a write commit now, within the pool's wait?
+        // See `readiness.rs`: can a write commit now, within the time limit of a call?
         if self.writers.is_some() {
             return self.write(&mut |_| Ok(()));
         }
         let mut conn = self.connection()?;
-        let outcome = readiness::probe_postgres(&mut conn, self.timeout);
+        let outcome = readiness::probe_postgres(&mut conn, self.call_limit);
         // Unavailable (a standby, a lost connection) drops the connection: the next one
         // goes through libpq's host list again and finds the primary.
-        conn.settle(&outcome);
-        outcome
+        conn.finish(outcome)
     }
 }

@@ -104,12 +104,17 @@ pub(crate) fn prepare(
     let manager = Manager::new(Target::Postgres {
         url: libpq_url(url, options),
         shown: display.clone(),
+        call_limit: options.statement_timeout,
     });
-    let mut conn = manager
+    let mut opened = manager
         .open()
         // The manager has taken the passwords out of libpq's message.
         .map_err(|e| OpenError::Connect(format!("{display}: {}", one_line(&e.to_string()))))?;
-    let AnyConnection::Postgres(inner) = &mut conn else {
+    // Waiting for another instance's migrations, and migrating a large table, may take
+    // longer than one request's call may.
+    opened.without_time_limit();
+    let conn = &mut opened.conn;
+    let AnyConnection::Postgres(inner) = &mut *conn else {
         return Err(OpenError::Connect(
             "expected a PostgreSQL connection".into(),
         ));
@@ -123,11 +128,11 @@ pub(crate) fn prepare(
         .map_err(|e| OpenError::Migrate(e.to_string()))
         // The data the SQL migrations leave to the binary, still under the lock.
         .and_then(|()| {
-            crate::backfill::email_skeletons(&mut conn)
+            crate::backfill::email_skeletons(conn)
                 .map_err(|e| OpenError::Migrate(format!("filling in email skeletons: {e}")))
         });
     // Closing the session would release the lock too; unlock explicitly all the same.
-    if let AnyConnection::Postgres(inner) = &mut conn {
+    if let AnyConnection::Postgres(inner) = conn {
         let _ = inner.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"));
     }
     migrated.map(|()| manager)

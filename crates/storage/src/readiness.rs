@@ -78,7 +78,7 @@ pub(crate) fn probe_postgres(conn: &mut AnyConnection, bound: Duration) -> Resul
         return Err(e);
     }
     let started = Instant::now();
-    pg.batch_execute("COMMIT").map_err(unavailable)?;
+    crate::tx::confirmed(|| pg.batch_execute("COMMIT").map_err(unavailable))?;
     let took = started.elapsed();
     // statement_timeout fires at the bound, give or take the timer's grain.
     if took + Duration::from_millis(10) >= bound {

@@ -37,7 +37,7 @@ use gatehouse_domain::{Error, SessionLookup, SessionReply, User, UserId, UserRep
 
 use crate::conn::AnyConnection;
 use crate::errors::from_diesel;
-use crate::manager::Manager;
+use crate::manager::{Managed, Manager};
 use crate::repo::SqlUserRepo;
 use crate::rows::UserRow;
 use crate::schema::{revoked_tokens, users};
@@ -190,14 +190,23 @@ fn serve(
     fail_fast_for: Duration,
     waiting: &AtomicUsize,
 ) {
-    let mut conn: Option<AnyConnection> = None;
+    let mut conn: Option<Managed> = None;
     while let Some(batch) = next_batch(lookups) {
+        // Opened before the database last became unavailable to a connection (a failover,
+        // see `Managed::settle`), or cut short by its time limit: reconnect.
+        if conn.as_ref().is_some_and(Managed::is_stale) {
+            conn = None;
+        }
         let outcome = if conn.is_none() && manager.failures().failed_within(fail_fast_for) {
             Err(Error::unavailable(
                 "the database was unreachable a moment ago",
             ))
         } else {
-            answer(&mut conn, manager, &batch)
+            let outcome = answer(&mut conn, manager, &batch);
+            match &mut conn {
+                Some(managed) => managed.finish(outcome),
+                None => outcome,
+            }
         };
         // Counted as answered before the answers go out: a request woken by its answer may
         // send its next lookup before this thread gets any further, and must find it idle.
@@ -248,20 +257,20 @@ type Answer = Result<Option<(User, bool)>, Error>;
 /// An answer per lookup, in order: on PostgreSQL one statement for a batch of two or
 /// more, else the repository's single-row lookup for each.
 fn answer(
-    conn: &mut Option<AnyConnection>,
+    conn: &mut Option<Managed>,
     manager: &Manager,
     batch: &[Lookup],
 ) -> Result<Vec<Answer>, Error> {
     let conn = match conn {
-        Some(conn) => conn,
+        Some(managed) => &mut managed.conn,
         None => {
             let mut opened = manager
                 .open()
                 .map_err(|e| Error::unavailable(e.to_string()))?;
-            if let AnyConnection::Postgres(pg) = &mut opened {
+            if let AnyConnection::Postgres(pg) = &mut opened.conn {
                 pg.batch_execute(STATEMENT_TIMEOUT).map_err(from_diesel)?;
             }
-            conn.insert(opened)
+            &mut conn.insert(opened).conn
         }
     };
     match (&mut *conn, batch) {

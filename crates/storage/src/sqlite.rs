@@ -50,10 +50,11 @@ pub(crate) fn prepare(path: &str, options: &PoolOptions) -> Result<Manager, Open
         path: path.to_owned(),
         pragmas: pragmas(options),
     });
-    let mut conn = manager
+    let mut opened = manager
         .open()
         .map_err(|e| OpenError::Connect(format!("sqlite://{path}: {e}")))?;
-    let AnyConnection::Sqlite(inner) = &mut conn else {
+    let conn = &mut opened.conn;
+    let AnyConnection::Sqlite(inner) = &mut *conn else {
         return Err(OpenError::Connect("expected an SQLite connection".into()));
     };
     inner
@@ -62,7 +63,7 @@ pub(crate) fn prepare(path: &str, options: &PoolOptions) -> Result<Manager, Open
     inner
         .run_pending_migrations(MIGRATIONS)
         .map_err(|e| OpenError::Migrate(e.to_string()))?;
-    crate::backfill::email_skeletons(&mut conn)
+    crate::backfill::email_skeletons(conn)
         .map_err(|e| OpenError::Migrate(format!("filling in email skeletons: {e}")))?;
     Ok(manager)
 }

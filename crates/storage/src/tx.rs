@@ -53,7 +53,7 @@ fn once<T>(
     begin(conn, mode).map_err(from_diesel)?;
     match work(conn) {
         Ok(value) => {
-            commit(conn).map_err(from_diesel)?;
+            commit(conn)?;
             Ok(value)
         }
         Err(error) => {
@@ -85,11 +85,44 @@ fn begin(conn: &mut AnyConnection, mode: Mode) -> QueryResult<()> {
     }
 }
 
-fn commit(conn: &mut AnyConnection) -> QueryResult<()> {
+fn commit(conn: &mut AnyConnection) -> Result<(), Error> {
     match conn {
-        AnyConnection::Sqlite(inner) => AnsiTransactionManager::commit_transaction(inner),
-        AnyConnection::Postgres(inner) => AnsiTransactionManager::commit_transaction(inner),
+        AnyConnection::Sqlite(inner) => {
+            AnsiTransactionManager::commit_transaction(inner).map_err(from_diesel)
+        }
+        AnyConnection::Postgres(inner) => {
+            confirmed(|| AnsiTransactionManager::commit_transaction(inner).map_err(from_diesel))
+        }
     }
+}
+
+/// Runs a PostgreSQL COMMIT (`commit`) and reports it done only when PostgreSQL confirmed
+/// it. A COMMIT waiting for a synchronous standby can be cancelled (`pg_cancel_backend`, a
+/// pooler, an operator): PostgreSQL then answers "COMMIT" all the same, with only a
+/// warning that the transaction "has already committed locally, but might not have been
+/// replicated to the standby" — a write a failover may lose. That warning makes the
+/// outcome unknown: [`Error::Unavailable`] (503, the connection dropped), never success.
+/// The warning arrives as a notice, which the patched `pq-sys` keeps per thread (see
+/// `vendor/README.md`).
+pub(crate) fn confirmed(commit: impl FnOnce() -> Result<(), Error>) -> Result<(), Error> {
+    pq_sys::hooks::clear_notices();
+    let outcome = commit();
+    let notices = pq_sys::hooks::take_notices();
+    outcome?;
+    match notices.iter().find(|notice| is_unreplicated_commit(notice)) {
+        Some(notice) => Err(Error::unavailable(format!(
+            "the commit's outcome is unknown: {}",
+            notice.split_whitespace().collect::<Vec<_>>().join(" ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// PostgreSQL's warnings when a COMMIT's wait for synchronous replication ended early
+/// (cancelled, or the backend told to terminate) after the local commit.
+fn is_unreplicated_commit(notice: &str) -> bool {
+    notice.contains("canceling wait for synchronous replication")
+        || notice.contains("committed locally")
 }
 
 fn rollback(conn: &mut AnyConnection) -> QueryResult<()> {
@@ -115,4 +148,32 @@ fn backoff(attempt: u32) -> Duration {
 
 fn getrandom_fill(buf: &mut [u8]) -> bool {
     getrandom::fill(buf).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cancelled_wait_for_the_standby_is_recognised() {
+        for notice in [
+            "WARNING:  canceling wait for synchronous replication due to user request\n\
+             DETAIL:  The transaction has already committed locally, but might not have \
+             been replicated to the standby.\n",
+            "WARNING:  canceling wait for synchronous replication and terminating connection \
+             due to administrator command\n",
+        ] {
+            assert!(is_unreplicated_commit(notice), "{notice}");
+        }
+        assert!(!is_unreplicated_commit(
+            "NOTICE:  relation \"users\" already exists, skipping\n"
+        ));
+    }
+
+    #[test]
+    fn a_commit_without_the_warning_is_confirmed() {
+        assert!(confirmed(|| Ok(())).is_ok());
+        let failed = confirmed(|| Err(Error::unavailable("lost")));
+        assert!(matches!(failed, Err(Error::Unavailable(_))));
+    }
 }

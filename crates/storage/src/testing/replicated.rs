@@ -42,6 +42,8 @@ pub struct ReplicatedPostgres {
     run_as: Option<&'static str>,
     ports: [u16; 2],
     started: [bool; 2],
+    /// The processes stopped by [`ReplicatedPostgres::freeze`], per node.
+    frozen: [Vec<u32>; 2],
     dir: tempfile::TempDir,
 }
 
@@ -86,6 +88,7 @@ impl ReplicatedPostgres {
             run_as,
             ports: [free_port(), free_port()],
             started: [false, false],
+            frozen: [Vec::new(), Vec::new()],
             dir,
         };
         cluster.init_primary();
@@ -129,6 +132,34 @@ impl ReplicatedPostgres {
     pub fn crash(&mut self, node: Node) {
         self.pg_ctl(node, &["stop", "-m", "immediate", "-w"]);
         self.started[index(node)] = false;
+    }
+
+    /// Freezes a server: `SIGSTOP` to its postmaster and every process it started. Its
+    /// sockets stay open and its kernel goes on acknowledging packets, so a client waits
+    /// for answers that do not come (what a hung host, or a VM paused, looks like).
+    ///
+    /// # Panics
+    /// When the server's processes cannot be found or stopped.
+    pub fn freeze(&mut self, node: Node) {
+        let pid_file = self.data(node).join("postmaster.pid");
+        let postmaster: u32 = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|text| text.lines().next().and_then(|l| l.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no postmaster pid in {}", pid_file.display()));
+        // Children of a stopped postmaster cannot be forked any more: stop it first.
+        let mut pids = vec![postmaster];
+        assert!(signal("STOP", &pids), "kill -STOP {postmaster}");
+        let children = children_of(postmaster);
+        assert!(signal("STOP", &children), "kill -STOP {children:?}");
+        pids.extend(children);
+        self.frozen[index(node)] = pids;
+    }
+
+    /// Lets a frozen server run again (`SIGCONT`).
+    pub fn thaw(&mut self, node: Node) {
+        let pids = std::mem::take(&mut self.frozen[index(node)]);
+        // Processes that ended meanwhile (a crash staged after the freeze) are no error.
+        let _ = signal("CONT", &pids);
     }
 
     /// Promotes the standby to primary (`pg_ctl promote -w`).
@@ -347,12 +378,46 @@ impl ReplicatedPostgres {
 impl Drop for ReplicatedPostgres {
     fn drop(&mut self) {
         for node in [Node::First, Node::Second] {
+            // A stopped postmaster would take the stop signal only once running again.
+            self.thaw(node);
             if self.started[index(node)] {
                 let data = self.data(node).display().to_string();
                 let _ = self.run("pg_ctl", &["-D", &data, "stop", "-m", "immediate", "-w"]);
             }
         }
     }
+}
+
+/// The processes whose parent is `parent` (from `/proc`).
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    // After the command's ")": state, then the parent's pid.
+                    let (_, rest) = stat.rsplit_once(')')?;
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(parent)
+        })
+        .collect()
+}
+
+/// Sends `SIG{name}` to every process in `pids`; whether `kill` reported success.
+fn signal(name: &str, pids: &[u32]) -> bool {
+    if pids.is_empty() {
+        return true;
+    }
+    std::process::Command::new("kill")
+        .arg(format!("-{name}"))
+        .args(pids.iter().map(u32::to_string))
+        .status()
+        .is_ok_and(|status| status.success())
 }
 
 fn index(node: Node) -> usize {
