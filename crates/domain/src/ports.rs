@@ -270,11 +270,12 @@ pub trait UserRepo {
     /// Store failures.
     fn set_audit_detail(&mut self, id: i64, detail: &str) -> Result<(), Error>;
 
-    /// Deletes audit entries made before `before`; returns how many went.
+    /// Deletes the oldest audit entries made before `before`, at most `at_most` of them;
+    /// returns how many went (fewer than `at_most`: none is left).
     ///
     /// # Errors
     /// Store failures.
-    fn prune_audit(&mut self, before: DateTime<Utc>) -> Result<u64, Error>;
+    fn prune_audit(&mut self, before: DateTime<Utc>, at_most: u64) -> Result<u64, Error>;
 
     /// Deletes device tokens not used since `unused_since`; returns how many went.
     ///

@@ -14,6 +14,10 @@ use crate::{
 /// How long a device token lasts without being used.
 pub const DEVICE_MEMORY: chrono::Duration = chrono::Duration::days(180);
 
+/// Audit entries deleted per transaction when pruning: on PostgreSQL and SQLite alike a
+/// batch takes well under a second.
+pub const AUDIT_PRUNE_BATCH: u64 = 10_000;
+
 /// Within this long, repeated `login_throttled` entries for one account and address are
 /// one entry with a count.
 pub const THROTTLED_AUDIT_WINDOW: chrono::Duration = chrono::Duration::minutes(1);
@@ -1049,14 +1053,24 @@ impl UserService {
     /// Store failures.
     pub fn prune(&self, now: DateTime<Utc>) -> Result<u64, Error> {
         let idle_before = now - ThrottlePolicy::FAILURE_MEMORY;
-        self.store.write_with(|repo| {
-            let mut pruned = repo.prune(now, idle_before)?;
-            pruned += repo.prune_devices(now - DEVICE_MEMORY)?;
-            if let Some(retention) = self.audit_retention {
-                pruned += repo.prune_audit(now - retention)?;
+        let mut pruned = self.store.write_with(|repo| {
+            Ok(repo.prune(now, idle_before)? + repo.prune_devices(now - DEVICE_MEMORY)?)
+        })?;
+        if let Some(retention) = self.audit_retention {
+            // In batches, each its own transaction: a backlog of millions of entries (the
+            // first prune after retention was set) would otherwise be one statement that
+            // holds the write lock, and outlasts a database call's time limit, every time.
+            loop {
+                let batch = self
+                    .store
+                    .write_with(|repo| repo.prune_audit(now - retention, AUDIT_PRUNE_BATCH))?;
+                pruned += batch;
+                if batch < AUDIT_PRUNE_BATCH {
+                    break;
+                }
             }
-            Ok(pruned)
-        })
+        }
+        Ok(pruned)
     }
 
     /// Whether the store answers.

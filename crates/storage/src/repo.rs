@@ -551,11 +551,27 @@ impl UserRepo for SqlUserRepo<'_> {
             .map_err(from_diesel)
     }
 
-    fn prune_audit(&mut self, before: DateTime<Utc>) -> Result<u64, Error> {
-        diesel::delete(audit_log::table.filter(audit_log::at.lt(before.naive_utc())))
-            .execute(self.conn)
-            .map(|n| n as u64)
-            .map_err(from_diesel)
+    fn prune_audit(&mut self, before: DateTime<Utc>, at_most: u64) -> Result<u64, Error> {
+        if at_most == 0 {
+            return Ok(0);
+        }
+        let before = before.naive_utc();
+        // The id of the `at_most`-th oldest entry due (none: fewer are due, all go).
+        let last = audit_log::table
+            .select(audit_log::id)
+            .filter(audit_log::at.lt(before))
+            .order(audit_log::id.asc())
+            .offset(i64::try_from(at_most.saturating_sub(1)).unwrap_or(i64::MAX))
+            .first::<i64>(self.conn)
+            .optional()
+            .map_err(from_diesel)?;
+        let due = audit_log::table.filter(audit_log::at.lt(before));
+        match last {
+            Some(last) => diesel::delete(due.filter(audit_log::id.le(last))).execute(self.conn),
+            None => diesel::delete(due).execute(self.conn),
+        }
+        .map(|n| n as u64)
+        .map_err(from_diesel)
     }
 
     fn prune_devices(&mut self, unused_since: DateTime<Utc>) -> Result<u64, Error> {

@@ -1151,24 +1151,30 @@ pub fn prune_audit_and_devices_by_age(store: &dyn UserStore) {
     let now = crate::now();
     let mut old = entry(AuditAction::UserRegistered, None, Some(user));
     old.at = now - Duration::days(400);
+    let mut older = entry(AuditAction::UserDisabled, None, Some(user));
+    older.at = now - Duration::days(500);
     let new = entry(AuditAction::UserApproved, None, Some(user));
     store
         .write_with(|repo| {
             repo.append_audit(&old)?;
+            repo.append_audit(&older)?;
             repo.append_audit(&new)?;
             repo.save_device("stale", user, now - Duration::days(200))?;
             repo.save_device("fresh", user, now)
         })
         .expect("seed");
-    let (audit, devices) = store
+    // In batches: the first takes one of the two old entries (the first appended), the
+    // second the other and finds no more.
+    let (first, second, devices) = store
         .write_with(|repo| {
             Ok((
-                repo.prune_audit(now - Duration::days(365))?,
+                repo.prune_audit(now - Duration::days(365), 1)?,
+                repo.prune_audit(now - Duration::days(365), 10)?,
                 repo.prune_devices(now - Duration::days(180))?,
             ))
         })
         .expect("prune");
-    assert_eq!((audit, devices), (1, 1));
+    assert_eq!((first, second, devices), (1, 1, 1));
     store
         .read_with(|repo| {
             let left = repo.list_audit(&AuditQuery::default())?;

@@ -250,10 +250,17 @@ impl UserRepo for State {
         Ok(())
     }
 
-    fn prune_audit(&mut self, before: DateTime<Utc>) -> Result<u64, Error> {
-        let count = self.audit.len();
-        self.audit.retain(|e| e.entry.at >= before);
-        Ok((count - self.audit.len()) as u64)
+    fn prune_audit(&mut self, before: DateTime<Utc>, at_most: u64) -> Result<u64, Error> {
+        let mut doomed: Vec<i64> = self
+            .audit
+            .iter()
+            .filter(|e| e.entry.at < before)
+            .map(|e| e.id)
+            .collect();
+        doomed.sort_unstable();
+        doomed.truncate(usize::try_from(at_most).unwrap_or(usize::MAX));
+        self.audit.retain(|e| doomed.binary_search(&e.id).is_err());
+        Ok(doomed.len() as u64)
     }
 
     fn prune_devices(&mut self, unused_since: DateTime<Utc>) -> Result<u64, Error> {
