@@ -338,6 +338,17 @@ impl Server {
         Ok(self.finish(Ok(response)))
     }
 
+    /// `GET path` that may fail at the transport (no answer within 30 s), as
+    /// [`Self::try_register`].
+    pub fn try_get(&self, path: &str, token: Option<&str>) -> Result<Reply, String> {
+        let mut request = self.agent.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let response = request.call().map_err(|e| e.to_string())?;
+        Ok(self.finish(Ok(response)))
+    }
+
     pub fn register(&self, email: &str, password: &str) -> Reply {
         self.send_json(
             "POST",
