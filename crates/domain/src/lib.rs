@@ -21,6 +21,7 @@ mod eddsa;
 mod email;
 mod error;
 mod hashing;
+mod invitation;
 mod jwks;
 mod lookup;
 mod password;
@@ -42,6 +43,10 @@ pub use eddsa::{Ed25519Tokens, JwksVerifier, SigningKey};
 pub use email::{Email, InvalidEmail};
 pub use error::{BoxError, Error, LastAdminChange};
 pub use hashing::{BcryptCost, BcryptHasher, InvalidBcryptCost, PasswordHasher};
+pub use invitation::{
+    InvalidInvitation, InvalidInvitationRequest, Invitation, InvitationCode, InvitationRequest,
+    InvitationStatus,
+};
 pub use jwks::{Jwk, Jwks};
 pub use password::{InvalidPassword, Password};
 pub use ports::{
