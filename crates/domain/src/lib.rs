@@ -14,6 +14,7 @@
 //!
 //! With the `testing` feature it also ships an in-memory store and the port's contract suite.
 
+mod approval;
 mod audit;
 mod claims;
 mod device;
@@ -36,6 +37,10 @@ mod user;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use approval::{
+    ensure_may_self_register, BulkIds, FreeText, InvalidBulkIds, InvalidFreeText,
+    InvalidRegistrationMode, RegistrationClosed, RegistrationMode,
+};
 pub use audit::{AuditAction, AuditEntry, AuditQuery, InvalidAuditAction, NewAuditEntry};
 pub use claims::{InvalidTokenTtl, TokenClaims, TokenTtl};
 pub use device::DeviceToken;
