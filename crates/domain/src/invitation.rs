@@ -180,6 +180,28 @@ impl InvitationRequest {
     }
 }
 
+/// An invitation to store: a checked [`InvitationRequest`] with its code's hash and when
+/// and by whom it was made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewInvitation {
+    /// [`InvitationCode::hash`] of its code.
+    pub code_hash: String,
+    /// The one email that may use it, if any.
+    pub email: Option<Email>,
+    /// Whether the invitee becomes an admin.
+    pub is_admin: bool,
+    /// The admin's note.
+    pub note: Option<String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// The admin who created it (`None` from the CLI).
+    pub created_by: Option<UserId>,
+    /// When it stops admitting registrations.
+    pub expires_at: DateTime<Utc>,
+    /// How many registrations it admits (1 to 1000).
+    pub max_uses: u32,
+}
+
 /// Where an invitation stands at a given moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InvitationStatus {

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 pub use crate::lookup::{answered, session_reply, SessionAnswer, SessionLookup, SessionReply};
 
 use crate::{
-    AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, NewAuditEntry,
-    NewUser, User, UserId, UserStatus,
+    AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, Invitation,
+    NewAuditEntry, NewInvitation, NewUser, User, UserId, UserStatus,
 };
 
 /// Which users to list, and which page of them.
@@ -282,6 +282,44 @@ pub trait UserRepo {
     /// # Errors
     /// Store failures.
     fn prune_devices(&mut self, unused_since: DateTime<Utc>) -> Result<u64, Error>;
+
+    /// Stores a new invitation; returns it with its id (no uses, not revoked).
+    ///
+    /// # Errors
+    /// Store failures; [`Error::Conflict`] for a code hash stored already.
+    fn insert_invitation(&mut self, new: &NewInvitation) -> Result<Invitation, Error>;
+
+    /// The invitation `id`, if any.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn find_invitation(&mut self, id: i64) -> Result<Option<Invitation>, Error>;
+
+    /// The invitation whose code has the hash `code_hash` ([`crate::InvitationCode::hash`]).
+    ///
+    /// # Errors
+    /// Store failures.
+    fn find_invitation_by_code(&mut self, code_hash: &str) -> Result<Option<Invitation>, Error>;
+
+    /// Counts one use of invitation `id`, which the caller found admitting the
+    /// registration ([`Invitation::admits`]) in this same transaction: concurrent
+    /// registrations on a one-use code then give exactly one account. Returns whether the
+    /// invitation was there with a use left.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn count_invitation_use(&mut self, id: i64) -> Result<bool, Error>;
+
+    /// Marks invitation `id` revoked at `at` (once: a second revocation keeps the first
+    /// time); the invitation after it, `None` when there is none.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn revoke_invitation(
+        &mut self,
+        id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Invitation>, Error>;
 
     /// The throttling counter of `key` in `scope`, if any.
     ///

@@ -3,15 +3,18 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use gatehouse_domain::{
-    AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, Listing,
-    NewAuditEntry, NewUser, User, UserId, UserQuery, UserRepo, UserStatus,
+    AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, Invitation, Listing,
+    NewAuditEntry, NewInvitation, NewUser, User, UserId, UserQuery, UserRepo, UserStatus,
 };
 
 use crate::conn::AnyConnection;
 use crate::errors::from_diesel;
-use crate::rows::{AuditRow, CounterRow, NewUserRow, UserChangeset, UserRow, USER_COLUMNS};
+use crate::rows::{
+    AuditRow, CounterRow, InvitationRow, NewUserRow, UserChangeset, UserRow, INVITATION_COLUMNS,
+    USER_COLUMNS,
+};
 use crate::schema::{
-    audit_log, device_tokens, revoked_tokens, throttle_counters, user_tallies, users,
+    audit_log, device_tokens, invitations, revoked_tokens, throttle_counters, user_tallies, users,
 };
 use crate::stream::each_row;
 use crate::{Backend, Conn};
@@ -572,6 +575,77 @@ impl UserRepo for SqlUserRepo<'_> {
         }
         .map(|n| n as u64)
         .map_err(from_diesel)
+    }
+
+    fn insert_invitation(&mut self, new: &NewInvitation) -> Result<Invitation, Error> {
+        diesel::insert_into(invitations::table)
+            .values((
+                invitations::code_hash.eq(&new.code_hash),
+                invitations::email.eq(new.email.as_ref().map(Email::as_str)),
+                invitations::is_admin.eq(new.is_admin),
+                invitations::note.eq(new.note.as_deref()),
+                invitations::created_at.eq(new.created_at.naive_utc()),
+                invitations::created_by.eq(new.created_by.map(UserId::get)),
+                invitations::expires_at.eq(new.expires_at.naive_utc()),
+                invitations::max_uses.eq(i64::from(new.max_uses)),
+                invitations::uses.eq(0_i64),
+            ))
+            .returning(INVITATION_COLUMNS)
+            .get_result::<InvitationRow>(self.conn)
+            .map_err(from_diesel)
+            .and_then(Invitation::try_from)
+    }
+
+    fn find_invitation(&mut self, id: i64) -> Result<Option<Invitation>, Error> {
+        invitations::table
+            .find(id)
+            .select(INVITATION_COLUMNS)
+            .get_result::<InvitationRow>(self.conn)
+            .optional()
+            .map_err(from_diesel)?
+            .map(Invitation::try_from)
+            .transpose()
+    }
+
+    fn find_invitation_by_code(&mut self, code_hash: &str) -> Result<Option<Invitation>, Error> {
+        invitations::table
+            .filter(invitations::code_hash.eq(code_hash))
+            .select(INVITATION_COLUMNS)
+            .get_result::<InvitationRow>(self.conn)
+            .optional()
+            .map_err(from_diesel)?
+            .map(Invitation::try_from)
+            .transpose()
+    }
+
+    fn count_invitation_use(&mut self, id: i64) -> Result<bool, Error> {
+        // The condition repeats what the caller checked: a use is never counted past the
+        // limit, whatever a caller does (and the table's CHECK holds it too).
+        diesel::update(
+            invitations::table
+                .find(id)
+                .filter(invitations::uses.lt(invitations::max_uses)),
+        )
+        .set(invitations::uses.eq(invitations::uses + 1_i64))
+        .execute(self.conn)
+        .map(|n| n == 1)
+        .map_err(from_diesel)
+    }
+
+    fn revoke_invitation(
+        &mut self,
+        id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Invitation>, Error> {
+        diesel::update(
+            invitations::table
+                .find(id)
+                .filter(invitations::revoked_at.is_null()),
+        )
+        .set(invitations::revoked_at.eq(Some(at.naive_utc())))
+        .execute(self.conn)
+        .map_err(from_diesel)?;
+        self.find_invitation(id)
     }
 
     fn prune_devices(&mut self, unused_since: DateTime<Utc>) -> Result<u64, Error> {

@@ -2,9 +2,9 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use gatehouse_domain::{Email, Error, NewUser, PasswordHash, User, UserId};
+use gatehouse_domain::{Email, Error, Invitation, NewUser, PasswordHash, User, UserId};
 
-use crate::schema::users;
+use crate::schema::{invitations, users};
 use crate::stored_time::StoredTime;
 
 #[derive(Debug, Queryable, Selectable)]
@@ -188,6 +188,75 @@ impl TryFrom<AuditRow> for gatehouse_domain::AuditEntry {
                 address: row.address,
                 detail: row.detail,
             },
+        })
+    }
+}
+
+/// An invitation as stored (its code hash left out: it is only ever looked up by).
+#[derive(Debug, Queryable)]
+pub(crate) struct InvitationRow {
+    id: i64,
+    email: Option<String>,
+    is_admin: bool,
+    note: Option<String>,
+    created_at: StoredTime,
+    created_by: Option<i64>,
+    expires_at: StoredTime,
+    max_uses: i64,
+    uses: i64,
+    revoked_at: Option<StoredTime>,
+}
+
+/// [`InvitationRow`]'s columns, for `SELECT` and `RETURNING`.
+pub(crate) const INVITATION_COLUMNS: (
+    invitations::id,
+    invitations::email,
+    invitations::is_admin,
+    invitations::note,
+    invitations::created_at,
+    invitations::created_by,
+    invitations::expires_at,
+    invitations::max_uses,
+    invitations::uses,
+    invitations::revoked_at,
+) = (
+    invitations::id,
+    invitations::email,
+    invitations::is_admin,
+    invitations::note,
+    invitations::created_at,
+    invitations::created_by,
+    invitations::expires_at,
+    invitations::max_uses,
+    invitations::uses,
+    invitations::revoked_at,
+);
+
+impl TryFrom<InvitationRow> for Invitation {
+    type Error = Error;
+
+    fn try_from(row: InvitationRow) -> Result<Self, Error> {
+        let count =
+            |n: i64, what: &'static str| u32::try_from(n).map_err(|e| Error::internal(what, e));
+        Ok(Invitation {
+            id: row.id,
+            email: row
+                .email
+                .map(Email::from_stored)
+                .transpose()
+                .map_err(|e| Error::internal("stored invitation email", e))?,
+            is_admin: row.is_admin,
+            note: row.note,
+            created_at: row.created_at.0.and_utc(),
+            created_by: row
+                .created_by
+                .map(UserId::new)
+                .transpose()
+                .map_err(|e| Error::internal("stored inviter id", e))?,
+            expires_at: row.expires_at.0.and_utc(),
+            max_uses: count(row.max_uses, "stored invitation limit")?,
+            uses: count(row.uses, "stored invitation uses")?,
+            revoked_at: row.revoked_at.map(|at| at.0.and_utc()),
         })
     }
 }

@@ -73,6 +73,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Invitations by id; the code only as its SHA-256 (the approval issue).
+    invitations (id) {
+        id -> BigInt,
+        code_hash -> Text,
+        email -> Nullable<Text>,
+        is_admin -> Bool,
+        note -> Nullable<Text>,
+        created_at -> Timestamp,
+        created_by -> Nullable<BigInt>,
+        expires_at -> Timestamp,
+        max_uses -> BigInt,
+        uses -> BigInt,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
 // The session lookup reads a user and checks a revocation in one statement.
 diesel::allow_tables_to_appear_in_same_query!(users, revoked_tokens);
 

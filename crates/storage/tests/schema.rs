@@ -134,6 +134,7 @@ fn the_schema_reader_sees_every_table() {
         [
             "audit_log",
             "device_tokens",
+            "invitations",
             "revoked_tokens",
             "settings",
             "signing_keys",

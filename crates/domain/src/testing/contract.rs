@@ -6,9 +6,9 @@
 use chrono::Duration;
 
 use crate::{
-    AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, Listing,
-    NewAuditEntry, NewUser, PasswordHash, User, UserId, UserQuery, UserStatus, UserStore,
-    UserStoreExt,
+    AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, InvitationCode,
+    InvitationStatus, Listing, NewAuditEntry, NewInvitation, NewUser, PasswordHash, User, UserId,
+    UserQuery, UserStatus, UserStore, UserStoreExt,
 };
 
 /// Expands to one `#[test]` per contract check, each on a store built by `$make`: an
@@ -59,6 +59,9 @@ macro_rules! user_store_contract_tests {
             device_tokens_belong_to_one_user,
             latest_audit_matches_action_target_address_and_time,
             prune_audit_and_devices_by_age,
+            invitations_round_trip_and_are_revoked_once,
+            invitation_uses_stop_at_the_limit,
+            a_one_use_invitation_admits_one_of_sixteen_racing_registrations,
         );
     };
     (@tests $attrs:tt $make:tt; $($check:ident),+ $(,)?) => {
@@ -1185,4 +1188,157 @@ pub fn prune_audit_and_devices_by_age(store: &dyn UserStore) {
             Ok(())
         })
         .expect("after prune");
+}
+
+fn new_invitation(code: &InvitationCode, email: Option<&str>, max_uses: u32) -> NewInvitation {
+    let now = crate::now();
+    NewInvitation {
+        code_hash: code.hash(),
+        email: email.map(|e| Email::parse(e).expect("test email")),
+        is_admin: false,
+        note: None,
+        created_at: now,
+        created_by: None,
+        expires_at: now + Duration::days(7),
+        max_uses,
+    }
+}
+
+/// An invitation reads back as stored, by id and by its code's hash; a second one with the
+/// same hash is a conflict; revoking keeps the first time; deleting its creator keeps it.
+pub fn invitations_round_trip_and_are_revoked_once(store: &dyn UserStore) {
+    let admin = insert(store, new_user("admin@example.com"));
+    let code = InvitationCode::generate().expect("a code");
+    let mut new = new_invitation(&code, Some("ann@example.com"), 1);
+    new.is_admin = true;
+    new.note = Some("for the\nbook club".into());
+    new.created_by = Some(admin.id);
+    let stored = store
+        .write_with(|repo| repo.insert_invitation(&new))
+        .expect("insert");
+    assert!(stored.id > 0);
+    assert_eq!(stored.email, new.email);
+    assert!(stored.is_admin);
+    assert_eq!(stored.note, new.note);
+    assert_eq!(stored.created_at, new.created_at);
+    assert_eq!(stored.created_by, Some(admin.id));
+    assert_eq!(stored.expires_at, new.expires_at);
+    assert_eq!((stored.max_uses, stored.uses), (1, 0));
+    assert_eq!(stored.revoked_at, None);
+    assert_eq!(stored.status(new.created_at), InvitationStatus::Active);
+
+    let (by_id, by_code, unknown) = store
+        .read_with(|repo| {
+            Ok((
+                repo.find_invitation(stored.id)?,
+                repo.find_invitation_by_code(&code.hash())?,
+                repo.find_invitation_by_code(&InvitationCode::generate()?.hash())?,
+            ))
+        })
+        .expect("find");
+    assert_eq!(by_id.as_ref(), Some(&stored));
+    assert_eq!(by_code.as_ref(), Some(&stored));
+    assert_eq!(unknown, None);
+
+    let again = store.write_with(|repo| repo.insert_invitation(&new));
+    assert!(matches!(again, Err(Error::Conflict)), "{again:?}");
+
+    let first = crate::now();
+    let revoked = store
+        .write_with(|repo| repo.revoke_invitation(stored.id, first))
+        .expect("revoke")
+        .expect("there");
+    assert_eq!(revoked.revoked_at, Some(first));
+    assert_eq!(revoked.status(first), InvitationStatus::Revoked);
+    let later = first + Duration::seconds(5);
+    let twice = store
+        .write_with(|repo| repo.revoke_invitation(stored.id, later))
+        .expect("revoke again")
+        .expect("still there");
+    assert_eq!(twice.revoked_at, Some(first));
+    let missing = store
+        .write_with(|repo| repo.revoke_invitation(stored.id + 1000, later))
+        .expect("revoke nothing");
+    assert_eq!(missing, None);
+
+    store
+        .write_with(|repo| repo.delete(admin.id).map(drop))
+        .expect("delete the inviter");
+    let kept = store
+        .read_with(|repo| repo.find_invitation(stored.id))
+        .expect("find")
+        .expect("kept");
+    assert_eq!(kept.created_by, None);
+    assert_eq!(kept.revoked_at, Some(first));
+}
+
+/// Uses are counted up to the limit and no further.
+pub fn invitation_uses_stop_at_the_limit(store: &dyn UserStore) {
+    let code = InvitationCode::generate().expect("a code");
+    let stored = store
+        .write_with(|repo| repo.insert_invitation(&new_invitation(&code, None, 2)))
+        .expect("insert");
+    let counted: Vec<bool> = (0..3)
+        .map(|_| {
+            store
+                .write_with(|repo| repo.count_invitation_use(stored.id))
+                .expect("count")
+        })
+        .collect();
+    assert_eq!(counted, [true, true, false]);
+    let used = store
+        .read_with(|repo| repo.find_invitation(stored.id))
+        .expect("find")
+        .expect("there");
+    assert_eq!(used.uses, 2);
+    assert_eq!(used.status(crate::now()), InvitationStatus::Used);
+    let unknown = store
+        .write_with(|repo| repo.count_invitation_use(stored.id + 1000))
+        .expect("count nothing");
+    assert!(!unknown);
+}
+
+/// Sixteen registrations racing on one one-use code, each checking and counting the use in
+/// its own write transaction, as registration does: exactly one gets an account.
+pub fn a_one_use_invitation_admits_one_of_sixteen_racing_registrations(store: &dyn UserStore) {
+    let code = InvitationCode::generate().expect("a code");
+    store
+        .write_with(|repo| repo.insert_invitation(&new_invitation(&code, None, 1)))
+        .expect("insert");
+    let registered: Vec<bool> = std::thread::scope(|scope| {
+        let racers: Vec<_> = (0..16)
+            .map(|i| {
+                let code = &code;
+                scope.spawn(move || {
+                    let user = new_user(&format!("racer{i}@example.com"));
+                    store
+                        .write_with(|repo| {
+                            let Some(invitation) = repo.find_invitation_by_code(&code.hash())?
+                            else {
+                                return Ok(false);
+                            };
+                            if invitation.admits(&user.email, crate::now()).is_err()
+                                || !repo.count_invitation_use(invitation.id)?
+                            {
+                                return Ok(false);
+                            }
+                            repo.insert(user.clone())?;
+                            Ok(true)
+                        })
+                        .expect("a registration that ends")
+                })
+            })
+            .collect();
+        racers
+            .into_iter()
+            .map(|racer| racer.join().expect("no panic"))
+            .collect()
+    });
+    assert_eq!(
+        registered.iter().filter(|&&r| r).count(),
+        1,
+        "{registered:?}"
+    );
+    let accounts = store.read_with(|repo| repo.count_users()).expect("count");
+    assert_eq!(accounts, 1);
 }

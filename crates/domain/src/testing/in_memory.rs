@@ -5,9 +5,9 @@ use chrono::{DateTime, Utc};
 
 use crate::ports::answered;
 use crate::{
-    AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, Listing,
-    NewAuditEntry, NewUser, SessionLookup, SessionSource, User, UserId, UserQuery, UserRepo,
-    UserStatus, UserStore, UserStoreExt as _,
+    AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, Invitation, Listing,
+    NewAuditEntry, NewInvitation, NewUser, SessionLookup, SessionSource, User, UserId, UserQuery,
+    UserRepo, UserStatus, UserStore, UserStoreExt as _,
 };
 
 /// A store in a mutex: every unit of work runs on a copy of the state under the lock and
@@ -28,6 +28,9 @@ struct State {
     last_audit_id: i64,
     /// Device tokens by hash: whose, and when last used.
     devices: HashMap<String, (UserId, DateTime<Utc>)>,
+    /// Invitations by id, with their code hashes.
+    invitations: BTreeMap<i64, (String, Invitation)>,
+    last_invitation_id: i64,
 }
 
 impl InMemoryStore {
@@ -172,6 +175,11 @@ impl UserRepo for State {
     fn delete(&mut self, id: UserId) -> Result<bool, Error> {
         let existed = self.users.remove(&id.get()).is_some();
         self.devices.retain(|_, (owner, _)| *owner != id);
+        for (_, invitation) in self.invitations.values_mut() {
+            if invitation.created_by == Some(id) {
+                invitation.created_by = None;
+            }
+        }
         for user in self.users.values_mut() {
             if user.approved_by == Some(id) {
                 user.approved_by = None;
@@ -261,6 +269,65 @@ impl UserRepo for State {
         doomed.truncate(usize::try_from(at_most).unwrap_or(usize::MAX));
         self.audit.retain(|e| doomed.binary_search(&e.id).is_err());
         Ok(doomed.len() as u64)
+    }
+
+    fn insert_invitation(&mut self, new: &NewInvitation) -> Result<Invitation, Error> {
+        if self
+            .invitations
+            .values()
+            .any(|(hash, _)| *hash == new.code_hash)
+        {
+            return Err(Error::Conflict);
+        }
+        self.last_invitation_id += 1;
+        let invitation = Invitation {
+            id: self.last_invitation_id,
+            email: new.email.clone(),
+            is_admin: new.is_admin,
+            note: new.note.clone(),
+            created_at: new.created_at,
+            created_by: new.created_by,
+            expires_at: new.expires_at,
+            max_uses: new.max_uses,
+            uses: 0,
+            revoked_at: None,
+        };
+        self.invitations
+            .insert(invitation.id, (new.code_hash.clone(), invitation.clone()));
+        Ok(invitation)
+    }
+
+    fn find_invitation(&mut self, id: i64) -> Result<Option<Invitation>, Error> {
+        Ok(self.invitations.get(&id).map(|(_, i)| i.clone()))
+    }
+
+    fn find_invitation_by_code(&mut self, code_hash: &str) -> Result<Option<Invitation>, Error> {
+        Ok(self
+            .invitations
+            .values()
+            .find(|(hash, _)| hash == code_hash)
+            .map(|(_, i)| i.clone()))
+    }
+
+    fn count_invitation_use(&mut self, id: i64) -> Result<bool, Error> {
+        Ok(match self.invitations.get_mut(&id) {
+            Some((_, invitation)) if invitation.uses < invitation.max_uses => {
+                invitation.uses += 1;
+                true
+            }
+            _ => false,
+        })
+    }
+
+    fn revoke_invitation(
+        &mut self,
+        id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Invitation>, Error> {
+        Ok(self.invitations.get_mut(&id).map(|(_, invitation)| {
+            invitation.revoked_at.get_or_insert(at);
+            invitation.clone()
+        }))
     }
 
     fn prune_devices(&mut self, unused_since: DateTime<Utc>) -> Result<u64, Error> {
