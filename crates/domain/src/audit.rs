@@ -41,11 +41,15 @@ pub enum AuditAction {
     UserEmailChanged,
     /// A user was deleted.
     UserDeleted,
+    /// An admin (or the operator) created an invitation.
+    InvitationCreated,
+    /// An admin (or the operator) revoked an invitation.
+    InvitationRevoked,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 17] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -61,6 +65,8 @@ impl AuditAction {
         Self::UserDemoted,
         Self::UserEmailChanged,
         Self::UserDeleted,
+        Self::InvitationCreated,
+        Self::InvitationRevoked,
     ];
 
     /// The snake_case name used on the wire and in storage.
@@ -82,6 +88,8 @@ impl AuditAction {
             Self::UserDemoted => "user_demoted",
             Self::UserEmailChanged => "user_email_changed",
             Self::UserDeleted => "user_deleted",
+            Self::InvitationCreated => "invitation_created",
+            Self::InvitationRevoked => "invitation_revoked",
         }
     }
 }

@@ -18,6 +18,9 @@ pub enum Error {
     /// No user has this id.
     #[error("User not found")]
     UserNotFound,
+    /// No invitation has this id.
+    #[error("Invitation not found")]
+    InvitationNotFound,
     /// The change would leave no active admin.
     #[error("{0}")]
     LastAdmin(LastAdminChange),

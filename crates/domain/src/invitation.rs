@@ -145,7 +145,32 @@ impl InvalidInvitationRequest {
     }
 }
 
+/// An [`InvitationRequest`] without problems (made by [`InvitationRequest::validate`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidInvitationRequest(InvitationRequest);
+
+impl ValidInvitationRequest {
+    /// The request.
+    #[must_use]
+    pub fn get(&self) -> &InvitationRequest {
+        &self.0
+    }
+}
+
 impl InvitationRequest {
+    /// The request, once it has no [`problems`](Self::problems).
+    ///
+    /// # Errors
+    /// Every problem found.
+    pub fn validate(self) -> Result<ValidInvitationRequest, Vec<InvalidInvitationRequest>> {
+        let problems = self.problems();
+        if problems.is_empty() {
+            Ok(ValidInvitationRequest(self))
+        } else {
+            Err(problems)
+        }
+    }
+
     /// How long an invitation stays valid unless asked otherwise.
     pub const DEFAULT_EXPIRES_IN: Duration = Duration::days(7);
     /// The shortest validity.

@@ -50,7 +50,7 @@ pub use error::{BoxError, Error, LastAdminChange};
 pub use hashing::{BcryptCost, BcryptHasher, InvalidBcryptCost, PasswordHasher};
 pub use invitation::{
     InvalidInvitation, InvalidInvitationRequest, Invitation, InvitationCode, InvitationRequest,
-    InvitationStatus, NewInvitation,
+    InvitationStatus, NewInvitation, ValidInvitationRequest,
 };
 pub use jwks::{Jwk, Jwks};
 pub use password::{InvalidPassword, Password};

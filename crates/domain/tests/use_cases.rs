@@ -1029,3 +1029,130 @@ fn lookups_answered_later_apply_the_same_checks() {
     );
     assert!(matches!(later("garbage"), Err(Error::Unauthenticated)));
 }
+
+fn invitation_request(email_for: Option<&str>) -> gatehouse_domain::ValidInvitationRequest {
+    gatehouse_domain::InvitationRequest {
+        email: email_for.map(email),
+        is_admin: false,
+        expires_in: gatehouse_domain::InvitationRequest::DEFAULT_EXPIRES_IN,
+        max_uses: 1,
+        note: Some("welcome".into()),
+    }
+    .validate()
+    .unwrap()
+}
+
+#[test]
+fn admins_and_the_operator_create_invitations_and_revoke_them_once() {
+    use gatehouse_domain::{AuditAction, InvitationCode, InvitationStatus};
+
+    let w = world();
+    let admin = w.register("admin@example.com");
+    let (invitation, code) = w
+        .users
+        .create_invitation(
+            Actor::User(admin.id),
+            &invitation_request(Some("ann@example.com")),
+            &Origin::default(),
+        )
+        .unwrap();
+    assert_eq!(invitation.created_by, Some(admin.id));
+    assert_eq!(invitation.email, Some(email("ann@example.com")));
+    assert_eq!(invitation.note.as_deref(), Some("welcome"));
+    assert_eq!(
+        invitation.expires_at - invitation.created_at,
+        chrono::Duration::days(7)
+    );
+    assert_eq!(
+        invitation.status(invitation.created_at),
+        InvitationStatus::Active
+    );
+    assert_eq!(code.expose().len(), InvitationCode::LEN);
+
+    // A user who is no admin may not; the operator may, as no one.
+    w.users
+        .register(
+            email("bob@example.com"),
+            &password("tr0mbone-kettle"),
+            &Origin::default(),
+        )
+        .unwrap();
+    let bob = w
+        .users
+        .find_user(Actor::Operator, &UserKey::Email(email("bob@example.com")))
+        .unwrap();
+    let bob = w.approve(&admin, &bob);
+    let refused = w.users.create_invitation(
+        Actor::User(bob.id),
+        &invitation_request(None),
+        &Origin::default(),
+    );
+    assert!(matches!(refused, Err(Error::AdminRequired)), "{refused:?}");
+    let (by_operator, other_code) = w
+        .users
+        .create_invitation(
+            Actor::Operator,
+            &invitation_request(None),
+            &Origin::default(),
+        )
+        .unwrap();
+    assert_eq!(by_operator.created_by, None);
+    assert_ne!(code, other_code);
+
+    let revoked = w
+        .users
+        .revoke_invitation(Actor::User(admin.id), invitation.id, &Origin::default())
+        .unwrap();
+    assert!(revoked.revoked_at.is_some());
+    let again = w
+        .users
+        .revoke_invitation(Actor::User(admin.id), invitation.id, &Origin::default())
+        .unwrap();
+    assert_eq!(again.revoked_at, revoked.revoked_at);
+    assert!(matches!(
+        w.users.revoke_invitation(
+            Actor::User(admin.id),
+            invitation.id + 100,
+            &Origin::default()
+        ),
+        Err(Error::InvitationNotFound)
+    ));
+    assert!(matches!(
+        w.users
+            .revoke_invitation(Actor::User(bob.id), by_operator.id, &Origin::default()),
+        Err(Error::AdminRequired)
+    ));
+
+    let audit = w
+        .users
+        .list_audit(Actor::Operator, &AuditQuery::default())
+        .unwrap();
+    let details: Vec<(AuditAction, Option<String>)> = audit
+        .items
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.entry.action,
+                AuditAction::InvitationCreated | AuditAction::InvitationRevoked
+            )
+        })
+        .map(|e| (e.entry.action, e.entry.detail.clone()))
+        .collect();
+    assert_eq!(
+        details,
+        [
+            (
+                AuditAction::InvitationRevoked,
+                Some(format!("invitation {} for ann@example.com", invitation.id))
+            ),
+            (
+                AuditAction::InvitationCreated,
+                Some(format!("invitation {}", by_operator.id))
+            ),
+            (
+                AuditAction::InvitationCreated,
+                Some(format!("invitation {} for ann@example.com", invitation.id))
+            ),
+        ]
+    );
+}

@@ -243,7 +243,7 @@ impl From<DomainError> for ApiError {
         let status = match &error {
             DomainError::EmailTaken => StatusCode::CONFLICT,
             DomainError::WrongCurrentPassword => StatusCode::FORBIDDEN,
-            DomainError::UserNotFound => StatusCode::NOT_FOUND,
+            DomainError::UserNotFound | DomainError::InvitationNotFound => StatusCode::NOT_FOUND,
             DomainError::LastAdmin(_) => StatusCode::BAD_REQUEST,
             DomainError::InvalidCredentials | DomainError::Unauthenticated => {
                 StatusCode::UNAUTHORIZED
@@ -268,6 +268,7 @@ impl From<DomainError> for ApiError {
         let code = match &error {
             DomainError::EmailTaken => "email_taken",
             DomainError::UserNotFound => "user_not_found",
+            DomainError::InvitationNotFound => "invitation_not_found",
             DomainError::LastAdmin(_) => "last_admin",
             DomainError::InvalidCredentials => "invalid_credentials",
             DomainError::AccountPending => "account_pending",
