@@ -253,6 +253,17 @@ impl InvitationStatus {
     }
 }
 
+/// Which invitations to list (newest first), and which page of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InvitationQuery {
+    /// Only those with this status at the moment of the listing.
+    pub status: Option<InvitationStatus>,
+    /// At most this many; all when `None`.
+    pub limit: Option<u64>,
+    /// Skip this many first.
+    pub offset: u64,
+}
+
 /// A stored invitation (its code is stored only as [`InvitationCode::hash`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invitation {

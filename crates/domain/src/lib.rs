@@ -49,8 +49,8 @@ pub use email::{Email, InvalidEmail};
 pub use error::{BoxError, Error, LastAdminChange};
 pub use hashing::{BcryptCost, BcryptHasher, InvalidBcryptCost, PasswordHasher};
 pub use invitation::{
-    InvalidInvitation, InvalidInvitationRequest, Invitation, InvitationCode, InvitationRequest,
-    InvitationStatus, NewInvitation, ValidInvitationRequest,
+    InvalidInvitation, InvalidInvitationRequest, Invitation, InvitationCode, InvitationQuery,
+    InvitationRequest, InvitationStatus, NewInvitation, ValidInvitationRequest,
 };
 pub use jwks::{Jwk, Jwks};
 pub use password::{InvalidPassword, Password};

@@ -7,7 +7,7 @@ pub use crate::lookup::{answered, session_reply, SessionAnswer, SessionLookup, S
 
 use crate::{
     AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, Invitation,
-    NewAuditEntry, NewInvitation, NewUser, User, UserId, UserStatus,
+    InvitationQuery, NewAuditEntry, NewInvitation, NewUser, User, UserId, UserStatus,
 };
 
 /// Which users to list, and which page of them.
@@ -300,6 +300,17 @@ pub trait UserRepo {
     /// # Errors
     /// Store failures.
     fn find_invitation_by_code(&mut self, code_hash: &str) -> Result<Option<Invitation>, Error>;
+
+    /// The invitations matching `query`, their status taken at `now`, newest first, and
+    /// how many match in all.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn list_invitations(
+        &mut self,
+        query: &InvitationQuery,
+        now: DateTime<Utc>,
+    ) -> Result<Page<Invitation>, Error>;
 
     /// Counts one use of invitation `id`, which the caller found admitting the
     /// registration ([`Invitation::admits`]) in this same transaction: concurrent

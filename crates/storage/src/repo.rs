@@ -3,8 +3,9 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use gatehouse_domain::{
-    AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, Invitation, Listing,
-    NewAuditEntry, NewInvitation, NewUser, User, UserId, UserQuery, UserRepo, UserStatus,
+    AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, Invitation,
+    InvitationQuery, InvitationStatus, Listing, NewAuditEntry, NewInvitation, NewUser, Page, User,
+    UserId, UserQuery, UserRepo, UserStatus,
 };
 
 use crate::conn::AnyConnection;
@@ -122,6 +123,32 @@ fn audit_filtered(query: &AuditQuery) -> audit_log::BoxedQuery<'static, Backend>
         select = select.filter(audit_log::target_id.eq(target.get()));
     }
     select
+}
+
+/// Invitations with the query's status at `now` (all without one).
+fn invitations_filtered(
+    query: &InvitationQuery,
+    now: DateTime<Utc>,
+) -> invitations::BoxedQuery<'static, Backend> {
+    let now = now.naive_utc();
+    let select = invitations::table.into_boxed();
+    let live = invitations::revoked_at.is_null();
+    let left = invitations::uses.lt(invitations::max_uses);
+    match query.status {
+        None => select,
+        Some(InvitationStatus::Active) => select
+            .filter(live)
+            .filter(left)
+            .filter(invitations::expires_at.gt(now)),
+        Some(InvitationStatus::Used) => select
+            .filter(live)
+            .filter(invitations::uses.ge(invitations::max_uses)),
+        Some(InvitationStatus::Expired) => select
+            .filter(live)
+            .filter(left)
+            .filter(invitations::expires_at.le(now)),
+        Some(InvitationStatus::Revoked) => select.filter(invitations::revoked_at.is_not_null()),
+    }
 }
 
 /// `LIMIT`/`OFFSET` values for a page, `None` for every row from the first. SQLite has no
@@ -616,6 +643,33 @@ impl UserRepo for SqlUserRepo<'_> {
             .map_err(from_diesel)?
             .map(Invitation::try_from)
             .transpose()
+    }
+
+    fn list_invitations(
+        &mut self,
+        query: &InvitationQuery,
+        now: DateTime<Utc>,
+    ) -> Result<Page<Invitation>, Error> {
+        let total = invitations_filtered(query, now)
+            .count()
+            .get_result::<i64>(self.conn)
+            .map_err(from_diesel)?;
+        let mut select = invitations_filtered(query, now)
+            .select(INVITATION_COLUMNS)
+            .order(invitations::id.desc());
+        if let Some((limit, offset)) = page_bounds(query.limit, query.offset) {
+            select = select.limit(limit).offset(offset);
+        }
+        let items = select
+            .load::<InvitationRow>(self.conn)
+            .map_err(from_diesel)?
+            .into_iter()
+            .map(Invitation::try_from)
+            .collect::<Result<_, _>>()?;
+        Ok(Page {
+            items,
+            total: count(total),
+        })
     }
 
     fn count_invitation_use(&mut self, id: i64) -> Result<bool, Error> {

@@ -7,8 +7,8 @@ use chrono::Duration;
 
 use crate::{
     AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, InvitationCode,
-    InvitationStatus, Listing, NewAuditEntry, NewInvitation, NewUser, PasswordHash, User, UserId,
-    UserQuery, UserStatus, UserStore, UserStoreExt,
+    InvitationQuery, InvitationStatus, Listing, NewAuditEntry, NewInvitation, NewUser,
+    PasswordHash, User, UserId, UserQuery, UserStatus, UserStore, UserStoreExt,
 };
 
 /// Expands to one `#[test]` per contract check, each on a store built by `$make`: an
@@ -62,6 +62,7 @@ macro_rules! user_store_contract_tests {
             invitations_round_trip_and_are_revoked_once,
             invitation_uses_stop_at_the_limit,
             a_one_use_invitation_admits_one_of_sixteen_racing_registrations,
+            invitations_list_newest_first_by_status_at_a_moment,
         );
     };
     (@tests $attrs:tt $make:tt; $($check:ident),+ $(,)?) => {
@@ -1341,4 +1342,82 @@ pub fn a_one_use_invitation_admits_one_of_sixteen_racing_registrations(store: &d
     );
     let accounts = store.read_with(|repo| repo.count_users()).expect("count");
     assert_eq!(accounts, 1);
+}
+
+/// Invitations list newest first with their total; the status filter takes each
+/// invitation's status at the moment given (revoked before used before expired).
+pub fn invitations_list_newest_first_by_status_at_a_moment(store: &dyn UserStore) {
+    let now = crate::now();
+    let mut ids = Vec::new();
+    // Oldest first: active, used, expired, revoked, and one both used and revoked.
+    for (max_uses, used, expired, revoked) in [
+        (2, 0, false, false),
+        (1, 1, false, false),
+        (1, 0, true, false),
+        (1, 0, false, true),
+        (1, 1, false, true),
+    ] {
+        let code = InvitationCode::generate().expect("a code");
+        let mut new = new_invitation(&code, None, max_uses);
+        if expired {
+            new.created_at = now - Duration::days(8);
+            new.expires_at = now - Duration::days(1);
+        }
+        let id = store
+            .write_with(|repo| {
+                let id = repo.insert_invitation(&new)?.id;
+                for _ in 0..used {
+                    repo.count_invitation_use(id)?;
+                }
+                if revoked {
+                    repo.revoke_invitation(id, now)?;
+                }
+                Ok(id)
+            })
+            .expect("seed");
+        ids.push(id);
+    }
+    let list = |status: Option<InvitationStatus>, limit: Option<u64>, offset: u64| {
+        let query = InvitationQuery {
+            status,
+            limit,
+            offset,
+        };
+        let page = store
+            .read_with(|repo| repo.list_invitations(&query, now))
+            .expect("list");
+        (
+            page.total,
+            page.items.iter().map(|i| i.id).collect::<Vec<_>>(),
+        )
+    };
+    let newest_first: Vec<i64> = ids.iter().rev().copied().collect();
+    assert_eq!(list(None, None, 0), (5, newest_first.clone()));
+    assert_eq!(list(None, Some(2), 1), (5, newest_first[1..3].to_vec()));
+    assert_eq!(list(None, Some(0), 0), (5, vec![]));
+    assert_eq!(
+        list(Some(InvitationStatus::Active), None, 0),
+        (1, vec![ids[0]])
+    );
+    assert_eq!(
+        list(Some(InvitationStatus::Used), None, 0),
+        (1, vec![ids[1]])
+    );
+    assert_eq!(
+        list(Some(InvitationStatus::Expired), None, 0),
+        (1, vec![ids[2]])
+    );
+    assert_eq!(
+        list(Some(InvitationStatus::Revoked), None, 0),
+        (2, vec![ids[4], ids[3]])
+    );
+    // A week later the active one has expired too.
+    let later = InvitationQuery {
+        status: Some(InvitationStatus::Expired),
+        ..InvitationQuery::default()
+    };
+    let expired_later = store
+        .read_with(|repo| repo.list_invitations(&later, now + Duration::days(8)))
+        .expect("list");
+    assert_eq!(expired_later.total, 2);
 }

@@ -5,9 +5,9 @@ use chrono::{DateTime, Utc};
 
 use crate::ports::answered;
 use crate::{
-    AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, Invitation, Listing,
-    NewAuditEntry, NewInvitation, NewUser, SessionLookup, SessionSource, User, UserId, UserQuery,
-    UserRepo, UserStatus, UserStore, UserStoreExt as _,
+    AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, Invitation,
+    InvitationQuery, Listing, NewAuditEntry, NewInvitation, NewUser, Page, SessionLookup,
+    SessionSource, User, UserId, UserQuery, UserRepo, UserStatus, UserStore, UserStoreExt as _,
 };
 
 /// A store in a mutex: every unit of work runs on a copy of the state under the lock and
@@ -307,6 +307,29 @@ impl UserRepo for State {
             .values()
             .find(|(hash, _)| hash == code_hash)
             .map(|(_, i)| i.clone()))
+    }
+
+    fn list_invitations(
+        &mut self,
+        query: &InvitationQuery,
+        now: DateTime<Utc>,
+    ) -> Result<Page<Invitation>, Error> {
+        let matching: Vec<Invitation> = self
+            .invitations
+            .values()
+            .rev()
+            .map(|(_, invitation)| invitation)
+            .filter(|invitation| query.status.is_none_or(|s| invitation.status(now) == s))
+            .cloned()
+            .collect();
+        let skip = usize::try_from(query.offset).unwrap_or(usize::MAX);
+        let take = query
+            .limit
+            .map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+        Ok(Page {
+            total: matching.len() as u64,
+            items: matching.into_iter().skip(skip).take(take).collect(),
+        })
     }
 
     fn count_invitation_use(&mut self, id: i64) -> Result<bool, Error> {
