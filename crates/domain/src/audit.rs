@@ -45,11 +45,13 @@ pub enum AuditAction {
     InvitationCreated,
     /// An admin (or the operator) revoked an invitation.
     InvitationRevoked,
+    /// Someone registered with an invitation.
+    InvitationUsed,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 18] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -67,6 +69,7 @@ impl AuditAction {
         Self::UserDeleted,
         Self::InvitationCreated,
         Self::InvitationRevoked,
+        Self::InvitationUsed,
     ];
 
     /// The snake_case name used on the wire and in storage.
@@ -90,6 +93,7 @@ impl AuditAction {
             Self::UserDeleted => "user_deleted",
             Self::InvitationCreated => "invitation_created",
             Self::InvitationRevoked => "invitation_revoked",
+            Self::InvitationUsed => "invitation_used",
         }
     }
 }

@@ -21,6 +21,13 @@ pub enum Error {
     /// No invitation has this id.
     #[error("Invitation not found")]
     InvitationNotFound,
+    /// An invitation code that admits nobody, or not this email: unknown, expired, used
+    /// up or revoked, all alike.
+    #[error("Invalid invitation")]
+    InvalidInvitation,
+    /// A self-registration the registration mode does not allow.
+    #[error("Registration is closed")]
+    RegistrationClosed,
     /// The change would leave no active admin.
     #[error("{0}")]
     LastAdmin(LastAdminChange),

@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::{Error, LastAdminChange, TokenClaims, User, UserChanges, UserId, UserStatus};
+use crate::{
+    Error, Invitation, LastAdminChange, TokenClaims, User, UserChanges, UserId, UserStatus,
+};
 
 /// The role and status a newly registered user starts with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +29,20 @@ pub fn role_for_new_user(existing_users: u64) -> InitialRole {
             is_admin: false,
             status: UserStatus::Pending,
         }
+    }
+}
+
+/// Rule 1 with an invitation (the approval issue): the first user is still the approved
+/// admin; anyone else admitted by an invitation starts approved, an admin when the
+/// invitation says so; without one, a pending non-admin.
+#[must_use]
+pub fn role_for_invited_user(existing_users: u64, invitation: Option<&Invitation>) -> InitialRole {
+    match invitation {
+        Some(invitation) if existing_users > 0 => InitialRole {
+            is_admin: invitation.is_admin,
+            status: UserStatus::Approved,
+        },
+        _ => role_for_new_user(existing_users),
     }
 }
 
@@ -139,6 +155,40 @@ pub fn loses_active_admin(before: &User, after: Option<&User>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_invitation_approves_and_may_make_an_admin_but_the_first_user_is_the_admin() {
+        let now = crate::now();
+        let invitation = |is_admin| Invitation {
+            id: 1,
+            email: None,
+            is_admin,
+            note: None,
+            created_at: now,
+            created_by: None,
+            expires_at: now,
+            max_uses: 1,
+            uses: 0,
+            revoked_at: None,
+        };
+        let (member, admin) = (invitation(false), invitation(true));
+        // (users before, invitation) → (is_admin, status)
+        let table = [
+            (0, None, (true, UserStatus::Approved)),
+            (0, Some(&member), (true, UserStatus::Approved)),
+            (0, Some(&admin), (true, UserStatus::Approved)),
+            (3, None, (false, UserStatus::Pending)),
+            (3, Some(&member), (false, UserStatus::Approved)),
+            (3, Some(&admin), (true, UserStatus::Approved)),
+        ];
+        for (existing, invited, (is_admin, status)) in table {
+            assert_eq!(
+                role_for_invited_user(existing, invited),
+                InitialRole { is_admin, status },
+                "{existing} users, invitation {invited:?}"
+            );
+        }
+    }
     use crate::{Email, PasswordHash};
 
     fn user(is_admin: bool, status: UserStatus) -> User {

@@ -5,11 +5,11 @@ use chrono::{DateTime, Utc};
 
 use crate::rules;
 use crate::{
-    address_key, AccessToken, AuditAction, AuditEntry, AuditQuery, CounterScope, DeviceToken,
-    Email, Error, Invitation, InvitationCode, Listing, NewAuditEntry, NewInvitation, NewUser, Page,
-    Password, PasswordHash, PasswordHasher, ThrottlePolicy, Throttled, TokenClaims, TokenService,
-    User, UserChanges, UserId, UserQuery, UserRepo, UserStatus, UserStore, UserStoreExt,
-    ValidInvitationRequest,
+    address_key, ensure_may_self_register, AccessToken, AuditAction, AuditEntry, AuditQuery,
+    CounterScope, DeviceToken, Email, Error, Invitation, InvitationCode, InvitationQuery, Listing,
+    NewAuditEntry, NewInvitation, NewUser, Page, Password, PasswordHash, PasswordHasher,
+    RegistrationMode, ThrottlePolicy, Throttled, TokenClaims, TokenService, User, UserChanges,
+    UserId, UserQuery, UserRepo, UserStatus, UserStore, UserStoreExt, ValidInvitationRequest,
 };
 
 /// How long a device token lasts without being used.
@@ -146,6 +146,7 @@ pub struct UserService {
     tokens: Arc<dyn TokenService>,
     throttle: ThrottlePolicy,
     audit_retention: Option<chrono::Duration>,
+    registration: RegistrationMode,
 }
 
 impl fmt::Debug for UserService {
@@ -210,7 +211,15 @@ impl UserService {
             tokens,
             throttle: ThrottlePolicy::default(),
             audit_retention: None,
+            registration: RegistrationMode::default(),
         }
+    }
+
+    /// Who may register on their own ([`RegistrationMode::Open`] unless set).
+    #[must_use]
+    pub fn with_registration_mode(mut self, mode: RegistrationMode) -> Self {
+        self.registration = mode;
+        self
     }
 
     /// Prunes audit entries older than `retention` (`None`: keeps everything, the default
@@ -296,11 +305,37 @@ impl UserService {
         password_hash: &PasswordHash,
         origin: &Origin,
     ) -> Result<User, Error> {
+        self.finish_register_invited(email, password_hash, None, origin)
+    }
+
+    /// [`finish_register`](Self::finish_register) with the invitation code the registrant
+    /// presented, if any. In one write transaction: the registration mode is applied (the
+    /// very first user always registers), a presented code must admit this email now and
+    /// its use is counted (so N registrations racing on a one-use code give one account),
+    /// and an invited user starts approved by the inviter (an admin if the invitation
+    /// says so), with the audit entries `user_registered` and `invitation_used`.
+    ///
+    /// # Errors
+    /// [`Error::RegistrationClosed`], [`Error::InvalidInvitation`] (whatever is wrong
+    /// with the code), [`Error::EmailTaken`]; store failures.
+    pub fn finish_register_invited(
+        &self,
+        email: Email,
+        password_hash: &PasswordHash,
+        invitation: Option<&InvitationCode>,
+        origin: &Origin,
+    ) -> Result<User, Error> {
         self.store.write_with(|repo| {
-            ensure_email_free(repo, &email, None)?;
             let existing = u64::from(repo.any_user_exists()?);
-            let role = rules::role_for_new_user(existing);
+            ensure_may_self_register(self.registration, existing == 0, invitation.is_some())
+                .map_err(|_| Error::RegistrationClosed)?;
             let now = crate::now();
+            let invited = match invitation {
+                Some(code) => Some(use_invitation(repo, code, &email, now)?),
+                None => None,
+            };
+            ensure_email_free(repo, &email, None)?;
+            let role = rules::role_for_invited_user(existing, invited.as_ref());
             let user = repo.insert(NewUser {
                 email: email.clone(),
                 password_hash: password_hash.clone(),
@@ -308,7 +343,10 @@ impl UserService {
                 status: role.status,
                 created_at: now,
                 approved_at: (role.status == UserStatus::Approved).then_some(now),
-                approved_by: None,
+                approved_by: invited
+                    .as_ref()
+                    .filter(|_| existing > 0)
+                    .and_then(|i| i.created_by),
             })?;
             repo.append_audit(&audit(
                 AuditAction::UserRegistered,
@@ -317,6 +355,15 @@ impl UserService {
                 origin,
                 None,
             ))?;
+            if let Some(invitation) = &invited {
+                repo.append_audit(&audit(
+                    AuditAction::InvitationUsed,
+                    Some(user.id),
+                    Some(user.id),
+                    origin,
+                    Some(invitation_detail(invitation)),
+                ))?;
+            }
             Ok(user)
         })
     }
@@ -1087,6 +1134,32 @@ impl UserService {
         })
     }
 
+    /// The invitations matching `query`, newest first, their status taken now.
+    ///
+    /// # Errors
+    /// The actor's refusals; store failures.
+    pub fn list_invitations(
+        &self,
+        actor: Actor,
+        query: &InvitationQuery,
+    ) -> Result<Page<Invitation>, Error> {
+        self.store.read_with(|repo| {
+            authorize(repo, actor)?;
+            repo.list_invitations(query, crate::now())
+        })
+    }
+
+    /// Invitation `id`.
+    ///
+    /// # Errors
+    /// [`Error::InvitationNotFound`]; the actor's refusals; store failures.
+    pub fn find_invitation(&self, actor: Actor, id: i64) -> Result<Invitation, Error> {
+        self.store.read_with(|repo| {
+            authorize(repo, actor)?;
+            repo.find_invitation(id)?.ok_or(Error::InvitationNotFound)
+        })
+    }
+
     /// Revokes invitation `id` as `actor`: it admits nobody from now on and is kept for the
     /// record. Revoking it again changes nothing and writes no second audit entry.
     ///
@@ -1287,6 +1360,28 @@ fn ensure_email_free(
 
 /// Checks, inside the unit of work, that the actor may administer users right now; returns
 /// the acting admin's id (none for the operator).
+/// The invitation `code` names, if it admits `email` at `now`, with one more use counted.
+fn use_invitation(
+    repo: &mut dyn UserRepo,
+    code: &InvitationCode,
+    email: &Email,
+    now: DateTime<Utc>,
+) -> Result<Invitation, Error> {
+    let invitation = repo
+        .find_invitation_by_code(&code.hash())?
+        .ok_or(Error::InvalidInvitation)?;
+    invitation
+        .admits(email, now)
+        .map_err(|_| Error::InvalidInvitation)?;
+    if !repo.count_invitation_use(invitation.id)? {
+        return Err(Error::InvalidInvitation);
+    }
+    Ok(Invitation {
+        uses: invitation.uses + 1,
+        ..invitation
+    })
+}
+
 /// How an invitation is named in the audit log: `invitation 7` and, as they apply, `for
 /// ann@example.com`, `as admin`, `2 uses`.
 fn invitation_detail(invitation: &Invitation) -> String {

@@ -1156,3 +1156,161 @@ fn admins_and_the_operator_create_invitations_and_revoke_them_once() {
         ]
     );
 }
+
+fn world_in(mode: gatehouse_domain::RegistrationMode) -> World {
+    let w = world();
+    World {
+        users: w.users.with_registration_mode(mode),
+        tokens: w.tokens,
+    }
+}
+
+impl World {
+    fn invite(&self, admin: &User, for_email: Option<&str>, is_admin: bool) -> String {
+        let mut request = invitation_request(for_email).get().clone();
+        request.is_admin = is_admin;
+        let (_, code) = self
+            .users
+            .create_invitation(
+                Actor::User(admin.id),
+                &request.validate().unwrap(),
+                &Origin::default(),
+            )
+            .unwrap();
+        code.expose().to_owned()
+    }
+
+    fn register_invited(&self, who: &str, code: Option<&str>) -> Result<User, Error> {
+        let code = code.map(|c| gatehouse_domain::InvitationCode::presented(c).unwrap());
+        self.users.finish_register_invited(
+            email(who),
+            &self
+                .users
+                .hash_password(&password("tr0mbone-kettle"))
+                .unwrap(),
+            code.as_ref(),
+            &Origin::default(),
+        )
+    }
+}
+
+#[test]
+fn an_invitation_lets_its_invitee_in_approved_once() {
+    use gatehouse_domain::AuditAction;
+
+    let w = world();
+    let admin = w.register("admin@example.com");
+    let code = w.invite(&admin, None, false);
+    let ann = w.register_invited("ann@example.com", Some(&code)).unwrap();
+    assert_eq!(ann.status, UserStatus::Approved);
+    assert!(!ann.is_admin);
+    assert_eq!(ann.approved_by, Some(admin.id));
+    assert!(ann.approved_at.is_some());
+    // One use: the next registrant gets what any bad code gets, and waits no longer.
+    assert!(matches!(
+        w.register_invited("bob@example.com", Some(&code)),
+        Err(Error::InvalidInvitation)
+    ));
+    let audit = w
+        .users
+        .list_audit(Actor::Operator, &AuditQuery::default())
+        .unwrap();
+    let used: Vec<_> = audit
+        .items
+        .iter()
+        .filter(|e| e.entry.action == AuditAction::InvitationUsed)
+        .collect();
+    assert_eq!(used.len(), 1);
+    assert_eq!(used[0].entry.target_id, Some(ann.id));
+
+    let as_admin = w.invite(&admin, None, true);
+    let carol = w
+        .register_invited("carol@example.com", Some(&as_admin))
+        .unwrap();
+    assert!(carol.is_admin);
+    assert_eq!(carol.status, UserStatus::Approved);
+}
+
+#[test]
+fn a_bad_invitation_changes_nothing_and_says_only_that_it_is_invalid() {
+    let w = world();
+    let admin = w.register("admin@example.com");
+    let for_ann = w.invite(&admin, Some("ann@example.com"), false);
+    assert!(matches!(
+        w.register_invited("bob@example.com", Some(&for_ann)),
+        Err(Error::InvalidInvitation)
+    ));
+    // An unknown code (well formed), and a revoked one.
+    let unknown = gatehouse_domain::InvitationCode::generate().unwrap();
+    assert!(matches!(
+        w.register_invited("bob@example.com", Some(unknown.expose())),
+        Err(Error::InvalidInvitation)
+    ));
+    let revoked_code = w.invite(&admin, None, false);
+    let active = gatehouse_domain::InvitationQuery {
+        status: Some(gatehouse_domain::InvitationStatus::Active),
+        ..Default::default()
+    };
+    let listed = w
+        .users
+        .list_invitations(Actor::User(admin.id), &active)
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|i| i.email.is_none())
+        .unwrap();
+    assert!(matches!(
+        w.users
+            .find_invitation(Actor::User(admin.id), listed.id + 100),
+        Err(Error::InvitationNotFound)
+    ));
+    w.users
+        .revoke_invitation(Actor::User(admin.id), listed.id, &Origin::default())
+        .unwrap();
+    assert!(matches!(
+        w.register_invited("bob@example.com", Some(&revoked_code)),
+        Err(Error::InvalidInvitation)
+    ));
+    // A taken email with a good code: the use is not spent.
+    assert!(matches!(
+        w.register_invited("admin@example.com", Some(&for_ann)),
+        Err(Error::InvalidInvitation)
+    ));
+    let free = w.invite(&admin, None, false);
+    assert!(matches!(
+        w.register_invited("admin@example.com", Some(&free)),
+        Err(Error::EmailTaken)
+    ));
+    assert!(w.register_invited("dan@example.com", Some(&free)).is_ok());
+    assert!(w
+        .register_invited("ann@example.com", Some(&for_ann))
+        .is_ok());
+}
+
+#[test]
+fn registration_modes_decide_who_registers_alone() {
+    use gatehouse_domain::RegistrationMode;
+
+    for mode in [RegistrationMode::InviteOnly, RegistrationMode::Closed] {
+        let w = world_in(mode);
+        // The very first user always may: someone must become the admin.
+        let admin = w.register_invited("admin@example.com", None).unwrap();
+        assert!(admin.is_admin, "{mode:?}");
+        assert!(matches!(
+            w.register_invited("bob@example.com", None),
+            Err(Error::RegistrationClosed)
+        ));
+        let code = w.invite(&admin, None, false);
+        let invited = w.register_invited("carol@example.com", Some(&code));
+        match mode {
+            RegistrationMode::InviteOnly => {
+                assert_eq!(invited.unwrap().status, UserStatus::Approved);
+            }
+            _ => assert!(matches!(invited, Err(Error::RegistrationClosed))),
+        }
+    }
+    let open = world();
+    open.register("admin@example.com");
+    let bob = open.register_invited("bob@example.com", None).unwrap();
+    assert_eq!(bob.status, UserStatus::Pending);
+}

@@ -244,6 +244,8 @@ impl From<DomainError> for ApiError {
             DomainError::EmailTaken => StatusCode::CONFLICT,
             DomainError::WrongCurrentPassword => StatusCode::FORBIDDEN,
             DomainError::UserNotFound | DomainError::InvitationNotFound => StatusCode::NOT_FOUND,
+            DomainError::InvalidInvitation => StatusCode::UNPROCESSABLE_ENTITY,
+            DomainError::RegistrationClosed => StatusCode::FORBIDDEN,
             DomainError::LastAdmin(_) => StatusCode::BAD_REQUEST,
             DomainError::InvalidCredentials | DomainError::Unauthenticated => {
                 StatusCode::UNAUTHORIZED
@@ -269,6 +271,8 @@ impl From<DomainError> for ApiError {
             DomainError::EmailTaken => "email_taken",
             DomainError::UserNotFound => "user_not_found",
             DomainError::InvitationNotFound => "invitation_not_found",
+            DomainError::InvalidInvitation => "invalid_invitation",
+            DomainError::RegistrationClosed => "registration_closed",
             DomainError::LastAdmin(_) => "last_admin",
             DomainError::InvalidCredentials => "invalid_credentials",
             DomainError::AccountPending => "account_pending",
