@@ -313,8 +313,8 @@ impl ReplicatedPostgres {
         auto.write_all(format!("primary_conninfo = '{primary}'\n").as_bytes())
             .expect("writing postgresql.auto.conf");
         // Promoted, it has no standby of its own: with the primary's setting copied, every
-        // COMMIT would wait for one forever (the "standby gone" case, which needs the
-        // client-side time limit still to come).
+        // COMMIT would wait for one forever (the "standby gone" case: each would end at the
+        // time limit with 503, and no write would succeed after a promotion).
         self.append_settings(Node::Second, "synchronous_standby_names = ''\n");
     }
 
