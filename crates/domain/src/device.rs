@@ -6,9 +6,7 @@
 
 use std::fmt;
 
-use sha2::{Digest, Sha256};
-
-use crate::random::random_hex;
+use crate::random::{random_hex, sha256_hex};
 use crate::Error;
 
 /// A device token as the client holds it: 256 random bits, hex-encoded. Its `Debug`
@@ -46,10 +44,7 @@ impl DeviceToken {
     /// The hex SHA-256 under which the token is stored and its failures counted.
     #[must_use]
     pub fn hash(&self) -> String {
-        Sha256::digest(self.0.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        sha256_hex(&self.0)
     }
 }
 

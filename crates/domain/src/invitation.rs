@@ -10,10 +10,9 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Duration, Utc};
-use sha2::{Digest, Sha256};
-
+use crate::random::sha256_hex;
 use crate::{Email, Error, UserId};
+use chrono::{DateTime, Duration, Utc};
 
 /// The alphabet of codes: Crockford's base 32 in lower case (no `i`, `l`, `o`, `u`), so a
 /// code read aloud or copied by hand survives.
@@ -73,10 +72,7 @@ impl InvitationCode {
     /// usable code. (160 random bits need no slow hash.)
     #[must_use]
     pub fn hash(&self) -> String {
-        Sha256::digest(self.0.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        sha256_hex(&self.0)
     }
 }
 
