@@ -2,8 +2,6 @@
 //! API.md), free of storage and HTTP: who may register on their own under each
 //! registration mode, the short free texts people write into the queue (an applicant's
 //! reason, an admin's note), and the ids of a bulk decision.
-//!
-//! Not wired to the API yet: the issue lands in steps, domain first.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -126,6 +124,44 @@ impl FreeText {
 impl fmt::Debug for FreeText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+/// What an admin decides about pending users (`POST /users/decisions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Let them in.
+    Approve,
+    /// Turn them down.
+    Reject,
+}
+
+/// Why a string is not a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("decision must be approve or reject")]
+pub struct InvalidDecision;
+
+impl Decision {
+    /// The status a decided user ends in.
+    #[must_use]
+    pub fn status(self) -> crate::UserStatus {
+        match self {
+            Self::Approve => crate::UserStatus::Approved,
+            Self::Reject => crate::UserStatus::Rejected,
+        }
+    }
+}
+
+impl FromStr for Decision {
+    type Err = InvalidDecision;
+
+    /// Exactly `approve` or `reject`.
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        match raw {
+            "approve" => Ok(Self::Approve),
+            "reject" => Ok(Self::Reject),
+            _ => Err(InvalidDecision),
+        }
     }
 }
 

@@ -29,6 +29,8 @@ pub enum AuditAction {
     UserCreated,
     /// A user was approved.
     UserApproved,
+    /// An admin turned a registration down (the approval issue).
+    UserRejected,
     /// A user was disabled.
     UserDisabled,
     /// A user was enabled again, or set back to pending.
@@ -51,7 +53,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 19] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -61,6 +63,7 @@ impl AuditAction {
         Self::PasswordReset,
         Self::UserCreated,
         Self::UserApproved,
+        Self::UserRejected,
         Self::UserDisabled,
         Self::UserEnabled,
         Self::UserPromoted,
@@ -85,6 +88,7 @@ impl AuditAction {
             Self::PasswordReset => "password_reset",
             Self::UserCreated => "user_created",
             Self::UserApproved => "user_approved",
+            Self::UserRejected => "user_rejected",
             Self::UserDisabled => "user_disabled",
             Self::UserEnabled => "user_enabled",
             Self::UserPromoted => "user_promoted",

@@ -1,5 +1,7 @@
 use std::fmt;
 
+use crate::UserId;
+
 /// A boxed error from an adapter (storage, hashing, tokens), kept as the cause of an
 /// [`Error`] for logging; never shown to a client.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -40,6 +42,19 @@ pub enum Error {
     /// The password was right but the account is disabled.
     #[error("Account disabled")]
     AccountDisabled,
+    /// The password was right but an admin turned the registration down; `note` is what
+    /// they wrote, for the applicant.
+    #[error("Registration rejected")]
+    AccountRejected {
+        /// The admin's note, if they left one.
+        note: Option<String>,
+    },
+    /// Some users of a bulk decision do not exist; nothing was decided.
+    #[error("User not found")]
+    UsersNotFound(Vec<UserId>),
+    /// Some users of a bulk decision are not pending; nothing was decided.
+    #[error("Only pending users can be decided on")]
+    NotPending(Vec<UserId>),
     /// A missing, malformed, forged, expired or revoked token, or a token whose user can no
     /// longer use it (deleted, not approved).
     #[error("Could not validate credentials")]

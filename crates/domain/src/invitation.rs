@@ -249,6 +249,61 @@ impl InvitationStatus {
     }
 }
 
+/// Why a string is not an invitation status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("status must be one of active, used, expired, revoked")]
+pub struct InvalidInvitationStatus;
+
+impl std::str::FromStr for InvitationStatus {
+    type Err = InvalidInvitationStatus;
+
+    /// Exactly `active`, `used`, `expired` or `revoked`.
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        [Self::Active, Self::Used, Self::Expired, Self::Revoked]
+            .into_iter()
+            .find(|status| status.as_str() == raw)
+            .ok_or(InvalidInvitationStatus)
+    }
+}
+
+/// Why a text is not a validity period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("must be a number and a unit, s, m, h or d (\"7d\"), from 1 minute to 90 days")]
+pub struct InvalidExpiresIn;
+
+/// Reads an invitation's `expires_in`: digits and one unit, `s`, `m`, `h` or `d` (`90m`,
+/// `7d`), or digits alone for seconds (as `GATEHOUSE_TOKEN_TTL` reads them); whether it is
+/// within bounds is [`InvitationRequest::problems`]' question.
+///
+/// # Errors
+/// [`InvalidExpiresIn`] for anything else (a sign, a fraction, spaces inside, no unit).
+pub fn parse_expires_in(raw: &str) -> Result<Duration, InvalidExpiresIn> {
+    let raw = raw.trim();
+    let Some(last) = raw.chars().last() else {
+        return Err(InvalidExpiresIn);
+    };
+    let (digits, unit) = if last.is_ascii_digit() {
+        (raw, 's')
+    } else {
+        (&raw[..raw.len() - last.len_utf8()], last)
+    };
+    let scale: i64 = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 24 * 3600,
+        _ => return Err(InvalidExpiresIn),
+    };
+    if digits.is_empty() || digits.len() > 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(InvalidExpiresIn);
+    }
+    let count: i64 = digits.parse().map_err(|_| InvalidExpiresIn)?;
+    count
+        .checked_mul(scale)
+        .map(Duration::seconds)
+        .ok_or(InvalidExpiresIn)
+}
+
 /// Which invitations to list (newest first), and which page of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InvitationQuery {
@@ -324,6 +379,55 @@ impl Invitation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expiry_periods_read_digits_and_a_unit() {
+        for (raw, seconds) in [
+            ("60s", 60),
+            ("120", 120),
+            ("1m", 60),
+            ("90m", 5400),
+            ("2h", 7200),
+            ("7d", 604_800),
+            (" 90d ", 7_776_000),
+        ] {
+            assert_eq!(
+                parse_expires_in(raw),
+                Ok(Duration::seconds(seconds)),
+                "{raw}"
+            );
+        }
+        for bad in [
+            "",
+            "d",
+            "-1d",
+            "+1d",
+            "1.5d",
+            "1 d",
+            "7w",
+            "7D",
+            "१d",
+            "9999999999999d",
+        ] {
+            assert_eq!(parse_expires_in(bad), Err(InvalidExpiresIn), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn invitation_statuses_round_trip() {
+        for status in [
+            InvitationStatus::Active,
+            InvitationStatus::Used,
+            InvitationStatus::Expired,
+            InvitationStatus::Revoked,
+        ] {
+            assert_eq!(status.as_str().parse(), Ok(status));
+        }
+        assert_eq!(
+            "Active".parse::<InvitationStatus>(),
+            Err(InvalidInvitationStatus)
+        );
+    }
 
     fn email(text: &str) -> Email {
         Email::parse(text).unwrap()

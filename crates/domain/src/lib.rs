@@ -38,8 +38,8 @@ mod user;
 pub mod testing;
 
 pub use approval::{
-    ensure_may_self_register, BulkIds, FreeText, InvalidBulkIds, InvalidFreeText,
-    InvalidRegistrationMode, RegistrationClosed, RegistrationMode,
+    ensure_may_self_register, BulkIds, Decision, FreeText, InvalidBulkIds, InvalidDecision,
+    InvalidFreeText, InvalidRegistrationMode, RegistrationClosed, RegistrationMode,
 };
 pub use audit::{AuditAction, AuditEntry, AuditQuery, InvalidAuditAction, NewAuditEntry};
 pub use claims::{InvalidTokenTtl, TokenClaims, TokenTtl};
@@ -49,8 +49,9 @@ pub use email::{Email, InvalidEmail};
 pub use error::{BoxError, Error, LastAdminChange};
 pub use hashing::{BcryptCost, BcryptHasher, InvalidBcryptCost, PasswordHasher};
 pub use invitation::{
-    InvalidInvitation, InvalidInvitationRequest, Invitation, InvitationCode, InvitationQuery,
-    InvitationRequest, InvitationStatus, NewInvitation, ValidInvitationRequest,
+    parse_expires_in, InvalidExpiresIn, InvalidInvitation, InvalidInvitationRequest,
+    InvalidInvitationStatus, Invitation, InvitationCode, InvitationQuery, InvitationRequest,
+    InvitationStatus, NewInvitation, ValidInvitationRequest,
 };
 pub use jwks::{Jwk, Jwks};
 pub use password::{InvalidPassword, Password};

@@ -47,16 +47,34 @@ pub fn role_for_invited_user(existing_users: u64, invitation: Option<&Invitation
 }
 
 /// Rule 2: only approved users log in. Called only after the password was verified, so a
-/// wrong password always gets the same answer whatever the account's state.
+/// wrong password always gets the same answer whatever the account's state. A rejected
+/// user is told so with the admin's note.
 ///
 /// # Errors
-/// [`Error::AccountPending`] or [`Error::AccountDisabled`].
+/// [`Error::AccountPending`], [`Error::AccountDisabled`] or [`Error::AccountRejected`].
 pub fn ensure_can_log_in(user: &User) -> Result<(), Error> {
     match user.status {
         UserStatus::Approved => Ok(()),
         UserStatus::Pending => Err(Error::AccountPending),
         UserStatus::Disabled => Err(Error::AccountDisabled),
+        UserStatus::Rejected => Err(Error::AccountRejected {
+            note: user.decision_note.clone(),
+        }),
     }
+}
+
+/// Whether `user` waits in the approval queue (counted by `GET /users/pending/count`):
+/// pending users only; a rejected one has had their answer.
+#[must_use]
+pub fn is_waiting(user: &User) -> bool {
+    user.status == UserStatus::Pending
+}
+
+/// Whether a bulk decision may take `user`: only users still waiting. (A single `PUT` may
+/// move anyone anywhere, the last-active-admin rule permitting.)
+#[must_use]
+pub fn may_decide_in_bulk(user: &User) -> bool {
+    is_waiting(user)
 }
 
 /// Rules 2 and 5: a token grants access only while its user is approved and no password
@@ -91,8 +109,16 @@ pub fn ensure_admin(actor: Option<&User>) -> Result<(), Error> {
 
 /// Applies an admin's changes to `before`. Approving a user for the first time records when
 /// and by whom (`approved_by` is `None` when the operator at the CLI approves). Taking an
-/// approved user out of service (disabled, back to pending) bumps their token version, which
-/// ends every token they hold.
+/// approved user out of service (disabled, rejected, back to pending) bumps their token
+/// version, which ends every token they hold (and, with the sessions issue, their
+/// sessions). A new email is not verified.
+///
+/// Every status is reachable from every other: rejecting records when and by whom
+/// (`rejected_at`, `rejected_by`, kept while the user stays rejected); leaving `rejected`
+/// clears them. `decision_note` is the note of the decision that put the user where they
+/// are: a change to `approved` or `rejected` sets it to `changes.note` (repeating the
+/// status without a note keeps the note there is); any other status clears it. A note
+/// without such a status change is ignored here (the API refuses it).
 #[must_use]
 pub fn apply_changes(
     before: &User,
@@ -102,7 +128,10 @@ pub fn apply_changes(
 ) -> User {
     let mut after = before.clone();
     if let Some(email) = &changes.email {
-        after.email = email.clone();
+        if *email != before.email {
+            after.email = email.clone();
+            after.email_verified = false;
+        }
     }
     if let Some(is_admin) = changes.is_admin {
         after.is_admin = is_admin;
@@ -118,6 +147,24 @@ pub fn apply_changes(
             after.approved_at = Some(now);
             after.approved_by = acting_admin;
         }
+        let repeated = before.status == status;
+        if status == UserStatus::Rejected {
+            if !repeated {
+                after.rejected_at = Some(now);
+                after.rejected_by = acting_admin;
+            }
+        } else {
+            after.rejected_at = None;
+            after.rejected_by = None;
+        }
+        after.decision_note = match status {
+            UserStatus::Approved | UserStatus::Rejected => match &changes.note {
+                Some(note) => Some(note.clone()),
+                None if repeated => before.decision_note.clone(),
+                None => None,
+            },
+            UserStatus::Pending | UserStatus::Disabled => None,
+        };
     }
     after
 }
@@ -202,6 +249,12 @@ mod tests {
             approved_at: None,
             approved_by: None,
             token_version: 0,
+            reason: None,
+            email_verified: false,
+            mfa_enabled: false,
+            rejected_at: None,
+            rejected_by: None,
+            decision_note: None,
         }
     }
 
@@ -343,6 +396,111 @@ mod tests {
             now,
         );
         assert_eq!(promoted.token_version, approved.token_version);
+    }
+
+    /// Every status to every status, by an admin and by the operator, with and without a
+    /// note: what is recorded, what ends, what the user is told at login.
+    #[test]
+    fn every_status_transition_by_every_kind_of_actor() {
+        use UserStatus::*;
+        let now = crate::now();
+        let earlier = now - chrono::Duration::hours(1);
+        let admin = UserId::new(1).unwrap();
+        for from in UserStatus::ALL {
+            for to in UserStatus::ALL {
+                for actor in [Some(admin), None] {
+                    for note in [None, Some("see you in May".to_owned())] {
+                        let mut before = user(false, from);
+                        if from == Rejected {
+                            before.rejected_at = Some(earlier);
+                            before.rejected_by = Some(UserId::new(9).unwrap());
+                            before.decision_note = Some("old note".into());
+                        }
+                        let changes = UserChanges {
+                            status: Some(to),
+                            note: note.clone(),
+                            ..UserChanges::default()
+                        };
+                        let after = apply_changes(&before, &changes, actor, now);
+                        let case = format!("{from} -> {to} by {actor:?} with {note:?}");
+                        assert_eq!(after.status, to, "{case}");
+                        // Leaving approved ends every token; nothing else does.
+                        let bumped = from == Approved && to != Approved;
+                        assert_eq!(
+                            after.token_version,
+                            before.token_version + i64::from(bumped),
+                            "{case}"
+                        );
+                        // Rejection is recorded once, and forgotten on leaving it.
+                        match (from, to) {
+                            (Rejected, Rejected) => {
+                                assert_eq!(after.rejected_at, Some(earlier), "{case}");
+                                assert_eq!(after.rejected_by, before.rejected_by, "{case}");
+                            }
+                            (_, Rejected) => {
+                                assert_eq!(after.rejected_at, Some(now), "{case}");
+                                assert_eq!(after.rejected_by, actor, "{case}");
+                            }
+                            _ => {
+                                assert_eq!(after.rejected_at, None, "{case}");
+                                assert_eq!(after.rejected_by, None, "{case}");
+                            }
+                        }
+                        // The note goes with decisions; repeating one keeps its note.
+                        let expected_note = match to {
+                            Approved | Rejected => note.clone().or_else(|| {
+                                (from == to).then(|| before.decision_note.clone()).flatten()
+                            }),
+                            Pending | Disabled => None,
+                        };
+                        assert_eq!(after.decision_note, expected_note, "{case}");
+                        // Who waits, and who gets in.
+                        assert_eq!(is_waiting(&after), to == Pending, "{case}");
+                        assert_eq!(may_decide_in_bulk(&after), to == Pending, "{case}");
+                        match (to, ensure_can_log_in(&after)) {
+                            (Approved, Ok(())) | (Pending, Err(Error::AccountPending)) => {}
+                            (Disabled, Err(Error::AccountDisabled)) => {}
+                            (Rejected, Err(Error::AccountRejected { note: told })) => {
+                                assert_eq!(told, expected_note, "{case}");
+                            }
+                            (_, other) => panic!("{case}: login gives {other:?}"),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rejecting_or_approving_the_last_admin_is_guarded_like_any_other_exit() {
+        let admin = user(true, UserStatus::Approved);
+        let reject = UserChanges {
+            status: Some(UserStatus::Rejected),
+            ..UserChanges::default()
+        };
+        let rejected = apply_changes(&admin, &reject, None, crate::now());
+        assert!(loses_active_admin(&admin, Some(&rejected)));
+        assert!(matches!(
+            ensure_active_admin_remains(&admin, Some(&rejected), 1),
+            Err(Error::LastAdmin(LastAdminChange::Deactivate))
+        ));
+        assert!(ensure_active_admin_remains(&admin, Some(&rejected), 2).is_ok());
+    }
+
+    #[test]
+    fn a_new_email_is_not_verified() {
+        let mut verified = user(false, UserStatus::Approved);
+        verified.email_verified = true;
+        let same = UserChanges {
+            email: Some(verified.email.clone()),
+            ..UserChanges::default()
+        };
+        assert!(apply_changes(&verified, &same, None, crate::now()).email_verified);
+        let other = UserChanges {
+            email: Some(crate::Email::parse("new@example.com").unwrap()),
+            ..UserChanges::default()
+        };
+        assert!(!apply_changes(&verified, &other, None, crate::now()).email_verified);
     }
 
     #[test]

@@ -6,10 +6,11 @@ use chrono::{DateTime, Utc};
 use crate::rules;
 use crate::{
     address_key, ensure_may_self_register, AccessToken, AuditAction, AuditEntry, AuditQuery,
-    CounterScope, DeviceToken, Email, Error, Invitation, InvitationCode, InvitationQuery, Listing,
-    NewAuditEntry, NewInvitation, NewUser, Page, Password, PasswordHash, PasswordHasher,
-    RegistrationMode, ThrottlePolicy, Throttled, TokenClaims, TokenService, User, UserChanges,
-    UserId, UserQuery, UserRepo, UserStatus, UserStore, UserStoreExt, ValidInvitationRequest,
+    BulkIds, CounterScope, Decision, DeviceToken, Email, Error, FreeText, Invitation,
+    InvitationCode, InvitationQuery, Listing, NewAuditEntry, NewInvitation, NewUser, Page,
+    Password, PasswordHash, PasswordHasher, RegistrationMode, ThrottlePolicy, Throttled,
+    TokenClaims, TokenService, User, UserChanges, UserId, UserQuery, UserRepo, UserStatus,
+    UserStore, UserStoreExt, ValidInvitationRequest,
 };
 
 /// How long a device token lasts without being used.
@@ -286,6 +287,29 @@ impl UserService {
             .map_err(throttled)
     }
 
+    /// Whether the registration mode lets every registration in (`open`, or `invite_only`
+    /// with an invitation) without asking the store; when not, ask
+    /// [`ensure_registration_open`](Self::ensure_registration_open) before hashing.
+    #[must_use]
+    pub fn registration_may_be_open(&self, with_invitation: bool) -> bool {
+        ensure_may_self_register(self.registration, false, with_invitation).is_ok()
+    }
+
+    /// Refuses, with a read and before any hashing, a registration the mode does not let
+    /// in (the very first user always may). The registration's own transaction checks
+    /// again.
+    ///
+    /// # Errors
+    /// [`Error::RegistrationClosed`]; store failures.
+    pub fn ensure_registration_open(&self, with_invitation: bool) -> Result<(), Error> {
+        if self.registration_may_be_open(with_invitation) {
+            return Ok(());
+        }
+        let first = !self.store.read_with(|repo| repo.any_user_exists())?;
+        ensure_may_self_register(self.registration, first, with_invitation)
+            .map_err(|_| Error::RegistrationClosed)
+    }
+
     /// Hashes a new password (bcrypt: slow; run it where hashing belongs).
     ///
     /// # Errors
@@ -305,7 +329,7 @@ impl UserService {
         password_hash: &PasswordHash,
         origin: &Origin,
     ) -> Result<User, Error> {
-        self.finish_register_invited(email, password_hash, None, origin)
+        self.finish_register_invited(email, password_hash, None, None, origin)
     }
 
     /// [`finish_register`](Self::finish_register) with the invitation code the registrant
@@ -313,7 +337,9 @@ impl UserService {
     /// very first user always registers), a presented code must admit this email now and
     /// its use is counted (so N registrations racing on a one-use code give one account),
     /// and an invited user starts approved by the inviter (an admin if the invitation
-    /// says so), with the audit entries `user_registered` and `invitation_used`.
+    /// says so; with a verified email when the invitation names it), with the audit
+    /// entries `user_registered` and `invitation_used`. `reason` is the applicant's word
+    /// to the admins.
     ///
     /// # Errors
     /// [`Error::RegistrationClosed`], [`Error::InvalidInvitation`] (whatever is wrong
@@ -323,6 +349,7 @@ impl UserService {
         email: Email,
         password_hash: &PasswordHash,
         invitation: Option<&InvitationCode>,
+        reason: Option<&FreeText>,
         origin: &Origin,
     ) -> Result<User, Error> {
         self.store.write_with(|repo| {
@@ -347,6 +374,8 @@ impl UserService {
                     .as_ref()
                     .filter(|_| existing > 0)
                     .and_then(|i| i.created_by),
+                reason: reason.map(|r| r.as_str().to_owned()),
+                email_verified: invited.as_ref().is_some_and(|i| i.email.is_some()),
             })?;
             repo.append_audit(&audit(
                 AuditAction::UserRegistered,
@@ -536,6 +565,13 @@ impl UserService {
                     target,
                     origin,
                     Some("account disabled".into()),
+                ),
+                Err(Error::AccountRejected { .. }) => audit(
+                    AuditAction::LoginFailed,
+                    None,
+                    target,
+                    origin,
+                    Some("account rejected".into()),
                 ),
                 Err(_) if user.is_some() => audit(
                     AuditAction::LoginFailed,
@@ -860,6 +896,9 @@ impl UserService {
                 created_at: now,
                 approved_at: approved.then_some(now),
                 approved_by: if approved { acting_admin } else { None },
+                reason: None,
+                // An admin vouches for the address they typed (API.md, recovery issue).
+                email_verified: true,
             })?;
             let detail = format!(
                 "{}{}",
@@ -1016,6 +1055,71 @@ impl UserService {
                 repo.append_audit(&audit(action, acting_admin, Some(target), origin, detail))?;
             }
             Ok(stored)
+        })
+    }
+
+    /// Decides about many waiting users at once (`POST /users/decisions`): approves or
+    /// rejects every one of `ids`, with `note`, in one transaction, and writes one audit
+    /// entry per user. All or nothing: when any id names no user, or a user who is not
+    /// pending, nothing changes. Returns the users as decided, in the order of `ids`.
+    ///
+    /// # Errors
+    /// [`Error::UsersNotFound`] naming every unknown id, else [`Error::NotPending`] naming
+    /// every user who is not pending; the actor's refusals; store failures.
+    pub fn decide(
+        &self,
+        actor: Actor,
+        ids: &BulkIds,
+        decision: Decision,
+        note: Option<&FreeText>,
+        origin: &Origin,
+    ) -> Result<Vec<User>, Error> {
+        let changes = UserChanges {
+            status: Some(decision.status()),
+            note: note.map(|n| n.as_str().to_owned()),
+            ..UserChanges::default()
+        };
+        self.store.write_with(|repo| {
+            let acting_admin = authorize(repo, actor)?;
+            let mut found = Vec::with_capacity(ids.ids().len());
+            let mut missing = Vec::new();
+            for &raw in ids.ids() {
+                let id = UserId::new(raw).map_err(|e| Error::internal("bulk ids", e))?;
+                match repo.find_by_id(id)? {
+                    Some(user) => found.push(user),
+                    None => missing.push(id),
+                }
+            }
+            if !missing.is_empty() {
+                return Err(Error::UsersNotFound(missing));
+            }
+            let not_pending: Vec<UserId> = found
+                .iter()
+                .filter(|user| !rules::may_decide_in_bulk(user))
+                .map(|user| user.id)
+                .collect();
+            if !not_pending.is_empty() {
+                return Err(Error::NotPending(not_pending));
+            }
+            let now = crate::now();
+            let mut decided = Vec::with_capacity(found.len());
+            for before in found {
+                let after = rules::apply_changes(&before, &changes, acting_admin, now);
+                // Pending users are no active admins: no decision can lose one.
+                rules::ensure_active_admin_remains(&before, Some(&after), 0)?;
+                let stored = repo.update(&after)?;
+                for (action, detail) in changes_audited(&before, &stored) {
+                    repo.append_audit(&audit(
+                        action,
+                        acting_admin,
+                        Some(stored.id),
+                        origin,
+                        detail,
+                    ))?;
+                }
+                decided.push(stored);
+            }
+            Ok(decided)
         })
     }
 
@@ -1331,14 +1435,27 @@ fn changes_audited(before: &User, after: &User) -> Vec<(AuditAction, Option<Stri
         let action = match (before.status, after.status) {
             (UserStatus::Pending, UserStatus::Approved) => AuditAction::UserApproved,
             (_, UserStatus::Approved) => AuditAction::UserEnabled,
+            (_, UserStatus::Rejected) => AuditAction::UserRejected,
             (_, UserStatus::Disabled) => AuditAction::UserDisabled,
             // Back to pending: access is withdrawn as by disabling.
             (_, UserStatus::Pending) => AuditAction::UserDisabled,
         };
+        let noted = if after.decision_note.is_some() {
+            ", with a note"
+        } else {
+            ""
+        };
         entries.push((
             action,
-            Some(format!("{} -> {}", before.status, after.status)),
+            Some(format!("{} -> {}{noted}", before.status, after.status)),
         ));
+    } else if before.decision_note != after.decision_note {
+        // The same decision again with another note.
+        let action = match after.status {
+            UserStatus::Rejected => AuditAction::UserRejected,
+            _ => AuditAction::UserApproved,
+        };
+        entries.push((action, Some(format!("{} note changed", after.status))));
     }
     entries
 }
@@ -1358,8 +1475,6 @@ fn ensure_email_free(
     }
 }
 
-/// Checks, inside the unit of work, that the actor may administer users right now; returns
-/// the acting admin's id (none for the operator).
 /// The invitation `code` names, if it admits `email` at `now`, with one more use counted.
 fn use_invitation(
     repo: &mut dyn UserRepo,
@@ -1399,6 +1514,8 @@ fn invitation_detail(invitation: &Invitation) -> String {
     detail
 }
 
+/// Checks, inside the unit of work, that the actor may administer users right now; returns
+/// the acting admin's id (none for the operator).
 fn authorize(repo: &mut dyn UserRepo, actor: Actor) -> Result<Option<UserId>, Error> {
     match actor {
         Actor::Operator => Ok(None),

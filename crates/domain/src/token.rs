@@ -181,6 +181,12 @@ mod tests {
             approved_at: None,
             approved_by: None,
             token_version: 3,
+            reason: None,
+            email_verified: false,
+            mfa_enabled: false,
+            rejected_at: None,
+            rejected_by: None,
+            decision_note: None,
         }
     }
 

@@ -55,7 +55,7 @@ impl fmt::Display for UserId {
     }
 }
 
-/// Where a user stands: waiting for approval, allowed in, or shut out.
+/// Where a user stands: waiting for approval, allowed in, turned down, or shut out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum UserStatus {
     /// Registered, waiting for an admin's approval; cannot log in.
@@ -64,16 +64,24 @@ pub enum UserStatus {
     Approved,
     /// Shut out by an admin; cannot log in.
     Disabled,
+    /// Turned down by an admin (the approval issue): cannot log in, is told so with the
+    /// admin's note, and no longer waits in the queue.
+    Rejected,
 }
 
 /// Why a string is not a user status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("Status must be one of pending, approved, disabled")]
+#[error("Status must be one of pending, approved, disabled, rejected")]
 pub struct InvalidUserStatus;
 
 impl UserStatus {
     /// Every status, in the order of a user's life.
-    pub const ALL: [Self; 3] = [Self::Pending, Self::Approved, Self::Disabled];
+    pub const ALL: [Self; 4] = [
+        Self::Pending,
+        Self::Approved,
+        Self::Disabled,
+        Self::Rejected,
+    ];
 
     /// The lower-case name used on the wire and in storage.
     #[must_use]
@@ -82,6 +90,7 @@ impl UserStatus {
             Self::Pending => "pending",
             Self::Approved => "approved",
             Self::Disabled => "disabled",
+            Self::Rejected => "rejected",
         }
     }
 }
@@ -89,7 +98,7 @@ impl UserStatus {
 impl FromStr for UserStatus {
     type Err = InvalidUserStatus;
 
-    /// Accepts exactly `pending`, `approved` or `disabled`.
+    /// Accepts exactly `pending`, `approved`, `disabled` or `rejected`.
     fn from_str(raw: &str) -> Result<Self, Self::Err> {
         Self::ALL
             .into_iter()
@@ -150,6 +159,19 @@ pub struct User {
     pub approved_by: Option<UserId>,
     /// Bumped whenever every token issued so far must stop working (a password reset).
     pub token_version: i64,
+    /// Why the user asked to join, as they wrote it at registration.
+    pub reason: Option<String>,
+    /// Whether the user has shown they hold the email address (an email-bound invitation,
+    /// an admin's creation; the recovery issue adds codes by mail).
+    pub email_verified: bool,
+    /// Whether sign-in asks for a second factor (the MFA issue; false until then).
+    pub mfa_enabled: bool,
+    /// When the user was last rejected, while they stay rejected.
+    pub rejected_at: Option<DateTime<Utc>>,
+    /// The admin who rejected them, while they stay rejected and that admin exists.
+    pub rejected_by: Option<UserId>,
+    /// The note of the admin's last decision (approve or reject), shown to a rejected user.
+    pub decision_note: Option<String>,
 }
 
 impl User {
@@ -177,6 +199,10 @@ pub struct NewUser {
     pub approved_at: Option<DateTime<Utc>>,
     /// The approving admin, when one approved the user at creation.
     pub approved_by: Option<UserId>,
+    /// Why the user asks to join (self-registration only).
+    pub reason: Option<String>,
+    /// Whether the email is known to be the user's from the start.
+    pub email_verified: bool,
 }
 
 /// An admin's edit of a user: each field present is set, each absent one kept.
@@ -186,8 +212,11 @@ pub struct UserChanges {
     pub email: Option<Email>,
     /// Promote (`true`) or demote (`false`).
     pub is_admin: Option<bool>,
-    /// Approve, disable, enable or set back to pending.
+    /// Approve, reject, disable, enable or set back to pending.
     pub status: Option<UserStatus>,
+    /// The note beside a decision (a status change to approved or rejected); see
+    /// [`crate::rules::apply_changes`].
+    pub note: Option<String>,
 }
 
 #[cfg(test)]

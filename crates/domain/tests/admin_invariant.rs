@@ -2,7 +2,8 @@
 //! rules both ways: never zero active admins (safety), and every operation the rules allow
 //! succeeds, with exactly the refusal the rules name otherwise (liveness). Demoting,
 //! disabling or deleting an admin goes through whenever another active admin remains, and
-//! approving a pending user goes through for any active admin.
+//! approving a pending user goes through for any active admin. Rejections are among the
+//! statuses; bulk decisions are all or nothing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests panic to fail
 
@@ -11,8 +12,8 @@ use std::sync::Arc;
 
 use gatehouse_domain::testing::{InMemoryStore, PlainHasher};
 use gatehouse_domain::{
-    Actor, Email, Error, Hs256Tokens, JwtSecret, LastAdminChange, Origin, Password, TokenTtl,
-    UserChanges, UserId, UserQuery, UserService, UserStatus,
+    Actor, BulkIds, Decision, Email, Error, Hs256Tokens, JwtSecret, LastAdminChange, Origin,
+    Password, TokenTtl, UserChanges, UserId, UserQuery, UserService, UserStatus,
 };
 use proptest::prelude::*;
 
@@ -23,6 +24,8 @@ enum Op {
     Delete,
     ResetPassword,
     Register,
+    /// A bulk decision on these targets (distinct ids, the op's target first).
+    Decide(Vec<u8>, Decision),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -32,6 +35,11 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Delete),
         1 => Just(Op::ResetPassword),
         1 => Just(Op::Register),
+        2 => (
+            prop::collection::btree_set(1u8..10, 0..4),
+            prop::sample::select(vec![Decision::Approve, Decision::Reject]),
+        )
+            .prop_map(|(more, decision)| Op::Decide(more.into_iter().collect(), decision)),
     ]
 }
 
@@ -71,6 +79,34 @@ fn expected(model: &mut Model, actor: Actor, target: i64, op: &Op) -> Result<(),
     if let Some(refusal) = refusal_of(model, actor) {
         return Err(refusal);
     }
+    if let Op::Decide(more, decision) = op {
+        let mut ids = vec![target];
+        ids.extend(
+            more.iter()
+                .map(|&id| i64::from(id))
+                .filter(|&id| id != target),
+        );
+        let missing: Vec<UserId> = ids
+            .iter()
+            .filter(|id| !model.contains_key(id))
+            .map(|&id| UserId::new(id).unwrap())
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::UsersNotFound(missing));
+        }
+        let undecidable: Vec<UserId> = ids
+            .iter()
+            .filter(|id| model[id].1 != UserStatus::Pending)
+            .map(|&id| UserId::new(id).unwrap())
+            .collect();
+        if !undecidable.is_empty() {
+            return Err(Error::NotPending(undecidable));
+        }
+        for id in ids {
+            model.get_mut(&id).unwrap().1 = decision.status();
+        }
+        return Ok(());
+    }
     let Some(&before) = model.get(&target) else {
         return Err(Error::UserNotFound);
     };
@@ -78,7 +114,7 @@ fn expected(model: &mut Model, actor: Actor, target: i64, op: &Op) -> Result<(),
         Op::SetStatus(status) => Some((before.0, *status)),
         Op::SetAdmin(flag) => Some((*flag, before.1)),
         Op::Delete => None,
-        Op::ResetPassword | Op::Register => Some(before),
+        Op::ResetPassword | Op::Register | Op::Decide(..) => Some(before),
     };
     let active = |user: (bool, UserStatus)| user.0 && user.1 == UserStatus::Approved;
     let loses_an_admin = active(before) && !after.is_some_and(active);
@@ -143,6 +179,11 @@ proptest! {
                 Op::Delete => users.delete_user(actor, target_id, &origin),
                 Op::ResetPassword => users.reset_password(actor, target_id, &password, &origin).map(drop),
                 Op::Register => register(&mut model),
+                Op::Decide(more, decision) => {
+                    let mut ids = vec![target_id.get()];
+                    ids.extend(more.iter().map(|&id| i64::from(id)).filter(|&id| id != target_id.get()));
+                    users.decide(actor, &BulkIds::new(ids).unwrap(), *decision, None, &origin).map(drop)
+                }
             };
             prop_assert_eq!(outcome(&got), outcome(&want), "step {}: {:?} by {:?} on {}", i, op, actor, target);
 

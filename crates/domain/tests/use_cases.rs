@@ -1189,6 +1189,7 @@ impl World {
                 .hash_password(&password("tr0mbone-kettle"))
                 .unwrap(),
             code.as_ref(),
+            None,
             &Origin::default(),
         )
     }

@@ -395,6 +395,14 @@ impl Lease {
     }
 }
 
+#[cfg(feature = "testing")]
+impl Lease {
+    /// See [`Managed::for_long_work`].
+    pub(crate) fn for_long_work(&mut self) {
+        self.0.for_long_work();
+    }
+}
+
 impl std::ops::Deref for Lease {
     type Target = AnyConnection;
 

@@ -105,6 +105,15 @@ impl Managed {
         self.watch = None;
     }
 
+    /// Lifts the time limit for one long piece of work (a test's seeding of 100 000 rows)
+    /// and retires the connection afterwards: the pool drops it when it comes back, so no
+    /// request ever gets a connection without a limit.
+    #[cfg(feature = "testing")]
+    pub(crate) fn for_long_work(&mut self) {
+        self.watch = None;
+        self.broken = true;
+    }
+
     /// Whether the connection may not be used again: it failed, or it was opened before the
     /// database last became unavailable, or its last call ran out of time.
     pub(crate) fn is_stale(&self) -> bool {

@@ -7,7 +7,7 @@ use crate::conn::AnyConnection;
 use crate::manager::{Manager, Target};
 use crate::{DatabaseUrl, OpenError, PoolOptions};
 
-const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+pub(crate) const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
 
 /// The advisory lock every instance takes around its migrations ("gatehouse" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6761_7465_686f_7573;

@@ -19,6 +19,12 @@ pub(crate) struct UserRow {
     approved_at: Option<StoredTime>,
     approved_by: Option<i64>,
     token_version: i64,
+    reason: Option<String>,
+    email_verified: bool,
+    mfa_enabled: bool,
+    rejected_at: Option<StoredTime>,
+    rejected_by: Option<i64>,
+    decision_note: Option<String>,
 }
 
 impl UserRow {
@@ -28,9 +34,28 @@ impl UserRow {
     }
 }
 
+/// The type of [`USER_COLUMNS`].
+pub(crate) type UserColumns = (
+    users::id,
+    users::email,
+    users::password_hash,
+    users::is_admin,
+    users::status,
+    users::created_at,
+    users::approved_at,
+    users::approved_by,
+    users::token_version,
+    users::reason,
+    users::email_verified,
+    users::mfa_enabled,
+    users::rejected_at,
+    users::rejected_by,
+    users::decision_note,
+);
+
 /// [`UserRow`]'s columns, for `RETURNING` (which the multi-backend connection takes as a
 /// tuple of columns, not as `UserRow::as_returning()`).
-pub(crate) const USER_COLUMNS: (
+pub(crate) const USER_COLUMNS: UserColumns = (
     users::id,
     users::email,
     users::password_hash,
@@ -40,16 +65,12 @@ pub(crate) const USER_COLUMNS: (
     users::approved_at,
     users::approved_by,
     users::token_version,
-) = (
-    users::id,
-    users::email,
-    users::password_hash,
-    users::is_admin,
-    users::status,
-    users::created_at,
-    users::approved_at,
-    users::approved_by,
-    users::token_version,
+    users::reason,
+    users::email_verified,
+    users::mfa_enabled,
+    users::rejected_at,
+    users::rejected_by,
+    users::decision_note,
 );
 
 impl TryFrom<UserRow> for User {
@@ -74,6 +95,16 @@ impl TryFrom<UserRow> for User {
                 .transpose()
                 .map_err(|e| Error::internal("stored approver id", e))?,
             token_version: row.token_version,
+            reason: row.reason,
+            email_verified: row.email_verified,
+            mfa_enabled: row.mfa_enabled,
+            rejected_at: row.rejected_at.map(|at| at.0.and_utc()),
+            rejected_by: row
+                .rejected_by
+                .map(UserId::new)
+                .transpose()
+                .map_err(|e| Error::internal("stored rejecter id", e))?,
+            decision_note: row.decision_note,
         })
     }
 }
@@ -90,6 +121,8 @@ pub(crate) struct NewUserRow<'a> {
     approved_by: Option<i64>,
     token_version: i64,
     email_skeleton: String,
+    reason: Option<&'a str>,
+    email_verified: bool,
 }
 
 impl<'a> From<&'a NewUser> for NewUserRow<'a> {
@@ -104,6 +137,8 @@ impl<'a> From<&'a NewUser> for NewUserRow<'a> {
             approved_at: user.approved_at.map(|at| at.naive_utc()),
             approved_by: user.approved_by.map(UserId::get),
             token_version: 0,
+            reason: user.reason.as_deref(),
+            email_verified: user.email_verified,
         }
     }
 }
@@ -121,6 +156,12 @@ pub(crate) struct UserChangeset<'a> {
     approved_at: Option<NaiveDateTime>,
     approved_by: Option<i64>,
     token_version: i64,
+    reason: Option<&'a str>,
+    email_verified: bool,
+    mfa_enabled: bool,
+    rejected_at: Option<NaiveDateTime>,
+    rejected_by: Option<i64>,
+    decision_note: Option<&'a str>,
 }
 
 impl<'a> From<&'a User> for UserChangeset<'a> {
@@ -134,6 +175,12 @@ impl<'a> From<&'a User> for UserChangeset<'a> {
             approved_at: user.approved_at.map(|at| at.naive_utc()),
             approved_by: user.approved_by.map(UserId::get),
             token_version: user.token_version,
+            reason: user.reason.as_deref(),
+            email_verified: user.email_verified,
+            mfa_enabled: user.mfa_enabled,
+            rejected_at: user.rejected_at.map(|at| at.naive_utc()),
+            rejected_by: user.rejected_by.map(UserId::get),
+            decision_note: user.decision_note.as_deref(),
         }
     }
 }

@@ -14,6 +14,12 @@ diesel::table! {
         /// `Email::skeleton` of `email`; NULL only in rows from before the column, until the
         /// start-up backfill (`backfill.rs`) fills it in.
         email_skeleton -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        email_verified -> Bool,
+        mfa_enabled -> Bool,
+        rejected_at -> Nullable<Timestamp>,
+        rejected_by -> Nullable<BigInt>,
+        decision_note -> Nullable<Text>,
     }
 }
 

@@ -7,7 +7,7 @@ use crate::conn::AnyConnection;
 use crate::manager::{Manager, Target};
 use crate::{OpenError, PoolOptions};
 
-const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+pub(crate) const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 
 /// Per-connection settings: wait for locks instead of failing at once, enforce foreign
 /// keys, and sync the WAL at every commit so a committed write survives a crash.

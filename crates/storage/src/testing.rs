@@ -223,6 +223,43 @@ impl EmptyDatabase {
         }
     }
 
+    /// Applies the migrations up to and including version `last` (`20261206000000`) and
+    /// no further, without the start-up backfill: the database as that older version of
+    /// Gatehouse left it, for tests of the migrations after it.
+    pub fn migrate_until(&self, last: &str) {
+        use diesel::migration::MigrationSource;
+        use diesel_migrations::MigrationHarness;
+        fn up_to<DB: diesel::backend::Backend>(
+            conn: &mut impl MigrationHarness<DB>,
+            source: &impl MigrationSource<DB>,
+            last: &str,
+        ) {
+            conn.applied_migrations().expect("the migrations table");
+            let mut all = source.migrations().expect("the embedded migrations");
+            all.sort_by_key(|m| m.name().version().as_owned().to_string());
+            for migration in all {
+                if migration.name().version().to_string().as_str() <= last {
+                    conn.run_migration(&*migration)
+                        .unwrap_or_else(|e| panic!("migration {}: {e}", migration.name()));
+                }
+            }
+        }
+        match &self.url {
+            DatabaseUrl::Sqlite { path } => {
+                crate::sqlite::create_private(path).expect("the database file");
+                let mut conn = diesel::SqliteConnection::establish(path).expect("SQLite");
+                conn.batch_execute("PRAGMA foreign_keys = ON;")
+                    .expect("foreign keys");
+                up_to(&mut conn, &crate::sqlite::MIGRATIONS, last);
+            }
+            DatabaseUrl::Postgres { url } => {
+                crate::init_tls();
+                let mut conn = PgConnection::establish(url).expect("PostgreSQL");
+                up_to(&mut conn, &crate::postgres::MIGRATIONS, last);
+            }
+        }
+    }
+
     /// Opens (and migrates) it.
     #[must_use]
     pub fn open(&self) -> Database {
@@ -337,6 +374,8 @@ impl Database {
     /// stage rows as an older version (or another tool) left them.
     pub fn execute_sql(&self, sql: &str) {
         let mut conn = self.connection().expect("a connection");
+        // Staging may be a large update on a loaded machine: no request's time limit.
+        conn.for_long_work();
         conn.batch_execute(sql)
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
@@ -408,6 +447,8 @@ impl Database {
     /// statistics.
     pub fn seed_users_for_plans(&self, n: u32) {
         let mut conn = self.connection().expect("a connection");
+        // Seconds of work on a loaded machine: no request's time limit.
+        conn.for_long_work();
         let select = "'user' || n || '@example.com', 'not a hash', FALSE, \
              CASE n % 10 WHEN 0 THEN 'pending' WHEN 1 THEN 'disabled' ELSE 'approved' END, \
              '2026-01-01 00:00:00'";
@@ -430,6 +471,7 @@ impl Database {
         })
         .expect("folding the tallies");
         let mut conn = self.connection().expect("a connection");
+        conn.for_long_work();
         if let crate::AnyConnection::Postgres(_) = &mut *conn {
             // As autovacuum would have by then: statistics and the visibility map.
             conn.batch_execute("VACUUM ANALYZE users, user_tallies")

@@ -20,6 +20,8 @@ fn new_user(email: &str) -> NewUser {
         created_at: gatehouse_domain::now(),
         approved_at: None,
         approved_by: None,
+        reason: None,
+        email_verified: false,
     }
 }
 

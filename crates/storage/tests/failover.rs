@@ -46,6 +46,8 @@ fn new_user(email: &str) -> NewUser {
         created_at: gatehouse_domain::now(),
         approved_at: None,
         approved_by: None,
+        reason: None,
+        email_verified: false,
     }
 }
 
@@ -244,6 +246,8 @@ fn a_silent_first_host_does_not_stop_start_up() {
                 created_at: gatehouse_domain::now(),
                 approved_at: None,
                 approved_by: None,
+                reason: None,
+                email_verified: false,
             })
         })
         .expect("a write through the second host");

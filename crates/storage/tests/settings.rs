@@ -55,6 +55,8 @@ fn users_survive_reopening(backend: TestBackend) {
         created_at: gatehouse_domain::now(),
         approved_at: None,
         approved_by: None,
+        reason: None,
+        email_verified: false,
     };
     let stored = db
         .write_with(|repo| repo.insert(user.clone()))
@@ -102,6 +104,8 @@ fn a_duplicate_key_that_is_no_email_is_not_a_taken_email(backend: TestBackend) {
         created_at: now,
         approved_at: None,
         approved_by: None,
+        reason: None,
+        email_verified: false,
     };
     db.write_with(|repo| repo.insert(user("a@example.com")))
         .unwrap();

@@ -32,6 +32,8 @@ fn new_user(email: &str, status: UserStatus, is_admin: bool) -> NewUser {
         created_at: gatehouse_domain::now(),
         approved_at: None,
         approved_by: None,
+        reason: None,
+        email_verified: false,
     }
 }
 

@@ -38,6 +38,8 @@ fn verify_full_with_the_right_ca_migrates_and_stores_users(cluster: &TlsPostgres
         created_at: gatehouse_domain::now(),
         approved_at: None,
         approved_by: None,
+        reason: None,
+        email_verified: false,
     };
     let stored = db
         .write_with(|repo| repo.insert(user.clone()))

@@ -92,6 +92,8 @@ fn new_user(email: &str) -> NewUser {
         created_at: crate::now(),
         approved_at: None,
         approved_by: None,
+        reason: None,
+        email_verified: false,
     }
 }
 
@@ -130,6 +132,8 @@ pub fn insert_round_trips_every_field(store: &dyn UserStore) {
     user.created_at = now - Duration::microseconds(1_234_567);
     user.approved_at = Some(now);
     user.approved_by = Some(admin.id);
+    user.reason = Some("I run the \"lab\" wiki,\nand ünïcode ✓".to_owned());
+    user.email_verified = true;
     let inserted = insert(store, user.clone());
     let expected = User {
         id: inserted.id,
@@ -141,6 +145,12 @@ pub fn insert_round_trips_every_field(store: &dyn UserStore) {
         approved_at: user.approved_at,
         approved_by: user.approved_by,
         token_version: 0,
+        reason: user.reason.clone(),
+        email_verified: true,
+        mfa_enabled: false,
+        rejected_at: None,
+        rejected_by: None,
+        decision_note: None,
     };
     assert_eq!(inserted, expected);
     assert_eq!(get(store, inserted.id), Some(expected.clone()));
@@ -613,11 +623,35 @@ pub fn update_writes_every_field(store: &dyn UserStore) {
     after.approved_at = Some(crate::now());
     after.approved_by = Some(admin.id);
     after.token_version = 5;
+    after.reason = Some("a reason".into());
+    after.email_verified = true;
+    after.mfa_enabled = true;
     let stored = store
         .write_with(|repo| repo.update(&after))
         .expect("update");
     assert_eq!(stored, after);
-    assert_eq!(get(store, before.id), Some(after));
+    assert_eq!(get(store, before.id), Some(after.clone()));
+    // A rejection's fields, and back to none.
+    let mut rejected = after.clone();
+    rejected.status = UserStatus::Rejected;
+    rejected.rejected_at = Some(crate::now());
+    rejected.rejected_by = Some(admin.id);
+    rejected.decision_note = Some("Not now.\nTry again in May.".into());
+    let stored = store
+        .write_with(|repo| repo.update(&rejected))
+        .expect("update");
+    assert_eq!(stored, rejected);
+    assert_eq!(get(store, before.id), Some(rejected.clone()));
+    assert_eq!(
+        store
+            .read_with(|repo| repo.count_with_status(UserStatus::Rejected))
+            .expect("count"),
+        1
+    );
+    let stored = store
+        .write_with(|repo| repo.update(&after))
+        .expect("update");
+    assert_eq!(stored, after);
 }
 
 /// Taking another user's email is `EmailTaken`; keeping one's own is fine.
@@ -731,6 +765,23 @@ pub fn deleting_an_approver_clears_approved_by(store: &dyn UserStore) {
     let after = get(store, approved.id).expect("still there");
     assert_eq!(after.approved_by, None);
     assert_eq!(after.approved_at, approved.approved_at);
+
+    // Likewise whoever rejected someone.
+    let other = insert(store, new_user("other-admin@example.com"));
+    let mut turned_down = new_user("no@example.com");
+    turned_down.status = UserStatus::Rejected;
+    let mut turned_down = insert(store, turned_down);
+    turned_down.rejected_at = Some(crate::now());
+    turned_down.rejected_by = Some(other.id);
+    store
+        .write_with(|repo| repo.update(&turned_down))
+        .expect("update");
+    assert!(store
+        .write_with(|repo| repo.delete(other.id))
+        .expect("delete"));
+    let after = get(store, turned_down.id).expect("still there");
+    assert_eq!(after.rejected_by, None);
+    assert_eq!(after.rejected_at, turned_down.rejected_at);
 }
 
 /// A unit of work that fails leaves no trace.

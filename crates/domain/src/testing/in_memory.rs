@@ -109,6 +109,12 @@ impl UserRepo for State {
             approved_at: new.approved_at,
             approved_by: new.approved_by,
             token_version: 0,
+            reason: new.reason,
+            email_verified: new.email_verified,
+            mfa_enabled: false,
+            rejected_at: None,
+            rejected_by: None,
+            decision_note: None,
         };
         self.last_id = id;
         self.users.insert(id, user.clone());
@@ -183,6 +189,9 @@ impl UserRepo for State {
         for user in self.users.values_mut() {
             if user.approved_by == Some(id) {
                 user.approved_by = None;
+            }
+            if user.rejected_by == Some(id) {
+                user.rejected_by = None;
             }
         }
         Ok(existed)
