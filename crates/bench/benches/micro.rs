@@ -33,6 +33,12 @@ fn user() -> User {
         approved_at: None,
         approved_by: None,
         token_version: 0,
+        reason: None,
+        email_verified: false,
+        mfa_enabled: false,
+        rejected_at: None,
+        rejected_by: None,
+        decision_note: None,
     }
 }
 

@@ -52,6 +52,9 @@ const NARROW_CONNECTIONS: u32 = 16;
 const LOGIN_COST: u32 = 12;
 /// bcrypt cost of the registration scenario.
 const REGISTER_COST: u32 = 4;
+
+/// Invitations (of 1000 uses each) the invited registrations share.
+const INVITATIONS: usize = 50;
 /// Hashes timed for the login bound.
 const BOUND_SAMPLES: usize = 5;
 /// Users on a page of the paged listing scenario.
@@ -553,6 +556,9 @@ struct ServerResults {
     list_all_bytes: BTreeMap<u64, u64>,
     /// Registrations at cost 4.
     register: Option<WrkReport>,
+    /// Registrations at cost 4 with an invitation each (Gatehouse only; the same server,
+    /// right after `register`).
+    register_invited: Option<WrkReport>,
     /// Users in the database when the registrations started.
     register_users: Option<u64>,
     /// Peak RSS (VmHWM) of each server process, KiB, by what it ran.
@@ -580,6 +586,7 @@ impl ServerResults {
             &self.flood_login,
             &self.list,
             &self.register,
+            &self.register_invited,
         ]
         .into_iter()
         .flatten()
@@ -781,6 +788,7 @@ struct Bench {
     jwt_secret: String,
     login_script: PathBuf,
     register_script: PathBuf,
+    register_invited_script: PathBuf,
     logs: PathBuf,
     run_id: String,
     runs: u32,
@@ -807,15 +815,22 @@ impl Bench {
         }
         let login_script = lua.join("login.lua");
         let register_script = lua.join("register.lua");
+        let register_invited_script = lua.join("register_invited.lua");
         std::fs::write(&login_script, include_str!("../lua/login.lua"))
             .context("writing login.lua")?;
         std::fs::write(&register_script, include_str!("../lua/register.lua"))
             .context("writing register.lua")?;
+        std::fs::write(
+            &register_invited_script,
+            include_str!("../lua/register_invited.lua"),
+        )
+        .context("writing register_invited.lua")?;
         Ok(Self {
             settings,
             jwt_secret: random_hex(32)?,
             login_script,
             register_script,
+            register_invited_script,
             logs,
             run_id: random_hex(3)?,
             runs: 0,
@@ -893,6 +908,20 @@ impl Bench {
         .script(self.register_script.clone(), vec![prefix])
     }
 
+    /// Registrations with invitations: `codes` taken in turn (see register_invited.lua).
+    fn wrk_register_invited(&mut self, server: &Server, codes: &[String]) -> Wrk {
+        let mut args = vec![self.next_prefix()];
+        args.extend(codes.iter().cloned());
+        Wrk::new(
+            server.url("/api/auth/register"),
+            1,
+            NARROW_CONNECTIONS,
+            self.settings.duration(),
+        )
+        .timeout(Duration::from_secs(30))
+        .script(self.register_invited_script.clone(), args)
+    }
+
     /// Waits for `server` to go idle, resets its peak RSS, warms up, waits again, measures,
     /// reads the scenario's peak RSS, prints the line.
     fn measure(
@@ -913,8 +942,10 @@ impl Bench {
         }
         if let Some((script, args)) = &mut wrk.script {
             // A registration run needs emails the warm-up did not use.
-            if *script == self.register_script {
-                *args = vec![self.next_prefix()];
+            if *script == self.register_script || *script == self.register_invited_script {
+                if let Some(prefix) = args.first_mut() {
+                    *prefix = self.next_prefix();
+                }
             }
         }
         let before = (builds_running(), CpuSample::take(Some(server.pid()))?);
@@ -1451,9 +1482,26 @@ impl Bench {
             &mut results,
         )?);
         results.register_users = Some(most);
+        // The same registrations, each with an invitation: 50 invitations of 1000 uses,
+        // more than a run registers.
+        let token = server.login(ADMIN_EMAIL, ADMIN_PASSWORD)?;
+        let codes = (0..INVITATIONS)
+            .map(|_| server.invitation(&token, 1000))
+            .collect::<Result<Vec<_>>>()?;
+        let wrk = self.wrk_register_invited(&server, &codes);
+        results.register_invited = Some(self.measure(
+            &server,
+            label,
+            &format!(
+                "register invited, cost {REGISTER_COST}, {}+ users, c={NARROW_CONNECTIONS}",
+                group(most)
+            ),
+            wrk,
+            &mut results,
+        )?);
         Self::stop(
             server,
-            &format!("cost {REGISTER_COST}, {most}+ users: registrations"),
+            &format!("cost {REGISTER_COST}, {most}+ users: registrations, invited too"),
             &mut results,
         )?;
         drop(db);
@@ -2186,6 +2234,10 @@ fn table_rows(results: &Results) -> (Vec<String>, Vec<(String, Vec<String>)>) {
     rows.push(row(
         format!("   register, cost {REGISTER_COST} (c={narrow})"),
         &|_, s| cell(s.register.as_ref()),
+    ));
+    rows.push(row(
+        format!("   register with an invitation, cost {REGISTER_COST} (c={narrow})"),
+        &|_, s| cell(s.register_invited.as_ref()),
     ));
     rows.push(row("6. peak RSS (whole run)".into(), &|_, s| {
         s.peak_rss_kib()

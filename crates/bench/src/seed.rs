@@ -81,6 +81,8 @@ pub fn insert_admin(store: &dyn UserStore, password_hash: &PasswordHash) -> Resu
                 created_at: now,
                 approved_at: Some(now),
                 approved_by: None,
+                reason: None,
+                email_verified: false,
             })
         })
         .context("inserting the benchmark's admin")
@@ -108,6 +110,8 @@ pub fn insert_login_users(store: &dyn UserStore, password_hash: &PasswordHash) -
                     created_at: now,
                     approved_at: Some(now),
                     approved_by: None,
+                    reason: None,
+                    email_verified: false,
                 })?;
             }
             Ok(())
@@ -140,6 +144,8 @@ pub fn seed_to(store: &dyn UserStore, total: u64, password_hash: &PasswordHash) 
                         created_at: now,
                         approved_at: Some(now),
                         approved_by: None,
+                        reason: None,
+                        email_verified: false,
                     })?;
                 }
                 Ok(())

@@ -247,6 +247,46 @@ impl Server {
         read(self.agent.post(self.url(path)).send_json(body))
     }
 
+    /// `POST path` with a JSON body and a bearer token.
+    ///
+    /// # Errors
+    /// Transport failures.
+    pub fn post_json_as(&self, path: &str, token: &str, body: &serde_json::Value) -> Result<Reply> {
+        read(
+            self.agent
+                .post(self.url(path))
+                .header("Authorization", format!("Bearer {token}"))
+                .send_json(body),
+        )
+    }
+
+    /// Creates an invitation of `max_uses` uses as the admin whose token this is, and
+    /// returns its code.
+    ///
+    /// # Errors
+    /// When the creation does not answer 201 with a code.
+    pub fn invitation(&self, token: &str, max_uses: u32) -> Result<String> {
+        let reply = self.post_json_as(
+            "/api/auth/invitations",
+            token,
+            &serde_json::json!({"max_uses": max_uses, "expires_in": "1d"}),
+        )?;
+        if reply.status != 201 {
+            bail!(
+                "{}: creating an invitation answered {}: {}",
+                self.name,
+                reply.status,
+                reply.body
+            );
+        }
+        let body: serde_json::Value =
+            serde_json::from_str(&reply.body).context("the invitation")?;
+        body.get("code")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+            .context("no code in the invitation")
+    }
+
     /// `POST path` with a form body.
     ///
     /// # Errors

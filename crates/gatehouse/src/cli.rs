@@ -1,4 +1,5 @@
-//! The administration command line: `gatehouse users …` and `gatehouse backup PATH`.
+//! The administration command line: `gatehouse users …` and `gatehouse backup PATH`
+//! (`gatehouse invitations …` is in [`crate::invitations`]).
 //!
 //! Each command opens (and migrates) the database of the configuration `serve` uses,
 //! whether the service runs or not, and goes through the domain's use cases as
@@ -18,8 +19,8 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use gatehouse_domain::{
-    Actor, Email, Listing, NewUserRequest, Origin, Password, User, UserChanges, UserKey, UserQuery,
-    UserService, UserStatus,
+    Actor, Email, FreeText, Listing, NewUserRequest, Origin, Password, User, UserChanges, UserKey,
+    UserQuery, UserService, UserStatus,
 };
 use gatehouse_http::{Rfc3339, UserPublic};
 use gatehouse_storage::{BackupError, DatabaseUrl};
@@ -32,7 +33,7 @@ use crate::startup;
 pub enum UsersCommand {
     /// List the users, newest first.
     List {
-        /// Only users with this status: pending, approved or disabled.
+        /// Only users with this status: pending, approved, disabled or rejected.
         #[arg(long, value_name = "STATUS")]
         status: Option<UserStatus>,
         /// Print a JSON array of users instead of a table.
@@ -72,6 +73,14 @@ pub enum UsersCommand {
     },
     /// Approve a user (status approved; already approved is fine).
     Approve(Target),
+    /// Reject a user's registration: they cannot log in, and are told so with the note.
+    Reject {
+        #[command(flatten)]
+        target: Target,
+        /// A note for them (at most 500 characters), shown when they try to log in.
+        #[arg(long, value_name = "TEXT", value_parser = parse_note)]
+        note: Option<FreeText>,
+    },
     /// Disable a user: they can no longer log in, and their tokens stop working.
     Disable(Target),
     /// Enable a user (status approved, as approve; already approved is fine).
@@ -125,8 +134,14 @@ fn parse_email(raw: &str) -> Result<Email, String> {
     Email::parse(raw).map_err(|e| e.to_string())
 }
 
+fn parse_note(raw: &str) -> Result<FreeText, String> {
+    FreeText::parse(raw)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "must not be empty".to_owned())
+}
+
 /// The command line names itself in the audit log.
-fn origin() -> Origin {
+pub(crate) fn origin() -> Origin {
     Origin {
         address: None,
         note: Some("cli".into()),
@@ -212,19 +227,29 @@ pub fn users(config: &Config, command: UsersCommand) -> anyhow::Result<()> {
             &service,
             out,
             &target,
-            Change::Status(UserStatus::Approved, "approved"),
+            Change::Status(UserStatus::Approved, "approved", None),
+        ),
+        UsersCommand::Reject { target, note } => change(
+            &service,
+            out,
+            &target,
+            Change::Status(
+                UserStatus::Rejected,
+                "rejected",
+                note.map(|n| n.as_str().to_owned()),
+            ),
         ),
         UsersCommand::Enable(target) => change(
             &service,
             out,
             &target,
-            Change::Status(UserStatus::Approved, "enabled"),
+            Change::Status(UserStatus::Approved, "enabled", None),
         ),
         UsersCommand::Disable(target) => change(
             &service,
             out,
             &target,
-            Change::Status(UserStatus::Disabled, "disabled"),
+            Change::Status(UserStatus::Disabled, "disabled", None),
         ),
         UsersCommand::Promote(target) => change(&service, out, &target, Change::Admin(true)),
         UsersCommand::Demote(target) => change(&service, out, &target, Change::Admin(false)),
@@ -241,9 +266,9 @@ pub fn users(config: &Config, command: UsersCommand) -> anyhow::Result<()> {
     }
 }
 
-/// An edit of one field, with the verb that reports it.
+/// An edit of one field, with the verb that reports it (and a decision's note).
 enum Change {
-    Status(UserStatus, &'static str),
+    Status(UserStatus, &'static str, Option<String>),
     Admin(bool),
 }
 
@@ -255,9 +280,10 @@ fn change(
 ) -> anyhow::Result<()> {
     let before = service.find_user(Actor::Operator, &target.user)?;
     let (changes, verb) = match change {
-        Change::Status(status, verb) => (
+        Change::Status(status, verb, note) => (
             UserChanges {
                 status: Some(status),
+                note,
                 ..UserChanges::default()
             },
             verb,

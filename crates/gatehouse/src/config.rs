@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider, Source};
-use gatehouse_domain::{BcryptCost, JwtSecret, ThrottlePolicy, TokenTtl};
+use gatehouse_domain::{BcryptCost, JwtSecret, RegistrationMode, ThrottlePolicy, TokenTtl};
 use gatehouse_http::{MetricsToken, TrustedProxies};
 use gatehouse_storage::DatabaseUrl;
 use secrecy::{ExposeSecret, SecretString};
@@ -116,6 +116,15 @@ pub struct Config {
     /// `GATEHOUSE_AUDIT_RETENTION`: how long audit entries are kept; `None` keeps them all.
     #[serde(deserialize_with = "retention")]
     pub audit_retention: Option<Duration>,
+    /// `GATEHOUSE_REGISTRATION`: who may register on their own: `open` (anyone, then waits
+    /// for approval), `invite_only` (with an invitation) or `closed` (nobody). The very
+    /// first user always may.
+    #[serde(deserialize_with = "parsed")]
+    pub registration: RegistrationMode,
+    /// `GATEHOUSE_PUBLIC_URL`: the console's address as people reach it
+    /// (`https://auth.example.com`), for the links Gatehouse hands out (invitations).
+    #[serde(default, deserialize_with = "public_url")]
+    pub public_url: Option<String>,
     /// `GATEHOUSE_CONFIG`: the file read under the environment, if any.
     #[serde(skip)]
     pub file: Option<PathBuf>,
@@ -147,6 +156,7 @@ rust_log = "info"
 log_format = "text"
 access_log = "on"
 audit_retention = "365d"
+registration = "open"
 "#;
 
 /// The settings that may be a TOML array in the file (or a comma-separated string).
@@ -158,6 +168,7 @@ fn unset_meaning(key: &str) -> &'static str {
         "jwt_secret" => "(generated)",
         "hashing_threads" => "(one per core)",
         "metrics_token" => "(none: /metrics is open)",
+        "public_url" => "(none: invitations come without a link)",
         _ => "(unset)",
     }
 }
@@ -919,6 +930,36 @@ fn origins<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D:
     })
 }
 
+/// An `http` or `https` URL without credentials, query or fragment (a path is fine: a
+/// console behind a proxy's prefix); kept without its trailing slash.
+fn public_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    text_with(deserializer, |value| {
+        let value = value.trim();
+        if value.is_empty() {
+            return Ok(None);
+        }
+        let problem = || {
+            format!(
+                "{value:?} is not an http(s) URL such as https://auth.example.com (no \
+                 credentials, query or fragment)"
+            )
+        };
+        let rest = value
+            .strip_prefix("https://")
+            .or_else(|| value.strip_prefix("http://"))
+            .ok_or_else(problem)?;
+        let host = rest.split('/').next().unwrap_or_default();
+        if host.is_empty()
+            || host.contains('@')
+            || value.contains(['?', '#'])
+            || value.contains(|c: char| c.is_whitespace() || c.is_control())
+        {
+            return Err(problem());
+        }
+        Ok(Some(value.trim_end_matches('/').to_owned()))
+    })
+}
+
 /// A `tracing` filter directive, as `RUST_LOG`.
 fn log_filter<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
     text_with(deserializer, |value| {
@@ -1564,9 +1605,9 @@ mod tests {
     #[test]
     fn the_keys_are_the_fields_in_their_order() {
         let keys = keys();
-        assert_eq!(keys.len(), 23, "{keys:?}");
+        assert_eq!(keys.len(), 25, "{keys:?}");
         assert_eq!(keys.first(), Some(&"bind"));
-        assert_eq!(keys.last(), Some(&"audit_retention"));
+        assert_eq!(keys.last(), Some(&"public_url"));
         assert!(keys.contains(&"rust_log") && keys.contains(&"database_pool_size"));
         assert_eq!(variable("rust_log"), "RUST_LOG");
         assert_eq!(variable("bcrypt_cost"), "GATEHOUSE_BCRYPT_COST");

@@ -2,6 +2,7 @@
 
 mod cli;
 mod config;
+mod invitations;
 mod startup;
 mod telemetry;
 
@@ -37,6 +38,11 @@ enum Command {
     Users {
         #[command(subcommand)]
         command: cli::UsersCommand,
+    },
+    /// Create, list and revoke invitations (see `gatehouse invitations --help`).
+    Invitations {
+        #[command(subcommand)]
+        command: invitations::InvitationsCommand,
     },
     /// Write a consistent copy of the SQLite database to PATH, while the service may run.
     Backup {
@@ -82,6 +88,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Users { command } => cli::users(&config, command),
+        Command::Invitations { command } => invitations::invitations(&config, command),
         Command::Backup { path } => cli::backup(&config, &path),
     };
     // Every queued log line out before the last words below.

@@ -154,6 +154,7 @@ pub fn user_service(
     let hasher = BcryptHasher::new(config.bcrypt_cost)?;
     let users = UserService::new(Arc::new(db.clone()), Arc::new(hasher), tokens)
         .with_throttle(config.throttle())
+        .with_registration_mode(config.registration)
         .with_audit_retention(
             config
                 .audit_retention
@@ -203,6 +204,7 @@ impl Application {
         let state = AppState::new(users, hashing)
             .with_trusted_proxies(config.trusted_proxies.clone())
             .with_cors_origins(config.cors_origins.clone())
+            .with_public_url(config.public_url.clone())
             .with_database_slots(config.pool_size as usize)
             .with_readiness_bound(config.statement_timeout)
             .with_queue_wait(config.connect_timeout)

@@ -7,8 +7,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::rfc3339::Rfc3339;
 use crate::schemas::{
-    AuditActionName, Count, EmailInput, GrantType, NewPassword, Timestamp, UserIdSchema,
-    UserStatusName,
+    AuditActionName, Count, EmailInput, FreeTextInput, GrantType, InvitationCodeInput, NewPassword,
+    Timestamp, UserIdSchema, UserStatusName,
 };
 
 /// `POST /register`.
@@ -19,6 +19,15 @@ pub(crate) struct RegisterRequest {
     pub email: String,
     #[schema(value_type = NewPassword)]
     pub password: String,
+    /// Why you ask to join, for the admins who decide (absent or `null`: no reason).
+    #[serde(default)]
+    #[schema(value_type = Option<FreeTextInput>)]
+    pub reason: Option<String>,
+    /// An invitation's code: the account starts approved. A code that admits nobody, or
+    /// not this email, is 422 `invalid_invitation`.
+    #[serde(default)]
+    #[schema(value_type = Option<InvitationCodeInput>)]
+    pub invitation: Option<String>,
 }
 
 /// `POST /login` as JSON (`username` is accepted for `email`, as in the form).
@@ -97,10 +106,15 @@ pub(crate) struct UpdateUserRequest {
     #[serde(default)]
     pub is_admin: Option<bool>,
     /// Absent or `null`: unchanged. `approved` for the first time records `approved_at`
-    /// and `approved_by`.
+    /// and `approved_by`; `rejected` records `rejected_at` and `rejected_by`.
     #[serde(default)]
     #[schema(value_type = Option<UserStatusName>)]
     pub status: Option<String>,
+    /// The note beside a decision: only with `status` `approved` or `rejected` (422
+    /// otherwise). A rejected user is shown it when they log in.
+    #[serde(default)]
+    #[schema(value_type = Option<FreeTextInput>)]
+    pub note: Option<String>,
 }
 
 /// `POST /users/{id}/reset-password`.
@@ -234,10 +248,30 @@ pub struct UserPublic<'a> {
     /// When the user was first approved; `null` until then.
     #[schema(value_type = Option<Timestamp>)]
     approved_at: Option<Rfc3339>,
-    /// The admin who first approved the user; `null` for the first user, for approvals at
-    /// the command line, and once that admin is deleted.
+    /// The admin who first approved the user (the inviter, for an invited user); `null`
+    /// for the first user, for approvals at the command line, and once that admin is
+    /// deleted.
     #[schema(value_type = Option<UserIdSchema>)]
     approved_by: Option<i64>,
+    /// Why the user asked to join, as written at registration.
+    #[schema(value_type = Option<String>)]
+    reason: Option<&'a str>,
+    /// Whether the user has shown the address is theirs (an email-bound invitation, an
+    /// admin's creation).
+    email_verified: bool,
+    /// Whether sign-in asks for a second factor.
+    mfa_enabled: bool,
+    /// When the user was rejected; `null` unless `status` is `rejected`.
+    #[schema(value_type = Option<Timestamp>)]
+    rejected_at: Option<Rfc3339>,
+    /// The admin who rejected the user; `null` unless `status` is `rejected`, and once
+    /// that admin is deleted or for a rejection at the command line.
+    #[schema(value_type = Option<UserIdSchema>)]
+    rejected_by: Option<i64>,
+    /// The note of the decision that made the user approved or rejected, if the admin
+    /// wrote one.
+    #[schema(value_type = Option<String>)]
+    decision_note: Option<&'a str>,
 }
 
 impl<'a> From<&'a User> for UserPublic<'a> {
@@ -250,6 +284,12 @@ impl<'a> From<&'a User> for UserPublic<'a> {
             created_at: Rfc3339::new(user.created_at),
             approved_at: user.approved_at.map(Rfc3339::new),
             approved_by: user.approved_by.map(UserId::get),
+            reason: user.reason.as_deref(),
+            email_verified: user.email_verified,
+            mfa_enabled: user.mfa_enabled,
+            rejected_at: user.rejected_at.map(Rfc3339::new),
+            rejected_by: user.rejected_by.map(UserId::get),
+            decision_note: user.decision_note.as_deref(),
         }
     }
 }
@@ -282,12 +322,49 @@ impl UserPublic<'_> {
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(b",\"approved_by\":");
-        match user.approved_by {
-            Some(id) => out.extend_from_slice(number.format(id.get()).as_bytes()),
+        write_json_id(out, &mut number, user.approved_by);
+        out.extend_from_slice(b",\"reason\":");
+        write_json_opt_str(out, user.reason.as_deref())?;
+        out.extend_from_slice(if user.email_verified {
+            b",\"email_verified\":true"
+        } else {
+            b",\"email_verified\":false"
+        });
+        out.extend_from_slice(if user.mfa_enabled {
+            b",\"mfa_enabled\":true"
+        } else {
+            b",\"mfa_enabled\":false"
+        });
+        out.extend_from_slice(b",\"rejected_at\":");
+        match user.rejected_at {
+            Some(at) => write_json_time(out, &Rfc3339::new(at))?,
             None => out.extend_from_slice(b"null"),
         }
+        out.extend_from_slice(b",\"rejected_by\":");
+        write_json_id(out, &mut number, user.rejected_by);
+        out.extend_from_slice(b",\"decision_note\":");
+        write_json_opt_str(out, user.decision_note.as_deref())?;
         out.push(b'}');
         Ok(())
+    }
+}
+
+/// A user id or `null`.
+fn write_json_id(out: &mut Vec<u8>, number: &mut itoa::Buffer, id: Option<UserId>) {
+    match id {
+        Some(id) => out.extend_from_slice(number.format(id.get()).as_bytes()),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// A text or `null`.
+fn write_json_opt_str(out: &mut Vec<u8>, text: Option<&str>) -> serde_json::Result<()> {
+    match text {
+        Some(text) => write_json_str(out, text),
+        None => {
+            out.extend_from_slice(b"null");
+            Ok(())
+        }
     }
 }
 
@@ -384,6 +461,12 @@ mod tests {
             approved_at: approved.then(|| at(1_765_100_000)),
             approved_by: approved.then(|| UserId::new(id + 7).expect("a valid id")),
             token_version: 3,
+            reason: None,
+            email_verified: false,
+            mfa_enabled: false,
+            rejected_at: None,
+            rejected_by: None,
+            decision_note: None,
         }
     }
 
@@ -399,6 +482,20 @@ mod tests {
                 true,
             ),
             user(42, "ａｄｍｉｎ@exаmple.com", UserStatus::Approved, false),
+            User {
+                reason: Some("I run the \"lab\" wiki\nand need in ✓".to_owned()),
+                email_verified: true,
+                mfa_enabled: true,
+                rejected_at: Some(Utc.timestamp_opt(1_765_200_000, 0).unwrap()),
+                rejected_by: Some(UserId::new(1).unwrap()),
+                decision_note: Some("Not this time; ask\tagain in May".to_owned()),
+                ..user(43, "rejected@example.net", UserStatus::Rejected, false)
+            },
+            User {
+                reason: Some("plain reason".to_owned()),
+                decision_note: Some("welcome".to_owned()),
+                ..user(44, "ok@example.net", UserStatus::Approved, true)
+            },
         ];
         for listed in users {
             let expected = serde_json::to_vec(&UserPublic::from(&listed)).unwrap();

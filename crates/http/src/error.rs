@@ -40,6 +40,18 @@ pub struct ApiError {
     errors: Vec<FieldError>,
     retry_after: Option<u64>,
     allow: Option<Cow<'static, str>>,
+    /// What a few errors carry beside the usual fields (boxed: most errors have none, and
+    /// every handler's `Result` carries an `ApiError`).
+    extra: Option<Box<Extra>>,
+}
+
+/// The fields some errors add to the body.
+#[derive(Debug, Default)]
+struct Extra {
+    /// `account_rejected`: the admin's note (`Some(None)`: written as `null`).
+    note: Option<Option<String>>,
+    /// A bulk decision's unknown or undecidable ids.
+    ids: Option<Vec<i64>>,
 }
 
 /// Every error response's body.
@@ -54,6 +66,14 @@ pub(crate) struct ErrorBody<'a> {
     #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
     #[schema(required = false)]
     errors: &'a [FieldError],
+    /// With 403 `account_rejected`: the note the admin left, or `null`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false, value_type = Option<String>)]
+    note: Option<&'a Option<String>>,
+    /// With a bulk decision's 404 `user_not_found` and 409 `not_pending`: the ids at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false, value_type = Option<Vec<i64>>, nullable = false)]
+    ids: Option<&'a [i64]>,
 }
 
 impl ApiError {
@@ -70,6 +90,7 @@ impl ApiError {
             errors: Vec::new(),
             retry_after: None,
             allow: None,
+            extra: None,
         }
     }
 
@@ -224,6 +245,8 @@ impl ResponseError for ApiError {
             detail: &self.detail,
             code: self.code,
             errors: &self.errors,
+            note: self.extra.as_ref().and_then(|e| e.note.as_ref()),
+            ids: self.extra.as_ref().and_then(|e| e.ids.as_deref()),
         })
     }
 }
@@ -240,6 +263,59 @@ impl From<DomainError> for ApiError {
                 )
             };
         }
+        let ids = |ids: Vec<gatehouse_domain::UserId>| {
+            Some(Box::new(Extra {
+                ids: Some(ids.into_iter().map(gatehouse_domain::UserId::get).collect()),
+                ..Extra::default()
+            }))
+        };
+        match error {
+            DomainError::AccountRejected { note } => Self {
+                extra: Some(Box::new(Extra {
+                    note: Some(note),
+                    ..Extra::default()
+                })),
+                ..Self::new(
+                    StatusCode::FORBIDDEN,
+                    "account_rejected",
+                    "Registration rejected",
+                )
+            },
+            DomainError::UsersNotFound(missing) => Self {
+                extra: ids(missing.clone()),
+                ..Self::new(
+                    StatusCode::NOT_FOUND,
+                    "user_not_found",
+                    format!("User not found: {}", joined(&missing)),
+                )
+            },
+            DomainError::NotPending(undecided) => Self {
+                extra: ids(undecided.clone()),
+                ..Self::new(
+                    StatusCode::CONFLICT,
+                    "not_pending",
+                    format!(
+                        "Only pending users can be decided on; not pending: {}",
+                        joined(&undecided)
+                    ),
+                )
+            },
+            error => Self::from_plain(error),
+        }
+    }
+}
+
+/// Ids as a list for a sentence: `3, 7, 9`.
+fn joined(ids: &[gatehouse_domain::UserId]) -> String {
+    ids.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl ApiError {
+    /// The domain errors that carry nothing but their kind.
+    fn from_plain(error: DomainError) -> Self {
         let status = match &error {
             DomainError::EmailTaken => StatusCode::CONFLICT,
             DomainError::WrongCurrentPassword => StatusCode::FORBIDDEN,

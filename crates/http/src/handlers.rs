@@ -4,8 +4,8 @@
 use actix_web::http::header::ContentType;
 use actix_web::{web, HttpRequest, HttpResponse};
 use gatehouse_domain::{
-    Actor, AuditAction, AuditEntry, AuditQuery, Email, InvalidEmail, InvalidPassword, Listing,
-    NewUserRequest, Origin, Password, User, UserChanges, UserId, UserQuery, UserStatus,
+    Actor, AuditAction, AuditEntry, AuditQuery, Email, FreeText, InvalidEmail, InvalidPassword,
+    Listing, NewUserRequest, Origin, Password, User, UserChanges, UserId, UserQuery, UserStatus,
 };
 
 use crate::dto::{
@@ -18,9 +18,9 @@ use crate::extract::{
     is_form, is_json, parse_form, parse_json, AdminUser, CurrentUser, StrictJson, StrictQuery,
 };
 use crate::schemas::{
-    AdminErrors, BodyErrors, EmailTaken, Forbidden, JwkSet, LastAdmin, LoginJsonSchema,
-    SignedInErrors, TooManyRequests, Unauthorized, Unavailable, UserIdErrors, UserIdSchema,
-    ValidationFailed,
+    AdminErrors, BodyErrors, EmailTaken, Forbidden, InvalidInvitation, JwkSet, LastAdmin,
+    LoginJsonSchema, RegistrationRefused, SignedInErrors, TooManyRequests, Unauthorized,
+    Unavailable, UserIdErrors, UserIdSchema, ValidationFailed,
 };
 use crate::AppState;
 
@@ -31,14 +31,14 @@ pub const DEVICE_HEADER: &str = "Gatehouse-Device";
 
 /// Collects the problems of several fields so one response names them all.
 #[derive(Default)]
-struct Problems {
+pub(crate) struct Problems {
     errors: Vec<FieldError>,
     weak_password: bool,
     mixed_script_email: bool,
 }
 
 impl Problems {
-    fn check<T, E: std::fmt::Display>(
+    pub(crate) fn check<T, E: std::fmt::Display>(
         &mut self,
         field: &str,
         parsed: std::result::Result<T, E>,
@@ -57,13 +57,13 @@ impl Problems {
 
     /// An email: one refused for mixing scripts (a look-alike) is reported with the code
     /// `invalid_email`.
-    fn email(&mut self, field: &str, raw: &str) -> Option<Email> {
+    pub(crate) fn email(&mut self, field: &str, raw: &str) -> Option<Email> {
         let parsed = Email::parse(raw);
         self.mixed_script_email |= parsed.as_ref().is_err_and(InvalidEmail::mixes_scripts);
         self.check(field, parsed)
     }
 
-    fn finish(self) -> Result<()> {
+    pub(crate) fn finish(self) -> Result<()> {
         if self.errors.is_empty() {
             return Ok(());
         }
@@ -83,7 +83,7 @@ fn user_id(field: &str, raw: &str) -> Result<UserId> {
         .map_err(|e: gatehouse_domain::InvalidUserId| ApiError::invalid(field, e.to_string()))
 }
 
-fn origin(state: &AppState, req: &HttpRequest) -> Origin {
+pub(crate) fn origin(state: &AppState, req: &HttpRequest) -> Origin {
     Origin {
         address: state.proxies.of(req),
         note: None,
@@ -99,9 +99,12 @@ fn missing(fields: &str) -> ApiError {
     path = "/api/auth/register",
     tag = "auth",
     summary = "Register an account",
-    description = "The first user ever becomes an approved admin, every later one a pending \
-        non-admin. 422 names every invalid field at once. Counted against the client \
-        address's hourly registration limit (429).",
+    description = "The first user ever becomes an approved admin (in every registration \
+        mode), every later one a pending non-admin, unless they bring an invitation: then \
+        approved by its creator (an admin if it says so). `GATEHOUSE_REGISTRATION` may \
+        refuse registrations without an invitation (`invite_only`) or all of them \
+        (`closed`): 403 `registration_closed`. 422 names every invalid field at once. \
+        Counted against the client address's hourly registration limit (429).",
     request_body(content = RegisterRequest, content_type = "application/json"),
     responses(
         (status = 201, description = "The new user", body = UserPublic,
@@ -113,7 +116,9 @@ fn missing(fields: &str) -> ApiError {
                 ("ResetPassword" = (operation_id = "reset_password",
                     parameters(("id" = "$response.body#/id")))),
             )),
+        (status = 403, response = RegistrationRefused),
         (status = 409, response = EmailTaken),
+        (status = 422, response = InvalidInvitation),
         (status = 429, response = TooManyRequests),
         (status = 503, response = Unavailable),
         BodyErrors,
@@ -128,11 +133,29 @@ pub(crate) async fn register(
     let mut problems = Problems::default();
     let email = problems.email("email", &request.email);
     let password = problems.password("password", request.password);
+    let reason = request
+        .reason
+        .as_deref()
+        .and_then(|raw| problems.check("reason", FreeText::parse(raw)).flatten());
     problems.finish()?;
     let (Some(email), Some(password)) = (email, password) else {
         return Err(missing("email and password are"));
     };
+    let invitation = request
+        .invitation
+        .as_deref()
+        .map(crate::approval::presented_code)
+        .transpose()?;
     let origin = origin(&state, &req);
+    // A mode that refuses this registration does so before any hashing (checked again
+    // in the registration's transaction).
+    if !state.users.registration_may_be_open(invitation.is_some()) {
+        let users = state.users.clone();
+        let with_invitation = invitation.is_some();
+        state
+            .blocking(move || users.ensure_registration_open(with_invitation))
+            .await?;
+    }
     // In a flood the hashing queue is full: refuse before counting anything. Then the
     // database work in database slots and only the hash on a hashing thread.
     if !state.hashing.has_room() {
@@ -145,7 +168,15 @@ pub(crate) async fn register(
     let hash = ticket.run(move || users.hash_password(&password)).await??;
     let users = state.users.clone();
     let user = state
-        .blocking(move || users.finish_register(email, &hash, &origin))
+        .blocking(move || {
+            users.finish_register_invited(
+                email,
+                &hash,
+                invitation.as_ref(),
+                reason.as_ref(),
+                &origin,
+            )
+        })
         .await?;
     Ok(HttpResponse::Created().json(UserPublic::from(&user)))
 }
@@ -341,7 +372,7 @@ pub(crate) async fn change_password(
 }
 
 /// Parses an optional non-negative integer query parameter.
-fn number(problems: &mut Problems, field: &str, raw: Option<String>) -> Option<u64> {
+pub(crate) fn number(problems: &mut Problems, field: &str, raw: Option<String>) -> Option<u64> {
     problems
         .check(
             field,
@@ -558,7 +589,9 @@ pub(crate) async fn create_user(
     tag = "admin",
     summary = "Change a user's email, admin flag or status",
     description = "`{}` changes nothing and returns the user. A change that would leave no \
-        active admin is 400 `last_admin`, whoever asks.",
+        active admin is 400 `last_admin`, whoever asks. `note` goes only beside a `status` \
+        of `approved` or `rejected` (the decision's note, which a rejected user is shown \
+        at login).",
     security(("bearer" = [])),
     params(
         ("id" = UserIdSchema, Path, description = "The user's id"),
@@ -588,11 +621,26 @@ pub(crate) async fn update_user(
         "status",
         request.status.map(|s| s.parse::<UserStatus>()).transpose(),
     );
+    let note = request
+        .note
+        .as_deref()
+        .and_then(|raw| problems.check("note", FreeText::parse(raw)).flatten());
+    let decided = matches!(
+        status,
+        Some(Some(UserStatus::Approved | UserStatus::Rejected))
+    );
+    if request.note.is_some() && !decided && status.is_some() {
+        problems.check::<(), _>(
+            "note",
+            Err("is only taken beside a status of approved or rejected"),
+        );
+    }
     problems.finish()?;
     let changes = UserChanges {
         email: email.flatten(),
         is_admin: request.is_admin,
         status: status.flatten(),
+        note: note.map(|n| n.as_str().to_owned()),
     };
     let (users, origin) = (state.users.clone(), origin(&state, &req));
     let user = state

@@ -5,6 +5,7 @@
 //! parse requests into domain types and run the domain's use cases off the async workers:
 //! database work on actix's blocking pool, bcrypt on the bounded [`HashingPool`].
 
+mod approval;
 mod assets;
 mod body_timeout;
 mod client;
@@ -27,6 +28,7 @@ use actix_web::middleware::{DefaultHeaders, ErrorHandlerResponse, ErrorHandlers}
 use actix_web::{web, ResponseError};
 use gatehouse_domain::UserService;
 
+pub use approval::{invitation_url, CreatedInvitation, InvitationPublic};
 pub use assets::CONSOLE_CSP;
 pub use body_timeout::DEFAULT_BODY_TIMEOUT;
 pub use client::TrustedProxies;
@@ -59,6 +61,8 @@ pub struct AppState {
     body_timeout: std::time::Duration,
     access_log: bool,
     readiness: std::sync::Arc<Readiness>,
+    /// `GATEHOUSE_PUBLIC_URL`: the console's address, for links (invitations).
+    public_url: Option<String>,
 }
 
 /// `/readyz`'s bound and whether a probe is still out (see `handlers::readyz`).
@@ -103,7 +107,21 @@ impl AppState {
                 bound: std::time::Duration::from_secs(5),
                 in_flight: std::sync::atomic::AtomicBool::new(false),
             }),
+            public_url: None,
         }
+    }
+
+    /// The console's address as people reach it (`GATEHOUSE_PUBLIC_URL`), for the links
+    /// Gatehouse hands out (an invitation's `url`); none unless set.
+    #[must_use]
+    pub fn with_public_url(mut self, url: Option<String>) -> Self {
+        self.public_url = url.map(|u| u.trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// The console's address, without a trailing slash.
+    pub(crate) fn public_url(&self) -> Option<&str> {
+        self.public_url.as_deref()
     }
 
     /// How long `/readyz`'s probe of the database may take (the pool's wait, 5 s by

@@ -14,10 +14,11 @@ use utoipa::{Modify, OpenApi};
 use crate::handlers::OpenApiJson;
 use crate::routes::ENDPOINTS;
 use crate::schemas::{
-    AuditActionName, Count, EmailInput, EmailTaken, Forbidden, GrantType, Jwk, JwkSet, LastAdmin,
-    NewPassword, PayloadTooLarge, RequestTimeout, Timestamp, TooManyRequests, Unauthorized,
-    Unavailable, UnsupportedMediaType, UserIdSchema, UserNotFound, UserStatusName,
-    ValidationFailed,
+    AuditActionName, Count, EmailInput, EmailTaken, Forbidden, FreeTextInput, GrantType,
+    InvalidInvitation, InvitationCodeInput, InvitationNotFound, InvitationStatusName, Jwk, JwkSet,
+    LastAdmin, NewPassword, NotPending, PayloadTooLarge, RegistrationRefused, RequestTimeout,
+    Timestamp, TooManyRequests, Unauthorized, Unavailable, UnsupportedMediaType, UserIdSchema,
+    UserNotFound, UserStatusName, UsersNotFound, ValidationFailed,
 };
 
 /// The name of the bearer-token security scheme in the document.
@@ -53,6 +54,10 @@ pub(crate) const METRICS_TOKEN: &str = "metrics_token";
             GrantType,
             JwkSet,
             Jwk,
+            FreeTextInput,
+            InvitationCodeInput,
+            InvitationStatusName,
+            crate::approval::DecisionName,
         ),
         responses(
             LastAdmin,
@@ -66,12 +71,18 @@ pub(crate) const METRICS_TOKEN: &str = "metrics_token";
             ValidationFailed,
             TooManyRequests,
             Unavailable,
+            UsersNotFound,
+            NotPending,
+            InvitationNotFound,
+            RegistrationRefused,
+            InvalidInvitation,
         )
     ),
     modifiers(&RouteTable, &BearerScheme),
     tags(
         (name = "auth", description = "Registration, login and the signed-in user's account"),
-        (name = "admin", description = "User administration and the audit log (admins only)"),
+        (name = "admin", description = "User administration, the approval queue and the audit log (admins only)"),
+        (name = "invitations", description = "Invitations that let people register without waiting for approval (admins only)"),
         (name = "service", description = "Probes, metrics and public keys for operators and other services"),
         (name = "docs", description = "This document (shown as a page for people at `/docs`)"),
     )
@@ -220,7 +231,7 @@ mod tests {
         let statuses = doc["components"]["schemas"]["UserStatus"]["enum"].clone();
         assert_eq!(
             statuses,
-            serde_json::json!(["pending", "approved", "disabled"])
+            serde_json::json!(["pending", "approved", "disabled", "rejected"])
         );
         let actions = doc["components"]["schemas"]["AuditAction"]["enum"]
             .as_array()

@@ -16,7 +16,7 @@ use utoipa::openapi::RefOr;
 
 use crate::assets::{Asset, ASSETS};
 use crate::error::ApiError;
-use crate::{handlers, observe};
+use crate::{approval, handlers, observe};
 
 /// A method, as OpenAPI names them (the API uses `GET`, `POST`, `PUT` and `DELETE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -176,9 +176,15 @@ pub const ENDPOINTS: &[Endpoint] = &[
     endpoint!(handlers::list_users),
     endpoint!(handlers::create_user),
     endpoint!(handlers::pending_count),
+    // Before `/users/{id}`, whose pattern its path also matches.
+    endpoint!(approval::decide_users),
     endpoint!(handlers::update_user),
     endpoint!(handlers::delete_user),
     endpoint!(handlers::reset_password),
+    endpoint!(approval::create_invitation),
+    endpoint!(approval::list_invitations),
+    endpoint!(approval::get_invitation),
+    endpoint!(approval::revoke_invitation),
     endpoint!(handlers::openapi_json),
 ];
 

@@ -12,7 +12,7 @@
 
 use std::borrow::Cow;
 
-use gatehouse_domain::{AuditAction, Password, UserStatus};
+use gatehouse_domain::{AuditAction, FreeText, Password, UserStatus};
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::response::{Response, ResponseBuilder};
@@ -147,6 +147,60 @@ impl PartialSchema for UserStatusName {
         ObjectBuilder::new()
             .schema_type(Type::String)
             .enum_values(Some(UserStatus::ALL.iter().map(|s| s.as_str())))
+            .into()
+    }
+}
+
+/// A short free text a person writes into the approval queue (a reason, a note).
+pub(crate) struct FreeTextInput;
+named_schema!(FreeTextInput, "FreeText");
+
+impl PartialSchema for FreeTextInput {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(FreeText::MAX_CHARS))
+            // Control characters other than line breaks are refused (422).
+            .pattern(Some(
+                "^[^\\u0000-\\u0009\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$",
+            ))
+            .description(Some(
+                "At most 500 characters once trimmed of surrounding whitespace; line breaks \
+                 are kept (`\\r\\n` becomes `\\n`), any other control character (a tab \
+                 too) is 422. Empty once trimmed: no text.",
+            ))
+            .examples(["I run the lab's wiki and need an account for it."])
+            .into()
+    }
+}
+
+/// An invitation code as a registrant types or pastes it.
+pub(crate) struct InvitationCodeInput;
+named_schema!(InvitationCodeInput, "InvitationCode");
+
+impl PartialSchema for InvitationCodeInput {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(128))
+            .description(Some(
+                "The code an invitation's creator was shown (32 Crockford base32 \
+                 characters). Case, spaces and hyphens do not matter, nor do the look-alikes \
+                 `I`/`L` for 1 and `O` for 0.",
+            ))
+            .into()
+    }
+}
+
+/// An invitation's status: the domain's list.
+pub(crate) struct InvitationStatusName;
+named_schema!(InvitationStatusName, "InvitationStatus");
+
+impl PartialSchema for InvitationStatusName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(["active", "used", "expired", "revoked"]))
             .into()
     }
 }
@@ -308,10 +362,34 @@ error_response!(
 );
 error_response!(
     Forbidden,
-    "`admin_required` on admin routes; at login `account_pending` / `account_disabled` \
-     (after the password was verified); `invalid_password` for a wrong current password"
+    "`admin_required` on admin routes; at login `account_pending` / `account_disabled` / \
+     `account_rejected` (after the password was verified; `account_rejected` carries the \
+     admin's `note`, or `null`); `invalid_password` for a wrong current password"
 );
 error_response!(UserNotFound, "`user_not_found`: no user has this id");
+error_response!(
+    UsersNotFound,
+    "`user_not_found`, with `ids`: the ids no user has; nothing was decided"
+);
+error_response!(
+    NotPending,
+    "`not_pending`, with `ids`: the users who are not pending; nothing was decided"
+);
+error_response!(
+    InvitationNotFound,
+    "`invitation_not_found`: no invitation has this id"
+);
+error_response!(
+    RegistrationRefused,
+    "`registration_closed`: the registration mode (`GATEHOUSE_REGISTRATION`) does not let \
+     this registration in (`invite_only` without an invitation, `closed`)"
+);
+error_response!(
+    InvalidInvitation,
+    "`invalid_invitation`: the code is unknown, expired, used up or revoked, or the \
+     invitation names another email (one answer for all), or `validation_error` for \
+     another field"
+);
 error_response!(
     EmailTaken,
     "`email_taken`: the (normalised) email, or one that looks like it (the same UTS #39 \
@@ -390,6 +468,17 @@ pub(crate) enum BodyErrors {
     PayloadTooLarge(#[ref_response] PayloadTooLarge),
     #[response(status = 415)]
     UnsupportedMediaType(#[ref_response] UnsupportedMediaType),
+    #[response(status = 422)]
+    ValidationFailed(#[ref_response] ValidationFailed),
+}
+
+/// An operation on `/api/auth/invitations/{id}`: an id that is not one is 422, one no
+/// invitation has is 404.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum InvitationIdErrors {
+    #[response(status = 404)]
+    InvitationNotFound(#[ref_response] InvitationNotFound),
     #[response(status = 422)]
     ValidationFailed(#[ref_response] ValidationFailed),
 }

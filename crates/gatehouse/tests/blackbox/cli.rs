@@ -196,6 +196,12 @@ fn users_commands_act_through_the_rules_and_the_api_sees_them(backend: TestBacke
         "created_at",
         "approved_at",
         "approved_by",
+        "reason",
+        "email_verified",
+        "mfa_enabled",
+        "rejected_at",
+        "rejected_by",
+        "decision_note",
     ];
     assert_eq!(admin.as_object().unwrap().len(), fields.len());
     let at: Vec<usize> = fields

@@ -104,6 +104,12 @@ fn forged_tokens_are_refused_by_an_hs256_server() {
         approved_at: None,
         approved_by: None,
         token_version: 0,
+        reason: None,
+        email_verified: false,
+        mfa_enabled: false,
+        rejected_at: None,
+        rejected_by: None,
+        decision_note: None,
     };
     let forged = [
         (
@@ -268,6 +274,12 @@ fn sign_as(tokens: &Ed25519Tokens, id: i64) -> String {
         approved_at: None,
         approved_by: None,
         token_version: 0,
+        reason: None,
+        email_verified: false,
+        mfa_enabled: false,
+        rejected_at: None,
+        rejected_by: None,
+        decision_note: None,
     };
     tokens.issue(&user).unwrap().token
 }

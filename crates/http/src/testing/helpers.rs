@@ -26,13 +26,19 @@ pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const SEVEN_DAYS: u64 = 7 * 24 * 3600;
 
 /// The keys of `UserPublic`, and no others.
-pub const USER_PUBLIC_KEYS: [&str; 7] = [
+pub const USER_PUBLIC_KEYS: [&str; 13] = [
     "approved_at",
     "approved_by",
     "created_at",
+    "decision_note",
     "email",
+    "email_verified",
     "id",
     "is_admin",
+    "mfa_enabled",
+    "reason",
+    "rejected_at",
+    "rejected_by",
     "status",
 ];
 
@@ -57,6 +63,10 @@ pub struct AppOptions {
     pub body_timeout: std::time::Duration,
     /// How many requests may do database work at once (the app's default when `None`).
     pub database_slots: Option<usize>,
+    /// Who may register on their own (`open` by default).
+    pub registration: gatehouse_domain::RegistrationMode,
+    /// The console's address, for invitation links (none by default).
+    pub public_url: Option<String>,
 }
 
 impl AppOptions {
@@ -72,6 +82,8 @@ impl AppOptions {
             metrics_token: None,
             body_timeout: crate::DEFAULT_BODY_TIMEOUT,
             database_slots: None,
+            registration: gatehouse_domain::RegistrationMode::default(),
+            public_url: None,
         }
     }
 }
@@ -127,8 +139,10 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let secret = JwtSecret::new(options.secret).expect("a test secret of 32 bytes or more");
     let tokens = Hs256Tokens::new(&secret, TokenTtl::DEFAULT).expect("HS256 keys");
     let users = UserService::new(options.store, Arc::new(PlainHasher), Arc::new(tokens))
-        .with_throttle(options.throttle);
+        .with_throttle(options.throttle)
+        .with_registration_mode(options.registration);
     let mut state = AppState::new(users, options.hashing)
+        .with_public_url(options.public_url)
         .with_trusted_proxies(options.trusted_proxies)
         .with_cors_origins(options.cors_origins)
         .with_metrics_token(options.metrics_token)
@@ -479,8 +493,31 @@ pub fn assert_user_public(user: &Value) {
     assert!(user["email"].is_string(), "email of {user}");
     assert!(user["is_admin"].is_boolean(), "is_admin of {user}");
     assert!(
-        ["pending", "approved", "disabled"].contains(&user["status"].as_str().unwrap_or("")),
+        ["pending", "approved", "disabled", "rejected"]
+            .contains(&user["status"].as_str().unwrap_or("")),
         "status of {user}"
+    );
+    assert!(
+        user["email_verified"].is_boolean(),
+        "email_verified of {user}"
+    );
+    assert!(user["mfa_enabled"].is_boolean(), "mfa_enabled of {user}");
+    for text in ["reason", "decision_note"] {
+        assert!(
+            user[text].is_null() || user[text].is_string(),
+            "{text} of {user}"
+        );
+    }
+    let rejected = user["status"] == "rejected";
+    if rejected {
+        assert_utc_time(&user["rejected_at"]);
+    } else {
+        assert!(user["rejected_at"].is_null(), "rejected_at of {user}");
+        assert!(user["rejected_by"].is_null(), "rejected_by of {user}");
+    }
+    assert!(
+        user["rejected_by"].is_null() || user["rejected_by"].as_i64().is_some_and(|id| id > 0),
+        "rejected_by of {user}"
     );
     assert_utc_time(&user["created_at"]);
     if !user["approved_at"].is_null() {

@@ -92,6 +92,22 @@ macro_rules! __api_suite {
                 a_disabled_admins_token_is_refused_on_admin_routes,
                 a_promoted_user_gains_admin_routes_on_the_next_request,
             }
+            approval {
+                an_applicant_says_why_and_admins_see_it,
+                a_reason_too_long_or_with_control_characters_is_refused,
+                a_rejected_user_is_told_with_the_note_and_leaves_the_queue,
+                rejecting_an_approved_user_ends_their_tokens,
+                a_note_goes_only_beside_a_decision,
+                bulk_decisions_decide_all_in_the_order_given,
+                a_bulk_decision_with_a_bad_id_changes_nothing,
+                an_invitation_is_created_listed_read_and_revoked,
+                invitation_requests_are_checked_field_by_field,
+                an_invitation_lets_its_invitee_in_approved_once,
+                an_email_bound_admin_invitation_admits_only_that_email,
+                an_invitation_links_to_the_console_when_the_public_url_is_known,
+                invite_only_registration_needs_an_invitation,
+                closed_registration_refuses_everyone_but_the_first_user,
+            }
             auth {
                 the_first_user_registers_as_an_approved_admin,
                 later_users_register_as_pending_non_admins,

@@ -46,6 +46,8 @@ fn seed_users(store: &dyn UserStore, n: usize, approver: i64) {
                     created_at: now,
                     approved_at: (status == UserStatus::Approved).then_some(now),
                     approved_by: (status == UserStatus::Approved).then_some(approver),
+                    reason: None,
+                    email_verified: false,
                 })?;
             }
             Ok(())

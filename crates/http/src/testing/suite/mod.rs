@@ -6,6 +6,7 @@
 //! out of it.
 
 pub mod admin;
+pub mod approval;
 pub mod auth;
 pub mod bad_input;
 pub mod emails;
