@@ -70,7 +70,12 @@ fn parse_email(raw: &str) -> Result<Email, String> {
 }
 
 fn parse_duration(raw: &str) -> Result<chrono::Duration, String> {
-    parse_expires_in(raw).map_err(|e| e.to_string())
+    let duration = parse_expires_in(raw).map_err(|e| e.to_string())?;
+    if (InvitationRequest::MIN_EXPIRES_IN..=InvitationRequest::MAX_EXPIRES_IN).contains(&duration) {
+        Ok(duration)
+    } else {
+        Err("must be from 1m to 90d".to_owned())
+    }
 }
 
 fn parse_note(raw: &str) -> Result<FreeText, String> {

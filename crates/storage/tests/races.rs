@@ -301,7 +301,164 @@ fn concurrent_look_alike_registrations_make_one_account(backend: TestBackend) {
     assert_eq!(all_users(&users).len(), 2);
 }
 
+/// 100 pending users and the admin.
+fn hundred_pending(users: &UserService) -> Vec<i64> {
+    let password = Password::parse("tr0mbone-kettle").expect("pw");
+    let origin = Origin::default();
+    users
+        .register(
+            Email::parse("admin@example.com").expect("email"),
+            &password,
+            &origin,
+        )
+        .expect("admin");
+    (0..100)
+        .map(|i| {
+            users
+                .register(
+                    Email::parse(&format!("p{i}@example.com")).expect("email"),
+                    &password,
+                    &origin,
+                )
+                .expect("register")
+                .id
+                .get()
+        })
+        .collect()
+}
+
+fn statuses(users: &UserService) -> Vec<(i64, UserStatus)> {
+    all_users(users)
+        .into_iter()
+        .map(|u| (u.id.get(), u.status))
+        .collect()
+}
+
+/// A bulk decision of 100 is all or nothing: an unknown id or a user who is not pending
+/// (anywhere in the list, the last one here) changes none of the others; without one,
+/// every user is decided, each with an audit entry.
+fn a_bulk_decision_of_a_hundred_is_all_or_nothing(backend: TestBackend) {
+    use gatehouse_domain::{AuditAction, AuditQuery, BulkIds, Decision};
+    let db = TestDatabase::new(backend);
+    let users = service(&db);
+    let ids = hundred_pending(&users);
+    let before = statuses(&users);
+    let origin = Origin::default();
+
+    let mut with_unknown = ids[..99].to_vec();
+    with_unknown.push(999_999);
+    let refused = users.decide(
+        Actor::Operator,
+        &BulkIds::new(with_unknown).expect("ids"),
+        Decision::Approve,
+        None,
+        &origin,
+    );
+    assert!(
+        matches!(&refused, Err(Error::UsersNotFound(missing)) if missing.len() == 1),
+        "{refused:?}"
+    );
+    assert_eq!(statuses(&users), before, "nothing changed");
+
+    let mut changes = UserChanges {
+        status: Some(UserStatus::Approved),
+        ..UserChanges::default()
+    };
+    let last = gatehouse_domain::UserId::new(ids[99]).expect("id");
+    users
+        .update_user(Actor::Operator, last, &changes, &origin)
+        .expect("approve one");
+    let before = statuses(&users);
+    let refused = users.decide(
+        Actor::Operator,
+        &BulkIds::new(ids.clone()).expect("ids"),
+        Decision::Reject,
+        None,
+        &origin,
+    );
+    assert!(
+        matches!(&refused, Err(Error::NotPending(them)) if *them == [last]),
+        "{refused:?}"
+    );
+    assert_eq!(statuses(&users), before, "nothing changed");
+
+    changes.status = Some(UserStatus::Pending);
+    users
+        .update_user(Actor::Operator, last, &changes, &origin)
+        .expect("back to pending");
+    let decided = users
+        .decide(
+            Actor::Operator,
+            &BulkIds::new(ids.clone()).expect("ids"),
+            Decision::Reject,
+            None,
+            &origin,
+        )
+        .expect("decide");
+    assert_eq!(decided.iter().map(|u| u.id.get()).collect::<Vec<_>>(), ids);
+    assert!(decided.iter().all(|u| u.status == UserStatus::Rejected));
+    assert_eq!(
+        users.pending_count(Actor::Operator).expect("count"),
+        0,
+        "none left waiting"
+    );
+    let rejections = users
+        .list_audit(
+            Actor::Operator,
+            &AuditQuery {
+                action: Some(AuditAction::UserRejected),
+                ..AuditQuery::default()
+            },
+        )
+        .expect("audit");
+    assert_eq!(rejections.total, 100);
+}
+
+/// Eight admins deciding the same ten pending users at once: one decision goes through,
+/// the others find them decided already (`NotPending`) and change nothing.
+fn concurrent_bulk_decisions_on_the_same_users_decide_them_once(backend: TestBackend) {
+    use gatehouse_domain::{BulkIds, Decision};
+    let db = TestDatabase::new(backend);
+    let users = service(&db);
+    let ids = hundred_pending(&users)[..10].to_vec();
+    let results = race(8, {
+        let users = users.clone();
+        move |i| {
+            let decision = if i % 2 == 0 {
+                Decision::Approve
+            } else {
+                Decision::Reject
+            };
+            users
+                .decide(
+                    Actor::Operator,
+                    &BulkIds::new(ids.clone()).expect("ids"),
+                    decision,
+                    None,
+                    &Origin::default(),
+                )
+                .map(|decided| decided[0].status)
+        }
+    });
+    let won: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(won.len(), 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .filter(|r| r.is_err())
+            .all(|r| matches!(r, Err(Error::NotPending(them)) if them.len() == 10)),
+        "{results:?}"
+    );
+    let decided: Vec<_> = all_users(&users)
+        .into_iter()
+        .filter(|u| u.status == *won[0])
+        .collect();
+    assert!(decided.len() >= 10, "all ten went one way");
+}
+
 gatehouse_storage::backend_tests!(
+    a_bulk_decision_of_a_hundred_is_all_or_nothing,
+    concurrent_bulk_decisions_on_the_same_users_decide_them_once,
     sixteen_concurrent_registrations_on_an_empty_database_make_one_admin,
     eight_concurrent_registrations_of_one_email_make_one_row,
     two_admins_demoting_each_other_at_once_leave_one,

@@ -86,22 +86,22 @@ const ADMIN: &str = "admin@example.com";
 
 /// What a finished command left behind.
 #[derive(Debug)]
-struct Outcome {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Outcome {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Outcome {
     /// Asserts success and parses standard output as JSON (nothing else may be on it).
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         assert_eq!(self.code, 0, "{self:?}");
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
     }
 
     /// Asserts a refusal: exit 1, `gatehouse: <message>` on stderr, nothing on stdout.
-    fn refused(&self, message: &str) {
+    pub(crate) fn refused(&self, message: &str) {
         assert_eq!(self.code, 1, "{self:?}");
         assert_eq!(
             self.stderr.trim_end(),
@@ -113,7 +113,12 @@ impl Outcome {
 }
 
 /// `gatehouse ARGS` on the database at `url` (bcrypt at cost 4, info logs), with `stdin`.
-fn gatehouse_with(url: &str, args: &[&str], env: &[(&str, &str)], stdin: &str) -> Outcome {
+pub(crate) fn gatehouse_with(
+    url: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: &str,
+) -> Outcome {
     let mut child = binary()
         .args(args)
         .env("GATEHOUSE_DATABASE_URL", url)
@@ -135,7 +140,7 @@ fn gatehouse_with(url: &str, args: &[&str], env: &[(&str, &str)], stdin: &str) -
     }
 }
 
-fn gatehouse(db: &EmptyDatabase, args: &[&str]) -> Outcome {
+pub(crate) fn gatehouse(db: &EmptyDatabase, args: &[&str]) -> Outcome {
     gatehouse_with(&db.url_string(), args, &[], "")
 }
 

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests panic to fail
 
+mod approval;
 mod cli;
 mod config_file;
 mod failover;
