@@ -21,9 +21,15 @@ fn the_readme_walkthrough(backend: TestBackend) {
     assert_eq!(admin.body["is_admin"], true);
     assert_eq!(admin.body["status"], "approved");
 
-    let user = server.register(USER.0, USER.1);
+    let user = server.send_json(
+        "POST",
+        "/api/auth/register",
+        None,
+        &json!({"email": USER.0, "password": USER.1, "reason": "I run the lab wiki"}),
+    );
     assert_eq!(user.status, 201);
     assert_eq!(user.body["status"], "pending");
+    assert_eq!(user.body["reason"], "I run the lab wiki");
     let user_id = user.body["id"].as_i64().unwrap();
 
     let pending = server.login(USER.0, USER.1);
@@ -52,15 +58,91 @@ fn the_readme_walkthrough(backend: TestBackend) {
     assert_eq!(me.body["email"], USER.0);
     assert_eq!(me.header("cache-control"), Some("no-store"));
 
+    // Eve is turned down with a note, and sees it at login.
+    let eve = server.register("eve@example.com", "not so sure now");
+    assert_eq!(eve.body["id"], 3);
+    let rejected = server.send_json(
+        "PUT",
+        "/api/auth/users/3",
+        Some(&admin_token),
+        &json!({"status": "rejected", "note": "Members only."}),
+    );
+    assert_eq!(rejected.status, 200, "{rejected:?}");
+    let refused = server.login("eve@example.com", "not so sure now");
+    assert_eq!(
+        (refused.status, refused.body.clone()),
+        (
+            403,
+            json!({"detail": "Registration rejected", "code": "account_rejected", "note": "Members only."})
+        )
+    );
+
+    // Bob and Cy, approved together.
+    for who in ["bob", "cy"] {
+        assert_eq!(
+            server
+                .register(&format!("{who}@example.com"), "tr0mbone-kettle")
+                .status,
+            201
+        );
+    }
+    let decided = server.send_json(
+        "POST",
+        "/api/auth/users/decisions",
+        Some(&admin_token),
+        &json!({"ids": [4, 5], "decision": "approve"}),
+    );
+    assert_eq!(decided.status, 200, "{decided:?}");
+    assert_eq!(decided.body[0]["id"], 4);
+    assert_eq!(decided.body[1]["status"], "approved");
+
+    // Sam comes with an invitation for their address.
+    let invitation = server.send_json(
+        "POST",
+        "/api/auth/invitations",
+        Some(&admin_token),
+        &json!({"email": "sam@example.com", "expires_in": "7d"}),
+    );
+    assert_eq!(invitation.status, 201, "{invitation:?}");
+    let code = invitation.body["code"].as_str().unwrap().to_owned();
+    let sam = server.send_json(
+        "POST",
+        "/api/auth/register",
+        None,
+        &json!({"email": "sam@example.com", "password": "tr0mbone-kettle", "invitation": code}),
+    );
+    assert_eq!(sam.status, 201, "{sam:?}");
+    assert_eq!(
+        (
+            sam.body["id"].clone(),
+            sam.body["status"].clone(),
+            sam.body["approved_by"].clone(),
+            sam.body["email_verified"].clone()
+        ),
+        (
+            json!(6),
+            json!("approved"),
+            admin.body["id"].clone(),
+            json!(true)
+        )
+    );
+
     let users = server.get("/api/auth/users", Some(&admin_token));
-    assert_eq!(users.header("x-total-count"), Some("2"));
+    assert_eq!(users.header("x-total-count"), Some("6"));
     assert_eq!(server.get("/healthz", None).status, 200);
     assert_eq!(server.get("/readyz", None).status, 200);
 
     // Nothing secret reached the log: no password, token or hash.
     let log = server.log_once_it_has("path=/readyz");
     assert!(log.contains("/api/auth/me"), "requests are logged:\n{log}");
-    for secret in [ADMIN.1, USER.1, token, admin_token.as_str(), "$2b$"] {
+    for secret in [
+        ADMIN.1,
+        USER.1,
+        token,
+        admin_token.as_str(),
+        "$2b$",
+        code.as_str(),
+    ] {
         assert!(!log.contains(secret), "{secret:?} appears in the log");
     }
 }
