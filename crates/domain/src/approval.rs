@@ -75,9 +75,12 @@ pub fn ensure_may_self_register(
 }
 
 /// A short text a person writes into the queue: an applicant's reason, an admin's note on a
-/// decision or an invitation. At most [`FreeText::MAX_CHARS`] characters; line breaks are
-/// kept (`\r\n` and a lone `\r` become `\n`), every other control character (a tab too) is refused (they hide text in the console and in
-/// logs). Surrounding whitespace is trimmed; an empty text is no text.
+/// decision or an invitation. At most [`FreeText::MAX_CHARS`] characters as sent; line
+/// breaks are kept (`\r\n` and a lone `\r` become `\n`), every other control character (a
+/// tab too) and the bidirectional overrides are refused, wherever they are (they hide or
+/// reorder text in the console and in logs). The checks read the text as sent, so they say
+/// the same as the API's schema; then surrounding whitespace is trimmed, and an empty text
+/// is no text.
 #[derive(Clone, PartialEq, Eq)]
 pub struct FreeText(String);
 
@@ -90,27 +93,37 @@ pub enum InvalidFreeText {
     /// A control character other than a line break.
     #[error("must not contain control characters other than line breaks")]
     ControlCharacter,
+    /// A bidirectional embedding, override or isolate (U+202A to U+202E, U+2066 to
+    /// U+2069): they make text read in another order than it is written.
+    #[error("must not contain bidirectional override or isolate characters")]
+    BidiOverride,
 }
 
 impl FreeText {
     /// The longest text, in characters (Unicode scalar values).
     pub const MAX_CHARS: usize = 500;
 
-    /// Checks `raw`; `Ok(None)` when it is empty once trimmed.
+    /// Checks `raw` as sent; `Ok(None)` when it is empty once trimmed.
     ///
     /// # Errors
     /// [`InvalidFreeText`].
     pub fn parse(raw: &str) -> Result<Option<Self>, InvalidFreeText> {
-        let text = raw.trim();
-        if text
+        if raw
             .chars()
             .any(|c| c.is_control() && c != '\n' && c != '\r')
         {
             return Err(InvalidFreeText::ControlCharacter);
         }
-        if text.chars().count() > Self::MAX_CHARS {
+        if raw
+            .chars()
+            .any(|c| matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
+        {
+            return Err(InvalidFreeText::BidiOverride);
+        }
+        if raw.chars().count() > Self::MAX_CHARS {
             return Err(InvalidFreeText::TooLong);
         }
+        let text = raw.trim();
         Ok((!text.is_empty()).then(|| Self(text.replace("\r\n", "\n").replace('\r', "\n"))))
     }
 
@@ -284,14 +297,38 @@ mod tests {
             FreeText::parse(&"a".repeat(501)),
             Err(InvalidFreeText::TooLong)
         );
+        // Counted as sent, spaces included.
+        assert_eq!(
+            FreeText::parse(&format!("{} ", "a".repeat(500))),
+            Err(InvalidFreeText::TooLong)
+        );
         // API.md: newlines allowed, other control characters (a tab too) refused.
-        for bad in ["a\u{0}b", "a\u{1b}[31mred", "a\u{7f}", "a\u{85}b", "a\tb"] {
+        // Wherever they are: trimming comes after the checks.
+        for bad in [
+            "a\u{0}b",
+            "a\u{1b}[31mred",
+            "a\u{7f}",
+            "a\u{85}b",
+            "a\tb",
+            "\t",
+            "trailing\u{b}",
+            "\u{85}leading",
+        ] {
             assert_eq!(
                 FreeText::parse(bad),
                 Err(InvalidFreeText::ControlCharacter),
                 "{bad:?}"
             );
         }
+        for bad in ["pay \u{202e}gpj.exe", "a\u{2066}b\u{2069}"] {
+            assert_eq!(
+                FreeText::parse(bad),
+                Err(InvalidFreeText::BidiOverride),
+                "{bad:?}"
+            );
+        }
+        // Right-to-left text itself, and its marks, are fine.
+        assert!(FreeText::parse("שלום \u{200f}עולם").unwrap().is_some());
     }
 
     #[test]

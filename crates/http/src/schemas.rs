@@ -162,12 +162,13 @@ impl PartialSchema for FreeTextInput {
             .max_length(Some(FreeText::MAX_CHARS))
             // Control characters other than line breaks are refused (422).
             .pattern(Some(
-                "^[^\\u0000-\\u0009\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$",
+                "^[^\\u0000-\\u0009\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069]*$",
             ))
             .description(Some(
-                "At most 500 characters once trimmed of surrounding whitespace; line breaks \
+                "At most 500 characters as sent, then trimmed of surrounding whitespace; line breaks \
                  are kept (`\\r\\n` becomes `\\n`), any other control character (a tab \
-                 too) is 422. Empty once trimmed: no text.",
+                 too) and the bidirectional overrides and isolates are 422. Empty once \
+                 trimmed: no text.",
             ))
             .examples(["I run the lab's wiki and need an account for it."])
             .into()

@@ -112,6 +112,10 @@ pub async fn a_reason_too_long_or_with_control_characters_is_refused(new_store: 
     for (i, bad) in [
         json!("x".repeat(501)),
         json!("tab\there"),
+        json!("ends with a tab\t"),
+        json!("\u{b}"),
+        json!(format!("{} ", "x".repeat(500))),
+        json!("invoice\u{202e}fdp.exe"),
         json!("bell\u{7}"),
         json!("nul\u{0}"),
         json!("c1\u{85}inside"),
