@@ -267,24 +267,49 @@ impl UserService {
     /// # Errors
     /// [`Error::Throttled`]; store failures.
     pub fn begin_register(&self, origin: &Origin) -> Result<(), Error> {
-        let Some(address) = &origin.address else {
+        self.begin_register_invited(origin, None)
+    }
+
+    /// [`begin_register`](Self::begin_register) for a registration that brings an
+    /// invitation: in the same short write, and still before any hashing, the code must
+    /// admit `email` now (checked again, and its use counted, in the registration's own
+    /// transaction). The attempt counts against the address whatever the code's fate, so
+    /// trying codes is throttled like any registration.
+    ///
+    /// # Errors
+    /// [`Error::Throttled`], [`Error::InvalidInvitation`]; store failures.
+    pub fn begin_register_invited(
+        &self,
+        origin: &Origin,
+        invitation: Option<(&InvitationCode, &Email)>,
+    ) -> Result<(), Error> {
+        let key = origin.address.as_deref().map(address_key);
+        if key.is_none() && invitation.is_none() {
             return Ok(());
-        };
-        let key = address_key(address);
+        }
         let now = crate::now();
-        self.store
-            .write_with(|repo| {
-                let counter = repo.counter(CounterScope::RegisterAddress, &key)?;
-                Ok(match self.throttle.register_attempt(counter, now) {
+        // The outer error rolls back; the inner one is a refusal whose count commits.
+        self.store.write_with(|repo| {
+            if let Some(key) = &key {
+                let counter = repo.counter(CounterScope::RegisterAddress, key)?;
+                match self.throttle.register_attempt(counter, now) {
                     Ok(Some(counter)) => {
-                        repo.save_counter(CounterScope::RegisterAddress, &key, &counter)?;
-                        Ok(())
+                        repo.save_counter(CounterScope::RegisterAddress, key, &counter)?;
                     }
-                    Ok(None) => Ok(()),
-                    Err(throttled) => Err(throttled),
-                })
-            })?
-            .map_err(throttled)
+                    Ok(None) => {}
+                    Err(refused) => return Ok(Err(throttled(refused))),
+                }
+            }
+            if let Some((code, email)) = invitation {
+                let admits = repo
+                    .find_invitation_by_code(&code.hash())?
+                    .is_some_and(|found| found.admits(email, now).is_ok());
+                if !admits {
+                    return Ok(Err(Error::InvalidInvitation));
+                }
+            }
+            Ok(Ok(()))
+        })?
     }
 
     /// Whether the registration mode lets every registration in (`open`, or `invite_only`

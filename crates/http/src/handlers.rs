@@ -141,28 +141,32 @@ pub(crate) async fn register(
     let (Some(email), Some(password)) = (email, password) else {
         return Err(missing("email and password are"));
     };
+    let origin = origin(&state, &req);
+    // A mode that refuses this registration does so first, before any hashing (checked
+    // again in the registration's transaction): `closed` refuses a code, good or bad.
+    let with_invitation = request.invitation.is_some();
+    if !state.users.registration_may_be_open(with_invitation) {
+        let users = state.users.clone();
+        state
+            .blocking(move || users.ensure_registration_open(with_invitation))
+            .await?;
+    }
     let invitation = request
         .invitation
         .as_deref()
         .map(crate::approval::presented_code)
         .transpose()?;
-    let origin = origin(&state, &req);
-    // A mode that refuses this registration does so before any hashing (checked again
-    // in the registration's transaction).
-    if !state.users.registration_may_be_open(invitation.is_some()) {
-        let users = state.users.clone();
-        let with_invitation = invitation.is_some();
-        state
-            .blocking(move || users.ensure_registration_open(with_invitation))
-            .await?;
-    }
     // In a flood the hashing queue is full: refuse before counting anything. Then the
-    // database work in database slots and only the hash on a hashing thread.
+    // database work in database slots and only the hash on a hashing thread; a code that
+    // admits nobody is refused before the hash too.
     if !state.hashing.has_room() {
         return Err(ApiError::overloaded());
     }
     let (users, at) = (state.users.clone(), origin.clone());
-    state.blocking(move || users.begin_register(&at)).await?;
+    let (code, address) = (invitation.clone(), email.clone());
+    state
+        .blocking(move || users.begin_register_invited(&at, code.as_ref().map(|c| (c, &address))))
+        .await?;
     let ticket = state.hashing.reserve()?;
     let users = state.users.clone();
     let hash = ticket.run(move || users.hash_password(&password)).await??;

@@ -802,7 +802,11 @@ pub async fn closed_registration_refuses_everyone_but_the_first_user(new_store: 
     let app = app_in(RegistrationMode::Closed, new_store).await;
     let admin = app.admin().await;
     let created = invite(&app, &admin, json!({})).await;
-    for extra in [json!({}), json!({"invitation": created["code"]})] {
+    for extra in [
+        json!({}),
+        json!({"invitation": created["code"]}),
+        json!({"invitation": "not a code"}),
+    ] {
         let res = register_with(&app, "ann@example.com", extra.clone()).await;
         assert_error(
             &res,
