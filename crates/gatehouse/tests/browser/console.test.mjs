@@ -32,6 +32,13 @@ const BOB = "bob@example.com";
 const PASSWORD = "tr0mbone-kettle";
 const BOB_PASSWORD = "s4xophone-teapot";
 const BOB_NEW_PASSWORD = "c3llo-marmalade";
+const CAROL = "carol@example.com";
+const DAVE = "dave@example.org";
+const ERIN = "erin@example.net";
+const FRAN = "fran@example.com";
+const FRAN_REASON = "I run the Tuesday book club\nand book the rooms for it.";
+const FRAN_NOTE = "Sorry: the club's list is full.\nAsk again in the spring.";
+const JO = "jo@example.com";
 
 /**
  * An address of `bytes` bytes built as the API's rules allow (crates/domain/src/email.rs): a
@@ -244,6 +251,37 @@ function apiFromPage(page, method, url, body) {
   );
 }
 
+/** A user's id, asked by the page with its admin's session. */
+function userId(page, email) {
+  return page.evaluate(async (email) => {
+    const response = await fetch(`/api/auth/users?q=${encodeURIComponent(email)}`, {
+      headers: { Authorization: `Bearer ${sessionStorage.getItem("gatehouse.token")}` },
+    });
+    return (await response.json()).find((user) => user.email === email).id;
+  }, email);
+}
+
+/** Logs in through the API (not a page): the status and the answer's body. */
+async function apiLogin(email, password) {
+  const response = await fetch(`${server.url}/api/auth/login`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ email, password }),
+  });
+  return { status: response.status, body: await response.json() };
+}
+
+/** Runs `check` with the page at phone width, then puts the width back. */
+async function atPhoneWidth(page, check) {
+  const before = page.viewportSize();
+  await page.setViewportSize({ width: 390, height: 844 });
+  try {
+    await check();
+  } finally {
+    await page.setViewportSize(before);
+  }
+}
+
 // ---- the steps --------------------------------------------------------------------------
 
 let admin; // the first user's page
@@ -358,12 +396,15 @@ test("the pending badge counts sign-ups", async () => {
 });
 
 test("an admin filters by status, searches by email and approves", async () => {
-  // A few more users make filtering mean something (and the screenshot fuller).
-  for (const email of ["carol@example.com", "dave@example.org", "erin@example.net"]) {
-    assert.equal(
-      await apiFromPage(admin, "POST", "/api/auth/register", { email, password: PASSWORD }),
-      201,
-    );
+  // A few more users make filtering mean something (and the screenshot fuller); two say
+  // why they ask.
+  const reasons = {
+    [CAROL]: "Treasurer of the allotment society.",
+    [DAVE]: "New volunteer at the front desk;\nSam asked me to sign up.",
+  };
+  for (const email of [CAROL, DAVE, ERIN]) {
+    const body = { email, password: PASSWORD, reason: reasons[email] };
+    assert.equal(await apiFromPage(admin, "POST", "/api/auth/register", body), 201);
   }
   await admin.getByLabel("Status").selectOption("pending");
   await eventually(async () => assert.equal(await admin.locator("tbody tr").count(), 4), "4 pending");
@@ -380,16 +421,11 @@ test("an admin filters by status, searches by email and approves", async () => {
   await input(admin, "Search by email").fill("");
   await admin.getByLabel("Status").selectOption("");
   await eventually(async () => assert.equal(await admin.locator("tbody tr").count(), 5), "all 5");
-  const approved = await row(admin, BOB).locator("td").nth(1).textContent();
+  const approved = await row(admin, BOB).locator('td[data-label="Status"]').textContent();
   assert.equal(approved.trim(), "Approved");
   await assertLabelled(admin, "users");
   await shot(admin, "users");
-  bobId = await admin.evaluate(async (email) => {
-    const response = await fetch(`/api/auth/users?q=${encodeURIComponent(email)}`, {
-      headers: { Authorization: `Bearer ${sessionStorage.getItem("gatehouse.token")}` },
-    });
-    return (await response.json())[0].id;
-  }, BOB);
+  bobId = await userId(admin, BOB);
 });
 
 test("the approved user logs in and sees no admin pages", async () => {
@@ -648,6 +684,321 @@ test("readable at phone width: no sideways scrolling", async () => {
   assert.ok(overflow <= 0, `the page is ${overflow}px wider than the screen`);
   await shot(phone, "users-phone");
   await phone.context().close();
+});
+
+// ---- the approval queue and invitations -------------------------------------------------
+
+let fran; // an applicant with a reason, then rejected
+let invitationCode;
+let invitationLink;
+
+test("a registration's reason shows in the pending queue", async () => {
+  fran = await newPage();
+  await fran.goto("/#/register");
+  await heading(fran, "Create an account").waitFor();
+  const reason = input(fran, "Why do you want an account?");
+  assert.equal(await reason.getAttribute("maxlength"), "500");
+  await fran.getByText("Shown to the administrators").waitFor();
+  await input(fran, "Email").fill(FRAN);
+  await input(fran, "Password").fill(PASSWORD);
+  await input(fran, "Repeat the password").fill(PASSWORD);
+  await reason.fill(FRAN_REASON);
+  await button(fran, "Create account").click();
+  await heading(fran, "Your account awaits approval").waitFor();
+
+  await admin.getByRole("link", { name: /^Users/ }).click();
+  await heading(admin, "Users").waitFor();
+  await admin.getByLabel("Status").selectOption("pending");
+  await eventually(async () => assert.equal(await admin.locator("tbody tr").count(), 4), "4 pending");
+  const shown = row(admin, FRAN).locator(".reason");
+  assert.equal(await shown.textContent(), `Reason: ${FRAN_REASON}`);
+  assert.match(await shown.innerText(), /book club\nand book/, "its line breaks are kept");
+  await eventually(async () => assert.equal(await badge(admin), 4), "badge shows 4");
+});
+
+test("an admin rejects an applicant with a note, and their login shows it", async () => {
+  await button(admin, `Reject: ${FRAN}`).click();
+  let dialog = admin.getByRole("dialog");
+  await dialog.getByRole("heading", { name: `Reject ${FRAN}?` }).waitFor();
+  const note = input(dialog, "Note to the applicant (optional)");
+  assert.equal(await note.getAttribute("maxlength"), "500");
+  await note.fill(FRAN_NOTE);
+  await shot(admin, "reject-dialog");
+  await button(dialog, "Reject").click();
+  await dialog.waitFor({ state: "detached" });
+  await message(admin, `Rejected ${FRAN}.`).waitFor();
+  await row(admin, FRAN).waitFor({ state: "detached" });
+  await eventually(async () => assert.equal(await badge(admin), 3), "a rejected user is not pending");
+
+  // Rejected users have their own filter, their own actions, and show why and what was said.
+  await admin.getByLabel("Status").selectOption("rejected");
+  const rejected = row(admin, FRAN);
+  await rejected.waitFor();
+  assert.equal((await rejected.locator('td[data-label="Status"]').textContent()).trim(), "Rejected");
+  await rejected.getByText(`Rejected with the note: ${FRAN_NOTE}`).waitFor();
+  await button(admin, `Approve: ${FRAN}`).waitFor();
+  await button(admin, `Back to pending: ${FRAN}`).waitFor();
+  assert.equal(await button(admin, `Reject: ${FRAN}`).count(), 0);
+  assert.equal(await rejected.getByRole("checkbox").count(), 0, "only pending users can be picked");
+
+  // The applicant's login: the note, with its line breaks, and no session.
+  await logIn(fran, FRAN, PASSWORD);
+  await heading(fran, "Your registration was declined").waitFor();
+  const shown = fran.locator(".decision-note");
+  assert.equal(await shown.textContent(), FRAN_NOTE);
+  assert.match(await shown.innerText(), /full\.\nAsk again/);
+  assert.equal(await fran.evaluate(() => sessionStorage.getItem("gatehouse.token")), null);
+  assert.equal(await fran.locator("#nav").isVisible(), false, "not signed in");
+  await shot(fran, "rejected");
+  await atPhoneWidth(fran, () => assertNoSidewaysScroll(fran, "rejected page at phone width"));
+
+  // Back to pending, then rejected again without a note: no reason was given.
+  await button(admin, `Back to pending: ${FRAN}`).click();
+  await message(admin, `${FRAN} is pending again.`).waitFor();
+  await rejected.waitFor({ state: "detached" });
+  await admin.getByLabel("Status").selectOption("pending");
+  await button(admin, `Reject: ${FRAN}`).click();
+  dialog = admin.getByRole("dialog");
+  await button(dialog, "Reject").click();
+  await message(admin, `Rejected ${FRAN}.`).waitFor();
+  await logIn(fran, FRAN, PASSWORD);
+  await heading(fran, "Your registration was declined").waitFor();
+  await fran.getByText("No reason was given.").waitFor();
+  await fran.context().close();
+});
+
+test("an admin selects pending users and approves them at once; they can log in", async () => {
+  await eventually(async () => assert.equal(await admin.locator("tbody tr").count(), 3), "3 pending");
+  const pick = (email) => admin.getByLabel(`Select ${email}`, { exact: true });
+  const bar = admin.locator(".bulk");
+  await bar.getByText("0 selected").waitFor();
+  assert.equal(await button(admin, "Approve selected").isDisabled(), true);
+  await pick(CAROL).check();
+  await pick(DAVE).check();
+  await bar.getByText("2 selected").waitFor();
+  assert.equal(await button(admin, "Approve selected").isDisabled(), false);
+  await assertLabelled(admin, "users with pending rows");
+  await atPhoneWidth(admin, async () => {
+    await assertNoSidewaysScroll(admin, "pending queue at phone width");
+    await assertButtonsInWindow(admin, row(admin, CAROL), "pending row at phone width");
+    await admin.getByLabel("Select all pending users on this page").waitFor();
+    assert.ok(await admin.getByText("Select all pending users on this page").isVisible());
+  });
+  await shot(admin, "pending-queue");
+
+  // Dave is approved behind the page's back: the bulk approval changes nothing and says who.
+  assert.equal(
+    await apiFromPage(admin, "PUT", `/api/auth/users/${await userId(admin, DAVE)}`, { status: "approved" }),
+    200,
+  );
+  await button(admin, "Approve selected").click();
+  const refused = message(admin, "Could not approve the selected users");
+  await refused.waitFor();
+  assert.match(await refused.textContent(), new RegExp(`not pending: \\d+ \\(${DAVE}\\)\\. Nothing was changed\\.`));
+  await row(admin, DAVE).waitFor({ state: "detached" });
+  await eventually(async () => assert.equal(await admin.locator("tbody tr").count(), 2), "2 pending");
+  assert.equal(await row(admin, CAROL).getAttribute("data-status"), "pending");
+
+  // Select all (carol and erin), approve.
+  const all = admin.getByLabel("Select all pending users on this page");
+  await all.check();
+  await bar.getByText("2 selected").waitFor();
+  assert.equal(await pick(CAROL).isChecked(), true);
+  assert.equal(await pick(ERIN).isChecked(), true);
+  await pick(ERIN).uncheck();
+  assert.equal(await all.evaluate((el) => el.indeterminate), true, "some are picked");
+  await all.check();
+  await button(admin, "Approve selected").click();
+  await message(admin, "Approved 2 users:").waitFor();
+  await admin.getByText("No users match these filters.").waitFor();
+  await eventually(async () => assert.equal(await badge(admin), null), "nobody is pending");
+
+  for (const email of [CAROL, ERIN]) {
+    const page = await newPage();
+    await logIn(page, email, PASSWORD);
+    await heading(page, "Your account").waitFor();
+    await page.context().close();
+  }
+});
+
+test("an admin rejects selected users with one note", async () => {
+  for (const email of ["gil@example.com", "hal@example.com"]) {
+    assert.equal(
+      await apiFromPage(admin, "POST", "/api/auth/register", { email, password: PASSWORD }),
+      201,
+    );
+  }
+  await admin.getByRole("link", { name: /^Users/ }).click();
+  await eventually(async () => assert.equal(await admin.locator("tbody tr").count(), 2), "2 pending");
+  await admin.getByLabel("Select all pending users on this page").check();
+  await button(admin, "Reject selected…").click();
+  const dialog = admin.getByRole("dialog");
+  await dialog.getByRole("heading", { name: "Reject 2 users?" }).waitFor();
+  await input(dialog, "Note to the applicant (optional)").fill("We only admit staff.");
+  await button(dialog, "Reject").click();
+  await message(admin, "Rejected 2 users:").waitFor();
+  const login = await apiLogin("gil@example.com", PASSWORD);
+  assert.equal(login.status, 403);
+  assert.equal(login.body.code, "account_rejected");
+  assert.equal(login.body.note, "We only admit staff.");
+  await admin.getByLabel("Status").selectOption("");
+});
+
+test("the Invitations page creates an invitation and shows its code and link once", async () => {
+  await admin.context().grantPermissions(["clipboard-read", "clipboard-write"], { origin: server.url });
+  await admin.getByRole("link", { name: "Invitations", exact: true }).click();
+  await heading(admin, "Invitations").waitFor();
+  await admin.getByText("No invitations yet.").waitFor();
+  await assertLabelled(admin, "invitations");
+
+  await admin.getByLabel("Expires in").selectOption("1d");
+  await input(admin, "Note (optional)").fill("For Jo, the new treasurer");
+  await button(admin, "Create invitation").click();
+  const panel = admin.locator(".created");
+  await panel.getByRole("heading", { name: "Invitation created" }).waitFor();
+  await panel.getByText("the code is shown only this once").waitFor();
+  await panel.getByText("For anyone with the code · as a user · 1 use · expires").waitFor();
+  invitationCode = (await panel.locator('[data-secret="code"]').textContent()).trim();
+  invitationLink = (await panel.locator('[data-secret="link"]').textContent()).trim();
+  assert.match(invitationCode, /^[0-9a-z]{16,}$/);
+  assert.equal(invitationLink, `${server.url}/#/register?invitation=${invitationCode}`);
+  await button(panel, "Copy the code").waitFor();
+  await button(panel, "Copy the link").click();
+  await panel.getByText("Copied the link.").waitFor();
+  assert.equal(await admin.evaluate(() => navigator.clipboard.readText()), invitationLink);
+  await button(panel, "Copy the code").click();
+  await panel.getByText("Copied the code.").waitFor();
+  await shot(admin, "invitation-created");
+
+  // The list shows it, active; the form is ready for the next one.
+  const listed = admin.locator("tbody tr").filter({ hasText: "For Jo, the new treasurer" });
+  await listed.waitFor();
+  assert.equal(await listed.getAttribute("data-status"), "active");
+  assert.equal((await listed.locator('td[data-label="For"]').textContent()).trim(), "Anyone");
+  assert.equal((await listed.locator('td[data-label="Uses"]').textContent()).trim(), "0 of 1");
+  assert.equal((await listed.locator('td[data-label="Status"]').textContent()).trim(), "Active");
+  assert.equal(await input(admin, "Note (optional)").inputValue(), "");
+  assert.equal(await input(admin, "Uses").inputValue(), "1");
+  assert.equal(await admin.getByLabel("Expires in").inputValue(), "7d");
+
+  // Shown once: after leaving the page, the code is nowhere.
+  await admin.getByRole("link", { name: /^Users/ }).click();
+  await heading(admin, "Users").waitFor();
+  await admin.getByRole("link", { name: "Invitations", exact: true }).click();
+  await heading(admin, "Invitations").waitFor();
+  await listed.waitFor();
+  assert.equal(await admin.getByText(invitationCode).count(), 0, "the code is not shown again");
+  assert.equal(await admin.locator(".created").isVisible(), false);
+});
+
+test("an invitation for one address is used once; revoking one marks it revoked", async () => {
+  await input(admin, "Email (optional)").fill("ivy@example.com");
+  assert.equal(await input(admin, "Uses").isDisabled(), true, "an address's invitation is used once");
+  assert.equal(await input(admin, "Uses").inputValue(), "1");
+  await admin.getByLabel("Make them an admin").check();
+  await input(admin, "Note (optional)").fill("Ivy, our second admin");
+  await button(admin, "Create invitation").click();
+  await admin.locator(".created").getByText("For ivy@example.com · as an admin · 1 use").waitFor();
+  const ivy = admin.locator("tbody tr").filter({ hasText: "Ivy, our second admin" });
+  await ivy.waitFor();
+  assert.equal((await ivy.locator('td[data-label="For"]').textContent()).trim(), "ivy@example.com");
+  assert.equal((await ivy.locator('td[data-label="Role"]').textContent()).trim(), "Admin");
+  assert.equal(await input(admin, "Uses").isDisabled(), false, "the form is reset");
+
+  // One more for anyone, many uses, for the record.
+  await input(admin, "Uses").fill("25");
+  await admin.getByLabel("Expires in").selectOption("30d");
+  await input(admin, "Note (optional)").fill("Choir members\nspring term");
+  await button(admin, "Create invitation").click();
+  const choir = admin.locator("tbody tr").filter({ hasText: "Choir members" });
+  await choir.waitFor();
+  assert.equal((await choir.locator('td[data-label="Uses"]').textContent()).trim(), "0 of 25");
+
+  await ivy.getByRole("button", { name: /^Revoke/ }).click();
+  const dialog = admin.getByRole("dialog");
+  await dialog.getByRole("heading", { name: "Revoke this invitation?" }).waitFor();
+  await button(dialog, "Revoke").click();
+  await message(admin, "Revoked the invitation for ivy@example.com.").waitFor();
+  await eventually(async () => assert.equal(await ivy.getAttribute("data-status"), "revoked"), "revoked");
+  assert.equal((await ivy.locator('td[data-label="Status"]').textContent()).trim(), "Revoked");
+  assert.equal(await ivy.getByRole("button").count(), 0, "a revoked invitation cannot be revoked again");
+
+  await admin.getByLabel("Status").selectOption("revoked");
+  await eventually(async () => assert.equal(await admin.locator("tbody tr").count(), 1), "1 revoked");
+  await admin.getByLabel("Status").selectOption("");
+  await eventually(async () => assert.equal(await admin.locator("tbody tr").count(), 3), "all 3");
+});
+
+test("the invitation link opens registration with the code filled in and lands signed in", async () => {
+  const jo = await newPage();
+  const carried = [];
+  jo.on("request", (request) => {
+    if ((request.postData() ?? "").includes(invitationCode)) carried.push(new URL(request.url()).pathname);
+  });
+  await jo.goto(invitationLink);
+  await heading(jo, "Create an account").waitFor();
+  assert.equal(await input(jo, "Invitation code").inputValue(), invitationCode);
+  await message(jo, "You were invited").waitFor();
+  await assertLabelled(jo, "invited registration");
+  await input(jo, "Email").fill(JO);
+  await input(jo, "Password").fill(PASSWORD);
+  await input(jo, "Repeat the password").fill(PASSWORD);
+  await shot(jo, "register-invited");
+  await button(jo, "Create account").click();
+  await heading(jo, "Your account").waitFor();
+  await message(jo, "You were invited, so your account is ready.").waitFor();
+  await jo.getByText(`Signed in as ${JO}`, { exact: true }).waitFor();
+  await jo.locator("dd").filter({ hasText: /^Approved$/ }).waitFor();
+  // The code went to the registration call and nowhere else.
+  assert.deepEqual(carried, ["/api/auth/register"]);
+  for (const seen of watched) {
+    for (const url of seen.requests) {
+      assert.ok(!url.split("#")[0].includes(invitationCode), `the code in a request's URL: ${url}`);
+    }
+  }
+  await jo.context().close();
+
+  // The admin sees it used.
+  await admin.getByRole("link", { name: "Invitations", exact: true }).click();
+  const listed = admin.locator("tbody tr").filter({ hasText: "For Jo, the new treasurer" });
+  await eventually(async () => assert.equal(await listed.getAttribute("data-status"), "used"), "used");
+  assert.equal((await listed.locator('td[data-label="Uses"]').textContent()).trim(), "1 of 1");
+  assert.equal((await listed.locator('td[data-label="Status"]').textContent()).trim(), "Used");
+  assert.equal(await listed.getByRole("button").count(), 0);
+  await shot(admin, "invitations");
+
+  // A used code does not work twice: the error is on the code's field.
+  const late = await newPage();
+  await late.goto(invitationLink);
+  await heading(late, "Create an account").waitFor();
+  await input(late, "Email").fill("kim@example.com");
+  await input(late, "Password").fill(PASSWORD);
+  await input(late, "Repeat the password").fill(PASSWORD);
+  await button(late, "Create account").click();
+  await late.locator(".field-error").filter({ hasText: "Invalid invitation." }).waitFor();
+  assert.equal(await input(late, "Invitation code").getAttribute("aria-invalid"), "true");
+  await heading(late, "Create an account").waitFor();
+  await late.context().close();
+});
+
+test("the invitations page is readable at phone width, its link included", async () => {
+  await atPhoneWidth(admin, async () => {
+    await input(admin, "Note (optional)").fill("At phone width");
+    await button(admin, "Create invitation").click();
+    const panel = admin.locator(".created");
+    await panel.getByRole("heading", { name: "Invitation created" }).waitFor();
+    const link = panel.locator('[data-secret="link"]');
+    await assertReadable(link, (await link.textContent()).trim(), "the link at phone width");
+    await assertButtonsInWindow(admin, panel, "the created panel at phone width");
+    await assertNoSidewaysScroll(admin, "invitations at phone width");
+    await assertButtonsInWindow(
+      admin,
+      admin.locator("tbody tr").filter({ hasText: "At phone width" }),
+      "an invitation's row at phone width",
+    );
+    await button(panel, "Done").click();
+    assert.equal(await panel.isVisible(), false);
+  });
 });
 
 test("logout ends the session", async () => {

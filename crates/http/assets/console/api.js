@@ -22,6 +22,10 @@ export class ApiError extends Error {
     this.code = body?.code ?? null;
     this.detail = body?.detail ?? null;
     this.fieldErrors = Array.isArray(body?.errors) ? body.errors : [];
+    // A rejected user's login: the admin's note (or null). A bulk decision's refusal: the
+    // ids at fault.
+    this.note = typeof body?.note === "string" ? body.note : null;
+    this.ids = Array.isArray(body?.ids) ? body.ids : [];
   }
 
   static sentence(status, body, retryAfter, requestId) {
@@ -130,10 +134,29 @@ async function login(email, password) {
   return answer;
 }
 
+/** A query string of the parameters that have a value. */
+function query(params) {
+  const q = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== "") q.set(key, value);
+  }
+  return q;
+}
+
+/**
+ * Registers. `reason` and `invitation` are sent only when given: the invitation code goes
+ * nowhere but here, in the body of this one request.
+ */
+function register(email, password, { reason = "", invitation = "" } = {}) {
+  const body = { email, password };
+  if (reason) body.reason = reason;
+  if (invitation) body.invitation = invitation;
+  return call("POST", "/api/auth/register", body, { auth: false });
+}
+
 export const api = {
   login,
-  register: (email, password) =>
-    call("POST", "/api/auth/register", { email, password }, { auth: false }),
+  register,
   me: () => call("GET", "/api/auth/me"),
   logout: () => call("POST", "/api/auth/logout"),
   changePassword: (current, next) =>
@@ -141,16 +164,16 @@ export const api = {
       current_password: current,
       new_password: next,
     }),
-  listUsers: (params) => {
-    const query = new URLSearchParams();
-    for (const [key, value] of Object.entries(params)) {
-      if (value !== undefined && value !== null && value !== "") query.set(key, value);
-    }
-    return call("GET", `/api/auth/users?${query}`);
-  },
+  listUsers: (params) => call("GET", `/api/auth/users?${query(params)}`),
   pendingCount: () => call("GET", "/api/auth/users/pending/count"),
   updateUser: (id, changes) => call("PUT", `/api/auth/users/${id}`, changes),
   deleteUser: (id) => call("DELETE", `/api/auth/users/${id}`),
   resetPassword: (id, password) =>
     call("POST", `/api/auth/users/${id}/reset-password`, { password }),
+  /** Approves or rejects pending users at once: all of them, or (on 404/409) none. */
+  decideUsers: (ids, decision, note = "") =>
+    call("POST", "/api/auth/users/decisions", note ? { ids, decision, note } : { ids, decision }),
+  createInvitation: (body) => call("POST", "/api/auth/invitations", body),
+  listInvitations: (params) => call("GET", `/api/auth/invitations?${query(params)}`),
+  revokeInvitation: (id) => call("DELETE", `/api/auth/invitations/${id}`),
 };

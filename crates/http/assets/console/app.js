@@ -1,10 +1,12 @@
-// The Gatehouse console: log in, register, wait for approval, manage users.
-// Views are chosen by the part of the URL after "#/" (never holding a token); every view
-// asks the API who is signed in first, so a user disabled or demoted a moment ago sees
-// the effect on the next click, and the server's rules stay the only rules.
+// The Gatehouse console: log in, register, wait for approval, manage users and
+// invitations. Views are chosen by the part of the URL after "#/" (never holding a token;
+// "#/register?invitation=CODE" carries an invitation's code, which goes nowhere but the
+// registration request); every view asks the API who is signed in first, so a user
+// disabled or demoted a moment ago sees the effect on the next click, and the server's
+// rules stay the only rules.
 
 import { api, session, whenSessionEnds } from "./api.js";
-import { h, replace, field, messageBox, time } from "./dom.js";
+import { h, replace, field, messageBox, time, formatDate } from "./dom.js";
 
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
@@ -14,9 +16,12 @@ const state = {
   // A message for the next view (after a redirect), and the email of a pending sign-up.
   notice: null,
   pendingEmail: null,
+  // A rejected user's login: {email, note}, for the page that says so.
+  rejected: null,
   badgeTimer: null,
   renders: 0,
   users: { q: "", status: "", role: "", offset: 0 },
+  invitations: { status: "", offset: 0 },
 };
 
 const PAGE_SIZE = 50;
@@ -26,8 +31,10 @@ const routes = {
   login: { title: "Log in", public: true, view: loginView },
   register: { title: "Create an account", public: true, view: registerView },
   pending: { title: "Awaiting approval", public: true, view: pendingView },
+  rejected: { title: "Registration declined", public: true, view: rejectedView },
   account: { title: "Your account", view: accountView },
   users: { title: "Users", admin: true, view: usersView },
+  invitations: { title: "Invitations", admin: true, view: invitationsView },
 };
 
 function notify(text, kind = "success") {
@@ -55,11 +62,21 @@ whenSessionEnds(() => {
 
 // ---- rendering ------------------------------------------------------------------------
 
+/** The view's name (before any "?") and its parameters (after it) from the URL fragment. */
+function place() {
+  const raw = location.hash.replace(/^#\/?/, "");
+  const at = raw.indexOf("?");
+  return {
+    name: at < 0 ? raw : raw.slice(0, at),
+    params: new URLSearchParams(at < 0 ? "" : raw.slice(at + 1)),
+  };
+}
+
 async function render() {
   const ticket = ++state.renders;
   clearInterval(state.badgeTimer);
-  const name = location.hash.replace(/^#\/?/, "");
-  const route = routes[name];
+  const { name, params } = place();
+  const route = Object.hasOwn(routes, name) ? routes[name] : null;
 
   if (session.token) {
     try {
@@ -77,14 +94,19 @@ async function render() {
 
   if (!route) return go(state.me ? home() : "login");
   if (!route.public && !state.me) return go("login");
-  if (state.me && (name === "login" || name === "register")) return go(home());
+  if (state.me && (name === "login" || name === "register")) {
+    if (name === "register" && params.get("invitation")) {
+      notify("You are signed in already. To register with this invitation, log out and open the link again.", "info");
+    }
+    return go(home());
+  }
   if (route.admin && !state.me.is_admin) return go(home());
 
   renderNav(name);
   document.title = `${route.title} · Gatehouse`;
   const notice = state.notice;
   state.notice = null;
-  replace(main, route.view(notice));
+  replace(main, route.view(notice, params));
   const first = main.querySelector("[data-autofocus]") ?? main.querySelector("h1");
   first?.focus();
 }
@@ -154,6 +176,7 @@ function renderNav(current) {
       "ul",
       {},
       me.is_admin ? h("li", {}, link("users", "Users", badge)) : null,
+      me.is_admin ? h("li", {}, link("invitations", "Invitations")) : null,
       h("li", {}, link("account", "Account")),
     ),
     h(
@@ -316,6 +339,9 @@ function loginView(notice) {
         if (error.code === "account_pending") {
           state.pendingEmail = address;
           go("pending");
+        } else if (error.code === "account_rejected") {
+          state.rejected = { email: address, note: error.note };
+          go("rejected");
         } else {
           msg.show(error.message);
           password.input.value = "";
@@ -332,13 +358,41 @@ function loginView(notice) {
   );
 }
 
-function registerView(notice) {
+/** A free-text field (a reason, a note): at most 500 characters, newlines kept. */
+function textField(label, attrs, hint) {
+  return field(label, { rows: "3", maxlength: "500", ...attrs }, hint, "textarea");
+}
+
+function registerView(notice, params) {
+  const invited = (params.get("invitation") ?? "").trim();
   const msg = noticeBox(notice);
+  if (invited && !notice) {
+    msg.show("You were invited: the invitation code is filled in, and your account is ready as soon as you register.", "info");
+  }
   const email = emailField();
   const password = newPasswordFields("Password", "Repeat the password", {
     name: "password",
     required: true,
   });
+  const reason = textField(
+    "Why do you want an account?",
+    { name: "reason" },
+    "Optional. Shown to the administrators who approve accounts.",
+  );
+  const invitation = field(
+    "Invitation code",
+    {
+      type: "text",
+      name: "invitation",
+      autocomplete: "off",
+      autocapitalize: "off",
+      spellcheck: "false",
+      value: invited,
+    },
+    invited
+      ? "Filled in from your invitation link."
+      : "Optional. With a code from an administrator, your account is ready at once.",
+  );
   const submit = h("button", { type: "submit", class: "primary full" }, "Create account");
   const onsubmit = () =>
     busy(submit, async () => {
@@ -347,28 +401,50 @@ function registerView(notice) {
       if (!address) return email.setError("Enter your email address.");
       const chosen = password.value();
       if (chosen === null) return;
+      const code = invitation.input.value.trim();
       let user;
       try {
-        user = (await api.register(address, chosen)).data;
+        user = (
+          await api.register(address, chosen, { reason: reason.input.value.trim(), invitation: code })
+        ).data;
       } catch (error) {
         if (error.status === 409) return email.setError(error.message);
-        const emailProblem = error.forField("email");
-        const passwordIssue = error.forField("password");
-        if (emailProblem) email.setError(emailProblem);
-        if (passwordIssue) password.input.setError(passwordIssue);
-        if (!emailProblem && !passwordIssue) msg.show(error.message);
+        if (error.code === "invalid_invitation") {
+          return invitation.setError(
+            `${error.message} It may have expired, been used up or revoked, or be meant for another email address.`,
+          );
+        }
+        if (error.code === "registration_closed") {
+          return msg.show(
+            code ? error.message : `${error.message} If you were invited, enter your invitation code.`,
+          );
+        }
+        const problems = [
+          [email, error.forField("email")],
+          [password.input, error.forField("password")],
+          [reason, error.forField("reason")],
+          [invitation, error.forField("invitation")],
+        ].filter(([, problem]) => problem);
+        for (const [f, problem] of problems) f.setError(problem);
+        if (problems.length === 0) msg.show(error.message);
         return;
       }
       if (user.status !== "approved") {
         state.pendingEmail = user.email;
         return go("pending");
       }
-      // The first user: an approved admin at once.
+      // Invited, or the first user: approved at once, so log in.
       try {
         const { data } = await api.login(address, chosen);
         session.token = data.access_token;
-        notify("Welcome! You are the first user, so you are the administrator.");
-        go("users");
+        if (!code) {
+          notify("Welcome! You are the first user, so you are the administrator.");
+        } else if (user.is_admin) {
+          notify("Welcome! You were invited as an administrator: your account is ready.");
+        } else {
+          notify("Welcome! You were invited, so your account is ready.");
+        }
+        go(user.is_admin ? "users" : "account");
       } catch (error) {
         notify(`Your account was created, but logging in failed: ${error.message}`, "error");
         go("login");
@@ -379,7 +455,7 @@ function registerView(notice) {
     { class: "narrow panel" },
     heading("Create an account"),
     msg.el,
-    form(onsubmit, email.row, ...password.rows, submit),
+    form(onsubmit, email.row, ...password.rows, reason.row, invitation.row, submit),
     h("p", {}, "Already registered? ", h("a", { href: "#/login" }, "Log in")),
   );
 }
@@ -402,6 +478,35 @@ function pendingView() {
   );
 }
 
+function rejectedView() {
+  const rejected = state.rejected;
+  let note;
+  if (!rejected) {
+    note = h("p", { class: "muted" }, "Log in again to see the administrator's note, if they left one.");
+  } else if (rejected.note) {
+    note = [
+      h("p", {}, "The administrator's note:"),
+      h("blockquote", { class: "decision-note" }, rejected.note),
+    ];
+  } else {
+    note = h("p", { class: "muted" }, "No reason was given.");
+  }
+  return h(
+    "section",
+    { class: "narrow panel stack" },
+    heading("Your registration was declined"),
+    h(
+      "p",
+      {},
+      "An administrator declined the account request for ",
+      rejected ? h("strong", { class: "address" }, rejected.email) : "this address",
+      ". You cannot log in with it.",
+    ),
+    note,
+    h("p", {}, h("a", { href: "#/login" }, "Back to log in")),
+  );
+}
+
 // ---- the signed-in user's account -----------------------------------------------------
 
 function roleName(user) {
@@ -409,7 +514,10 @@ function roleName(user) {
 }
 
 function statusName(status) {
-  return { pending: "Pending", approved: "Approved", disabled: "Disabled" }[status] ?? status;
+  return (
+    { pending: "Pending", approved: "Approved", disabled: "Disabled", rejected: "Rejected" }[status] ??
+    status
+  );
 }
 
 function accountView(notice) {
@@ -557,16 +665,54 @@ function resetPasswordDialog(user) {
   });
 }
 
+/**
+ * Asks for an optional note to the applicants being turned down; resolves with
+ * {note} (an empty note for none), or false when cancelled.
+ */
+function rejectDialog(title, text) {
+  return dialog(({ titleId, close }) => {
+    const note = textField(
+      "Note to the applicant (optional)",
+      { name: "note", rows: "4", "data-autofocus": true },
+      "They see it when they try to log in. At most 500 characters.",
+    );
+    return form(
+      () => close({ note: note.input.value.trim() }),
+      h("h2", { id: titleId }, title),
+      h("p", {}, text),
+      note.row,
+      h(
+        "div",
+        { class: "dialog-actions" },
+        h("button", { type: "button", onclick: () => close(false) }, "Cancel"),
+        h("button", { type: "submit", class: "danger solid" }, "Reject"),
+      ),
+    );
+  });
+}
+
 // ---- the users page -------------------------------------------------------------------
 
-function select(label, name, options, value) {
-  const id = `filter-${name}`;
+function select(label, name, options, value, id = `filter-${name}`) {
   const el = h(
     "select",
     { id, name },
     options.map(([v, text]) => h("option", { value: v, selected: v === value }, text)),
   );
   return { row: h("div", { class: "field" }, h("label", { for: id }, label), el), el };
+}
+
+/** "3 users", "Users 51–100 of 120", "No users found." for a page of a list. */
+function pageSummary(total, offset, shown, one, many) {
+  if (total === 0) return `No ${many} found.`;
+  if (total <= PAGE_SIZE) return `${total} ${total === 1 ? one : many}`;
+  const noun = many[0].toUpperCase() + many.slice(1);
+  return `${noun} ${offset + 1}–${offset + shown} of ${total}`;
+}
+
+/** "1 user" / "2 users". */
+function users(n) {
+  return `${n} ${n === 1 ? "user" : "users"}`;
 }
 
 function usersView(notice) {
@@ -588,6 +734,7 @@ function usersView(notice) {
       ["pending", "Pending"],
       ["approved", "Approved"],
       ["disabled", "Disabled"],
+      ["rejected", "Rejected"],
     ],
     filters.status,
   );
@@ -609,6 +756,27 @@ function usersView(notice) {
   let loads = 0;
   let searchTimer = null;
 
+  // Pending users picked for a bulk decision (id → email), and every user on the page.
+  const selected = new Map();
+  let shown = [];
+  const selectAll = h("input", { type: "checkbox", name: "select-all" });
+  const selectAllLabel = h(
+    "label",
+    { class: "select-all", hidden: true },
+    selectAll,
+    h("span", { class: "select-all-text" }, "Select all pending users on this page"),
+  );
+  const selectedCount = h("span", { class: "selected-count", role: "status", "aria-live": "polite" });
+  const approveSelected = h("button", { type: "button", class: "primary" }, "Approve selected");
+  const rejectSelected = h("button", { type: "button", class: "danger" }, "Reject selected…");
+  const bulk = h(
+    "div",
+    { class: "bulk", role: "group", "aria-label": "Decide on the selected users", hidden: true },
+    selectedCount,
+    approveSelected,
+    rejectSelected,
+  );
+
   const refilter = () => {
     filters.q = search.input.value.trim();
     filters.status = status.el.value;
@@ -629,6 +797,62 @@ function usersView(notice) {
   next.addEventListener("click", () => {
     filters.offset += PAGE_SIZE;
     load();
+  });
+
+  const pendingBoxes = () => [...rows.querySelectorAll("input[name=selected]")];
+
+  function updateBulk() {
+    const boxes = pendingBoxes();
+    const n = selected.size;
+    bulk.hidden = boxes.length === 0;
+    selectAllLabel.hidden = boxes.length === 0;
+    selectedCount.textContent = `${n} selected`;
+    approveSelected.disabled = n === 0;
+    rejectSelected.disabled = n === 0;
+    selectAll.checked = n > 0 && n === boxes.length;
+    selectAll.indeterminate = n > 0 && n < boxes.length;
+  }
+  selectAll.addEventListener("change", () => {
+    const on = selectAll.checked;
+    for (const box of pendingBoxes()) {
+      box.checked = on;
+      box.dispatchEvent(new Event("change"));
+    }
+  });
+
+  async function decide(decision, note = "") {
+    const ids = [...selected.keys()];
+    const emails = [...selected.values()];
+    const verb = decision === "approve" ? "approve" : "reject";
+    msg.clear();
+    try {
+      await api.decideUsers(ids, decision, note);
+    } catch (error) {
+      if (error.status === 401) return;
+      // The API names the ids at fault (gone, or decided meanwhile); say who they are.
+      const known = new Map(shown.map((u) => [u.id, u.email]));
+      const named = error.ids.map((id) => known.get(id)).filter(Boolean);
+      const reason = named.length ? `${error.message.replace(/\.$/, "")} (${named.join(", ")}).` : error.message;
+      const nothing = error.status === 404 || error.status === 409 ? " Nothing was changed." : "";
+      msg.show(`Could not ${verb} the selected users: ${reason}${nothing}`);
+      selected.clear();
+      msg.el.focus();
+      load();
+      return;
+    }
+    selected.clear();
+    msg.show(`${verb === "approve" ? "Approved" : "Rejected"} ${users(ids.length)}: ${emails.join(", ")}.`, "success");
+    await load();
+    msg.el.focus();
+  }
+  approveSelected.addEventListener("click", () => decide("approve"));
+  rejectSelected.addEventListener("click", async () => {
+    const n = selected.size;
+    const answer = await rejectDialog(
+      `Reject ${users(n)}?`,
+      `${[...selected.values()].join(", ")} cannot log in; they see your note if they try.`,
+    );
+    if (answer) await decide("reject", answer.note);
   });
 
   async function load() {
@@ -658,24 +882,23 @@ function usersView(notice) {
       filters.offset = Math.floor((total - 1) / PAGE_SIZE) * PAGE_SIZE;
       return load();
     }
-    replace(rows, page.data.map((user) => userRow(user, activeAdmins)));
-    if (page.data.length === 0) {
+    shown = page.data;
+    // A selection survives a reload for the users still pending on the page.
+    const stillPending = new Set(shown.filter((u) => u.status === "pending").map((u) => u.id));
+    for (const id of [...selected.keys()]) if (!stillPending.has(id)) selected.delete(id);
+    replace(rows, shown.map((user) => userRow(user, activeAdmins)));
+    if (shown.length === 0) {
       replace(
         rows,
-        h("tr", {}, h("td", { colspan: "6", class: "muted" }, "No users match these filters.")),
+        h("tr", {}, h("td", { colspan: "7", class: "muted" }, "No users match these filters.")),
       );
     }
-    const first = filters.offset + 1;
-    const last = filters.offset + page.data.length;
-    summary.textContent =
-      total === 0
-        ? "No users found."
-        : total <= PAGE_SIZE
-          ? `${total} ${total === 1 ? "user" : "users"}`
-          : `Users ${first}–${last} of ${total}`;
+    summary.textContent = pageSummary(total, filters.offset, shown.length, "user", "users");
+    const last = filters.offset + shown.length;
     pager.hidden = total <= PAGE_SIZE;
     previous.disabled = filters.offset === 0;
     next.disabled = last >= total;
+    updateBulk();
     updateBadge();
   }
 
@@ -737,8 +960,24 @@ function usersView(notice) {
     const actions = [];
     if (user.status === "pending") {
       actions.push(button("Approve", { class: "primary" }, update("approve", { status: "approved" }, `Approved ${user.email}.`)));
+      actions.push(
+        button("Reject", { class: "danger" }, async () => {
+          const answer = await rejectDialog(
+            ["Reject ", address(user.email), "?"],
+            "They cannot log in; they see your note if they try.",
+          );
+          if (!answer) return;
+          const changes = answer.note ? { status: "rejected", note: answer.note } : { status: "rejected" };
+          await act(user, "reject", () => api.updateUser(user.id, changes), `Rejected ${user.email}.`);
+        }),
+      );
     }
-    if (user.status === "disabled") {
+    if (user.status === "rejected") {
+      actions.push(button("Approve", { class: "primary" }, update("approve", { status: "approved" }, `Approved ${user.email}.`)));
+      actions.push(
+        button("Back to pending", {}, update("return", { status: "pending" }, `${user.email} is pending again.`)),
+      );
+    } else if (user.status === "disabled") {
       actions.push(button("Enable", {}, update("enable", { status: "approved" }, `Enabled ${user.email}.`)));
     } else {
       actions.push(
@@ -789,9 +1028,30 @@ function usersView(notice) {
       }),
     );
 
+    // A pending user can be picked for a bulk decision.
+    let pick = null;
+    if (user.status === "pending") {
+      const box = h("input", {
+        type: "checkbox",
+        name: "selected",
+        value: String(user.id),
+        checked: selected.has(user.id),
+        onchange: (event) => {
+          if (event.target.checked) selected.set(user.id, user.email);
+          else selected.delete(user.id);
+          updateBulk();
+        },
+      });
+      pick = h("label", { class: "pick" }, box, h("span", { class: "visually-hidden" }, `Select ${user.email}`));
+    }
+    // Why they asked (pending and rejected users), and the note they were rejected with.
+    const asked = user.reason && (user.status === "pending" || user.status === "rejected");
+    const noted = user.decision_note && user.status === "rejected";
+
     return h(
       "tr",
-      { "data-email": user.email },
+      { "data-email": user.email, "data-status": user.status },
+      h("td", { class: "select" }, pick),
       h(
         "td",
         { class: "email", "data-label": "Email" },
@@ -801,6 +1061,10 @@ function usersView(notice) {
           user.email,
           isMe ? h("span", { class: "you" }, " (you)") : null,
         ),
+        asked ? h("p", { class: "reason" }, h("span", { class: "reason-label" }, "Reason: "), user.reason) : null,
+        noted
+          ? h("p", { class: "reason" }, h("span", { class: "reason-label" }, "Rejected with the note: "), user.decision_note)
+          : null,
       ),
       h("td", { "data-label": "Status" }, h("span", { class: `pill ${user.status}` }, statusName(user.status))),
       h("td", { "data-label": "Role" }, roleName(user)),
@@ -835,9 +1099,10 @@ function usersView(notice) {
       role.row,
     ),
     summary,
+    bulk,
     h(
       "table",
-      { class: "users" },
+      { class: "list users" },
       h("caption", { class: "visually-hidden" }, "Users, newest first"),
       h(
         "thead",
@@ -845,6 +1110,7 @@ function usersView(notice) {
         h(
           "tr",
           {},
+          h("th", { scope: "col", class: "select" }, selectAllLabel),
           ["Email", "Status", "Role", "Created", "Approved", "Actions"].map((t) => h("th", { scope: "col" }, t)),
         ),
       ),
@@ -852,6 +1118,341 @@ function usersView(notice) {
     ),
     pager,
   );
+}
+
+// ---- the invitations page -------------------------------------------------------------
+
+const EXPIRY = [
+  ["1h", "1 hour"],
+  ["1d", "1 day"],
+  ["7d", "7 days"],
+  ["30d", "30 days"],
+  ["90d", "90 days"],
+];
+
+const INVITATION_STATUS = { active: "Active", used: "Used", expired: "Expired", revoked: "Revoked" };
+
+function invitationsView(notice) {
+  const filters = state.invitations;
+  const msg = noticeBox(notice);
+  msg.el.tabIndex = -1;
+
+  // The form.
+  const email = field(
+    "Email (optional)",
+    { type: "email", name: "email", autocomplete: "off", spellcheck: "false" },
+    "Only this address can register with it. Leave it empty for anyone with the code.",
+  );
+  const makeAdmin = h("input", { type: "checkbox", name: "is_admin" });
+  const adminRow = h(
+    "div",
+    { class: "field check" },
+    h("label", {}, makeAdmin, h("span", {}, "Make them an admin")),
+  );
+  const expires = select("Expires in", "expires_in", EXPIRY, "7d", "invite-expires");
+  const USES_HINT = "How many people can register with it: 1 to 1000.";
+  const uses = field(
+    "Uses",
+    { type: "number", name: "max_uses", min: "1", max: "1000", step: "1", value: "1", inputmode: "numeric" },
+    USES_HINT,
+  );
+  const note = textField(
+    "Note (optional)",
+    { name: "note", rows: "2" },
+    "Who it is for, or why. Only administrators see it.",
+  );
+  const syncUses = () => {
+    const bound = email.input.value.trim() !== "";
+    uses.input.disabled = bound;
+    if (bound) {
+      uses.input.value = "1";
+      uses.setError(null);
+    }
+    uses.hint.textContent = bound ? "An invitation for one address can be used once." : USES_HINT;
+  };
+  email.input.addEventListener("input", syncUses);
+  const submit = h("button", { type: "submit", class: "primary" }, "Create invitation");
+
+  const created = h("section", { class: "panel created", "aria-labelledby": "created-title", hidden: true });
+
+  const onsubmit = (event) =>
+    busy(submit, async () => {
+      msg.clear();
+      const body = { is_admin: makeAdmin.checked, expires_in: expires.el.value };
+      const address = email.input.value.trim();
+      if (address) {
+        body.email = address;
+      } else {
+        const n = Number(uses.input.value);
+        if (!Number.isInteger(n) || n < 1 || n > 1000) return uses.setError("Enter a whole number from 1 to 1000.");
+        body.max_uses = n;
+      }
+      const text = note.input.value.trim();
+      if (text) body.note = text;
+      let invitation;
+      try {
+        invitation = (await api.createInvitation(body)).data;
+      } catch (error) {
+        if (error.status === 401) return;
+        const problems = [
+          [email, error.forField("email")],
+          [uses, error.forField("max_uses")],
+          [note, error.forField("note")],
+        ].filter(([, problem]) => problem);
+        for (const [f, problem] of problems) f.setError(problem);
+        const other = error.forField("expires_in");
+        if (problems.length === 0) msg.show(`Could not create the invitation: ${other ?? error.message}`);
+        return;
+      }
+      event.target.reset();
+      uses.input.value = "1";
+      syncUses();
+      showCreated(invitation);
+      filters.offset = 0;
+      load();
+    });
+
+  /** The code and the link, this once, with Copy buttons. */
+  function showCreated(invitation) {
+    const link =
+      invitation.url ??
+      `${location.origin}${location.pathname}#/register?invitation=${encodeURIComponent(invitation.code)}`;
+    const copied = h("p", { class: "copied", role: "status", "aria-live": "polite" });
+    const secret = (label, text, what) => {
+      const value = h("code", { class: "secret", "data-secret": what }, text);
+      return h(
+        "div",
+        { class: "secret-row" },
+        h("span", { class: "secret-label" }, label),
+        value,
+        h(
+          "button",
+          { type: "button", "aria-label": `Copy the ${what}`, onclick: () => copy(text, value, what, copied) },
+          "Copy",
+        ),
+      );
+    };
+    replace(
+      created,
+      h("h2", { id: "created-title", tabindex: "-1" }, "Invitation created"),
+      h(
+        "p",
+        { class: "once" },
+        "Copy the code or the link now and send it to the person you invite: the code is shown only this once.",
+      ),
+      h("p", { class: "muted" }, describeInvitation(invitation)),
+      secret("Code", invitation.code, "code"),
+      secret("Link", link, "link"),
+      copied,
+      h(
+        "button",
+        {
+          type: "button",
+          onclick: () => {
+            replace(created);
+            created.hidden = true;
+            submit.focus();
+          },
+        },
+        "Done",
+      ),
+    );
+    created.hidden = false;
+    created.querySelector("h2").focus();
+  }
+
+  // The list.
+  const status = select(
+    "Status",
+    "status",
+    [["", "Any status"], ...Object.entries(INVITATION_STATUS)],
+    filters.status,
+  );
+  const summary = h("p", { class: "summary", role: "status", "aria-live": "polite" });
+  const rows = h("tbody");
+  const previous = h("button", { type: "button" }, "Previous page");
+  const next = h("button", { type: "button" }, "Next page");
+  const pager = h("div", { class: "pager", hidden: true }, previous, next);
+  let loads = 0;
+  status.el.addEventListener("change", () => {
+    filters.status = status.el.value;
+    filters.offset = 0;
+    load();
+  });
+  previous.addEventListener("click", () => {
+    filters.offset = Math.max(0, filters.offset - PAGE_SIZE);
+    load();
+  });
+  next.addEventListener("click", () => {
+    filters.offset += PAGE_SIZE;
+    load();
+  });
+
+  async function load() {
+    const ticket = ++loads;
+    let page;
+    try {
+      page = await api.listInvitations({ limit: PAGE_SIZE, offset: filters.offset, status: filters.status });
+    } catch (error) {
+      if (ticket === loads && error.status !== 401) msg.show(error.message);
+      return;
+    }
+    if (ticket !== loads) return;
+    const total = Number(page.headers.get("X-Total-Count"));
+    if (page.data.length === 0 && filters.offset > 0 && total > 0) {
+      filters.offset = Math.floor((total - 1) / PAGE_SIZE) * PAGE_SIZE;
+      return load();
+    }
+    replace(rows, page.data.map(invitationRow));
+    if (page.data.length === 0) {
+      const none = filters.status ? "No invitations match this filter." : "No invitations yet.";
+      replace(rows, h("tr", {}, h("td", { colspan: "7", class: "muted" }, none)));
+    }
+    summary.textContent = pageSummary(total, filters.offset, page.data.length, "invitation", "invitations");
+    const last = filters.offset + page.data.length;
+    pager.hidden = total <= PAGE_SIZE;
+    previous.disabled = filters.offset === 0;
+    next.disabled = last >= total;
+    updateBadge();
+  }
+
+  function invitationRow(invitation) {
+    const who = invitation.email ?? "anyone";
+    const revoke = async () => {
+      const sure = await confirmDialog({
+        title: "Revoke this invitation?",
+        text: ["Nobody can register with its code any more (it was for ", who === "anyone" ? who : address(who), "). It stays in the list, marked revoked."],
+        confirmLabel: "Revoke",
+        danger: true,
+      });
+      if (!sure) return;
+      msg.clear();
+      try {
+        await api.revokeInvitation(invitation.id);
+      } catch (error) {
+        if (error.status === 401) return;
+        msg.show(`Could not revoke the invitation: ${error.message}`);
+        msg.el.focus();
+        load();
+        return;
+      }
+      msg.show(`Revoked the invitation for ${who}.`, "success");
+      await load();
+      msg.el.focus();
+    };
+    return h(
+      "tr",
+      { "data-id": String(invitation.id), "data-status": invitation.status },
+      h(
+        "td",
+        { class: "email", "data-label": "For" },
+        h("div", { class: "email-text" }, invitation.email ?? h("span", { class: "muted" }, "Anyone")),
+      ),
+      h("td", { "data-label": "Role" }, roleName(invitation)),
+      h("td", { "data-label": "Uses" }, `${invitation.uses} of ${invitation.max_uses}`),
+      h("td", { "data-label": "Expires" }, time(invitation.expires_at)),
+      h(
+        "td",
+        { "data-label": "Status" },
+        h("span", { class: `pill ${invitation.status}` }, INVITATION_STATUS[invitation.status] ?? invitation.status),
+      ),
+      h(
+        "td",
+        { "data-label": "Note" },
+        invitation.note ? h("p", { class: "reason" }, invitation.note) : h("span", { class: "none" }, "—"),
+      ),
+      h(
+        "td",
+        { "data-label": "Actions" },
+        invitation.status === "active"
+          ? h(
+              "div",
+              { class: "actions" },
+              h(
+                "button",
+                {
+                  type: "button",
+                  class: "danger",
+                  "aria-label": `Revoke: invitation ${invitation.id} for ${who}`,
+                  onclick: revoke,
+                },
+                "Revoke",
+              ),
+            )
+          : null,
+      ),
+    );
+  }
+
+  load();
+  return h(
+    "div",
+    { class: "stack" },
+    heading("Invitations"),
+    msg.el,
+    h(
+      "p",
+      { class: "muted" },
+      "Whoever registers with an invitation's code is approved at once, without waiting in the queue.",
+    ),
+    h(
+      "section",
+      { class: "panel", "aria-labelledby": "new-invitation-title" },
+      h("h2", { id: "new-invitation-title" }, "New invitation"),
+      form(onsubmit, h("div", { class: "invite-form" }, email.row, expires.row, uses.row, adminRow, note.row), submit),
+    ),
+    created,
+    h(
+      "section",
+      { "aria-labelledby": "invitations-title" },
+      h("h2", { id: "invitations-title" }, "All invitations"),
+      h("div", { class: "toolbar narrow-toolbar" }, status.row),
+      summary,
+      h(
+        "table",
+        { class: "list invitations" },
+        h("caption", { class: "visually-hidden" }, "Invitations, newest first"),
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            ["For", "Role", "Uses", "Expires", "Status", "Note", "Actions"].map((t) => h("th", { scope: "col" }, t)),
+          ),
+        ),
+        rows,
+      ),
+      pager,
+    ),
+  );
+}
+
+/** "For anyone · as a user · up to 3 uses · expires 12 May 2025, 10:00". */
+function describeInvitation(invitation) {
+  const expires = new Date(invitation.expires_at);
+  return [
+    invitation.email ? `For ${invitation.email}` : "For anyone with the code",
+    invitation.is_admin ? "as an admin" : "as a user",
+    invitation.max_uses === 1 ? "1 use" : `up to ${invitation.max_uses} uses`,
+    `expires ${Number.isNaN(expires.getTime()) ? invitation.expires_at : formatDate(expires)}`,
+  ].join(" · ");
+}
+
+/**
+ * Copies `text` to the clipboard and says so in `status`; where the clipboard cannot be
+ * used, selects the text shown in `el` so that the usual keys copy it.
+ */
+async function copy(text, el, what, status) {
+  status.textContent = "";
+  try {
+    if (!navigator.clipboard?.writeText) throw new Error("no clipboard");
+    await navigator.clipboard.writeText(text);
+    status.textContent = `Copied the ${what}.`;
+  } catch {
+    getSelection()?.selectAllChildren(el);
+    status.textContent = `The ${what} is selected: press Ctrl+C (⌘C on a Mac) to copy it.`;
+  }
 }
 
 // ---- start ----------------------------------------------------------------------------

@@ -46,25 +46,19 @@ export function replace(el, ...children) {
 let fieldIds = 0;
 
 /**
- * A labelled input with room for its own error and an optional hint, both tied to the
- * input with aria-describedby. Returns {row, input, setError}.
+ * A labelled input (or `tag`: "textarea") with room for its own error and an optional
+ * hint, both tied to the input with aria-describedby. Returns {row, input, setError, hint}.
  */
-export function field(label, attrs = {}, hint = null) {
+export function field(label, attrs = {}, hint = null, tag = "input") {
   const id = `f${++fieldIds}`;
   const errorId = `${id}-error`;
   const hintId = hint ? `${id}-hint` : null;
-  const input = h("input", { id, ...attrs });
+  const input = h(tag, { id, ...attrs });
   const error = h("p", { class: "field-error", id: errorId, hidden: true });
   const described = [hintId, errorId].filter(Boolean).join(" ");
   input.setAttribute("aria-describedby", described);
-  const row = h(
-    "div",
-    { class: "field" },
-    h("label", { for: id }, label),
-    input,
-    hint ? h("p", { class: "hint", id: hintId }, hint) : null,
-    error,
-  );
+  const hintEl = hint ? h("p", { class: "hint", id: hintId }, hint) : null;
+  const row = h("div", { class: "field" }, h("label", { for: id }, label), input, hintEl, error);
   const setError = (message) => {
     if (message) {
       error.textContent = message;
@@ -77,7 +71,7 @@ export function field(label, attrs = {}, hint = null) {
     }
   };
   input.addEventListener("input", () => setError(null));
-  return { row, input, setError };
+  return { row, input, setError, hint: hintEl };
 }
 
 /** A message box: role "alert" for errors (read out at once), "status" for the rest. */
@@ -103,6 +97,11 @@ const dateFormat = new Intl.DateTimeFormat(undefined, {
   dateStyle: "medium",
   timeStyle: "short",
 });
+
+/** A date and time as people read it here. */
+export function formatDate(date) {
+  return dateFormat.format(date);
+}
 
 /** A <time> element for an RFC 3339 timestamp, or a dash for none. */
 export function time(value) {
