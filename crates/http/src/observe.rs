@@ -157,7 +157,7 @@ impl Metrics {
             Opts::new(
                 "gatehouse_logins_total",
                 "Login attempts by outcome: success, invalid_credentials, pending, disabled, \
-                 throttled, overloaded, error.",
+                 rejected, throttled, overloaded, error.",
             ),
             &["outcome"],
         )?;
@@ -228,6 +228,7 @@ impl Metrics {
                 "invalid_credentials" => "invalid_credentials",
                 "account_pending" => "pending",
                 "account_disabled" => "disabled",
+                "account_rejected" => "rejected",
                 "rate_limited" => "throttled",
                 "overloaded" => "overloaded",
                 _ => "error",

@@ -173,8 +173,13 @@ pub async fn metrics_count_a_scripted_session_by_route_pattern_status_and_outcom
 
     let users = |status| number(&m, "gatehouse_users", &[("status", status)]);
     assert_eq!(
-        (users("approved"), users("pending"), users("disabled")),
-        (2.0, 1.0, 0.0)
+        (
+            users("approved"),
+            users("pending"),
+            users("disabled"),
+            users("rejected")
+        ),
+        (2.0, 1.0, 0.0, 0.0)
     );
     assert_eq!(number(&m, "gatehouse_database_up", &[]), 1.0);
     assert_eq!(number(&m, "gatehouse_bcrypt_queue_depth", &[]), 0.0);
