@@ -178,6 +178,42 @@ pub fn some_ids(store: &dyn UserStore, limit: u64) -> Result<Vec<gatehouse_domai
     Ok(page.items.into_iter().map(|user| user.id).collect())
 }
 
+/// Inserts `n` one-use invitations (valid for a day, made by nobody: as from the command
+/// line) and returns their codes, for registrations with an invitation each: the way
+/// invitations are mostly used, one per person.
+///
+/// # Errors
+/// Store failures.
+pub fn one_use_invitations(store: &dyn UserStore, n: usize) -> Result<Vec<String>> {
+    let mut codes = Vec::with_capacity(n);
+    let now = gatehouse_domain::now();
+    for start in (0..n).step_by(BATCH as usize) {
+        let batch = (start..n.min(start + BATCH as usize))
+            .map(|_| gatehouse_domain::InvitationCode::generate())
+            .collect::<Result<Vec<_>, _>>()
+            .context("making invitation codes")?;
+        store
+            .write_with(|repo| {
+                for code in &batch {
+                    repo.insert_invitation(&gatehouse_domain::NewInvitation {
+                        code_hash: code.hash(),
+                        email: None,
+                        is_admin: false,
+                        note: None,
+                        created_at: now,
+                        created_by: None,
+                        expires_at: now + chrono::Duration::days(1),
+                        max_uses: 1,
+                    })?;
+                }
+                Ok(())
+            })
+            .context("inserting invitations")?;
+        codes.extend(batch.iter().map(|c| c.expose().to_owned()));
+    }
+    Ok(codes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -312,14 +312,20 @@ pub trait UserRepo {
         now: DateTime<Utc>,
     ) -> Result<Page<Invitation>, Error>;
 
-    /// Counts one use of invitation `id`, which the caller found admitting the
-    /// registration ([`Invitation::admits`]) in this same transaction: concurrent
-    /// registrations on a one-use code then give exactly one account. Returns whether the
-    /// invitation was there with a use left.
+    /// Counts one use of the invitation whose code has this hash, if it is active at `now`
+    /// (not revoked, a use left, not expired: [`Invitation::status`]), in one statement;
+    /// the invitation after the use, `None` when there is no such active invitation. For a
+    /// registration: the use commits or rolls back with it, so N concurrent registrations
+    /// on a one-use code give exactly one account, and a refusal found after the use (an
+    /// invitation for another email) rolls the use back with the registration.
     ///
     /// # Errors
     /// Store failures.
-    fn count_invitation_use(&mut self, id: i64) -> Result<bool, Error>;
+    fn spend_invitation(
+        &mut self,
+        code_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Invitation>, Error>;
 
     /// Marks invitation `id` revoked at `at` (once: a second revocation keeps the first
     /// time); the invitation after it, `None` when there is none.

@@ -1500,26 +1500,28 @@ fn ensure_email_free(
     }
 }
 
-/// The invitation `code` names, if it admits `email` at `now`, with one more use counted.
+/// The invitation `code` names, if it admits `email` at `now`, with one more use counted
+/// (one statement: the store finds it active and counts the use). An invitation for another
+/// email refuses after the use is counted: the refusal rolls the unit of work back, the use
+/// with it.
 fn use_invitation(
     repo: &mut dyn UserRepo,
     code: &InvitationCode,
     email: &Email,
     now: DateTime<Utc>,
 ) -> Result<Invitation, Error> {
-    let invitation = repo
-        .find_invitation_by_code(&code.hash())?
+    let spent = repo
+        .spend_invitation(&code.hash(), now)?
         .ok_or(Error::InvalidInvitation)?;
-    invitation
+    // The rule's own word, on the invitation as it was before this use.
+    let before = Invitation {
+        uses: spent.uses.saturating_sub(1),
+        ..spent.clone()
+    };
+    before
         .admits(email, now)
         .map_err(|_| Error::InvalidInvitation)?;
-    if !repo.count_invitation_use(invitation.id)? {
-        return Err(Error::InvalidInvitation);
-    }
-    Ok(Invitation {
-        uses: invitation.uses + 1,
-        ..invitation
-    })
+    Ok(spent)
 }
 
 /// How an invitation is named in the audit log: `invitation 7` and, as they apply, `for

@@ -672,18 +672,26 @@ impl UserRepo for SqlUserRepo<'_> {
         })
     }
 
-    fn count_invitation_use(&mut self, id: i64) -> Result<bool, Error> {
-        // The condition repeats what the caller checked: a use is never counted past the
-        // limit, whatever a caller does (and the table's CHECK holds it too).
+    fn spend_invitation(
+        &mut self,
+        code_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Invitation>, Error> {
+        // `Invitation::status` == Active, as SQL: one statement finds, checks and counts.
         diesel::update(
             invitations::table
-                .find(id)
-                .filter(invitations::uses.lt(invitations::max_uses)),
+                .filter(invitations::code_hash.eq(code_hash))
+                .filter(invitations::revoked_at.is_null())
+                .filter(invitations::uses.lt(invitations::max_uses))
+                .filter(invitations::expires_at.gt(now.naive_utc())),
         )
         .set(invitations::uses.eq(invitations::uses + 1_i64))
-        .execute(self.conn)
-        .map(|n| n == 1)
-        .map_err(from_diesel)
+        .returning(INVITATION_COLUMNS)
+        .get_result::<InvitationRow>(self.conn)
+        .optional()
+        .map_err(from_diesel)?
+        .map(Invitation::try_from)
+        .transpose()
     }
 
     fn revoke_invitation(

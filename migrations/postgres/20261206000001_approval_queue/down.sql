@@ -11,3 +11,4 @@ ALTER TABLE users
 ALTER TABLE users DROP CONSTRAINT users_status_check;
 ALTER TABLE users ADD CONSTRAINT users_status_check
     CHECK (status IN ('pending', 'approved', 'disabled'));
+ALTER TABLE invitations RESET (fillfactor);

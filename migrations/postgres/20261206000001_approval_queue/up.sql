@@ -17,3 +17,9 @@ ALTER TABLE users
 
 -- Deleting an admin sets their rejections' rejected_by to NULL: found through the index.
 CREATE INDEX users_rejected_by_idx ON users (rejected_by);
+
+-- A registration with an invitation updates its row (`uses`). With room left on each page
+-- the update is HOT: no new index entry, so concurrent registrations on other invitations
+-- do not meet on the code index's pages, where SERIALIZABLE's predicate locks would make
+-- them retry. (Measured in docs/performance.md, "Issue 16".)
+ALTER TABLE invitations SET (fillfactor = 70);

@@ -1324,34 +1324,83 @@ pub fn invitations_round_trip_and_are_revoked_once(store: &dyn UserStore) {
     assert_eq!(kept.revoked_at, Some(first));
 }
 
-/// Uses are counted up to the limit and no further.
+/// Uses are counted up to the limit and no further, and only while the invitation is
+/// active: not once revoked or expired, never for an unknown code.
 pub fn invitation_uses_stop_at_the_limit(store: &dyn UserStore) {
     let code = InvitationCode::generate().expect("a code");
     let stored = store
         .write_with(|repo| repo.insert_invitation(&new_invitation(&code, None, 2)))
         .expect("insert");
-    let counted: Vec<bool> = (0..3)
+    let now = crate::now();
+    let spent: Vec<Option<u32>> = (0..3)
         .map(|_| {
             store
-                .write_with(|repo| repo.count_invitation_use(stored.id))
-                .expect("count")
+                .write_with(|repo| repo.spend_invitation(&code.hash(), now))
+                .expect("spend")
+                .map(|i| i.uses)
         })
         .collect();
-    assert_eq!(counted, [true, true, false]);
+    assert_eq!(spent, [Some(1), Some(2), None]);
     let used = store
         .read_with(|repo| repo.find_invitation(stored.id))
         .expect("find")
         .expect("there");
     assert_eq!(used.uses, 2);
     assert_eq!(used.status(crate::now()), InvitationStatus::Used);
-    let unknown = store
-        .write_with(|repo| repo.count_invitation_use(stored.id + 1000))
-        .expect("count nothing");
-    assert!(!unknown);
+    let unknown = InvitationCode::generate().expect("a code");
+    assert_eq!(
+        store
+            .write_with(|repo| repo.spend_invitation(&unknown.hash(), now))
+            .expect("spend nothing"),
+        None
+    );
+
+    // Past its expiry (at the moment given) and once revoked: nothing is counted.
+    let other = InvitationCode::generate().expect("a code");
+    let second = store
+        .write_with(|repo| repo.insert_invitation(&new_invitation(&other, None, 5)))
+        .expect("insert");
+    let later = second.expires_at + Duration::seconds(1);
+    assert_eq!(
+        store
+            .write_with(|repo| repo.spend_invitation(&other.hash(), later))
+            .expect("spend"),
+        None
+    );
+    store
+        .write_with(|repo| repo.revoke_invitation(second.id, now))
+        .expect("revoke");
+    assert_eq!(
+        store
+            .write_with(|repo| repo.spend_invitation(&other.hash(), now))
+            .expect("spend"),
+        None
+    );
+    let untouched = store
+        .read_with(|repo| repo.find_invitation(second.id))
+        .expect("find")
+        .expect("there");
+    assert_eq!(untouched.uses, 0);
+
+    // A use counted in a unit of work that then fails is no use.
+    let third = InvitationCode::generate().expect("a code");
+    let kept = store
+        .write_with(|repo| repo.insert_invitation(&new_invitation(&third, None, 1)))
+        .expect("insert");
+    let failed: Result<(), Error> = store.write_with(|repo| {
+        repo.spend_invitation(&third.hash(), now)?;
+        Err(Error::EmailTaken)
+    });
+    assert!(matches!(failed, Err(Error::EmailTaken)));
+    let kept = store
+        .read_with(|repo| repo.find_invitation(kept.id))
+        .expect("find")
+        .expect("there");
+    assert_eq!(kept.uses, 0);
 }
 
-/// Sixteen registrations racing on one one-use code, each checking and counting the use in
-/// its own write transaction, as registration does: exactly one gets an account.
+/// Sixteen registrations racing on one one-use code, each spending it in its own write
+/// transaction, as registration does: exactly one gets an account.
 pub fn a_one_use_invitation_admits_one_of_sixteen_racing_registrations(store: &dyn UserStore) {
     let code = InvitationCode::generate().expect("a code");
     store
@@ -1365,13 +1414,7 @@ pub fn a_one_use_invitation_admits_one_of_sixteen_racing_registrations(store: &d
                     let user = new_user(&format!("racer{i}@example.com"));
                     store
                         .write_with(|repo| {
-                            let Some(invitation) = repo.find_invitation_by_code(&code.hash())?
-                            else {
-                                return Ok(false);
-                            };
-                            if invitation.admits(&user.email, crate::now()).is_err()
-                                || !repo.count_invitation_use(invitation.id)?
-                            {
+                            if repo.spend_invitation(&code.hash(), crate::now())?.is_none() {
                                 return Ok(false);
                             }
                             repo.insert(user.clone())?;
@@ -1418,7 +1461,7 @@ pub fn invitations_list_newest_first_by_status_at_a_moment(store: &dyn UserStore
             .write_with(|repo| {
                 let id = repo.insert_invitation(&new)?.id;
                 for _ in 0..used {
-                    repo.count_invitation_use(id)?;
+                    repo.spend_invitation(&code.hash(), now)?;
                 }
                 if revoked {
                     repo.revoke_invitation(id, now)?;

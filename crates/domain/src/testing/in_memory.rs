@@ -6,8 +6,9 @@ use chrono::{DateTime, Utc};
 use crate::ports::answered;
 use crate::{
     AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, Invitation,
-    InvitationQuery, Listing, NewAuditEntry, NewInvitation, NewUser, Page, SessionLookup,
-    SessionSource, User, UserId, UserQuery, UserRepo, UserStatus, UserStore, UserStoreExt as _,
+    InvitationQuery, InvitationStatus, Listing, NewAuditEntry, NewInvitation, NewUser, Page,
+    SessionLookup, SessionSource, User, UserId, UserQuery, UserRepo, UserStatus, UserStore,
+    UserStoreExt as _,
 };
 
 /// A store in a mutex: every unit of work runs on a copy of the state under the lock and
@@ -341,14 +342,19 @@ impl UserRepo for State {
         })
     }
 
-    fn count_invitation_use(&mut self, id: i64) -> Result<bool, Error> {
-        Ok(match self.invitations.get_mut(&id) {
-            Some((_, invitation)) if invitation.uses < invitation.max_uses => {
+    fn spend_invitation(
+        &mut self,
+        code_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Invitation>, Error> {
+        Ok(self
+            .invitations
+            .values_mut()
+            .find(|(hash, i)| hash == code_hash && i.status(now) == InvitationStatus::Active)
+            .map(|(_, invitation)| {
                 invitation.uses += 1;
-                true
-            }
-            _ => false,
-        })
+                invitation.clone()
+            }))
     }
 
     fn revoke_invitation(
