@@ -130,11 +130,12 @@ impl UsersCommand {
     }
 }
 
-fn parse_email(raw: &str) -> Result<Email, String> {
+pub(crate) fn parse_email(raw: &str) -> Result<Email, String> {
     Email::parse(raw).map_err(|e| e.to_string())
 }
 
-fn parse_note(raw: &str) -> Result<FreeText, String> {
+/// A note given on the command line: a [`FreeText`] that is not empty.
+pub(crate) fn parse_note(raw: &str) -> Result<FreeText, String> {
     FreeText::parse(raw)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| "must not be empty".to_owned())

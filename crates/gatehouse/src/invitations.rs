@@ -17,6 +17,7 @@ use gatehouse_domain::{
 };
 use gatehouse_http::{CreatedInvitation, InvitationPublic, Rfc3339};
 
+use crate::cli::{parse_email, parse_note};
 use crate::config::Config;
 use crate::{cli, startup};
 
@@ -65,10 +66,6 @@ pub enum InvitationsCommand {
     },
 }
 
-fn parse_email(raw: &str) -> Result<Email, String> {
-    Email::parse(raw).map_err(|e| e.to_string())
-}
-
 fn parse_duration(raw: &str) -> Result<chrono::Duration, String> {
     let duration = parse_expires_in(raw).map_err(|e| e.to_string())?;
     if (InvitationRequest::MIN_EXPIRES_IN..=InvitationRequest::MAX_EXPIRES_IN).contains(&duration) {
@@ -76,12 +73,6 @@ fn parse_duration(raw: &str) -> Result<chrono::Duration, String> {
     } else {
         Err("must be from 1m to 90d".to_owned())
     }
-}
-
-fn parse_note(raw: &str) -> Result<FreeText, String> {
-    FreeText::parse(raw)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| "must not be empty".to_owned())
 }
 
 fn parse_status(raw: &str) -> Result<InvitationStatus, String> {

@@ -7,8 +7,8 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use gatehouse_domain::{
-    parse_expires_in, Actor, BulkIds, Decision, FreeText, Invitation, InvitationCode,
-    InvitationQuery, InvitationRequest, InvitationStatus, UserId,
+    parse_expires_in, Actor, BulkIds, Decision, Invitation, InvitationCode, InvitationQuery,
+    InvitationRequest, InvitationStatus, UserId,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -189,11 +189,6 @@ pub(crate) struct ListInvitationsParams {
     pub status: Option<String>,
 }
 
-/// A free text field: `Ok(None)` for absent, `null` or blank.
-fn free_text(problems: &mut Problems, field: &str, raw: Option<&str>) -> Option<FreeText> {
-    raw.and_then(|raw| problems.check(field, FreeText::parse(raw)).flatten())
-}
-
 #[utoipa::path(
     post,
     path = "/api/auth/users/decisions",
@@ -223,7 +218,7 @@ pub(crate) async fn decide_users(
     let mut problems = Problems::default();
     let ids = problems.check("ids", BulkIds::new(request.ids));
     let decision = problems.check("decision", request.decision.parse::<Decision>());
-    let note = free_text(&mut problems, "note", request.note.as_deref());
+    let note = problems.free_text("note", request.note.as_deref());
     problems.finish()?;
     let (Some(ids), Some(decision)) = (ids, decision) else {
         return Err(ApiError::invalid("body", "ids and decision are required"));
@@ -292,7 +287,7 @@ pub(crate) async fn create_invitation(
                 .ok_or("must be from 1 to 1000"),
         ),
     };
-    let note = free_text(&mut problems, "note", request.note.as_deref());
+    let note = problems.free_text("note", request.note.as_deref());
     problems.finish()?;
     let (Some(expires_in), Some(max_uses)) = (expires_in, max_uses) else {
         return Err(ApiError::invalid("body", "invalid invitation"));

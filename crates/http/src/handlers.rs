@@ -48,6 +48,12 @@ impl Problems {
             .ok()
     }
 
+    /// A free text (a reason, a note): `None` when absent, `null` or blank, and when it
+    /// fails (reported on `field`).
+    pub(crate) fn free_text(&mut self, field: &str, raw: Option<&str>) -> Option<FreeText> {
+        raw.and_then(|raw| self.check(field, FreeText::parse(raw)).flatten())
+    }
+
     /// A new password: a common one is reported with the code `weak_password`.
     fn password(&mut self, field: &str, raw: String) -> Option<Password> {
         let parsed = Password::parse(raw);
@@ -133,10 +139,7 @@ pub(crate) async fn register(
     let mut problems = Problems::default();
     let email = problems.email("email", &request.email);
     let password = problems.password("password", request.password);
-    let reason = request
-        .reason
-        .as_deref()
-        .and_then(|raw| problems.check("reason", FreeText::parse(raw)).flatten());
+    let reason = problems.free_text("reason", request.reason.as_deref());
     problems.finish()?;
     let (Some(email), Some(password)) = (email, password) else {
         return Err(missing("email and password are"));
@@ -625,10 +628,7 @@ pub(crate) async fn update_user(
         "status",
         request.status.map(|s| s.parse::<UserStatus>()).transpose(),
     );
-    let note = request
-        .note
-        .as_deref()
-        .and_then(|raw| problems.check("note", FreeText::parse(raw)).flatten());
+    let note = problems.free_text("note", request.note.as_deref());
     let decided = matches!(
         status,
         Some(Some(UserStatus::Approved | UserStatus::Rejected))
