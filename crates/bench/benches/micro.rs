@@ -51,16 +51,16 @@ fn tokens(c: &mut Criterion) {
     let user = user();
     let mut group = c.benchmark_group("token");
     for (name, tokens) in services {
-        let token = tokens.issue(&user).unwrap().token;
+        let token = tokens.issue(&user, 1).unwrap().token;
         group.bench_function(BenchmarkId::new("sign", name), |b| {
-            b.iter(|| tokens.issue(black_box(&user)).unwrap());
+            b.iter(|| tokens.issue(black_box(&user), 1).unwrap());
         });
         group.bench_function(BenchmarkId::new("verify", name), |b| {
             b.iter(|| tokens.verify(black_box(&token)).unwrap());
         });
         group.bench_function(BenchmarkId::new("sign+verify", name), |b| {
             b.iter(|| {
-                let issued = tokens.issue(black_box(&user)).unwrap();
+                let issued = tokens.issue(black_box(&user), 1).unwrap();
                 tokens.verify(&issued.token).unwrap()
             });
         });
@@ -131,7 +131,7 @@ fn get_by_id(c: &mut Criterion) {
                     next = (next + 1) % ids.len();
                     let id = ids[next];
                     store
-                        .read_single_with(|repo| repo.find_session_user(id, "a-token-id"))
+                        .read_single_with(|repo| repo.find_session_user(id, 1))
                         .unwrap()
                         .expect("a seeded user")
                 });

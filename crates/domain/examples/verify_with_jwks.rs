@@ -11,8 +11,12 @@
 //! publishes the JWKS document, and verifies the token from that document alone.
 //!
 //! The verifier checks the signature (by `kid`), the algorithm (EdDSA only), `exp` and
-//! `iat`. It cannot see revocations (logout, password changes, disabled users): a service
-//! that must honour those immediately asks Gatehouse's `GET /api/auth/me` instead.
+//! `iat`. It cannot see revocations (logout, an ended session, password changes, disabled
+//! users): it keeps accepting such a token until its `exp`, at most one access-token
+//! lifetime (`GATEHOUSE_TOKEN_TTL`, 15 minutes by default; keep it short). A service that
+//! must honour those immediately asks Gatehouse's `GET /api/auth/me` instead. Each token
+//! names its session in `sid` (the id `GET /api/auth/me/sessions` lists), so a service
+//! may key its own per-session state on it.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -50,8 +54,8 @@ fn run(args: &[String]) -> Result<(), String> {
         .verify(&token)
         .map_err(|_| "token refused: not signed by these keys, expired, or malformed".to_owned())?;
     println!(
-        "valid token for user {} (issued {}, expires {})",
-        claims.user_id, claims.issued_at, claims.expires_at
+        "valid token for user {} in session {} (issued {}, expires {})",
+        claims.user_id, claims.session_id, claims.issued_at, claims.expires_at
     );
     Ok(())
 }
@@ -75,6 +79,7 @@ fn demo() -> Result<(String, String), String> {
     let token = users
         .login("ada@example.com", "analytical engine", &Origin::default())
         .map_err(|e| e.to_string())?
+        .access
         .token;
     let document = serde_json::to_string_pretty(&tokens.jwks()).map_err(|e| e.to_string())?;
     println!("JWKS served by Gatehouse:\n{document}");

@@ -49,11 +49,18 @@ pub enum AuditAction {
     InvitationRevoked,
     /// Someone registered with an invitation.
     InvitationUsed,
+    /// A session was ended by its user (one of their others) (the sessions issue).
+    SessionRevoked,
+    /// Several sessions were ended at once: a user's others, or an admin signing a user out
+    /// everywhere.
+    SessionsRevoked,
+    /// A spent refresh token came back; its session was ended.
+    RefreshTokenReused,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [Self; 19] = [
+    pub const ALL: [Self; 22] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -73,6 +80,9 @@ impl AuditAction {
         Self::InvitationCreated,
         Self::InvitationRevoked,
         Self::InvitationUsed,
+        Self::SessionRevoked,
+        Self::SessionsRevoked,
+        Self::RefreshTokenReused,
     ];
 
     /// The snake_case name used on the wire and in storage.
@@ -98,6 +108,9 @@ impl AuditAction {
             Self::InvitationCreated => "invitation_created",
             Self::InvitationRevoked => "invitation_revoked",
             Self::InvitationUsed => "invitation_used",
+            Self::SessionRevoked => "session_revoked",
+            Self::SessionsRevoked => "sessions_revoked",
+            Self::RefreshTokenReused => "refresh_token_reused",
         }
     }
 }

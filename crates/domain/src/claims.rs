@@ -23,8 +23,13 @@ pub struct TokenTtl(u64);
 pub struct InvalidTokenTtl;
 
 impl TokenTtl {
-    /// Seven days.
-    pub const DEFAULT: Self = Self(7 * 24 * 3600);
+    /// Fifteen minutes: an access token's default lifetime (sessions live on through their
+    /// refresh tokens).
+    pub const DEFAULT: Self = Self(15 * 60);
+    /// Thirty days: how long a session lives after its last refresh by default.
+    pub const DEFAULT_SESSION_IDLE: Self = Self(30 * 24 * 3600);
+    /// Ninety days: how long a session lives at most by default.
+    pub const DEFAULT_SESSION_MAX_AGE: Self = Self(90 * 24 * 3600);
     const MAX_SECONDS: u64 = 366 * 24 * 3600;
 
     /// A lifetime in seconds.
@@ -83,6 +88,8 @@ pub struct TokenClaims {
     pub expires_at: DateTime<Utc>,
     /// Its unique id (`jti`).
     pub id: String,
+    /// The session it belongs to (`sid`).
+    pub session_id: i64,
 }
 
 /// How far in the future a token's `iat` may lie (another instance's clock may run ahead).
@@ -97,11 +104,13 @@ pub(crate) struct Claims {
     exp: i64,
     jti: String,
     ver: i64,
+    sid: i64,
 }
 
 impl Claims {
-    /// Fresh claims for `user`, valid for `ttl` from now, with a random `jti`.
-    pub(crate) fn for_user(user: &User, ttl: TokenTtl) -> Result<Self, Error> {
+    /// Fresh claims for `user` in session `session_id`, valid for `ttl` from now, with a
+    /// random `jti`.
+    pub(crate) fn for_user(user: &User, session_id: i64, ttl: TokenTtl) -> Result<Self, Error> {
         let issued_at = Utc::now().timestamp();
         let ttl = i64::try_from(ttl.as_secs()).map_err(|e| Error::internal("token lifetime", e))?;
         Ok(Self {
@@ -110,6 +119,7 @@ impl Claims {
             exp: issued_at + ttl,
             jti: random_hex(16)?,
             ver: user.token_version,
+            sid: session_id,
         })
     }
 
@@ -131,6 +141,7 @@ impl Claims {
             issued_at: DateTime::from_timestamp(self.iat, 0).ok_or(Error::Unauthenticated)?,
             expires_at: DateTime::from_timestamp(self.exp, 0).ok_or(Error::Unauthenticated)?,
             id: self.jti,
+            session_id: self.sid,
         })
     }
 }
@@ -142,7 +153,9 @@ mod tests {
 
     #[test]
     fn ttl_parsing() {
-        assert_eq!("7d".parse(), Ok(TokenTtl::DEFAULT));
+        assert_eq!("15m".parse(), Ok(TokenTtl::DEFAULT));
+        assert_eq!("30d".parse(), Ok(TokenTtl::DEFAULT_SESSION_IDLE));
+        assert_eq!("90d".parse(), Ok(TokenTtl::DEFAULT_SESSION_MAX_AGE));
         assert_eq!("3600".parse::<TokenTtl>().map(TokenTtl::as_secs), Ok(3600));
         assert_eq!("15m".parse::<TokenTtl>().map(TokenTtl::as_secs), Ok(900));
         assert_eq!("12h".parse::<TokenTtl>().map(TokenTtl::as_secs), Ok(43200));
@@ -171,6 +184,7 @@ mod tests {
             exp,
             jti: "j".into(),
             ver: 0,
+            sid: 1,
         };
         let now = 1_800_000_000;
         assert!(claims(now - 10, now).into_token_claims_at(now).is_err());

@@ -94,7 +94,11 @@ impl SigningKey {
 ///
 /// Pins the algorithm to EdDSA, requires `exp`, `iat` and `sub` with no clock leeway, and
 /// refuses unknown or wrongly-typed claims. It checks signatures and times only: it cannot
-/// know about revocations (logout, password changes), which only Gatehouse's database holds.
+/// know about revocations (logout, an ended session, password changes, a disabled user),
+/// which only Gatehouse's database holds, so it accepts such a token until its `exp`: at
+/// most one access-token lifetime (`GATEHOUSE_TOKEN_TTL`, 15 minutes by default). The
+/// claims it returns name the token's session ([`TokenClaims::session_id`], the `sid`
+/// claim).
 pub struct JwksVerifier {
     keys: HashMap<String, DecodingKey>,
     validation: Validation,
@@ -248,7 +252,7 @@ impl Ed25519Tokens {
 }
 
 impl TokenService for Ed25519Tokens {
-    fn issue(&self, user: &User) -> Result<AccessToken, Error> {
+    fn issue(&self, user: &User, session_id: i64) -> Result<AccessToken, Error> {
         let ring = self
             .ring
             .read()
@@ -259,7 +263,7 @@ impl TokenService for Ed25519Tokens {
             .ok_or_else(|| Error::internal("key ring", "no signing key"))?;
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(kid.clone());
-        let claims = Claims::for_user(user, self.ttl)?;
+        let claims = Claims::for_user(user, session_id, self.ttl)?;
         let token = jsonwebtoken::encode(&header, &claims, key)
             .map_err(|e| Error::internal("JWT signing", e))?;
         Ok(AccessToken {
@@ -319,7 +323,7 @@ mod tests {
         let k = key(-1);
         let tokens =
             Ed25519Tokens::new(std::slice::from_ref(&k), TokenTtl::DEFAULT, Utc::now()).unwrap();
-        let issued = tokens.issue(&user()).unwrap();
+        let issued = tokens.issue(&user(), 1).unwrap();
         let header = jsonwebtoken::decode_header(&issued.token).unwrap();
         assert_eq!(header.alg, Algorithm::EdDSA);
         assert_eq!(header.kid.as_deref(), Some(k.kid.as_str()));
@@ -343,12 +347,12 @@ mod tests {
             (Some("OKP"), Some("Ed25519"), Some("EdDSA"), Some("sig"))
         );
         let verifier = JwksVerifier::from_json(&document).unwrap();
-        let token = tokens.issue(&user()).unwrap().token;
+        let token = tokens.issue(&user(), 1).unwrap().token;
         assert_eq!(verifier.verify(&token).unwrap().user_id.get(), 7);
         // A token of another key set is refused.
         let stranger = Ed25519Tokens::new(&[key(-1)], TokenTtl::DEFAULT, Utc::now()).unwrap();
         assert!(verifier
-            .verify(&stranger.issue(&user()).unwrap().token)
+            .verify(&stranger.issue(&user(), 1).unwrap().token)
             .is_err());
     }
 
@@ -358,11 +362,11 @@ mod tests {
         let hs =
             Hs256Tokens::new(&JwtSecret::new(vec![b'k'; 32]).unwrap(), TokenTtl::DEFAULT).unwrap();
         assert!(matches!(
-            ed.verify(&hs.issue(&user()).unwrap().token),
+            ed.verify(&hs.issue(&user(), 1).unwrap().token),
             Err(Error::Unauthenticated)
         ));
         assert!(matches!(
-            hs.verify(&ed.issue(&user()).unwrap().token),
+            hs.verify(&ed.issue(&user(), 1).unwrap().token),
             Err(Error::Unauthenticated)
         ));
         assert!(hs.jwks().keys.is_empty());
@@ -381,7 +385,7 @@ mod tests {
         let keys = [old.clone(), new.clone()];
         // Before the new key activates: the old one signs, both are published.
         let tokens = Ed25519Tokens::new(&keys, ttl, t0).unwrap();
-        let old_token = tokens.issue(&user()).unwrap().token;
+        let old_token = tokens.issue(&user(), 1).unwrap().token;
         assert_eq!(
             jsonwebtoken::decode_header(&old_token).unwrap().kid,
             Some(old.kid.clone())
@@ -391,7 +395,7 @@ mod tests {
         tokens
             .replace_keys(&keys, t0 + chrono::Duration::seconds(61))
             .unwrap();
-        let new_token = tokens.issue(&user()).unwrap().token;
+        let new_token = tokens.issue(&user(), 1).unwrap().token;
         assert_eq!(
             jsonwebtoken::decode_header(&new_token).unwrap().kid,
             Some(new.kid.clone())

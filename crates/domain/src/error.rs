@@ -20,6 +20,13 @@ pub enum Error {
     /// No user has this id.
     #[error("User not found")]
     UserNotFound,
+    /// No session of this user has this id (the sessions issue).
+    #[error("Session not found")]
+    SessionNotFound,
+    /// A refresh token that opens nothing: unknown, expired, revoked or spent (a spent one
+    /// also ends its session), or its user may no longer sign in.
+    #[error("The refresh token is invalid, expired or revoked")]
+    InvalidGrant,
     /// No invitation has this id.
     #[error("Invitation not found")]
     InvitationNotFound,

@@ -30,6 +30,7 @@ pub mod ports;
 mod random;
 pub mod rules;
 mod service;
+mod session;
 mod throttle;
 mod token;
 mod user;
@@ -62,6 +63,10 @@ pub use ports::{
 pub use service::{
     Actor, LoginAttempt, LoginSuccess, NewUserRequest, Origin, PasswordChange, Session, UserKey,
     UserService, DEVICE_MEMORY, THROTTLED_AUDIT_WINDOW,
+};
+pub use session::{
+    clean_user_agent, seconds_until, FoundRefreshToken, NewSession, RefreshToken, SessionPolicy,
+    SessionQuery, SessionState, SessionTokens, StoredSession,
 };
 pub use throttle::{address_key, Counter, CounterScope, ThrottlePolicy, Throttled};
 pub use token::{AccessToken, Hs256Tokens, InvalidJwtSecret, JwtSecret, TokenService};

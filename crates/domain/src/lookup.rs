@@ -7,11 +7,11 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-use crate::{Error, User};
+use crate::{Error, SessionState, User};
 
-/// A session's user and whether its token was revoked for them; `None` when no user has
-/// the id.
-pub type SessionAnswer = Result<Option<(User, bool)>, Error>;
+/// A session's user and the state of the session (`None` when the user has no session with
+/// that id); `None` when no user has the id.
+pub type SessionAnswer = Result<Option<(User, Option<SessionState>)>, Error>;
 
 /// A session lookup under way.
 pub type SessionLookup = Pin<Box<dyn Future<Output = SessionAnswer> + Send + 'static>>;

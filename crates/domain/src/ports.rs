@@ -6,8 +6,9 @@ use chrono::{DateTime, Utc};
 pub use crate::lookup::{answered, session_reply, SessionAnswer, SessionLookup, SessionReply};
 
 use crate::{
-    AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, Invitation,
-    InvitationQuery, NewAuditEntry, NewInvitation, NewUser, User, UserId, UserStatus,
+    AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, FoundRefreshToken,
+    Invitation, InvitationQuery, NewAuditEntry, NewInvitation, NewSession, NewUser, SessionQuery,
+    SessionState, StoredSession, User, UserId, UserStatus,
 };
 
 /// Which users to list, and which page of them.
@@ -79,7 +80,7 @@ impl<T> Listing<T> for Page<T> {
     }
 }
 
-/// Gatehouse's tables as seen from inside one transaction: users, revoked tokens,
+/// Gatehouse's tables as seen from inside one transaction: users, sessions,
 /// throttling counters and the audit log.
 ///
 /// Implementations MUST:
@@ -190,47 +191,115 @@ pub trait UserRepo {
     /// Store failures.
     fn delete(&mut self, id: UserId) -> Result<bool, Error>;
 
-    /// Records that the token with id `token_id` is revoked until it expires anyway.
-    /// Revoking a token twice is fine.
-    ///
-    /// # Errors
-    /// Store failures.
-    fn revoke_token(
-        &mut self,
-        token_id: &str,
-        user_id: UserId,
-        expires_at: DateTime<Utc>,
-    ) -> Result<(), Error>;
-
-    /// Whether the token with id `token_id` was revoked.
-    ///
-    /// # Errors
-    /// Store failures.
-    fn is_token_revoked(&mut self, token_id: &str) -> Result<bool, Error>;
-
-    /// The user with `id` and whether the token `token_id` was revoked *for that user*
-    /// (a revocation recorded under another user's id does not count), in one go: what
-    /// every authenticated request needs. Stores SHOULD answer it with a single statement,
-    /// and a store that answers lookups in batches MUST give the same answers.
+    /// The user with `id` and the state of their session `session_id` (`None` when that
+    /// user has no session with that id: a session of another user does not count), in one
+    /// go: what every authenticated request needs. Stores SHOULD answer it with a single
+    /// statement, and a store that answers lookups in batches MUST give the same answers.
     ///
     /// # Errors
     /// Store failures.
     fn find_session_user(
         &mut self,
         id: UserId,
-        token_id: &str,
-    ) -> Result<Option<(User, bool)>, Error> {
-        match self.find_by_id(id)? {
-            Some(user) => Ok(Some((user, self.is_token_revoked_for(token_id, id)?))),
-            None => Ok(None),
-        }
-    }
+        session_id: i64,
+    ) -> Result<Option<(User, Option<SessionState>)>, Error>;
 
-    /// Whether the token with id `token_id` was revoked for the user `user_id`.
+    /// Stores a new session with its first refresh token (named by its SHA-256); returns
+    /// it with its id (ids are never reused).
     ///
     /// # Errors
     /// Store failures.
-    fn is_token_revoked_for(&mut self, token_id: &str, user_id: UserId) -> Result<bool, Error>;
+    fn insert_session(
+        &mut self,
+        session: &NewSession,
+        refresh_hash: &str,
+    ) -> Result<StoredSession, Error>;
+
+    /// The session `id`, ended or not, if it is still stored.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn find_session(&mut self, id: i64) -> Result<Option<StoredSession>, Error>;
+
+    /// The session a refresh token (named by its SHA-256) was issued for, and when the
+    /// token was spent (`None`: it is the session's current one).
+    ///
+    /// # Errors
+    /// Store failures.
+    fn find_refresh_token(&mut self, token_hash: &str) -> Result<Option<FoundRefreshToken>, Error>;
+
+    /// Marks the refresh token `token_hash` spent at `now` if it is not yet (one
+    /// conditional statement): `false` when it was spent already or is unknown. Of
+    /// concurrent refreshes with one token, exactly one gets `true`.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn spend_refresh_token(&mut self, token_hash: &str, now: DateTime<Utc>) -> Result<bool, Error>;
+
+    /// Marks every unspent refresh token of session `session_id` spent at `now`.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn spend_session_refresh_tokens(
+        &mut self,
+        session_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error>;
+
+    /// Stores a new (unspent) refresh token of session `session_id`, and marks the session
+    /// used at `now`, idling out at `idle_expires_at`.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn renew_session(
+        &mut self,
+        session_id: i64,
+        refresh_hash: &str,
+        now: DateTime<Utc>,
+        idle_expires_at: DateTime<Utc>,
+    ) -> Result<(), Error>;
+
+    /// Ends session `id` at `at` if it is not ended yet and, with `user`, only if it is
+    /// theirs; whether it was ended now.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn revoke_session(
+        &mut self,
+        id: i64,
+        user: Option<UserId>,
+        at: DateTime<Utc>,
+    ) -> Result<bool, Error>;
+
+    /// Ends every session of `user` not ended yet, but `except`, at `at`; how many.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn revoke_sessions(
+        &mut self,
+        user: UserId,
+        except: Option<i64>,
+        at: DateTime<Utc>,
+    ) -> Result<u64, Error>;
+
+    /// The sessions of `user` that are live at `now` (not ended, not expired), newest
+    /// first, and how many there are in all.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn list_sessions(
+        &mut self,
+        user: UserId,
+        now: DateTime<Utc>,
+        query: &SessionQuery,
+    ) -> Result<Page<StoredSession>, Error>;
+
+    /// Deletes sessions (with their refresh tokens) ended, idled out or past their end
+    /// for good before `now`; returns how many went.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn prune_sessions(&mut self, now: DateTime<Utc>) -> Result<u64, Error>;
 
     /// The user a device token (named by its SHA-256) was issued to, if any.
     ///
@@ -388,8 +457,8 @@ pub trait UserRepo {
         Ok(page)
     }
 
-    /// Deletes revocations of tokens expired before `now` and counters neither locked nor
-    /// touched since `idle_before`; returns how many rows went.
+    /// Deletes counters neither locked at `now` nor touched since `idle_before`; returns
+    /// how many rows went.
     ///
     /// # Errors
     /// Store failures.
@@ -413,9 +482,9 @@ pub type Work<'a> = dyn FnMut(&mut dyn UserRepo) -> Result<(), Error> + 'a;
 ///   through the future, from a thread of its own (see [`session_reply`]);
 /// - bound what waits: beyond its bound a store answers [`Error::Overloaded`] at once.
 pub trait SessionSource: Send + Sync {
-    /// The user with `id` and whether the token `token_id` was revoked for them, as
+    /// The user with `id` and the state of their session `session_id`, as
     /// [`UserRepo::find_session_user`] answers.
-    fn find_session_user(&self, id: UserId, token_id: &str) -> SessionLookup;
+    fn find_session_user(&self, id: UserId, session_id: i64) -> SessionLookup;
 }
 
 /// A store that runs units of work in transactions, and finds sessions' users

@@ -5,12 +5,13 @@ use chrono::{DateTime, Utc};
 
 use crate::rules;
 use crate::{
-    address_key, ensure_may_self_register, AccessToken, AuditAction, AuditEntry, AuditQuery,
-    BulkIds, CounterScope, Decision, DeviceToken, Email, Error, FreeText, Invitation,
-    InvitationCode, InvitationQuery, Listing, NewAuditEntry, NewInvitation, NewUser, Page,
-    Password, PasswordHash, PasswordHasher, RegistrationMode, ThrottlePolicy, Throttled,
-    TokenClaims, TokenService, User, UserChanges, UserId, UserQuery, UserRepo, UserStatus,
-    UserStore, UserStoreExt, ValidInvitationRequest,
+    address_key, ensure_may_self_register, AuditAction, AuditEntry, AuditQuery, BulkIds,
+    CounterScope, Decision, DeviceToken, Email, Error, FreeText, Invitation, InvitationCode,
+    InvitationQuery, Listing, NewAuditEntry, NewInvitation, NewSession, NewUser, Page, Password,
+    PasswordHash, PasswordHasher, RefreshToken, RegistrationMode, SessionPolicy, SessionQuery,
+    SessionState, SessionTokens, StoredSession, ThrottlePolicy, Throttled, TokenClaims,
+    TokenService, User, UserChanges, UserId, UserQuery, UserRepo, UserStatus, UserStore,
+    UserStoreExt, ValidInvitationRequest,
 };
 
 /// How long a device token lasts without being used.
@@ -41,6 +42,9 @@ pub struct Origin {
     pub address: Option<String>,
     /// A note for the audit log's `detail` (the command line writes `"cli"`).
     pub note: Option<String>,
+    /// The client's `User-Agent`, cleaned ([`crate::clean_user_agent`]), for the session a
+    /// login starts.
+    pub user_agent: Option<String>,
 }
 
 impl Origin {
@@ -50,7 +54,15 @@ impl Origin {
         Self {
             address: Some(address.into()),
             note: None,
+            user_agent: None,
         }
+    }
+
+    /// The same, from a client that says it is `user_agent` (cleaned and bounded here).
+    #[must_use]
+    pub fn with_user_agent(mut self, user_agent: Option<&str>) -> Self {
+        self.user_agent = user_agent.and_then(crate::clean_user_agent);
+        self
     }
 }
 
@@ -117,8 +129,8 @@ pub struct LoginAttempt {
 /// A successful login.
 #[derive(Debug, Clone)]
 pub struct LoginSuccess {
-    /// The access token.
-    pub token: AccessToken,
+    /// The new session's access and refresh tokens.
+    pub tokens: SessionTokens,
     /// The device token to present at the account's next login.
     pub device_token: DeviceToken,
 }
@@ -148,6 +160,7 @@ pub struct UserService {
     throttle: ThrottlePolicy,
     audit_retention: Option<chrono::Duration>,
     registration: RegistrationMode,
+    sessions: SessionPolicy,
 }
 
 impl fmt::Debug for UserService {
@@ -213,7 +226,15 @@ impl UserService {
             throttle: ThrottlePolicy::default(),
             audit_retention: None,
             registration: RegistrationMode::default(),
+            sessions: SessionPolicy::default(),
         }
+    }
+
+    /// How long sessions live ([`SessionPolicy::default`] unless set).
+    #[must_use]
+    pub fn with_session_policy(mut self, sessions: SessionPolicy) -> Self {
+        self.sessions = sessions;
+        self
     }
 
     /// Who may register on their own ([`RegistrationMode::Open`] unless set).
@@ -432,9 +453,9 @@ impl UserService {
         email: &str,
         password: &str,
         origin: &Origin,
-    ) -> Result<AccessToken, Error> {
+    ) -> Result<SessionTokens, Error> {
         self.login_on_device(email, password, None, origin)
-            .map(|success| success.token)
+            .map(|success| success.tokens)
     }
 
     /// Checks an email and password and issues a token and a device token.
@@ -532,8 +553,8 @@ impl UserService {
         }
     }
 
-    /// The last step of a login: records the outcome (a short write, no hashing) and
-    /// issues the tokens.
+    /// The last step of a login: records the outcome and, when it succeeded, starts a
+    /// session (a short write, no hashing), then issues the tokens.
     ///
     /// # Errors
     /// [`Error::InvalidCredentials`], [`Error::AccountPending`], [`Error::AccountDisabled`];
@@ -560,7 +581,11 @@ impl UserService {
             (Ok(_), None) => Some(DeviceToken::generate()?),
             (Err(_), _) => None,
         };
-        self.store.write_with(|repo| {
+        let refresh_token = match &outcome {
+            Ok(_) => Some(RefreshToken::generate()?),
+            Err(_) => None,
+        };
+        let session = self.store.write_with(|repo| {
             let target = user.as_ref().map(|u| u.id);
             if verified {
                 // The password was right: this was no guess, whatever the account's state.
@@ -613,15 +638,69 @@ impl UserService {
                     Some("unknown account".into()),
                 ),
             };
-            repo.append_audit(&entry)
+            repo.append_audit(&entry)?;
+            match (&outcome, &refresh_token) {
+                (Ok(user), Some(refresh)) => {
+                    self.start_session(repo, user.id, origin, refresh).map(Some)
+                }
+                _ => Ok(None),
+            }
         })?;
         let user = outcome?;
-        let token = self.tokens.issue(user)?;
+        let (Some(session), Some(refresh_token)) = (session, refresh_token) else {
+            return Err(Error::internal(
+                "login",
+                "a successful login without a session",
+            ));
+        };
+        let tokens = self.session_tokens(user, &session, refresh_token)?;
         let device_token = device
             .ok_or_else(|| Error::internal("login", "a successful login without a device token"))?;
         Ok(LoginSuccess {
-            token,
+            tokens,
             device_token,
+        })
+    }
+
+    /// Stores a new session of `user` started now from `origin`, with its first refresh
+    /// token.
+    fn start_session(
+        &self,
+        repo: &mut dyn UserRepo,
+        user: UserId,
+        origin: &Origin,
+        refresh: &RefreshToken,
+    ) -> Result<StoredSession, Error> {
+        let now = crate::now();
+        let expires_at = self.sessions.expires_at(now);
+        repo.insert_session(
+            &NewSession {
+                user_id: user,
+                created_at: now,
+                idle_expires_at: self.sessions.idle_expires_at(now, expires_at),
+                expires_at,
+                address: origin.address.clone(),
+                user_agent: origin.user_agent.clone(),
+            },
+            &refresh.hash(),
+        )
+    }
+
+    /// The tokens handed out for `session` of `user`: a new access token naming it, and
+    /// the refresh token just stored for it.
+    fn session_tokens(
+        &self,
+        user: &User,
+        session: &StoredSession,
+        refresh_token: RefreshToken,
+    ) -> Result<SessionTokens, Error> {
+        Ok(SessionTokens {
+            access: self.tokens.issue(user, session.id)?,
+            refresh_token,
+            // From the moment the session was last used (this login, refresh or password
+            // change), so that a fresh session says its whole idle lifetime.
+            refresh_expires_in: crate::seconds_until(session.last_used_at, session.idle_expires_at),
+            session_id: session.id,
         })
     }
 
@@ -718,11 +797,11 @@ impl UserService {
         give_back_address_guess(repo, scope, origin)
     }
 
-    /// The session a token opens, if the token is valid, not revoked, and its user still
-    /// approved with no password change since it was issued. A token that does not verify
-    /// is refused before any read; the user is read through the store's
-    /// [`SessionSource`](crate::SessionSource), after this call, without blocking the
-    /// caller.
+    /// The session a token opens, if the token is valid, its session live (not ended, not
+    /// expired), and its user still approved with no password change since it was issued.
+    /// A token that does not verify is refused before any read; the user and the session
+    /// are read in one go through the store's [`SessionSource`](crate::SessionSource),
+    /// after this call, without blocking the caller.
     ///
     /// # Errors
     /// [`Error::Unauthenticated`]; store failures.
@@ -730,29 +809,191 @@ impl UserService {
         let claims = self.tokens.verify(token)?;
         let found = self
             .store
-            .find_session_user(claims.user_id, &claims.id)
+            .find_session_user(claims.user_id, claims.session_id)
             .await?;
-        session(found, claims)
+        session(found, claims, crate::now())
     }
 
-    /// Revokes the session's token.
+    /// Ends the session (its refresh token and every access token of it).
     ///
     /// # Errors
     /// Store failures.
     pub fn logout(&self, session: &Session, origin: &Origin) -> Result<(), Error> {
         self.store.write_with(|repo| {
-            repo.revoke_token(
-                &session.claims.id,
-                session.user.id,
-                session.claims.expires_at,
+            repo.revoke_session(
+                session.claims.session_id,
+                Some(session.user.id),
+                crate::now(),
             )?;
             let id = Some(session.user.id);
             repo.append_audit(&audit(AuditAction::Logout, id, id, origin, None))
         })
     }
 
-    /// Changes the signed-in user's own password, revoking every token issued before and
-    /// returning a fresh one. The current password is checked like a login (and counted
+    /// Trades a refresh token for a new access token and the session's next refresh token
+    /// (`POST /token`), in one write: the presented token is spent, the next one stored,
+    /// and the session marked used (it idles out [`SessionPolicy::idle`] from now, never
+    /// past its end for good). Of concurrent refreshes with one token exactly one
+    /// succeeds. A spent token presented again ends its whole session at once and is
+    /// audited as `refresh_token_reused`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidGrant`] for a token that is unknown, spent, of an ended or expired
+    /// session, or of a user who may no longer sign in; store failures.
+    pub fn refresh(&self, presented: &str, origin: &Origin) -> Result<SessionTokens, Error> {
+        let hash = RefreshToken::presented(presented)
+            .ok_or(Error::InvalidGrant)?
+            .hash();
+        let next = RefreshToken::generate()?;
+        let granted = self.store.write_with(|repo| {
+            let now = crate::now();
+            let Some((session, spent)) = repo.find_refresh_token(&hash)? else {
+                return Ok(None);
+            };
+            if spent.is_some() {
+                if repo.revoke_session(session.id, None, now)? {
+                    repo.append_audit(&audit(
+                        AuditAction::RefreshTokenReused,
+                        None,
+                        Some(session.user_id),
+                        origin,
+                        Some(format!("session {} ended", session.id)),
+                    ))?;
+                }
+                return Ok(None);
+            }
+            if !session.is_live(now) {
+                return Ok(None);
+            }
+            let user = match repo.find_by_id(session.user_id)? {
+                Some(user) if rules::ensure_can_log_in(&user).is_ok() => user,
+                _ => return Ok(None),
+            };
+            if !repo.spend_refresh_token(&hash, now)? {
+                return Ok(None);
+            }
+            let idle_expires_at = self.sessions.idle_expires_at(now, session.expires_at);
+            repo.renew_session(session.id, &next.hash(), now, idle_expires_at)?;
+            Ok(Some((
+                user,
+                StoredSession {
+                    last_used_at: now,
+                    idle_expires_at,
+                    ..session
+                },
+            )))
+        })?;
+        // The refusal (and a reuse's revocation) committed; the client learns nothing more.
+        let (user, session) = granted.ok_or(Error::InvalidGrant)?;
+        self.session_tokens(&user, &session, next)
+    }
+
+    /// The live sessions of the signed-in user, newest first (`GET /me/sessions`).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub fn my_sessions(
+        &self,
+        session: &Session,
+        query: &SessionQuery,
+    ) -> Result<Page<StoredSession>, Error> {
+        self.store
+            .read_with(|repo| repo.list_sessions(session.user.id, crate::now(), query))
+    }
+
+    /// Ends one of the signed-in user's own sessions (the current one too, if named), and
+    /// audits it as `session_revoked`.
+    ///
+    /// # Errors
+    /// [`Error::SessionNotFound`] for a session that is not theirs or not live; store
+    /// failures.
+    pub fn end_my_session(&self, session: &Session, id: i64, origin: &Origin) -> Result<(), Error> {
+        let user = session.user.id;
+        self.store.write_with(|repo| {
+            let now = crate::now();
+            match repo.find_session(id)? {
+                Some(found) if found.user_id == user && found.is_live(now) => {}
+                _ => return Err(Error::SessionNotFound),
+            }
+            repo.revoke_session(id, Some(user), now)?;
+            repo.append_audit(&audit(
+                AuditAction::SessionRevoked,
+                Some(user),
+                Some(user),
+                origin,
+                Some(format!("session {id}")),
+            ))
+        })
+    }
+
+    /// Ends every session of the signed-in user but the current one; audited as
+    /// `sessions_revoked` when any ended. Returns how many.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub fn end_other_sessions(&self, session: &Session, origin: &Origin) -> Result<u64, Error> {
+        let user = session.user.id;
+        self.store.write_with(|repo| {
+            let ended =
+                repo.revoke_sessions(user, Some(session.claims.session_id), crate::now())?;
+            if ended > 0 {
+                repo.append_audit(&audit(
+                    AuditAction::SessionsRevoked,
+                    Some(user),
+                    Some(user),
+                    origin,
+                    Some(sessions_detail(ended, "other ")),
+                ))?;
+            }
+            Ok(ended)
+        })
+    }
+
+    /// A user's live sessions, newest first, for an admin (`GET /users/{id}/sessions`).
+    ///
+    /// # Errors
+    /// [`Error::UserNotFound`]; the actor's refusals; store failures.
+    pub fn user_sessions(
+        &self,
+        actor: Actor,
+        target: UserId,
+        query: &SessionQuery,
+    ) -> Result<Page<StoredSession>, Error> {
+        self.store.read_with(|repo| {
+            authorize(repo, actor)?;
+            repo.find_by_id(target)?.ok_or(Error::UserNotFound)?;
+            repo.list_sessions(target, crate::now(), query)
+        })
+    }
+
+    /// Signs a user out everywhere: ends every session of theirs, audited as
+    /// `sessions_revoked` (also when none was live: the admin asked). Returns how many.
+    ///
+    /// # Errors
+    /// [`Error::UserNotFound`]; the actor's refusals; store failures.
+    pub fn end_user_sessions(
+        &self,
+        actor: Actor,
+        target: UserId,
+        origin: &Origin,
+    ) -> Result<u64, Error> {
+        self.store.write_with(|repo| {
+            let acting_admin = authorize(repo, actor)?;
+            repo.find_by_id(target)?.ok_or(Error::UserNotFound)?;
+            let ended = repo.revoke_sessions(target, None, crate::now())?;
+            repo.append_audit(&audit(
+                AuditAction::SessionsRevoked,
+                acting_admin,
+                Some(target),
+                origin,
+                Some(sessions_detail(ended, "")),
+            ))?;
+            Ok(ended)
+        })
+    }
+
+    /// Changes the signed-in user's own password, ending every other session and every
+    /// access token issued before, and returning a fresh pair for the current session. The current password is checked like a login (and counted
     /// against the account's failures, so a stolen token cannot brute-force it) against
     /// the hash as it is when the attempt is counted; the change commits only if the user
     /// is still approved and the token still current then, so an admin's reset that came
@@ -768,7 +1009,7 @@ impl UserService {
         current: &str,
         new: &Password,
         origin: &Origin,
-    ) -> Result<AccessToken, Error> {
+    ) -> Result<SessionTokens, Error> {
         let change = self.begin_password_change(session, origin)?;
         let new_hash = self.check_password_change(&change, current, new)?;
         self.finish_password_change(change, new_hash.as_ref())
@@ -820,9 +1061,9 @@ impl UserService {
         }
     }
 
-    /// The last step: with the new hash, stores it if the token is still current (a short
-    /// write) and issues a fresh token; without one (a wrong current password), records
-    /// the failure.
+    /// The last step: with the new hash, stores it if the token is still current, ends
+    /// the user's other sessions and renews the current one (a short write), and issues a
+    /// fresh pair; without one (a wrong current password), records the failure.
     ///
     /// # Errors
     /// [`Error::WrongCurrentPassword`], [`Error::Unauthenticated`]; store failures.
@@ -830,7 +1071,7 @@ impl UserService {
         &self,
         change: PasswordChange,
         new_hash: Option<&PasswordHash>,
-    ) -> Result<AccessToken, Error> {
+    ) -> Result<SessionTokens, Error> {
         let PasswordChange {
             session,
             key,
@@ -849,16 +1090,33 @@ impl UserService {
             self.store.write_with(|repo| repo.append_audit(&entry))?;
             return Err(Error::WrongCurrentPassword);
         };
-        let user = self.store.write_with(|repo| {
+        let next = RefreshToken::generate()?;
+        let sid = session.claims.session_id;
+        let (user, renewed) = self.store.write_with(|repo| {
             let mut user = still_current(repo, &session)?;
             self.forgive_guess(repo, CounterScope::LoginAccount, &key, &origin)?;
             user.password_hash = new_hash.clone();
             user.token_version += 1;
             let user = repo.update(&user)?;
+            let now = crate::now();
+            repo.revoke_sessions(user.id, Some(sid), now)?;
+            let current = repo.find_session(sid)?.ok_or(Error::Unauthenticated)?;
+            // The current session goes on with a new refresh token; the old one is spent
+            // (presented again, it is a replay and ends the session).
+            repo.spend_session_refresh_tokens(sid, now)?;
+            let idle_expires_at = self.sessions.idle_expires_at(now, current.expires_at);
+            repo.renew_session(sid, &next.hash(), now, idle_expires_at)?;
             repo.append_audit(&audit(AuditAction::PasswordChanged, id, id, &origin, None))?;
-            Ok(user)
+            Ok((
+                user,
+                StoredSession {
+                    last_used_at: now,
+                    idle_expires_at,
+                    ..current
+                },
+            ))
         })?;
-        self.tokens.issue(&user)
+        self.session_tokens(&user, &renewed, next)
     }
 
     /// Creates a user on an admin's or the operator's behalf, with the status and admin
@@ -1076,6 +1334,7 @@ impl UserService {
             };
             rules::ensure_active_admin_remains(&before, Some(&after), active_admins)?;
             let stored = repo.update(&after)?;
+            end_sessions_if_tokens_ended(repo, &before, &stored)?;
             for (action, detail) in changes_audited(&before, &after) {
                 repo.append_audit(&audit(action, acting_admin, Some(target), origin, detail))?;
             }
@@ -1133,6 +1392,7 @@ impl UserService {
                 // Pending users are no active admins: no decision can lose one.
                 rules::ensure_active_admin_remains(&before, Some(&after), 0)?;
                 let stored = repo.update(&after)?;
+                end_sessions_if_tokens_ended(repo, &before, &stored)?;
                 for (action, detail) in changes_audited(&before, &stored) {
                     repo.append_audit(&audit(
                         action,
@@ -1176,7 +1436,7 @@ impl UserService {
         })
     }
 
-    /// Sets a user's password, revokes every token issued to them before, and clears
+    /// Sets a user's password, ends every session and token of theirs, and clears
     /// their failed logins (so a locked-out user gets back in with the new password).
     ///
     /// # Errors
@@ -1211,6 +1471,7 @@ impl UserService {
             user.password_hash = password_hash.clone();
             user.token_version += 1;
             let user = repo.update(&user)?;
+            repo.revoke_sessions(user.id, None, crate::now())?;
             repo.delete_counter(CounterScope::LoginAccount, user.email.as_str())?;
             repo.append_audit(&audit(
                 AuditAction::PasswordReset,
@@ -1319,15 +1580,18 @@ impl UserService {
         })
     }
 
-    /// Forgets revocations of expired tokens, idle throttling counters, device tokens
-    /// unused for [`DEVICE_MEMORY`] and audit entries older than the retention.
+    /// Forgets ended and expired sessions (with their refresh tokens), idle throttling
+    /// counters, device tokens unused for [`DEVICE_MEMORY`] and audit entries older than
+    /// the retention.
     ///
     /// # Errors
     /// Store failures.
     pub fn prune(&self, now: DateTime<Utc>) -> Result<u64, Error> {
         let idle_before = now - ThrottlePolicy::FAILURE_MEMORY;
         let mut pruned = self.store.write_with(|repo| {
-            Ok(repo.prune(now, idle_before)? + repo.prune_devices(now - DEVICE_MEMORY)?)
+            Ok(repo.prune(now, idle_before)?
+                + repo.prune_devices(now - DEVICE_MEMORY)?
+                + repo.prune_sessions(now)?)
         })?;
         if let Some(retention) = self.audit_retention {
             // In batches, each its own transaction: a backlog of millions of entries (the
@@ -1355,10 +1619,15 @@ impl UserService {
     }
 }
 
-/// The session of a verified token, from what the store found for it.
-fn session(found: Option<(User, bool)>, claims: TokenClaims) -> Result<Session, Error> {
-    let (user, revoked) = found.ok_or(Error::Unauthenticated)?;
-    if revoked {
+/// The session of a verified token, from what the store found for it: the user exists,
+/// the session is theirs and live at `now`, and the rules accept the token.
+fn session(
+    found: Option<(User, Option<SessionState>)>,
+    claims: TokenClaims,
+    now: DateTime<Utc>,
+) -> Result<Session, Error> {
+    let (user, state) = found.ok_or(Error::Unauthenticated)?;
+    if !state.is_some_and(|state| state.is_live(now)) {
         return Err(Error::Unauthenticated);
     }
     rules::ensure_token_still_valid(&user, &claims)?;
@@ -1366,16 +1635,31 @@ fn session(found: Option<(User, bool)>, claims: TokenClaims) -> Result<Session, 
 }
 
 /// The session's user as it is now, if the session's token is still good for a change:
-/// the user exists, is approved, the token's version is current and it is not revoked.
+/// the user exists, is approved, the token's version is current and its session live.
 fn still_current(repo: &mut dyn UserRepo, session: &Session) -> Result<User, Error> {
-    let (user, revoked) = repo
-        .find_session_user(session.user.id, &session.claims.id)?
-        .ok_or(Error::Unauthenticated)?;
-    if revoked {
-        return Err(Error::Unauthenticated);
+    let found = repo.find_session_user(session.user.id, session.claims.session_id)?;
+    Ok(self::session(found, session.claims.clone(), crate::now())?.user)
+}
+
+/// Ends every session of a user whose change ended their tokens (leaving `approved`: a
+/// disable, a rejection, a return to pending), in the change's transaction.
+fn end_sessions_if_tokens_ended(
+    repo: &mut dyn UserRepo,
+    before: &User,
+    after: &User,
+) -> Result<(), Error> {
+    if after.token_version != before.token_version {
+        repo.revoke_sessions(after.id, None, crate::now())?;
     }
-    rules::ensure_token_still_valid(&user, &session.claims)?;
-    Ok(user)
+    Ok(())
+}
+
+/// An audit detail for sessions ended at once (`which`: "" or "other ").
+fn sessions_detail(ended: u64, which: &str) -> String {
+    format!(
+        "{ended} {which}session{} ended",
+        if ended == 1 { "" } else { "s" }
+    )
 }
 
 /// One guess fewer on the address's budget, for a guess counted on an account (a device's

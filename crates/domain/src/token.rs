@@ -78,11 +78,11 @@ impl fmt::Debug for AccessToken {
 
 /// Issues and verifies access tokens.
 pub trait TokenService: Send + Sync {
-    /// A new token for `user`.
+    /// A new access token for `user` in the session `session_id` (its `sid`).
     ///
     /// # Errors
     /// [`Error::Internal`] when signing fails.
-    fn issue(&self, user: &User) -> Result<AccessToken, Error>;
+    fn issue(&self, user: &User, session_id: i64) -> Result<AccessToken, Error>;
 
     /// Checks the signature, algorithm, expiry and shape of `token`.
     ///
@@ -94,7 +94,7 @@ pub trait TokenService: Send + Sync {
     fn jwks(&self) -> Jwks;
 }
 
-/// HS256 JSON Web Tokens with `sub`, `iat`, `exp`, `jti` and `ver`.
+/// HS256 JSON Web Tokens with `sub`, `iat`, `exp`, `jti`, `ver` and `sid`.
 ///
 /// Verification pins the algorithm to HS256, requires `exp`, `iat` and `sub`, allows no
 /// clock leeway and refuses any claim of the wrong type or any unknown claim.
@@ -137,8 +137,8 @@ impl fmt::Debug for Hs256Tokens {
 }
 
 impl TokenService for Hs256Tokens {
-    fn issue(&self, user: &User) -> Result<AccessToken, Error> {
-        let claims = Claims::for_user(user, self.ttl)?;
+    fn issue(&self, user: &User, session_id: i64) -> Result<AccessToken, Error> {
+        let claims = Claims::for_user(user, session_id, self.ttl)?;
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| Error::internal("JWT signing", e))?;
         Ok(AccessToken {
@@ -211,17 +211,18 @@ mod tests {
     #[test]
     fn round_trip() {
         let tokens = Hs256Tokens::new(&secret(), TokenTtl::DEFAULT).unwrap();
-        let issued = tokens.issue(&user()).unwrap();
-        assert_eq!(issued.expires_in, 7 * 24 * 3600);
+        let issued = tokens.issue(&user(), 1).unwrap();
+        assert_eq!(issued.expires_in, 15 * 60);
         let claims = tokens.verify(&issued.token).unwrap();
         assert_eq!(claims.user_id.get(), 42);
         assert_eq!(claims.token_version, 3);
         assert_eq!(
             (claims.expires_at - claims.issued_at).num_seconds(),
-            7 * 24 * 3600
+            15 * 60
         );
+        assert_eq!(claims.session_id, 1);
         assert_eq!(claims.id.len(), 32);
-        let again = tokens.issue(&user()).unwrap();
+        let again = tokens.issue(&user(), 1).unwrap();
         assert_ne!(tokens.verify(&again.token).unwrap().id, claims.id);
     }
 
@@ -231,7 +232,7 @@ mod tests {
     fn a_token_issued_in_the_future_is_refused() {
         let tokens = Hs256Tokens::new(&secret(), TokenTtl::DEFAULT).unwrap();
         let now = Utc::now().timestamp();
-        let future = serde_json::json!({"sub": "42", "iat": now + 3600, "exp": now + 7200, "jti": "j", "ver": 0});
+        let future = serde_json::json!({"sub": "42", "iat": now + 3600, "exp": now + 7200, "jti": "j", "ver": 0, "sid": 1});
         assert!(tokens
             .verify(&sign(&future, Algorithm::HS256, secret().expose()))
             .is_err());
@@ -241,8 +242,7 @@ mod tests {
     fn refuses_forged_expired_and_malformed_tokens() {
         let tokens = Hs256Tokens::new(&secret(), TokenTtl::DEFAULT).unwrap();
         let now = Utc::now().timestamp();
-        let good =
-            serde_json::json!({"sub": "42", "iat": now, "exp": now + 60, "jti": "j", "ver": 0});
+        let good = serde_json::json!({"sub": "42", "iat": now, "exp": now + 60, "jti": "j", "ver": 0, "sid": 1});
         assert!(tokens
             .verify(&sign(&good, Algorithm::HS256, secret().expose()))
             .is_ok());
@@ -256,31 +256,35 @@ mod tests {
         let variants = [
             (
                 "expired",
-                serde_json::json!({"sub": "42", "iat": now - 120, "exp": now - 1, "jti": "j", "ver": 0}),
+                serde_json::json!({"sub": "42", "iat": now - 120, "exp": now - 1, "jti": "j", "ver": 0, "sid": 1}),
             ),
             (
                 "no exp",
-                serde_json::json!({"sub": "42", "iat": now, "jti": "j", "ver": 0}),
+                serde_json::json!({"sub": "42", "iat": now, "jti": "j", "ver": 0, "sid": 1}),
             ),
             (
                 "exp never",
-                serde_json::json!({"sub": "42", "iat": now, "exp": "never", "jti": "j", "ver": 0}),
+                serde_json::json!({"sub": "42", "iat": now, "exp": "never", "jti": "j", "ver": 0, "sid": 1}),
             ),
             (
                 "no iat",
-                serde_json::json!({"sub": "42", "exp": now + 60, "jti": "j", "ver": 0}),
+                serde_json::json!({"sub": "42", "exp": now + 60, "jti": "j", "ver": 0, "sid": 1}),
             ),
             (
                 "sub not an id",
-                serde_json::json!({"sub": "0", "iat": now, "exp": now + 60, "jti": "j", "ver": 0}),
+                serde_json::json!({"sub": "0", "iat": now, "exp": now + 60, "jti": "j", "ver": 0, "sid": 1}),
             ),
             (
                 "sub a number",
-                serde_json::json!({"sub": 42, "iat": now, "exp": now + 60, "jti": "j", "ver": 0}),
+                serde_json::json!({"sub": 42, "iat": now, "exp": now + 60, "jti": "j", "ver": 0, "sid": 1}),
             ),
             (
                 "no ver",
-                serde_json::json!({"sub": "42", "iat": now, "exp": now + 60, "jti": "j"}),
+                serde_json::json!({"sub": "42", "iat": now, "exp": now + 60, "jti": "j", "sid": 1}),
+            ),
+            (
+                "no sid (a token from before sessions)",
+                serde_json::json!({"sub": "42", "iat": now, "exp": now + 60, "jti": "j", "ver": 0}),
             ),
         ];
         for (name, claims) in variants {
@@ -300,8 +304,7 @@ mod tests {
         // A valid token with its payload swapped for another user's.
         let valid = sign(&good, Algorithm::HS256, secret().expose());
         let parts: Vec<&str> = valid.split('.').collect();
-        let other =
-            serde_json::json!({"sub": "1", "iat": now, "exp": now + 60, "jti": "j", "ver": 0});
+        let other = serde_json::json!({"sub": "1", "iat": now, "exp": now + 60, "jti": "j", "ver": 0, "sid": 1});
         cases.push((
             "tampered",
             format!("{}.{}.{}", parts[0], b64(&other.to_string()), parts[2]),

@@ -82,7 +82,7 @@ fn an_admin_reset_wins_over_a_password_change_in_progress() {
         .users
         .login("bob@example.com", PASSWORD, &Origin::default())
         .unwrap();
-    let session = w.users.current_user_blocking(&token.token).unwrap();
+    let session = w.users.current_user_blocking(&token.access.token).unwrap();
 
     // The attacker's change has checked the old password ...
     let change = w
@@ -137,7 +137,7 @@ fn a_password_change_needs_an_approved_user_and_a_live_token() {
         .users
         .login("bob@example.com", PASSWORD, &Origin::default())
         .unwrap();
-    let session = w.users.current_user_blocking(&token.token).unwrap();
+    let session = w.users.current_user_blocking(&token.access.token).unwrap();
     let change = w
         .users
         .begin_password_change(&session, &Origin::default())
@@ -157,7 +157,7 @@ fn a_password_change_needs_an_approved_user_and_a_live_token() {
         .users
         .login("bob@example.com", PASSWORD, &Origin::default())
         .unwrap();
-    let session = w.users.current_user_blocking(&token.token).unwrap();
+    let session = w.users.current_user_blocking(&token.access.token).unwrap();
     w.users.logout(&session, &Origin::default()).unwrap();
     assert!(matches!(
         w.users
@@ -213,7 +213,7 @@ fn a_known_device_is_not_locked_out_by_failures_from_elsewhere() {
     assert_eq!(again.device_token.expose(), device);
     assert_eq!(
         w.users
-            .current_user_blocking(&again.token.token)
+            .current_user_blocking(&again.tokens.access.token)
             .unwrap()
             .user
             .id,
@@ -464,7 +464,7 @@ fn a_counted_attempt_dropped_before_its_check_is_given_back() {
         .users
         .login("admin@example.com", PASSWORD, &origin)
         .unwrap();
-    let session = w.users.current_user_blocking(&token.token).unwrap();
+    let session = w.users.current_user_blocking(&token.access.token).unwrap();
     for _ in 0..5 {
         let change = w.users.begin_password_change(&session, &origin).unwrap();
         w.users.cancel_password_change(&change).unwrap();

@@ -60,6 +60,7 @@ impl World {
         self.users
             .login(who, "tr0mbone-kettle", &Origin::default())
             .unwrap()
+            .access
             .token
     }
 }
@@ -215,14 +216,14 @@ fn tokens_identify_their_user_until_something_changes() {
         .users
         .login("bob@example.com", "brand-new-pass", &Origin::default())
         .unwrap();
-    assert!(w.users.current_user_blocking(&fresh.token).is_ok());
+    assert!(w.users.current_user_blocking(&fresh.access.token).is_ok());
 
     // Deleted: gone.
     w.users
         .delete_user(Actor::User(admin.id), bob.id, &Origin::default())
         .unwrap();
     assert!(matches!(
-        w.users.current_user_blocking(&fresh.token),
+        w.users.current_user_blocking(&fresh.access.token),
         Err(Error::Unauthenticated)
     ));
     assert!(matches!(
@@ -234,7 +235,7 @@ fn tokens_identify_their_user_until_something_changes() {
         id: UserId::new(999).unwrap(),
         ..admin.clone()
     };
-    let ghost_token = w.tokens.issue(&ghost).unwrap().token;
+    let ghost_token = w.tokens.issue(&ghost, 1).unwrap().token;
     assert!(matches!(
         w.users.current_user_blocking(&ghost_token),
         Err(Error::Unauthenticated)
@@ -524,6 +525,7 @@ fn admins_and_the_operator_create_users_as_asked() {
     let cli = Origin {
         address: None,
         note: Some("cli".into()),
+        user_agent: None,
     };
     let made = w
         .users
@@ -716,7 +718,7 @@ mod security {
             w.users.current_user_blocking(&old),
             Err(Error::Unauthenticated)
         ));
-        assert!(w.users.current_user_blocking(&fresh.token).is_ok());
+        assert!(w.users.current_user_blocking(&fresh.access.token).is_ok());
         assert!(w
             .users
             .login("admin@example.com", "new-passphrase-1", &origin())
@@ -874,6 +876,7 @@ mod security {
             .users
             .login("robert@example.com", "fresh-passphrase", &o)
             .unwrap()
+            .access
             .token;
         let session = w.users.current_user_blocking(&token).unwrap();
         w.users.logout(&session, &o).unwrap();
@@ -966,13 +969,13 @@ mod security {
 struct Deferring(Arc<InMemoryStore>);
 
 impl gatehouse_domain::SessionSource for Deferring {
-    fn find_session_user(&self, id: UserId, token_id: &str) -> gatehouse_domain::SessionLookup {
+    fn find_session_user(&self, id: UserId, session_id: i64) -> gatehouse_domain::SessionLookup {
         let (reply, lookup) = gatehouse_domain::ports::session_reply();
-        let (store, token_id) = (self.0.clone(), token_id.to_owned());
+        let store = self.0.clone();
         std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_millis(5));
             reply.send(gatehouse_domain::UserStoreExt::read_with(&*store, |repo| {
-                repo.find_session_user(id, &token_id)
+                repo.find_session_user(id, session_id)
             }));
         });
         lookup

@@ -146,6 +146,7 @@ pub(crate) fn origin() -> Origin {
     Origin {
         address: None,
         note: Some("cli".into()),
+        user_agent: None,
     }
 }
 

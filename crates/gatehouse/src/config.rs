@@ -47,9 +47,16 @@ pub struct Config {
     /// when unset.
     #[serde(default, deserialize_with = "jwt_secret")]
     pub jwt_secret: Option<SecretString>,
-    /// `GATEHOUSE_TOKEN_TTL`: how long an access token is valid.
+    /// `GATEHOUSE_TOKEN_TTL`: how long an access token is valid (a session lives on through
+    /// its refresh tokens).
     #[serde(deserialize_with = "parsed")]
     pub token_ttl: TokenTtl,
+    /// `GATEHOUSE_SESSION_IDLE_TTL`: how long a session lives after its last refresh.
+    #[serde(deserialize_with = "parsed")]
+    pub session_idle_ttl: TokenTtl,
+    /// `GATEHOUSE_SESSION_MAX_AGE`: how long a session lives at most after its login.
+    #[serde(deserialize_with = "parsed")]
+    pub session_max_age: TokenTtl,
     /// `GATEHOUSE_BCRYPT_COST`.
     pub bcrypt_cost: BcryptCost,
     /// `GATEHOUSE_DATABASE_POOL_SIZE`: connections per instance.
@@ -138,7 +145,9 @@ pub struct Config {
 pub const DEFAULTS: &str = r#"
 bind = "127.0.0.1:8080"
 database_url = "sqlite://gatehouse.db"
-token_ttl = "7d"
+token_ttl = "15m"
+session_idle_ttl = "30d"
+session_max_age = "90d"
 bcrypt_cost = 12
 database_pool_size = 8
 database_connect_timeout = "5s"
@@ -1048,6 +1057,8 @@ mod tests {
         assert_eq!(config.bind, "127.0.0.1:8080");
         assert_eq!(config.database_url.to_string(), "sqlite://gatehouse.db");
         assert_eq!(config.token_ttl, TokenTtl::DEFAULT);
+        assert_eq!(config.session_idle_ttl, TokenTtl::DEFAULT_SESSION_IDLE);
+        assert_eq!(config.session_max_age, TokenTtl::DEFAULT_SESSION_MAX_AGE);
         assert_eq!(config.bcrypt_cost, BcryptCost::DEFAULT);
         assert!(config.jwt_secret.is_none());
         assert_eq!(config.log_filter, "info");
@@ -1605,7 +1616,7 @@ mod tests {
     #[test]
     fn the_keys_are_the_fields_in_their_order() {
         let keys = keys();
-        assert_eq!(keys.len(), 25, "{keys:?}");
+        assert_eq!(keys.len(), 27, "{keys:?}");
         assert_eq!(keys.first(), Some(&"bind"));
         assert_eq!(keys.last(), Some(&"public_url"));
         assert!(keys.contains(&"rust_log") && keys.contains(&"database_pool_size"));

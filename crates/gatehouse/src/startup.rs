@@ -155,6 +155,10 @@ pub fn user_service(
     let users = UserService::new(Arc::new(db.clone()), Arc::new(hasher), tokens)
         .with_throttle(config.throttle())
         .with_registration_mode(config.registration)
+        .with_session_policy(gatehouse_domain::SessionPolicy {
+            idle: config.session_idle_ttl,
+            max_age: config.session_max_age,
+        })
         .with_audit_retention(
             config
                 .audit_retention

@@ -1,7 +1,7 @@
 //! JSON shapes of the API: requests are parsed into domain types here, at the edge;
 //! responses are built from domain types by hand.
 
-use gatehouse_domain::{AccessToken, AuditEntry, LoginSuccess, User, UserId};
+use gatehouse_domain::{AuditEntry, LoginSuccess, SessionTokens, User, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -386,16 +386,23 @@ fn write_json_time(out: &mut Vec<u8>, at: &Rfc3339) -> serde_json::Result<()> {
     write_json_str(out, at.as_str())
 }
 
-/// The login answer, OAuth2 style.
+/// A token response, OAuth 2 style: a login's, a refresh's, a password change's.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct TokenResponse {
-    /// A JWT, for `Authorization: Bearer <token>`.
+    /// A JWT, for `Authorization: Bearer <token>`. It names its session in `sid`.
     access_token: String,
     /// Always `bearer`.
     #[schema(pattern = "^bearer$")]
     token_type: &'static str,
-    /// Seconds until the token expires.
+    /// Seconds until the access token expires (`GATEHOUSE_TOKEN_TTL`, 15 minutes by
+    /// default).
     expires_in: u64,
+    /// Opaque and single-use: trade it at `POST /api/auth/token` for the next pair before
+    /// the session idles out. Presenting it a second time ends the session.
+    refresh_token: String,
+    /// Seconds until the session idles out unless refreshed (never past its end for
+    /// good).
+    refresh_expires_in: u64,
     /// Logins only: an opaque token bound to this account and device. Present it at the
     /// account's next login (`device_token`, or the `Gatehouse-Device` header) and this
     /// device is throttled on its own failures only.
@@ -404,12 +411,14 @@ pub(crate) struct TokenResponse {
     device_token: Option<String>,
 }
 
-impl From<AccessToken> for TokenResponse {
-    fn from(token: AccessToken) -> Self {
+impl From<SessionTokens> for TokenResponse {
+    fn from(tokens: SessionTokens) -> Self {
         Self {
-            access_token: token.token,
+            access_token: tokens.access.token,
             token_type: "bearer",
-            expires_in: token.expires_in,
+            expires_in: tokens.access.expires_in,
+            refresh_token: tokens.refresh_token.expose().to_owned(),
+            refresh_expires_in: tokens.refresh_expires_in,
             device_token: None,
         }
     }
@@ -419,7 +428,7 @@ impl From<LoginSuccess> for TokenResponse {
     fn from(success: LoginSuccess) -> Self {
         Self {
             device_token: Some(success.device_token.expose().to_owned()),
-            ..Self::from(success.token)
+            ..Self::from(success.tokens)
         }
     }
 }

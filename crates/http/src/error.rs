@@ -52,6 +52,8 @@ struct Extra {
     note: Option<Option<String>>,
     /// A bulk decision's unknown or undecidable ids.
     ids: Option<Vec<i64>>,
+    /// `POST /token`'s errors repeat their code as OAuth 2's `error` (RFC 6749 §5.2).
+    oauth: bool,
 }
 
 /// Every error response's body.
@@ -74,6 +76,11 @@ pub(crate) struct ErrorBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(required = false, value_type = Option<Vec<i64>>, nullable = false)]
     ids: Option<&'a [i64]>,
+    /// With `POST /token`'s 400s: the `code` again, as OAuth 2 clients read it
+    /// (`invalid_grant`, `unsupported_grant_type`, `invalid_request`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false, value_type = Option<String>, nullable = false)]
+    error: Option<&'a str>,
 }
 
 impl ApiError {
@@ -247,6 +254,7 @@ impl ResponseError for ApiError {
             errors: &self.errors,
             note: self.extra.as_ref().and_then(|e| e.note.as_ref()),
             ids: self.extra.as_ref().and_then(|e| e.ids.as_deref()),
+            error: self.extra.as_ref().filter(|e| e.oauth).map(|_| self.code),
         })
     }
 }
@@ -270,6 +278,7 @@ impl From<DomainError> for ApiError {
             }))
         };
         match error {
+            DomainError::InvalidGrant => Self::oauth("invalid_grant", error.to_string()),
             DomainError::AccountRejected { note } => Self {
                 extra: Some(Box::new(Extra {
                     note: Some(note),
@@ -314,12 +323,25 @@ fn joined(ids: &[gatehouse_domain::UserId]) -> String {
 }
 
 impl ApiError {
+    /// A 400 of `POST /token`, OAuth 2 style: `code` is also the body's `error`.
+    pub(crate) fn oauth(code: &'static str, detail: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            extra: Some(Box::new(Extra {
+                oauth: true,
+                ..Extra::default()
+            })),
+            ..Self::new(StatusCode::BAD_REQUEST, code, detail)
+        }
+    }
+
     /// The domain errors that carry nothing but their kind.
     fn from_plain(error: DomainError) -> Self {
         let status = match &error {
             DomainError::EmailTaken => StatusCode::CONFLICT,
             DomainError::WrongCurrentPassword => StatusCode::FORBIDDEN,
-            DomainError::UserNotFound | DomainError::InvitationNotFound => StatusCode::NOT_FOUND,
+            DomainError::UserNotFound
+            | DomainError::InvitationNotFound
+            | DomainError::SessionNotFound => StatusCode::NOT_FOUND,
             DomainError::InvalidInvitation => StatusCode::UNPROCESSABLE_ENTITY,
             DomainError::RegistrationClosed => StatusCode::FORBIDDEN,
             DomainError::LastAdmin(_) => StatusCode::BAD_REQUEST,
@@ -347,6 +369,7 @@ impl ApiError {
             DomainError::EmailTaken => "email_taken",
             DomainError::UserNotFound => "user_not_found",
             DomainError::InvitationNotFound => "invitation_not_found",
+            DomainError::SessionNotFound => "session_not_found",
             DomainError::InvalidInvitation => "invalid_invitation",
             DomainError::RegistrationClosed => "registration_closed",
             DomainError::LastAdmin(_) => "last_admin",

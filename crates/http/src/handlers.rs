@@ -84,7 +84,7 @@ impl Problems {
     }
 }
 
-fn user_id(field: &str, raw: &str) -> Result<UserId> {
+pub(crate) fn user_id(field: &str, raw: &str) -> Result<UserId> {
     raw.parse()
         .map_err(|e: gatehouse_domain::InvalidUserId| ApiError::invalid(field, e.to_string()))
 }
@@ -93,7 +93,13 @@ pub(crate) fn origin(state: &AppState, req: &HttpRequest) -> Origin {
     Origin {
         address: state.proxies.of(req),
         note: None,
+        user_agent: None,
     }
+    .with_user_agent(
+        req.headers()
+            .get(actix_web::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
+    )
 }
 
 fn missing(fields: &str) -> ApiError {
@@ -192,10 +198,12 @@ pub(crate) async fn register(
     post,
     path = "/api/auth/login",
     tag = "auth",
-    summary = "Log in for a token",
-    description = "An unknown email and a wrong password get the same 401. A pending or \
-        disabled account gets its 403 only after the password was verified. Failed logins \
-        are throttled per account and per client address (429).",
+    summary = "Log in: start a session",
+    description = "Starts a session and answers its tokens: a short-lived access token \
+        and a single-use refresh token (`POST /api/auth/token`). An unknown email and a \
+        wrong password get the same 401. A pending, disabled or rejected account gets its \
+        403 only after the password was verified. Failed logins are throttled per account \
+        and per client address (429).",
     request_body(
         description = "The OAuth2 password form, or JSON",
         content(
@@ -204,7 +212,7 @@ pub(crate) async fn register(
         )
     ),
     responses(
-        (status = 200, description = "A token", body = TokenResponse),
+        (status = 200, description = "A new session's tokens", body = TokenResponse),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 429, response = TooManyRequests),
@@ -294,11 +302,12 @@ pub(crate) async fn me(CurrentUser(session): CurrentUser) -> HttpResponse {
     post,
     path = "/api/auth/logout",
     tag = "auth",
-    summary = "Revoke the presented token",
-    description = "Other tokens of the user keep working.",
+    summary = "End the current session",
+    description = "Ends the session of the presented token: its refresh token and every \
+        access token of it stop working at once. The user's other sessions go on.",
     security(("bearer" = [])),
     responses(
-        (status = 204, description = "Revoked; no body"),
+        (status = 204, description = "Ended; no body"),
         SignedInErrors,
     )
 )]
@@ -319,13 +328,14 @@ pub(crate) async fn logout(
     path = "/api/auth/me/password",
     tag = "auth",
     summary = "Change the signed-in user's password",
-    description = "Every token issued to the user before is revoked; the answer carries a \
-        fresh one. A wrong current password is 403 `invalid_password` and counts as a \
-        failed login (429 while the account is locked).",
+    description = "Every other session of the user ends, and every access token issued \
+        before stops working; the current session goes on with the fresh pair in the answer \
+        (its old refresh token is spent). A wrong current password is 403 \
+        `invalid_password` and counts as a failed login (429 while the account is locked).",
     security(("bearer" = [])),
     request_body(content = ChangePasswordRequest, content_type = "application/json"),
     responses(
-        (status = 200, description = "A fresh token", body = TokenResponse),
+        (status = 200, description = "A fresh pair for the current session", body = TokenResponse),
         (status = 403, response = Forbidden),
         (status = 429, response = TooManyRequests),
         SignedInErrors,

@@ -20,6 +20,7 @@ mod openapi;
 mod rfc3339;
 mod routes;
 mod schemas;
+mod sessions;
 
 use actix_web::body::EitherBody;
 use actix_web::dev::ServiceResponse;

@@ -17,8 +17,8 @@ use crate::schemas::{
     AuditActionName, Count, EmailInput, EmailTaken, Forbidden, FreeTextInput, GrantType,
     InvalidInvitation, InvitationCodeInput, InvitationNotFound, InvitationStatusName, Jwk, JwkSet,
     LastAdmin, NewPassword, NotPending, PayloadTooLarge, RegistrationRefused, RequestTimeout,
-    Timestamp, TooManyRequests, Unauthorized, Unavailable, UnsupportedMediaType, UserIdSchema,
-    UserNotFound, UserStatusName, UsersNotFound, ValidationFailed,
+    SessionNotFound, Timestamp, TooManyRequests, Unauthorized, Unavailable, UnsupportedMediaType,
+    UserIdSchema, UserNotFound, UserStatusName, UsersNotFound, ValidationFailed,
 };
 
 /// The name of the bearer-token security scheme in the document.
@@ -74,6 +74,7 @@ pub(crate) const METRICS_TOKEN: &str = "metrics_token";
             UsersNotFound,
             NotPending,
             InvitationNotFound,
+            SessionNotFound,
             RegistrationRefused,
             InvalidInvitation,
         )
@@ -83,6 +84,7 @@ pub(crate) const METRICS_TOKEN: &str = "metrics_token";
         (name = "auth", description = "Registration, login and the signed-in user's account"),
         (name = "admin", description = "User administration, the approval queue and the audit log (admins only)"),
         (name = "invitations", description = "Invitations that let people register without waiting for approval (admins only)"),
+        (name = "sessions", description = "Sessions: refreshing tokens, and the sessions a user and an admin see and end"),
         (name = "service", description = "Probes, metrics and public keys for operators and other services"),
         (name = "docs", description = "This document (shown as a page for people at `/docs`)"),
     )

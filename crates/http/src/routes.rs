@@ -16,7 +16,7 @@ use utoipa::openapi::RefOr;
 
 use crate::assets::{Asset, ASSETS};
 use crate::error::ApiError;
-use crate::{approval, handlers, observe};
+use crate::{approval, handlers, observe, sessions};
 
 /// A method, as OpenAPI names them (the API uses `GET`, `POST`, `PUT` and `DELETE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -172,6 +172,10 @@ pub const ENDPOINTS: &[Endpoint] = &[
     endpoint!(handlers::me),
     endpoint!(handlers::change_password),
     endpoint!(handlers::logout),
+    endpoint!(sessions::token),
+    endpoint!(sessions::my_sessions),
+    endpoint!(sessions::end_other_sessions),
+    endpoint!(sessions::end_my_session),
     endpoint!(handlers::list_audit),
     endpoint!(handlers::list_users),
     endpoint!(handlers::create_user),
@@ -181,6 +185,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
     endpoint!(handlers::update_user),
     endpoint!(handlers::delete_user),
     endpoint!(handlers::reset_password),
+    endpoint!(sessions::user_sessions),
+    endpoint!(sessions::end_user_sessions),
     endpoint!(approval::create_invitation),
     endpoint!(approval::list_invitations),
     endpoint!(approval::get_invitation),

@@ -377,6 +377,10 @@ error_response!(
     "`not_pending`, with `ids`: the users who are not pending; nothing was decided"
 );
 error_response!(
+    SessionNotFound,
+    "`session_not_found`: the caller has no live session with this id"
+);
+error_response!(
     InvitationNotFound,
     "`invitation_not_found`: no invitation has this id"
 );
@@ -480,6 +484,17 @@ pub(crate) enum BodyErrors {
 pub(crate) enum InvitationIdErrors {
     #[response(status = 404)]
     InvitationNotFound(#[ref_response] InvitationNotFound),
+    #[response(status = 422)]
+    ValidationFailed(#[ref_response] ValidationFailed),
+}
+
+/// An operation on `/api/auth/me/sessions/{id}`: an id that is not one is 422, one that is
+/// not the caller's live session is 404.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum SessionIdErrors {
+    #[response(status = 404)]
+    SessionNotFound(#[ref_response] SessionNotFound),
     #[response(status = 422)]
     ValidationFailed(#[ref_response] ValidationFailed),
 }

@@ -422,19 +422,19 @@ impl std::ops::DerefMut for Lease {
 /// is read at once on the calling thread (an embedded read, no network); lookups that
 /// overlap go to the batching thread.
 impl SessionSource for Database {
-    fn find_session_user(&self, id: UserId, token_id: &str) -> SessionLookup {
+    fn find_session_user(&self, id: UserId, session_id: i64) -> SessionLookup {
         if self.inline_lookups {
             if let Some(turn) = self.sessions.inline_turn() {
                 if let Some(conn) = self.pool.try_get() {
                     let mut conn = Lease(conn);
-                    let answer = SqlUserRepo { conn: &mut conn }.find_session_user(id, token_id);
+                    let answer = SqlUserRepo { conn: &mut conn }.find_session_user(id, session_id);
                     let answer = conn.finish(answer);
                     drop((conn, turn));
                     return answered(answer);
                 }
             }
         }
-        self.sessions.submit(id, token_id)
+        self.sessions.submit(id, session_id)
     }
 }
 

@@ -3,19 +3,21 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use gatehouse_domain::{
-    AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, Invitation,
-    InvitationQuery, InvitationStatus, Listing, NewAuditEntry, NewInvitation, NewUser, Page, User,
-    UserId, UserQuery, UserRepo, UserStatus,
+    AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, FoundRefreshToken,
+    Invitation, InvitationQuery, InvitationStatus, Listing, NewAuditEntry, NewInvitation,
+    NewSession, NewUser, Page, SessionQuery, SessionState, StoredSession, User, UserId, UserQuery,
+    UserRepo, UserStatus,
 };
 
 use crate::conn::AnyConnection;
 use crate::errors::from_diesel;
 use crate::rows::{
-    AuditRow, CounterRow, InvitationRow, NewUserRow, UserChangeset, UserRow, INVITATION_COLUMNS,
-    USER_COLUMNS,
+    session_state, AuditRow, CounterRow, InvitationRow, NewUserRow, SessionRow, SessionStateRow,
+    UserChangeset, UserRow, INVITATION_COLUMNS, SESSION_COLUMNS, USER_COLUMNS,
 };
 use crate::schema::{
-    audit_log, device_tokens, invitations, revoked_tokens, throttle_counters, user_tallies, users,
+    audit_log, device_tokens, invitations, refresh_tokens, sessions, throttle_counters,
+    user_tallies, users,
 };
 use crate::stream::each_row;
 use crate::{Backend, Conn};
@@ -232,6 +234,24 @@ impl SqlUserRepo<'_> {
     /// Folds the tallies into one row per status and role (dropping groups that sum to
     /// zero). Both statements see the transaction's snapshot, so rows that other
     /// transactions add meanwhile are neither summed nor deleted: the sums stay exact.
+    /// Stores an unspent refresh token (by its SHA-256) of session `session_id`.
+    fn insert_refresh_token(
+        &mut self,
+        session_id: i64,
+        token_hash: &str,
+        issued_at: chrono::NaiveDateTime,
+    ) -> Result<(), Error> {
+        diesel::insert_into(refresh_tokens::table)
+            .values((
+                refresh_tokens::token_hash.eq(token_hash),
+                refresh_tokens::session_id.eq(session_id),
+                refresh_tokens::issued_at.eq(issued_at),
+            ))
+            .execute(self.conn)
+            .map(drop)
+            .map_err(from_diesel)
+    }
+
     fn compact_tallies(&mut self) -> Result<(), Error> {
         use diesel::sql_types::BigInt;
 
@@ -435,77 +455,247 @@ impl UserRepo for SqlUserRepo<'_> {
             .map_err(from_diesel)
     }
 
-    fn revoke_token(
-        &mut self,
-        token_id: &str,
-        user_id: UserId,
-        expires_at: DateTime<Utc>,
-    ) -> Result<(), Error> {
-        // Check first: a failed insert would abort a PostgreSQL transaction.
-        if self.is_token_revoked(token_id)? {
-            return Ok(());
-        }
-        diesel::insert_into(revoked_tokens::table)
-            .values((
-                revoked_tokens::token_id.eq(token_id),
-                revoked_tokens::user_id.eq(user_id.get()),
-                revoked_tokens::expires_at.eq(expires_at.naive_utc()),
-            ))
-            .execute(self.conn)
-            .map(drop)
-            .map_err(from_diesel)
-    }
-
-    fn is_token_revoked(&mut self, token_id: &str) -> Result<bool, Error> {
-        revoked_tokens::table
-            .find(token_id)
-            .count()
-            .get_result::<i64>(self.conn)
-            .map(|n| n > 0)
-            .map_err(from_diesel)
-    }
-
     fn find_session_user(
         &mut self,
         id: UserId,
-        token_id: &str,
-    ) -> Result<Option<(User, bool)>, Error> {
-        // A join rather than `EXISTS (subquery)`: diesel keeps this statement prepared
-        // (it does not cache subselects), and this is the statement of every `/me`. At
-        // most one row: `users.id` and `revoked_tokens.token_id` are primary keys.
+        session_id: i64,
+    ) -> Result<Option<(User, Option<SessionState>)>, Error> {
+        // A join rather than a subquery: diesel keeps this statement prepared (it does not
+        // cache subselects), and this is the statement of every `/me`. At most one row:
+        // `users.id` and `sessions.id` are primary keys.
         macro_rules! query {
             () => {
                 users::table
                     .left_join(
-                        revoked_tokens::table.on(revoked_tokens::token_id
-                            .eq(token_id)
-                            .and(revoked_tokens::user_id.eq(users::id))),
+                        sessions::table.on(sessions::id
+                            .eq(session_id)
+                            .and(sessions::user_id.eq(users::id))),
                     )
                     .filter(users::id.eq(id.get()))
-                    .select((UserRow::as_select(), revoked_tokens::token_id.nullable()))
+                    .select((
+                        UserRow::as_select(),
+                        (
+                            sessions::revoked_at.nullable(),
+                            sessions::idle_expires_at.nullable(),
+                            sessions::expires_at.nullable(),
+                        ),
+                    ))
             };
         }
         // On the backend's own connection: there diesel finds the prepared statement by
         // the query's type, where through `AnyConnection` it builds the SQL text each time
         // to look it up (a sixth of the CPU of a `/me` on SQLite, measured with perf).
         let row = match &mut *self.conn {
-            AnyConnection::Sqlite(c) => query!().get_result::<(UserRow, Option<String>)>(c),
-            AnyConnection::Postgres(c) => query!().get_result::<(UserRow, Option<String>)>(c),
+            AnyConnection::Sqlite(c) => query!().get_result::<(UserRow, SessionStateRow)>(c),
+            AnyConnection::Postgres(c) => query!().get_result::<(UserRow, SessionStateRow)>(c),
         }
         .optional()
         .map_err(from_diesel)?;
-        row.map(|(user, revoked)| Ok((to_user(user)?, revoked.is_some())))
+        row.map(|(user, session)| Ok((to_user(user)?, session_state(session))))
             .transpose()
     }
 
-    fn is_token_revoked_for(&mut self, token_id: &str, user_id: UserId) -> Result<bool, Error> {
-        revoked_tokens::table
-            .find(token_id)
-            .filter(revoked_tokens::user_id.eq(user_id.get()))
+    fn insert_session(
+        &mut self,
+        session: &NewSession,
+        refresh_hash: &str,
+    ) -> Result<StoredSession, Error> {
+        let created_at = session.created_at.naive_utc();
+        let stored = diesel::insert_into(sessions::table)
+            .values((
+                sessions::user_id.eq(session.user_id.get()),
+                sessions::created_at.eq(created_at),
+                sessions::last_used_at.eq(created_at),
+                sessions::idle_expires_at.eq(session.idle_expires_at.naive_utc()),
+                sessions::expires_at.eq(session.expires_at.naive_utc()),
+                sessions::address.eq(session.address.as_deref()),
+                sessions::user_agent.eq(session.user_agent.as_deref()),
+            ))
+            .returning(SESSION_COLUMNS)
+            .get_result::<SessionRow>(self.conn)
+            .map_err(from_diesel)
+            .and_then(StoredSession::try_from)?;
+        self.insert_refresh_token(stored.id, refresh_hash, created_at)?;
+        Ok(stored)
+    }
+
+    fn find_session(&mut self, id: i64) -> Result<Option<StoredSession>, Error> {
+        sessions::table
+            .find(id)
+            .select(SESSION_COLUMNS)
+            .get_result::<SessionRow>(self.conn)
+            .optional()
+            .map_err(from_diesel)?
+            .map(StoredSession::try_from)
+            .transpose()
+    }
+
+    fn find_refresh_token(&mut self, token_hash: &str) -> Result<Option<FoundRefreshToken>, Error> {
+        refresh_tokens::table
+            .inner_join(sessions::table)
+            .filter(refresh_tokens::token_hash.eq(token_hash))
+            .select((SESSION_COLUMNS, refresh_tokens::spent_at))
+            .get_result::<(SessionRow, Option<crate::stored_time::StoredTime>)>(self.conn)
+            .optional()
+            .map_err(from_diesel)?
+            .map(|(session, spent)| {
+                Ok((
+                    StoredSession::try_from(session)?,
+                    spent.map(|at| at.0.and_utc()),
+                ))
+            })
+            .transpose()
+    }
+
+    fn spend_refresh_token(&mut self, token_hash: &str, now: DateTime<Utc>) -> Result<bool, Error> {
+        diesel::update(
+            refresh_tokens::table
+                .find(token_hash)
+                .filter(refresh_tokens::spent_at.is_null()),
+        )
+        .set(refresh_tokens::spent_at.eq(Some(now.naive_utc())))
+        .execute(self.conn)
+        .map(|n| n > 0)
+        .map_err(from_diesel)
+    }
+
+    fn spend_session_refresh_tokens(
+        &mut self,
+        session_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        diesel::update(
+            refresh_tokens::table
+                .filter(refresh_tokens::session_id.eq(session_id))
+                .filter(refresh_tokens::spent_at.is_null()),
+        )
+        .set(refresh_tokens::spent_at.eq(Some(now.naive_utc())))
+        .execute(self.conn)
+        .map(drop)
+        .map_err(from_diesel)
+    }
+
+    fn renew_session(
+        &mut self,
+        session_id: i64,
+        refresh_hash: &str,
+        now: DateTime<Utc>,
+        idle_expires_at: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let now = now.naive_utc();
+        diesel::update(sessions::table.find(session_id))
+            .set((
+                sessions::last_used_at.eq(now),
+                sessions::idle_expires_at.eq(idle_expires_at.naive_utc()),
+            ))
+            .execute(self.conn)
+            .map_err(from_diesel)?;
+        self.insert_refresh_token(session_id, refresh_hash, now)
+    }
+
+    fn revoke_session(
+        &mut self,
+        id: i64,
+        user: Option<UserId>,
+        at: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let mut target = sessions::table
+            .filter(sessions::id.eq(id))
+            .filter(sessions::revoked_at.is_null())
+            .into_boxed();
+        if let Some(user) = user {
+            target = target.filter(sessions::user_id.eq(user.get()));
+        }
+        // A boxed query cannot be the target of an update: select the id, then update it.
+        let Some(found) = target
+            .select(sessions::id)
+            .get_result::<i64>(self.conn)
+            .optional()
+            .map_err(from_diesel)?
+        else {
+            return Ok(false);
+        };
+        diesel::update(
+            sessions::table
+                .find(found)
+                .filter(sessions::revoked_at.is_null()),
+        )
+        .set(sessions::revoked_at.eq(Some(at.naive_utc())))
+        .execute(self.conn)
+        .map(|n| n > 0)
+        .map_err(from_diesel)
+    }
+
+    fn revoke_sessions(
+        &mut self,
+        user: UserId,
+        except: Option<i64>,
+        at: DateTime<Utc>,
+    ) -> Result<u64, Error> {
+        diesel::update(
+            sessions::table
+                .filter(sessions::user_id.eq(user.get()))
+                .filter(sessions::revoked_at.is_null())
+                // No session has id 0: with no exception, nothing is spared.
+                .filter(sessions::id.ne(except.unwrap_or(0))),
+        )
+        .set(sessions::revoked_at.eq(Some(at.naive_utc())))
+        .execute(self.conn)
+        .map(|n| n as u64)
+        .map_err(from_diesel)
+    }
+
+    fn list_sessions(
+        &mut self,
+        user: UserId,
+        now: DateTime<Utc>,
+        query: &SessionQuery,
+    ) -> Result<Page<StoredSession>, Error> {
+        let now = now.naive_utc();
+        let live = || {
+            sessions::table
+                .filter(sessions::user_id.eq(user.get()))
+                .filter(sessions::revoked_at.is_null())
+                .filter(sessions::idle_expires_at.gt(now))
+                .filter(sessions::expires_at.gt(now))
+        };
+        let total = live()
             .count()
             .get_result::<i64>(self.conn)
-            .map(|n| n > 0)
-            .map_err(from_diesel)
+            .map_err(from_diesel)?;
+        let mut select = live()
+            .select(SESSION_COLUMNS)
+            .order(sessions::id.desc())
+            .into_boxed();
+        if let Some((limit, offset)) = page_bounds(query.limit, query.offset) {
+            select = select.limit(limit).offset(offset);
+        }
+        let items = select
+            .load::<SessionRow>(self.conn)
+            .map_err(from_diesel)?
+            .into_iter()
+            .map(StoredSession::try_from)
+            .collect::<Result<_, _>>()?;
+        Ok(Page {
+            items,
+            total: count(total),
+        })
+    }
+
+    fn prune_sessions(&mut self, now: DateTime<Utc>) -> Result<u64, Error> {
+        let now = now.naive_utc();
+        // Their refresh tokens go with them (ON DELETE CASCADE).
+        diesel::delete(
+            sessions::table.filter(
+                sessions::revoked_at
+                    .is_not_null()
+                    .or(sessions::idle_expires_at.le(now))
+                    .or(sessions::expires_at.le(now)),
+            ),
+        )
+        .execute(self.conn)
+        .map(|n| n as u64)
+        .map_err(from_diesel)
     }
 
     fn device_owner(&mut self, token_hash: &str) -> Result<Option<UserId>, Error> {
@@ -820,10 +1010,6 @@ impl UserRepo for SqlUserRepo<'_> {
 
     fn prune(&mut self, now: DateTime<Utc>, idle_before: DateTime<Utc>) -> Result<u64, Error> {
         let now = now.naive_utc();
-        let tokens =
-            diesel::delete(revoked_tokens::table.filter(revoked_tokens::expires_at.lt(now)))
-                .execute(self.conn)
-                .map_err(from_diesel)?;
         let counters = diesel::delete(
             throttle_counters::table
                 .filter(throttle_counters::since.lt(idle_before.naive_utc()))
@@ -836,7 +1022,7 @@ impl UserRepo for SqlUserRepo<'_> {
         .execute(self.conn)
         .map_err(from_diesel)?;
         self.compact_tallies()?;
-        Ok((tokens + counters) as u64)
+        Ok(counters as u64)
     }
 }
 

@@ -2,9 +2,11 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use gatehouse_domain::{Email, Error, Invitation, NewUser, PasswordHash, User, UserId};
+use gatehouse_domain::{
+    Email, Error, Invitation, NewUser, PasswordHash, SessionState, StoredSession, User, UserId,
+};
 
-use crate::schema::{invitations, users};
+use crate::schema::{invitations, sessions, users};
 use crate::stored_time::StoredTime;
 
 #[derive(Debug, Queryable, Selectable)]
@@ -306,4 +308,73 @@ impl TryFrom<InvitationRow> for Invitation {
             revoked_at: row.revoked_at.map(|at| at.0.and_utc()),
         })
     }
+}
+
+/// A session as stored.
+#[derive(Debug, Queryable)]
+pub(crate) struct SessionRow {
+    id: i64,
+    user_id: i64,
+    created_at: StoredTime,
+    last_used_at: StoredTime,
+    idle_expires_at: StoredTime,
+    expires_at: StoredTime,
+    revoked_at: Option<StoredTime>,
+    address: Option<String>,
+    user_agent: Option<String>,
+}
+
+/// [`SessionRow`]'s columns, for `SELECT` and `RETURNING`.
+pub(crate) const SESSION_COLUMNS: (
+    sessions::id,
+    sessions::user_id,
+    sessions::created_at,
+    sessions::last_used_at,
+    sessions::idle_expires_at,
+    sessions::expires_at,
+    sessions::revoked_at,
+    sessions::address,
+    sessions::user_agent,
+) = (
+    sessions::id,
+    sessions::user_id,
+    sessions::created_at,
+    sessions::last_used_at,
+    sessions::idle_expires_at,
+    sessions::expires_at,
+    sessions::revoked_at,
+    sessions::address,
+    sessions::user_agent,
+);
+
+impl TryFrom<SessionRow> for StoredSession {
+    type Error = Error;
+
+    fn try_from(row: SessionRow) -> Result<Self, Error> {
+        Ok(StoredSession {
+            id: row.id,
+            user_id: UserId::new(row.user_id).map_err(|e| Error::internal("stored session", e))?,
+            created_at: row.created_at.0.and_utc(),
+            last_used_at: row.last_used_at.0.and_utc(),
+            idle_expires_at: row.idle_expires_at.0.and_utc(),
+            expires_at: row.expires_at.0.and_utc(),
+            revoked_at: row.revoked_at.map(|at| at.0.and_utc()),
+            address: row.address,
+            user_agent: row.user_agent,
+        })
+    }
+}
+
+/// What the session lookup reads of a session, left-joined to its user: every column is
+/// NULL when the user has no session with that id.
+pub(crate) type SessionStateRow = (Option<StoredTime>, Option<StoredTime>, Option<StoredTime>);
+
+/// The session of a lookup row, if the user had one with the id asked for.
+pub(crate) fn session_state(row: SessionStateRow) -> Option<SessionState> {
+    let (revoked_at, idle_expires_at, expires_at) = row;
+    Some(SessionState {
+        revoked: revoked_at.is_some(),
+        idle_expires_at: idle_expires_at?.0.and_utc(),
+        expires_at: expires_at?.0.and_utc(),
+    })
 }

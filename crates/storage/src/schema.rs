@@ -31,12 +31,31 @@ diesel::table! {
 }
 
 diesel::table! {
-    revoked_tokens (token_id) {
-        token_id -> Text,
+    /// One row per login (the sessions issue).
+    sessions (id) {
+        id -> BigInt,
         user_id -> BigInt,
+        created_at -> Timestamp,
+        last_used_at -> Timestamp,
+        idle_expires_at -> Timestamp,
         expires_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+        address -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    /// Refresh tokens by their SHA-256: a session's current one and its spent ones.
+    refresh_tokens (token_hash) {
+        token_hash -> Text,
+        session_id -> BigInt,
+        issued_at -> Timestamp,
+        spent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(refresh_tokens -> sessions (session_id));
 
 diesel::table! {
     throttle_counters (scope, counter_key) {
@@ -96,8 +115,10 @@ diesel::table! {
     }
 }
 
-// The session lookup reads a user and checks a revocation in one statement.
-diesel::allow_tables_to_appear_in_same_query!(users, revoked_tokens);
+// The session lookup reads a user and their session in one statement; a refresh finds a
+// token's session with it.
+diesel::allow_tables_to_appear_in_same_query!(users, sessions);
+diesel::allow_tables_to_appear_in_same_query!(sessions, refresh_tokens);
 
 diesel::table! {
     /// +1/-1 per user and change of status or role, written by triggers (see the

@@ -27,20 +27,22 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::PgConnection;
 use gatehouse_domain::ports::session_reply;
-use gatehouse_domain::{Error, SessionLookup, SessionReply, User, UserId, UserRepo as _};
+use gatehouse_domain::{
+    Error, SessionLookup, SessionReply, SessionState, User, UserId, UserRepo as _,
+};
 
 use crate::conn::AnyConnection;
 use crate::errors::from_diesel;
 use crate::manager::{Managed, Manager};
 use crate::repo::SqlUserRepo;
-use crate::rows::UserRow;
-use crate::schema::{revoked_tokens, users};
+use crate::rows::{session_state, SessionStateRow, UserRow};
+use crate::schema::{sessions, users};
 use crate::tx::{self, Mode};
 
 /// The most lookups one batch answers (one statement on PostgreSQL, one read transaction
@@ -63,7 +65,7 @@ const STATEMENT_TIMEOUT: &str = "SET statement_timeout = '5s'";
 struct Lookup {
     id: UserId,
     user_id: i64,
-    token_id: String,
+    session_id: i64,
     reply: SessionReply,
 }
 
@@ -121,12 +123,12 @@ impl SessionBatcher {
 
     /// Queues a lookup, answered on the batcher's thread; answered at once with
     /// [`Error::Overloaded`] when the queue is full.
-    pub(crate) fn submit(&self, id: UserId, token_id: &str) -> SessionLookup {
+    pub(crate) fn submit(&self, id: UserId, session_id: i64) -> SessionLookup {
         let (reply, answer) = session_reply();
         let lookup = Lookup {
             id,
             user_id: id.get(),
-            token_id: token_id.to_owned(),
+            session_id,
             reply,
         };
         self.waiting.fetch_add(1, Ordering::AcqRel);
@@ -252,7 +254,7 @@ fn next_batch(lookups: &Mutex<Receiver<Lookup>>) -> Option<Vec<Lookup>> {
     Some(batch)
 }
 
-type Answer = Result<Option<(User, bool)>, Error>;
+type Answer = Result<Option<(User, Option<SessionState>)>, Error>;
 
 /// An answer per lookup, in order: on PostgreSQL one statement for a batch of two or
 /// more, else the repository's single-row lookup for each.
@@ -289,7 +291,7 @@ fn answer_each(conn: &mut AnyConnection, batch: &[Lookup]) -> Result<Vec<Answer>
         batch
             .iter()
             .map(
-                |lookup| match repo.find_session_user(lookup.id, &lookup.token_id) {
+                |lookup| match repo.find_session_user(lookup.id, lookup.session_id) {
                     Err(e @ Error::Unavailable(_)) => Err(e),
                     answer => Ok(answer),
                 },
@@ -302,26 +304,33 @@ fn answer_each(conn: &mut AnyConnection, batch: &[Lookup]) -> Result<Vec<Answer>
     tx::run(conn, Mode::Read, lookups)
 }
 
-/// One statement for the whole batch (`users.id = ANY($1)`, with the batch's revoked
-/// tokens of those users joined: a statement diesel keeps prepared, whatever the batch's
-/// size).
+/// One statement for the whole batch (`users.id = ANY($1)`, with the batch's sessions of
+/// those users joined: a statement diesel keeps prepared, whatever the batch's size).
 fn answer_postgres(pg: &mut PgConnection, batch: &[Lookup]) -> Result<Vec<Answer>, Error> {
     let ids: Vec<i64> = batch.iter().map(|l| l.user_id).collect();
-    let token_ids: Vec<&str> = batch.iter().map(|l| l.token_id.as_str()).collect();
-    // A user's row once, or once per revoked token of theirs among the batch's.
+    let session_ids: Vec<i64> = batch.iter().map(|l| l.session_id).collect();
+    // A user's row once, or once per session of theirs among the batch's.
     let rows = users::table
         .left_join(
-            revoked_tokens::table.on(revoked_tokens::token_id
-                .eq_any(&token_ids)
-                .and(revoked_tokens::user_id.eq(users::id))),
+            sessions::table.on(sessions::id
+                .eq_any(&session_ids)
+                .and(sessions::user_id.eq(users::id))),
         )
         .filter(users::id.eq_any(&ids))
-        .select((UserRow::as_select(), revoked_tokens::token_id.nullable()))
-        .load::<(UserRow, Option<String>)>(pg)
+        .select((
+            UserRow::as_select(),
+            sessions::id.nullable(),
+            (
+                sessions::revoked_at.nullable(),
+                sessions::idle_expires_at.nullable(),
+                sessions::expires_at.nullable(),
+            ),
+        ))
+        .load::<(UserRow, Option<i64>, SessionStateRow)>(pg)
         .map_err(from_diesel)?;
     let mut found: HashMap<i64, Result<User, String>> = HashMap::new();
-    let mut revoked: HashSet<(i64, String)> = HashSet::new();
-    for (row, token_id) in rows {
+    let mut states: HashMap<(i64, i64), SessionState> = HashMap::new();
+    for (row, session_id, state) in rows {
         // Keyed by the row's own id, converted or not: a row that is no user fails every
         // lookup of its id below (an internal error), never answers "no such user".
         let id = row.id();
@@ -329,8 +338,8 @@ fn answer_postgres(pg: &mut PgConnection, batch: &[Lookup]) -> Result<Vec<Answer
         if let Err(problem) = &user {
             tracing::error!(%problem, "a users row that is no user");
         }
-        if let Some(token_id) = token_id {
-            revoked.insert((id, token_id));
+        if let (Some(session_id), Some(state)) = (session_id, session_state(state)) {
+            states.insert((id, session_id), state);
         }
         found.entry(id).or_insert(user);
     }
@@ -339,7 +348,7 @@ fn answer_postgres(pg: &mut PgConnection, batch: &[Lookup]) -> Result<Vec<Answer
         .map(|lookup| match found.get(&lookup.user_id) {
             Some(Ok(user)) => Ok(Some((
                 user.clone(),
-                revoked.contains(&(lookup.user_id, lookup.token_id.clone())),
+                states.get(&(lookup.user_id, lookup.session_id)).copied(),
             ))),
             Some(Err(problem)) => Err(Error::internal("looking up sessions", problem.clone())),
             None => Ok(None),
@@ -392,7 +401,7 @@ mod tests {
     fn a_queued_lookup_keeps_the_next_ones_queued() {
         let (batcher, lookups) = unserved();
         let id = UserId::new(1).unwrap();
-        let _waits = batcher.submit(id, "t");
+        let _waits = batcher.submit(id, 1);
         for _ in 0..(STAY_BATCHED * 2) {
             assert!(batcher.inline_turn().is_none());
         }

@@ -345,8 +345,8 @@ impl Deref for TestDatabase {
 /// A test database is a store itself, so that it lives as long as the app that uses it
 /// (`Arc::new(TestDatabase::sqlite())` as the store of the HTTP API suite) and goes with it.
 impl SessionSource for TestDatabase {
-    fn find_session_user(&self, id: UserId, token_id: &str) -> SessionLookup {
-        self.db.find_session_user(id, token_id)
+    fn find_session_user(&self, id: UserId, session_id: i64) -> SessionLookup {
+        self.db.find_session_user(id, session_id)
     }
 }
 

@@ -89,7 +89,7 @@ fn a_frozen_primary_costs_a_call_its_time_limit_and_promotion_brings_writes_back
     eprintln!("a write on the frozen primary: {message}");
     unavailable_within_bound("a read", || store.read_with(|repo| repo.find_by_id(ann.id)));
     unavailable_within_bound("a session lookup", || {
-        block_on(store.find_session_user(ann.id, "no-such-token"))
+        block_on(store.find_session_user(ann.id, 1_000_000))
     });
     unavailable_within_bound("the readiness probe", || store.ping());
 

@@ -13,15 +13,11 @@ fn the_session_lookup_is_kept_prepared(backend: TestBackend) {
     let kept: Vec<String> = (0..8)
         .flat_map(|_| {
             db.statements_kept_prepared_by(|repo| {
-                repo.find_session_user(UserId::new(1).unwrap(), "some-token-id")
-                    .map(drop)
+                repo.find_session_user(UserId::new(1).unwrap(), 1).map(drop)
             })
         })
         .collect();
-    let ran = db.statements_of(|repo| {
-        repo.find_session_user(UserId::new(1).unwrap(), "some-token-id")
-            .map(drop)
-    });
+    let ran = db.statements_of(|repo| repo.find_session_user(UserId::new(1).unwrap(), 1).map(drop));
     assert_eq!(ran.len(), 1, "{backend:?}: one statement: {ran:?}");
     let sql = ran[0].split(" -- binds:").next().unwrap();
     assert!(

@@ -174,6 +174,7 @@ fn a_reset_wins_over_password_changes_looping_with_a_stolen_token(backend: TestB
             .login("bob@example.com", "original-password", &origin)
             .or_else(|_| users.login("bob@example.com", "admin-chose-this", &origin))
             .unwrap()
+            .access
             .token;
         let mut current = users
             .current_user_blocking(&token)
@@ -211,7 +212,7 @@ fn a_reset_wins_over_password_changes_looping_with_a_stolen_token(backend: TestB
                     ) {
                         Ok(fresh) => {
                             assert!(!was_reset, "a change that began after the reset won");
-                            token = fresh.token;
+                            token = fresh.access.token;
                             current = next;
                         }
                         // A lost serialization race (503 over HTTP) changed nothing.

@@ -3,12 +3,13 @@
 //!
 //! Each check takes a fresh, empty store and panics with a message on a violation.
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 
 use crate::{
     AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, InvitationCode,
-    InvitationQuery, InvitationStatus, Listing, NewAuditEntry, NewInvitation, NewUser,
-    PasswordHash, User, UserId, UserQuery, UserStatus, UserStore, UserStoreExt,
+    InvitationQuery, InvitationStatus, Listing, NewAuditEntry, NewInvitation, NewSession, NewUser,
+    PasswordHash, SessionQuery, SessionState, StoredSession, User, UserId, UserQuery, UserStatus,
+    UserStore, UserStoreExt,
 };
 
 /// Expands to one `#[test]` per contract check, each on a store built by `$make`: an
@@ -48,14 +49,18 @@ macro_rules! user_store_contract_tests {
             deleting_an_approver_clears_approved_by,
             failed_write_rolls_back,
             ping_answers,
-            revoked_tokens_are_remembered,
-            session_user_comes_with_its_revocation,
+            sessions_round_trip_and_end_once,
+            session_user_comes_with_its_session,
             session_lookups_see_writes_made_before_them,
+            refresh_tokens_are_spent_once,
+            a_refresh_token_is_spent_once_among_sixteen_racers,
+            sessions_list_live_ones_newest_first_and_end_together,
             counters_round_trip,
             audit_entries_list_newest_first_with_filters,
             audit_survives_deleting_its_users,
             prune_forgets_only_what_is_stale,
-            revocations_count_only_for_their_own_user,
+            sessions_count_only_for_their_own_user,
+            deleting_a_user_deletes_their_sessions,
             device_tokens_belong_to_one_user,
             latest_audit_matches_action_target_address_and_time,
             prune_audit_and_devices_by_age,
@@ -810,47 +815,115 @@ pub fn ping_answers(store: &dyn UserStore) {
     store.ping().expect("ping");
 }
 
-/// A revoked token id is reported revoked; others are not; revoking twice is fine.
-pub fn revoked_tokens_are_remembered(store: &dyn UserStore) {
-    let user = insert(store, new_user("r@example.com"));
-    let later = crate::now() + Duration::hours(1);
-    store
-        .write_with(|repo| repo.revoke_token("jti-1", user.id, later))
-        .expect("revoke");
-    store
-        .write_with(|repo| repo.revoke_token("jti-1", user.id, later))
-        .expect("revoke again");
-    assert!(store
-        .read_with(|repo| repo.is_token_revoked("jti-1"))
-        .expect("check"));
-    assert!(!store
-        .read_with(|repo| repo.is_token_revoked("jti-2"))
-        .expect("check"));
+fn new_session(user: UserId, now: DateTime<Utc>) -> NewSession {
+    NewSession {
+        user_id: user,
+        created_at: now,
+        idle_expires_at: now + Duration::hours(1),
+        expires_at: now + Duration::hours(2),
+        address: Some("192.0.2.7".into()),
+        user_agent: Some("Tester/1.0 (contract)".into()),
+    }
 }
 
-/// `find_session_user` finds the user and says whether that token was revoked.
-pub fn session_user_comes_with_its_revocation(store: &dyn UserStore) {
-    let user = insert(store, new_user("s@example.com"));
-    let later = crate::now() + Duration::hours(1);
+fn start_session(store: &dyn UserStore, user: UserId, refresh_hash: &str) -> StoredSession {
+    let now = crate::now();
     store
-        .write_with(|repo| repo.revoke_token("gone", user.id, later))
-        .expect("revoke");
-    let find = |id: UserId, jti: &'static str| both_session_answers(store, id, jti);
-    assert_eq!(find(user.id, "live"), Some((user.clone(), false)));
-    assert_eq!(find(user.id, "gone"), Some((user.clone(), true)));
+        .write_with(|repo| repo.insert_session(&new_session(user, now), refresh_hash))
+        .expect("insert session")
+}
+
+fn live(session: &StoredSession) -> Option<SessionState> {
+    Some(SessionState {
+        revoked: session.revoked_at.is_some(),
+        idle_expires_at: session.idle_expires_at,
+        expires_at: session.expires_at,
+    })
+}
+
+/// A session is stored with every field, found by id and by its refresh token, gets a
+/// fresh id each time, and is ended once (a second end reports nothing ended).
+pub fn sessions_round_trip_and_end_once(store: &dyn UserStore) {
+    let ann = insert(store, new_user("ann@example.com"));
+    let now = crate::now();
+    let first = store
+        .write_with(|repo| repo.insert_session(&new_session(ann.id, now), "hash-1"))
+        .expect("insert");
+    assert!(first.id > 0);
+    assert_eq!(first.user_id, ann.id);
+    assert_eq!(first.created_at, now);
+    assert_eq!(first.last_used_at, now);
+    assert_eq!(first.idle_expires_at, now + Duration::hours(1));
+    assert_eq!(first.expires_at, now + Duration::hours(2));
+    assert_eq!(first.revoked_at, None);
+    assert_eq!(first.address.as_deref(), Some("192.0.2.7"));
+    assert_eq!(first.user_agent.as_deref(), Some("Tester/1.0 (contract)"));
+    let second = start_session(store, ann.id, "hash-2");
+    assert!(second.id > first.id, "ids grow");
+    store
+        .read_with(|repo| {
+            assert_eq!(repo.find_session(first.id)?, Some(first.clone()));
+            assert_eq!(
+                repo.find_refresh_token("hash-1")?,
+                Some((first.clone(), None))
+            );
+            assert_eq!(repo.find_refresh_token("hash-9")?, None);
+            assert_eq!(repo.find_session(second.id + 100)?, None);
+            Ok(())
+        })
+        .expect("find");
+    let bob = insert(store, new_user("bob@example.com"));
+    let at = now + Duration::seconds(5);
+    assert!(!store
+        .write_with(|repo| repo.revoke_session(first.id, Some(bob.id), at))
+        .expect("not bob's"));
+    assert!(store
+        .write_with(|repo| repo.revoke_session(first.id, Some(ann.id), at))
+        .expect("ann's"));
+    assert!(!store
+        .write_with(|repo| repo.revoke_session(first.id, None, at + Duration::seconds(1)))
+        .expect("ended already"));
+    let ended = store
+        .read_with(|repo| repo.find_session(first.id))
+        .expect("find")
+        .expect("kept");
+    assert_eq!(ended.revoked_at, Some(at), "the first end is kept");
+}
+
+/// `find_session_user` finds the user with the state of the session named, only when the
+/// session is theirs.
+pub fn session_user_comes_with_its_session(store: &dyn UserStore) {
+    let user = insert(store, new_user("s@example.com"));
+    let session = start_session(store, user.id, "h");
+    let find = |id: UserId, sid: i64| both_session_answers(store, id, sid);
     assert_eq!(
-        find(UserId::new(user.id.get() + 100).expect("id"), "live"),
+        find(user.id, session.id),
+        Some((user.clone(), live(&session)))
+    );
+    assert_eq!(find(user.id, session.id + 100), Some((user.clone(), None)));
+    assert_eq!(
+        find(UserId::new(user.id.get() + 100).expect("id"), session.id),
         None
     );
+    let at = crate::now();
+    store
+        .write_with(|repo| repo.revoke_session(session.id, None, at))
+        .expect("end");
+    let (_, state) = find(user.id, session.id).expect("found");
+    assert!(state.expect("still stored").revoked);
 }
 
 /// The session's user as the repository finds it, checked against what the store's
 /// [`SessionSource`] answers: the two must agree.
-fn both_session_answers(store: &dyn UserStore, id: UserId, token_id: &str) -> Option<(User, bool)> {
+fn both_session_answers(
+    store: &dyn UserStore,
+    id: UserId,
+    session_id: i64,
+) -> Option<(User, Option<SessionState>)> {
     let by_repo = store
-        .read_single_with(|repo| repo.find_session_user(id, token_id))
+        .read_single_with(|repo| repo.find_session_user(id, session_id))
         .expect("find through the repository");
-    let by_port = crate::testing::block_on(store.find_session_user(id, token_id))
+    let by_port = crate::testing::block_on(store.find_session_user(id, session_id))
         .expect("find through the session port");
     assert_eq!(
         by_port, by_repo,
@@ -860,13 +933,13 @@ fn both_session_answers(store: &dyn UserStore, id: UserId, token_id: &str) -> Op
 }
 
 /// A session lookup reads after it is made: every write committed before it, a change of
-/// status, of role or of token version, a revocation and a delete, is in its answer.
+/// status, of role or of token version, a session's end and a delete, is in its answer.
 pub fn session_lookups_see_writes_made_before_them(store: &dyn UserStore) {
     let mut user = insert(store, new_user("fresh@example.com"));
-    let later = crate::now() + Duration::hours(1);
+    let session = start_session(store, user.id, "t");
     for round in 0..3 {
-        let found = both_session_answers(store, user.id, "t").expect("found");
-        assert_eq!(found, (user.clone(), false), "round {round}");
+        let found = both_session_answers(store, user.id, session.id).expect("found");
+        assert_eq!(found, (user.clone(), live(&session)), "round {round}");
         user.status = [
             UserStatus::Disabled,
             UserStatus::Approved,
@@ -877,20 +950,169 @@ pub fn session_lookups_see_writes_made_before_them(store: &dyn UserStore) {
         user = store.write_with(|repo| repo.update(&user)).expect("update");
     }
     assert_eq!(
-        both_session_answers(store, user.id, "t"),
-        Some((user.clone(), false))
+        both_session_answers(store, user.id, session.id),
+        Some((user.clone(), live(&session)))
     );
     store
-        .write_with(|repo| repo.revoke_token("t", user.id, later))
-        .expect("revoke");
-    assert_eq!(
-        both_session_answers(store, user.id, "t"),
-        Some((user.clone(), true))
-    );
+        .write_with(|repo| repo.revoke_session(session.id, None, crate::now()))
+        .expect("end");
+    let (_, state) = both_session_answers(store, user.id, session.id).expect("found");
+    assert!(state.expect("stored").revoked);
     store
         .write_with(|repo| repo.delete(user.id))
         .expect("delete");
-    assert_eq!(both_session_answers(store, user.id, "t"), None);
+    assert_eq!(both_session_answers(store, user.id, session.id), None);
+}
+
+/// A refresh token is spent once; renewing stores the next one and marks the session
+/// used; spent tokens stay findable as spent (for reuse detection).
+pub fn refresh_tokens_are_spent_once(store: &dyn UserStore) {
+    let user = insert(store, new_user("r@example.com"));
+    let session = start_session(store, user.id, "first");
+    let now = crate::now() + Duration::seconds(10);
+    assert!(store
+        .write_with(|repo| repo.spend_refresh_token("first", now))
+        .expect("spend"));
+    assert!(!store
+        .write_with(|repo| repo.spend_refresh_token("first", now))
+        .expect("spent already"));
+    assert!(!store
+        .write_with(|repo| repo.spend_refresh_token("unknown", now))
+        .expect("unknown"));
+    let idle = now + Duration::minutes(30);
+    store
+        .write_with(|repo| repo.renew_session(session.id, "second", now, idle))
+        .expect("renew");
+    let (renewed, spent) = store
+        .read_with(|repo| repo.find_refresh_token("first"))
+        .expect("find")
+        .expect("kept");
+    assert_eq!(spent, Some(now));
+    assert_eq!(renewed.last_used_at, now);
+    assert_eq!(renewed.idle_expires_at, idle);
+    assert_eq!(
+        store
+            .read_with(|repo| repo.find_refresh_token("second"))
+            .expect("find"),
+        Some((renewed.clone(), None))
+    );
+    // A password change spends every unspent token of the session at once.
+    store
+        .write_with(|repo| repo.spend_session_refresh_tokens(session.id, now))
+        .expect("spend all");
+    assert!(!store
+        .write_with(|repo| repo.spend_refresh_token("second", now))
+        .expect("spent by the password change"));
+}
+
+/// Sixteen threads spending one refresh token at once: exactly one succeeds (each in its
+/// own write transaction; a store may retry a lost race, and the retry must see the token
+/// spent).
+pub fn a_refresh_token_is_spent_once_among_sixteen_racers(store: &dyn UserStore) {
+    let user = insert(store, new_user("race@example.com"));
+    start_session(store, user.id, "contested");
+    let barrier = std::sync::Barrier::new(16);
+    let wins = std::thread::scope(|scope| {
+        let racers: Vec<_> = (0..16)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    store.write_with(|repo| {
+                        let found = repo.find_refresh_token("contested")?;
+                        match found {
+                            Some((_, None)) => repo.spend_refresh_token("contested", crate::now()),
+                            _ => Ok(false),
+                        }
+                    })
+                })
+            })
+            .collect();
+        racers
+            .into_iter()
+            .map(|racer| racer.join().expect("racer"))
+            .filter(|won| matches!(won, Ok(true)))
+            .count()
+    });
+    assert_eq!(wins, 1);
+}
+
+/// `list_sessions` lists a user's live sessions only, newest first and paged with their
+/// total; `revoke_sessions` ends all of them but the one spared, once.
+pub fn sessions_list_live_ones_newest_first_and_end_together(store: &dyn UserStore) {
+    let ann = insert(store, new_user("ann@example.com"));
+    let bob = insert(store, new_user("bob@example.com"));
+    let a1 = start_session(store, ann.id, "a1");
+    let a2 = start_session(store, ann.id, "a2");
+    let a3 = start_session(store, ann.id, "a3");
+    let b1 = start_session(store, bob.id, "b1");
+    let now = crate::now();
+    // One idled out already, one ended.
+    let idle = store
+        .write_with(|repo| {
+            let mut old = new_session(ann.id, now - Duration::hours(3));
+            old.idle_expires_at = now - Duration::seconds(1);
+            repo.insert_session(&old, "a-idle")
+        })
+        .expect("insert idle");
+    store
+        .write_with(|repo| repo.revoke_session(a2.id, None, now))
+        .expect("end a2");
+    let list = |user: UserId, query: SessionQuery| {
+        store
+            .read_with(|repo| repo.list_sessions(user, now, &query))
+            .expect("list")
+    };
+    let all = list(ann.id, SessionQuery::default());
+    assert_eq!(all.total, 2);
+    assert_eq!(
+        all.items.iter().map(|s| s.id).collect::<Vec<_>>(),
+        vec![a3.id, a1.id]
+    );
+    let page = list(
+        ann.id,
+        SessionQuery {
+            limit: Some(1),
+            offset: 1,
+        },
+    );
+    assert_eq!((page.total, page.items.len()), (2, 1));
+    assert_eq!(page.items[0].id, a1.id);
+    assert_eq!(
+        store
+            .write_with(|repo| repo.revoke_sessions(ann.id, Some(a3.id), now))
+            .expect("end others"),
+        2,
+        "a1 and the idled-out one (not ended yet), not a3"
+    );
+    assert_eq!(
+        list(ann.id, SessionQuery::default())
+            .items
+            .iter()
+            .map(|s| s.id)
+            .collect::<Vec<_>>(),
+        vec![a3.id]
+    );
+    assert_eq!(
+        store
+            .write_with(|repo| repo.revoke_sessions(ann.id, None, now))
+            .expect("end all"),
+        1
+    );
+    assert_eq!(list(ann.id, SessionQuery::default()).total, 0);
+    assert_eq!(list(bob.id, SessionQuery::default()).items[0].id, b1.id);
+    // Pruning forgets the ended and expired ones (and their tokens), nothing live.
+    let pruned = store
+        .write_with(|repo| repo.prune_sessions(now))
+        .expect("prune");
+    assert_eq!(pruned, 4, "a1, a2, a3 and the idle one");
+    store
+        .read_with(|repo| {
+            assert_eq!(repo.find_session(idle.id)?, None);
+            assert_eq!(repo.find_refresh_token("a1")?, None);
+            assert!(repo.find_session(b1.id)?.is_some());
+            Ok(())
+        })
+        .expect("after prune");
 }
 
 /// Counters are stored per scope and key, replaced, and deleted.
@@ -1039,15 +1261,12 @@ pub fn audit_survives_deleting_its_users(store: &dyn UserStore) {
     assert_eq!(all.items[0].entry.target_id, Some(user));
 }
 
-/// Pruning drops expired revocations and idle, unlocked counters, and nothing else.
+/// Pruning drops idle, unlocked counters, and nothing else.
 pub fn prune_forgets_only_what_is_stale(store: &dyn UserStore) {
-    let user = insert(store, new_user("p@example.com"));
     let now = crate::now();
     let idle_before = now - Duration::days(1);
     store
         .write_with(|repo| {
-            repo.revoke_token("expired", user.id, now - Duration::seconds(1))?;
-            repo.revoke_token("current", user.id, now + Duration::hours(1))?;
             let stale = Counter {
                 count: 3,
                 since: now - Duration::days(2),
@@ -1071,11 +1290,9 @@ pub fn prune_forgets_only_what_is_stale(store: &dyn UserStore) {
     let pruned = store
         .write_with(|repo| repo.prune(now, idle_before))
         .expect("prune");
-    assert_eq!(pruned, 2);
+    assert_eq!(pruned, 1);
     store
         .read_with(|repo| {
-            assert!(!repo.is_token_revoked("expired")?);
-            assert!(repo.is_token_revoked("current")?);
             assert!(repo.counter(CounterScope::LoginAccount, "stale")?.is_none());
             assert!(repo.counter(CounterScope::LoginAccount, "fresh")?.is_some());
             assert!(repo
@@ -1086,26 +1303,38 @@ pub fn prune_forgets_only_what_is_stale(store: &dyn UserStore) {
         .expect("after prune");
 }
 
-/// A revocation counts for the user it was recorded for, in `find_session_user` and
-/// `is_token_revoked_for` alike (the batched lookup of a SQL store keeps the same rule).
-pub fn revocations_count_only_for_their_own_user(store: &dyn UserStore) {
+/// A session counts for its own user only: another user's lookup with its id finds no
+/// session, and another user cannot end it.
+pub fn sessions_count_only_for_their_own_user(store: &dyn UserStore) {
     let ann = insert(store, new_user("ann@example.com"));
     let bob = insert(store, new_user("bob@example.com"));
-    let later = crate::now() + Duration::hours(1);
-    store
-        .write_with(|repo| repo.revoke_token("anns", ann.id, later))
-        .expect("revoke");
+    let anns = start_session(store, ann.id, "anns");
+    let find = |id: UserId| both_session_answers(store, id, anns.id);
+    assert_eq!(find(ann.id), Some((ann.clone(), live(&anns))));
+    assert_eq!(find(bob.id), Some((bob.clone(), None)));
+    assert_eq!(
+        store
+            .write_with(|repo| repo.revoke_sessions(bob.id, None, crate::now()))
+            .expect("end bob's"),
+        0
+    );
+    assert_eq!(find(ann.id), Some((ann.clone(), live(&anns))));
+}
+
+/// Deleting a user deletes their sessions and refresh tokens.
+pub fn deleting_a_user_deletes_their_sessions(store: &dyn UserStore) {
+    let ann = insert(store, new_user("ann@example.com"));
+    let session = start_session(store, ann.id, "gone-with-ann");
+    assert!(store
+        .write_with(|repo| repo.delete(ann.id))
+        .expect("delete"));
     store
         .read_with(|repo| {
-            assert!(repo.is_token_revoked_for("anns", ann.id)?);
-            assert!(!repo.is_token_revoked_for("anns", bob.id)?);
-            assert!(!repo.is_token_revoked_for("other", ann.id)?);
+            assert_eq!(repo.find_session(session.id)?, None);
+            assert_eq!(repo.find_refresh_token("gone-with-ann")?, None);
             Ok(())
         })
-        .expect("check");
-    let find = |id: UserId| both_session_answers(store, id, "anns");
-    assert_eq!(find(ann.id), Some((ann.clone(), true)));
-    assert_eq!(find(bob.id), Some((bob.clone(), false)));
+        .expect("after delete");
 }
 
 /// A device token (by hash) names the one user it was saved for; saving it again only

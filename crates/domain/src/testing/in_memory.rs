@@ -5,10 +5,10 @@ use chrono::{DateTime, Utc};
 
 use crate::ports::answered;
 use crate::{
-    AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, Invitation,
-    InvitationQuery, InvitationStatus, Listing, NewAuditEntry, NewInvitation, NewUser, Page,
-    SessionLookup, SessionSource, User, UserId, UserQuery, UserRepo, UserStatus, UserStore,
-    UserStoreExt as _,
+    AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, FoundRefreshToken,
+    Invitation, InvitationQuery, InvitationStatus, Listing, NewAuditEntry, NewInvitation,
+    NewSession, NewUser, Page, SessionLookup, SessionQuery, SessionSource, SessionState,
+    StoredSession, User, UserId, UserQuery, UserRepo, UserStatus, UserStore, UserStoreExt as _,
 };
 
 /// A store in a mutex: every unit of work runs on a copy of the state under the lock and
@@ -23,7 +23,11 @@ pub struct InMemoryStore {
 struct State {
     users: BTreeMap<i64, User>,
     last_id: i64,
-    revoked: HashMap<String, (UserId, DateTime<Utc>)>,
+    /// Sessions by id.
+    sessions: BTreeMap<i64, StoredSession>,
+    last_session_id: i64,
+    /// Refresh tokens by hash: their session, and when they were spent.
+    refresh_tokens: HashMap<String, (i64, Option<DateTime<Utc>>)>,
     counters: HashMap<(CounterScope, String), Counter>,
     audit: Vec<AuditEntry>,
     last_audit_id: i64,
@@ -50,8 +54,8 @@ impl InMemoryStore {
 
 /// Memory answers right away, on the calling thread.
 impl SessionSource for InMemoryStore {
-    fn find_session_user(&self, id: UserId, token_id: &str) -> SessionLookup {
-        answered(self.read_with(|repo| repo.find_session_user(id, token_id)))
+    fn find_session_user(&self, id: UserId, session_id: i64) -> SessionLookup {
+        answered(self.read_with(|repo| repo.find_session_user(id, session_id)))
     }
 }
 
@@ -182,6 +186,10 @@ impl UserRepo for State {
     fn delete(&mut self, id: UserId) -> Result<bool, Error> {
         let existed = self.users.remove(&id.get()).is_some();
         self.devices.retain(|_, (owner, _)| *owner != id);
+        self.sessions.retain(|_, session| session.user_id != id);
+        let sessions = &self.sessions;
+        self.refresh_tokens
+            .retain(|_, (session, _)| sessions.contains_key(session));
         for (_, invitation) in self.invitations.values_mut() {
             if invitation.created_by == Some(id) {
                 invitation.created_by = None;
@@ -198,27 +206,172 @@ impl UserRepo for State {
         Ok(existed)
     }
 
-    fn revoke_token(
+    fn find_session_user(
         &mut self,
-        token_id: &str,
-        user: UserId,
-        expires_at: DateTime<Utc>,
+        id: UserId,
+        session_id: i64,
+    ) -> Result<Option<(User, Option<SessionState>)>, Error> {
+        let Some(user) = self.users.get(&id.get()) else {
+            return Ok(None);
+        };
+        let state = self
+            .sessions
+            .get(&session_id)
+            .filter(|s| s.user_id == id)
+            .map(|s| SessionState {
+                revoked: s.revoked_at.is_some(),
+                idle_expires_at: s.idle_expires_at,
+                expires_at: s.expires_at,
+            });
+        Ok(Some((user.clone(), state)))
+    }
+
+    fn insert_session(
+        &mut self,
+        session: &NewSession,
+        refresh_hash: &str,
+    ) -> Result<StoredSession, Error> {
+        if !self.users.contains_key(&session.user_id.get()) {
+            return Err(Error::UserNotFound);
+        }
+        if self.refresh_tokens.contains_key(refresh_hash) {
+            return Err(Error::Conflict);
+        }
+        self.last_session_id += 1;
+        let stored = StoredSession {
+            id: self.last_session_id,
+            user_id: session.user_id,
+            created_at: session.created_at,
+            last_used_at: session.created_at,
+            idle_expires_at: session.idle_expires_at,
+            expires_at: session.expires_at,
+            revoked_at: None,
+            address: session.address.clone(),
+            user_agent: session.user_agent.clone(),
+        };
+        self.sessions.insert(stored.id, stored.clone());
+        self.refresh_tokens
+            .insert(refresh_hash.to_owned(), (stored.id, None));
+        Ok(stored)
+    }
+
+    fn find_session(&mut self, id: i64) -> Result<Option<StoredSession>, Error> {
+        Ok(self.sessions.get(&id).cloned())
+    }
+
+    fn find_refresh_token(&mut self, token_hash: &str) -> Result<Option<FoundRefreshToken>, Error> {
+        Ok(self
+            .refresh_tokens
+            .get(token_hash)
+            .and_then(|(session, spent)| self.sessions.get(session).map(|s| (s.clone(), *spent))))
+    }
+
+    fn spend_refresh_token(&mut self, token_hash: &str, now: DateTime<Utc>) -> Result<bool, Error> {
+        match self.refresh_tokens.get_mut(token_hash) {
+            Some((_, spent @ None)) => {
+                *spent = Some(now);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn spend_session_refresh_tokens(
+        &mut self,
+        session_id: i64,
+        now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        self.revoked
-            .entry(token_id.to_owned())
-            .or_insert((user, expires_at));
+        for (session, spent) in self.refresh_tokens.values_mut() {
+            if *session == session_id && spent.is_none() {
+                *spent = Some(now);
+            }
+        }
         Ok(())
     }
 
-    fn is_token_revoked(&mut self, token_id: &str) -> Result<bool, Error> {
-        Ok(self.revoked.contains_key(token_id))
+    fn renew_session(
+        &mut self,
+        session_id: i64,
+        refresh_hash: &str,
+        now: DateTime<Utc>,
+        idle_expires_at: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        if self.refresh_tokens.contains_key(refresh_hash) {
+            return Err(Error::Conflict);
+        }
+        let session = self
+            .sessions
+            .get_mut(&session_id)
+            .ok_or_else(|| Error::internal("renewing a session", "no such session"))?;
+        session.last_used_at = now;
+        session.idle_expires_at = idle_expires_at;
+        self.refresh_tokens
+            .insert(refresh_hash.to_owned(), (session_id, None));
+        Ok(())
     }
 
-    fn is_token_revoked_for(&mut self, token_id: &str, user_id: UserId) -> Result<bool, Error> {
-        Ok(self
-            .revoked
-            .get(token_id)
-            .is_some_and(|(user, _)| *user == user_id))
+    fn revoke_session(
+        &mut self,
+        id: i64,
+        user: Option<UserId>,
+        at: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        match self.sessions.get_mut(&id) {
+            Some(session)
+                if session.revoked_at.is_none() && user.is_none_or(|u| u == session.user_id) =>
+            {
+                session.revoked_at = Some(at);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn revoke_sessions(
+        &mut self,
+        user: UserId,
+        except: Option<i64>,
+        at: DateTime<Utc>,
+    ) -> Result<u64, Error> {
+        let mut ended = 0;
+        for session in self.sessions.values_mut() {
+            if session.user_id == user && session.revoked_at.is_none() && Some(session.id) != except
+            {
+                session.revoked_at = Some(at);
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
+    fn list_sessions(
+        &mut self,
+        user: UserId,
+        now: DateTime<Utc>,
+        query: &SessionQuery,
+    ) -> Result<Page<StoredSession>, Error> {
+        let mut page = Page::default();
+        hand_over(
+            || {
+                self.sessions
+                    .values()
+                    .rev()
+                    .filter(move |s| s.user_id == user && s.is_live(now))
+            },
+            query.limit,
+            query.offset,
+            &mut page,
+        )?;
+        Ok(page)
+    }
+
+    fn prune_sessions(&mut self, now: DateTime<Utc>) -> Result<u64, Error> {
+        let before = self.sessions.len();
+        self.sessions.retain(|_, s| s.is_live(now));
+        let sessions = &self.sessions;
+        self.refresh_tokens
+            .retain(|_, (session, _)| sessions.contains_key(session));
+        Ok((before - self.sessions.len()) as u64)
     }
 
     fn device_owner(&mut self, token_hash: &str) -> Result<Option<UserId>, Error> {
@@ -420,11 +573,10 @@ impl UserRepo for State {
     }
 
     fn prune(&mut self, now: DateTime<Utc>, idle_before: DateTime<Utc>) -> Result<u64, Error> {
-        let before = self.revoked.len() + self.counters.len();
-        self.revoked.retain(|_, (_, expires_at)| *expires_at >= now);
+        let before = self.counters.len();
         self.counters
             .retain(|_, c| c.since >= idle_before || c.locked_until.is_some_and(|l| l > now));
-        Ok((before - self.revoked.len() - self.counters.len()) as u64)
+        Ok((before - self.counters.len()) as u64)
     }
 }
 

@@ -87,7 +87,7 @@ fn check_config_prints_the_effective_configuration_with_secrets_masked() {
     );
     assert_eq!(
         line_of(&stdout, "token_ttl"),
-        "token_ttl = \"7d\" # default"
+        "token_ttl = \"15m\" # default"
     );
     assert_eq!(
         line_of(&stdout, "log_format"),

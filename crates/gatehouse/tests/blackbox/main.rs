@@ -14,5 +14,6 @@ mod outage;
 mod retention;
 mod security;
 mod server;
+mod sessions;
 mod tls;
 mod walkthrough;

@@ -70,8 +70,14 @@ fn forged_tokens_are_refused_by_an_hs256_server() {
     let db = EmptyDatabase::new(TestBackend::Sqlite);
     let server = Server::start(&db, &[("GATEHOUSE_JWT_SECRET", SECRET)]);
     with_users(&server);
-    let valid_claims =
-        |exp: Value| json!({"sub": "1", "iat": now(), "exp": exp, "jti": "f0f0", "ver": 0});
+    let good = server.token(ADMIN.0, ADMIN.1);
+    let parts: Vec<&str> = good.split('.').collect();
+    let payload: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    // Hand-made claims name the admin's live session.
+    let sid = payload["sid"].clone();
+    assert!(sid.as_i64().is_some_and(|sid| sid > 0), "{payload}");
+    let valid_claims = |exp: Value| json!({"sub": "1", "iat": now(), "exp": exp, "jti": "f0f0", "ver": 0, "sid": sid});
     // The shape is right: signed with the real secret, these claims are accepted.
     assert_eq!(
         me(
@@ -81,11 +87,17 @@ fn forged_tokens_are_refused_by_an_hs256_server() {
         .status,
         200
     );
-
-    let good = server.token(ADMIN.0, ADMIN.1);
-    let parts: Vec<&str> = good.split('.').collect();
-    let payload: Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    // A token without `sid` (as issued before sessions) is refused.
+    assert_401(
+        &me(
+            &server,
+            &hs256(
+                &json!({"sub": "1", "iat": now(), "exp": now() + 60, "jti": "f0f0", "ver": 0}),
+                SECRET.as_bytes(),
+            ),
+        ),
+        "no sid",
+    );
     let mut promoted = payload.clone();
     promoted["sub"] = json!("2");
     let ed = Ed25519Tokens::new(
@@ -142,7 +154,7 @@ fn forged_tokens_are_refused_by_an_hs256_server() {
             "exp never",
             hs256(&valid_claims(json!("never")), SECRET.as_bytes()),
         ),
-        ("EdDSA token", ed.issue(&bob_user).unwrap().token),
+        ("EdDSA token", ed.issue(&bob_user, 1).unwrap().token),
         ("garbage", "not-a-token".to_owned()),
         ("empty signature", format!("{}.{}.", parts[0], parts[1])),
     ];
@@ -281,7 +293,7 @@ fn sign_as(tokens: &Ed25519Tokens, id: i64) -> String {
         rejected_by: None,
         decision_note: None,
     };
-    tokens.issue(&user).unwrap().token
+    tokens.issue(&user, 1).unwrap().token
 }
 
 fn every_revocation_path_takes_effect_on_the_next_request(backend: TestBackend) {

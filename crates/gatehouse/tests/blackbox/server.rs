@@ -367,6 +367,15 @@ impl Server {
         self.finish(response)
     }
 
+    /// `POST path` with a form body, no token.
+    pub fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Reply {
+        let response = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .send_form(form.iter().copied());
+        self.finish(response)
+    }
+
     pub fn token(&self, email: &str, password: &str) -> String {
         let reply = self.login(email, password);
         assert_eq!(reply.status, 200, "{reply:?}");

@@ -51,12 +51,28 @@ fn the_readme_walkthrough(backend: TestBackend) {
     let login = server.login(USER.0, USER.1);
     assert_eq!(login.status, 200);
     assert_eq!(login.body["token_type"], "bearer");
-    assert_eq!(login.body["expires_in"], 7 * 24 * 3600);
+    assert_eq!(login.body["expires_in"], 15 * 60);
     let token = login.body["access_token"].as_str().unwrap();
     let me = server.get("/api/auth/me", Some(token));
     assert_eq!(me.status, 200);
     assert_eq!(me.body["email"], USER.0);
     assert_eq!(me.header("cache-control"), Some("no-store"));
+    let refresh = login.body["refresh_token"].as_str().unwrap();
+    let next = server.post_form(
+        "/api/auth/token",
+        &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+    );
+    assert_eq!(next.status, 200, "{next:?}");
+    assert_eq!(next.body["token_type"], "bearer");
+    assert_eq!(next.body["expires_in"], 15 * 60);
+    assert_eq!(next.body["refresh_expires_in"], 30 * 86_400);
+    assert_ne!(next.body["refresh_token"].as_str(), Some(refresh));
+    let sessions = server.get("/api/auth/me/sessions", Some(token));
+    assert_eq!(sessions.status, 200, "{sessions:?}");
+    let listed = sessions.body.as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{sessions:?}");
+    assert_eq!(listed[0]["current"], true);
+    assert_eq!(listed[0]["address"], "127.0.0.1");
 
     // Eve is turned down with a note, and sees it at login.
     let eve = server.register("eve@example.com", "not so sure now");

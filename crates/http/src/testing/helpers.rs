@@ -23,7 +23,7 @@ pub const PASSWORD: &str = "correct horse battery";
 /// The email of the first user, who becomes the admin.
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 /// The token lifetime the contract promises by default: seven days.
-pub const SEVEN_DAYS: u64 = 7 * 24 * 3600;
+pub const FIFTEEN_MINUTES: u64 = 15 * 60;
 
 /// The keys of `UserPublic`, and no others.
 pub const USER_PUBLIC_KEYS: [&str; 13] = [
@@ -67,6 +67,8 @@ pub struct AppOptions {
     pub registration: gatehouse_domain::RegistrationMode,
     /// The console's address, for invitation links (none by default).
     pub public_url: Option<String>,
+    /// How long sessions live (the defaults: 30 days idle, 90 at most).
+    pub sessions: gatehouse_domain::SessionPolicy,
 }
 
 impl AppOptions {
@@ -84,6 +86,7 @@ impl AppOptions {
             database_slots: None,
             registration: gatehouse_domain::RegistrationMode::default(),
             public_url: None,
+            sessions: gatehouse_domain::SessionPolicy::default(),
         }
     }
 }
@@ -140,7 +143,8 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let tokens = Hs256Tokens::new(&secret, TokenTtl::DEFAULT).expect("HS256 keys");
     let users = UserService::new(options.store, Arc::new(PlainHasher), Arc::new(tokens))
         .with_throttle(options.throttle)
-        .with_registration_mode(options.registration);
+        .with_registration_mode(options.registration)
+        .with_session_policy(options.sessions);
     let mut state = AppState::new(users, options.hashing)
         .with_public_url(options.public_url)
         .with_trusted_proxies(options.trusted_proxies)
@@ -537,4 +541,19 @@ pub fn assert_utc_time(value: &Value) -> chrono::DateTime<chrono::FixedOffset> {
     assert!(text.ends_with('Z'), "{text} is not in UTC");
     chrono::DateTime::parse_from_rfc3339(text)
         .unwrap_or_else(|e| panic!("{text} is not RFC 3339: {e}"))
+}
+
+/// The session id (`sid`) an access token of the test secret names.
+pub fn session_id(token: &str) -> i64 {
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.validate_exp = false;
+    jsonwebtoken::decode::<Value>(
+        token,
+        &jsonwebtoken::DecodingKey::from_secret(SECRET).expect("an HS256 key"),
+        &validation,
+    )
+    .expect("an access token of ours")
+    .claims["sid"]
+        .as_i64()
+        .expect("sid, a number")
 }

@@ -108,6 +108,19 @@ macro_rules! __api_suite {
                 invite_only_registration_needs_an_invitation,
                 closed_registration_refuses_everyone_but_the_first_user,
             }
+            sessions {
+                a_login_starts_a_session_with_a_refresh_token,
+                a_refresh_rotates_the_pair_and_a_replay_ends_the_session,
+                concurrent_refreshes_with_one_token_give_one_pair,
+                refresh_takes_a_form_and_ignores_other_parameters,
+                refresh_errors_are_oauth_style,
+                logout_ends_the_session_and_its_refresh_token,
+                a_user_lists_and_ends_their_own_sessions,
+                a_password_change_ends_other_sessions_and_renews_this_one,
+                admins_see_and_end_a_users_sessions,
+                taking_a_user_out_of_service_ends_their_sessions,
+                sessions_idle_out_and_end_at_their_maximum_age,
+            }
             auth {
                 the_first_user_registers_as_an_approved_admin,
                 later_users_register_as_pending_non_admins,

@@ -224,6 +224,7 @@ async fn operations_list_the_errors_that_apply_to_them() {
                 assert!(has("401") && has("503"), "{context}: 401 and 503");
                 assert!(
                     path.ends_with("/me")
+                        || path.contains("/me/")
                         || path.ends_with("/logout")
                         || path.ends_with("/password")
                         || has("403"),
@@ -232,9 +233,16 @@ async fn operations_list_the_errors_that_apply_to_them() {
             }
             if let Some(body) = operation.get("requestBody") {
                 assert_eq!(body["required"], true, "{context}");
+                // OAuth 2's token endpoint answers a body that does not parse with its own
+                // 400 `invalid_request`.
+                let invalid = if path.ends_with("/token") {
+                    "400"
+                } else {
+                    "422"
+                };
                 assert!(
-                    has("413") && has("415") && has("422"),
-                    "{context}: 413, 415, 422"
+                    has("413") && has("415") && has(invalid),
+                    "{context}: 413, 415, {invalid}"
                 );
             }
             if path.contains("{id}") {

@@ -14,7 +14,7 @@ struct DownStore;
 const DOWN: &str = "connection refused by 10.0.0.7:5432";
 
 impl SessionSource for DownStore {
-    fn find_session_user(&self, _id: UserId, _token_id: &str) -> SessionLookup {
+    fn find_session_user(&self, _id: UserId, _session_id: i64) -> SessionLookup {
         answered(Err(Error::unavailable(DOWN)))
     }
 }

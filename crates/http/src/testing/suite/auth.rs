@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use crate::testing::{
     assert_error, assert_security_headers, assert_user_public, assert_utc_time, bearer, spawn_app,
-    spawn_app_with, AppOptions, NewStore, Resp, ADMIN_EMAIL, PASSWORD, SEVEN_DAYS,
+    spawn_app_with, AppOptions, NewStore, Resp, ADMIN_EMAIL, FIFTEEN_MINUTES, PASSWORD,
 };
 
 const INCORRECT: &str = "Incorrect email or password";
@@ -31,11 +31,17 @@ fn assert_token_response(res: &Resp, context: &str) -> String {
     }
     assert_eq!(
         keys,
-        ["access_token", "expires_in", "token_type"],
+        [
+            "access_token",
+            "expires_in",
+            "refresh_expires_in",
+            "refresh_token",
+            "token_type"
+        ],
         "{context}"
     );
     assert_eq!(body["token_type"], "bearer", "{context}");
-    assert_eq!(body["expires_in"], SEVEN_DAYS, "{context}");
+    assert_eq!(body["expires_in"], FIFTEEN_MINUTES, "{context}");
     let token = body["access_token"].as_str().expect("a string token");
     assert_eq!(
         token.split('.').count(),

@@ -199,7 +199,8 @@ pub async fn tokens_from_the_future_or_at_their_expiry_are_refused(new_store: &N
     let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
     let now = chrono::Utc::now().timestamp();
-    let claims = |iat: i64, exp: i64| json!({"sub": admin.id.to_string(), "iat": iat, "exp": exp, "jti": "forged", "ver": 0});
+    let sid = crate::testing::session_id(&admin.token);
+    let claims = |iat: i64, exp: i64| json!({"sub": admin.id.to_string(), "iat": iat, "exp": exp, "jti": "forged", "ver": 0, "sid": sid});
     let good = sign(&claims(now - 5, now + 600));
     assert_eq!(
         me(&app, &good).await.status.as_u16(),

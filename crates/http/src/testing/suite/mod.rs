@@ -15,6 +15,7 @@ pub mod listings;
 pub mod observe;
 pub mod security;
 pub mod service;
+pub mod sessions;
 
 /// Every check of the list, as `module::check`.
 pub const CHECKS: &[&str] = crate::__api_suite!(__api_suite_names!());

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use crate::testing::{
     assert_client_error, assert_error, assert_problem, assert_security_headers, assert_utc_time,
     bearer, spawn_app, spawn_app_with, AppOptions, NewStore, Resp, Session, TestApp, ADMIN_EMAIL,
-    PASSWORD, SEVEN_DAYS,
+    FIFTEEN_MINUTES, PASSWORD,
 };
 
 const INCORRECT: &str = "Incorrect email or password";
@@ -93,11 +93,17 @@ fn assert_token_response(res: &Resp, context: &str) -> String {
     keys.sort_unstable();
     assert_eq!(
         keys,
-        ["access_token", "expires_in", "token_type"],
+        [
+            "access_token",
+            "expires_in",
+            "refresh_expires_in",
+            "refresh_token",
+            "token_type"
+        ],
         "{context}"
     );
     assert_eq!(body["token_type"], "bearer", "{context}");
-    assert_eq!(body["expires_in"], SEVEN_DAYS, "{context}");
+    assert_eq!(body["expires_in"], FIFTEEN_MINUTES, "{context}");
     body["access_token"]
         .as_str()
         .expect("a string token")
