@@ -457,7 +457,71 @@ fn concurrent_bulk_decisions_on_the_same_users_decide_them_once(backend: TestBac
     assert!(decided.len() >= 10, "all ten went one way");
 }
 
+/// Sixteen threads refresh with one token through the use case: exactly one gets the next
+/// pair; the others find the token spent (a replay), so the session ends and every pair,
+/// the winner's included, stops working; one `refresh_token_reused` entry is written.
+/// Then, with a fresh session, refreshes in turn from many threads (one at a time) each
+/// succeed.
+fn sixteen_concurrent_refreshes_with_one_token_give_one_pair(backend: TestBackend) {
+    let db = TestDatabase::new(backend);
+    let users = service(&db);
+    let password = Password::parse("original-password").unwrap();
+    users
+        .register(
+            Email::parse("admin@example.com").unwrap(),
+            &password,
+            &Origin::default(),
+        )
+        .unwrap();
+    let login = || {
+        users
+            .login("admin@example.com", "original-password", &Origin::default())
+            .unwrap()
+    };
+    let tokens = login();
+    let presented = tokens.refresh_token.expose().to_owned();
+    let outcomes = {
+        let users = users.clone();
+        race(16, move |_| users.refresh(&presented, &Origin::default()))
+    };
+    let winners: Vec<_> = outcomes.iter().filter_map(|o| o.as_ref().ok()).collect();
+    assert_eq!(winners.len(), 1, "{backend:?}: {outcomes:?}");
+    for lost in outcomes.iter().filter(|o| o.is_err()) {
+        assert!(
+            matches!(lost, Err(Error::InvalidGrant)),
+            "{backend:?}: {lost:?}"
+        );
+    }
+    assert!(
+        users
+            .current_user_blocking(&winners[0].access.token)
+            .is_err(),
+        "{backend:?}: the replays ended the session"
+    );
+    let reused = users
+        .list_audit(
+            Actor::Operator,
+            &gatehouse_domain::AuditQuery {
+                action: Some(gatehouse_domain::AuditAction::RefreshTokenReused),
+                ..gatehouse_domain::AuditQuery::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(reused.total, 1, "{backend:?}: one session ended once");
+    // Refreshes in turn, each from its own thread: all succeed.
+    let mut tokens = login();
+    for _ in 0..10 {
+        let (users, presented) = (users.clone(), tokens.refresh_token.expose().to_owned());
+        tokens = thread::spawn(move || users.refresh(&presented, &Origin::default()))
+            .join()
+            .unwrap()
+            .unwrap();
+    }
+    assert!(users.current_user_blocking(&tokens.access.token).is_ok());
+}
+
 gatehouse_storage::backend_tests!(
+    sixteen_concurrent_refreshes_with_one_token_give_one_pair,
     a_bulk_decision_of_a_hundred_is_all_or_nothing,
     concurrent_bulk_decisions_on_the_same_users_decide_them_once,
     sixteen_concurrent_registrations_on_an_empty_database_make_one_admin,
