@@ -82,7 +82,7 @@ fn spawn_maintenance(
                     since_prune = std::time::Duration::ZERO;
                     match users.prune(gatehouse_domain::now()) {
                         Ok(pruned) => {
-                            tracing::debug!(pruned, "pruned expired revocations, counters, device tokens and old audit entries")
+                            tracing::debug!(pruned, "pruned ended and expired sessions, counters, device tokens and old audit entries")
                         }
                         Err(e) => tracing::warn!(error = %e, "pruning failed"),
                     }
