@@ -88,6 +88,7 @@ pub struct Metrics {
     requests: IntCounterVec,
     latency: HistogramVec,
     logins: IntCounterVec,
+    refreshes: IntCounterVec,
     hashing_queued: IntGauge,
     hashing_wait: Histogram,
     users: IntGaugeVec,
@@ -161,6 +162,15 @@ impl Metrics {
             ),
             &["outcome"],
         )?;
+        let refreshes = IntCounterVec::new(
+            Opts::new(
+                "gatehouse_token_refreshes_total",
+                "Refreshes at POST /api/auth/token by outcome: refreshed, invalid_grant (an \
+                 unknown, spent, expired or ended session's token; replays are in the audit \
+                 log as refresh_token_reused), invalid_request, error.",
+            ),
+            &["outcome"],
+        )?;
         let hashing_queued = IntGauge::new(
             "gatehouse_bcrypt_queue_depth",
             "Requests waiting for a bcrypt thread right now.",
@@ -183,6 +193,7 @@ impl Metrics {
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(logins.clone()))?;
+        registry.register(Box::new(refreshes.clone()))?;
         registry.register(Box::new(hashing_queued.clone()))?;
         registry.register(Box::new(hashing_wait.clone()))?;
         registry.register(Box::new(users.clone()))?;
@@ -207,6 +218,7 @@ impl Metrics {
             requests,
             latency,
             logins,
+            refreshes,
             hashing_queued,
             hashing_wait,
             users,
@@ -235,6 +247,21 @@ impl Metrics {
             },
         };
         self.logins.with_label_values(&[outcome]).inc();
+    }
+
+    /// Counts one refresh's outcome.
+    pub(crate) fn refresh<T>(&self, result: &Result<T, ApiError>) {
+        let outcome = match result {
+            Ok(_) => "refreshed",
+            Err(e) => match e.code() {
+                "invalid_grant" => "invalid_grant",
+                "invalid_request" | "unsupported_grant_type" | "unsupported_media_type" => {
+                    "invalid_request"
+                }
+                _ => "error",
+            },
+        };
+        self.refreshes.with_label_values(&[outcome]).inc();
     }
 
     /// Records how long a request waited for a bcrypt thread.

@@ -157,11 +157,21 @@ pub(crate) async fn token(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse> {
-    let request: TokenRequest = if is_form(&req) {
-        serde_urlencoded::from_bytes(&body)
+    let outcome = refresh(&state, &req, &body).await;
+    state.metrics.refresh(&outcome);
+    Ok(HttpResponse::Ok().json(TokenResponse::from(outcome?)))
+}
+
+async fn refresh(
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<gatehouse_domain::SessionTokens> {
+    let request: TokenRequest = if is_form(req) {
+        serde_urlencoded::from_bytes(body)
             .map_err(|_| invalid_request("The form does not parse (a parameter given twice?)"))?
-    } else if is_json(&req) {
-        serde_json::from_slice(&body).map_err(|_| {
+    } else if is_json(req) {
+        serde_json::from_slice(body).map_err(|_| {
             invalid_request("The body must be a JSON object of strings: grant_type, refresh_token")
         })?
     } else {
@@ -182,11 +192,10 @@ pub(crate) async fn token(
     let Some(refresh_token) = request.refresh_token.filter(|t| !t.is_empty()) else {
         return Err(invalid_request("refresh_token is required"));
     };
-    let (users, origin) = (state.users.clone(), origin(&state, &req));
-    let tokens = state
+    let (users, origin) = (state.users.clone(), origin(state, req));
+    Ok(state
         .blocking(move || users.refresh(&refresh_token, &origin))
-        .await?;
-    Ok(HttpResponse::Ok().json(TokenResponse::from(tokens)))
+        .await?)
 }
 
 #[utoipa::path(

@@ -269,6 +269,15 @@ pub async fn refresh_errors_are_oauth_style(new_store: &NewStore) {
     assert_problem(&res, 415, "unsupported_media_type", "text/plain");
     // None of that spent the good token.
     refresh_ok(&app, good).await;
+    // Each outcome is counted.
+    let metrics = app.get("/metrics", None).await.text();
+    for line in [
+        "gatehouse_token_refreshes_total{outcome=\"refreshed\"} 1",
+        "gatehouse_token_refreshes_total{outcome=\"invalid_grant\"} 2",
+        "gatehouse_token_refreshes_total{outcome=\"invalid_request\"} 8",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
 }
 
 pub async fn logout_ends_the_session_and_its_refresh_token(new_store: &NewStore) {
