@@ -193,9 +193,9 @@ async fn refresh(
         return Err(invalid_request("refresh_token is required"));
     };
     let (users, origin) = (state.users.clone(), origin(state, req));
-    Ok(state
+    state
         .blocking(move || users.refresh(&refresh_token, &origin))
-        .await?)
+        .await
 }
 
 #[utoipa::path(
