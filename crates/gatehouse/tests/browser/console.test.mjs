@@ -8,6 +8,8 @@
 // screenshots of the main pages are written there; docs/console/ holds the committed ones).
 //
 // The steps run in order and share one server: the first user, a second one, approval...
+// The renewal of short-lived access tokens has a second server of its own, whose tokens live
+// 3 seconds.
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -61,7 +63,7 @@ const watched = [];
 
 // ---- the server -----------------------------------------------------------------------
 
-async function startServer() {
+async function startServer(env = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), "gatehouse-browser-"));
   const child = spawn(binary, ["serve"], {
     env: {
@@ -71,6 +73,7 @@ async function startServer() {
       GATEHOUSE_BCRYPT_COST: "4",
       GATEHOUSE_LOG_FORMAT: "json",
       RUST_LOG: "info",
+      ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -102,17 +105,25 @@ async function startServer() {
 
 // ---- the browser ----------------------------------------------------------------------
 
-async function newPage({ width = 1280, height = 860 } = {}) {
+/** A page in a browser context of its own, on `on` (the main server unless told). */
+async function newPage({ width = 1280, height = 860, on = server, userAgent } = {}) {
   const context = await browser.newContext({
-    baseURL: server.url,
+    baseURL: on.url,
     viewport: { width, height },
     colorScheme: "light",
     locale: "en-GB",
     timezoneId: "UTC",
+    userAgent,
   });
   const page = await context.newPage();
+  watch(page, on);
+  return page;
+}
+
+/** Records what `page` (on `on`) asks for and every error it sees, for the last test. */
+function watch(page, on = server) {
   page.setDefaultTimeout(10_000);
-  const seen = { requests: [], problems: [] };
+  const seen = { origin: new URL(on.url).origin, requests: [], problems: [] };
   watched.push(seen);
   page.on("request", (request) => seen.requests.push(request.url()));
   page.on("pageerror", (error) => seen.problems.push(`uncaught: ${error.message}`));
@@ -120,13 +131,13 @@ async function newPage({ width = 1280, height = 860 } = {}) {
     const text = message.text();
     if (/Content Security Policy|Refused to/i.test(text)) seen.problems.push(`CSP: ${text}`);
   });
-  return page;
+  return seen;
 }
 
-async function shot(page, name) {
+async function shot(page, name, { fullPage = true } = {}) {
   if (!shotsDir) return;
   mkdirSync(shotsDir, { recursive: true });
-  await page.screenshot({ path: path.join(shotsDir, `${name}.png`), fullPage: true });
+  await page.screenshot({ path: path.join(shotsDir, `${name}.png`), fullPage });
 }
 
 const heading = (page, name) => page.getByRole("heading", { level: 1, name, exact: true });
@@ -262,13 +273,56 @@ function userId(page, email) {
 }
 
 /** Logs in through the API (not a page): the status and the answer's body. */
-async function apiLogin(email, password) {
-  const response = await fetch(`${server.url}/api/auth/login`, {
+async function apiLogin(email, password, { on = server, userAgent } = {}) {
+  const headers = { "Content-Type": "application/json" };
+  if (userAgent) headers["User-Agent"] = userAgent;
+  const response = await fetch(`${on.url}/api/auth/login`, {
     method: "POST",
-    headers: { "Content-Type": "application/json" },
+    headers,
     body: JSON.stringify({ email, password }),
   });
   return { status: response.status, body: await response.json() };
+}
+
+/** Calls the API from here (not a page) with `token`: the status and the body (or null). */
+async function apiCall(on, method, url, token, body) {
+  const headers = {};
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(`${on.url}${url}`, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : null };
+}
+
+/** Presents a refresh token from here, as another client (or a thief) would. */
+function apiRefresh(on, refreshToken) {
+  return apiCall(on, "POST", "/api/auth/token", null, {
+    grant_type: "refresh_token",
+    refresh_token: refreshToken,
+  });
+}
+
+/** The tokens a page keeps in its tab. */
+function kept(page) {
+  return page.evaluate(() => ({
+    token: sessionStorage.getItem("gatehouse.token"),
+    refresh: sessionStorage.getItem("gatehouse.refresh"),
+  }));
+}
+
+/** The renewals (POST /api/auth/token) `page` makes from now on, as they go out. */
+function renewalsOf(page) {
+  const renewals = [];
+  page.on("request", (request) => {
+    if (request.method() === "POST" && new URL(request.url()).pathname === "/api/auth/token") {
+      renewals.push(JSON.parse(request.postData() ?? "null"));
+    }
+  });
+  return renewals;
 }
 
 /** Runs `check` with the page at phone width, then puts the width back. */
@@ -308,6 +362,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   server?.stop();
+  quick?.stop();
 });
 
 test("an unauthenticated visit lands on the login page, under a strict CSP", async () => {
@@ -1009,6 +1064,307 @@ test("logout ends the session", async () => {
   await heading(admin, "Log in").waitFor();
 });
 
+// ---- sessions and refresh tokens ----------------------------------------------------------
+
+const CHROME_UA =
+  "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+const FIREFOX_UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0";
+const IPHONE_UA =
+  "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+
+const LEE = "lee@example.com";
+let lee; // lee's browser, with a session among others
+let quick; // the server whose access tokens live 3 seconds
+let quickPage;
+let quickSeen; // what it asked for
+
+test("a refused access token is renewed once and the call tried again; calls at once share one renewal", async () => {
+  await logIn(admin, ADMIN, PASSWORD);
+  await heading(admin, "Users").waitFor();
+  const first = await kept(admin);
+  assert.ok(first.token && first.refresh, "both tokens are kept in the tab");
+  const local = await admin.evaluate(() => Object.keys(localStorage));
+  assert.deepEqual(local.filter((key) => !key.startsWith("gatehouse.device.")), [], "nothing else in localStorage");
+
+  // The access token goes bad (as an expired one would): the next view renews it once, and works.
+  const renewals = renewalsOf(admin);
+  await admin.evaluate(() => sessionStorage.setItem("gatehouse.token", "not-a-valid-token"));
+  await admin.getByRole("link", { name: "Account", exact: true }).click();
+  await heading(admin, "Your account").waitFor();
+  assert.deepEqual(renewals, [{ grant_type: "refresh_token", refresh_token: first.refresh }]);
+  const second = await kept(admin);
+  assert.notEqual(second.token, "not-a-valid-token");
+  assert.notEqual(second.refresh, first.refresh, "the refresh token is single-use: a new one came");
+
+  // Five calls at once with a bad token: one renewal for all five, and all five answered.
+  await admin.evaluate(() => sessionStorage.setItem("gatehouse.token", "not-a-valid-token"));
+  const statuses = await admin.evaluate(async () => {
+    const { api } = await import("/console/api.js");
+    return Promise.all([1, 2, 3, 4, 5].map(() => api.me().then(() => 200, (error) => error.status)));
+  });
+  assert.deepEqual(statuses, [200, 200, 200, 200, 200]);
+  assert.equal(renewals.length, 2, "one more renewal");
+  assert.equal(renewals[1].refresh_token, second.refresh);
+
+  // The session is still whole (no refresh token was presented twice).
+  await admin.reload();
+  await heading(admin, "Your account").waitFor();
+  assert.equal(renewals.length, 2);
+});
+
+test("a tab that comes back into view after its renewal time renews at once", async () => {
+  const renewals = renewalsOf(admin);
+  assert.equal(await admin.evaluate(() => document.visibilityState), "visible");
+  const renewAt = () => admin.evaluate(() => Number(sessionStorage.getItem("gatehouse.renew_at")));
+  // The default access token lives 15 minutes: renewed after 12.
+  const soon = (await renewAt()) - Date.now();
+  assert.ok(soon > 11 * 60_000 && soon <= 12 * 60_000, `renewed in ${soon} ms`);
+  // As if the tab had been in the background past that time (its timer held back).
+  await admin.evaluate(() => {
+    sessionStorage.setItem("gatehouse.renew_at", String(Date.now() - 1000));
+    document.dispatchEvent(new Event("visibilitychange"));
+  });
+  await eventually(async () => assert.equal(renewals.length, 1), "renewed on coming back");
+  await eventually(async () => assert.ok((await renewAt()) > Date.now() + 11 * 60_000), "the next one set");
+  await admin.getByRole("link", { name: /^Users/ }).click();
+  await heading(admin, "Users").waitFor();
+});
+
+test("a copied tab gives the session up to its original instead of spending its refresh token", async () => {
+  // "Duplicate tab" copies the tab's sessionStorage into the new one, refresh token included.
+  const copied = await admin.evaluate(() => JSON.stringify({ ...sessionStorage }));
+  const copy = await admin.context().newPage();
+  watch(copy);
+  const renewals = renewalsOf(copy);
+  await copy.addInitScript((entries) => {
+    if (sessionStorage.length === 0 && !window.name) {
+      window.name = "copied";
+      for (const [key, value] of Object.entries(JSON.parse(entries))) sessionStorage.setItem(key, value);
+    }
+  }, copied);
+  await copy.goto("/#/users");
+  await heading(copy, "Log in").waitFor();
+  await message(copy, "This tab is a copy of another signed-in tab").waitFor();
+  assert.deepEqual(await kept(copy), { token: null, refresh: null });
+  assert.equal(renewals.length, 0, "the copy never spent the refresh token");
+  await copy.close();
+
+  // The original goes on: its session was not ended (not logged out, no token reused).
+  await admin.getByRole("link", { name: "Account", exact: true }).click();
+  await heading(admin, "Your account").waitFor();
+  await admin.evaluate(() => sessionStorage.setItem("gatehouse.token", "not-a-valid-token"));
+  await admin.getByRole("link", { name: /^Users/ }).click();
+  await heading(admin, "Users").waitFor();
+});
+
+test("the Sessions page lists your sessions, marks this device, and ends the others", async () => {
+  // A new user (created by the admin) with two sessions from elsewhere.
+  assert.equal(await apiFromPage(admin, "POST", "/api/auth/users", { email: LEE, password: PASSWORD }), 201);
+  const firefox = await apiLogin(LEE, PASSWORD, { userAgent: FIREFOX_UA });
+  assert.equal(firefox.status, 200);
+  const iphone = await apiLogin(LEE, PASSWORD, { userAgent: IPHONE_UA });
+  assert.equal(iphone.status, 200);
+  for (const key of ["access_token", "refresh_token", "device_token"]) {
+    assert.equal(typeof firefox.body[key], "string", key);
+  }
+  assert.equal(firefox.body.token_type, "bearer");
+  assert.equal(firefox.body.expires_in, 900, "the access token lives 15 minutes by default");
+  assert.ok(firefox.body.refresh_expires_in > firefox.body.expires_in, "refresh_expires_in");
+
+  lee = await newPage({ userAgent: CHROME_UA });
+  await logIn(lee, LEE, PASSWORD);
+  await heading(lee, "Your account").waitFor();
+  await lee.getByRole("link", { name: "Sessions", exact: true }).click();
+  await heading(lee, "Sessions").waitFor();
+  assert.equal(await lee.getByRole("link", { name: "Sessions", exact: true }).getAttribute("aria-current"), "page");
+  const rows = lee.locator("table.sessions tbody tr");
+  await eventually(async () => assert.equal(await rows.count(), 3), "3 sessions");
+  await lee.getByText("3 sessions", { exact: true }).waitFor();
+  // Newest first, each named readably, the whole user agent in its title.
+  assert.deepEqual(await rows.locator(".device").allTextContents(), [
+    "Chrome 131 on Linux",
+    "Safari 17 on iOS",
+    "Firefox 128 on Windows",
+  ]);
+  assert.equal(await rows.locator(".device").nth(2).getAttribute("title"), FIREFOX_UA);
+  const current = lee.locator('tr[data-current="true"]');
+  assert.equal(await current.count(), 1);
+  assert.equal(await current.locator(".device").textContent(), "Chrome 131 on Linux");
+  await current.getByText("This device", { exact: true }).waitFor();
+  assert.equal(await current.getByRole("button").count(), 0, "this one ends with Log out");
+  assert.equal(await lee.locator("tr", { hasText: "This device" }).count(), 1);
+  for (const r of await rows.all()) {
+    assert.equal((await r.locator('td[data-label="Address"]').textContent()).trim(), "127.0.0.1");
+    for (const label of ["Signed in", "Last used", "Expires"]) {
+      assert.equal(await r.locator(`td[data-label="${label}"] time`).count(), 1, label);
+    }
+  }
+  await shot(lee, "sessions");
+  await atPhoneWidth(lee, async () => {
+    await assertNoSidewaysScroll(lee, "sessions at phone width");
+    await assertButtonsInWindow(lee, rows.nth(2), "a session at phone width");
+  });
+
+  // Ending one signs it out at once: its access token and its refresh token stop working.
+  assert.equal((await apiCall(server, "GET", "/api/auth/me", firefox.body.access_token)).status, 200);
+  await lee.getByRole("button", { name: /^End: Firefox 128 on Windows at 127\.0\.0\.1, signed in \d/ }).click();
+  await message(lee, "Ended the session of Firefox 128 on Windows at 127.0.0.1.").waitFor();
+  await eventually(async () => assert.equal(await rows.count(), 2), "2 sessions");
+  assert.equal(await lee.locator("tr", { hasText: "Firefox" }).count(), 0);
+  assert.equal((await apiCall(server, "GET", "/api/auth/me", firefox.body.access_token)).status, 401);
+  const refused = await apiRefresh(server, firefox.body.refresh_token);
+  assert.equal(refused.status, 400);
+  assert.equal(refused.body.code, "invalid_grant");
+  assert.equal(refused.body.error, "invalid_grant");
+  assert.equal((await apiCall(server, "GET", "/api/auth/me", iphone.body.access_token)).status, 200);
+
+  // Ending all the others asks first.
+  await button(lee, "End all other sessions").click();
+  let dialog = lee.getByRole("dialog");
+  await dialog.getByRole("heading", { name: "End all other sessions?" }).waitFor();
+  await dialog.getByText("(1 session)").waitFor();
+  await button(dialog, "Cancel").click();
+  await dialog.waitFor({ state: "detached" });
+  assert.equal(await rows.count(), 2);
+  await button(lee, "End all other sessions").click();
+  dialog = lee.getByRole("dialog");
+  await button(dialog, "End all other sessions").click();
+  await message(lee, "Ended all your other sessions.").waitFor();
+  await eventually(async () => assert.equal(await rows.count(), 1), "this one only");
+  await lee.getByText("You are signed in here only.").waitFor();
+  assert.equal(await button(lee, "End all other sessions").isDisabled(), true);
+  assert.equal((await apiCall(server, "GET", "/api/auth/me", iphone.body.access_token)).status, 401);
+  assert.equal((await apiRefresh(server, iphone.body.refresh_token)).status, 400);
+
+  // This one goes on.
+  await lee.getByRole("link", { name: "Account", exact: true }).click();
+  await heading(lee, "Your account").waitFor();
+});
+
+test("an admin signs a user out everywhere: their browser lands on the login page at its next step", async () => {
+  const elsewhere = await apiLogin(LEE, PASSWORD, { userAgent: FIREFOX_UA });
+  assert.equal(elsewhere.status, 200);
+  await admin.getByRole("link", { name: /^Users/ }).click();
+  await heading(admin, "Users").waitFor();
+  assert.equal(await button(admin, `Sessions: ${FRAN}`).count(), 0, "a rejected user has no sessions to see");
+  await button(admin, `Sessions: ${LEE}`).click();
+  const list = admin.getByRole("dialog", { name: `Sessions of ${LEE}` });
+  await list.getByText("2 sessions, newest first.").waitFor();
+  assert.deepEqual(await list.locator(".device").allTextContents(), ["Firefox 128 on Windows", "Chrome 131 on Linux"]);
+  assert.equal(await list.getByText("This device").count(), 0, "none of them is the admin's");
+  await assertButtonsInWindow(admin, list, "a user's sessions");
+  await shot(admin, "user-sessions", { fullPage: false }); // the dialog, over the window it covers
+
+  // A confirmation first; cancelled, nothing happens.
+  await button(list, "Sign out everywhere").click();
+  const confirm = admin.getByRole("dialog", { name: `Sign ${LEE} out everywhere?` });
+  await confirm.getByText("All their 2 sessions end at once").waitFor();
+  await button(confirm, "Cancel").click();
+  await confirm.waitFor({ state: "detached" });
+  assert.equal((await apiCall(server, "GET", "/api/auth/me", elsewhere.body.access_token)).status, 200);
+
+  await button(list, "Sign out everywhere").click();
+  await button(confirm, "Sign out everywhere").click();
+  await confirm.waitFor({ state: "detached" });
+  await message(list, `Signed ${LEE} out everywhere.`).waitFor();
+  await list.getByText("No sessions: they are not signed in anywhere.").waitFor();
+  assert.equal(await button(list, "Sign out everywhere").isDisabled(), true);
+  assert.equal((await apiCall(server, "GET", "/api/auth/me", elsewhere.body.access_token)).status, 401);
+  assert.equal((await apiRefresh(server, elsewhere.body.refresh_token)).status, 400);
+  await button(list, "Close").click();
+  await list.waitFor({ state: "detached" });
+
+  // Carol's browser: her next step is refused, one renewal is refused too, and she is on the
+  // login page with a word of why (no error, no dialog, no loop).
+  const renewals = renewalsOf(lee);
+  await lee.getByRole("link", { name: "Sessions", exact: true }).click();
+  await heading(lee, "Log in").waitFor();
+  await message(lee, "Your session has ended. Please log in again.").waitFor();
+  assert.equal(renewals.length, 1);
+  assert.deepEqual(await kept(lee), { token: null, refresh: null });
+  assert.equal(await lee.locator("#nav").isVisible(), false);
+  assert.equal(await lee.locator(".message.error").count(), 0);
+  await lee.context().close();
+
+  // The admin's own sessions: this one is marked; signing themselves out everywhere ends it too.
+  await button(admin, `Sessions: ${ADMIN}`).click();
+  const own = admin.getByRole("dialog", { name: `Sessions of ${ADMIN}` });
+  await own.locator("li", { hasText: "This device" }).waitFor();
+  await button(own, "Sign out everywhere").click();
+  const sure = admin.getByRole("dialog", { name: `Sign ${ADMIN} out everywhere?` });
+  await sure.getByText("this one included").waitFor();
+  await button(sure, "Sign out everywhere").click();
+  await heading(admin, "Log in").waitFor();
+  await message(admin, "You signed yourself out everywhere").waitFor();
+  assert.deepEqual(await kept(admin), { token: null, refresh: null });
+  assert.equal(await admin.getByRole("dialog").count(), 0);
+});
+
+test("with 3-second access tokens, the console renews them in the background and goes on working", async () => {
+  quick = await startServer({ GATEHOUSE_TOKEN_TTL: "3s" });
+  const registered = await apiCall(quick, "POST", "/api/auth/register", undefined, { email: ADMIN, password: PASSWORD });
+  assert.equal(registered.status, 201);
+  quickPage = await newPage({ on: quick });
+  quickSeen = watched.at(-1);
+  const renewals = renewalsOf(quickPage);
+  const answer = quickPage.waitForResponse((r) => new URL(r.url()).pathname === "/api/auth/login");
+  await logIn(quickPage, ADMIN, PASSWORD);
+  const login = await (await answer).json();
+  assert.equal(login.expires_in, 3);
+  await heading(quickPage, "Users").waitFor();
+
+  // Past the access token's lifetime, without a click.
+  await quickPage.waitForTimeout(5_000);
+  assert.ok(renewals.length >= 2, `renewed ${renewals.length} times in 5 s`);
+  assert.equal((await apiCall(quick, "GET", "/api/auth/me", login.access_token)).status, 401, "the first token has expired");
+  // Each renewal spent the refresh token the one before it got: never one twice.
+  const presented = renewals.map((body) => body.refresh_token);
+  assert.equal(presented[0], login.refresh_token);
+  assert.equal(new Set(presented).size, presented.length);
+
+  // The API still answers the page: its sessions, one (renewals start none), this device.
+  await quickPage.getByRole("link", { name: "Sessions", exact: true }).click();
+  await heading(quickPage, "Sessions").waitFor();
+  await quickPage.locator('tr[data-current="true"]').getByText("This device").waitFor();
+  assert.equal(await quickPage.locator("table.sessions tbody tr").count(), 1);
+  await quickPage.getByRole("link", { name: /^Users/ }).click();
+  await row(quickPage, ADMIN).waitFor();
+});
+
+test("a refused renewal signs the tab out cleanly: the login page, a short message, no loop", async () => {
+  const seen = quickSeen;
+  // Another session of the same user ends every other one, this tab's included.
+  const other = await apiLogin(ADMIN, PASSWORD, { on: quick });
+  const before = await kept(quickPage);
+  assert.equal((await apiCall(quick, "DELETE", "/api/auth/me/sessions", other.body.access_token)).status, 204);
+  assert.equal((await apiCall(quick, "GET", "/api/auth/me", before.token)).status, 401, "ended at once");
+  // No click: the next renewal is refused, and the login page says why.
+  await heading(quickPage, "Log in").waitFor();
+  await message(quickPage, "Your session has ended. Please log in again.").waitFor();
+  assert.deepEqual(await kept(quickPage), { token: null, refresh: null });
+  assert.equal(await quickPage.locator(".message.error").count(), 0);
+  assert.equal(await quickPage.getByRole("dialog").count(), 0);
+  // Nothing more is asked: no renewal, no retry (longer than a renewal's period).
+  const asked = seen.requests.length;
+  await quickPage.waitForTimeout(2_000);
+  assert.deepEqual(seen.requests.slice(asked), []);
+
+  // A refresh token presented twice ends the whole session: here, the login's, spent by the
+  // tab's first renewal and then presented again from elsewhere.
+  const renewals = renewalsOf(quickPage);
+  await logIn(quickPage, ADMIN, PASSWORD);
+  await heading(quickPage, "Users").waitFor();
+  await eventually(async () => assert.ok(renewals.length >= 1), "renewed once", 5_000);
+  const spent = renewals[0].refresh_token; // the login's
+  const reused = await apiRefresh(quick, spent);
+  assert.equal(reused.status, 400);
+  assert.equal(reused.body.code, "invalid_grant");
+  await heading(quickPage, "Log in").waitFor();
+  await message(quickPage, "Your session has ended. Please log in again.").waitFor();
+  assert.deepEqual(await kept(quickPage), { token: null, refresh: null });
+  await quickPage.context().close();
+});
+
 test("the API docs page works under the console's CSP: no script refused, no other host", async () => {
   // Its own page: the viewer's style sheet has a few data: icons, which the policy holds
   // back (img-src 'self'); that is the only thing it may refuse.
@@ -1055,14 +1411,15 @@ test("the API docs page works under the console's CSP: no script refused, no oth
 });
 
 test("no page put a token in a URL, talked to another host, broke the CSP or threw", async () => {
-  const origin = new URL(server.url).origin;
   for (const seen of watched) {
     assert.deepEqual(seen.problems, []);
     for (const url of seen.requests) {
-      assert.equal(new URL(url).origin, origin, url);
-      assert.doesNotMatch(url, /eyJ|access_token|[?&](token|password)=/i, url);
+      assert.equal(new URL(url).origin, seen.origin, url);
+      assert.doesNotMatch(url, /eyJ|access_token|refresh_token|[?&](token|password)=/i, url);
     }
   }
   assert.ok(watched.length >= 3);
-  assert.doesNotMatch(server.logs(), /"panicked|ERROR/, "the server logged no error");
+  for (const each of [server, quick].filter(Boolean)) {
+    assert.doesNotMatch(each.logs(), /"panicked|ERROR/, "the server logged no error");
+  }
 });

@@ -1,16 +1,34 @@
-// The API client. The token lives in this tab's sessionStorage: it survives a reload,
-// is gone when the tab closes, is never put in a URL, and is sent only to this server
+// The API client. The tokens live in this tab's sessionStorage: they survive a reload,
+// are gone when the tab closes, are never put in a URL, and are sent only to this server
 // (the Content-Security-Policy allows no other host).
+//
+// A sign-in gives a short-lived access token and a single-use refresh token. The access
+// token is renewed in the background before it runs out (and when the tab comes back into
+// view past that time), and once more when the API refuses it (401), before the call is
+// tried again. One renewal at a time: every caller shares it, and the new refresh token is
+// stored before anything else can use the old one; a refresh token presented twice would
+// end the whole session. A refused renewal ends the session here too, quietly.
 
 const TOKEN_KEY = "gatehouse.token";
+const REFRESH_KEY = "gatehouse.refresh";
+// When to renew the access token (milliseconds since the epoch).
+const RENEW_AT_KEY = "gatehouse.renew_at";
+// This tab's mark on its session (see "A copied tab" below).
+const TAB_KEY = "gatehouse.tab";
 
 export const session = {
+  /** The access token, or null when nobody is signed in in this tab. */
   get token() {
     return sessionStorage.getItem(TOKEN_KEY);
   },
-  set token(value) {
-    if (value) sessionStorage.setItem(TOKEN_KEY, value);
-    else sessionStorage.removeItem(TOKEN_KEY);
+  /** Keeps the tokens of a sign-in (a login, a password change) and starts renewing them. */
+  start(answer) {
+    sessionStorage.setItem(TAB_KEY, randomId());
+    keep(answer);
+  },
+  /** Forgets the tokens here (the server is not told: see api.logout for that). */
+  clear() {
+    forget();
   },
 };
 
@@ -50,20 +68,19 @@ export class ApiError extends Error {
   }
 }
 
-/** Called when the API says the token is no good any more (set by the app). */
+/**
+ * Called when this tab's session has ended (set by the app): with "ended" when the server
+ * refused it, with "copied" when this tab turned out to be a copy of another signed-in tab.
+ */
 let onSessionEnded = () => {};
 export function whenSessionEnds(handler) {
   onSessionEnded = handler;
 }
 
-/**
- * Calls the API. `body` is sent as JSON. Resolves to {data, headers}; rejects with an
- * ApiError. A 401 on a call made with the token ends the session.
- */
-export async function call(method, path, body = undefined, { auth = true } = {}) {
+/** One request; resolves to {ok, status, data, headers, error}; rejects only without an answer. */
+async function request(method, path, body, token) {
   const headers = { Accept: "application/json" };
-  const token = session.token;
-  if (auth && token) headers.Authorization = `Bearer ${token}`;
+  if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {
@@ -86,21 +103,204 @@ export async function call(method, path, body = undefined, { auth = true } = {})
       data = null;
     }
   }
-  if (!response.ok) {
-    const error = new ApiError(
-      response.status,
-      data,
-      response.headers.get("Retry-After"),
-      response.headers.get("X-Request-Id"),
-    );
-    if (response.status === 401 && auth && token) {
-      session.token = null;
-      onSessionEnded(error);
+  const error = response.ok
+    ? null
+    : new ApiError(
+        response.status,
+        data,
+        response.headers.get("Retry-After"),
+        response.headers.get("X-Request-Id"),
+      );
+  return { ok: response.ok, status: response.status, data, headers: response.headers, error };
+}
+
+/**
+ * Calls the API. `body` is sent as JSON. Resolves to {data, headers}; rejects with an
+ * ApiError. When the access token is refused (401), it is renewed once and the call tried
+ * once more; if the renewal is refused too, the session has ended (the app is told, unless
+ * `quiet`) and the 401 is what the caller gets.
+ */
+export async function call(method, path, body = undefined, { auth = true, quiet = false } = {}) {
+  const used = auth ? session.token : null;
+  let answer = await request(method, path, body, used);
+  if (answer.status === 401 && used) {
+    const first = answer.error;
+    // Signed out meanwhile: nothing to renew.
+    if (!session.token) throw first;
+    // Another call may have renewed the token while this one was on its way.
+    if (session.token === used && !(await refresh())) {
+      if (!quiet) report();
+      throw first;
     }
+    answer = await request(method, path, body, session.token);
+    if (answer.status === 401) {
+      // Refused with a token just renewed: the session is over.
+      forget();
+      ended = true;
+      if (!quiet) report();
+    }
+  }
+  if (!answer.ok) throw answer.error;
+  return { data: answer.data, headers: answer.headers };
+}
+
+// ---- keeping and renewing the tokens ----------------------------------------------------
+
+/** The renewal in flight (shared by everyone who needs it), or null. */
+let renewal = null;
+/** The timer of the next renewal. */
+let timer = null;
+/** The session ended (refused) and the app has not been told yet. */
+let ended = false;
+
+/**
+ * When to renew a token that lives `lifetime` seconds: at 80 % of its life or a minute
+ * before it runs out, whichever comes first, but not before half of it has passed (a short
+ * lifetime); never sooner than a second. 15 minutes: after 12; 3 seconds: after 1.5.
+ */
+function renewAfter(lifetime) {
+  return Math.max(1, Math.min(0.8 * lifetime, Math.max(lifetime - 60, lifetime / 2)));
+}
+
+function keep(answer) {
+  ended = false;
+  sessionStorage.setItem(TOKEN_KEY, answer.access_token);
+  if (answer.refresh_token) sessionStorage.setItem(REFRESH_KEY, answer.refresh_token);
+  else sessionStorage.removeItem(REFRESH_KEY);
+  const lifetime = Number(answer.expires_in);
+  if (lifetime > 0) {
+    sessionStorage.setItem(RENEW_AT_KEY, String(Date.now() + renewAfter(lifetime) * 1000));
+  } else {
+    sessionStorage.removeItem(RENEW_AT_KEY);
+  }
+  schedule();
+}
+
+function forget() {
+  clearTimeout(timer);
+  ended = false;
+  for (const key of [TOKEN_KEY, REFRESH_KEY, RENEW_AT_KEY, TAB_KEY]) sessionStorage.removeItem(key);
+}
+
+/** Tells the app, once, that the session has ended. */
+function report() {
+  if (!ended) return;
+  ended = false;
+  onSessionEnded("ended");
+}
+
+function renewAt() {
+  return Number(sessionStorage.getItem(RENEW_AT_KEY)) || null;
+}
+
+/** Sets the timer for the next renewal (a timer cannot wait longer than about 24 days). */
+function schedule(delay = null) {
+  clearTimeout(timer);
+  if (!sessionStorage.getItem(REFRESH_KEY)) return;
+  const at = delay === null ? renewAt() : Date.now() + delay;
+  if (!at) return;
+  timer = setTimeout(renewNow, Math.min(Math.max(0, at - Date.now()), 2 ** 31 - 1));
+}
+
+/** A renewal nobody waits for (the timer, the tab coming back): tells the app if it ends. */
+function renewNow() {
+  refresh().then(
+    (ok) => {
+      if (!ok) report();
+    },
+    () => {}, // no answer: tried again later (see renew)
+  );
+}
+
+/** Renews the tokens: true when renewed, false when the session has ended; rejects (and
+ * tries again later) when the server could not answer. One at a time. */
+function refresh() {
+  renewal ??= renew().finally(() => {
+    renewal = null;
+  });
+  return renewal;
+}
+
+async function renew() {
+  await ready;
+  const spent = sessionStorage.getItem(REFRESH_KEY);
+  if (!spent) {
+    // A session without a refresh token (or none at all) cannot be renewed.
+    if (session.token) {
+      forget();
+      ended = true;
+    }
+    return false;
+  }
+  clearTimeout(timer);
+  const retry = () => schedule(30_000);
+  let answer;
+  try {
+    answer = await request("POST", "/api/auth/token", {
+      grant_type: "refresh_token",
+      refresh_token: spent,
+    });
+  } catch (error) {
+    retry();
     throw error;
   }
-  return { data, headers: response.headers };
+  // Signed out (or in again) meanwhile: this answer belongs to a session no longer held.
+  if (sessionStorage.getItem(REFRESH_KEY) !== spent) return Boolean(session.token);
+  if (answer.ok && answer.data?.access_token) {
+    keep(answer.data);
+    return true;
+  }
+  // Refused (spent, expired, revoked, or the account is out of service): the session is
+  // over. Anything else (429, 5xx) may pass: keep the tokens and try again later.
+  if (answer.status >= 400 && answer.status < 500 && answer.status !== 408 && answer.status !== 429) {
+    forget();
+    ended = true;
+    return false;
+  }
+  retry();
+  throw answer.error;
 }
+
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState !== "visible" || !sessionStorage.getItem(REFRESH_KEY)) return;
+  const at = renewAt();
+  if (at && Date.now() >= at) renewNow();
+});
+
+// ---- a copied tab -------------------------------------------------------------------------
+
+// "Duplicate tab" copies sessionStorage, refresh token included: the two tabs would renew
+// with one token, and the second renewal would end the session of both. So each sign-in
+// marks its tab with a random id; a tab opening with a session asks the other tabs of this
+// browser whether one holds the same id, and if an older one does, this copy gives the
+// session up (without logging out, which would end the original's session too). Renewals
+// wait for that answer.
+function randomId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+const born = performance.timeOrigin + Math.random();
+const channel = typeof BroadcastChannel === "function" ? new BroadcastChannel("gatehouse.session") : null;
+let ready = Promise.resolve();
+if (channel) {
+  channel.addEventListener("message", ({ data }) => {
+    const tab = sessionStorage.getItem(TAB_KEY);
+    if (!tab || data?.tab !== tab) return;
+    if (data.type === "hello" && data.born > born) {
+      channel.postMessage({ type: "taken", tab, to: data.born });
+    } else if (data.type === "taken" && data.to === born) {
+      forget();
+      onSessionEnded("copied");
+    }
+  });
+  const tab = sessionStorage.getItem(TAB_KEY);
+  if (tab && sessionStorage.getItem(REFRESH_KEY)) {
+    ready = new Promise((resolve) => setTimeout(resolve, 150));
+    channel.postMessage({ type: "hello", tab, born });
+  }
+}
+schedule();
 
 // Device tokens (docs/security.md, "Lockout that an attacker cannot hold"): each login
 // returns one, bound to the account; this browser keeps it in localStorage per account
@@ -134,6 +334,20 @@ async function login(email, password) {
   return answer;
 }
 
+/**
+ * Logs out: ends this session on the server (its refresh token included) when it still
+ * can, and forgets it here in any case. Never rejects.
+ */
+async function logout() {
+  try {
+    await call("POST", "/api/auth/logout", undefined, { quiet: true });
+  } catch {
+    // Signed out here either way; an ended session is no loss.
+  } finally {
+    forget();
+  }
+}
+
 /** A query string of the parameters that have a value. */
 function query(params) {
   const q = new URLSearchParams();
@@ -158,7 +372,7 @@ export const api = {
   login,
   register,
   me: () => call("GET", "/api/auth/me"),
-  logout: () => call("POST", "/api/auth/logout"),
+  logout,
   changePassword: (current, next) =>
     call("PUT", "/api/auth/me/password", {
       current_password: current,
@@ -176,4 +390,12 @@ export const api = {
   createInvitation: (body) => call("POST", "/api/auth/invitations", body),
   listInvitations: (params) => call("GET", `/api/auth/invitations?${query(params)}`),
   revokeInvitation: (id) => call("DELETE", `/api/auth/invitations/${id}`),
+  /** Your sessions, newest first; `current` marks this tab's. */
+  mySessions: (params) => call("GET", `/api/auth/me/sessions?${query(params)}`),
+  endMySession: (id) => call("DELETE", `/api/auth/me/sessions/${id}`),
+  /** Ends every session of yours but this tab's. */
+  endMyOtherSessions: () => call("DELETE", "/api/auth/me/sessions"),
+  userSessions: (id, params) => call("GET", `/api/auth/users/${id}/sessions?${query(params)}`),
+  /** Signs a user out everywhere (admin). */
+  endUserSessions: (id) => call("DELETE", `/api/auth/users/${id}/sessions`),
 };

@@ -1,9 +1,9 @@
-// The Gatehouse console: log in, register, wait for approval, manage users and
-// invitations. Views are chosen by the part of the URL after "#/" (never holding a token;
-// "#/register?invitation=CODE" carries an invitation's code, which goes nowhere but the
-// registration request); every view asks the API who is signed in first, so a user
-// disabled or demoted a moment ago sees the effect on the next click, and the server's
-// rules stay the only rules.
+// The Gatehouse console: log in, register, wait for approval, see and end your sessions,
+// manage users and invitations. Views are chosen by the part of the URL after "#/" (never
+// holding a token; "#/register?invitation=CODE" carries an invitation's code, which goes
+// nowhere but the registration request); every view asks the API who is signed in first,
+// so a user disabled or demoted a moment ago sees the effect on the next click, and the
+// server's rules stay the only rules. The tokens and their renewal are api.js's business.
 
 import { api, session, whenSessionEnds } from "./api.js";
 import { h, replace, field, messageBox, time, formatDate } from "./dom.js";
@@ -33,6 +33,7 @@ const routes = {
   pending: { title: "Awaiting approval", public: true, view: pendingView },
   rejected: { title: "Registration declined", public: true, view: rejectedView },
   account: { title: "Your account", view: accountView },
+  sessions: { title: "Sessions", view: sessionsView },
   users: { title: "Users", admin: true, view: usersView },
   invitations: { title: "Invitations", admin: true, view: invitationsView },
 };
@@ -54,9 +55,15 @@ function home() {
   return state.me?.is_admin ? "users" : "account";
 }
 
-whenSessionEnds(() => {
+whenSessionEnds((reason) => {
   state.me = null;
-  notify("Your session has ended. Please log in again.", "info");
+  // A dialog left open would cover the login page.
+  for (const open of document.querySelectorAll("dialog[open]")) open.close();
+  if (reason === "copied") {
+    notify("This tab is a copy of another signed-in tab, which keeps the session. Log in again to use this one too.", "info");
+  } else {
+    notify("Your session has ended. Please log in again.", "info");
+  }
   go("login");
 });
 
@@ -178,6 +185,7 @@ function renderNav(current) {
       me.is_admin ? h("li", {}, link("users", "Users", badge)) : null,
       me.is_admin ? h("li", {}, link("invitations", "Invitations")) : null,
       h("li", {}, link("account", "Account")),
+      h("li", {}, link("sessions", "Sessions")),
     ),
     h(
       "span",
@@ -215,12 +223,7 @@ async function updateBadge() {
 }
 
 async function logout() {
-  try {
-    await api.logout();
-  } catch {
-    // Signed out locally either way; the token expires on its own.
-  }
-  session.token = null;
+  await api.logout(); // ends the session on the server if it can; forgets it here anyway
   state.me = null;
   notify("You have logged out.", "info");
   go("login");
@@ -333,7 +336,7 @@ function loginView(notice) {
       if (!password.input.value) return password.setError("Enter your password.");
       try {
         const { data } = await api.login(address, password.input.value);
-        session.token = data.access_token;
+        session.start(data);
         go(""); // the default view for whoever this is
       } catch (error) {
         if (error.code === "account_pending") {
@@ -436,7 +439,7 @@ function registerView(notice, params) {
       // Invited, or the first user: approved at once, so log in.
       try {
         const { data } = await api.login(address, chosen);
-        session.token = data.access_token;
+        session.start(data);
         if (!code) {
           notify("Welcome! You are the first user, so you are the administrator.");
         } else if (user.is_admin) {
@@ -539,7 +542,7 @@ function accountView(notice) {
         if (chosen === null) return;
         try {
           const { data } = await api.changePassword(current.input.value, chosen);
-          session.token = data.access_token;
+          session.start(data); // a fresh pair for this session; the others have ended
           for (const f of [current, next.input, next.repeat]) f.input.value = "";
           msg.show("Your password has been changed. Your other sessions have been signed out.");
         } catch (error) {
@@ -584,17 +587,341 @@ function accountView(notice) {
   );
 }
 
+// ---- sessions -------------------------------------------------------------------------
+
+const BROWSERS = [
+  [/\bEdg(?:e|A|iOS)?\/(\d+)/, "Edge"],
+  [/\bOPR\/(\d+)/, "Opera"],
+  [/\bSamsungBrowser\/(\d+)/, "Samsung Internet"],
+  [/\bVivaldi\/(\d+)/, "Vivaldi"],
+  [/\b(?:Firefox|FxiOS)\/(\d+)/, "Firefox"],
+  [/\bHeadlessChrome\/(\d+)/, "Headless Chrome"],
+  [/\bChromium\/(\d+)/, "Chromium"],
+  [/\b(?:Chrome|CriOS)\/(\d+)/, "Chrome"],
+  [/\bVersion\/(\d+)[^ ]* (?:Mobile\/\S+ )?Safari\//, "Safari"],
+];
+
+const SYSTEMS = [
+  [/\biPad\b/, "iPadOS"],
+  [/\b(?:iPhone|iPod)\b/, "iOS"],
+  [/\bAndroid\b/, "Android"],
+  [/\bCrOS\b/, "ChromeOS"],
+  [/\bWindows\b/, "Windows"],
+  [/\bMac OS X\b|\bMacintosh\b/, "macOS"],
+  [/\bLinux\b/, "Linux"],
+];
+
+/**
+ * A user agent as people read it: "Firefox 128 on Windows", "Safari 17 on iOS",
+ * "curl 8.5.0"; the whole string stays in the element's title.
+ */
+function deviceName(agent) {
+  const ua = (agent ?? "").trim();
+  if (!ua) return "Unknown browser or app";
+  const system = SYSTEMS.find(([pattern]) => pattern.test(ua))?.[1];
+  for (const [pattern, name] of BROWSERS) {
+    const found = pattern.exec(ua);
+    if (found) return system ? `${name} ${found[1]} on ${system}` : `${name} ${found[1]}`;
+  }
+  // Not a browser: its first product and version ("curl/8.5.0", "python-requests/2.32").
+  const product = /^([A-Za-z][\w.-]{0,39})(?:\/([\w.-]{1,20}))?/.exec(ua);
+  if (product) {
+    const named = product[2] ? `${product[1]} ${product[2]}` : product[1];
+    return system && !product[2] ? `${named} on ${system}` : named;
+  }
+  return ua.length > 40 ? `${ua.slice(0, 40)}…` : ua;
+}
+
+/** A session's browser or app: its short name, the whole user agent in the title. */
+function device(entry) {
+  return h("span", { class: "device", title: entry.user_agent || null }, deviceName(entry.user_agent));
+}
+
+/** "1 session" / "2 sessions". */
+function sessions(n) {
+  return `${n} ${n === 1 ? "session" : "sessions"}`;
+}
+
+/** The mark on this tab's own session. */
+function thisDevice() {
+  return h("span", { class: "pill current" }, "This device");
+}
+
+function sessionsView(notice) {
+  const msg = noticeBox(notice);
+  msg.el.tabIndex = -1;
+  const summary = h("p", { class: "summary", role: "status", "aria-live": "polite" });
+  const rows = h("tbody");
+  const endOthers = h("button", { type: "button", class: "danger", disabled: true }, "End all other sessions");
+  const previous = h("button", { type: "button" }, "Previous page");
+  const next = h("button", { type: "button" }, "Next page");
+  const pager = h("div", { class: "pager", hidden: true }, previous, next);
+  let offset = 0;
+  let others = 0;
+  let loads = 0;
+  previous.addEventListener("click", () => {
+    offset = Math.max(0, offset - PAGE_SIZE);
+    load();
+  });
+  next.addEventListener("click", () => {
+    offset += PAGE_SIZE;
+    load();
+  });
+
+  async function load() {
+    const ticket = ++loads;
+    let page;
+    try {
+      page = await api.mySessions({ limit: PAGE_SIZE, offset });
+    } catch (error) {
+      if (ticket === loads && error.status !== 401) msg.show(error.message);
+      return;
+    }
+    if (ticket !== loads) return;
+    const total = Number(page.headers.get("X-Total-Count") ?? page.data.length);
+    if (page.data.length === 0 && offset > 0 && total > 0) {
+      offset = Math.floor((total - 1) / PAGE_SIZE) * PAGE_SIZE;
+      return load();
+    }
+    replace(rows, page.data.map(sessionRow));
+    if (page.data.length === 0) {
+      replace(rows, h("tr", {}, h("td", { colspan: "6", class: "muted" }, "No sessions.")));
+    }
+    // Every session but this one (which is on the list, whatever the page).
+    others = Math.max(0, total - 1);
+    endOthers.disabled = others === 0;
+    summary.textContent =
+      total === 1 ? "You are signed in here only." : pageSummary(total, offset, page.data.length, "session", "sessions");
+    const last = offset + page.data.length;
+    pager.hidden = total <= PAGE_SIZE;
+    previous.disabled = offset === 0;
+    next.disabled = last >= total;
+    updateBadge();
+  }
+
+  async function act(work, done, failed) {
+    msg.clear();
+    try {
+      await work();
+    } catch (error) {
+      if (error.status === 401) return;
+      msg.show(`${failed}: ${error.message}`);
+      msg.el.focus();
+      load();
+      return;
+    }
+    msg.show(done, "success");
+    await load();
+    msg.el.focus();
+  }
+
+  endOthers.addEventListener("click", async () => {
+    const sure = await confirmDialog({
+      title: "End all other sessions?",
+      text: `Every other browser and app signed in to your account (${sessions(others)}) is signed out at once and has to log in again. This one stays signed in.`,
+      confirmLabel: "End all other sessions",
+      danger: true,
+    });
+    if (!sure) return;
+    await act(() => api.endMyOtherSessions(), "Ended all your other sessions.", "Could not end your other sessions");
+  });
+
+  function sessionRow(entry) {
+    const name = deviceName(entry.user_agent);
+    const where = entry.address ?? "an unknown address";
+    // Two sessions may share a browser and an address: the label tells them apart by date.
+    const since = new Date(entry.created_at);
+    const when = Number.isNaN(since.getTime()) ? "" : `, signed in ${formatDate(since)}`;
+    return h(
+      "tr",
+      { "data-id": String(entry.id), "data-current": String(Boolean(entry.current)) },
+      h(
+        "td",
+        { class: "device-cell", "data-label": "Browser or app" },
+        device(entry),
+        entry.current ? [" ", thisDevice()] : null,
+      ),
+      h("td", { "data-label": "Address" }, entry.address ?? h("span", { class: "none" }, "—")),
+      h("td", { "data-label": "Signed in" }, time(entry.created_at)),
+      h("td", { "data-label": "Last used" }, time(entry.last_used_at)),
+      h("td", { "data-label": "Expires" }, time(entry.expires_at)),
+      h(
+        "td",
+        { "data-label": "Actions" },
+        entry.current
+          ? h("span", { class: "muted" }, "Log out to end it")
+          : h(
+              "div",
+              { class: "actions" },
+              h(
+                "button",
+                {
+                  type: "button",
+                  class: "danger",
+                  "aria-label": `End: ${name} at ${where}${when}`,
+                  onclick: () =>
+                    act(
+                      () => api.endMySession(entry.id),
+                      `Ended the session of ${name} at ${where}.`,
+                      "Could not end the session",
+                    ),
+                },
+                "End",
+              ),
+            ),
+      ),
+    );
+  }
+
+  load();
+  return h(
+    "div",
+    { class: "stack" },
+    heading("Sessions"),
+    msg.el,
+    h(
+      "p",
+      { class: "muted" },
+      "Everywhere you are signed in, newest first. Ending a session signs that browser or app out at once.",
+    ),
+    h(
+      "section",
+      { "aria-label": "Your sessions" },
+      h("div", { class: "list-head" }, summary, endOthers),
+      h(
+        "table",
+        { class: "list sessions" },
+        h("caption", { class: "visually-hidden" }, "Your sessions, newest first"),
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            ["Browser or app", "Address", "Signed in", "Last used", "Expires", "Actions"].map((t) =>
+              h("th", { scope: "col" }, t),
+            ),
+          ),
+        ),
+        rows,
+      ),
+      pager,
+    ),
+  );
+}
+
+/**
+ * A user's sessions (admin), with "Sign out everywhere" behind a confirmation. Resolves
+ * true when the admin signed themselves out that way.
+ */
+function userSessionsDialog(user) {
+  const isMe = user.id === state.me.id;
+  return dialog(({ titleId, close }) => {
+    const msg = messageBox();
+    const summary = h("p", { class: "summary", role: "status", "aria-live": "polite" }, "Loading…");
+    const list = h("ul", { class: "session-list" });
+    const everywhere = h(
+      "button",
+      { type: "button", class: "danger solid", disabled: true },
+      "Sign out everywhere",
+    );
+    let count = 0;
+
+    async function load() {
+      let page;
+      try {
+        page = await api.userSessions(user.id, { limit: PAGE_SIZE });
+      } catch (error) {
+        summary.textContent = "";
+        if (error.status !== 401) msg.show(`Could not list the sessions: ${error.message}`);
+        return;
+      }
+      count = Number(page.headers.get("X-Total-Count") ?? page.data.length);
+      replace(
+        list,
+        page.data.map((entry) =>
+          h(
+            "li",
+            { "data-id": String(entry.id) },
+            h("div", { class: "session-title" }, device(entry), entry.current ? [" ", thisDevice()] : null),
+            h(
+              "p",
+              { class: "session-facts" },
+              entry.address ?? "Unknown address",
+              " · signed in ",
+              time(entry.created_at),
+              " · last used ",
+              time(entry.last_used_at),
+              " · expires ",
+              time(entry.expires_at),
+            ),
+          ),
+        ),
+      );
+      if (count === 0) {
+        summary.textContent = "No sessions: they are not signed in anywhere.";
+      } else if (count > page.data.length) {
+        summary.textContent = `${sessions(count)}, the newest ${page.data.length} shown.`;
+      } else {
+        summary.textContent = `${sessions(count)}, newest first.`;
+      }
+      everywhere.disabled = count === 0;
+    }
+
+    everywhere.addEventListener("click", async () => {
+      const sure = await confirmDialog({
+        title: ["Sign ", address(user.email), " out everywhere?"],
+        text: isMe
+          ? `All your ${sessions(count)} end at once, this one included: you will have to log in again.`
+          : `All their ${sessions(count)} end at once: every browser and app signed in to the account has to log in again. The account and its password stay as they are.`,
+        confirmLabel: "Sign out everywhere",
+        danger: true,
+      });
+      if (!sure) return;
+      msg.clear();
+      try {
+        await api.endUserSessions(user.id);
+      } catch (error) {
+        if (error.status === 401) return;
+        msg.show(`Could not sign ${user.email} out everywhere: ${error.message}`);
+        load();
+        return;
+      }
+      if (isMe) return close(true);
+      msg.show(`Signed ${user.email} out everywhere.`, "success");
+      await load();
+    });
+
+    load();
+    return [
+      h("h2", { id: titleId }, "Sessions of ", address(user.email)),
+      msg.el,
+      summary,
+      list,
+      h(
+        "div",
+        { class: "dialog-actions" },
+        h("button", { type: "button", "data-autofocus": true, onclick: () => close(false) }, "Close"),
+        everywhere,
+      ),
+    ];
+  }, "wide");
+}
+
 // ---- dialogs --------------------------------------------------------------------------
 
 let dialogIds = 0;
 
-/** A modal dialog; resolves with what `close(value)` was given (false on Escape). */
-function dialog(build) {
+/**
+ * A modal dialog (of class `kind`, if given); resolves with what `close(value)` was given
+ * (false on Escape).
+ */
+function dialog(build, kind = null) {
   return new Promise((resolve) => {
     const titleId = `dialog-${++dialogIds}`;
     const opener = document.activeElement;
     let result = false;
-    const el = h("dialog", { "aria-labelledby": titleId });
+    const el = h("dialog", { "aria-labelledby": titleId, class: kind });
     const close = (value) => {
       result = value;
       el.close();
@@ -1014,6 +1341,19 @@ function usersView(notice) {
         }
       }),
     );
+    // Only an approved user can be signed in anywhere.
+    if (user.status === "approved") {
+      actions.push(
+        button("Sessions", {}, async () => {
+          if (await userSessionsDialog(user)) {
+            session.clear();
+            state.me = null;
+            notify("You signed yourself out everywhere, this browser included. Log in again to go on.", "info");
+            go("login");
+          }
+        }),
+      );
+    }
     actions.push(
       button("Delete", { ...guard, class: "danger" }, async () => {
         const sure = await confirmDialog({
