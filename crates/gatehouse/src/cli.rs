@@ -60,8 +60,8 @@ pub enum UsersCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Set a user's password (asked for, or read with --password-stdin); revokes their
-    /// tokens.
+    /// Set a user's password (asked for, or read with --password-stdin); ends their
+    /// sessions.
     ///
     /// Also clears their failed logins: this is how a forgotten admin password is
     /// recovered.
@@ -91,6 +91,10 @@ pub enum UsersCommand {
     Demote(Target),
     /// Delete a user (--json prints the user as they were).
     Delete(Target),
+    /// Sign a user out everywhere: every session of theirs ends, and their refresh and
+    /// access tokens stop working at once. They may log in again (disable them to keep
+    /// them out).
+    SignOut(Target),
 }
 
 /// The user a command acts on, and how to report it.
@@ -220,7 +224,7 @@ pub fn users(config: &Config, command: UsersCommand) -> anyhow::Result<()> {
             let user = service.find_user(Actor::Operator, &target.user)?;
             let user = service.reset_password(Actor::Operator, user.id, &password, &origin())?;
             let line = format!(
-                "password set for {}; every token issued to them before is revoked",
+                "password set for {}; every session and token of theirs has ended",
                 describe(&user)
             );
             report(out, target.json, &user, &line)
@@ -255,6 +259,16 @@ pub fn users(config: &Config, command: UsersCommand) -> anyhow::Result<()> {
         ),
         UsersCommand::Promote(target) => change(&service, out, &target, Change::Admin(true)),
         UsersCommand::Demote(target) => change(&service, out, &target, Change::Admin(false)),
+        UsersCommand::SignOut(target) => {
+            let user = service.find_user(Actor::Operator, &target.user)?;
+            let ended = service.end_user_sessions(Actor::Operator, user.id, &origin())?;
+            let line = format!(
+                "signed out {} everywhere: {ended} session{} ended",
+                describe(&user),
+                if ended == 1 { "" } else { "s" }
+            );
+            report(out, target.json, &user, &line)
+        }
         UsersCommand::Delete(target) => {
             let user = service.find_user(Actor::Operator, &target.user)?;
             service.delete_user(Actor::Operator, user.id, &origin())?;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use gatehouse_storage::testing::{needs_postgres, race, EmptyDatabase, TestBackend};
 use serde_json::Value;
 
+use crate::cli::gatehouse;
 use crate::server::{Reply, Server};
 
 const PASSWORD: &str = "tr0mbone-kettle";
@@ -153,7 +154,31 @@ fn two_instances_refresh_one_session_alternately() {
     assert_invalid_grant(&refresh(&servers[0], &spent[3]), "an old spent token");
 }
 
+/// The operator signs a user out everywhere from the command line.
+fn the_command_line_signs_a_user_out_everywhere(backend: TestBackend) {
+    let db = EmptyDatabase::new(backend);
+    let server = Server::start(&db, &[]);
+    assert_eq!(server.register(ADMIN, PASSWORD).status, 201);
+    let (one, two) = (login(&server), login(&server));
+    let line = gatehouse(&db, &["users", "sign-out", ADMIN]);
+    assert_eq!(line.code, 0, "{line:?}");
+    assert!(line.stdout.contains("2 sessions ended"), "{line:?}");
+    for tokens in [&one, &two] {
+        assert_eq!(server.get("/api/auth/me", Some(access(tokens))).status, 401);
+        assert_invalid_grant(&refresh(&server, refresh_token(tokens)), "signed out");
+    }
+    let json = gatehouse(&db, &["users", "sign-out", "1", "--json"]).json();
+    assert_eq!(json["email"], ADMIN, "{json}");
+    gatehouse(&db, &["users", "sign-out", "nobody@example.com"]).refused("User not found");
+    assert_eq!(
+        login(&server)["token_type"],
+        "bearer",
+        "they may log in again"
+    );
+}
+
 gatehouse_storage::backend_tests!(
+    the_command_line_signs_a_user_out_everywhere,
     refresh_rotates_at_the_configured_lifetimes,
     sixteen_racers_on_one_refresh_token_get_one_pair,
 );
