@@ -119,7 +119,7 @@ fn get_by_id(c: &mut Criterion) {
                 });
             },
         );
-        // What every `/me` runs: the user and whether the token is revoked, one statement
+        // What every `/me` runs: the user and the token's session, one statement
         // outside a transaction.
         group.bench_function(
             BenchmarkId::new(

@@ -13,8 +13,8 @@ use crate::error::{ApiError, FieldError};
 use crate::AppState;
 
 /// The session of the request's bearer token, its user loaded fresh from the store:
-/// approved, the token not revoked, and no password change since it was issued. 401
-/// otherwise.
+/// approved, the token's session its own and live, and no password change since it was
+/// issued. 401 otherwise.
 #[derive(Debug)]
 pub struct CurrentUser(pub Session);
 

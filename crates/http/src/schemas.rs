@@ -355,10 +355,10 @@ error_response!(
 );
 error_response!(
     Unauthorized,
-    "`not_authenticated`: no, a malformed, forged, expired or revoked token, or its user is \
-     gone, pending or disabled (\"Could not validate credentials\"); at login \
-     `invalid_credentials` (\"Incorrect email or password\"); on `/metrics`, a missing or \
-     wrong metrics token",
+    "`not_authenticated`: no, a malformed, forged or expired token, one whose session has \
+     ended, or its user is gone, pending, disabled or rejected (\"Could not validate \
+     credentials\"); at login `invalid_credentials` (\"Incorrect email or password\"); on \
+     `/metrics`, a missing or wrong metrics token",
     ("WWW-Authenticate", "Always `Bearer`", Type::String),
 );
 error_response!(
