@@ -246,8 +246,9 @@ pub trait UserRepo {
         now: DateTime<Utc>,
     ) -> Result<(), Error>;
 
-    /// Stores a new (unspent) refresh token of session `session_id`, and marks the session
-    /// used at `now`, idling out at `idle_expires_at`.
+    /// If session `session_id` has not ended: marks it used at `now`, idling out at
+    /// `idle_expires_at`, and stores its new (unspent) refresh token; `false` (nothing
+    /// stored) when it has ended. The check and the update are one conditional statement.
     ///
     /// # Errors
     /// Store failures.
@@ -257,7 +258,7 @@ pub trait UserRepo {
         refresh_hash: &str,
         now: DateTime<Utc>,
         idle_expires_at: DateTime<Utc>,
-    ) -> Result<(), Error>;
+    ) -> Result<bool, Error>;
 
     /// Ends session `id` at `at` if it is not ended yet and, with `user`, only if it is
     /// theirs; whether it was ended now.
@@ -509,6 +510,22 @@ pub trait UserStore: SessionSource + Send + Sync {
     /// The closure's error (after rolling back), or store failures.
     fn write(&self, work: &mut Work<'_>) -> Result<(), Error>;
 
+    /// Runs `work` in a read-write transaction whose checks are all guarded by the rows
+    /// they write: each check is a conditional update of the row it checks (`UPDATE …
+    /// WHERE spent_at IS NULL`, whose row count says whether it held) or reads a row the
+    /// transaction then updates conditionally, and none reads an aggregate (a count) that
+    /// another transaction could change. Such work needs no serializable isolation, and
+    /// MAY run at a weaker one (PostgreSQL: READ COMMITTED, where concurrent writers of one
+    /// row wait for each other instead of failing and retrying). Defaults to
+    /// [`write`](Self::write). For the refresh of a session: many concurrent refreshes of
+    /// different sessions would otherwise conflict on shared index pages.
+    ///
+    /// # Errors
+    /// The closure's error (after rolling back), or store failures.
+    fn write_rows(&self, work: &mut Work<'_>) -> Result<(), Error> {
+        self.write(work)
+    }
+
     /// Runs `work`, which reads with a single statement, without an explicit transaction
     /// (saving the round trips of `BEGIN` and `COMMIT` on the hottest path). Defaults to
     /// [`read`](Self::read).
@@ -559,6 +576,23 @@ pub trait UserStoreExt: UserStore {
             Ok(())
         })?;
         out.ok_or_else(|| Error::internal("read", "the store did not run the work"))
+    }
+
+    /// Runs `f` in a row-guarded write transaction ([`UserStore::write_rows`]) and returns
+    /// its result.
+    ///
+    /// # Errors
+    /// As [`UserStore::write_rows`].
+    fn write_rows_with<T>(
+        &self,
+        mut f: impl FnMut(&mut dyn UserRepo) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut out = None;
+        self.write_rows(&mut |repo| {
+            out = Some(f(repo)?);
+            Ok(())
+        })?;
+        out.ok_or_else(|| Error::internal("write transaction", "the store did not run the work"))
     }
 
     /// Runs `f` in a write transaction and returns its result.

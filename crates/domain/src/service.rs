@@ -845,12 +845,19 @@ impl UserService {
             .ok_or(Error::InvalidGrant)?
             .hash();
         let next = RefreshToken::generate()?;
-        let granted = self.store.write_with(|repo| {
+        // Guarded by its rows (see `UserStore::write_rows`): the spend is a conditional
+        // update of the token's row, the renewal one of the session's, and the user's
+        // status only ever leaves `approved` together with ending every session (in that
+        // change's own transaction), which the renewal's condition sees.
+        let granted = self.store.write_rows_with(|repo| {
             let now = crate::now();
-            let Some((session, spent)) = repo.find_refresh_token(&hash)? else {
+            // Spend first: of concurrent refreshes with one token exactly one gets here
+            // with `true`; the others find it spent (below), as any later replay does.
+            let spent_now = repo.spend_refresh_token(&hash, now)?;
+            let Some((session, _)) = repo.find_refresh_token(&hash)? else {
                 return Ok(None);
             };
-            if spent.is_some() {
+            if !spent_now {
                 if repo.revoke_session(session.id, None, now)? {
                     repo.append_audit(&audit(
                         AuditAction::RefreshTokenReused,
@@ -869,11 +876,11 @@ impl UserService {
                 Some(user) if rules::ensure_can_log_in(&user).is_ok() => user,
                 _ => return Ok(None),
             };
-            if !repo.spend_refresh_token(&hash, now)? {
+            let idle_expires_at = self.sessions.idle_expires_at(now, session.expires_at);
+            if !repo.renew_session(session.id, &next.hash(), now, idle_expires_at)? {
+                // Ended meanwhile (a sign-out everywhere, a disable committed first).
                 return Ok(None);
             }
-            let idle_expires_at = self.sessions.idle_expires_at(now, session.expires_at);
-            repo.renew_session(session.id, &next.hash(), now, idle_expires_at)?;
             Ok(Some((
                 user,
                 StoredSession {
@@ -1105,7 +1112,9 @@ impl UserService {
             // (presented again, it is a replay and ends the session).
             repo.spend_session_refresh_tokens(sid, now)?;
             let idle_expires_at = self.sessions.idle_expires_at(now, current.expires_at);
-            repo.renew_session(sid, &next.hash(), now, idle_expires_at)?;
+            if !repo.renew_session(sid, &next.hash(), now, idle_expires_at)? {
+                return Err(Error::Unauthenticated);
+            }
             repo.append_audit(&audit(AuditAction::PasswordChanged, id, id, &origin, None))?;
             Ok((
                 user,

@@ -448,25 +448,11 @@ impl UserStore for Database {
     }
 
     fn write(&self, work: &mut Work<'_>) -> Result<(), Error> {
-        // SQLite: one writer of this process at a time, in turn (see `writers`); waiting
-        // longer than the pool's timeout is "unavailable", as SQLite's busy timeout was.
-        let turn = match &self.writers {
-            Some(writers) => Some(writers.try_lock_for(self.timeout).ok_or_else(|| {
-                Error::unavailable("another write held the database past the timeout")
-            })?),
-            None => None,
-        };
-        let mut conn = self.connection()?;
-        let outcome = tx::run(&mut conn, Mode::Write, |conn| {
-            work(&mut SqlUserRepo { conn })
-        });
-        let outcome = conn.finish(outcome);
-        drop(conn);
-        if let Some(turn) = turn {
-            // Straight to the next writer in line, not to whoever grabs the lock first.
-            parking_lot::MutexGuard::unlock_fair(turn);
-        }
-        outcome
+        self.write_in(Mode::Write, work)
+    }
+
+    fn write_rows(&self, work: &mut Work<'_>) -> Result<(), Error> {
+        self.write_in(Mode::WriteRows, work)
     }
 
     fn read_single(&self, work: &mut Work<'_>) -> Result<(), Error> {
@@ -485,5 +471,28 @@ impl UserStore for Database {
         // Unavailable (a standby, a lost connection) drops the connection: the next one
         // goes through libpq's host list again and finds the primary.
         conn.finish(outcome)
+    }
+}
+
+impl Database {
+    /// A write transaction of `mode` ([`Mode::Write`] or [`Mode::WriteRows`]).
+    fn write_in(&self, mode: Mode, work: &mut Work<'_>) -> Result<(), Error> {
+        // SQLite: one writer of this process at a time, in turn (see `writers`); waiting
+        // longer than the pool's timeout is "unavailable", as SQLite's busy timeout was.
+        let turn = match &self.writers {
+            Some(writers) => Some(writers.try_lock_for(self.timeout).ok_or_else(|| {
+                Error::unavailable("another write held the database past the timeout")
+            })?),
+            None => None,
+        };
+        let mut conn = self.connection()?;
+        let outcome = tx::run(&mut conn, mode, |conn| work(&mut SqlUserRepo { conn }));
+        let outcome = conn.finish(outcome);
+        drop(conn);
+        if let Some(turn) = turn {
+            // Straight to the next writer in line, not to whoever grabs the lock first.
+            parking_lot::MutexGuard::unlock_fair(turn);
+        }
+        outcome
     }
 }

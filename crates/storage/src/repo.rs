@@ -581,16 +581,24 @@ impl UserRepo for SqlUserRepo<'_> {
         refresh_hash: &str,
         now: DateTime<Utc>,
         idle_expires_at: DateTime<Utc>,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         let now = now.naive_utc();
-        diesel::update(sessions::table.find(session_id))
-            .set((
-                sessions::last_used_at.eq(now),
-                sessions::idle_expires_at.eq(idle_expires_at.naive_utc()),
-            ))
-            .execute(self.conn)
-            .map_err(from_diesel)?;
-        self.insert_refresh_token(session_id, refresh_hash, now)
+        let renewed = diesel::update(
+            sessions::table
+                .find(session_id)
+                .filter(sessions::revoked_at.is_null()),
+        )
+        .set((
+            sessions::last_used_at.eq(now),
+            sessions::idle_expires_at.eq(idle_expires_at.naive_utc()),
+        ))
+        .execute(self.conn)
+        .map_err(from_diesel)?;
+        if renewed == 0 {
+            return Ok(false);
+        }
+        self.insert_refresh_token(session_id, refresh_hash, now)?;
+        Ok(true)
     }
 
     fn revoke_session(

@@ -359,6 +359,10 @@ impl UserStore for TestDatabase {
         self.db.write(work)
     }
 
+    fn write_rows(&self, work: &mut Work<'_>) -> Result<(), Error> {
+        self.db.write_rows(work)
+    }
+
     fn read_single(&self, work: &mut Work<'_>) -> Result<(), Error> {
         self.db.read_single(work)
     }

@@ -4,7 +4,8 @@
 //!   read, so writers run one after another (across processes too).
 //! - PostgreSQL: writes run SERIALIZABLE; when PostgreSQL aborts one for a serialization
 //!   conflict (or a deadlock), the whole unit of work is retried with a short random backoff,
-//!   a bounded number of times. Reads run REPEATABLE READ, READ ONLY, so a listing and its
+//!   a bounded number of times. Writes guarded by their own rows (`Mode::WriteRows`, a
+//!   session's refresh) run READ COMMITTED. Reads run REPEATABLE READ, READ ONLY, so a listing and its
 //!   count agree.
 
 use std::time::Duration;
@@ -21,6 +22,10 @@ use crate::errors::from_diesel;
 pub(crate) enum Mode {
     Read,
     Write,
+    /// A write guarded by the rows it writes (`UserStore::write_rows`): SQLite as
+    /// [`Mode::Write`]; PostgreSQL READ COMMITTED, where writers of one row wait for each
+    /// other (a conditional `UPDATE` re-checks its condition once the other committed).
+    WriteRows,
 }
 
 /// How many times a unit of work may run before a conflict is reported.
@@ -71,7 +76,7 @@ fn begin(conn: &mut AnyConnection, mode: Mode) -> QueryResult<()> {
         AnyConnection::Sqlite(inner) => AnsiTransactionManager::begin_transaction_sql(
             inner,
             match mode {
-                Mode::Write => "BEGIN IMMEDIATE",
+                Mode::Write | Mode::WriteRows => "BEGIN IMMEDIATE",
                 Mode::Read => "BEGIN",
             },
         ),
@@ -79,6 +84,7 @@ fn begin(conn: &mut AnyConnection, mode: Mode) -> QueryResult<()> {
             inner,
             match mode {
                 Mode::Write => "BEGIN ISOLATION LEVEL SERIALIZABLE",
+                Mode::WriteRows => "BEGIN ISOLATION LEVEL READ COMMITTED",
                 Mode::Read => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
             },
         ),

@@ -980,9 +980,9 @@ pub fn refresh_tokens_are_spent_once(store: &dyn UserStore) {
         .write_with(|repo| repo.spend_refresh_token("unknown", now))
         .expect("unknown"));
     let idle = now + Duration::minutes(30);
-    store
+    assert!(store
         .write_with(|repo| repo.renew_session(session.id, "second", now, idle))
-        .expect("renew");
+        .expect("renew"));
     let (renewed, spent) = store
         .read_with(|repo| repo.find_refresh_token("first"))
         .expect("find")
@@ -1003,6 +1003,19 @@ pub fn refresh_tokens_are_spent_once(store: &dyn UserStore) {
     assert!(!store
         .write_with(|repo| repo.spend_refresh_token("second", now))
         .expect("spent by the password change"));
+    // An ended session is not renewed, and gets no new token.
+    store
+        .write_with(|repo| repo.revoke_session(session.id, None, now))
+        .expect("end");
+    assert!(!store
+        .write_with(|repo| repo.renew_session(session.id, "third", now, idle))
+        .expect("renew an ended session"));
+    assert_eq!(
+        store
+            .read_with(|repo| repo.find_refresh_token("third"))
+            .expect("find"),
+        None
+    );
 }
 
 /// Sixteen threads spending one refresh token at once: exactly one succeeds (each in its
@@ -1013,17 +1026,23 @@ pub fn a_refresh_token_is_spent_once_among_sixteen_racers(store: &dyn UserStore)
     start_session(store, user.id, "contested");
     let barrier = std::sync::Barrier::new(16);
     let wins = std::thread::scope(|scope| {
+        // Half as a serialized write that looks first, half as the row-guarded write a
+        // refresh runs in (PostgreSQL: READ COMMITTED), which spends straight away.
         let racers: Vec<_> = (0..16)
-            .map(|_| {
-                scope.spawn(|| {
+            .map(|i| {
+                let barrier = &barrier;
+                scope.spawn(move || {
                     barrier.wait();
-                    store.write_with(|repo| {
-                        let found = repo.find_refresh_token("contested")?;
-                        match found {
+                    if i % 2 == 0 {
+                        store.write_rows_with(|repo| {
+                            repo.spend_refresh_token("contested", crate::now())
+                        })
+                    } else {
+                        store.write_with(|repo| match repo.find_refresh_token("contested")? {
                             Some((_, None)) => repo.spend_refresh_token("contested", crate::now()),
                             _ => Ok(false),
-                        }
-                    })
+                        })
+                    }
                 })
             })
             .collect();

@@ -295,19 +295,22 @@ impl UserRepo for State {
         refresh_hash: &str,
         now: DateTime<Utc>,
         idle_expires_at: DateTime<Utc>,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         if self.refresh_tokens.contains_key(refresh_hash) {
             return Err(Error::Conflict);
         }
-        let session = self
+        let Some(session) = self
             .sessions
             .get_mut(&session_id)
-            .ok_or_else(|| Error::internal("renewing a session", "no such session"))?;
+            .filter(|s| s.revoked_at.is_none())
+        else {
+            return Ok(false);
+        };
         session.last_used_at = now;
         session.idle_expires_at = idle_expires_at;
         self.refresh_tokens
             .insert(refresh_hash.to_owned(), (session_id, None));
-        Ok(())
+        Ok(true)
     }
 
     fn revoke_session(
