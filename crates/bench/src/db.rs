@@ -59,7 +59,7 @@ pub struct BenchDatabase {
 #[derive(Debug)]
 enum Cleanup {
     /// Removed with the directory.
-    Directory(#[allow(dead_code)] tempfile::TempDir),
+    Directory(tempfile::TempDir),
     /// Dropped on the server.
     Postgres { server: String, name: String },
 }
@@ -160,6 +160,15 @@ impl BenchDatabase {
             .with_context(|| format!("connecting to {}", self.masked()))?;
         conn.batch_execute("VACUUM ANALYZE")
             .with_context(|| format!("vacuuming {}", self.masked()))
+    }
+
+    /// The directory of an SQLite database's file (`None` on PostgreSQL).
+    #[must_use]
+    pub fn sqlite_dir(&self) -> Option<&std::path::Path> {
+        match &self.cleanup {
+            Cleanup::Directory(dir) => Some(dir.path()),
+            Cleanup::Postgres { .. } => None,
+        }
     }
 
     /// The URL as logs may show it.

@@ -8,11 +8,14 @@
 //! - [`wrk`]: running the `wrk` load generator and reading its report;
 //! - [`server`]: starting a server process on a free port and reading its peak RSS;
 //! - [`chart`]: the SVG chart of `/me` throughput against the number of users;
-//! - [`cpu`]: how much CPU other processes took during a measurement.
+//! - [`cpu`]: how much CPU other processes took during a measurement;
+//! - [`probe`]: the machine's bound for a durable write (single-row SQLite commits with
+//!   fsync, one after another).
 
 pub mod chart;
 pub mod cpu;
 pub mod db;
+pub mod probe;
 pub mod seed;
 pub mod server;
 pub mod wrk;

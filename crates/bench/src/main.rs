@@ -16,7 +16,11 @@
 //!    the reference variants (`RUST_LOG=warn`, `GATEHOUSE_ACCESS_LOG=off`) on servers of
 //!    their own; `/me` at 16 connections and at 1, logins at cost 12 alone and under a `/me`
 //!    load, `/me` at 1 000, 10 000 and 100 000 users, `GET /users?limit=50` at 100 000
-//!    users, `GET /users` unpaged at 2 000 and 100 000 users, and registrations at cost 4;
+//!    users, `GET /users` unpaged at 2 000 and 100 000 users, registrations at cost 4 (also
+//!    with a one-use invitation each), and refreshes (`POST /api/auth/token`, every refresh
+//!    token sent once) on a server at its defaults; on SQLite, before the refreshes, times
+//!    single-row commits with fsync one after another in the database's directory (the
+//!    machine's bound for a durable write, which the refreshes are compared with);
 //! 4. reads each scenario's peak RSS (the high-water mark reset through
 //!    `/proc/<pid>/clear_refs` before it, `VmHWM` after it) and each server process's;
 //! 5. prints one line per scenario as it goes, then the table and each target's ratio, and
@@ -37,6 +41,7 @@ use clap::Parser;
 use gatehouse_bench::chart::{self, Series};
 use gatehouse_bench::cpu::CpuSample;
 use gatehouse_bench::db::{self, Backend, BenchDatabase};
+use gatehouse_bench::probe::{self, DurableProbe};
 use gatehouse_bench::seed::{self, ADMIN_EMAIL, ADMIN_PASSWORD};
 use gatehouse_bench::server::{self, Server};
 use gatehouse_bench::wrk::{self, format_ms, format_rate, Wrk, WrkReport};
@@ -50,8 +55,17 @@ const WIDE_THREADS: u32 = 2;
 const NARROW_CONNECTIONS: u32 = 16;
 /// bcrypt cost of the login scenarios.
 const LOGIN_COST: u32 = 12;
-/// bcrypt cost of the registration scenario.
+/// bcrypt cost of the registration scenario (and of the hashes of the accounts whose logins
+/// start the refresh scenario's sessions).
 const REGISTER_COST: u32 = 4;
+/// wrk threads of the refresh scenario (as of the other write scenarios: one).
+const REFRESH_THREADS: u32 = 1;
+/// Sessions (refresh tokens) per connection in each wrk run of the refresh scenario: a
+/// thread's queue of tokens holds several per connection, so it never runs dry however the
+/// responses come back (see refresh.lua).
+const REFRESH_SESSIONS_PER_CONNECTION: u32 = 4;
+/// How long the durable-write probe commits.
+const PROBE_DURATION: Duration = Duration::from_millis(2500);
 
 /// Hashes timed for the login bound.
 const BOUND_SAMPLES: usize = 5;
@@ -116,6 +130,60 @@ impl Variant {
     }
 }
 
+/// A group of scenarios, for `--only`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum Scenario {
+    /// `/healthz` and `/me` at 64 connections (beside the ceiling and the variants), and
+    /// the `/me` curve over the numbers of users.
+    Wide,
+    /// `/me` at 16 connections and at 1, logins at cost 12, the flood.
+    Narrow,
+    /// `GET /users?limit=50` and the unpaged listings.
+    List,
+    /// Registrations at cost 4.
+    Register,
+    /// Registrations with a one-use invitation each.
+    Invited,
+    /// Refreshes (`POST /api/auth/token`), and on SQLite the durable-write probe.
+    Refresh,
+}
+
+impl Scenario {
+    const ALL: [Self; 6] = [
+        Self::Wide,
+        Self::Narrow,
+        Self::List,
+        Self::Register,
+        Self::Invited,
+        Self::Refresh,
+    ];
+
+    fn key(self) -> &'static str {
+        match self {
+            Self::Wide => "wide",
+            Self::Narrow => "narrow",
+            Self::List => "list",
+            Self::Register => "register",
+            Self::Invited => "invited",
+            Self::Refresh => "refresh",
+        }
+    }
+
+    fn parse(name: &str) -> Result<Self> {
+        let name = name.trim().to_ascii_lowercase();
+        Self::ALL
+            .into_iter()
+            .find(|s| s.key() == name)
+            .with_context(|| {
+                format!(
+                    "unknown scenario {name:?} ({})",
+                    Self::ALL.map(Self::key).join(", ")
+                )
+            })
+    }
+}
+
 /// Gatehouse's load benchmark: Gatehouse on SQLite and PostgreSQL beside the no-database
 /// ceiling, driven by wrk. Build first: `cargo build --release -p gatehouse` and the ceiling
 /// (`just bench` does both).
@@ -158,6 +226,13 @@ struct Args {
     /// Leave the ceiling out.
     #[arg(long)]
     no_ceiling: bool,
+    /// Run only these groups of scenarios [default: all]: wide (/healthz and /me at 64
+    /// connections, the variants, the /me curve), narrow (/me at 16 connections and at 1,
+    /// logins, the flood), list (the listings), register (at cost 4), invited
+    /// (registrations with an invitation), refresh (POST /token; on SQLite with the
+    /// durable-write probe). The databases are seeded as for a whole run.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     /// The workspace root [default: the one this binary was built in].
     #[arg(long)]
     root: Option<PathBuf>,
@@ -188,6 +263,8 @@ struct Settings {
     variants: Vec<Variant>,
     backends: Vec<String>,
     ceiling: bool,
+    /// The groups of scenarios run (all unless `--only`).
+    scenarios: Vec<Scenario>,
     /// How each scenario's peak RSS is taken: `clear_refs` (the high-water mark reset
     /// before it) or `fresh server` (the kernel refused the reset: the listings run on a
     /// server started for them, other scenarios get no peak of their own).
@@ -198,6 +275,8 @@ struct Settings {
     narrow_connections: u32,
     login_cost: u32,
     register_cost: u32,
+    /// Sessions per connection in each wrk run of the refresh scenario.
+    refresh_sessions_per_connection: u32,
     #[serde(skip)]
     gatehouse_bin: PathBuf,
     #[serde(skip)]
@@ -269,6 +348,17 @@ impl Settings {
             }
         }
         variants.sort();
+        let mut scenarios = Vec::new();
+        for name in &args.only {
+            let scenario = Scenario::parse(name)?;
+            if !scenarios.contains(&scenario) {
+                scenarios.push(scenario);
+            }
+        }
+        if scenarios.is_empty() {
+            scenarios = Scenario::ALL.to_vec();
+        }
+        scenarios.sort();
         let mut backends = Vec::new();
         for name in &args.backends {
             let backend = match name.trim().to_ascii_lowercase().as_str() {
@@ -312,6 +402,7 @@ impl Settings {
             variants,
             backends: backends.iter().map(|b| b.key().to_owned()).collect(),
             ceiling: !args.no_ceiling,
+            scenarios,
             peak_rss_per_scenario: if server::can_reset_peaks() {
                 "clear_refs"
             } else {
@@ -323,6 +414,7 @@ impl Settings {
             narrow_connections: NARROW_CONNECTIONS,
             login_cost: LOGIN_COST,
             register_cost: REGISTER_COST,
+            refresh_sessions_per_connection: REFRESH_SESSIONS_PER_CONNECTION,
             gatehouse_bin: args
                 .gatehouse_bin
                 .unwrap_or_else(|| root.join("target/release/gatehouse")),
@@ -357,6 +449,11 @@ impl Settings {
         sizes.sort_unstable();
         sizes.dedup();
         sizes
+    }
+
+    /// Whether `scenario` is among those to run.
+    fn runs(&self, scenario: Scenario) -> bool {
+        self.scenarios.contains(&scenario)
     }
 
     fn clear_refs(&self) -> bool {
@@ -559,6 +656,18 @@ struct ServerResults {
     register_invited: Option<WrkReport>,
     /// Users in the database when the registrations started.
     register_users: Option<u64>,
+    /// Refreshes (`POST /api/auth/token`, the refresh grant), every refresh token sent once
+    /// and each session's next one taken from the answer, on a server at Gatehouse's
+    /// defaults (Gatehouse only; see refresh.lua).
+    refresh: Option<WrkReport>,
+    /// Sessions the refresh measurement started with (its warm-up had as many others).
+    refresh_sessions: Option<u64>,
+    /// Sessions that reuse detection ended during the refresh scenario (audited as
+    /// `refresh_token_reused`): 0 unless a refresh token was sent twice.
+    refresh_reused: Option<u64>,
+    /// The machine's bound for a durable write: single-row commits with fsync, one after
+    /// another, on the SQLite database's disk (SQLite only, with the refresh scenario).
+    durable_probe: Option<DurableProbe>,
     /// Peak RSS (VmHWM) of each server process, KiB, by what it ran.
     rss_kib: Vec<(String, u64)>,
     /// Seconds spent seeding up to each number of users.
@@ -585,6 +694,7 @@ impl ServerResults {
             &self.list,
             &self.register,
             &self.register_invited,
+            &self.refresh,
         ]
         .into_iter()
         .flatten()
@@ -789,6 +899,10 @@ struct Bench {
     register_invited_script: PathBuf,
     /// While the invited registrations run: the warm-up's and the measurement's codes.
     invited_codes: Option<(PathBuf, PathBuf)>,
+    refresh_script: PathBuf,
+    /// While the refreshes run: the measurement's refresh tokens (the files' common
+    /// prefix, see [`Bench::token_files`]).
+    refresh_tokens: Option<PathBuf>,
     logs: PathBuf,
     run_id: String,
     runs: u32,
@@ -816,6 +930,7 @@ impl Bench {
         let login_script = lua.join("login.lua");
         let register_script = lua.join("register.lua");
         let register_invited_script = lua.join("register_invited.lua");
+        let refresh_script = lua.join("refresh.lua");
         std::fs::write(&login_script, include_str!("../lua/login.lua"))
             .context("writing login.lua")?;
         std::fs::write(&register_script, include_str!("../lua/register.lua"))
@@ -825,6 +940,8 @@ impl Bench {
             include_str!("../lua/register_invited.lua"),
         )
         .context("writing register_invited.lua")?;
+        std::fs::write(&refresh_script, include_str!("../lua/refresh.lua"))
+            .context("writing refresh.lua")?;
         Ok(Self {
             settings,
             jwt_secret: random_hex(32)?,
@@ -832,6 +949,8 @@ impl Bench {
             register_script,
             register_invited_script,
             invited_codes: None,
+            refresh_script,
+            refresh_tokens: None,
             logs,
             run_id: random_hex(3)?,
             runs: 0,
@@ -932,6 +1051,41 @@ impl Bench {
         .script(self.register_invited_script.clone(), args)
     }
 
+    /// Writes `tokens` to one file per wrk thread of the refresh scenario, PREFIX-T.txt for
+    /// thread T (the tokens dealt out in turn), where PREFIX is the lua directory's `name`;
+    /// returns PREFIX (refresh.lua's argument).
+    fn token_files(&self, name: &str, tokens: &[String]) -> Result<PathBuf> {
+        let prefix = self.refresh_script.with_file_name(name);
+        for thread in 0..REFRESH_THREADS as usize {
+            let mine: Vec<&str> = tokens
+                .iter()
+                .skip(thread)
+                .step_by(REFRESH_THREADS as usize)
+                .map(String::as_str)
+                .collect();
+            let path = PathBuf::from(format!("{}-{thread}.txt", prefix.display()));
+            std::fs::write(&path, mine.join("\n"))
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(prefix)
+    }
+
+    /// Refreshes, each sending one refresh token of those in the files PREFIX-T.txt (see
+    /// refresh.lua), with as many connections as the other write scenarios.
+    fn wrk_refresh(&self, server: &Server, tokens: &Path) -> Wrk {
+        Wrk::new(
+            server.url("/api/auth/token"),
+            REFRESH_THREADS,
+            NARROW_CONNECTIONS,
+            self.settings.duration(),
+        )
+        .timeout(Duration::from_secs(30))
+        .script(
+            self.refresh_script.clone(),
+            vec![tokens.display().to_string()],
+        )
+    }
+
     /// Waits for `server` to go idle, resets its peak RSS, warms up, waits again, measures,
     /// reads the scenario's peak RSS, prints the line.
     fn measure(
@@ -960,6 +1114,13 @@ impl Bench {
                     .as_ref()
                     .map(|(_, m)| m.display().to_string());
                 *args = vec![self.next_prefix(), codes.unwrap_or_default()];
+            } else if *script == self.refresh_script {
+                // Spent tokens must never be sent again: the measurement has its own.
+                let tokens = self
+                    .refresh_tokens
+                    .as_ref()
+                    .map(|p| p.display().to_string());
+                *args = vec![tokens.unwrap_or_default()];
             }
         }
         let before = (builds_running(), CpuSample::take(Some(server.pid()))?);
@@ -1052,7 +1213,9 @@ impl Bench {
     /// binary from before the setting ignores it and would be measured with its access log
     /// on).
     fn check_variants(&self) -> Result<()> {
-        if !self.settings.variants.contains(&Variant::AccessLogOff) {
+        if !self.settings.variants.contains(&Variant::AccessLogOff)
+            || !self.settings.runs(Scenario::Wide)
+        {
             return Ok(());
         }
         let db = BenchDatabase::sqlite()?;
@@ -1391,11 +1554,22 @@ impl Bench {
             seed::insert_login_users(&store, &real_hash)?;
         }
         let (smallest, largest) = (self.settings.smallest(), self.settings.largest());
+        let (wide, narrow, list) = (
+            self.settings.runs(Scenario::Wide),
+            self.settings.runs(Scenario::Narrow),
+            self.settings.runs(Scenario::List),
+        );
         let mut admin_token: Option<String> = None;
-        // One database, grown from size to size; a server started on it at each size (the
-        // fixed JWT secret keeps the admin's token good across them).
+        // One database, grown from size to size; a server started on it at each size that
+        // has a scenario to run (the fixed JWT secret keeps the admin's token good across
+        // them).
         for size in self.settings.sizes() {
             Self::seed(&db, size, &mut results, label)?;
+            let me_curve = wide && self.settings.users.contains(&size);
+            let listing = list && (size == largest || self.settings.list_users.contains(&size));
+            if !(me_curve || listing || (narrow && size == smallest)) {
+                continue;
+            }
             let mut server = self.start_gatehouse(
                 backend,
                 &db,
@@ -1413,19 +1587,24 @@ impl Bench {
             server.expect_ok("/api/auth/me", &token)?;
             let mut ran: Vec<&str> = Vec::new();
             if size == smallest {
-                let lines = log_lines_per_request(&server)?;
-                check_variant(Variant::Default, lines)?;
-                results.log_lines_per_request = Some(lines);
-                self.beside_ceiling(backend, &db, &server, &token, size, &mut results)?;
-                self.narrow_scenarios(
-                    label,
-                    &server,
-                    &token,
-                    (seed::LOGIN_ACCOUNTS, seed::LOGIN_EMAIL_PATTERN),
-                    &mut results,
-                )?;
-                ran.push("healthz, /me, logins, flood");
-            } else if self.settings.users.contains(&size) {
+                if wide {
+                    let lines = log_lines_per_request(&server)?;
+                    check_variant(Variant::Default, lines)?;
+                    results.log_lines_per_request = Some(lines);
+                    self.beside_ceiling(backend, &db, &server, &token, size, &mut results)?;
+                    ran.push("healthz, /me");
+                }
+                if narrow {
+                    self.narrow_scenarios(
+                        label,
+                        &server,
+                        &token,
+                        (seed::LOGIN_ACCOUNTS, seed::LOGIN_EMAIL_PATTERN),
+                        &mut results,
+                    )?;
+                    ran.push("logins, flood");
+                }
+            } else if me_curve {
                 let wrk = self.wrk_me(&server, &token, WIDE_THREADS, WIDE_CONNECTIONS);
                 let me = self.measure(
                     &server,
@@ -1437,7 +1616,7 @@ impl Bench {
                 results.me.insert(size, me);
                 ran.push("/me");
             }
-            if size == largest {
+            if list && size == largest {
                 server.expect_ok(&format!("/api/auth/users?limit={PAGE}"), &token)?;
                 let wrk = self.wrk_list(&server, &token);
                 results.list =
@@ -1445,7 +1624,7 @@ impl Bench {
                 results.list_users = Some(size);
                 ran.push("GET /users?limit=50");
             }
-            if self.settings.list_users.contains(&size) {
+            if list && self.settings.list_users.contains(&size) {
                 if !ran.is_empty() && !self.settings.clear_refs() {
                     // The kernel does not let us reset the peak RSS: a server of its own.
                     Self::stop(
@@ -1472,34 +1651,79 @@ impl Bench {
                 &mut results,
             )?;
         }
+        let most = self.settings.sizes().last().copied().unwrap_or(largest);
+        if self.settings.runs(Scenario::Register) || self.settings.runs(Scenario::Invited) {
+            self.registrations(backend, &db, most, &mut results)?;
+        }
+        if self.settings.runs(Scenario::Refresh) {
+            if let Some(dir) = db.sqlite_dir() {
+                results.durable_probe = Some(durable_write_probe(label, dir)?);
+            }
+            self.refreshes(backend, &db, &mut results)?;
+        }
+        drop(db);
+        Ok(results)
+    }
 
+    /// Registrations at cost 4 on a database of `most` users, then the same with a one-use
+    /// invitation each (as `--only` asks), on one server.
+    fn registrations(
+        &mut self,
+        backend: Backend,
+        db: &BenchDatabase,
+        most: u64,
+        results: &mut ServerResults,
+    ) -> Result<()> {
+        let label = backend.label();
         // One address registers thousands of users here: the per-address hourly limit
         // (100 by default) would turn the run into a measurement of 429s.
-        let most = self.settings.sizes().last().copied().unwrap_or(largest);
         let server = self.start_gatehouse(
             backend,
-            &db,
+            db,
             REGISTER_COST,
             "register",
             Variant::Default,
             &[("GATEHOUSE_REGISTER_LIMIT_PER_HOUR", "0".to_owned())],
         )?;
-        let wrk = self.wrk_register(&server);
-        results.register = Some(self.measure(
-            &server,
-            label,
-            &format!(
-                "register at cost {REGISTER_COST}, {} users, c={NARROW_CONNECTIONS}",
-                group(most)
-            ),
-            wrk,
-            &mut results,
-        )?);
-        results.register_users = Some(most);
-        // The same registrations, each with its own one-use invitation (as invitations are
-        // mostly used: one per person). The warm-up and the measurement take codes from
-        // two files, so the measurement never meets a spent one. (A binary from before
-        // invitations answers 422 to them all: the scenario is left out.)
+        let mut ran = Vec::new();
+        if self.settings.runs(Scenario::Register) {
+            let wrk = self.wrk_register(&server);
+            results.register = Some(self.measure(
+                &server,
+                label,
+                &format!(
+                    "register at cost {REGISTER_COST}, {} users, c={NARROW_CONNECTIONS}",
+                    group(most)
+                ),
+                wrk,
+                results,
+            )?);
+            results.register_users = Some(most);
+            ran.push("registrations");
+        }
+        if self.settings.runs(Scenario::Invited) {
+            self.invited_registrations(label, db, &server, most, results)?;
+            ran.push("invited registrations");
+        }
+        Self::stop(
+            server,
+            &format!("cost {REGISTER_COST}, {most}+ users: {}", ran.join(", ")),
+            results,
+        )
+    }
+
+    /// The registrations, each with its own one-use invitation (as invitations are mostly
+    /// used: one per person). The warm-up and the measurement take codes from two files, so
+    /// the measurement never meets a spent one. (A binary from before invitations answers
+    /// 422 to them all: the scenario is left out.)
+    fn invited_registrations(
+        &mut self,
+        label: &str,
+        db: &BenchDatabase,
+        server: &Server,
+        most: u64,
+        results: &mut ServerResults,
+    ) -> Result<()> {
         let store = db.open()?;
         let per_second = 3000.0;
         let warm = seed::one_use_invitations(
@@ -1519,17 +1743,17 @@ impl Bench {
                                 "invitation": warm.last()}),
         )?;
         if probe.status == 201 {
-            let wrk = self.wrk_register_invited(&server, &files.0);
+            let wrk = self.wrk_register_invited(server, &files.0);
             self.invited_codes = Some(files);
             results.register_invited = Some(self.measure(
-                &server,
+                server,
                 label,
                 &format!(
                     "register invited, cost {REGISTER_COST}, {}+ users, c={NARROW_CONNECTIONS}",
                     group(most)
                 ),
                 wrk,
-                &mut results,
+                results,
             )?);
             self.invited_codes = None;
         } else {
@@ -1538,13 +1762,81 @@ impl Bench {
                 probe.status
             );
         }
-        Self::stop(
-            server,
-            &format!("cost {REGISTER_COST}, {most}+ users: registrations, invited too"),
-            &mut results,
-        )?;
-        drop(db);
-        Ok(results)
+        Ok(())
+    }
+
+    /// Refreshes on a server at Gatehouse's defaults (`GATEHOUSE_BCRYPT_COST` at its default
+    /// of 12, nothing else set but the database and the JWT secret). Their sessions are
+    /// started first by logins (of [`seed::REFRESH_ACCOUNTS`] accounts whose hashes are at
+    /// cost 4, so that they take milliseconds): as many sessions as
+    /// [`REFRESH_SESSIONS_PER_CONNECTION`] per connection for the warm-up and as many others
+    /// for the measurement, every refresh token in exactly one file (see refresh.lua: each
+    /// is sent once, and the next of its session comes from the answer). Afterwards the
+    /// audit log is asked how many sessions reuse detection ended (none, unless a token was
+    /// sent twice). A binary from before sessions (no refresh token in a login's answer)
+    /// leaves the scenario out.
+    fn refreshes(
+        &mut self,
+        backend: Backend,
+        db: &BenchDatabase,
+        results: &mut ServerResults,
+    ) -> Result<()> {
+        let label = backend.label();
+        {
+            let store = db.open()?;
+            seed::insert_refresh_users(&store, &seed::hash(ADMIN_PASSWORD, REGISTER_COST)?)?;
+        }
+        let server =
+            self.start_gatehouse(backend, db, LOGIN_COST, "refresh", Variant::Default, &[])?;
+        let per_run = (NARROW_CONNECTIONS * REFRESH_SESSIONS_PER_CONNECTION) as usize;
+        let started = Instant::now();
+        let mut tokens = Vec::with_capacity(2 * per_run);
+        for n in 0..2 * per_run {
+            let email = seed::refresh_email(n as u64 % seed::REFRESH_ACCOUNTS);
+            match login_refresh_token(&server, &email)? {
+                Some(token) => tokens.push(token),
+                None => {
+                    println!(
+                        "  {label:<10} refresh: left out (a login's answer has no refresh_token)"
+                    );
+                    return Self::stop(server, "cost 12 (defaults): logins", results);
+                }
+            }
+        }
+        println!(
+            "  {label:<10} started {} sessions by logins (hashes at cost {REGISTER_COST}) in {:.1} s",
+            tokens.len(),
+            started.elapsed().as_secs_f64()
+        );
+        // Statistics that know of the sessions, as autovacuum would have them on a service
+        // that has been running (the seeding's were taken before there were any).
+        db.settle()?;
+        let measured = tokens.split_off(per_run);
+        let warm = self.token_files("refresh-warm-up", &tokens)?;
+        let measured = self.token_files("refresh-tokens", &measured)?;
+        let wrk = self.wrk_refresh(&server, &warm);
+        self.refresh_tokens = Some(measured);
+        let report = self.measure(
+            &server,
+            label,
+            &format!("refresh (POST /token), {per_run} sessions, c={NARROW_CONNECTIONS}"),
+            wrk,
+            results,
+        );
+        self.refresh_tokens = None;
+        results.refresh = Some(report?);
+        results.refresh_sessions = Some(per_run as u64);
+        let admin = server.login(ADMIN_EMAIL, ADMIN_PASSWORD)?;
+        let reused = reuse_detections(&server, &admin)?;
+        results.refresh_reused = Some(reused);
+        if reused > 0 {
+            let problem = format!(
+                "refresh: reuse detection ended {reused} sessions (a refresh token was sent twice)"
+            );
+            println!("  {label:<10} WARNING: {problem}");
+            results.log_problems.push(problem);
+        }
+        Self::stop(server, "cost 12 (defaults): refreshes", results)
     }
 
     /// The ceiling at cost 4 holding `users` users: the admin (the first, so an admin)
@@ -1568,83 +1860,102 @@ impl Bench {
         let label = "ceiling";
         let mut results = ServerResults::default();
         println!("\n== The ceiling (no database)");
-        let server = self.start_ceiling(LOGIN_COST, "cost12")?;
-        server.register(ADMIN_EMAIL, ADMIN_PASSWORD)?;
-        let token = server.login(ADMIN_EMAIL, ADMIN_PASSWORD)?;
-        server.expect_ok("/api/auth/me", &token)?;
-        if wide {
-            let wrk = self.wrk_wide(&server, &token, Wide::Healthz);
-            results.healthz = Some(self.measure(
-                &server,
-                label,
-                &format!("GET /healthz, c={WIDE_CONNECTIONS}"),
-                wrk,
-                &mut results,
-            )?);
-            let wrk = self.wrk_wide(&server, &token, Wide::Me);
-            let me = self.measure(
-                &server,
-                label,
-                &format!("GET /me (no database), c={WIDE_CONNECTIONS}"),
-                wrk,
+        let wide = wide && self.settings.runs(Scenario::Wide);
+        let narrow = self.settings.runs(Scenario::Narrow);
+        if wide || narrow {
+            let server = self.start_ceiling(LOGIN_COST, "cost12")?;
+            server.register(ADMIN_EMAIL, ADMIN_PASSWORD)?;
+            let token = server.login(ADMIN_EMAIL, ADMIN_PASSWORD)?;
+            server.expect_ok("/api/auth/me", &token)?;
+            let mut ran = Vec::new();
+            if wide {
+                let wrk = self.wrk_wide(&server, &token, Wide::Healthz);
+                results.healthz = Some(self.measure(
+                    &server,
+                    label,
+                    &format!("GET /healthz, c={WIDE_CONNECTIONS}"),
+                    wrk,
+                    &mut results,
+                )?);
+                let wrk = self.wrk_wide(&server, &token, Wide::Me);
+                let me = self.measure(
+                    &server,
+                    label,
+                    &format!("GET /me (no database), c={WIDE_CONNECTIONS}"),
+                    wrk,
+                    &mut results,
+                )?;
+                results.me.insert(0, me);
+                ran.push("healthz, /me");
+            }
+            if narrow {
+                // The ceiling has no throttle: one account, the same script.
+                self.narrow_scenarios(label, &server, &token, (1, ADMIN_EMAIL), &mut results)?;
+                ran.push("logins, flood");
+            }
+            Self::stop(
+                server,
+                &format!("cost {LOGIN_COST}: {}", ran.join(", ")),
                 &mut results,
             )?;
-            results.me.insert(0, me);
         }
-        // The ceiling has no throttle: one account, the same script.
-        self.narrow_scenarios(label, &server, &token, (1, ADMIN_EMAIL), &mut results)?;
-        Self::stop(
-            server,
-            &format!("cost {LOGIN_COST}: healthz, /me, logins, flood"),
-            &mut results,
-        )?;
 
         // Cost 4: a page's worth of users in memory (its /users ignores limit and returns
         // them all), then as many users as Gatehouse lists unpaged, then registrations.
+        let list = self.settings.runs(Scenario::List);
+        let register = self.settings.runs(Scenario::Register);
+        if !(list || register) {
+            return Ok(results);
+        }
         let (mut server, mut token) = self.ceiling_with_users("cost4", PAGE, &mut results)?;
         let mut held = PAGE;
-        server.expect_ok("/api/auth/users", &token)?;
-        let wrk = self.wrk_list(&server, &token);
-        results.list = Some(self.measure(
-            &server,
-            label,
-            &format!("GET /users (all {PAGE} users), c={NARROW_CONNECTIONS}"),
-            wrk,
-            &mut results,
-        )?);
-        results.list_users = Some(PAGE);
-        let mut ran = vec!["GET /users (50)".to_owned()];
-        for size in self.settings.list_users.clone() {
-            if self.settings.clear_refs() {
-                seed_ceiling(&server, held, size, &mut results)?;
-            } else {
-                // The peak RSS cannot be reset: a fresh ceiling, filled again.
-                Self::stop(
-                    server,
-                    &format!("cost {REGISTER_COST}: {}", ran.join(", ")),
-                    &mut results,
-                )?;
-                ran.clear();
-                (server, token) =
-                    self.ceiling_with_users(&format!("cost4-{size}"), size, &mut results)?;
+        let mut ran = Vec::new();
+        if list {
+            server.expect_ok("/api/auth/users", &token)?;
+            let wrk = self.wrk_list(&server, &token);
+            results.list = Some(self.measure(
+                &server,
+                label,
+                &format!("GET /users (all {PAGE} users), c={NARROW_CONNECTIONS}"),
+                wrk,
+                &mut results,
+            )?);
+            results.list_users = Some(PAGE);
+            ran.push("GET /users (50)".to_owned());
+            for size in self.settings.list_users.clone() {
+                if self.settings.clear_refs() {
+                    seed_ceiling(&server, held, size, &mut results)?;
+                } else {
+                    // The peak RSS cannot be reset: a fresh ceiling, filled again.
+                    Self::stop(
+                        server,
+                        &format!("cost {REGISTER_COST}: {}", ran.join(", ")),
+                        &mut results,
+                    )?;
+                    ran.clear();
+                    (server, token) =
+                        self.ceiling_with_users(&format!("cost4-{size}"), size, &mut results)?;
+                }
+                held = size;
+                self.list_all(label, &server, &token, size, &mut results)?;
+                ran.push(format!("GET /users (all {size})"));
             }
-            held = size;
-            self.list_all(label, &server, &token, size, &mut results)?;
-            ran.push(format!("GET /users (all {size})"));
         }
-        let wrk = self.wrk_register(&server);
-        results.register = Some(self.measure(
-            &server,
-            label,
-            &format!(
-                "register at cost {REGISTER_COST}, {} users, c={NARROW_CONNECTIONS}",
-                group(held)
-            ),
-            wrk,
-            &mut results,
-        )?);
-        results.register_users = Some(held);
-        ran.push("registrations".to_owned());
+        if register {
+            let wrk = self.wrk_register(&server);
+            results.register = Some(self.measure(
+                &server,
+                label,
+                &format!(
+                    "register at cost {REGISTER_COST}, {} users, c={NARROW_CONNECTIONS}",
+                    group(held)
+                ),
+                wrk,
+                &mut results,
+            )?);
+            results.register_users = Some(held);
+            ran.push("registrations".to_owned());
+        }
         Self::stop(
             server,
             &format!("cost {REGISTER_COST}: {}", ran.join(", ")),
@@ -1691,6 +2002,70 @@ fn seed_ceiling(server: &Server, from: u64, to: u64, results: &mut ServerResults
         to - from
     );
     Ok(())
+}
+
+/// Logs in as `email` (a refresh account, password [`ADMIN_PASSWORD`]) and returns the
+/// refresh token of the session it started, or `None` when the answer has none (a binary
+/// from before sessions).
+fn login_refresh_token(server: &Server, email: &str) -> Result<Option<String>> {
+    let reply = server.post_form(
+        "/api/auth/login",
+        &[("username", email), ("password", ADMIN_PASSWORD)],
+    )?;
+    if reply.status != 200 {
+        bail!(
+            "logging in as {email} answered {}: {}",
+            reply.status,
+            reply.body.chars().take(500).collect::<String>()
+        );
+    }
+    let body: serde_json::Value =
+        serde_json::from_str(&reply.body).context("the login's answer is not JSON")?;
+    Ok(body
+        .get("refresh_token")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned))
+}
+
+/// How many sessions reuse detection ended (audit entries `refresh_token_reused`), as the
+/// admin whose token `admin` is sees them.
+fn reuse_detections(server: &Server, admin: &str) -> Result<u64> {
+    let reply = server.get("/api/auth/audit?action=refresh_token_reused", Some(admin))?;
+    if reply.status != 200 {
+        bail!(
+            "GET /api/auth/audit answered {}: {}",
+            reply.status,
+            reply.body.chars().take(500).collect::<String>()
+        );
+    }
+    let entries = serde_json::from_str::<Vec<serde::de::IgnoredAny>>(&reply.body)
+        .context("GET /api/auth/audit is not a JSON array")?;
+    Ok(entries.len() as u64)
+}
+
+/// The durable-write probe (see [`probe`]) in `dir`, the SQLite database's directory, with
+/// no server running; prints its line.
+fn durable_write_probe(label: &str, dir: &Path) -> Result<DurableProbe> {
+    let before = (builds_running(), CpuSample::take(None)?);
+    let mut probe =
+        probe::durable_commits(dir, PROBE_DURATION).context("the durable-write probe")?;
+    let others = before.1.others_since(&CpuSample::take(None)?);
+    probe.other_cpu_cores = Some(others);
+    let mut note = String::new();
+    if others > DISTURBED_CORES || !before.0.is_empty() {
+        let _ = write!(note, "  [WARNING: other processes took {others:.2} cores]");
+    }
+    println!(
+        "  {label:<10} {:<48} {}/s, p50 {}, p99 {} ({} commits in {:.1} s, {}){note}",
+        "durable single-row commits (probe)",
+        format_rate(probe.commits_per_s),
+        format_ms(probe.p50_ms),
+        format_ms(probe.p99_ms),
+        probe.commits,
+        probe.seconds,
+        probe.filesystem
+    );
+    Ok(probe)
 }
 
 /// Log lines `server` writes per request: it is asked for `/healthz` [`ACCESS_PROBES`]
@@ -2083,6 +2458,44 @@ fn checks(results: &Results) -> Vec<Check> {
             ));
         }
     }
+    // Refreshes: one write transaction each. Beside registrations at cost 4 (a write
+    // each too, plus a hash), and on SQLite beside the machine's bound for a durable write
+    // (one commit after another, each waiting for its fsync, as SQLite's writes do).
+    for (key, server) in gatehouse() {
+        let (refresh, register) = (server.refresh.as_ref(), server.register.as_ref());
+        checks.push(Check::info(
+            &format!("refresh ÷ register at cost {REGISTER_COST} (c={narrow} each)"),
+            key,
+            "×",
+            refresh.zip(register).map(|(f, r)| f.rps / r.rps),
+            &[refresh, register],
+        ));
+    }
+    for (key, server) in gatehouse() {
+        if *key != "sqlite" {
+            continue;
+        }
+        let refresh = server.refresh.as_ref();
+        let mut check = Check::new(
+            "refresh ÷ durable-write bound (probe)",
+            key,
+            ">=",
+            0.5,
+            "×",
+            refresh
+                .zip(server.durable_probe.as_ref())
+                .map(|(f, p)| f.rps / p.commits_per_s),
+            &[refresh],
+        );
+        if let (Some(probe), true) = (&server.durable_probe, check.note.is_empty()) {
+            check.note = format!(
+                "bound {}/s ({})",
+                format_rate(probe.commits_per_s),
+                probe.filesystem
+            );
+        }
+        checks.push(check);
+    }
     for (key, server) in &servers {
         checks.push(Check::new(
             "peak RSS (whole run)",
@@ -2129,6 +2542,21 @@ fn cell(report: Option<&WrkReport>) -> String {
             text
         }
     }
+}
+
+/// The durable-write probe's cell: its rate, its p99 and the file system.
+fn probe_cell(probe: Option<&DurableProbe>) -> String {
+    probe.map_or_else(
+        || "–".into(),
+        |p| {
+            format!(
+                "{}/s, p99 {} ({})",
+                format_rate(p.commits_per_s),
+                format_ms(p.p99_ms),
+                p.filesystem
+            )
+        },
+    )
 }
 
 /// The ceiling's measurements beside every backend (`pick` chooses which), in order.
@@ -2278,6 +2706,14 @@ fn table_rows(results: &Results) -> (Vec<String>, Vec<(String, Vec<String>)>) {
         format!("   register with an invitation, cost {REGISTER_COST} (c={narrow})"),
         &|_, s| cell(s.register_invited.as_ref()),
     ));
+    rows.push(row(
+        format!("   refresh (POST /token) (c={narrow})"),
+        &|_, s| cell(s.refresh.as_ref()),
+    ));
+    rows.push(row(
+        "   durable single-row commits (probe, 1 thread)".into(),
+        &|_, s| probe_cell(s.durable_probe.as_ref()),
+    ));
     rows.push(row("6. peak RSS (whole run)".into(), &|_, s| {
         s.peak_rss_kib()
             .map_or_else(|| "–".into(), |k| format!("{:.1} MiB", k as f64 / MIB))
@@ -2370,7 +2806,9 @@ fn markdown_report(results: &Results) -> String {
     out
 }
 
-fn write_chart(results: &Results, path: &Path) -> Result<()> {
+/// Writes the chart of `/me` against the number of users; `false` when there is no `/me`
+/// figure to chart (`--only` without `wide`): then nothing is written.
+fn write_chart(results: &Results, path: &Path) -> Result<bool> {
     let series: Vec<Series> = ["sqlite", "postgres"]
         .iter()
         .filter_map(|k| results.servers.get(*k).map(|s| (k, s)))
@@ -2380,6 +2818,9 @@ fn write_chart(results: &Results, path: &Path) -> Result<()> {
         })
         .filter(|s| !s.points.is_empty())
         .collect();
+    if series.is_empty() {
+        return Ok(false);
+    }
     let ceiling = results
         .servers
         .get("ceiling")
@@ -2394,7 +2835,7 @@ fn write_chart(results: &Results, path: &Path) -> Result<()> {
         results.machine.cores,
         results.started_at.get(..10).unwrap_or_default()
     );
-    chart::me_vs_users(path, &title, &series, ceiling)
+    chart::me_vs_users(path, &title, &series, ceiling).map(|()| true)
 }
 
 fn run(args: Args) -> Result<bool> {
@@ -2499,7 +2940,7 @@ fn run(args: Args) -> Result<bool> {
     std::fs::write(&markdown, markdown_report(&results))
         .with_context(|| format!("writing {}", markdown.display()))?;
     let chart_path = results.settings.chart.clone();
-    write_chart(&results, &chart_path)?;
+    let charted = write_chart(&results, &chart_path)?;
 
     println!("\n{}", text_report(&results));
     for (key, server) in &results.servers {
@@ -2539,12 +2980,20 @@ fn run(args: Args) -> Result<bool> {
          during a measurement; {:.0} s in all.",
         results.total_s
     );
-    println!(
-        "Wrote {}, {} and {}.",
-        json.display(),
-        markdown.display(),
-        chart_path.display()
-    );
+    if charted {
+        println!(
+            "Wrote {}, {} and {}.",
+            json.display(),
+            markdown.display(),
+            chart_path.display()
+        );
+    } else {
+        println!(
+            "Wrote {} and {} (no /me figures: no chart).",
+            json.display(),
+            markdown.display()
+        );
+    }
     if !clean {
         println!("Some scenarios FAILED (non-2xx responses or socket errors): see above.");
     }
@@ -2591,6 +3040,17 @@ mod tests {
             [("GATEHOUSE_ACCESS_LOG", "off".to_owned())]
         );
         assert!(Variant::Default.env().is_empty());
+    }
+
+    #[test]
+    fn only_picks_groups_of_scenarios() {
+        let all = settings(&[]).unwrap();
+        assert_eq!(all.scenarios, Scenario::ALL);
+        let some = settings(&["--only", "refresh,register,refresh"]).unwrap();
+        assert_eq!(some.scenarios, [Scenario::Register, Scenario::Refresh]);
+        assert!(some.runs(Scenario::Refresh));
+        assert!(!some.runs(Scenario::Wide));
+        assert!(settings(&["--only", "refresh,logins"]).is_err());
     }
 
     #[test]

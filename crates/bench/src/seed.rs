@@ -24,6 +24,17 @@ pub const LOGIN_ACCOUNTS: u64 = 64;
 /// Their emails, as a Lua `string.format` pattern taking the account's number.
 pub const LOGIN_EMAIL_PATTERN: &str = "login%03d@login.bench.example.com";
 
+/// Accounts the refresh scenario's sessions belong to (each logged in several times: a
+/// session per login). Their hashes are at the registration scenario's cost, so the logins
+/// that start the sessions take milliseconds, not the seconds cost 12 would.
+pub const REFRESH_ACCOUNTS: u64 = 16;
+
+/// The email of refresh account `n`.
+#[must_use]
+pub fn refresh_email(n: u64) -> String {
+    format!("refresh{n:02}@refresh.bench.example.com")
+}
+
 /// The email of login account `n` (as [`LOGIN_EMAIL_PATTERN`] makes it).
 #[must_use]
 pub fn login_email(n: u64) -> String {
@@ -95,8 +106,29 @@ pub fn insert_admin(store: &dyn UserStore, password_hash: &PasswordHash) -> Resu
 /// # Errors
 /// Store failures.
 pub fn insert_login_users(store: &dyn UserStore, password_hash: &PasswordHash) -> Result<()> {
-    let emails = (0..LOGIN_ACCOUNTS)
-        .map(|n| Email::parse(&login_email(n)).with_context(|| format!("login email {n}")))
+    let emails = (0..LOGIN_ACCOUNTS).map(login_email).collect::<Vec<_>>();
+    insert_approved(store, &emails, password_hash).context("inserting the login accounts")
+}
+
+/// Inserts the [`REFRESH_ACCOUNTS`] approved users the refresh scenario logs in as
+/// ([`refresh_email`], password [`ADMIN_PASSWORD`] hashed into `password_hash`).
+///
+/// # Errors
+/// Store failures.
+pub fn insert_refresh_users(store: &dyn UserStore, password_hash: &PasswordHash) -> Result<()> {
+    let emails = (0..REFRESH_ACCOUNTS).map(refresh_email).collect::<Vec<_>>();
+    insert_approved(store, &emails, password_hash).context("inserting the refresh accounts")
+}
+
+/// Inserts approved, non-admin users with these emails, in one transaction.
+fn insert_approved(
+    store: &dyn UserStore,
+    emails: &[String],
+    password_hash: &PasswordHash,
+) -> Result<()> {
+    let emails = emails
+        .iter()
+        .map(|e| Email::parse(e).with_context(|| format!("email {e}")))
         .collect::<Result<Vec<_>>>()?;
     store
         .write_with(|repo| {
@@ -116,7 +148,7 @@ pub fn insert_login_users(store: &dyn UserStore, password_hash: &PasswordHash) -
             }
             Ok(())
         })
-        .context("inserting the login accounts")
+        .context("inserting users")
 }
 
 /// Adds approved, non-admin users until the store holds `total` users, [`BATCH`] per
@@ -228,9 +260,14 @@ mod tests {
         let hash = shared_seed_hash().unwrap();
         insert_login_users(&store, &hash).unwrap();
         assert_eq!(count_users(&store).unwrap(), 1 + LOGIN_ACCOUNTS);
+        insert_refresh_users(&store, &hash).unwrap();
+        assert_eq!(
+            count_users(&store).unwrap(),
+            1 + LOGIN_ACCOUNTS + REFRESH_ACCOUNTS
+        );
         assert_eq!(
             seed_to(&store, 2_345, &hash).unwrap(),
-            2_344 - LOGIN_ACCOUNTS
+            2_344 - LOGIN_ACCOUNTS - REFRESH_ACCOUNTS
         );
         assert_eq!(count_users(&store).unwrap(), 2_345);
         assert_eq!(seed_to(&store, 2_345, &hash).unwrap(), 0);
@@ -242,6 +279,7 @@ mod tests {
         let a = Email::parse(&seeded_email(0)).unwrap();
         let b = Email::parse(&seeded_email(99_999)).unwrap();
         assert_ne!(a, b);
+        Email::parse(&refresh_email(REFRESH_ACCOUNTS - 1)).unwrap();
         let login = Email::parse(&login_email(LOGIN_ACCOUNTS - 1)).unwrap();
         assert_eq!(
             login.as_str(),

@@ -39,6 +39,10 @@ pub struct WrkReport {
     /// The server's peak resident set size during this scenario (warm-up included), KiB,
     /// when measured (see `Server::reset_peak`).
     pub peak_rss_kib: Option<u64>,
+    /// What the Lua script printed in `done()` on lines starting `script:` (without that
+    /// prefix), e.g. refresh.lua's count of refresh tokens sent and renewed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub script_notes: Vec<String>,
 }
 
 impl WrkReport {
@@ -84,6 +88,9 @@ impl WrkReport {
         }
         if self.requests == 0 {
             line.push_str(", FAILED: no request completed");
+        }
+        for note in &self.script_notes {
+            line.push_str(&format!("; {note}"));
         }
         line
     }
@@ -252,7 +259,12 @@ pub fn parse(report: &str, connections: u32) -> Result<WrkReport> {
     let mut p99 = None;
     let mut non_2xx = 0;
     let mut socket_errors = 0;
+    let mut script_notes = Vec::new();
     for line in report.lines().map(str::trim) {
+        if let Some(note) = line.strip_prefix("script:") {
+            script_notes.push(note.trim().to_owned());
+            continue;
+        }
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
             ["50%", value] => p50 = Some(duration_ms(value)?),
@@ -287,6 +299,7 @@ pub fn parse(report: &str, connections: u32) -> Result<WrkReport> {
         other_cpu_cores: None,
         server_cpu_cores: None,
         peak_rss_kib: None,
+        script_notes,
     })
 }
 
@@ -343,6 +356,7 @@ Running 1m test @ http://127.0.0.1:8080/api/auth/login
   Non-2xx or 3xx responses: 12
 Requests/sec:      8.00
 Transfer/sec:      1.67KB
+script: thread 0: 64 sessions, 480 tokens taken
 ";
 
     #[test]
@@ -369,6 +383,11 @@ Transfer/sec:      1.67KB
         assert!(report.failed());
         assert!((report.ok_rps() - 468.0 / 60.0).abs() < 1e-9);
         assert!(report.summary().contains("FAILED: 12 non-2xx"));
+        assert_eq!(
+            report.script_notes,
+            ["thread 0: 64 sessions, 480 tokens taken"]
+        );
+        assert!(parse(CLEAN, 64).unwrap().script_notes.is_empty());
     }
 
     #[test]
