@@ -221,8 +221,9 @@ pub trait UserRepo {
     /// Store failures.
     fn find_session(&mut self, id: i64) -> Result<Option<StoredSession>, Error>;
 
-    /// The session a refresh token (named by its SHA-256) was issued for, and when the
-    /// token was spent (`None`: it is the session's current one).
+    /// The session a refresh token (named by its SHA-256) was issued for, when the token
+    /// was spent (`None`: it is the session's current one), and the session's user. Stores
+    /// SHOULD answer it with one statement: it is on every refresh's path.
     ///
     /// # Errors
     /// Store failures.

@@ -854,7 +854,7 @@ impl UserService {
             // Spend first: of concurrent refreshes with one token exactly one gets here
             // with `true`; the others find it spent (below), as any later replay does.
             let spent_now = repo.spend_refresh_token(&hash, now)?;
-            let Some((session, _)) = repo.find_refresh_token(&hash)? else {
+            let Some((session, _, user)) = repo.find_refresh_token(&hash)? else {
                 return Ok(None);
             };
             if !spent_now {
@@ -872,10 +872,9 @@ impl UserService {
             if !session.is_live(now) {
                 return Ok(None);
             }
-            let user = match repo.find_by_id(session.user_id)? {
-                Some(user) if rules::ensure_can_log_in(&user).is_ok() => user,
-                _ => return Ok(None),
-            };
+            if rules::ensure_can_log_in(&user).is_err() {
+                return Ok(None);
+            }
             let idle_expires_at = self.sessions.idle_expires_at(now, session.expires_at);
             if !repo.renew_session(session.id, &next.hash(), now, idle_expires_at)? {
                 // Ended meanwhile (a sign-out everywhere, a disable committed first).

@@ -159,9 +159,9 @@ impl StoredSession {
     }
 }
 
-/// A refresh token as found: its session, and when the token was spent (`None`: it is the
-/// session's current one).
-pub type FoundRefreshToken = (StoredSession, Option<DateTime<Utc>>);
+/// A refresh token as found: its session, when the token was spent (`None`: it is the
+/// session's current one), and the session's user (read in the same statement).
+pub type FoundRefreshToken = (StoredSession, Option<DateTime<Utc>>, crate::User);
 
 /// What every authenticated request needs to know of its session (read with the user, in
 /// one statement).

@@ -532,16 +532,21 @@ impl UserRepo for SqlUserRepo<'_> {
 
     fn find_refresh_token(&mut self, token_hash: &str) -> Result<Option<FoundRefreshToken>, Error> {
         refresh_tokens::table
-            .inner_join(sessions::table)
+            .inner_join(sessions::table.inner_join(users::table))
             .filter(refresh_tokens::token_hash.eq(token_hash))
-            .select((SESSION_COLUMNS, refresh_tokens::spent_at))
-            .get_result::<(SessionRow, Option<crate::stored_time::StoredTime>)>(self.conn)
+            .select((
+                SESSION_COLUMNS,
+                refresh_tokens::spent_at,
+                UserRow::as_select(),
+            ))
+            .get_result::<(SessionRow, Option<crate::stored_time::StoredTime>, UserRow)>(self.conn)
             .optional()
             .map_err(from_diesel)?
-            .map(|(session, spent)| {
+            .map(|(session, spent, user)| {
                 Ok((
                     StoredSession::try_from(session)?,
                     spent.map(|at| at.0.and_utc()),
+                    to_user(user)?,
                 ))
             })
             .transpose()

@@ -56,6 +56,7 @@ diesel::table! {
 }
 
 diesel::joinable!(refresh_tokens -> sessions (session_id));
+diesel::joinable!(sessions -> users (user_id));
 
 diesel::table! {
     throttle_counters (scope, counter_key) {
@@ -119,6 +120,7 @@ diesel::table! {
 // token's session with it.
 diesel::allow_tables_to_appear_in_same_query!(users, sessions);
 diesel::allow_tables_to_appear_in_same_query!(sessions, refresh_tokens);
+diesel::allow_tables_to_appear_in_same_query!(refresh_tokens, users);
 
 diesel::table! {
     /// +1/-1 per user and change of status or role, written by triggers (see the

@@ -865,7 +865,7 @@ pub fn sessions_round_trip_and_end_once(store: &dyn UserStore) {
             assert_eq!(repo.find_session(first.id)?, Some(first.clone()));
             assert_eq!(
                 repo.find_refresh_token("hash-1")?,
-                Some((first.clone(), None))
+                Some((first.clone(), None, ann.clone()))
             );
             assert_eq!(repo.find_refresh_token("hash-9")?, None);
             assert_eq!(repo.find_session(second.id + 100)?, None);
@@ -983,18 +983,19 @@ pub fn refresh_tokens_are_spent_once(store: &dyn UserStore) {
     assert!(store
         .write_with(|repo| repo.renew_session(session.id, "second", now, idle))
         .expect("renew"));
-    let (renewed, spent) = store
+    let (renewed, spent, owner) = store
         .read_with(|repo| repo.find_refresh_token("first"))
         .expect("find")
         .expect("kept");
     assert_eq!(spent, Some(now));
+    assert_eq!(owner, user);
     assert_eq!(renewed.last_used_at, now);
     assert_eq!(renewed.idle_expires_at, idle);
     assert_eq!(
         store
             .read_with(|repo| repo.find_refresh_token("second"))
             .expect("find"),
-        Some((renewed.clone(), None))
+        Some((renewed.clone(), None, user.clone()))
     );
     // A password change spends every unspent token of the session at once.
     store
@@ -1039,7 +1040,9 @@ pub fn a_refresh_token_is_spent_once_among_sixteen_racers(store: &dyn UserStore)
                         })
                     } else {
                         store.write_with(|repo| match repo.find_refresh_token("contested")? {
-                            Some((_, None)) => repo.spend_refresh_token("contested", crate::now()),
+                            Some((_, None, _)) => {
+                                repo.spend_refresh_token("contested", crate::now())
+                            }
                             _ => Ok(false),
                         })
                     }

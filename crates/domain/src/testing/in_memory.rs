@@ -263,7 +263,11 @@ impl UserRepo for State {
         Ok(self
             .refresh_tokens
             .get(token_hash)
-            .and_then(|(session, spent)| self.sessions.get(session).map(|s| (s.clone(), *spent))))
+            .and_then(|(session, spent)| {
+                let session = self.sessions.get(session)?;
+                let user = self.users.get(&session.user_id.get())?;
+                Some((session.clone(), *spent, user.clone()))
+            }))
     }
 
     fn spend_refresh_token(&mut self, token_hash: &str, now: DateTime<Utc>) -> Result<bool, Error> {
