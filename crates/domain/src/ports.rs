@@ -237,15 +237,13 @@ pub trait UserRepo {
     /// Store failures.
     fn spend_refresh_token(&mut self, token_hash: &str, now: DateTime<Utc>) -> Result<bool, Error>;
 
-    /// Marks every unspent refresh token of session `session_id` spent at `now`.
+    /// Forgets the unspent refresh token(s) of session `session_id` (its spent ones stay,
+    /// for reuse detection): a token superseded without being used, as by a password
+    /// change, then opens nothing, as an unknown one.
     ///
     /// # Errors
     /// Store failures.
-    fn spend_session_refresh_tokens(
-        &mut self,
-        session_id: i64,
-        now: DateTime<Utc>,
-    ) -> Result<(), Error>;
+    fn discard_session_refresh_tokens(&mut self, session_id: i64) -> Result<(), Error>;
 
     /// If session `session_id` has not ended: marks it used at `now`, idling out at
     /// `idle_expires_at`, and stores its new (unspent) refresh token; `false` (nothing

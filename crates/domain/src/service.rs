@@ -1107,9 +1107,10 @@ impl UserService {
             let now = crate::now();
             repo.revoke_sessions(user.id, Some(sid), now)?;
             let current = repo.find_session(sid)?.ok_or(Error::Unauthenticated)?;
-            // The current session goes on with a new refresh token; the old one is spent
-            // (presented again, it is a replay and ends the session).
-            repo.spend_session_refresh_tokens(sid, now)?;
+            // The current session goes on with a new refresh token. The old one is
+            // discarded, not spent: presented later it opens nothing (`invalid_grant`), but
+            // it was never used, so it is no replay and does not end the session.
+            repo.discard_session_refresh_tokens(sid)?;
             let idle_expires_at = self.sessions.idle_expires_at(now, current.expires_at);
             if !repo.renew_session(sid, &next.hash(), now, idle_expires_at)? {
                 return Err(Error::Unauthenticated);

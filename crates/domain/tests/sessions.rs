@@ -267,8 +267,12 @@ fn a_password_change_keeps_only_the_current_session() {
     assert!(!w.works(&here), "older access tokens end");
     assert!(!w.works(&there));
     assert!(matches!(w.refresh(&there), Err(Error::InvalidGrant)));
+    // The superseded refresh token of this session opens nothing and ends nothing.
+    assert!(matches!(w.refresh(&here), Err(Error::InvalidGrant)));
+    assert!(w.works(&fresh));
     let next = w.refresh(&fresh).unwrap();
     assert!(w.works(&next));
+    assert!(!w.actions().contains(&AuditAction::RefreshTokenReused));
 }
 
 #[test]

@@ -330,7 +330,7 @@ pub(crate) async fn logout(
     summary = "Change the signed-in user's password",
     description = "Every other session of the user ends, and every access token issued \
         before stops working; the current session goes on with the fresh pair in the answer \
-        (its old refresh token is spent). A wrong current password is 403 \
+        (its old refresh token stops working). A wrong current password is 403 \
         `invalid_password` and counts as a failed login (429 while the account is locked).",
     security(("bearer" = [])),
     request_body(content = ChangePasswordRequest, content_type = "application/json"),

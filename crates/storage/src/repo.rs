@@ -564,17 +564,12 @@ impl UserRepo for SqlUserRepo<'_> {
         .map_err(from_diesel)
     }
 
-    fn spend_session_refresh_tokens(
-        &mut self,
-        session_id: i64,
-        now: DateTime<Utc>,
-    ) -> Result<(), Error> {
-        diesel::update(
+    fn discard_session_refresh_tokens(&mut self, session_id: i64) -> Result<(), Error> {
+        diesel::delete(
             refresh_tokens::table
                 .filter(refresh_tokens::session_id.eq(session_id))
                 .filter(refresh_tokens::spent_at.is_null()),
         )
-        .set(refresh_tokens::spent_at.eq(Some(now.naive_utc())))
         .execute(self.conn)
         .map(drop)
         .map_err(from_diesel)

@@ -997,13 +997,20 @@ pub fn refresh_tokens_are_spent_once(store: &dyn UserStore) {
             .expect("find"),
         Some((renewed.clone(), None, user.clone()))
     );
-    // A password change spends every unspent token of the session at once.
+    // A password change discards the session's unspent token; the spent ones stay.
     store
-        .write_with(|repo| repo.spend_session_refresh_tokens(session.id, now))
-        .expect("spend all");
+        .write_with(|repo| repo.discard_session_refresh_tokens(session.id))
+        .expect("discard");
+    store
+        .read_with(|repo| {
+            assert_eq!(repo.find_refresh_token("second")?, None, "discarded");
+            assert!(repo.find_refresh_token("first")?.is_some(), "spent, kept");
+            Ok(())
+        })
+        .expect("after the discard");
     assert!(!store
         .write_with(|repo| repo.spend_refresh_token("second", now))
-        .expect("spent by the password change"));
+        .expect("nothing to spend"));
     // An ended session is not renewed, and gets no new token.
     store
         .write_with(|repo| repo.revoke_session(session.id, None, now))

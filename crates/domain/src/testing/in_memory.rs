@@ -280,16 +280,9 @@ impl UserRepo for State {
         }
     }
 
-    fn spend_session_refresh_tokens(
-        &mut self,
-        session_id: i64,
-        now: DateTime<Utc>,
-    ) -> Result<(), Error> {
-        for (session, spent) in self.refresh_tokens.values_mut() {
-            if *session == session_id && spent.is_none() {
-                *spent = Some(now);
-            }
-        }
+    fn discard_session_refresh_tokens(&mut self, session_id: i64) -> Result<(), Error> {
+        self.refresh_tokens
+            .retain(|_, (session, spent)| *session != session_id || spent.is_some());
         Ok(())
     }
 

@@ -396,6 +396,9 @@ pub async fn a_password_change_ends_other_sessions_and_renews_this_one(new_store
     );
     assert_eq!(me_status(&app, access(&there)).await, 401);
     assert_invalid_grant(&app, refresh_token(&there), "another session").await;
+    // This session's old refresh token opens nothing, and ends nothing: it is no replay.
+    assert_invalid_grant(&app, refresh_token(&here), "the superseded refresh token").await;
+    assert_eq!(me_status(&app, access(&fresh)).await, 200);
     let next = refresh_ok(&app, refresh_token(&fresh)).await;
     assert_eq!(me_status(&app, access(&next)).await, 200);
 }
