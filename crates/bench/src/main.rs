@@ -1507,23 +1507,12 @@ impl Bench {
         users: u64,
         results: &mut ServerResults,
     ) -> Result<()> {
-        let reply = server.get("/api/auth/users", Some(token))?;
-        if reply.status != 200 {
-            bail!(
-                "{who}: GET /api/auth/users answered {}: {}",
-                reply.status,
-                reply.body.chars().take(500).collect::<String>()
-            );
-        }
-        let listed = serde_json::from_str::<Vec<serde::de::IgnoredAny>>(&reply.body)
-            .with_context(|| format!("{who}: GET /api/auth/users is not a JSON array"))?
-            .len() as u64;
+        let (listed, bytes) = get_json_array(server, "/api/auth/users", token)
+            .with_context(|| format!("{who}: listing every user"))?;
         if listed != users {
             bail!("{who}: GET /api/auth/users listed {listed} users, not {users}");
         }
-        results
-            .list_all_bytes
-            .insert(users, reply.body.len() as u64);
+        results.list_all_bytes.insert(users, bytes);
         let wrk = Wrk::new(
             server.url("/api/auth/users"),
             1,
@@ -1535,7 +1524,7 @@ impl Bench {
         let label = format!(
             "GET /users (all {}, {}), c={NARROW_CONNECTIONS}",
             group(users),
-            format_bytes(reply.body.len() as u64)
+            format_bytes(bytes)
         );
         let report = self.measure(server, who, &label, wrk, results)?;
         results.list_all.insert(users, report);
@@ -2030,17 +2019,23 @@ fn login_refresh_token(server: &Server, email: &str) -> Result<Option<String>> {
 /// How many sessions reuse detection ended (audit entries `refresh_token_reused`), as the
 /// admin whose token `admin` is sees them.
 fn reuse_detections(server: &Server, admin: &str) -> Result<u64> {
-    let reply = server.get("/api/auth/audit?action=refresh_token_reused", Some(admin))?;
+    get_json_array(server, "/api/auth/audit?action=refresh_token_reused", admin).map(|(n, _)| n)
+}
+
+/// `GET path` with `token`, which must answer 200 with a JSON array: how many items it
+/// lists, and the body's size in bytes.
+fn get_json_array(server: &Server, path: &str, token: &str) -> Result<(u64, u64)> {
+    let reply = server.get(path, Some(token))?;
     if reply.status != 200 {
         bail!(
-            "GET /api/auth/audit answered {}: {}",
+            "GET {path} answered {}: {}",
             reply.status,
             reply.body.chars().take(500).collect::<String>()
         );
     }
-    let entries = serde_json::from_str::<Vec<serde::de::IgnoredAny>>(&reply.body)
-        .context("GET /api/auth/audit is not a JSON array")?;
-    Ok(entries.len() as u64)
+    let items = serde_json::from_str::<Vec<serde::de::IgnoredAny>>(&reply.body)
+        .with_context(|| format!("GET {path} is not a JSON array"))?;
+    Ok((items.len() as u64, reply.body.len() as u64))
 }
 
 /// The durable-write probe (see [`probe`]) in `dir`, the SQLite database's directory, with

@@ -686,6 +686,26 @@ impl UserService {
         )
     }
 
+    /// Renews `session` at `now` with its next refresh token `next`: it idles out
+    /// [`SessionPolicy::idle`] from now (never past its end for good). The session as
+    /// renewed, or `None` when it had ended (nothing stored).
+    fn renew(
+        &self,
+        repo: &mut dyn UserRepo,
+        session: StoredSession,
+        next: &RefreshToken,
+        now: DateTime<Utc>,
+    ) -> Result<Option<StoredSession>, Error> {
+        let idle_expires_at = self.sessions.idle_expires_at(now, session.expires_at);
+        Ok(repo
+            .renew_session(session.id, &next.hash(), now, idle_expires_at)?
+            .then_some(StoredSession {
+                last_used_at: now,
+                idle_expires_at,
+                ..session
+            }))
+    }
+
     /// The tokens handed out for `session` of `user`: a new access token naming it, and
     /// the refresh token just stored for it.
     fn session_tokens(
@@ -875,19 +895,10 @@ impl UserService {
             if rules::ensure_can_log_in(&user).is_err() {
                 return Ok(None);
             }
-            let idle_expires_at = self.sessions.idle_expires_at(now, session.expires_at);
-            if !repo.renew_session(session.id, &next.hash(), now, idle_expires_at)? {
-                // Ended meanwhile (a sign-out everywhere, a disable committed first).
-                return Ok(None);
-            }
-            Ok(Some((
-                user,
-                StoredSession {
-                    last_used_at: now,
-                    idle_expires_at,
-                    ..session
-                },
-            )))
+            // `None`: ended meanwhile (a sign-out everywhere, a disable committed first).
+            Ok(self
+                .renew(repo, session, &next, now)?
+                .map(|renewed| (user, renewed)))
         })?;
         // The refusal (and a reuse's revocation) committed; the client learns nothing more.
         let (user, session) = granted.ok_or(Error::InvalidGrant)?;
@@ -1111,19 +1122,11 @@ impl UserService {
             // discarded, not spent: presented later it opens nothing (`invalid_grant`), but
             // it was never used, so it is no replay and does not end the session.
             repo.discard_session_refresh_tokens(sid)?;
-            let idle_expires_at = self.sessions.idle_expires_at(now, current.expires_at);
-            if !repo.renew_session(sid, &next.hash(), now, idle_expires_at)? {
-                return Err(Error::Unauthenticated);
-            }
+            let renewed = self
+                .renew(repo, current, &next, now)?
+                .ok_or(Error::Unauthenticated)?;
             repo.append_audit(&audit(AuditAction::PasswordChanged, id, id, &origin, None))?;
-            Ok((
-                user,
-                StoredSession {
-                    last_used_at: now,
-                    idle_expires_at,
-                    ..current
-                },
-            ))
+            Ok((user, renewed))
         })?;
         self.session_tokens(&user, &renewed, next)
     }

@@ -22,6 +22,11 @@ pub struct CurrentUser(pub Session);
 #[derive(Debug)]
 pub struct AdminUser(pub User);
 
+/// An [`AdminUser`] with the session of their token (for a route that marks the admin's own
+/// session); 403 for other users.
+#[derive(Debug)]
+pub struct AdminSession(pub Session);
+
 /// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
 pub(crate) fn bearer_token(req: &HttpRequest) -> Option<String> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -52,7 +57,7 @@ impl FromRequest for CurrentUser {
     }
 }
 
-impl FromRequest for AdminUser {
+impl FromRequest for AdminSession {
     type Error = ApiError;
     type Future = LocalFuture<Self>;
 
@@ -61,11 +66,21 @@ impl FromRequest for AdminUser {
         Box::pin(async move {
             let CurrentUser(session) = current.await?;
             if session.user.is_admin {
-                Ok(Self(session.user))
+                Ok(Self(session))
             } else {
                 Err(DomainError::AdminRequired.into())
             }
         })
+    }
+}
+
+impl FromRequest for AdminUser {
+    type Error = ApiError;
+    type Future = LocalFuture<Self>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let admin = AdminSession::from_request(req, payload);
+        Box::pin(async move { admin.await.map(|AdminSession(session)| Self(session.user)) })
     }
 }
 

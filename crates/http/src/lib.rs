@@ -35,7 +35,7 @@ pub use body_timeout::DEFAULT_BODY_TIMEOUT;
 pub use client::TrustedProxies;
 pub use dto::UserPublic;
 pub use error::{ApiError, FieldError};
-pub use extract::{AdminUser, CurrentUser};
+pub use extract::{AdminSession, AdminUser, CurrentUser};
 pub use hashing::{HashingPool, HashingTicket, DEFAULT_HASHING_NICE};
 pub use observe::{sane_request_id, Metrics, MetricsToken, REQUEST_ID};
 pub use rfc3339::Rfc3339;

@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::dto::TokenResponse;
 use crate::error::ApiError;
-use crate::extract::{is_form, is_json, AdminUser, CurrentUser, StrictQuery};
+use crate::extract::{is_form, is_json, AdminSession, AdminUser, CurrentUser, StrictQuery};
 use crate::handlers::{number, origin, user_id, Problems};
 use crate::rfc3339::Rfc3339;
 use crate::schemas::{
@@ -302,16 +302,11 @@ pub(crate) async fn end_other_sessions(
     )
 )]
 pub(crate) async fn user_sessions(
-    CurrentUser(session): CurrentUser,
+    AdminSession(session): AdminSession,
     state: web::Data<AppState>,
     id: web::Path<String>,
     query: StrictQuery<ListSessionsParams>,
 ) -> Result<HttpResponse> {
-    // As `AdminUser` would (403 before any complaint about the request), keeping the
-    // session: its id marks the admin's own session in the list.
-    if !session.user.is_admin {
-        return Err(gatehouse_domain::Error::AdminRequired.into());
-    }
     let target = user_id("id", &id)?;
     let query = session_query(query.into_inner()?)?;
     let (current, admin) = (session.claims.session_id, session.user.id);
