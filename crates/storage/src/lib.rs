@@ -6,7 +6,8 @@
 //! repository is written once over `diesel::MultiConnection`; only how a transaction begins
 //! (see `tx.rs`) and how a long listing is read (see `stream.rs`) differ per backend:
 //! - SQLite: WAL, a busy timeout, foreign keys, `synchronous=FULL` (a committed write
-//!   survives a crash), and `BEGIN IMMEDIATE` for every write so writers are serialized;
+//!   survives a crash), and `BEGIN IMMEDIATE` for every write so writers are serialized
+//!   (row-guarded writes commit in groups, see `group.rs`);
 //!   listings step through their statement;
 //! - PostgreSQL: SERIALIZABLE writes retried on serialization failures, and migrations under
 //!   an advisory lock; long listings read through a cursor.
@@ -16,6 +17,7 @@ mod backup;
 mod conn;
 mod deadline;
 mod errors;
+mod group;
 mod manager;
 mod postgres;
 mod readiness;
@@ -56,6 +58,7 @@ pub fn init_tls() {
 }
 
 use conn::AnyConnection;
+pub use group::GroupCommits;
 use manager::{FailureClock, Manager};
 use repo::SqlUserRepo;
 use schema::{settings, signing_keys};
@@ -150,11 +153,9 @@ pub struct Database {
     url: DatabaseUrl,
     /// Session lookups, answered in batches on a thread of their own.
     sessions: std::sync::Arc<sessions::SessionBatcher>,
-    /// SQLite only: this process's writers take turns here before `BEGIN IMMEDIATE`, so
-    /// they queue in order instead of polling SQLite's busy handler (which sleeps up to
-    /// 100 ms between tries: with eight writers at once, registrations' p99 went from
-    /// 51 ms to 808 ms). Other processes on the file still meet at SQLite's lock.
-    writers: Option<std::sync::Arc<parking_lot::Mutex<()>>>,
+    /// SQLite only: this process's writers take turns here before `BEGIN IMMEDIATE`, and
+    /// row-guarded writes commit in groups (see `group.rs`).
+    writers: Option<std::sync::Arc<group::Writers>>,
     /// SQLite only: session lookups may be read on the request's thread (see the
     /// [`SessionSource`] impl).
     inline_lookups: bool,
@@ -207,10 +208,18 @@ impl Database {
             call_limit: options.statement_timeout,
             url: url.clone(),
             sessions,
-            writers: matches!(url, DatabaseUrl::Sqlite { .. })
-                .then(|| std::sync::Arc::new(parking_lot::Mutex::new(()))),
+            writers: matches!(url, DatabaseUrl::Sqlite { .. }).then(std::sync::Arc::default),
             inline_lookups: matches!(url, DatabaseUrl::Sqlite { .. }),
         })
+    }
+
+    /// SQLite: how many row-guarded writes (refreshes) were committed in how many commits
+    /// (see `group.rs`); `None` on PostgreSQL, which commits each on its own.
+    #[must_use]
+    pub fn group_commits(&self) -> Option<std::sync::Arc<GroupCommits>> {
+        self.writers
+            .as_ref()
+            .map(|writers| std::sync::Arc::clone(writers.commits()))
     }
 
     /// The URL it was opened with (its `Display` masks passwords).
@@ -477,22 +486,25 @@ impl UserStore for Database {
 impl Database {
     /// A write transaction of `mode` ([`Mode::Write`] or [`Mode::WriteRows`]).
     fn write_in(&self, mode: Mode, work: &mut Work<'_>) -> Result<(), Error> {
-        // SQLite: one writer of this process at a time, in turn (see `writers`); waiting
-        // longer than the pool's timeout is "unavailable", as SQLite's busy timeout was.
-        let turn = match &self.writers {
-            Some(writers) => Some(writers.try_lock_for(self.timeout).ok_or_else(|| {
-                Error::unavailable("another write held the database past the timeout")
-            })?),
-            None => None,
+        let Some(writers) = &self.writers else {
+            let mut conn = self.connection()?;
+            let outcome = tx::run(&mut conn, mode, |conn| work(&mut SqlUserRepo { conn }));
+            return conn.finish(outcome);
         };
-        let mut conn = self.connection()?;
-        let outcome = tx::run(&mut conn, mode, |conn| work(&mut SqlUserRepo { conn }));
-        let outcome = conn.finish(outcome);
-        drop(conn);
-        if let Some(turn) = turn {
-            // Straight to the next writer in line, not to whoever grabs the lock first.
-            parking_lot::MutexGuard::unlock_fair(turn);
+        // SQLite: one writer of this process at a time, in turn (see `group.rs`).
+        let mut turn = writers.turn(self.timeout)?;
+        if mode == Mode::WriteRows {
+            return writers.write_rows(turn, self.timeout, || self.connection(), work);
         }
+        // Any other write comes after the row-guarded ones in an open group: they commit
+        // first.
+        turn.close();
+        let outcome = self.connection().and_then(|mut conn| {
+            let outcome = tx::run(&mut conn, mode, |conn| work(&mut SqlUserRepo { conn }));
+            conn.finish(outcome)
+        });
+        // Straight to the next writer in line, not to whoever grabs the lock first.
+        parking_lot::MutexGuard::unlock_fair(turn);
         outcome
     }
 }

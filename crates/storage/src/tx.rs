@@ -71,7 +71,7 @@ fn once<T>(
     }
 }
 
-fn begin(conn: &mut AnyConnection, mode: Mode) -> QueryResult<()> {
+pub(crate) fn begin(conn: &mut AnyConnection, mode: Mode) -> QueryResult<()> {
     match conn {
         AnyConnection::Sqlite(inner) => AnsiTransactionManager::begin_transaction_sql(
             inner,
@@ -91,7 +91,7 @@ fn begin(conn: &mut AnyConnection, mode: Mode) -> QueryResult<()> {
     }
 }
 
-fn commit(conn: &mut AnyConnection) -> Result<(), Error> {
+pub(crate) fn commit(conn: &mut AnyConnection) -> Result<(), Error> {
     match conn {
         AnyConnection::Sqlite(inner) => {
             AnsiTransactionManager::commit_transaction(inner).map_err(from_diesel)
@@ -131,11 +131,37 @@ fn is_unreplicated_commit(notice: &str) -> bool {
         || notice.contains("committed locally")
 }
 
-fn rollback(conn: &mut AnyConnection) -> QueryResult<()> {
+pub(crate) fn rollback(conn: &mut AnyConnection) -> QueryResult<()> {
     match conn {
         AnyConnection::Sqlite(inner) => AnsiTransactionManager::rollback_transaction(inner),
         AnyConnection::Postgres(inner) => AnsiTransactionManager::rollback_transaction(inner),
     }
+}
+
+/// Opens a savepoint in the transaction open on `conn` (SQLite's group commit, see
+/// `group.rs`).
+pub(crate) fn savepoint(conn: &mut AnyConnection) -> QueryResult<()> {
+    match conn {
+        AnyConnection::Sqlite(inner) => AnsiTransactionManager::begin_transaction(inner),
+        AnyConnection::Postgres(inner) => AnsiTransactionManager::begin_transaction(inner),
+    }
+}
+
+/// Releases the savepoint opened last by [`savepoint`], keeping its changes.
+pub(crate) fn release(conn: &mut AnyConnection) -> Result<(), Error> {
+    match conn {
+        AnyConnection::Sqlite(inner) => {
+            AnsiTransactionManager::commit_transaction(inner).map_err(from_diesel)
+        }
+        AnyConnection::Postgres(inner) => {
+            AnsiTransactionManager::commit_transaction(inner).map_err(from_diesel)
+        }
+    }
+}
+
+/// Rolls back to the savepoint opened last by [`savepoint`], dropping its changes.
+pub(crate) fn rollback_to_savepoint(conn: &mut AnyConnection) -> QueryResult<()> {
+    rollback(conn)
 }
 
 /// The wait after the `attempt`-th run lost a race (attempts count from 1): 2, 4, 8 …

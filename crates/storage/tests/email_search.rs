@@ -7,23 +7,10 @@
 
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, SqliteConnection};
-use gatehouse_domain::{Email, NewUser, PasswordHash, UserQuery, UserStatus, UserStoreExt as _};
+use gatehouse_domain::testing::new_user;
+use gatehouse_domain::{Email, UserQuery, UserStoreExt as _};
 use gatehouse_storage::testing::TestDatabase;
 use gatehouse_storage::DatabaseUrl;
-
-fn new_user(email: &str) -> NewUser {
-    NewUser {
-        email: Email::parse(email).expect("email"),
-        password_hash: PasswordHash::new("hash".into()),
-        is_admin: false,
-        status: UserStatus::Pending,
-        created_at: gatehouse_domain::now(),
-        approved_at: None,
-        approved_by: None,
-        reason: None,
-        email_verified: false,
-    }
-}
 
 fn integrity_check(db: &TestDatabase) -> diesel::QueryResult<()> {
     let DatabaseUrl::Sqlite { path } = db.url() else {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
 use gatehouse_domain::testing::block_on;
+use gatehouse_domain::testing::new_user;
 use gatehouse_domain::{
     Email, Error, NewUser, PasswordHash, SessionSource as _, User, UserStatus, UserStore,
     UserStoreExt as _,
@@ -34,20 +35,6 @@ fn fault_options(limit: Duration) -> PoolOptions {
         connect_timeout: POOL_WAIT,
         statement_timeout: limit,
         ..PoolOptions::default()
-    }
-}
-
-fn new_user(email: &str) -> NewUser {
-    NewUser {
-        email: Email::parse(email).unwrap(),
-        password_hash: PasswordHash::new("hash".into()),
-        is_admin: false,
-        status: UserStatus::Pending,
-        created_at: gatehouse_domain::now(),
-        approved_at: None,
-        approved_by: None,
-        reason: None,
-        email_verified: false,
     }
 }
 

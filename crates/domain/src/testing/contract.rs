@@ -54,6 +54,7 @@ macro_rules! user_store_contract_tests {
             session_lookups_see_writes_made_before_them,
             refresh_tokens_are_spent_once,
             a_refresh_token_is_spent_once_among_sixteen_racers,
+            racing_writes_keep_each_their_own_outcome,
             sessions_list_live_ones_newest_first_and_end_together,
             counters_round_trip,
             audit_entries_list_newest_first_with_filters,
@@ -88,7 +89,9 @@ macro_rules! user_store_contract_tests {
     };
 }
 
-fn new_user(email: &str) -> NewUser {
+/// A pending, non-admin user with `email` and a placeholder hash, created now (for tests
+/// that need a row and nothing particular about it).
+pub fn new_user(email: &str) -> NewUser {
     NewUser {
         email: Email::parse(email).expect("test email"),
         password_hash: PasswordHash::new(format!("hash-of-{email}")),
@@ -1063,6 +1066,61 @@ pub fn a_refresh_token_is_spent_once_among_sixteen_racers(store: &dyn UserStore)
             .count()
     });
     assert_eq!(wins, 1);
+}
+
+/// Row-guarded and plain writes racing on many threads (a store may run row-guarded ones
+/// together, SQLite's group commit): each keeps exactly its own outcome. A write whose work
+/// fails leaves nothing and reports its own error; the others' changes all stay, and each
+/// is visible once its write has returned. The readiness probe runs among them.
+pub fn racing_writes_keep_each_their_own_outcome(store: &dyn UserStore) {
+    let user = insert(store, new_user("busy@example.com")).id;
+    let barrier = std::sync::Barrier::new(12);
+    std::thread::scope(|scope| {
+        for racer in 0..12 {
+            let barrier = &barrier;
+            scope.spawn(move || {
+                barrier.wait();
+                for round in 0..8 {
+                    let hash = format!("racer-{racer}-round-{round}");
+                    let now = crate::now();
+                    let outcome = match racer % 3 {
+                        0 => store.write_rows_with(|repo| {
+                            repo.insert_session(&new_session(user, now), &hash)
+                        }),
+                        1 => store.write_rows_with(|repo| {
+                            repo.insert_session(&new_session(user, now), &hash)?;
+                            Err::<StoredSession, _>(Error::SessionNotFound)
+                        }),
+                        _ => {
+                            store.ping().expect("ping among writers");
+                            store.write_with(|repo| {
+                                repo.insert_session(&new_session(user, now), &hash)
+                            })
+                        }
+                    };
+                    let found = store
+                        .read_with(|repo| repo.find_refresh_token(&hash))
+                        .expect("look up");
+                    if racer % 3 == 1 {
+                        assert!(
+                            matches!(outcome, Err(Error::SessionNotFound)),
+                            "{hash}: {outcome:?}"
+                        );
+                        assert!(found.is_none(), "{hash}: a failed write left its row");
+                    } else {
+                        let stored = outcome.unwrap_or_else(|e| panic!("{hash}: {e}"));
+                        let (session, _, _) =
+                            found.unwrap_or_else(|| panic!("{hash}: not visible once written"));
+                        assert_eq!(session.id, stored.id, "{hash}");
+                    }
+                }
+            });
+        }
+    });
+    let live = store
+        .read_with(|repo| repo.list_sessions(user, crate::now(), &SessionQuery::default()))
+        .expect("list");
+    assert_eq!(live.total, 64, "8 racers x 8 rounds kept their sessions");
 }
 
 /// `list_sessions` lists a user's live sessions only, newest first and paged with their

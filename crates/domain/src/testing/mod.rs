@@ -10,5 +10,6 @@ mod fakes;
 mod in_memory;
 
 pub use blocking::{block_on, CurrentUserBlocking};
+pub use contract::new_user;
 pub use fakes::PlainHasher;
 pub use in_memory::InMemoryStore;
