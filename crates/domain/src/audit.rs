@@ -56,11 +56,19 @@ pub enum AuditAction {
     SessionsRevoked,
     /// A spent refresh token came back; its session was ended.
     RefreshTokenReused,
+    /// An admin (or the operator) added a webhook endpoint (the notifications issue).
+    WebhookCreated,
+    /// An admin changed a webhook endpoint (address, events, active, description).
+    WebhookUpdated,
+    /// An admin removed a webhook endpoint.
+    WebhookDeleted,
+    /// An admin gave a webhook endpoint a new signing secret.
+    WebhookSecretRotated,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [Self; 22] = [
+    pub const ALL: [Self; 26] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -83,6 +91,10 @@ impl AuditAction {
         Self::SessionRevoked,
         Self::SessionsRevoked,
         Self::RefreshTokenReused,
+        Self::WebhookCreated,
+        Self::WebhookUpdated,
+        Self::WebhookDeleted,
+        Self::WebhookSecretRotated,
     ];
 
     /// The snake_case name used on the wire and in storage.
@@ -111,6 +123,10 @@ impl AuditAction {
             Self::SessionRevoked => "session_revoked",
             Self::SessionsRevoked => "sessions_revoked",
             Self::RefreshTokenReused => "refresh_token_reused",
+            Self::WebhookCreated => "webhook_created",
+            Self::WebhookUpdated => "webhook_updated",
+            Self::WebhookDeleted => "webhook_deleted",
+            Self::WebhookSecretRotated => "webhook_secret_rotated",
         }
     }
 }

@@ -34,6 +34,13 @@ pub enum Error {
     /// up or revoked, all alike.
     #[error("Invalid invitation")]
     InvalidInvitation,
+    /// No webhook endpoint has this id (the notifications issue).
+    #[error("Webhook not found")]
+    WebhookNotFound,
+    /// A webhook URL that may not be used: not http(s), with credentials, or pointing to
+    /// a non-public address; the message says which.
+    #[error("{0}")]
+    InvalidUrl(String),
     /// A self-registration the registration mode does not allow.
     #[error("Registration is closed")]
     RegistrationClosed,

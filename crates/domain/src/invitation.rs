@@ -376,6 +376,17 @@ impl Invitation {
     }
 }
 
+/// The console's registration link for `code`, under the console's address `base`
+/// (`GATEHOUSE_PUBLIC_URL`): the invitation's `url` in the API and the link in its mail.
+#[must_use]
+pub fn invitation_link(base: &str, code: &InvitationCode) -> String {
+    format!(
+        "{}/#/register?invitation={}",
+        base.trim_end_matches('/'),
+        code.expose()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

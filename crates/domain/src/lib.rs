@@ -25,15 +25,18 @@ mod hashing;
 mod invitation;
 mod jwks;
 mod lookup;
+mod mail;
 mod password;
 pub mod ports;
 mod random;
 pub mod rules;
 mod service;
 mod session;
+pub mod templates;
 mod throttle;
 mod token;
 mod user;
+mod webhook;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -50,11 +53,12 @@ pub use email::{Email, InvalidEmail};
 pub use error::{BoxError, Error, LastAdminChange};
 pub use hashing::{BcryptCost, BcryptHasher, InvalidBcryptCost, PasswordHasher};
 pub use invitation::{
-    parse_expires_in, InvalidExpiresIn, InvalidInvitation, InvalidInvitationRequest,
-    InvalidInvitationStatus, Invitation, InvitationCode, InvitationQuery, InvitationRequest,
-    InvitationStatus, NewInvitation, ValidInvitationRequest,
+    invitation_link, parse_expires_in, InvalidExpiresIn, InvalidInvitation,
+    InvalidInvitationRequest, InvalidInvitationStatus, Invitation, InvitationCode, InvitationQuery,
+    InvitationRequest, InvitationStatus, NewInvitation, ValidInvitationRequest,
 };
 pub use jwks::{Jwk, Jwks};
+pub use mail::{DueMail, MailKind, MailPolicy, NewMail, DIGEST_SETTING};
 pub use password::{InvalidPassword, Password};
 pub use ports::{
     Listing, Page, SessionAnswer, SessionLookup, SessionReply, SessionSource, UserQuery, UserRepo,
@@ -62,7 +66,7 @@ pub use ports::{
 };
 pub use service::{
     Actor, LoginAttempt, LoginSuccess, NewUserRequest, Origin, PasswordChange, Session, UserKey,
-    UserService, DEVICE_MEMORY, THROTTLED_AUDIT_WINDOW,
+    UserService, WebhookRequest, DEVICE_MEMORY, THROTTLED_AUDIT_WINDOW,
 };
 pub use session::{
     clean_user_agent, seconds_until, FoundRefreshToken, NewSession, RefreshToken, SessionPolicy,
@@ -72,6 +76,11 @@ pub use throttle::{address_key, Counter, CounterScope, ThrottlePolicy, Throttled
 pub use token::{AccessToken, Hs256Tokens, InvalidJwtSecret, JwtSecret, TokenService};
 pub use user::{
     InvalidUserId, InvalidUserStatus, NewUser, PasswordHash, User, UserChanges, UserId, UserStatus,
+};
+pub use webhook::{
+    is_public, resolve_public, user_json, Attempt, AttemptNext, Delivery, DeliveryStatus,
+    DueDelivery, EventFilter, EventType, Host, NewEvent, NewWebhook, PageQuery, RetryPolicy,
+    Webhook, WebhookChanges, WebhookSecret, WebhookUrl,
 };
 
 /// The current time, truncated to microseconds: the precision both storage backends keep, so

@@ -6,9 +6,10 @@ use chrono::{DateTime, Utc};
 pub use crate::lookup::{answered, session_reply, SessionAnswer, SessionLookup, SessionReply};
 
 use crate::{
-    AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, FoundRefreshToken,
-    Invitation, InvitationQuery, NewAuditEntry, NewInvitation, NewSession, NewUser, SessionQuery,
-    SessionState, StoredSession, User, UserId, UserStatus,
+    Attempt, AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Delivery, DueDelivery,
+    DueMail, Email, Error, FoundRefreshToken, Invitation, InvitationQuery, NewAuditEntry, NewEvent,
+    NewInvitation, NewMail, NewSession, NewUser, NewWebhook, PageQuery, SessionQuery, SessionState,
+    StoredSession, User, UserId, UserStatus, Webhook,
 };
 
 /// Which users to list, and which page of them.
@@ -456,6 +457,139 @@ pub trait UserRepo {
         self.each_audit_entry(query, &mut page)?;
         Ok(page)
     }
+
+    /// Stores a webhook endpoint (active); returns it with its id.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn insert_webhook(&mut self, new: &NewWebhook) -> Result<Webhook, Error>;
+
+    /// The endpoint `id`, if any.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn find_webhook(&mut self, id: i64) -> Result<Option<Webhook>, Error>;
+
+    /// Endpoints, oldest first (ascending id), one page, with the total.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn list_webhooks(&mut self, query: &PageQuery) -> Result<Page<Webhook>, Error>;
+
+    /// Writes every field of `webhook` but `id` and `created_at` over the stored endpoint
+    /// (`url`, `events`, `description`, `active`, `secret`); returns whether it exists.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn save_webhook(&mut self, webhook: &Webhook) -> Result<bool, Error>;
+
+    /// Deletes endpoint `id` and its deliveries; returns whether it existed.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn delete_webhook(&mut self, id: i64) -> Result<bool, Error>;
+
+    /// Writes `event` and one `pending` delivery, due at `event.at`, per endpoint it goes
+    /// to: every active endpoint whose subscription matches its type, or only
+    /// `event.only_webhook` when set. Called inside the change's own transaction, so a
+    /// rolled-back change leaves no event (the transactional outbox). Returns how many
+    /// deliveries were written.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn append_event(&mut self, event: &NewEvent) -> Result<u64, Error>;
+
+    /// The deliveries of endpoint `webhook`, newest first (descending id), one page, with
+    /// the total.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn list_deliveries(&mut self, webhook: i64, query: &PageQuery)
+        -> Result<Page<Delivery>, Error>;
+
+    /// Claims up to `limit` pending deliveries due at `now` (oldest due first) of active
+    /// endpoints, whose earlier claim (if any) ran out, until `lease_until`: nobody else
+    /// claims them before then, so each attempt is made by one dispatcher (PostgreSQL:
+    /// `FOR UPDATE SKIP LOCKED`, instances never wait for each other). Deliveries of an
+    /// endpoint no longer active are marked `failed` instead.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn claim_deliveries(
+        &mut self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<DueDelivery>, Error>;
+
+    /// Records attempt `attempt` of delivery `id` (one more attempt, its time, status and
+    /// error, and what follows), releasing the claim; [`crate::AttemptNext::Gone`] also disables
+    /// the endpoint. Returns whether the delivery still exists.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn record_attempt(&mut self, id: i64, attempt: &Attempt) -> Result<bool, Error>;
+
+    /// How many deliveries are pending, and when the oldest due one became due (for the
+    /// metrics).
+    ///
+    /// # Errors
+    /// Store failures.
+    fn outbox_backlog(&mut self, now: DateTime<Utc>)
+        -> Result<(u64, Option<DateTime<Utc>>), Error>;
+
+    /// Queues `mail` (pending, due at `mail.at`), inside the change's own transaction.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn append_mail(&mut self, mail: &NewMail) -> Result<(), Error>;
+
+    /// Claims up to `limit` pending mails due at `now` (oldest first) whose earlier claim
+    /// (if any) ran out, until `lease_until`, as
+    /// [`claim_deliveries`](Self::claim_deliveries) does for webhooks.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn claim_mails(
+        &mut self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<DueMail>, Error>;
+
+    /// Records attempt `attempt` of mail `id` as [`record_attempt`](Self::record_attempt)
+    /// does (`status_code` is the SMTP reply's code; `Gone` is treated as `Failed`);
+    /// once sent or failed, the mail's body is cleared (it may hold an invitation's code,
+    /// which is stored nowhere else). Returns whether the mail exists.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn record_mail_attempt(&mut self, id: i64, attempt: &Attempt) -> Result<bool, Error>;
+
+    /// How many mails are pending.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn mail_backlog(&mut self) -> Result<u64, Error>;
+
+    /// The value of setting `name` (the `settings` table), if any.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn setting(&mut self, name: &str) -> Result<Option<String>, Error>;
+
+    /// Stores `value` as setting `name`, replacing any.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn put_setting(&mut self, name: &str, value: &str) -> Result<(), Error>;
+
+    /// Deletes events written before `before` whose deliveries are all settled (delivered
+    /// or failed), with those deliveries; returns how many events went.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn prune_events(&mut self, before: DateTime<Utc>) -> Result<u64, Error>;
 
     /// Deletes counters neither locked at `now` nor touched since `idle_before`; returns
     /// how many rows went.

@@ -3,7 +3,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+mod webhooks;
+
+pub use webhooks::WebhookRequest;
+
 use crate::rules;
+use crate::templates;
 use crate::{
     address_key, ensure_may_self_register, AuditAction, AuditEntry, AuditQuery, BulkIds,
     CounterScope, Decision, DeviceToken, Email, Error, FreeText, Invitation, InvitationCode,
@@ -13,9 +18,14 @@ use crate::{
     TokenService, User, UserChanges, UserId, UserQuery, UserRepo, UserStatus, UserStore,
     UserStoreExt, ValidInvitationRequest,
 };
+use crate::{DueMail, EventType, MailKind, MailPolicy, NewEvent, NewMail, DIGEST_SETTING};
 
 /// How long a device token lasts without being used.
 pub const DEVICE_MEMORY: chrono::Duration = chrono::Duration::days(180);
+
+/// How long a settled event (every delivery of it delivered or failed) stays in the
+/// deliveries log.
+pub const EVENT_MEMORY: chrono::Duration = chrono::Duration::days(30);
 
 /// Audit entries deleted per transaction when pruning: on PostgreSQL and SQLite alike a
 /// batch takes well under a second.
@@ -161,6 +171,10 @@ pub struct UserService {
     audit_retention: Option<chrono::Duration>,
     registration: RegistrationMode,
     sessions: SessionPolicy,
+    /// Called after a write that raised events committed (the dispatcher's wake-up).
+    outbox_wake: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// How to mail, when a mailer is configured.
+    mail: Option<MailPolicy>,
 }
 
 impl fmt::Debug for UserService {
@@ -227,6 +241,8 @@ impl UserService {
             audit_retention: None,
             registration: RegistrationMode::default(),
             sessions: SessionPolicy::default(),
+            outbox_wake: None,
+            mail: None,
         }
     }
 
@@ -235,6 +251,39 @@ impl UserService {
     pub fn with_session_policy(mut self, sessions: SessionPolicy) -> Self {
         self.sessions = sessions;
         self
+    }
+
+    /// Queues mails (applicants' decisions, invitations, admin digests) with the changes
+    /// that cause them: only with a mailer configured (without one, nothing is mailed).
+    #[must_use]
+    pub fn with_mail(mut self, policy: MailPolicy) -> Self {
+        self.mail = Some(policy);
+        self
+    }
+
+    /// Calls `wake` after each committed write that raised events (so the dispatcher
+    /// sends them at once instead of at its next poll).
+    #[must_use]
+    pub fn with_outbox_wake(mut self, wake: Arc<dyn Fn() + Send + Sync>) -> Self {
+        self.outbox_wake = Some(wake);
+        self
+    }
+
+    /// [`UserStoreExt::write_with`] for a use case that may raise events: once the write
+    /// committed with events in it, the outbox's dispatcher is woken.
+    fn write_raising<T>(
+        &self,
+        f: impl FnMut(&mut dyn UserRepo) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        RAISED.with(|raised| raised.set(false));
+        let outcome = self.store.write_with(f);
+        let raised = RAISED.with(|raised| raised.replace(false));
+        if raised && outcome.is_ok() {
+            if let Some(wake) = &self.outbox_wake {
+                wake();
+            }
+        }
+        outcome
     }
 
     /// Who may register on their own ([`RegistrationMode::Open`] unless set).
@@ -398,7 +447,7 @@ impl UserService {
         reason: Option<&FreeText>,
         origin: &Origin,
     ) -> Result<User, Error> {
-        self.store.write_with(|repo| {
+        self.write_raising(|repo| {
             let existing = u64::from(repo.any_user_exists()?);
             ensure_may_self_register(self.registration, existing == 0, invitation.is_some())
                 .map_err(|_| Error::RegistrationClosed)?;
@@ -430,6 +479,7 @@ impl UserService {
                 origin,
                 None,
             ))?;
+            raise(repo, AuditAction::UserRegistered, &user, None)?;
             if let Some(invitation) = &invited {
                 repo.append_audit(&audit(
                     AuditAction::InvitationUsed,
@@ -438,6 +488,7 @@ impl UserService {
                     origin,
                     Some(invitation_detail(invitation)),
                 ))?;
+                raise(repo, AuditAction::InvitationUsed, &user, None)?;
             }
             Ok(user)
         })
@@ -1172,7 +1223,7 @@ impl UserService {
         password_hash: &PasswordHash,
         origin: &Origin,
     ) -> Result<User, Error> {
-        self.store.write_with(|repo| {
+        self.write_raising(|repo| {
             let acting_admin = authorize(repo, actor)?;
             ensure_email_free(repo, &request.email, None)?;
             let (is_admin, status) = if repo.any_user_exists()? {
@@ -1207,6 +1258,7 @@ impl UserService {
                 origin,
                 Some(detail),
             ))?;
+            raise(repo, AuditAction::UserCreated, &user, acting_admin)?;
             Ok(user)
         })
     }
@@ -1329,7 +1381,7 @@ impl UserService {
         changes: &UserChanges,
         origin: &Origin,
     ) -> Result<User, Error> {
-        self.store.write_with(|repo| {
+        self.write_raising(|repo| {
             let acting_admin = authorize(repo, actor)?;
             let before = repo.find_by_id(target)?.ok_or(Error::UserNotFound)?;
             let after = rules::apply_changes(&before, changes, acting_admin, crate::now());
@@ -1349,7 +1401,9 @@ impl UserService {
             end_sessions_if_tokens_ended(repo, &before, &stored)?;
             for (action, detail) in changes_audited(&before, &after) {
                 repo.append_audit(&audit(action, acting_admin, Some(target), origin, detail))?;
+                raise_for_change(repo, action, &before, &stored, acting_admin)?;
             }
+            self.mail_applicant(repo, &before, &stored)?;
             Ok(stored)
         })
     }
@@ -1375,7 +1429,7 @@ impl UserService {
             note: note.map(|n| n.as_str().to_owned()),
             ..UserChanges::default()
         };
-        self.store.write_with(|repo| {
+        self.write_raising(|repo| {
             let acting_admin = authorize(repo, actor)?;
             let mut found = Vec::with_capacity(ids.ids().len());
             let mut missing = Vec::new();
@@ -1413,7 +1467,9 @@ impl UserService {
                         origin,
                         detail,
                     ))?;
+                    raise_for_change(repo, action, &before, &stored, acting_admin)?;
                 }
+                self.mail_applicant(repo, &before, &stored)?;
                 decided.push(stored);
             }
             Ok(decided)
@@ -1425,7 +1481,7 @@ impl UserService {
     /// # Errors
     /// [`Error::UserNotFound`], [`Error::LastAdmin`]; the actor's refusals; store failures.
     pub fn delete_user(&self, actor: Actor, target: UserId, origin: &Origin) -> Result<(), Error> {
-        self.store.write_with(|repo| {
+        self.write_raising(|repo| {
             let acting_admin = authorize(repo, actor)?;
             let before = repo.find_by_id(target)?.ok_or(Error::UserNotFound)?;
             let active_admins = if rules::loses_active_admin(&before, None) {
@@ -1444,7 +1500,8 @@ impl UserService {
                 Some(target),
                 origin,
                 detail,
-            ))
+            ))?;
+            raise(repo, AuditAction::UserDeleted, &before, acting_admin)
         })
     }
 
@@ -1477,7 +1534,7 @@ impl UserService {
         password_hash: &PasswordHash,
         origin: &Origin,
     ) -> Result<User, Error> {
-        self.store.write_with(|repo| {
+        self.write_raising(|repo| {
             let acting_admin = authorize(repo, actor)?;
             let mut user = repo.find_by_id(target)?.ok_or(Error::UserNotFound)?;
             user.password_hash = password_hash.clone();
@@ -1492,6 +1549,7 @@ impl UserService {
                 origin,
                 None,
             ))?;
+            raise(repo, AuditAction::PasswordReset, &user, acting_admin)?;
             Ok(user)
         })
     }
@@ -1509,7 +1567,7 @@ impl UserService {
         origin: &Origin,
     ) -> Result<(Invitation, InvitationCode), Error> {
         let request = request.get();
-        self.store.write_with(|repo| {
+        self.write_raising(|repo| {
             let inviter = authorize(repo, actor)?;
             let now = crate::now();
             // Made inside the unit of work: should a code's hash ever be stored already,
@@ -1532,6 +1590,21 @@ impl UserService {
                 origin,
                 Some(invitation_detail(&invitation)),
             ))?;
+            if let (Some(mail), Some(email)) = (&self.mail, &invitation.email) {
+                let link = mail
+                    .public_url
+                    .as_deref()
+                    .map(|base| crate::invitation_link(base, &code));
+                let text = templates::invitation(&invitation, &code, link.as_deref());
+                repo.append_mail(&NewMail {
+                    kind: MailKind::Invitation,
+                    to: email.as_str().to_owned(),
+                    subject: text.subject,
+                    body: text.body,
+                    at: now,
+                })?;
+                RAISED.with(|raised| raised.set(true));
+            }
             Ok((invitation, code))
         })
     }
@@ -1603,7 +1676,8 @@ impl UserService {
         let mut pruned = self.store.write_with(|repo| {
             Ok(repo.prune(now, idle_before)?
                 + repo.prune_devices(now - DEVICE_MEMORY)?
-                + repo.prune_sessions(now)?)
+                + repo.prune_sessions(now)?
+                + repo.prune_events(now - EVENT_MEMORY)?)
         })?;
         if let Some(retention) = self.audit_retention {
             // In batches, each its own transaction: a backlog of millions of entries (the
@@ -1779,6 +1853,182 @@ fn changes_audited(before: &User, after: &User) -> Vec<(AuditAction, Option<Stri
         entries.push((action, Some(format!("{} note changed", after.status))));
     }
     entries
+}
+
+impl UserService {
+    /// Queues the applicant's mail when `before` -> `after` decided their registration
+    /// (approved from pending or rejected, or rejected), with a mailer configured.
+    fn mail_applicant(
+        &self,
+        repo: &mut dyn UserRepo,
+        before: &User,
+        after: &User,
+    ) -> Result<(), Error> {
+        let Some(mail) = &self.mail else {
+            return Ok(());
+        };
+        let decided = before.status != after.status
+            && match after.status {
+                UserStatus::Rejected => true,
+                UserStatus::Approved => {
+                    matches!(before.status, UserStatus::Pending | UserStatus::Rejected)
+                }
+                _ => false,
+            };
+        if !decided {
+            return Ok(());
+        }
+        if let Some(text) = templates::decision(after, mail.public_url.as_deref()) {
+            repo.append_mail(&NewMail {
+                kind: MailKind::Decision,
+                to: after.email.as_str().to_owned(),
+                subject: text.subject,
+                body: text.body,
+                at: crate::now(),
+            })?;
+            RAISED.with(|raised| raised.set(true));
+        }
+        Ok(())
+    }
+
+    /// Queues the admin digest when it is due: users registered since the last one wait
+    /// for approval, and the last was queued at least the interval ago. One mail per
+    /// active admin, listing the newcomers (at most 50 named). Safe to race across
+    /// instances: the check and the queueing are one serialized write. Returns how many
+    /// mails were queued (0 without a mailer).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub fn queue_admin_digest(&self, now: DateTime<Utc>) -> Result<u64, Error> {
+        let Some(mail) = &self.mail else {
+            return Ok(0);
+        };
+        // A read first: most calls find nothing due and write nothing.
+        let due = |repo: &mut dyn UserRepo| -> Result<Option<(Vec<User>, u64)>, Error> {
+            let last = repo
+                .setting(DIGEST_SETTING)?
+                .and_then(|text| DateTime::parse_from_rfc3339(&text).ok())
+                .map(|at| at.with_timezone(&Utc));
+            if last.is_some_and(|last| now - last < mail.digest_interval) {
+                return Ok(None);
+            }
+            let pending = repo.list(&UserQuery {
+                status: Some(UserStatus::Pending),
+                limit: Some(50),
+                ..UserQuery::default()
+            })?;
+            let new: Vec<User> = pending
+                .items
+                .into_iter()
+                .filter(|user| last.is_none_or(|last| user.created_at > last))
+                .collect();
+            Ok((!new.is_empty()).then_some((new, pending.total)))
+        };
+        if self.store.read_with(due)?.is_none() {
+            return Ok(0);
+        }
+        self.write_raising(|repo| {
+            let Some((new, total)) = due(repo)? else {
+                return Ok(0);
+            };
+            let admins = repo.list(&UserQuery {
+                status: Some(UserStatus::Approved),
+                is_admin: Some(true),
+                ..UserQuery::default()
+            })?;
+            let text = templates::admin_digest(&new, total, mail.public_url.as_deref());
+            for admin in &admins.items {
+                repo.append_mail(&NewMail {
+                    kind: MailKind::AdminDigest,
+                    to: admin.email.as_str().to_owned(),
+                    subject: text.subject.clone(),
+                    body: text.body.clone(),
+                    at: now,
+                })?;
+            }
+            repo.put_setting(
+                DIGEST_SETTING,
+                &now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            )?;
+            if !admins.items.is_empty() {
+                RAISED.with(|raised| raised.set(true));
+            }
+            Ok(admins.items.len() as u64)
+        })
+    }
+
+    /// Mails claimed for sending (see `UserRepo::claim_mails`).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub fn claim_mails(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<DueMail>, Error> {
+        self.store
+            .write_rows_with(|repo| repo.claim_mails(now, lease_until, limit))
+    }
+
+    /// Records the dispatcher's attempt at mail `id`.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub fn record_mail_attempt(&self, id: i64, attempt: &crate::Attempt) -> Result<bool, Error> {
+        self.store
+            .write_rows_with(|repo| repo.record_mail_attempt(id, attempt))
+    }
+
+    /// How many mails wait to be sent.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub fn mail_backlog(&self) -> Result<u64, Error> {
+        self.store.read_with(|repo| repo.mail_backlog())
+    }
+}
+
+/// Writes the event `action` raises about `user` (if any: see [`EventType::for_audit`]),
+/// with its deliveries, in the change's own transaction.
+fn raise(
+    repo: &mut dyn UserRepo,
+    action: AuditAction,
+    user: &User,
+    actor: Option<UserId>,
+) -> Result<(), Error> {
+    if let Some(event_type) = EventType::for_audit(action) {
+        repo.append_event(&NewEvent::about(event_type, user, actor, crate::now())?)?;
+        RAISED.with(|raised| raised.set(true));
+    }
+    Ok(())
+}
+
+thread_local! {
+    /// Whether the unit of work running on this thread raised an event (units of work run
+    /// on their caller's thread: see [`UserService::write_raising`]).
+    static RAISED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// [`raise`] for an audited change of a user from `before` to `after`: a decision taken
+/// again with only another note is audited but raises no event (nothing happened to the
+/// user that a receiver has not heard of).
+fn raise_for_change(
+    repo: &mut dyn UserRepo,
+    action: AuditAction,
+    before: &User,
+    after: &User,
+    actor: Option<UserId>,
+) -> Result<(), Error> {
+    let note_only = before.status == after.status
+        && matches!(
+            action,
+            AuditAction::UserApproved | AuditAction::UserRejected
+        );
+    if note_only {
+        return Ok(());
+    }
+    raise(repo, action, after, actor)
 }
 
 /// Refuses, inside the unit of work, an email that another user has or that looks like

@@ -488,16 +488,6 @@ impl<W: Write> Listing<User> for JsonArray<W> {
 
 /// An aligned table, one user a row.
 fn print_table(out: &mut impl Write, users: &[User]) -> anyhow::Result<()> {
-    let header = [
-        "ID",
-        "EMAIL",
-        "ADMIN",
-        "STATUS",
-        "CREATED",
-        "APPROVED",
-        "APPROVED BY",
-    ]
-    .map(str::to_owned);
     let rows: Vec<[String; 7]> = users
         .iter()
         .map(|user| {
@@ -513,22 +503,42 @@ fn print_table(out: &mut impl Write, users: &[User]) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    let mut widths = header.clone().map(|cell| cell.chars().count());
-    for row in &rows {
+    let header = [
+        "ID",
+        "EMAIL",
+        "ADMIN",
+        "STATUS",
+        "CREATED",
+        "APPROVED",
+        "APPROVED BY",
+    ];
+    aligned(out, header, &rows)?;
+    if rows.is_empty() {
+        writeln!(out, "(no users)").context("writing to standard output")?;
+    }
+    Ok(())
+}
+
+/// Writes `header` and `rows` as columns padded to their widest cell, two spaces apart.
+pub(crate) fn aligned<const N: usize>(
+    out: &mut impl Write,
+    header: [&str; N],
+    rows: &[[String; N]],
+) -> anyhow::Result<()> {
+    let mut widths = header.map(|cell| cell.chars().count());
+    for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
-    for row in std::iter::once(&header).chain(&rows) {
+    let header = header.map(str::to_owned);
+    for row in std::iter::once(&header).chain(rows) {
         let cells: Vec<String> = row
             .iter()
             .zip(widths)
             .map(|(cell, width)| format!("{cell:<width$}"))
             .collect();
         writeln!(out, "{}", cells.join("  ").trim_end()).context("writing to standard output")?;
-    }
-    if rows.is_empty() {
-        writeln!(out, "(no users)").context("writing to standard output")?;
     }
     Ok(())
 }

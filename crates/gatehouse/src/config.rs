@@ -132,6 +132,30 @@ pub struct Config {
     /// (`https://auth.example.com`), for the links Gatehouse hands out (invitations).
     #[serde(default, deserialize_with = "public_url")]
     pub public_url: Option<String>,
+    /// `GATEHOUSE_WEBHOOK_TIMEOUT`: how long a webhook receiver has to answer a delivery.
+    #[serde(deserialize_with = "short_duration")]
+    pub webhook_timeout: Duration,
+    /// `GATEHOUSE_WEBHOOK_RETRY_DELAYS`: the waits between attempts at a delivery (with
+    /// jitter); when they run out the delivery is `failed`.
+    #[serde(deserialize_with = "delays")]
+    pub webhook_retry_delays: Vec<Duration>,
+    /// `GATEHOUSE_WEBHOOK_ALLOW_PRIVATE`: whether webhooks may go to loopback, private and
+    /// link-local addresses (a receiver on the same machine or LAN).
+    #[serde(deserialize_with = "boolean")]
+    pub webhook_allow_private: bool,
+    /// `GATEHOUSE_SMTP_URL`: the mailer, `smtp://[user:pass@]host[:port]` (no TLS: a
+    /// local relay), `smtp://…?tls=required` (STARTTLS) or `smtps://…` (TLS from the
+    /// start); no mail is sent when unset.
+    #[serde(default, deserialize_with = "smtp_url")]
+    pub smtp_url: Option<SecretString>,
+    /// `GATEHOUSE_MAIL_FROM`: the sender of every mail (`Gatehouse <auth@example.com>`);
+    /// required with `GATEHOUSE_SMTP_URL`.
+    #[serde(default, deserialize_with = "mail_from")]
+    pub mail_from: Option<String>,
+    /// `GATEHOUSE_ADMIN_DIGEST_INTERVAL`: at most one "users wait for approval" mail per
+    /// admin per this long.
+    #[serde(deserialize_with = "digest_interval")]
+    pub admin_digest_interval: Duration,
     /// `GATEHOUSE_CONFIG`: the file read under the environment, if any.
     #[serde(skip)]
     pub file: Option<PathBuf>,
@@ -166,10 +190,14 @@ log_format = "text"
 access_log = "on"
 audit_retention = "365d"
 registration = "open"
+webhook_timeout = "10s"
+webhook_retry_delays = ["5s", "30s", "2m", "10m", "30m", "2h", "6h"]
+webhook_allow_private = false
+admin_digest_interval = "1m"
 "#;
 
 /// The settings that may be a TOML array in the file (or a comma-separated string).
-const LIST_KEYS: &[&str] = &["trusted_proxies", "cors_origins"];
+const LIST_KEYS: &[&str] = &["trusted_proxies", "cors_origins", "webhook_retry_delays"];
 
 /// What an unset setting without default means, for `check-config`.
 fn unset_meaning(key: &str) -> &'static str {
@@ -178,6 +206,8 @@ fn unset_meaning(key: &str) -> &'static str {
         "hashing_threads" => "(one per core)",
         "metrics_token" => "(none: /metrics is open)",
         "public_url" => "(none: invitations come without a link)",
+        "smtp_url" => "(none: no mail is sent)",
+        "mail_from" => "(none)",
         _ => "(unset)",
     }
 }
@@ -187,6 +217,10 @@ fn unset_meaning(key: &str) -> &'static str {
 fn shown(key: &str, given: &str, config: &Config) -> String {
     match key {
         "jwt_secret" | "metrics_token" => "(set)".to_owned(),
+        "smtp_url" => config.smtp_url.as_ref().map_or_else(
+            || "(none)".to_owned(),
+            |url| shown_smtp_url(url.expose_secret()),
+        ),
         "database_url" => config.database_url.to_string(),
         _ => given.trim().to_owned(),
     }
@@ -692,6 +726,13 @@ impl Config {
         }
         let mut config = deserialize(&settings)
             .map_err(|problem| vec![ConfigError::in_environment(CONFIG_VARIABLE, problem)])?;
+        if config.smtp_url.is_some() && config.mail_from.is_none() {
+            return Err(vec![ConfigError::in_environment(
+                "GATEHOUSE_MAIL_FROM",
+                "must be set when GATEHOUSE_SMTP_URL is: the sender of every mail, such as \
+                 Gatehouse <auth@example.com>",
+            )]);
+        }
         config.file = file.map(|f| f.path.clone());
         config.effective = keys
             .iter()
@@ -880,6 +921,67 @@ fn jwt_secret<'de, D: Deserializer<'de>>(
     secret_with(deserializer, |text| JwtSecret::new(text.as_bytes()))
 }
 
+/// `smtp://` or `smtps://` with a host; `tls` (with `smtp`) is `required` or
+/// `opportunistic`. The message never repeats the URL (it may hold a password).
+fn smtp_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<SecretString>, D::Error> {
+    secret_with(deserializer, |text| {
+        let url = url::Url::parse(text.trim()).map_err(|e| {
+            format!("is not a URL such as smtp://user:pass@mail.example.com:587?tls=required ({e})")
+        })?;
+        let tls = url
+            .query_pairs()
+            .find(|(key, _)| key == "tls")
+            .map(|(_, value)| value.into_owned());
+        match (url.scheme(), tls.as_deref()) {
+            ("smtp", None | Some("required" | "opportunistic")) | ("smtps", None) => {}
+            ("smtp" | "smtps", Some(_)) => return Err(
+                "tls must be required or opportunistic (smtp://…?tls=required), or use smtps://"
+                    .to_owned(),
+            ),
+            _ => return Err("must start with smtp:// or smtps://".to_owned()),
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err("must name the SMTP server's host".to_owned());
+        }
+        Ok(())
+    })
+}
+
+/// The SMTP URL as `check-config` shows it: its password masked.
+fn shown_smtp_url(text: &str) -> String {
+    match url::Url::parse(text.trim()) {
+        Ok(mut url) => {
+            if url.password().is_some() {
+                let _ = url.set_password(Some("***"));
+            }
+            url.to_string()
+        }
+        Err(_) => "(set)".to_owned(),
+    }
+}
+
+/// A mailbox: `auth@example.com` or `Gatehouse <auth@example.com>`.
+fn mail_from<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    text_with(deserializer, |value| {
+        value
+            .trim()
+            .parse::<lettre::message::Mailbox>()
+            .map(|_| Some(value.trim().to_owned()))
+            .map_err(|e| {
+                format!("is not a mail address such as Gatehouse <auth@example.com> ({e})")
+            })
+    })
+}
+
+/// From 1 s to 7 days.
+fn digest_interval<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    text_with(deserializer, |value| {
+        duration_text(value)
+            .filter(|d| (Duration::from_secs(1)..=Duration::from_secs(7 * 86_400)).contains(d))
+            .ok_or_else(|| "must be a duration from 1s to 7d, such as 1m, 15m or 1h".to_owned())
+    })
+}
+
 /// At least 16 visible ASCII characters.
 fn metrics_token<'de, D: Deserializer<'de>>(
     deserializer: D,
@@ -996,6 +1098,70 @@ fn timeout<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Er
             .filter(|secs| (1..=300).contains(secs))
             .map(Duration::from_secs)
             .ok_or_else(|| "must be a duration from 1s to 5m, such as 5, 5s or 1m".to_owned())
+    })
+}
+
+/// A duration written with a unit (`ms`, `s`, `m`, `h` or `d`; a bare number is seconds).
+fn duration_text(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    let (digits, millis) = if let Some(d) = value.strip_suffix("ms") {
+        (d, 1)
+    } else if let Some(d) = value.strip_suffix('s') {
+        (d, 1000)
+    } else if let Some(d) = value.strip_suffix('m') {
+        (d, 60_000)
+    } else if let Some(d) = value.strip_suffix('h') {
+        (d, 3_600_000)
+    } else if let Some(d) = value.strip_suffix('d') {
+        (d, 86_400_000)
+    } else {
+        (value, 1000)
+    };
+    digits
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(millis))
+        .map(Duration::from_millis)
+}
+
+/// A duration from 100 ms to 5 minutes (`500ms`, `10s`, `1m`).
+fn short_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    text_with(deserializer, |value| {
+        duration_text(value)
+            .filter(|d| (Duration::from_millis(100)..=Duration::from_secs(300)).contains(d))
+            .ok_or_else(|| {
+                "must be a duration from 100ms to 5m, such as 500ms, 10s or 1m".to_owned()
+            })
+    })
+}
+
+/// A comma-separated list of durations, each at most 7 days (`5s,30s,2m`); empty for none.
+fn delays<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Duration>, D::Error> {
+    text_with(deserializer, |value| {
+        value
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(|item| {
+                duration_text(item)
+                    .filter(|d| *d <= Duration::from_secs(7 * 86_400))
+                    .ok_or_else(|| {
+                        format!("{item:?} is not a delay such as 500ms, 5s, 2m, 2h (at most 7d)")
+                    })
+            })
+            .collect()
+    })
+}
+
+/// `true` or `false` (also `1`/`0`, `yes`/`no`, `on`/`off`).
+fn boolean<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    text_with(deserializer, |value| {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err("must be true or false".to_owned()),
+        }
     })
 }
 
@@ -1616,9 +1782,9 @@ mod tests {
     #[test]
     fn the_keys_are_the_fields_in_their_order() {
         let keys = keys();
-        assert_eq!(keys.len(), 27, "{keys:?}");
+        assert_eq!(keys.len(), 33, "{keys:?}");
         assert_eq!(keys.first(), Some(&"bind"));
-        assert_eq!(keys.last(), Some(&"public_url"));
+        assert_eq!(keys.last(), Some(&"admin_digest_interval"));
         assert!(keys.contains(&"rust_log") && keys.contains(&"database_pool_size"));
         assert_eq!(variable("rust_log"), "RUST_LOG");
         assert_eq!(variable("bcrypt_cost"), "GATEHOUSE_BCRYPT_COST");

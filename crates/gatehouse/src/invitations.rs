@@ -211,26 +211,6 @@ fn print_table(
         })
         .collect();
     let header = ["ID", "STATUS", "EMAIL", "ADMIN", "USES", "EXPIRES", "NOTE"];
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &[&str]| {
-        cells
-            .iter()
-            .zip(widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_owned()
-    };
-    writeln!(out, "{}", line(&header)).context("writing to standard output")?;
-    for row in &rows {
-        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
-        writeln!(out, "{}", line(&cells)).context("writing to standard output")?;
-    }
+    cli::aligned(out, header, &rows)?;
     writeln!(out, "{} invitation(s)", rows.len()).context("writing to standard output")
 }

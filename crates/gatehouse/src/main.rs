@@ -2,9 +2,12 @@
 
 mod cli;
 mod config;
+mod dispatcher;
 mod invitations;
+mod mailer;
 mod startup;
 mod telemetry;
+mod webhooks;
 
 use std::process::ExitCode;
 
@@ -44,11 +47,56 @@ enum Command {
         #[command(subcommand)]
         command: invitations::InvitationsCommand,
     },
+    /// List, add, remove and test webhook endpoints (see `gatehouse webhooks --help`).
+    Webhooks {
+        #[command(subcommand)]
+        command: webhooks::WebhooksCommand,
+    },
+    /// Check the mailer (GATEHOUSE_SMTP_URL): `gatehouse mail test ADDRESS`.
+    Mail {
+        #[command(subcommand)]
+        command: MailCommand,
+    },
     /// Write a consistent copy of the SQLite database to PATH, while the service may run.
     Backup {
         /// Where to write the copy; must not exist yet.
         path: std::path::PathBuf,
     },
+}
+
+/// `gatehouse mail …`.
+#[derive(Debug, clap::Subcommand)]
+enum MailCommand {
+    /// Send one test mail to ADDRESS now (not through the queue) and print the SMTP
+    /// server's answer.
+    Test {
+        /// Where to send it.
+        #[arg(value_name = "ADDRESS")]
+        address: String,
+    },
+}
+
+/// Sends a test mail and reports the server's answer.
+fn mail_test(config: &config::Config, address: &str) -> anyhow::Result<()> {
+    let Some(mailer) = startup::mailer(config)? else {
+        anyhow::bail!("no mailer is configured: set GATEHOUSE_SMTP_URL and GATEHOUSE_MAIL_FROM");
+    };
+    let text = gatehouse_domain::templates::test(mailer.host());
+    match mailer.send(address, &text.subject, &text.body) {
+        Ok(code) => {
+            println!(
+                "sent to {address} through {}: the server answered {code}",
+                mailer.host()
+            );
+            Ok(())
+        }
+        Err((code, error)) => Err(anyhow::anyhow!(
+            "not sent through {}{}: {error}",
+            mailer.host(),
+            code.map(|c| format!(" (the server answered {c})"))
+                .unwrap_or_default()
+        )),
+    }
 }
 
 fn main() -> ExitCode {
@@ -89,6 +137,10 @@ fn main() -> ExitCode {
         }
         Command::Users { command } => cli::users(&config, command),
         Command::Invitations { command } => invitations::invitations(&config, command),
+        Command::Webhooks { command } => webhooks::webhooks(&config, command),
+        Command::Mail {
+            command: MailCommand::Test { address },
+        } => mail_test(&config, &address),
         Command::Backup { path } => cli::backup(&config, &path),
     };
     // Every queued log line out before the last words below.

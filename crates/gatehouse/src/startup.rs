@@ -7,13 +7,16 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpServer};
 use anyhow::Context;
 use gatehouse_domain::{
-    BcryptHasher, Ed25519Tokens, Hs256Tokens, JwtSecret, TokenService, UserService,
+    BcryptHasher, Ed25519Tokens, Hs256Tokens, JwtSecret, MailPolicy, RetryPolicy, TokenService,
+    UserService,
 };
-use gatehouse_http::{AppState, HashingPool, MetricsToken};
+use gatehouse_http::{AppState, HashingPool, MailSettings, MetricsToken};
 use gatehouse_storage::{Database, PoolOptions};
 use secrecy::ExposeSecret;
 
 use crate::config::{AccessLog, Config, JwtAlgorithm};
+use crate::dispatcher::{DispatchOptions, Dispatcher};
+use crate::mailer::Mailer;
 
 /// How often every instance reloads the signing keys (to pick up a rotation).
 const KEY_RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
@@ -164,7 +167,28 @@ pub fn user_service(
                 .audit_retention
                 .and_then(|retention| chrono::Duration::from_std(retention).ok()),
         );
+    // Mails are queued (by the command line too) only with a mailer; `serve` sends them.
+    let users = if config.smtp_url.is_some() {
+        users.with_mail(MailPolicy {
+            public_url: config.public_url.clone(),
+            digest_interval: chrono::Duration::from_std(config.admin_digest_interval)
+                .unwrap_or_else(|_| chrono::Duration::minutes(1)),
+        })
+    } else {
+        users
+    };
     Ok((users, eddsa))
+}
+
+/// The configured mailer, if any.
+///
+/// # Errors
+/// A URL or sender the mailer cannot use.
+pub fn mailer(config: &Config) -> anyhow::Result<Option<Mailer>> {
+    match (&config.smtp_url, &config.mail_from) {
+        (Some(url), Some(from)) => Ok(Some(Mailer::new(url, from, config.webhook_timeout)?)),
+        _ => Ok(None),
+    }
 }
 
 /// The HTTP workers (one per core, as actix-web's default, but never more than
@@ -184,6 +208,7 @@ fn connection_limits(max_connections: u32) -> (usize, usize) {
 pub struct Application {
     server: Server,
     addr: SocketAddr,
+    dispatcher: Option<Dispatcher>,
 }
 
 impl Application {
@@ -195,6 +220,13 @@ impl Application {
     pub fn build(config: &Config) -> anyhow::Result<Self> {
         let db = open_database(config)?;
         let (users, eddsa) = user_service(config, &db)?;
+        let wake = Dispatcher::wake_signal();
+        let users = users.with_outbox_wake({
+            let wake = Arc::clone(&wake);
+            Arc::new(move || wake.notify_one())
+        });
+        let users_for_dispatch = users.clone();
+
         spawn_maintenance(
             db,
             users.clone(),
@@ -209,6 +241,13 @@ impl Application {
             .with_trusted_proxies(config.trusted_proxies.clone())
             .with_cors_origins(config.cors_origins.clone())
             .with_public_url(config.public_url.clone())
+            .with_webhook_allow_private(config.webhook_allow_private)
+            .with_mail_settings(MailSettings::describe(
+                config.smtp_url.as_ref().map(|url| url.expose_secret()),
+                config.mail_from.as_deref(),
+                config.public_url.as_deref(),
+                config.admin_digest_interval,
+            ))
             .with_database_slots(config.pool_size as usize)
             .with_readiness_bound(config.statement_timeout)
             .with_queue_wait(config.connect_timeout)
@@ -223,6 +262,19 @@ impl Application {
             .with_body_timeout(config.body_timeout)
             .with_access_log(config.access_log == AccessLog::On)
             .with_dropped_log_lines(crate::telemetry::dropped_lines);
+        let dispatcher = Dispatcher::start(
+            users_for_dispatch,
+            wake,
+            DispatchOptions {
+                timeout: config.webhook_timeout,
+                retry: RetryPolicy::new(config.webhook_retry_delays.clone()),
+                allow_private: config.webhook_allow_private,
+                poll: crate::dispatcher::POLL,
+                counter: Some(state.delivery_counter()),
+                mailer: mailer(config)?,
+            },
+        )
+        .context("starting the outbox's dispatcher")?;
 
         let listener = TcpListener::bind(&config.bind)
             .with_context(|| format!("cannot listen on {}", config.bind))?;
@@ -241,16 +293,27 @@ impl Application {
                 .shutdown_timeout(10)
                 .listen(listener)?
                 .run();
-        Ok(Self { server, addr })
+        Ok(Self {
+            server,
+            addr,
+            dispatcher: Some(dispatcher),
+        })
     }
 
     /// Serves until SIGTERM or SIGINT, then finishes in-flight requests (10 s at most).
     ///
     /// # Errors
     /// When the server fails.
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(mut self) -> anyhow::Result<()> {
         tracing::info!("listening on http://{}", self.addr);
-        self.server.await.context("serving HTTP")?;
+        let served = self.server.await.context("serving HTTP");
+        // Then the webhook attempts in flight finish and are recorded.
+        if let Some(dispatcher) = self.dispatcher.take() {
+            actix_web::rt::task::spawn_blocking(move || dispatcher.stop())
+                .await
+                .context("stopping the outbox's dispatcher")?;
+        }
+        served?;
         tracing::info!("stopped");
         Ok(())
     }

@@ -322,11 +322,7 @@ pub(crate) async fn create_invitation(
 /// The console's registration page with `code` filled in: `{base}/#/register?invitation=…`.
 #[must_use]
 pub fn invitation_url(base: &str, code: &InvitationCode) -> String {
-    format!(
-        "{}/#/register?invitation={}",
-        base.trim_end_matches('/'),
-        code.expose()
-    )
+    gatehouse_domain::invitation_link(base, code)
 }
 
 fn invitation_query(params: ListInvitationsParams) -> Result<InvitationQuery> {

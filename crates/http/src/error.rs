@@ -341,8 +341,11 @@ impl ApiError {
             DomainError::WrongCurrentPassword => StatusCode::FORBIDDEN,
             DomainError::UserNotFound
             | DomainError::InvitationNotFound
-            | DomainError::SessionNotFound => StatusCode::NOT_FOUND,
-            DomainError::InvalidInvitation => StatusCode::UNPROCESSABLE_ENTITY,
+            | DomainError::SessionNotFound
+            | DomainError::WebhookNotFound => StatusCode::NOT_FOUND,
+            DomainError::InvalidInvitation | DomainError::InvalidUrl(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             DomainError::RegistrationClosed => StatusCode::FORBIDDEN,
             DomainError::LastAdmin(_) => StatusCode::BAD_REQUEST,
             DomainError::InvalidCredentials | DomainError::Unauthenticated => {
@@ -370,6 +373,8 @@ impl ApiError {
             DomainError::UserNotFound => "user_not_found",
             DomainError::InvitationNotFound => "invitation_not_found",
             DomainError::SessionNotFound => "session_not_found",
+            DomainError::WebhookNotFound => "webhook_not_found",
+            DomainError::InvalidUrl(_) => "invalid_url",
             DomainError::InvalidInvitation => "invalid_invitation",
             DomainError::RegistrationClosed => "registration_closed",
             DomainError::LastAdmin(_) => "last_admin",

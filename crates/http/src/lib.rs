@@ -21,6 +21,7 @@ mod rfc3339;
 mod routes;
 mod schemas;
 mod sessions;
+mod webhooks;
 
 use actix_web::body::EitherBody;
 use actix_web::dev::ServiceResponse;
@@ -37,9 +38,10 @@ pub use dto::UserPublic;
 pub use error::{ApiError, FieldError};
 pub use extract::{AdminSession, AdminUser, CurrentUser};
 pub use hashing::{HashingPool, HashingTicket, DEFAULT_HASHING_NICE};
-pub use observe::{sane_request_id, Metrics, MetricsToken, REQUEST_ID};
+pub use observe::{sane_request_id, DeliveryCounter, Metrics, MetricsToken, REQUEST_ID};
 pub use rfc3339::Rfc3339;
 pub use routes::{paths, Endpoint, Verb, ENDPOINTS};
+pub use webhooks::{DeliveryPublic, MailSettings, WebhookPublic, WebhookWithSecret};
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -64,6 +66,10 @@ pub struct AppState {
     readiness: std::sync::Arc<Readiness>,
     /// `GATEHOUSE_PUBLIC_URL`: the console's address, for links (invitations).
     public_url: Option<String>,
+    /// `GATEHOUSE_WEBHOOK_ALLOW_PRIVATE`: whether webhook endpoints may point to loopback,
+    /// private, link-local and other non-public addresses.
+    allow_private_webhooks: bool,
+    mail_settings: std::sync::Arc<MailSettings>,
 }
 
 /// `/readyz`'s bound and whether a probe is still out (see `handlers::readyz`).
@@ -109,6 +115,13 @@ impl AppState {
                 in_flight: std::sync::atomic::AtomicBool::new(false),
             }),
             public_url: None,
+            allow_private_webhooks: false,
+            mail_settings: std::sync::Arc::new(MailSettings::describe(
+                None,
+                None,
+                None,
+                std::time::Duration::from_secs(60),
+            )),
         }
     }
 
@@ -118,6 +131,28 @@ impl AppState {
     pub fn with_public_url(mut self, url: Option<String>) -> Self {
         self.public_url = url.map(|u| u.trim_end_matches('/').to_owned());
         self
+    }
+
+    /// Lets webhook endpoints point to loopback, private, link-local and other non-public
+    /// addresses (`GATEHOUSE_WEBHOOK_ALLOW_PRIVATE=true`: a receiver on the same machine or
+    /// network); refused with 422 `invalid_url` by default.
+    #[must_use]
+    pub fn with_webhook_allow_private(mut self, allow: bool) -> Self {
+        self.allow_private_webhooks = allow;
+        self
+    }
+
+    /// What `GET /settings/mail` shows (see [`MailSettings::describe`]; nothing
+    /// configured by default).
+    #[must_use]
+    pub fn with_mail_settings(mut self, settings: MailSettings) -> Self {
+        self.mail_settings = std::sync::Arc::new(settings);
+        self
+    }
+
+    /// How mail is configured.
+    pub(crate) fn mail_settings(&self) -> &MailSettings {
+        &self.mail_settings
     }
 
     /// The console's address, without a trailing slash.
@@ -141,6 +176,13 @@ impl AppState {
     pub fn with_access_log(mut self, on: bool) -> Self {
         self.access_log = on;
         self
+    }
+
+    /// The counter of webhook attempts (`gatehouse_webhook_deliveries_total`) on this
+    /// app's metrics, for the outbox's dispatcher.
+    #[must_use]
+    pub fn delivery_counter(&self) -> DeliveryCounter {
+        self.metrics.delivery_counter()
     }
 
     /// Where `/metrics` reads how many log lines the log writer dropped.

@@ -93,7 +93,40 @@ pub struct Metrics {
     hashing_wait: Histogram,
     users: IntGaugeVec,
     database_up: IntGauge,
+    deliveries: IntCounterVec,
+    mails: IntCounterVec,
+    outbox_pending: IntGauge,
+    mail_pending: IntGauge,
+    outbox_oldest_due: prometheus::Gauge,
     dropped_log_lines: std::sync::Arc<std::sync::OnceLock<fn() -> u64>>,
+}
+
+/// Counts the outbox dispatcher's attempts by outcome (`gatehouse_webhook_deliveries_total`);
+/// a handle on the app's registry, for the dispatcher, which runs beside the app.
+#[derive(Clone)]
+pub struct DeliveryCounter {
+    deliveries: IntCounterVec,
+    mails: IntCounterVec,
+}
+
+impl std::fmt::Debug for DeliveryCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DeliveryCounter")
+    }
+}
+
+impl DeliveryCounter {
+    /// One attempt ended `outcome`: `delivered`, `retrying` (a failure with a retry
+    /// scheduled), `failed` (no retry left), `gone` (410: the endpoint was disabled) or
+    /// `refused` (the address is not allowed).
+    pub fn count(&self, outcome: &str) {
+        self.deliveries.with_label_values(&[outcome]).inc();
+    }
+
+    /// One mail attempt ended `outcome`: `sent`, `retrying` or `failed`.
+    pub fn count_mail(&self, outcome: &str) {
+        self.mails.with_label_values(&[outcome]).inc();
+    }
 }
 
 /// `gatehouse_log_lines_dropped_total`, read at scrape time from the log writer's own
@@ -196,8 +229,43 @@ impl Metrics {
         registry.register(Box::new(refreshes.clone()))?;
         registry.register(Box::new(hashing_queued.clone()))?;
         registry.register(Box::new(hashing_wait.clone()))?;
+        let deliveries = IntCounterVec::new(
+            Opts::new(
+                "gatehouse_webhook_deliveries_total",
+                "Webhook delivery attempts of this instance by outcome: delivered, retrying \
+                 (failed, a retry is scheduled), failed (no retry left), gone (the receiver \
+                 answered 410; the endpoint was disabled).",
+            ),
+            &["outcome"],
+        )?;
+        let mails = IntCounterVec::new(
+            Opts::new(
+                "gatehouse_mails_total",
+                "Mail attempts of this instance by outcome: sent, retrying (failed, a retry is \
+                 scheduled), failed (no retry left).",
+            ),
+            &["outcome"],
+        )?;
+        let mail_pending = IntGauge::new(
+            "gatehouse_mail_pending",
+            "Mails waiting to be sent, read at scrape time.",
+        )?;
+        let outbox_pending = IntGauge::new(
+            "gatehouse_outbox_pending",
+            "Webhook deliveries waiting to be made (due or scheduled), read at scrape time.",
+        )?;
+        let outbox_oldest_due = prometheus::Gauge::new(
+            "gatehouse_outbox_oldest_due_seconds",
+            "How long the oldest due webhook delivery has waited, read at scrape time (0 \
+             when none is due).",
+        )?;
         registry.register(Box::new(users.clone()))?;
         registry.register(Box::new(database_up.clone()))?;
+        registry.register(Box::new(deliveries.clone()))?;
+        registry.register(Box::new(outbox_pending.clone()))?;
+        registry.register(Box::new(mails.clone()))?;
+        registry.register(Box::new(mail_pending.clone()))?;
+        registry.register(Box::new(outbox_oldest_due.clone()))?;
         let dropped_log_lines = std::sync::Arc::new(std::sync::OnceLock::new());
         registry.register(Box::new(DroppedLogLines {
             desc: prometheus::core::Desc::new(
@@ -223,8 +291,22 @@ impl Metrics {
             hashing_wait,
             users,
             database_up,
+            deliveries,
+            mails,
+            outbox_pending,
+            mail_pending,
+            outbox_oldest_due,
             dropped_log_lines,
         })
+    }
+
+    /// The counter the outbox dispatcher counts its attempts with.
+    #[must_use]
+    pub fn delivery_counter(&self) -> DeliveryCounter {
+        DeliveryCounter {
+            deliveries: self.deliveries.clone(),
+            mails: self.mails.clone(),
+        }
     }
 
     /// Where `gatehouse_log_lines_dropped_total` reads its count (the first call wins).
@@ -414,11 +496,28 @@ pub(crate) async fn metrics(
         }
     }
     let users = state.users.clone();
-    let counts: Result<Vec<(UserStatus, u64)>, ApiError> =
-        state.blocking(move || users.user_counts()).await;
+    let counts: Result<_, ApiError> = state
+        .blocking(move || {
+            Ok((
+                users.user_counts()?,
+                users.outbox_backlog()?,
+                users.mail_backlog()?,
+            ))
+        })
+        .await;
     let metrics = &state.metrics;
     match counts {
-        Ok(counts) => {
+        Ok((counts, (pending, oldest_due), mails)) => {
+            metrics
+                .mail_pending
+                .set(i64::try_from(mails).unwrap_or(i64::MAX));
+            metrics
+                .outbox_pending
+                .set(i64::try_from(pending).unwrap_or(i64::MAX));
+            metrics.outbox_oldest_due.set(oldest_due.map_or(0.0, |due| {
+                (gatehouse_domain::now() - due).num_milliseconds().max(0) as f64 / 1000.0
+            }));
+            let counts: Vec<(UserStatus, u64)> = counts;
             metrics.database_up.set(1);
             for (status, count) in counts {
                 metrics

@@ -14,11 +14,13 @@ use utoipa::{Modify, OpenApi};
 use crate::handlers::OpenApiJson;
 use crate::routes::ENDPOINTS;
 use crate::schemas::{
-    AuditActionName, Count, EmailInput, EmailTaken, Forbidden, FreeTextInput, GrantType,
-    InvalidInvitation, InvitationCodeInput, InvitationNotFound, InvitationStatusName, Jwk, JwkSet,
-    LastAdmin, NewPassword, NotPending, PayloadTooLarge, RegistrationRefused, RequestTimeout,
-    SessionNotFound, Timestamp, TooManyRequests, Unauthorized, Unavailable, UnsupportedMediaType,
-    UserIdSchema, UserNotFound, UserStatusName, UsersNotFound, ValidationFailed,
+    AuditActionName, Count, DeliveryStatusName, EmailInput, EmailTaken, Forbidden, FreeTextInput,
+    GrantType, InvalidInvitation, InvalidWebhookUrl, InvitationCodeInput, InvitationNotFound,
+    InvitationStatusName, Jwk, JwkSet, LastAdmin, NewPassword, NotPending, PayloadTooLarge,
+    RegistrationRefused, RequestTimeout, SessionNotFound, Timestamp, TooManyRequests, Unauthorized,
+    Unavailable, UnsupportedMediaType, UserIdSchema, UserNotFound, UserStatusName, UsersNotFound,
+    ValidationFailed, WebhookEventName, WebhookEvents, WebhookNotFound, WebhookSecretText,
+    WebhookUrlInput,
 };
 
 /// The name of the bearer-token security scheme in the document.
@@ -58,6 +60,12 @@ pub(crate) const METRICS_TOKEN: &str = "metrics_token";
             InvitationCodeInput,
             InvitationStatusName,
             crate::approval::DecisionName,
+            WebhookUrlInput,
+            WebhookEventName,
+            WebhookEvents,
+            WebhookSecretText,
+            DeliveryStatusName,
+            crate::webhooks::MailSettings,
         ),
         responses(
             LastAdmin,
@@ -77,6 +85,8 @@ pub(crate) const METRICS_TOKEN: &str = "metrics_token";
             SessionNotFound,
             RegistrationRefused,
             InvalidInvitation,
+            WebhookNotFound,
+            InvalidWebhookUrl,
         )
     ),
     modifiers(&RouteTable, &BearerScheme),
@@ -84,6 +94,7 @@ pub(crate) const METRICS_TOKEN: &str = "metrics_token";
         (name = "auth", description = "Registration, login and the signed-in user's account"),
         (name = "admin", description = "User administration, the approval queue and the audit log (admins only)"),
         (name = "invitations", description = "Invitations that let people register without waiting for approval (admins only)"),
+        (name = "webhooks", description = "Webhook endpoints that are sent events (user changes) as they happen, and their deliveries logs (admins only)"),
         (name = "sessions", description = "Sessions: refreshing tokens, and the sessions a user and an admin see and end"),
         (name = "service", description = "Probes, metrics and public keys for operators and other services"),
         (name = "docs", description = "This document (shown as a page for people at `/docs`)"),

@@ -16,7 +16,7 @@ use utoipa::openapi::RefOr;
 
 use crate::assets::{Asset, ASSETS};
 use crate::error::ApiError;
-use crate::{approval, handlers, observe, sessions};
+use crate::{approval, handlers, observe, sessions, webhooks};
 
 /// A method, as OpenAPI names them (the API uses `GET`, `POST`, `PUT` and `DELETE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -191,6 +191,15 @@ pub const ENDPOINTS: &[Endpoint] = &[
     endpoint!(approval::list_invitations),
     endpoint!(approval::get_invitation),
     endpoint!(approval::revoke_invitation),
+    endpoint!(webhooks::create_webhook),
+    endpoint!(webhooks::list_webhooks),
+    endpoint!(webhooks::get_webhook),
+    endpoint!(webhooks::update_webhook),
+    endpoint!(webhooks::delete_webhook),
+    endpoint!(webhooks::rotate_webhook_secret),
+    endpoint!(webhooks::test_webhook),
+    endpoint!(webhooks::webhook_deliveries),
+    endpoint!(webhooks::mail_settings),
     endpoint!(handlers::openapi_json),
 ];
 

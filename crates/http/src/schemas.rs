@@ -12,12 +12,13 @@
 
 use std::borrow::Cow;
 
-use gatehouse_domain::{AuditAction, FreeText, Password, UserStatus};
+use gatehouse_domain::{AuditAction, DeliveryStatus, EventType, FreeText, Password, UserStatus};
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{
-    AdditionalProperties, KnownFormat, ObjectBuilder, OneOfBuilder, Ref, Schema, SchemaFormat, Type,
+    AdditionalProperties, ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Ref, Schema,
+    SchemaFormat, Type,
 };
 use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToResponse, ToSchema};
@@ -219,6 +220,126 @@ impl PartialSchema for AuditActionName {
     }
 }
 
+/// A webhook endpoint's address as an admin sends it.
+pub(crate) struct WebhookUrlInput;
+named_schema!(WebhookUrlInput, "WebhookUrl");
+
+impl PartialSchema for WebhookUrlInput {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(2048))
+            .description(Some(
+                "An absolute `http` or `https` URL with a host and no credentials \
+                 (`user:pass@` is refused), at most 2048 **bytes** once trimmed; stored \
+                 normalised as a browser would (`http://2130706433/` is \
+                 `http://127.0.0.1/`). Unless the server runs with \
+                 `GATEHOUSE_WEBHOOK_ALLOW_PRIVATE=true`, its host must be public: a literal \
+                 loopback, private, link-local, shared, documentation, multicast or \
+                 otherwise reserved address (IPv4 or IPv6, IPv4 inside IPv6 judged as \
+                 IPv4), `localhost` and its subdomains are refused, and a name must resolve, \
+                 only to public addresses. Anything else: 422 `invalid_url`.",
+            ))
+            .examples(["https://hooks.example.com/gatehouse"])
+            .into()
+    }
+}
+
+/// Every event type's name (the domain's list).
+fn event_type_names() -> impl Iterator<Item = &'static str> {
+    EventType::ALL.iter().map(|t| t.as_str())
+}
+
+/// An event type, or `*` for all of them, as an endpoint's `events` lists them.
+pub(crate) struct WebhookEventName;
+named_schema!(WebhookEventName, "WebhookEventName");
+
+impl PartialSchema for WebhookEventName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(std::iter::once("*").chain(event_type_names())))
+            .description(Some("An event type, or `*` (alone) for every one"))
+            .into()
+    }
+}
+
+/// A subscription as an admin sends it: `["*"]`, or one or more event types (repeats are
+/// taken once).
+pub(crate) struct WebhookEvents;
+named_schema!(WebhookEvents, "WebhookEvents");
+
+impl PartialSchema for WebhookEvents {
+    fn schema() -> RefOr<Schema> {
+        let everything = ArrayBuilder::new()
+            .items(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["*"])),
+            )
+            .min_items(Some(1))
+            .max_items(Some(1))
+            .description(Some("Every event type, including types added later"));
+        let some = ArrayBuilder::new()
+            .items(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(event_type_names())),
+            )
+            .min_items(Some(1))
+            .description(Some("These event types (a repeated one is taken once)"));
+        OneOfBuilder::new()
+            .item(everything)
+            .item(some)
+            .description(Some(
+                "`[\"*\"]`, or one or more event types. Empty, an unknown type, or `*` \
+                 beside anything: 422 `validation_error` on `events`.",
+            ))
+            .examples([serde_json::json!(["user.registered", "user.approved"])])
+            .into()
+    }
+}
+
+/// A webhook signing secret.
+pub(crate) struct WebhookSecretText;
+named_schema!(WebhookSecretText, "WebhookSecret");
+
+impl PartialSchema for WebhookSecretText {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^whsec_[A-Za-z0-9+/]{43}=$"))
+            .description(Some(
+                "`whsec_` and the base64 (standard alphabet, padded) of 32 random bytes. \
+                 Deliveries carry `webhook-signature: v1,<base64 of HMAC-SHA256 over \
+                 \"{webhook-id}.{webhook-timestamp}.{body}\">`, keyed with the \
+                 base64-decoded part after `whsec_` (the Standard Webhooks scheme).",
+            ))
+            .into()
+    }
+}
+
+/// Where a webhook delivery stands: the domain's list.
+pub(crate) struct DeliveryStatusName;
+named_schema!(DeliveryStatusName, "DeliveryStatus");
+
+impl PartialSchema for DeliveryStatusName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(
+                [
+                    DeliveryStatus::Pending,
+                    DeliveryStatus::Delivered,
+                    DeliveryStatus::Failed,
+                ]
+                .map(DeliveryStatus::as_str),
+            ))
+            .into()
+    }
+}
+
 /// The OAuth2 `grant_type` of the login form: only the password grant.
 pub(crate) struct GrantType;
 named_schema!(GrantType, "GrantType");
@@ -385,6 +506,17 @@ error_response!(
     "`invitation_not_found`: no invitation has this id"
 );
 error_response!(
+    WebhookNotFound,
+    "`webhook_not_found`: no webhook endpoint has this id"
+);
+error_response!(
+    InvalidWebhookUrl,
+    "`invalid_url`: `url` is not an `http` or `https` URL with a host, carries \
+     credentials, or points to a loopback, private, link-local or otherwise non-public \
+     address (the detail says which); or `validation_error` (with `errors`) for another \
+     field, the id or the body, `invalid_json` for a body that is not JSON"
+);
+error_response!(
     RegistrationRefused,
     "`registration_closed`: the registration mode (`GATEHOUSE_REGISTRATION`) does not let \
      this registration in (`invite_only` without an invitation, `closed`)"
@@ -506,6 +638,17 @@ pub(crate) enum SessionIdErrors {
 pub(crate) enum UserIdErrors {
     #[response(status = 404)]
     UserNotFound(#[ref_response] UserNotFound),
+    #[response(status = 422)]
+    ValidationFailed(#[ref_response] ValidationFailed),
+}
+
+/// An operation on `/api/auth/webhooks/{id}`: an id that is not one is 422, one no
+/// endpoint has is 404.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum WebhookIdErrors {
+    #[response(status = 404)]
+    WebhookNotFound(#[ref_response] WebhookNotFound),
     #[response(status = 422)]
     ValidationFailed(#[ref_response] ValidationFailed),
 }

@@ -3,14 +3,17 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use gatehouse_domain::{
-    AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, FoundRefreshToken,
-    Invitation, InvitationQuery, InvitationStatus, Listing, NewAuditEntry, NewInvitation,
-    NewSession, NewUser, Page, SessionQuery, SessionState, StoredSession, User, UserId, UserQuery,
-    UserRepo, UserStatus,
+    Attempt, AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Delivery, DueDelivery,
+    DueMail, Email, Error, FoundRefreshToken, Invitation, InvitationQuery, InvitationStatus,
+    Listing, NewAuditEntry, NewEvent, NewInvitation, NewMail, NewSession, NewUser, NewWebhook,
+    Page, PageQuery, SessionQuery, SessionState, StoredSession, User, UserId, UserQuery, UserRepo,
+    UserStatus, Webhook,
 };
 
 use crate::conn::AnyConnection;
 use crate::errors::from_diesel;
+use crate::mails;
+use crate::outbox;
 use crate::rows::{
     session_state, AuditRow, CounterRow, InvitationRow, NewUserRow, SessionRow, SessionStateRow,
     UserChangeset, UserRow, INVITATION_COLUMNS, SESSION_COLUMNS, USER_COLUMNS,
@@ -31,7 +34,8 @@ fn to_user(row: UserRow) -> Result<User, Error> {
     User::try_from(row)
 }
 
-fn count(n: i64) -> u64 {
+/// A stored count as the domain's (a negative one, impossible, as 0).
+pub(crate) fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
@@ -155,7 +159,7 @@ fn invitations_filtered(
 
 /// `LIMIT`/`OFFSET` values for a page, `None` for every row from the first. SQLite has no
 /// OFFSET without LIMIT, so "no limit" with an offset is the largest limit.
-fn page_bounds(limit: Option<u64>, offset: u64) -> Option<(i64, i64)> {
+pub(crate) fn page_bounds(limit: Option<u64>, offset: u64) -> Option<(i64, i64)> {
     (offset > 0 || limit.is_some()).then(|| {
         let limit = limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
         (limit, i64::try_from(offset).unwrap_or(i64::MAX))
@@ -1014,6 +1018,95 @@ impl UserRepo for SqlUserRepo<'_> {
         each_row(self.conn, select, query.limit, &mut |row: AuditRow| {
             into.item(AuditEntry::try_from(row)?)
         })
+    }
+
+    // The webhook outbox: see `outbox.rs`.
+
+    fn insert_webhook(&mut self, new: &NewWebhook) -> Result<Webhook, Error> {
+        outbox::insert_webhook(self.conn, new)
+    }
+
+    fn find_webhook(&mut self, id: i64) -> Result<Option<Webhook>, Error> {
+        outbox::find_webhook(self.conn, id)
+    }
+
+    fn list_webhooks(&mut self, query: &PageQuery) -> Result<Page<Webhook>, Error> {
+        outbox::list_webhooks(self.conn, query)
+    }
+
+    fn save_webhook(&mut self, webhook: &Webhook) -> Result<bool, Error> {
+        outbox::save_webhook(self.conn, webhook)
+    }
+
+    fn delete_webhook(&mut self, id: i64) -> Result<bool, Error> {
+        outbox::delete_webhook(self.conn, id)
+    }
+
+    fn append_event(&mut self, event: &NewEvent) -> Result<u64, Error> {
+        outbox::append_event(self.conn, event)
+    }
+
+    fn list_deliveries(
+        &mut self,
+        webhook: i64,
+        query: &PageQuery,
+    ) -> Result<Page<Delivery>, Error> {
+        outbox::list_deliveries(self.conn, webhook, query)
+    }
+
+    fn claim_deliveries(
+        &mut self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<DueDelivery>, Error> {
+        outbox::claim_deliveries(self.conn, now, lease_until, limit)
+    }
+
+    fn record_attempt(&mut self, id: i64, attempt: &Attempt) -> Result<bool, Error> {
+        outbox::record_attempt(self.conn, id, attempt)
+    }
+
+    fn outbox_backlog(
+        &mut self,
+        now: DateTime<Utc>,
+    ) -> Result<(u64, Option<DateTime<Utc>>), Error> {
+        outbox::outbox_backlog(self.conn, now)
+    }
+
+    fn prune_events(&mut self, before: DateTime<Utc>) -> Result<u64, Error> {
+        outbox::prune_events(self.conn, before)
+    }
+
+    // The mail outbox and the settings: see `mails.rs`.
+
+    fn append_mail(&mut self, mail: &NewMail) -> Result<(), Error> {
+        mails::append_mail(self.conn, mail)
+    }
+
+    fn claim_mails(
+        &mut self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<DueMail>, Error> {
+        mails::claim_mails(self.conn, now, lease_until, limit)
+    }
+
+    fn record_mail_attempt(&mut self, id: i64, attempt: &Attempt) -> Result<bool, Error> {
+        mails::record_mail_attempt(self.conn, id, attempt)
+    }
+
+    fn mail_backlog(&mut self) -> Result<u64, Error> {
+        mails::mail_backlog(self.conn)
+    }
+
+    fn setting(&mut self, name: &str) -> Result<Option<String>, Error> {
+        mails::setting(self.conn, name)
+    }
+
+    fn put_setting(&mut self, name: &str, value: &str) -> Result<(), Error> {
+        mails::put_setting(self.conn, name, value)
     }
 
     fn prune(&mut self, now: DateTime<Utc>, idle_before: DateTime<Utc>) -> Result<u64, Error> {

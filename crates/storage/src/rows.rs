@@ -3,10 +3,11 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use gatehouse_domain::{
-    Email, Error, Invitation, NewUser, PasswordHash, SessionState, StoredSession, User, UserId,
+    Delivery, DeliveryStatus, DueDelivery, Email, Error, EventFilter, Invitation, NewUser,
+    PasswordHash, SessionState, StoredSession, User, UserId, Webhook, WebhookSecret,
 };
 
-use crate::schema::{invitations, sessions, users};
+use crate::schema::{events, invitations, sessions, users, webhook_deliveries, webhooks};
 use crate::stored_time::StoredTime;
 
 #[derive(Debug, Queryable, Selectable)]
@@ -377,4 +378,171 @@ pub(crate) fn session_state(row: SessionStateRow) -> Option<SessionState> {
         idle_expires_at: idle_expires_at?.0.and_utc(),
         expires_at: expires_at?.0.and_utc(),
     })
+}
+
+/// A webhook endpoint as stored (`updated_at` left out: the domain has no use for it).
+#[derive(Debug, Queryable)]
+pub(crate) struct WebhookRow {
+    id: i64,
+    url: String,
+    events: String,
+    description: Option<String>,
+    secret: String,
+    active: bool,
+    created_at: StoredTime,
+}
+
+/// [`WebhookRow`]'s columns, for `SELECT` and `RETURNING`.
+pub(crate) const WEBHOOK_COLUMNS: (
+    webhooks::id,
+    webhooks::url,
+    webhooks::events,
+    webhooks::description,
+    webhooks::secret,
+    webhooks::active,
+    webhooks::created_at,
+) = (
+    webhooks::id,
+    webhooks::url,
+    webhooks::events,
+    webhooks::description,
+    webhooks::secret,
+    webhooks::active,
+    webhooks::created_at,
+);
+
+impl From<WebhookRow> for Webhook {
+    fn from(row: WebhookRow) -> Self {
+        Webhook {
+            id: row.id,
+            url: row.url,
+            events: EventFilter::from_stored(&row.events),
+            description: row.description,
+            active: row.active,
+            created_at: row.created_at.0.and_utc(),
+            secret: WebhookSecret::from_stored(row.secret),
+        }
+    }
+}
+
+/// A delivery as the log shows it, with its event's type.
+#[derive(Debug, Queryable)]
+pub(crate) struct DeliveryRow {
+    id: i64,
+    webhook_id: i64,
+    event_id: String,
+    event_type: String,
+    status: String,
+    attempts: i64,
+    last_attempt_at: Option<StoredTime>,
+    last_status_code: Option<i64>,
+    last_error: Option<String>,
+    next_attempt_at: Option<StoredTime>,
+    created_at: StoredTime,
+}
+
+/// [`DeliveryRow`]'s columns (deliveries joined to their events).
+pub(crate) const DELIVERY_COLUMNS: (
+    webhook_deliveries::id,
+    webhook_deliveries::webhook_id,
+    webhook_deliveries::event_id,
+    events::event_type,
+    webhook_deliveries::status,
+    webhook_deliveries::attempts,
+    webhook_deliveries::last_attempt_at,
+    webhook_deliveries::last_status_code,
+    webhook_deliveries::last_error,
+    webhook_deliveries::next_attempt_at,
+    webhook_deliveries::created_at,
+) = (
+    webhook_deliveries::id,
+    webhook_deliveries::webhook_id,
+    webhook_deliveries::event_id,
+    events::event_type,
+    webhook_deliveries::status,
+    webhook_deliveries::attempts,
+    webhook_deliveries::last_attempt_at,
+    webhook_deliveries::last_status_code,
+    webhook_deliveries::last_error,
+    webhook_deliveries::next_attempt_at,
+    webhook_deliveries::created_at,
+);
+
+/// A stored attempt count as the domain's.
+fn attempts(n: i64) -> Result<u32, Error> {
+    u32::try_from(n).map_err(|e| Error::internal("stored delivery attempts", e))
+}
+
+impl TryFrom<DeliveryRow> for Delivery {
+    type Error = Error;
+
+    fn try_from(row: DeliveryRow) -> Result<Self, Error> {
+        Ok(Delivery {
+            id: row.id,
+            webhook_id: row.webhook_id,
+            event_id: row.event_id,
+            event_type: row.event_type,
+            status: DeliveryStatus::parse(&row.status).ok_or_else(|| {
+                Error::internal("stored delivery status", format!("{:?}", row.status))
+            })?,
+            attempts: attempts(row.attempts)?,
+            last_attempt_at: row.last_attempt_at.map(|at| at.0.and_utc()),
+            last_status_code: row
+                .last_status_code
+                .map(u16::try_from)
+                .transpose()
+                .map_err(|e| Error::internal("stored delivery status code", e))?,
+            last_error: row.last_error,
+            next_attempt_at: row.next_attempt_at.map(|at| at.0.and_utc()),
+            created_at: row.created_at.0.and_utc(),
+        })
+    }
+}
+
+/// A claimed delivery with what its attempt needs: its endpoint's address and secret, its
+/// event's payload.
+#[derive(Debug, Queryable)]
+pub(crate) struct DueRow {
+    id: i64,
+    webhook_id: i64,
+    url: String,
+    secret: String,
+    event_id: String,
+    payload: String,
+    attempts: i64,
+}
+
+/// [`DueRow`]'s columns (deliveries joined to their endpoints and events).
+pub(crate) const DUE_COLUMNS: (
+    webhook_deliveries::id,
+    webhook_deliveries::webhook_id,
+    webhooks::url,
+    webhooks::secret,
+    webhook_deliveries::event_id,
+    events::payload,
+    webhook_deliveries::attempts,
+) = (
+    webhook_deliveries::id,
+    webhook_deliveries::webhook_id,
+    webhooks::url,
+    webhooks::secret,
+    webhook_deliveries::event_id,
+    events::payload,
+    webhook_deliveries::attempts,
+);
+
+impl TryFrom<DueRow> for DueDelivery {
+    type Error = Error;
+
+    fn try_from(row: DueRow) -> Result<Self, Error> {
+        Ok(DueDelivery {
+            id: row.id,
+            webhook_id: row.webhook_id,
+            url: row.url,
+            secret: WebhookSecret::from_stored(row.secret),
+            event_id: row.event_id,
+            payload: row.payload,
+            attempts: attempts(row.attempts)?,
+        })
+    }
 }

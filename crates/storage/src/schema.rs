@@ -132,3 +132,78 @@ diesel::table! {
         n -> BigInt,
     }
 }
+
+diesel::table! {
+    /// Webhook endpoints (the notifications issue).
+    webhooks (id) {
+        id -> BigInt,
+        url -> Text,
+        /// `EventFilter::to_stored`: `*`, or the names between commas (`,a,b,`).
+        events -> Text,
+        description -> Nullable<Text>,
+        secret -> Text,
+        active -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Events by message id (`msg_…`), written with the change that raised them.
+    events (id) {
+        id -> Text,
+        #[sql_name = "type"]
+        event_type -> Text,
+        payload -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// One event's delivery to one endpoint.
+    webhook_deliveries (id) {
+        id -> BigInt,
+        webhook_id -> BigInt,
+        event_id -> Text,
+        /// `pending`, `delivered` or `failed` (`DeliveryStatus::as_str`).
+        status -> Text,
+        attempts -> BigInt,
+        next_attempt_at -> Nullable<Timestamp>,
+        /// A dispatcher's claim on a pending delivery runs until then.
+        claimed_until -> Nullable<Timestamp>,
+        last_attempt_at -> Nullable<Timestamp>,
+        last_status_code -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
+diesel::joinable!(webhook_deliveries -> events (event_id));
+
+// A delivery is listed with its event's type, and claimed with its endpoint and payload.
+diesel::allow_tables_to_appear_in_same_query!(webhooks, events, webhook_deliveries);
+
+diesel::table! {
+    /// Mail queued with the change that causes it (the notifications issue).
+    mails (id) {
+        id -> BigInt,
+        /// `MailKind::as_str`.
+        kind -> Text,
+        recipient -> Text,
+        subject -> Text,
+        body -> Text,
+        /// `pending`, `sent` or `failed`.
+        status -> Text,
+        attempts -> BigInt,
+        next_attempt_at -> Nullable<Timestamp>,
+        /// A dispatcher's claim on a pending mail runs until then.
+        claimed_until -> Nullable<Timestamp>,
+        last_attempt_at -> Nullable<Timestamp>,
+        /// The last SMTP reply's code.
+        last_status_code -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+    }
+}

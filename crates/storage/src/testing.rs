@@ -385,6 +385,105 @@ impl Database {
     }
 }
 
+/// A row of the `mails` table, every column, as [`Database::stored_mails`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMail {
+    /// `id`.
+    pub id: i64,
+    /// `kind` (`MailKind::as_str`).
+    pub kind: String,
+    /// `recipient`.
+    pub recipient: String,
+    /// `subject`.
+    pub subject: String,
+    /// `body`.
+    pub body: String,
+    /// `status`: `pending`, `sent` or `failed`.
+    pub status: String,
+    /// `attempts`.
+    pub attempts: i64,
+    /// `next_attempt_at`.
+    pub next_attempt_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// `claimed_until`.
+    pub claimed_until: Option<chrono::DateTime<chrono::Utc>>,
+    /// `last_attempt_at`.
+    pub last_attempt_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// `last_status_code`.
+    pub last_status_code: Option<i64>,
+    /// `last_error`.
+    pub last_error: Option<String>,
+    /// `created_at`.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// `sent_at`.
+    pub sent_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Rows read past the repository, for columns no port reads.
+impl Database {
+    /// Every row of `mails`, by id.
+    pub fn stored_mails(&self) -> Vec<StoredMail> {
+        use crate::schema::mails;
+        use crate::stored_time::StoredTime;
+        use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
+        type Row = (
+            i64,
+            String,
+            String,
+            String,
+            String,
+            String,
+            i64,
+            Option<StoredTime>,
+            Option<StoredTime>,
+            Option<StoredTime>,
+            Option<i64>,
+            Option<String>,
+            StoredTime,
+            Option<StoredTime>,
+        );
+        let utc = |at: Option<StoredTime>| at.map(|at| at.0.and_utc());
+        let mut conn = self.connection().expect("a connection");
+        mails::table
+            .order(mails::id.asc())
+            .select((
+                mails::id,
+                mails::kind,
+                mails::recipient,
+                mails::subject,
+                mails::body,
+                mails::status,
+                mails::attempts,
+                mails::next_attempt_at,
+                mails::claimed_until,
+                mails::last_attempt_at,
+                mails::last_status_code,
+                mails::last_error,
+                mails::created_at,
+                mails::sent_at,
+            ))
+            .load::<Row>(&mut *conn)
+            .expect("the mails")
+            .into_iter()
+            .map(|r| StoredMail {
+                id: r.0,
+                kind: r.1,
+                recipient: r.2,
+                subject: r.3,
+                body: r.4,
+                status: r.5,
+                attempts: r.6,
+                next_attempt_at: utc(r.7),
+                claimed_until: utc(r.8),
+                last_attempt_at: utc(r.9),
+                last_status_code: r.10,
+                last_error: r.11,
+                created_at: r.12 .0.and_utc(),
+                sent_at: utc(r.13),
+            })
+            .collect()
+    }
+}
+
 /// One column of a table as the migrated database describes it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct DatabaseColumn {

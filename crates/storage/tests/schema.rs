@@ -26,13 +26,22 @@ const NOT_IN_SCHEMA: &[(&str, &str)] = &[
 /// A column as `schema.rs` declares it: (nullable, diesel type).
 type Declared = BTreeMap<(String, String), (bool, String)>;
 
-/// Reads the `diesel::table!` blocks of `schema.rs`: `name (key) { column -> Type, … }`.
+/// Reads the `diesel::table!` blocks of `schema.rs`: `name (key) { column -> Type, … }`,
+/// a column renamed with `#[sql_name = "…"]` (a Rust keyword, `type`) under its SQL name.
 fn declared() -> Declared {
     let source = include_str!("../src/schema.rs");
     let mut columns = Declared::new();
     let mut table: Option<String> = None;
+    let mut sql_name: Option<String> = None;
     for line in source.lines().map(str::trim) {
         if line.starts_with("//") || line.starts_with("///") {
+            continue;
+        }
+        if let Some(name) = line
+            .strip_prefix("#[sql_name = \"")
+            .and_then(|rest| rest.strip_suffix("\"]"))
+        {
+            sql_name = Some(name.to_owned());
             continue;
         }
         match &table {
@@ -55,10 +64,8 @@ fn declared() -> Declared {
                         Some(inner) => (true, inner),
                         None => (false, sql_type),
                     };
-                    columns.insert(
-                        (name.clone(), column.to_owned()),
-                        (nullable, sql_type.to_owned()),
-                    );
+                    let column = sql_name.take().unwrap_or_else(|| column.to_owned());
+                    columns.insert((name.clone(), column), (nullable, sql_type.to_owned()));
                 }
             }
         }
@@ -134,15 +141,24 @@ fn the_schema_reader_sees_every_table() {
         [
             "audit_log",
             "device_tokens",
+            "events",
             "invitations",
+            "mails",
             "refresh_tokens",
             "sessions",
             "settings",
             "signing_keys",
             "throttle_counters",
             "user_tallies",
-            "users"
+            "users",
+            "webhook_deliveries",
+            "webhooks"
         ]
+    );
+    // A column named by a Rust keyword is read under its SQL name.
+    assert_eq!(
+        declared[&("events".to_owned(), "type".to_owned())],
+        (false, "Text".to_owned())
     );
     assert_eq!(
         declared[&("users".to_owned(), "email_skeleton".to_owned())],

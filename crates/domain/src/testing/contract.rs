@@ -6,10 +6,12 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::{
-    AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, InvitationCode,
-    InvitationQuery, InvitationStatus, Listing, NewAuditEntry, NewInvitation, NewSession, NewUser,
-    PasswordHash, SessionQuery, SessionState, StoredSession, User, UserId, UserQuery, UserStatus,
-    UserStore, UserStoreExt,
+    Attempt, AttemptNext, AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Delivery,
+    DeliveryStatus, DueDelivery, DueMail, Email, Error, EventFilter, EventType, InvitationCode,
+    InvitationQuery, InvitationStatus, Listing, MailKind, NewAuditEntry, NewEvent, NewInvitation,
+    NewMail, NewSession, NewUser, NewWebhook, PageQuery, PasswordHash, SessionQuery, SessionState,
+    StoredSession, User, UserId, UserQuery, UserStatus, UserStore, UserStoreExt, Webhook,
+    WebhookSecret, WebhookUrl,
 };
 
 /// Expands to one `#[test]` per contract check, each on a store built by `$make`: an
@@ -69,6 +71,19 @@ macro_rules! user_store_contract_tests {
             invitation_uses_stop_at_the_limit,
             a_one_use_invitation_admits_one_of_sixteen_racing_registrations,
             invitations_list_newest_first_by_status_at_a_moment,
+            webhooks_round_trip,
+            events_go_to_active_subscribed_endpoints,
+            a_rolled_back_change_leaves_no_event,
+            claims_take_due_deliveries_once_per_lease,
+            eight_dispatchers_claim_each_delivery_once,
+            attempts_are_recorded_and_release_the_claim,
+            deliveries_go_with_their_endpoint_and_settled_events_are_pruned,
+            mails_round_trip_through_a_claim,
+            a_rolled_back_change_leaves_no_mail,
+            mail_claims_take_due_mails_once_per_lease,
+            eight_dispatchers_claim_each_mail_once,
+            mail_attempts_are_recorded_and_release_the_claim,
+            settings_are_read_written_and_replaced,
         );
     };
     (@tests $attrs:tt $make:tt; $($check:ident),+ $(,)?) => {
@@ -1830,4 +1845,1025 @@ pub fn invitations_list_newest_first_by_status_at_a_moment(store: &dyn UserStore
         .read_with(|repo| repo.list_invitations(&later, now + Duration::days(8)))
         .expect("list");
     assert_eq!(expired_later.total, 2);
+}
+
+fn new_webhook(url: &str, events: EventFilter) -> NewWebhook {
+    NewWebhook {
+        url: WebhookUrl::parse(url, false).expect("test url"),
+        events,
+        description: Some("the \"ops\" channel, ünïcode ✓".to_owned()),
+        secret: WebhookSecret::generate().expect("a secret"),
+        created_at: crate::now() - Duration::microseconds(1_234_567),
+    }
+}
+
+fn add_webhook(store: &dyn UserStore, url: &str, events: EventFilter) -> Webhook {
+    let new = new_webhook(url, events);
+    store
+        .write_with(|repo| repo.insert_webhook(&new))
+        .expect("insert webhook")
+}
+
+fn new_event(event_type: EventType, at: DateTime<Utc>) -> NewEvent {
+    let id = format!("msg_{}", crate::random::random_hex(16).expect("random"));
+    NewEvent {
+        payload: format!(r#"{{"id":"{id}","type":"{event_type}","data":{{"n":"ü"}}}}"#),
+        id,
+        event_type,
+        at,
+        only_webhook: None,
+    }
+}
+
+fn append(store: &dyn UserStore, event: &NewEvent) -> u64 {
+    store
+        .write_with(|repo| repo.append_event(event))
+        .expect("append event")
+}
+
+fn deliveries(store: &dyn UserStore, webhook: i64) -> Vec<Delivery> {
+    store
+        .read_with(|repo| repo.list_deliveries(webhook, &PageQuery::default()))
+        .expect("list deliveries")
+        .items
+}
+
+fn claim(
+    store: &dyn UserStore,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: u64,
+) -> Vec<DueDelivery> {
+    store
+        .write_rows_with(|repo| repo.claim_deliveries(now, lease_until, limit))
+        .expect("claim")
+}
+
+fn ids_of(claimed: &[DueDelivery]) -> Vec<i64> {
+    claimed.iter().map(|d| d.id).collect()
+}
+
+fn record(store: &dyn UserStore, id: i64, attempt: &Attempt) -> bool {
+    store
+        .write_rows_with(|repo| repo.record_attempt(id, attempt))
+        .expect("record attempt")
+}
+
+/// Webhook endpoints are stored with every field (the subscription and the secret too),
+/// listed oldest first with their total, changed, and deleted once; ids are not reused.
+pub fn webhooks_round_trip(store: &dyn UserStore) {
+    let all = new_webhook("https://hooks.example.com/all?x=1", EventFilter::All);
+    let a = store
+        .write_with(|repo| repo.insert_webhook(&all))
+        .expect("insert");
+    assert!(a.id > 0);
+    assert_eq!(
+        a,
+        Webhook {
+            id: a.id,
+            url: "https://hooks.example.com/all?x=1".to_owned(),
+            events: EventFilter::All,
+            description: all.description.clone(),
+            active: true,
+            created_at: all.created_at,
+            secret: all.secret.clone(),
+        }
+    );
+    let mut some = new_webhook(
+        "http://93.184.216.34:8080/hook",
+        EventFilter::Only(vec![EventType::UserRejected, EventType::UserApproved]),
+    );
+    some.description = None;
+    let b = store
+        .write_with(|repo| repo.insert_webhook(&some))
+        .expect("insert");
+    assert!(b.id > a.id);
+    assert_eq!(b.events, some.events);
+    assert_eq!(b.description, None);
+    let find = |id| store.read_with(|repo| repo.find_webhook(id)).expect("find");
+    assert_eq!(find(a.id), Some(a.clone()));
+    assert_eq!(find(b.id), Some(b.clone()));
+    assert_eq!(find(i64::MAX), None);
+
+    let list = |limit, offset| {
+        let page = store
+            .read_with(|repo| repo.list_webhooks(&PageQuery { limit, offset }))
+            .expect("list");
+        (page.total, page.items)
+    };
+    assert_eq!(list(None, 0), (2, vec![a.clone(), b.clone()]));
+    assert_eq!(list(Some(1), 1), (2, vec![b.clone()]));
+    assert_eq!(list(Some(1), 0), (2, vec![a.clone()]));
+    assert_eq!(list(Some(0), 0), (2, vec![]));
+    assert_eq!(list(None, 5), (2, vec![]));
+
+    // Every field but the id and the creation time is written.
+    let changed = Webhook {
+        id: b.id,
+        url: "https://other.example.org/h".to_owned(),
+        events: EventFilter::Only(vec![EventType::UserDeleted]),
+        description: Some("changed".to_owned()),
+        active: false,
+        created_at: b.created_at + Duration::days(1),
+        secret: WebhookSecret::generate().expect("a secret"),
+    };
+    assert!(store
+        .write_with(|repo| repo.save_webhook(&changed))
+        .expect("save"));
+    assert_eq!(
+        find(b.id),
+        Some(Webhook {
+            created_at: b.created_at,
+            ..changed.clone()
+        })
+    );
+    let missing = Webhook {
+        id: i64::MAX,
+        ..changed
+    };
+    assert!(!store
+        .write_with(|repo| repo.save_webhook(&missing))
+        .expect("save missing"));
+
+    assert!(store
+        .write_with(|repo| repo.delete_webhook(a.id))
+        .expect("delete"));
+    assert!(!store
+        .write_with(|repo| repo.delete_webhook(a.id))
+        .expect("delete again"));
+    assert_eq!(find(a.id), None);
+    assert_eq!(list(None, 0).0, 1);
+    // Ids are never handed out twice.
+    let c = add_webhook(store, "https://c.example.com/", EventFilter::All);
+    assert!(c.id > b.id, "{} reused", c.id);
+}
+
+/// An event goes to every active endpoint subscribed to its type (all events, or its type
+/// among others), to no other; a test event to the one endpoint named, even a disabled
+/// one. Each delivery is listed pending, due at the event's time, with its event's type;
+/// an endpoint's deliveries list newest first with their total.
+pub fn events_go_to_active_subscribed_endpoints(store: &dyn UserStore) {
+    let all = add_webhook(store, "https://all.example.com/", EventFilter::All);
+    let approved = add_webhook(
+        store,
+        "https://approved.example.com/",
+        EventFilter::Only(vec![EventType::UserDeleted, EventType::UserApproved]),
+    );
+    let rejected = add_webhook(
+        store,
+        "https://rejected.example.com/",
+        EventFilter::Only(vec![EventType::UserRejected]),
+    );
+    let mut off = add_webhook(store, "https://off.example.com/", EventFilter::All);
+    off.active = false;
+    assert!(store
+        .write_with(|repo| repo.save_webhook(&off))
+        .expect("save"));
+
+    let at = crate::now() - Duration::seconds(3);
+    let event = new_event(EventType::UserApproved, at);
+    assert_eq!(append(store, &event), 2);
+    let expected = |webhook: &Webhook, delivery: &Delivery| Delivery {
+        id: delivery.id,
+        webhook_id: webhook.id,
+        event_id: event.id.clone(),
+        event_type: "user.approved".to_owned(),
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        last_attempt_at: None,
+        last_status_code: None,
+        last_error: None,
+        next_attempt_at: Some(at),
+        created_at: at,
+    };
+    let to_all = deliveries(store, all.id);
+    assert_eq!(to_all.len(), 1);
+    assert_eq!(to_all[0], expected(&all, &to_all[0]));
+    let to_approved = deliveries(store, approved.id);
+    assert_eq!(to_approved.len(), 1);
+    assert_eq!(to_approved[0], expected(&approved, &to_approved[0]));
+    assert_ne!(to_all[0].id, to_approved[0].id);
+    assert_eq!(deliveries(store, rejected.id), vec![]);
+    assert_eq!(deliveries(store, off.id), vec![]);
+
+    // A type no `Only` endpoint names goes to the `*` one alone.
+    assert_eq!(
+        append(store, &new_event(EventType::UserPasswordReset, at)),
+        1
+    );
+    // A test event goes to the endpoint named only, disabled or not.
+    let mut test = new_event(EventType::WebhookTest, at);
+    test.only_webhook = Some(off.id);
+    assert_eq!(append(store, &test), 1);
+    let to_off = deliveries(store, off.id);
+    assert_eq!(to_off.len(), 1);
+    assert_eq!(
+        (to_off[0].event_id.as_str(), to_off[0].event_type.as_str()),
+        (test.id.as_str(), "webhook.test")
+    );
+    test = new_event(EventType::WebhookTest, at);
+    test.only_webhook = Some(i64::MAX);
+    assert_eq!(append(store, &test), 0);
+
+    // Newest first, paged, with the total.
+    let page = |limit, offset| {
+        let page = store
+            .read_with(|repo| repo.list_deliveries(all.id, &PageQuery { limit, offset }))
+            .expect("list");
+        (
+            page.total,
+            page.items
+                .iter()
+                .map(|d| d.event_type.clone())
+                .collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(
+        page(None, 0),
+        (
+            2,
+            vec!["user.password_reset".to_owned(), "user.approved".to_owned()]
+        )
+    );
+    assert_eq!(page(Some(1), 1), (2, vec!["user.approved".to_owned()]));
+    assert_eq!(page(Some(0), 0), (2, vec![]));
+}
+
+/// The outbox is written in the change's transaction: a unit of work that appends an
+/// event and then fails leaves neither the event nor its deliveries.
+pub fn a_rolled_back_change_leaves_no_event(store: &dyn UserStore) {
+    let all = add_webhook(store, "https://all.example.com/", EventFilter::All);
+    let event = new_event(EventType::UserCreated, crate::now());
+    let failed: Result<(), Error> = store.write_with(|repo| {
+        assert_eq!(repo.append_event(&event)?, 1);
+        Err(Error::UserNotFound)
+    });
+    assert!(matches!(failed, Err(Error::UserNotFound)), "{failed:?}");
+    assert_eq!(deliveries(store, all.id), vec![]);
+    let backlog = store
+        .read_with(|repo| repo.outbox_backlog(crate::now()))
+        .expect("backlog");
+    assert_eq!(backlog, (0, None));
+    // The event's id is free again: no event row stayed behind.
+    assert_eq!(append(store, &event), 1);
+}
+
+/// A claim takes pending deliveries due at its time, oldest due first, at most the limit,
+/// and none claimed by an earlier claim whose lease has not run out; once it has, they are
+/// claimed again. Deliveries of a disabled endpoint fail instead of being claimed.
+pub fn claims_take_due_deliveries_once_per_lease(store: &dyn UserStore) {
+    let hook = add_webhook(store, "https://all.example.com/", EventFilter::All);
+    let t0 = crate::now();
+    let first = new_event(EventType::UserApproved, t0 - Duration::seconds(10));
+    let second = new_event(EventType::UserRejected, t0 - Duration::seconds(5));
+    let later = new_event(EventType::UserDeleted, t0 + Duration::seconds(60));
+    // Written newest first: the claim orders by due time, not by id.
+    for event in [&later, &second, &first] {
+        assert_eq!(append(store, event), 1);
+    }
+    let id_of = |event: &NewEvent| {
+        deliveries(store, hook.id)
+            .into_iter()
+            .find(|d| d.event_id == event.id)
+            .expect("a delivery")
+            .id
+    };
+    let (d_first, d_second, d_later) = (id_of(&first), id_of(&second), id_of(&later));
+
+    let lease = t0 + Duration::seconds(30);
+    let claimed = claim(store, t0, lease, 1);
+    assert_eq!(
+        claimed,
+        vec![DueDelivery {
+            id: d_first,
+            webhook_id: hook.id,
+            url: hook.url.clone(),
+            secret: hook.secret.clone(),
+            event_id: first.id.clone(),
+            payload: first.payload.clone(),
+            attempts: 0,
+        }]
+    );
+    assert_eq!(ids_of(&claim(store, t0, lease, 10)), [d_second]);
+    assert_eq!(ids_of(&claim(store, t0, lease, 10)), Vec::<i64>::new());
+    assert_eq!(claim(store, t0, lease, 0), vec![]);
+    // The claim changes nothing the log shows.
+    assert!(deliveries(store, hook.id)
+        .iter()
+        .all(|d| d.status == DeliveryStatus::Pending && d.attempts == 0));
+
+    // After the lease, both again (oldest due first); the later one is not due yet.
+    let after = t0 + Duration::seconds(31);
+    let lease = t0 + Duration::seconds(90);
+    assert_eq!(ids_of(&claim(store, after, lease, 10)), [d_first, d_second]);
+    // Due at exactly its time.
+    assert_eq!(
+        ids_of(&claim(store, t0 + Duration::seconds(60), lease, 10)),
+        [d_later]
+    );
+    assert_eq!(
+        ids_of(&claim(store, t0 + Duration::seconds(61), lease, 10)),
+        Vec::<i64>::new()
+    );
+
+    // An endpoint turned off: its pending deliveries fail at the next claim.
+    let mut off = add_webhook(store, "https://off.example.com/", EventFilter::All);
+    let event = new_event(EventType::UserCreated, t0);
+    assert_eq!(append(store, &event), 2);
+    off.active = false;
+    assert!(store
+        .write_with(|repo| repo.save_webhook(&off))
+        .expect("save"));
+    let d_new = id_of(&event);
+    let claimed = claim(store, t0 + Duration::seconds(200), lease, 10);
+    assert_eq!(ids_of(&claimed), [d_first, d_second, d_new, d_later]);
+    assert!(claimed.iter().all(|d| d.webhook_id == hook.id));
+    let failed = deliveries(store, off.id);
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].status, DeliveryStatus::Failed);
+    assert_eq!(failed[0].next_attempt_at, None);
+    assert_eq!(failed[0].attempts, 0);
+    assert_eq!(
+        failed[0].last_error.as_deref(),
+        Some("the endpoint was disabled")
+    );
+    // Turned on again, the endpoint gets new events, not the failed one.
+    off.active = true;
+    assert!(store
+        .write_with(|repo| repo.save_webhook(&off))
+        .expect("save"));
+    assert_eq!(
+        claim(store, t0 + Duration::seconds(300), lease, 10)
+            .iter()
+            .filter(|d| d.webhook_id == off.id)
+            .count(),
+        0
+    );
+}
+
+/// Eight dispatchers claiming at once, each in its own row-guarded write, five at a time
+/// until nothing is left: each of 100 due deliveries is claimed exactly once.
+pub fn eight_dispatchers_claim_each_delivery_once(store: &dyn UserStore) {
+    let hook = add_webhook(store, "https://all.example.com/", EventFilter::All);
+    let t0 = crate::now();
+    store
+        .write_with(|repo| {
+            for i in 0..100 {
+                repo.append_event(&new_event(
+                    EventType::UserCreated,
+                    t0 - Duration::milliseconds(i % 7),
+                ))?;
+            }
+            Ok(())
+        })
+        .expect("append");
+    let lease = t0 + Duration::hours(1);
+    let barrier = std::sync::Barrier::new(8);
+    let mut claimed: Vec<i64> = std::thread::scope(|scope| {
+        let dispatchers: Vec<_> = (0..8)
+            .map(|_| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    barrier.wait();
+                    let mut mine = Vec::new();
+                    loop {
+                        let batch = store
+                            .write_rows_with(|repo| repo.claim_deliveries(t0, lease, 5))
+                            .expect("claim");
+                        assert!(batch.len() <= 5, "{} claimed at once", batch.len());
+                        if batch.is_empty() {
+                            return mine;
+                        }
+                        mine.extend(batch.iter().map(|d| d.id));
+                    }
+                })
+            })
+            .collect();
+        dispatchers
+            .into_iter()
+            .flat_map(|d| d.join().expect("dispatcher"))
+            .collect()
+    });
+    claimed.sort_unstable();
+    let mut all: Vec<i64> = deliveries(store, hook.id).iter().map(|d| d.id).collect();
+    all.sort_unstable();
+    assert_eq!(all.len(), 100);
+    assert_eq!(claimed, all, "every delivery claimed exactly once");
+    assert_eq!(claim(store, t0, lease, 100), vec![]);
+}
+
+/// Each attempt counts, with its time, status and error, and releases the claim: a 2xx
+/// delivers, a retry stays pending until its time (a time past is due at once), a final
+/// failure fails, and 410 Gone fails and disables the endpoint.
+pub fn attempts_are_recorded_and_release_the_claim(store: &dyn UserStore) {
+    let hook = add_webhook(store, "https://all.example.com/", EventFilter::All);
+    let gone = add_webhook(
+        store,
+        "https://gone.example.com/",
+        EventFilter::Only(vec![EventType::UserDisabled]),
+    );
+    let t0 = crate::now();
+    for event_type in [
+        EventType::UserApproved,
+        EventType::UserRejected,
+        EventType::UserDeleted,
+        EventType::UserDisabled,
+    ] {
+        append(store, &new_event(event_type, t0 - Duration::seconds(1)));
+    }
+    let lease = t0 + Duration::seconds(60);
+    let claimed = claim(store, t0, lease, 10);
+    assert_eq!(claimed.len(), 5);
+    let by_type = |webhook: i64, name: &str| {
+        deliveries(store, webhook)
+            .into_iter()
+            .find(|d| d.event_type == name)
+            .expect("a delivery")
+    };
+    let delivered = by_type(hook.id, "user.approved").id;
+    let retried = by_type(hook.id, "user.rejected").id;
+    let failed = by_type(hook.id, "user.deleted").id;
+    let to_gone = by_type(gone.id, "user.disabled").id;
+    let at = t0 + Duration::microseconds(1_500_001);
+
+    assert!(record(
+        store,
+        delivered,
+        &Attempt {
+            at,
+            status_code: Some(204),
+            error: None,
+            next: AttemptNext::Delivered,
+        }
+    ));
+    let d = by_type(hook.id, "user.approved");
+    assert_eq!(
+        (d.status, d.attempts, d.last_attempt_at, d.last_status_code),
+        (DeliveryStatus::Delivered, 1, Some(at), Some(204))
+    );
+    assert_eq!((d.last_error, d.next_attempt_at), (None, None));
+
+    // A retry due already (its time past) is claimable at once: the claim was released.
+    assert!(record(
+        store,
+        retried,
+        &Attempt {
+            at,
+            status_code: Some(503),
+            error: Some("HTTP 503".to_owned()),
+            next: AttemptNext::RetryAt(t0),
+        }
+    ));
+    let d = by_type(hook.id, "user.rejected");
+    assert_eq!(
+        (d.status, d.attempts, d.last_status_code, d.next_attempt_at),
+        (DeliveryStatus::Pending, 1, Some(503), Some(t0))
+    );
+    assert_eq!(d.last_error.as_deref(), Some("HTTP 503"));
+    let again = claim(store, t0, lease, 10);
+    assert_eq!(ids_of(&again), [retried]);
+    assert_eq!(again[0].attempts, 1);
+    assert!(record(
+        store,
+        retried,
+        &Attempt {
+            at,
+            status_code: None,
+            error: Some("timed out".to_owned()),
+            next: AttemptNext::RetryAt(t0 + Duration::seconds(30)),
+        }
+    ));
+    let d = by_type(hook.id, "user.rejected");
+    assert_eq!(
+        (d.status, d.attempts, d.last_status_code, d.next_attempt_at),
+        (
+            DeliveryStatus::Pending,
+            2,
+            None,
+            Some(t0 + Duration::seconds(30))
+        )
+    );
+    assert_eq!(d.last_error.as_deref(), Some("timed out"));
+
+    assert!(record(
+        store,
+        failed,
+        &Attempt {
+            at,
+            status_code: None,
+            error: Some("connection refused".to_owned()),
+            next: AttemptNext::Failed,
+        }
+    ));
+    let d = by_type(hook.id, "user.deleted");
+    assert_eq!(
+        (
+            d.status,
+            d.attempts,
+            d.next_attempt_at,
+            d.last_error.as_deref()
+        ),
+        (DeliveryStatus::Failed, 1, None, Some("connection refused"))
+    );
+
+    assert!(record(
+        store,
+        to_gone,
+        &Attempt {
+            at,
+            status_code: Some(410),
+            error: Some("HTTP 410".to_owned()),
+            next: AttemptNext::Gone,
+        }
+    ));
+    let d = by_type(gone.id, "user.disabled");
+    assert_eq!(
+        (d.status, d.attempts, d.next_attempt_at, d.last_status_code),
+        (DeliveryStatus::Failed, 1, None, Some(410))
+    );
+    let gone_now = store
+        .read_with(|repo| repo.find_webhook(gone.id))
+        .expect("find")
+        .expect("still there");
+    assert!(!gone_now.active, "410 Gone disables the endpoint");
+    assert!(
+        store
+            .read_with(|repo| repo.find_webhook(hook.id))
+            .expect("find")
+            .expect("there")
+            .active
+    );
+
+    assert!(!record(
+        store,
+        i64::MAX,
+        &Attempt {
+            at,
+            status_code: Some(200),
+            error: None,
+            next: AttemptNext::Delivered,
+        }
+    ));
+    // Only the retry is left to claim, once due.
+    assert_eq!(
+        ids_of(&claim(store, t0 + Duration::seconds(29), lease, 10)),
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        ids_of(&claim(
+            store,
+            t0 + Duration::seconds(30),
+            t0 + Duration::seconds(90),
+            10
+        )),
+        [retried]
+    );
+}
+
+/// Deleting an endpoint deletes its deliveries; the backlog counts pending deliveries and
+/// dates the oldest due; pruning deletes old events whose deliveries are all settled (and
+/// those deliveries), keeping any with a pending one.
+pub fn deliveries_go_with_their_endpoint_and_settled_events_are_pruned(store: &dyn UserStore) {
+    let kept = add_webhook(store, "https://kept.example.com/", EventFilter::All);
+    let removed = add_webhook(store, "https://removed.example.com/", EventFilter::All);
+    let t0 = crate::now();
+    let backlog = |now| {
+        store
+            .read_with(|repo| repo.outbox_backlog(now))
+            .expect("backlog")
+    };
+    assert_eq!(backlog(t0), (0, None));
+    let oldest = new_event(EventType::UserApproved, t0 - Duration::hours(2));
+    let old = new_event(EventType::UserRejected, t0 - Duration::hours(1));
+    let future = new_event(EventType::UserDeleted, t0 + Duration::hours(1));
+    let mut orphan = new_event(EventType::WebhookTest, t0 - Duration::hours(3));
+    orphan.only_webhook = Some(i64::MAX);
+    for (event, n) in [(&oldest, 2), (&old, 2), (&future, 2), (&orphan, 0)] {
+        assert_eq!(append(store, event), n);
+    }
+    assert_eq!(backlog(t0), (6, Some(oldest.at)));
+    assert_eq!(backlog(t0 - Duration::hours(3)), (6, None));
+
+    assert!(store
+        .write_with(|repo| repo.delete_webhook(removed.id))
+        .expect("delete"));
+    assert_eq!(deliveries(store, removed.id), vec![]);
+    assert_eq!(backlog(t0), (3, Some(oldest.at)), "its deliveries are gone");
+
+    let of = |event: &NewEvent| {
+        deliveries(store, kept.id)
+            .into_iter()
+            .find(|d| d.event_id == event.id)
+            .expect("a delivery")
+            .id
+    };
+    claim(store, t0, t0 + Duration::minutes(1), 10);
+    assert!(record(
+        store,
+        of(&oldest),
+        &Attempt {
+            at: t0,
+            status_code: Some(200),
+            error: None,
+            next: AttemptNext::Delivered,
+        }
+    ));
+    assert_eq!(backlog(t0), (2, Some(old.at)));
+
+    // The oldest event is settled, the orphan had no delivery; the old one is pending and
+    // the future one is younger than the cut-off.
+    assert_eq!(
+        store
+            .write_with(|repo| repo.prune_events(t0))
+            .expect("prune"),
+        2
+    );
+    let left: Vec<String> = deliveries(store, kept.id)
+        .into_iter()
+        .map(|d| d.event_id)
+        .collect();
+    assert_eq!(left, [future.id.clone(), old.id.clone()]);
+    assert_eq!(
+        store
+            .write_with(|repo| repo.prune_events(t0))
+            .expect("prune"),
+        0
+    );
+    // The pruned event's id is free again.
+    assert_eq!(append(store, &oldest), 1);
+}
+
+fn new_mail(kind: MailKind, subject: &str, at: DateTime<Utc>) -> NewMail {
+    NewMail {
+        kind,
+        to: "Ünïcode.Admin+tag@example.com".to_owned(),
+        subject: subject.to_owned(),
+        body: format!("Hello,\r\n\r\n{subject}: ✓ \"quoted\" 'single' %_\\\nBye.\n"),
+        at,
+    }
+}
+
+fn queue(store: &dyn UserStore, mail: &NewMail) {
+    store
+        .write_with(|repo| repo.append_mail(mail))
+        .expect("append mail");
+}
+
+fn claim_mails(
+    store: &dyn UserStore,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: u64,
+) -> Vec<DueMail> {
+    store
+        .write_rows_with(|repo| repo.claim_mails(now, lease_until, limit))
+        .expect("claim mails")
+}
+
+fn subjects(claimed: &[DueMail]) -> Vec<&str> {
+    claimed.iter().map(|m| m.subject.as_str()).collect()
+}
+
+fn record_mail(store: &dyn UserStore, id: i64, attempt: &Attempt) -> bool {
+    store
+        .write_rows_with(|repo| repo.record_mail_attempt(id, attempt))
+        .expect("record mail attempt")
+}
+
+fn mail_backlog(store: &dyn UserStore) -> u64 {
+    store
+        .read_with(|repo| repo.mail_backlog())
+        .expect("mail backlog")
+}
+
+/// A queued mail comes back from a claim with every field as written (its kind parsed
+/// back, every kind), no attempt made, fresh positive ids; the backlog counts it.
+pub fn mails_round_trip_through_a_claim(store: &dyn UserStore) {
+    assert_eq!(mail_backlog(store), 0);
+    let t0 = crate::now();
+    let kinds = [
+        MailKind::AdminDigest,
+        MailKind::Decision,
+        MailKind::Invitation,
+        MailKind::Test,
+    ];
+    // Queued newest first: the claim orders by due time.
+    let queued: Vec<NewMail> = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, kind)| {
+            let age = Duration::microseconds(1_000_001 * (i64::try_from(i).expect("small") + 1));
+            new_mail(*kind, &format!("{} ✉ {i}", kind.as_str()), t0 - age)
+        })
+        .collect();
+    for mail in &queued {
+        queue(store, mail);
+    }
+    assert_eq!(mail_backlog(store), 4);
+    let claimed = claim_mails(store, t0, t0 + Duration::seconds(30), 10);
+    assert_eq!(claimed.len(), 4, "{claimed:?}");
+    let mut ids: Vec<i64> = claimed.iter().map(|m| m.id).collect();
+    assert!(ids.iter().all(|id| *id > 0), "{ids:?}");
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 4, "one id each");
+    for (got, sent) in claimed.iter().zip(queued.iter().rev()) {
+        assert_eq!(
+            got,
+            &DueMail {
+                id: got.id,
+                kind: sent.kind,
+                to: sent.to.clone(),
+                subject: sent.subject.clone(),
+                body: sent.body.clone(),
+                attempts: 0,
+            }
+        );
+    }
+    // A claim is no attempt: still pending.
+    assert_eq!(mail_backlog(store), 4);
+}
+
+/// The outbox is written in the change's transaction: a unit of work that queues a mail
+/// and then fails leaves no mail.
+pub fn a_rolled_back_change_leaves_no_mail(store: &dyn UserStore) {
+    let t0 = crate::now();
+    let mail = new_mail(MailKind::Decision, "rolled back", t0);
+    let failed: Result<(), Error> = store.write_with(|repo| {
+        repo.append_mail(&mail)?;
+        assert_eq!(repo.mail_backlog()?, 1, "seen inside its transaction");
+        Err(Error::UserNotFound)
+    });
+    assert!(matches!(failed, Err(Error::UserNotFound)), "{failed:?}");
+    assert_eq!(mail_backlog(store), 0);
+    assert_eq!(
+        claim_mails(store, t0, t0 + Duration::seconds(30), 10),
+        vec![]
+    );
+    // Committed, the same mail is there.
+    queue(store, &mail);
+    assert_eq!(
+        subjects(&claim_mails(store, t0, t0 + Duration::seconds(30), 10)),
+        ["rolled back"]
+    );
+}
+
+/// A claim takes pending mails due at its time, oldest due first, at most the limit, and
+/// none claimed by an earlier claim whose lease has not run out; once it has, they are
+/// claimed again. A mail is due at exactly its time.
+pub fn mail_claims_take_due_mails_once_per_lease(store: &dyn UserStore) {
+    let t0 = crate::now();
+    let first = new_mail(MailKind::Decision, "first", t0 - Duration::seconds(10));
+    let second = new_mail(MailKind::Invitation, "second", t0 - Duration::seconds(5));
+    let later = new_mail(MailKind::AdminDigest, "later", t0 + Duration::seconds(60));
+    // Written newest first: the claim orders by due time, not by id.
+    for mail in [&later, &second, &first] {
+        queue(store, mail);
+    }
+    let lease = t0 + Duration::seconds(30);
+    assert_eq!(claim_mails(store, t0, lease, 0), vec![]);
+    assert_eq!(subjects(&claim_mails(store, t0, lease, 1)), ["first"]);
+    assert_eq!(subjects(&claim_mails(store, t0, lease, 10)), ["second"]);
+    assert_eq!(claim_mails(store, t0, lease, 10), vec![]);
+    // At the lease's very end it still holds; after it, both again (oldest due first),
+    // the later one not due yet.
+    assert_eq!(claim_mails(store, lease, lease, 10), vec![]);
+    let after = t0 + Duration::seconds(31);
+    let lease = t0 + Duration::seconds(90);
+    assert_eq!(
+        subjects(&claim_mails(store, after, lease, 10)),
+        ["first", "second"]
+    );
+    // Due at exactly its time.
+    assert_eq!(
+        subjects(&claim_mails(store, t0 + Duration::seconds(60), lease, 10)),
+        ["later"]
+    );
+    assert_eq!(
+        claim_mails(store, t0 + Duration::seconds(61), lease, 10),
+        vec![]
+    );
+    // All three once every lease ran out, oldest due first, at most the limit.
+    let end = t0 + Duration::seconds(91);
+    assert_eq!(
+        subjects(&claim_mails(store, end, end, 2)),
+        ["first", "second"]
+    );
+    assert_eq!(subjects(&claim_mails(store, end, end, 2)), ["later"]);
+    assert_eq!(mail_backlog(store), 3, "claims change no status");
+}
+
+/// Eight dispatchers claiming at once, each in its own row-guarded write, five at a time
+/// until nothing is left: each of 60 due mails is claimed exactly once.
+pub fn eight_dispatchers_claim_each_mail_once(store: &dyn UserStore) {
+    let t0 = crate::now();
+    store
+        .write_with(|repo| {
+            for i in 0..60 {
+                repo.append_mail(&new_mail(
+                    MailKind::Decision,
+                    &format!("mail {i}"),
+                    t0 - Duration::milliseconds(i % 7),
+                ))?;
+            }
+            Ok(())
+        })
+        .expect("append");
+    let lease = t0 + Duration::hours(1);
+    let barrier = std::sync::Barrier::new(8);
+    let mut claimed: Vec<i64> = std::thread::scope(|scope| {
+        let dispatchers: Vec<_> = (0..8)
+            .map(|_| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    barrier.wait();
+                    let mut mine = Vec::new();
+                    loop {
+                        let batch = store
+                            .write_rows_with(|repo| repo.claim_mails(t0, lease, 5))
+                            .expect("claim");
+                        assert!(batch.len() <= 5, "{} claimed at once", batch.len());
+                        if batch.is_empty() {
+                            return mine;
+                        }
+                        mine.extend(batch.iter().map(|m| m.id));
+                    }
+                })
+            })
+            .collect();
+        dispatchers
+            .into_iter()
+            .flat_map(|d| d.join().expect("dispatcher"))
+            .collect()
+    });
+    claimed.sort_unstable();
+    assert_eq!(claim_mails(store, t0, lease, 100), vec![]);
+    // Once the lease is over, every mail is claimed again: the same 60.
+    let after = lease + Duration::seconds(1);
+    let mut all: Vec<i64> = claim_mails(store, after, after, 100)
+        .iter()
+        .map(|m| m.id)
+        .collect();
+    all.sort_unstable();
+    assert_eq!(all.len(), 60);
+    assert_eq!(claimed, all, "every mail claimed exactly once");
+}
+
+/// Each attempt counts and releases the claim: a sent mail is never claimed again, a
+/// retry stays pending until its time (a time past is due at once) with its attempts
+/// counted, a final failure (or `Gone`, a failure too) is never claimed again. The
+/// backlog counts the pending ones; an attempt at a missing mail reports it missing.
+pub fn mail_attempts_are_recorded_and_release_the_claim(store: &dyn UserStore) {
+    let t0 = crate::now();
+    for subject in ["sent", "retried", "failed", "gone"] {
+        queue(
+            store,
+            &new_mail(MailKind::Decision, subject, t0 - Duration::seconds(1)),
+        );
+    }
+    let lease = t0 + Duration::seconds(60);
+    let claimed = claim_mails(store, t0, lease, 10);
+    assert_eq!(subjects(&claimed), ["sent", "retried", "failed", "gone"]);
+    let id = |subject: &str| {
+        claimed
+            .iter()
+            .find(|m| m.subject == subject)
+            .expect("claimed")
+            .id
+    };
+    let at = t0 + Duration::microseconds(1_500_001);
+    let attempt = |status_code, error: Option<&str>, next| Attempt {
+        at,
+        status_code,
+        error: error.map(str::to_owned),
+        next,
+    };
+    assert_eq!(mail_backlog(store), 4);
+
+    assert!(record_mail(
+        store,
+        id("sent"),
+        &attempt(Some(250), None, AttemptNext::Delivered)
+    ));
+    assert_eq!(mail_backlog(store), 3);
+
+    // A retry due already (its time past) is claimable at once: the claim was released.
+    assert!(record_mail(
+        store,
+        id("retried"),
+        &attempt(
+            Some(451),
+            Some("451 4.7.1 try again later"),
+            AttemptNext::RetryAt(t0)
+        )
+    ));
+    assert_eq!(mail_backlog(store), 3, "a retry is still pending");
+    let again = claim_mails(store, t0, lease, 10);
+    assert_eq!(subjects(&again), ["retried"]);
+    assert_eq!(again[0].attempts, 1);
+    assert!(record_mail(
+        store,
+        id("retried"),
+        &attempt(
+            None,
+            Some("connection timed out"),
+            AttemptNext::RetryAt(t0 + Duration::seconds(30))
+        )
+    ));
+
+    assert!(record_mail(
+        store,
+        id("failed"),
+        &attempt(
+            Some(550),
+            Some("550 5.1.1 no such user"),
+            AttemptNext::Failed
+        )
+    ));
+    assert_eq!(mail_backlog(store), 2);
+    assert!(record_mail(
+        store,
+        id("gone"),
+        &attempt(Some(554), Some("554 rejected"), AttemptNext::Gone)
+    ));
+    assert_eq!(mail_backlog(store), 1, "only the retry is pending");
+
+    assert!(!record_mail(
+        store,
+        i64::MAX,
+        &attempt(Some(250), None, AttemptNext::Delivered)
+    ));
+    // Only the retry is left to claim, once due, its two attempts counted; the others
+    // are not claimed again even long after every lease.
+    assert_eq!(
+        claim_mails(store, t0 + Duration::seconds(29), lease, 10),
+        vec![]
+    );
+    let last = claim_mails(
+        store,
+        t0 + Duration::seconds(30),
+        t0 + Duration::seconds(90),
+        10,
+    );
+    assert_eq!(subjects(&last), ["retried"]);
+    assert_eq!(last[0].attempts, 2);
+    let much_later = t0 + Duration::days(1);
+    assert_eq!(
+        subjects(&claim_mails(store, much_later, much_later, 10)),
+        ["retried"]
+    );
+    // Sent in the end: nothing pending, nothing to claim.
+    assert!(record_mail(
+        store,
+        id("retried"),
+        &attempt(Some(250), None, AttemptNext::Delivered)
+    ));
+    assert_eq!(mail_backlog(store), 0);
+    assert_eq!(
+        claim_mails(store, much_later + Duration::days(1), much_later, 10),
+        vec![]
+    );
+}
+
+/// A setting reads `None` until stored, then its value; storing again replaces it; names
+/// are kept apart; a rolled-back write stores nothing.
+pub fn settings_are_read_written_and_replaced(store: &dyn UserStore) {
+    let get = |name: &str| store.read_with(|repo| repo.setting(name)).expect("setting");
+    let put = |name: &str, value: &str| {
+        store
+            .write_with(|repo| repo.put_setting(name, value))
+            .expect("put setting");
+    };
+    let name = crate::DIGEST_SETTING;
+    assert_eq!(get(name), None);
+    put(name, "2026-12-08T10:00:00Z");
+    assert_eq!(get(name).as_deref(), Some("2026-12-08T10:00:00Z"));
+    put(name, "2026-12-08T11:00:00Z ✓ 'quoted'");
+    assert_eq!(
+        get(name).as_deref(),
+        Some("2026-12-08T11:00:00Z ✓ 'quoted'")
+    );
+    assert_eq!(get("contract_other_setting"), None);
+    put("contract_other_setting", "");
+    assert_eq!(get("contract_other_setting").as_deref(), Some(""));
+    assert_eq!(
+        get(name).as_deref(),
+        Some("2026-12-08T11:00:00Z ✓ 'quoted'")
+    );
+    // Read and written in one unit of work.
+    let seen = store
+        .write_with(|repo| {
+            repo.put_setting(name, "inside")?;
+            repo.setting(name)
+        })
+        .expect("put and read");
+    assert_eq!(seen.as_deref(), Some("inside"));
+    let failed: Result<(), Error> = store.write_with(|repo| {
+        repo.put_setting(name, "rolled back")?;
+        repo.put_setting("contract_rolled_back", "x")?;
+        Err(Error::Conflict)
+    });
+    assert!(matches!(failed, Err(Error::Conflict)), "{failed:?}");
+    assert_eq!(get(name).as_deref(), Some("inside"));
+    assert_eq!(get("contract_rolled_back"), None);
 }

@@ -5,10 +5,12 @@ use chrono::{DateTime, Utc};
 
 use crate::ports::answered;
 use crate::{
-    AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Email, Error, FoundRefreshToken,
-    Invitation, InvitationQuery, InvitationStatus, Listing, NewAuditEntry, NewInvitation,
-    NewSession, NewUser, Page, SessionLookup, SessionQuery, SessionSource, SessionState,
-    StoredSession, User, UserId, UserQuery, UserRepo, UserStatus, UserStore, UserStoreExt as _,
+    Attempt, AttemptNext, AuditAction, AuditEntry, AuditQuery, Counter, CounterScope, Delivery,
+    DeliveryStatus, DueDelivery, DueMail, Email, Error, FoundRefreshToken, Invitation,
+    InvitationQuery, InvitationStatus, Listing, NewAuditEntry, NewEvent, NewInvitation, NewMail,
+    NewSession, NewUser, NewWebhook, Page, PageQuery, SessionLookup, SessionQuery, SessionSource,
+    SessionState, StoredSession, User, UserId, UserQuery, UserRepo, UserStatus, UserStore,
+    UserStoreExt as _, Webhook,
 };
 
 /// A store in a mutex: every unit of work runs on a copy of the state under the lock and
@@ -36,7 +38,47 @@ struct State {
     /// Invitations by id, with their code hashes.
     invitations: BTreeMap<i64, (String, Invitation)>,
     last_invitation_id: i64,
+    /// Webhook endpoints by id.
+    webhooks: BTreeMap<i64, Webhook>,
+    last_webhook_id: i64,
+    /// Events by id: their payload and when they were written.
+    events: HashMap<String, (String, DateTime<Utc>)>,
+    /// Deliveries by id, each with the end of its claim (if any).
+    deliveries: BTreeMap<i64, (Delivery, Option<DateTime<Utc>>)>,
+    last_delivery_id: i64,
+    /// Queued mails by id.
+    mails: BTreeMap<i64, StoredMail>,
+    last_mail_id: i64,
+    /// The `settings` table.
+    settings: HashMap<String, String>,
 }
+
+/// A queued mail with its state, as the `mails` table keeps it.
+#[derive(Debug, Clone)]
+struct StoredMail {
+    /// The mail, with the attempts made so far.
+    mail: DueMail,
+    status: MailStatus,
+    /// When the next attempt is due (`None` once sent or failed).
+    next_attempt_at: Option<DateTime<Utc>>,
+    /// The end of a dispatcher's claim, if any.
+    claimed_until: Option<DateTime<Utc>>,
+    /// The last attempt (its time, reply code and error), if one was made.
+    last_attempt: Option<Attempt>,
+    /// When it was sent.
+    sent_at: Option<DateTime<Utc>>,
+}
+
+/// A mail's `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MailStatus {
+    Pending,
+    Sent,
+    Failed,
+}
+
+/// Why a delivery failed without an attempt (as the SQL stores write it).
+const DISABLED: &str = "the endpoint was disabled";
 
 impl InMemoryStore {
     /// An empty store.
@@ -570,6 +612,322 @@ impl UserRepo for State {
                 .filter(|e| query.target_id.is_none_or(|t| e.entry.target_id == Some(t)))
         };
         hand_over(matching, query.limit, query.offset, into)
+    }
+
+    fn insert_webhook(&mut self, new: &NewWebhook) -> Result<Webhook, Error> {
+        self.last_webhook_id += 1;
+        let webhook = Webhook {
+            id: self.last_webhook_id,
+            url: new.url.as_str().to_owned(),
+            events: new.events.clone(),
+            description: new.description.clone(),
+            active: true,
+            created_at: new.created_at,
+            secret: new.secret.clone(),
+        };
+        self.webhooks.insert(webhook.id, webhook.clone());
+        Ok(webhook)
+    }
+
+    fn find_webhook(&mut self, id: i64) -> Result<Option<Webhook>, Error> {
+        Ok(self.webhooks.get(&id).cloned())
+    }
+
+    fn list_webhooks(&mut self, query: &PageQuery) -> Result<Page<Webhook>, Error> {
+        let mut page = Page::default();
+        hand_over(
+            || self.webhooks.values(),
+            query.limit,
+            query.offset,
+            &mut page,
+        )?;
+        Ok(page)
+    }
+
+    fn save_webhook(&mut self, webhook: &Webhook) -> Result<bool, Error> {
+        let Some(stored) = self.webhooks.get_mut(&webhook.id) else {
+            return Ok(false);
+        };
+        *stored = Webhook {
+            id: stored.id,
+            created_at: stored.created_at,
+            ..webhook.clone()
+        };
+        Ok(true)
+    }
+
+    fn delete_webhook(&mut self, id: i64) -> Result<bool, Error> {
+        let existed = self.webhooks.remove(&id).is_some();
+        self.deliveries.retain(|_, (d, _)| d.webhook_id != id);
+        Ok(existed)
+    }
+
+    fn append_event(&mut self, event: &NewEvent) -> Result<u64, Error> {
+        if self.events.contains_key(&event.id) {
+            return Err(Error::Conflict);
+        }
+        self.events
+            .insert(event.id.clone(), (event.payload.clone(), event.at));
+        let targets: Vec<i64> = match event.only_webhook {
+            Some(id) => self
+                .webhooks
+                .contains_key(&id)
+                .then_some(id)
+                .into_iter()
+                .collect(),
+            None => self
+                .webhooks
+                .values()
+                .filter(|w| w.active && w.events.matches(event.event_type))
+                .map(|w| w.id)
+                .collect(),
+        };
+        for webhook_id in &targets {
+            self.last_delivery_id += 1;
+            let delivery = Delivery {
+                id: self.last_delivery_id,
+                webhook_id: *webhook_id,
+                event_id: event.id.clone(),
+                event_type: event.event_type.as_str().to_owned(),
+                status: DeliveryStatus::Pending,
+                attempts: 0,
+                last_attempt_at: None,
+                last_status_code: None,
+                last_error: None,
+                next_attempt_at: Some(event.at),
+                created_at: event.at,
+            };
+            self.deliveries.insert(delivery.id, (delivery, None));
+        }
+        Ok(targets.len() as u64)
+    }
+
+    fn list_deliveries(
+        &mut self,
+        webhook: i64,
+        query: &PageQuery,
+    ) -> Result<Page<Delivery>, Error> {
+        let mut page = Page::default();
+        hand_over(
+            || {
+                self.deliveries
+                    .values()
+                    .rev()
+                    .map(|(d, _)| d)
+                    .filter(move |d| d.webhook_id == webhook)
+            },
+            query.limit,
+            query.offset,
+            &mut page,
+        )?;
+        Ok(page)
+    }
+
+    fn claim_deliveries(
+        &mut self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<DueDelivery>, Error> {
+        let webhooks = &self.webhooks;
+        let active = |id: i64| webhooks.get(&id).is_some_and(|w| w.active);
+        for (delivery, claimed_until) in self.deliveries.values_mut() {
+            if delivery.status == DeliveryStatus::Pending && !active(delivery.webhook_id) {
+                delivery.status = DeliveryStatus::Failed;
+                delivery.next_attempt_at = None;
+                delivery.last_error = Some(DISABLED.to_owned());
+                *claimed_until = None;
+            }
+        }
+        let mut due: Vec<(DateTime<Utc>, i64)> = self
+            .deliveries
+            .values()
+            .filter(|(d, claimed_until)| {
+                d.status == DeliveryStatus::Pending
+                    && claimed_until.is_none_or(|until| until < now)
+                    && active(d.webhook_id)
+            })
+            .filter_map(|(d, _)| {
+                d.next_attempt_at
+                    .filter(|at| *at <= now)
+                    .map(|at| (at, d.id))
+            })
+            .collect();
+        due.sort_unstable();
+        due.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let mut claimed = Vec::with_capacity(due.len());
+        for (_, id) in due {
+            let Some((delivery, claimed_until)) = self.deliveries.get_mut(&id) else {
+                continue;
+            };
+            let (Some(webhook), Some((payload, _))) = (
+                self.webhooks.get(&delivery.webhook_id),
+                self.events.get(&delivery.event_id),
+            ) else {
+                continue;
+            };
+            *claimed_until = Some(lease_until);
+            claimed.push(DueDelivery {
+                id,
+                webhook_id: webhook.id,
+                url: webhook.url.clone(),
+                secret: webhook.secret.clone(),
+                event_id: delivery.event_id.clone(),
+                payload: payload.clone(),
+                attempts: delivery.attempts,
+            });
+        }
+        Ok(claimed)
+    }
+
+    fn record_attempt(&mut self, id: i64, attempt: &Attempt) -> Result<bool, Error> {
+        let Some((delivery, claimed_until)) = self.deliveries.get_mut(&id) else {
+            return Ok(false);
+        };
+        delivery.attempts += 1;
+        delivery.last_attempt_at = Some(attempt.at);
+        delivery.last_status_code = attempt.status_code;
+        delivery.last_error = attempt.error.clone();
+        *claimed_until = None;
+        (delivery.status, delivery.next_attempt_at) = match attempt.next {
+            AttemptNext::Delivered => (DeliveryStatus::Delivered, None),
+            AttemptNext::RetryAt(at) => (DeliveryStatus::Pending, Some(at)),
+            AttemptNext::Failed | AttemptNext::Gone => (DeliveryStatus::Failed, None),
+        };
+        if attempt.next == AttemptNext::Gone {
+            if let Some(webhook) = self.webhooks.get_mut(&delivery.webhook_id) {
+                webhook.active = false;
+            }
+        }
+        Ok(true)
+    }
+
+    fn outbox_backlog(
+        &mut self,
+        now: DateTime<Utc>,
+    ) -> Result<(u64, Option<DateTime<Utc>>), Error> {
+        let pending = || {
+            self.deliveries
+                .values()
+                .map(|(d, _)| d)
+                .filter(|d| d.status == DeliveryStatus::Pending)
+        };
+        let oldest_due = pending()
+            .filter_map(|d| d.next_attempt_at)
+            .filter(|at| *at <= now)
+            .min();
+        Ok((pending().count() as u64, oldest_due))
+    }
+
+    fn prune_events(&mut self, before: DateTime<Utc>) -> Result<u64, Error> {
+        let deliveries = &self.deliveries;
+        let doomed: Vec<String> = self
+            .events
+            .iter()
+            .filter(|(id, (_, at))| {
+                *at < before
+                    && !deliveries
+                        .values()
+                        .any(|(d, _)| &d.event_id == *id && d.status == DeliveryStatus::Pending)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &doomed {
+            self.events.remove(id);
+        }
+        let events = &self.events;
+        self.deliveries
+            .retain(|_, (d, _)| events.contains_key(&d.event_id));
+        Ok(doomed.len() as u64)
+    }
+
+    fn append_mail(&mut self, mail: &NewMail) -> Result<(), Error> {
+        self.last_mail_id += 1;
+        let id = self.last_mail_id;
+        self.mails.insert(
+            id,
+            StoredMail {
+                mail: DueMail {
+                    id,
+                    kind: mail.kind,
+                    to: mail.to.clone(),
+                    subject: mail.subject.clone(),
+                    body: mail.body.clone(),
+                    attempts: 0,
+                },
+                status: MailStatus::Pending,
+                next_attempt_at: Some(mail.at),
+                claimed_until: None,
+                last_attempt: None,
+                sent_at: None,
+            },
+        );
+        Ok(())
+    }
+
+    fn claim_mails(
+        &mut self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<DueMail>, Error> {
+        let mut due: Vec<(DateTime<Utc>, i64)> = self
+            .mails
+            .values()
+            .filter(|m| {
+                m.status == MailStatus::Pending && m.claimed_until.is_none_or(|until| until < now)
+            })
+            .filter_map(|m| {
+                m.next_attempt_at
+                    .filter(|at| *at <= now)
+                    .map(|at| (at, m.mail.id))
+            })
+            .collect();
+        due.sort_unstable();
+        due.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let mut claimed = Vec::with_capacity(due.len());
+        for (_, id) in due {
+            if let Some(stored) = self.mails.get_mut(&id) {
+                stored.claimed_until = Some(lease_until);
+                claimed.push(stored.mail.clone());
+            }
+        }
+        Ok(claimed)
+    }
+
+    fn record_mail_attempt(&mut self, id: i64, attempt: &Attempt) -> Result<bool, Error> {
+        let Some(stored) = self.mails.get_mut(&id) else {
+            return Ok(false);
+        };
+        stored.mail.attempts += 1;
+        stored.last_attempt = Some(attempt.clone());
+        stored.claimed_until = None;
+        (stored.status, stored.next_attempt_at, stored.sent_at) = match attempt.next {
+            AttemptNext::Delivered => (MailStatus::Sent, None, Some(attempt.at)),
+            AttemptNext::RetryAt(at) => (MailStatus::Pending, Some(at), None),
+            AttemptNext::Failed | AttemptNext::Gone => (MailStatus::Failed, None, None),
+        };
+        if stored.status != MailStatus::Pending {
+            stored.mail.body.clear();
+        }
+        Ok(true)
+    }
+
+    fn mail_backlog(&mut self) -> Result<u64, Error> {
+        Ok(self
+            .mails
+            .values()
+            .filter(|m| m.status == MailStatus::Pending)
+            .count() as u64)
+    }
+
+    fn setting(&mut self, name: &str) -> Result<Option<String>, Error> {
+        Ok(self.settings.get(name).cloned())
+    }
+
+    fn put_setting(&mut self, name: &str, value: &str) -> Result<(), Error> {
+        self.settings.insert(name.to_owned(), value.to_owned());
+        Ok(())
     }
 
     fn prune(&mut self, now: DateTime<Utc>, idle_before: DateTime<Utc>) -> Result<u64, Error> {

@@ -69,6 +69,8 @@ pub struct AppOptions {
     pub public_url: Option<String>,
     /// How long sessions live (the defaults: 30 days idle, 90 at most).
     pub sessions: gatehouse_domain::SessionPolicy,
+    /// Whether webhook endpoints may point to non-public addresses (no by default).
+    pub webhook_allow_private: bool,
 }
 
 impl AppOptions {
@@ -87,6 +89,7 @@ impl AppOptions {
             registration: gatehouse_domain::RegistrationMode::default(),
             public_url: None,
             sessions: gatehouse_domain::SessionPolicy::default(),
+            webhook_allow_private: false,
         }
     }
 }
@@ -147,6 +150,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         .with_session_policy(options.sessions);
     let mut state = AppState::new(users, options.hashing)
         .with_public_url(options.public_url)
+        .with_webhook_allow_private(options.webhook_allow_private)
         .with_trusted_proxies(options.trusted_proxies)
         .with_cors_origins(options.cors_origins)
         .with_metrics_token(options.metrics_token)

@@ -121,6 +121,19 @@ macro_rules! __api_suite {
                 taking_a_user_out_of_service_ends_their_sessions,
                 sessions_idle_out_and_end_at_their_maximum_age,
             }
+            webhooks {
+                an_admin_adds_a_webhook_and_sees_its_secret_only_then,
+                webhooks_are_listed_read_changed_and_deleted,
+                webhook_events_and_fields_are_checked,
+                webhook_urls_must_be_public_http_without_credentials,
+                private_webhook_urls_are_allowed_when_the_server_says_so,
+                rotating_a_webhook_secret_gives_a_new_one,
+                a_test_event_is_queued_for_that_endpoint_alone,
+                user_changes_are_written_for_subscribed_active_endpoints_only,
+                webhook_routes_are_for_admins_only,
+                unknown_and_malformed_webhook_ids,
+                webhook_changes_are_audited,
+            }
             auth {
                 the_first_user_registers_as_an_approved_admin,
                 later_users_register_as_pending_non_admins,

@@ -16,6 +16,7 @@ pub mod observe;
 pub mod security;
 pub mod service;
 pub mod sessions;
+pub mod webhooks;
 
 /// Every check of the list, as `module::check`.
 pub const CHECKS: &[&str] = crate::__api_suite!(__api_suite_names!());

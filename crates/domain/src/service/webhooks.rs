@@ -1,0 +1,283 @@
+//! The webhook use cases (the notifications issue): endpoints for admins, and the
+//! dispatcher's claims and attempts.
+
+use chrono::{DateTime, Utc};
+
+use super::{audit, authorize, Actor, Origin, UserService};
+use crate::{
+    Attempt, AuditAction, Delivery, DueDelivery, Error, EventFilter, EventType, NewEvent,
+    NewWebhook, Page, PageQuery, UserQuery, UserStatus, UserStoreExt, Webhook, WebhookChanges,
+    WebhookSecret, WebhookUrl,
+};
+
+/// What `POST /webhooks` asks for, checked.
+#[derive(Debug, Clone)]
+pub struct WebhookRequest {
+    /// Where deliveries go.
+    pub url: WebhookUrl,
+    /// Which events.
+    pub events: EventFilter,
+    /// A note.
+    pub description: Option<String>,
+}
+
+impl UserService {
+    /// Adds a webhook endpoint, active, with a new secret (shown once: the caller returns
+    /// it to the admin), and audits `webhook_created`.
+    ///
+    /// # Errors
+    /// The actor's refusals; store failures.
+    pub fn create_webhook(
+        &self,
+        actor: Actor,
+        request: &WebhookRequest,
+        origin: &Origin,
+    ) -> Result<Webhook, Error> {
+        let secret = WebhookSecret::generate()?;
+        self.store.write_with(|repo| {
+            let admin = authorize(repo, actor)?;
+            let webhook = repo.insert_webhook(&NewWebhook {
+                url: request.url.clone(),
+                events: request.events.clone(),
+                description: request.description.clone(),
+                secret: secret.clone(),
+                created_at: crate::now(),
+            })?;
+            repo.append_audit(&audit(
+                AuditAction::WebhookCreated,
+                admin,
+                None,
+                origin,
+                Some(format!("webhook {}: {}", webhook.id, webhook.url)),
+            ))?;
+            Ok(webhook)
+        })
+    }
+
+    /// Endpoints, oldest first.
+    ///
+    /// # Errors
+    /// The actor's refusals; store failures.
+    pub fn list_webhooks(&self, actor: Actor, query: &PageQuery) -> Result<Page<Webhook>, Error> {
+        self.store.read_with(|repo| {
+            authorize(repo, actor)?;
+            repo.list_webhooks(query)
+        })
+    }
+
+    /// Endpoint `id`.
+    ///
+    /// # Errors
+    /// [`Error::WebhookNotFound`]; the actor's refusals; store failures.
+    pub fn webhook(&self, actor: Actor, id: i64) -> Result<Webhook, Error> {
+        self.store.read_with(|repo| {
+            authorize(repo, actor)?;
+            repo.find_webhook(id)?.ok_or(Error::WebhookNotFound)
+        })
+    }
+
+    /// Changes endpoint `id` and audits `webhook_updated` (when anything changed).
+    ///
+    /// # Errors
+    /// [`Error::WebhookNotFound`]; the actor's refusals; store failures.
+    pub fn update_webhook(
+        &self,
+        actor: Actor,
+        id: i64,
+        changes: &WebhookChanges,
+        origin: &Origin,
+    ) -> Result<Webhook, Error> {
+        self.store.write_with(|repo| {
+            let admin = authorize(repo, actor)?;
+            let before = repo.find_webhook(id)?.ok_or(Error::WebhookNotFound)?;
+            let mut after = before.clone();
+            if let Some(url) = &changes.url {
+                after.url = url.as_str().to_owned();
+            }
+            if let Some(events) = &changes.events {
+                after.events = events.clone();
+            }
+            if let Some(active) = changes.active {
+                after.active = active;
+            }
+            if let Some(description) = &changes.description {
+                after.description.clone_from(description);
+            }
+            if after == before {
+                return Ok(before);
+            }
+            if !repo.save_webhook(&after)? {
+                return Err(Error::WebhookNotFound);
+            }
+            repo.append_audit(&audit(
+                AuditAction::WebhookUpdated,
+                admin,
+                None,
+                origin,
+                Some(format!(
+                    "webhook {id}: {}",
+                    describe_change(&before, &after).join(", ")
+                )),
+            ))?;
+            Ok(after)
+        })
+    }
+
+    /// Removes endpoint `id` with its deliveries, and audits `webhook_deleted`.
+    ///
+    /// # Errors
+    /// [`Error::WebhookNotFound`]; the actor's refusals; store failures.
+    pub fn delete_webhook(&self, actor: Actor, id: i64, origin: &Origin) -> Result<(), Error> {
+        self.store.write_with(|repo| {
+            let admin = authorize(repo, actor)?;
+            let webhook = repo.find_webhook(id)?.ok_or(Error::WebhookNotFound)?;
+            if !repo.delete_webhook(id)? {
+                return Err(Error::WebhookNotFound);
+            }
+            repo.append_audit(&audit(
+                AuditAction::WebhookDeleted,
+                admin,
+                None,
+                origin,
+                Some(format!("webhook {id}: {}", webhook.url)),
+            ))
+        })
+    }
+
+    /// Gives endpoint `id` a new secret (returned once) and audits
+    /// `webhook_secret_rotated`. Deliveries not yet made are signed with the new one.
+    ///
+    /// # Errors
+    /// [`Error::WebhookNotFound`]; the actor's refusals; store failures.
+    pub fn rotate_webhook_secret(
+        &self,
+        actor: Actor,
+        id: i64,
+        origin: &Origin,
+    ) -> Result<Webhook, Error> {
+        let secret = WebhookSecret::generate()?;
+        self.store.write_with(|repo| {
+            let admin = authorize(repo, actor)?;
+            let mut webhook = repo.find_webhook(id)?.ok_or(Error::WebhookNotFound)?;
+            webhook.secret = secret.clone();
+            if !repo.save_webhook(&webhook)? {
+                return Err(Error::WebhookNotFound);
+            }
+            repo.append_audit(&audit(
+                AuditAction::WebhookSecretRotated,
+                admin,
+                None,
+                origin,
+                Some(format!("webhook {id}")),
+            ))?;
+            Ok(webhook)
+        })
+    }
+
+    /// Queues a `webhook.test` event for endpoint `id` alone (active or not), about the
+    /// acting admin (the operator, who has no account: about the newest active admin).
+    /// Returns the event's id.
+    ///
+    /// # Errors
+    /// [`Error::WebhookNotFound`]; the actor's refusals; store failures.
+    pub fn test_webhook(&self, actor: Actor, id: i64) -> Result<String, Error> {
+        self.write_raising(|repo| {
+            let admin = authorize(repo, actor)?;
+            repo.find_webhook(id)?.ok_or(Error::WebhookNotFound)?;
+            let subject = match admin {
+                Some(admin) => repo.find_by_id(admin)?,
+                None => repo
+                    .list(&UserQuery {
+                        status: Some(UserStatus::Approved),
+                        is_admin: Some(true),
+                        limit: Some(1),
+                        ..UserQuery::default()
+                    })?
+                    .items
+                    .pop(),
+            };
+            let subject = subject.ok_or(Error::UserNotFound)?;
+            let mut event = NewEvent::about(EventType::WebhookTest, &subject, admin, crate::now())?;
+            event.only_webhook = Some(id);
+            repo.append_event(&event)?;
+            super::RAISED.with(|raised| raised.set(true));
+            Ok(event.id)
+        })
+    }
+
+    /// The deliveries log of endpoint `id`, newest first.
+    ///
+    /// # Errors
+    /// [`Error::WebhookNotFound`]; the actor's refusals; store failures.
+    pub fn webhook_deliveries(
+        &self,
+        actor: Actor,
+        id: i64,
+        query: &PageQuery,
+    ) -> Result<Page<Delivery>, Error> {
+        self.store.read_with(|repo| {
+            authorize(repo, actor)?;
+            repo.find_webhook(id)?.ok_or(Error::WebhookNotFound)?;
+            repo.list_deliveries(id, query)
+        })
+    }
+
+    /// The dispatcher's claim: up to `limit` due deliveries, reserved until `lease_until`
+    /// (see `UserRepo::claim_deliveries`). A row-guarded write: the claim is a conditional
+    /// update of the rows it takes.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<DueDelivery>, Error> {
+        self.store
+            .write_rows_with(|repo| repo.claim_deliveries(now, lease_until, limit))
+    }
+
+    /// Records the dispatcher's attempt at delivery `id`.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub fn record_attempt(&self, id: i64, attempt: &Attempt) -> Result<bool, Error> {
+        self.store
+            .write_rows_with(|repo| repo.record_attempt(id, attempt))
+    }
+
+    /// How many deliveries are pending, and since when the oldest due one has waited.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub fn outbox_backlog(&self) -> Result<(u64, Option<DateTime<Utc>>), Error> {
+        self.store
+            .read_with(|repo| repo.outbox_backlog(crate::now()))
+    }
+}
+
+/// What changed between two states of an endpoint, for the audit log (never the secret).
+fn describe_change(before: &Webhook, after: &Webhook) -> Vec<String> {
+    let mut changed = Vec::new();
+    if before.url != after.url {
+        changed.push(format!("url {}", after.url));
+    }
+    if before.events != after.events {
+        changed.push(format!("events {}", after.events.names().join(" ")));
+    }
+    if before.active != after.active {
+        changed.push(
+            if after.active {
+                "activated"
+            } else {
+                "deactivated"
+            }
+            .to_owned(),
+        );
+    }
+    if before.description != after.description {
+        changed.push("description".to_owned());
+    }
+    changed
+}

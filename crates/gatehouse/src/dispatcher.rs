@@ -1,0 +1,464 @@
+//! The outbox's dispatcher: sends the webhook deliveries the use cases wrote with their
+//! changes (see `gatehouse_domain::NewEvent`), in every `gatehouse serve`.
+//!
+//! - It claims due deliveries (`UserService::claim_deliveries`: a lease of
+//!   [`lease`](Dispatcher) length, PostgreSQL `FOR UPDATE SKIP LOCKED`, so instances share
+//!   the work and no attempt is made twice at once), sends each as the Standard Webhooks
+//!   specification says, and records the attempt and what follows (a retry after the next
+//!   configured delay, with jitter; `failed` when they run out; 410 disables the endpoint).
+//! - It wakes at once when a change of this instance raised an event, and otherwise polls
+//!   every [`POLL`] (other instances' events, retries coming due).
+//! - [`Dispatcher::stop`] lets attempts in flight finish and record (each at most the
+//!   receiver's timeout); an attempt cut short by a kill is not lost: its lease runs out
+//!   and it is claimed again.
+//! - Where a delivery may go is checked again at each attempt: the stored URL's literal
+//!   address, and every address its name resolves to (a resolver that refuses non-public
+//!   ones, so the connection goes only to an address that was checked).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse_domain::{
+    resolve_public, Attempt, AttemptNext, DueDelivery, RetryPolicy, UserService, WebhookUrl,
+};
+use tokio::sync::{Notify, Semaphore};
+
+use crate::mailer::Mailer;
+
+/// How often the dispatcher looks for due deliveries when nothing woke it.
+pub const POLL: Duration = Duration::from_secs(1);
+
+/// How much longer than twice the receiver's timeout a claim lasts.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
+
+/// Deliveries claimed at once (and sent at once, at most).
+const BATCH: u64 = 16;
+
+/// How the dispatcher sends.
+#[derive(Debug, Clone)]
+pub struct DispatchOptions {
+    /// How long a receiver has to answer (`GATEHOUSE_WEBHOOK_TIMEOUT`).
+    pub timeout: Duration,
+    /// The waits between attempts (`GATEHOUSE_WEBHOOK_RETRY_DELAYS`).
+    pub retry: RetryPolicy,
+    /// Whether non-public addresses are allowed (`GATEHOUSE_WEBHOOK_ALLOW_PRIVATE`).
+    pub allow_private: bool,
+    /// How often to look for due deliveries without a wake-up.
+    pub poll: Duration,
+    /// Where attempts are counted by outcome (`gatehouse_webhook_deliveries_total`,
+    /// `gatehouse_mails_total`).
+    pub counter: Option<gatehouse_http::DeliveryCounter>,
+    /// The mailer, when one is configured: queued mails are sent, and the admin digest is
+    /// queued when due.
+    pub mailer: Option<Mailer>,
+}
+
+/// The running dispatcher.
+pub struct Dispatcher {
+    wake: Arc<Notify>,
+    stopping: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Dispatcher {
+    /// The wake-up to hand to `UserService::with_outbox_wake` before the dispatcher starts.
+    #[must_use]
+    pub fn wake_signal() -> Arc<Notify> {
+        Arc::new(Notify::new())
+    }
+
+    /// Starts the dispatcher on a thread of its own, sending what `users` claims.
+    ///
+    /// # Errors
+    /// When the thread, its runtime or the HTTP client cannot be made.
+    pub fn start(
+        users: UserService,
+        wake: Arc<Notify>,
+        options: DispatchOptions,
+    ) -> anyhow::Result<Self> {
+        let stopping = Arc::new(AtomicBool::new(false));
+        let client = client(&options)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let thread = std::thread::Builder::new()
+            .name("gatehouse-outbox".into())
+            .spawn({
+                let wake = Arc::clone(&wake);
+                let stopping = Arc::clone(&stopping);
+                move || runtime.block_on(run(users, client, wake, stopping, options))
+            })?;
+        Ok(Self {
+            wake,
+            stopping,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops claiming, lets the attempts in flight finish and be recorded, and returns.
+    pub fn stop(mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("the outbox dispatcher panicked");
+            }
+        }
+    }
+}
+
+/// The HTTP client: the receiver's timeout for the whole exchange, no redirects (a
+/// redirect could lead anywhere), no proxy from the environment (it would bypass the
+/// address check), and a resolver that refuses non-public addresses.
+fn client(options: &DispatchOptions) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .timeout(options.timeout)
+        .connect_timeout(options.timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .user_agent(concat!("Gatehouse-Webhooks/", env!("CARGO_PKG_VERSION")))
+        .dns_resolver(Arc::new(CheckedResolver {
+            allow_private: options.allow_private,
+        }))
+        .build()?)
+}
+
+/// Resolves with the system's resolver, then refuses a name with any non-public address
+/// (unless allowed): the connection can only go to an address checked here.
+struct CheckedResolver {
+    allow_private: bool,
+}
+
+impl reqwest::dns::Resolve for CheckedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow_private = self.allow_private;
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let resolved =
+                tokio::task::spawn_blocking(move || resolve_public(&host, 0, allow_private))
+                    .await
+                    .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })?;
+            let addresses: Vec<SocketAddr> =
+                resolved.map_err(|refused| -> Box<dyn std::error::Error + Send + Sync> {
+                    refused.into()
+                })?;
+            let addresses: reqwest::dns::Addrs = Box::new(addresses.into_iter());
+            Ok(addresses)
+        })
+    }
+}
+
+async fn run(
+    users: UserService,
+    client: reqwest::Client,
+    wake: Arc<Notify>,
+    stopping: Arc<AtomicBool>,
+    options: DispatchOptions,
+) {
+    let options = Arc::new(options);
+    let in_flight = Arc::new(Semaphore::new(BATCH as usize));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut last_digest_check = std::time::Instant::now()
+        .checked_sub(options.poll)
+        .unwrap_or_else(std::time::Instant::now);
+    while !stopping.load(Ordering::SeqCst) {
+        // Reap finished attempts (their outcomes are recorded by the tasks themselves).
+        while tasks.try_join_next().is_some() {}
+        if options.mailer.is_some() && last_digest_check.elapsed() >= options.poll {
+            last_digest_check = std::time::Instant::now();
+            queue_digest(&users).await;
+        }
+        let free = in_flight.available_permits() as u64;
+        let claimed = if free == 0 {
+            Vec::new()
+        } else {
+            claim(&users, free, &options).await
+        };
+        let free = free.saturating_sub(claimed.len() as u64);
+        let mails = match &options.mailer {
+            Some(_) if free > 0 => claim_mails(&users, free, &options).await,
+            _ => Vec::new(),
+        };
+        let idle = claimed.is_empty() && mails.is_empty();
+        for mail in mails {
+            let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+                break;
+            };
+            let users = users.clone();
+            let options = Arc::clone(&options);
+            tasks.spawn(async move {
+                send_mail(&users, &options, mail).await;
+                drop(permit);
+            });
+        }
+        for delivery in claimed {
+            let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+                break;
+            };
+            let users = users.clone();
+            let client = client.clone();
+            let options = Arc::clone(&options);
+            tasks.spawn(async move {
+                attempt(&users, &client, &options, delivery).await;
+                drop(permit);
+            });
+        }
+        if idle {
+            tokio::select! {
+                () = wake.notified() => {}
+                () = tokio::time::sleep(options.poll) => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+    }
+    // Stopping: the attempts in flight finish and record (each bounded by the timeout).
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Claims up to `limit` due deliveries (none on a store failure, which is logged).
+async fn claim(users: &UserService, limit: u64, options: &DispatchOptions) -> Vec<DueDelivery> {
+    let users = users.clone();
+    // The lease outlasts an attempt (the timeout) and its recording with a margin; an
+    // instance that dies mid-attempt leaves the delivery to be claimed again once it runs
+    // out.
+    let lease = lease(options);
+    let claimed = tokio::task::spawn_blocking(move || {
+        let now = gatehouse_domain::now();
+        users.claim_deliveries(now, now + lease, limit)
+    })
+    .await;
+    match claimed {
+        Ok(Ok(due)) => due,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "claiming webhook deliveries failed");
+            Vec::new()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "claiming webhook deliveries panicked");
+            Vec::new()
+        }
+    }
+}
+
+/// The lease of a claim: it outlasts an attempt (the timeout) and its recording with a
+/// margin.
+fn lease(options: &DispatchOptions) -> chrono::Duration {
+    chrono::Duration::from_std(options.timeout * 2 + LEASE_MARGIN)
+        .unwrap_or_else(|_| chrono::Duration::minutes(10))
+}
+
+/// Queues the admin digest if it is due (failures are logged).
+async fn queue_digest(users: &UserService) {
+    let users = users.clone();
+    match tokio::task::spawn_blocking(move || users.queue_admin_digest(gatehouse_domain::now()))
+        .await
+    {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::info!(mails = n, "queued the admin digest"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "queueing the admin digest failed"),
+        Err(e) => tracing::error!(error = %e, "queueing the admin digest panicked"),
+    }
+}
+
+/// Claims up to `limit` due mails (none on a store failure, which is logged).
+async fn claim_mails(
+    users: &UserService,
+    limit: u64,
+    options: &DispatchOptions,
+) -> Vec<gatehouse_domain::DueMail> {
+    let users = users.clone();
+    // An SMTP exchange is some ten round trips, each bounded by the timeout.
+    let lease = lease(options) * 5;
+    let claimed = tokio::task::spawn_blocking(move || {
+        let now = gatehouse_domain::now();
+        users.claim_mails(now, now + lease, limit)
+    })
+    .await;
+    match claimed {
+        Ok(Ok(due)) => due,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "claiming mails failed");
+            Vec::new()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "claiming mails panicked");
+            Vec::new()
+        }
+    }
+}
+
+/// Sends one mail and records the attempt.
+async fn send_mail(
+    users: &UserService,
+    options: &DispatchOptions,
+    mail: gatehouse_domain::DueMail,
+) {
+    let Some(mailer) = options.mailer.clone() else {
+        return;
+    };
+    let (to, subject, body) = (mail.to.clone(), mail.subject.clone(), mail.body.clone());
+    let sent = tokio::task::spawn_blocking(move || mailer.send(&to, &subject, &body))
+        .await
+        .unwrap_or_else(|e| Err((None, format!("sending panicked: {e}"))));
+    let at = gatehouse_domain::now();
+    let attempts = mail.attempts + 1;
+    let (status_code, error, next) = match sent {
+        Ok(code) => (Some(code), None, AttemptNext::Delivered),
+        // 5xx: the server refused for good (no such mailbox); 4xx and no answer: retry.
+        Err((Some(code), error)) if (500..600).contains(&code) => {
+            (Some(code), Some(error), AttemptNext::Failed)
+        }
+        Err((code, error)) => (
+            code,
+            Some(error),
+            options.retry.after_failure(attempts, at, jitter()),
+        ),
+    };
+    if let Some(counter) = &options.counter {
+        counter.count_mail(match next {
+            AttemptNext::Delivered => "sent",
+            AttemptNext::RetryAt(_) => "retrying",
+            AttemptNext::Failed | AttemptNext::Gone => "failed",
+        });
+    }
+    if let Some(error) = &error {
+        tracing::info!(mail = mail.id, kind = mail.kind.as_str(), attempts, error = %error, "mail not sent");
+    }
+    let record = Attempt {
+        at,
+        status_code,
+        error,
+        next,
+    };
+    let users = users.clone();
+    let id = mail.id;
+    let recorded =
+        tokio::task::spawn_blocking(move || users.record_mail_attempt(id, &record)).await;
+    if let Ok(Err(e)) | Err(e) =
+        recorded.map_err(|e| gatehouse_domain::Error::internal("record", e))
+    {
+        tracing::warn!(error = %e, mail = id, "recording a mail attempt failed");
+    }
+}
+
+/// Sends one delivery and records the attempt.
+async fn attempt(
+    users: &UserService,
+    client: &reqwest::Client,
+    options: &DispatchOptions,
+    delivery: DueDelivery,
+) {
+    let sent = send(client, options, &delivery).await;
+    let at = gatehouse_domain::now();
+    let attempts = delivery.attempts + 1;
+    let (status_code, error, next) = match sent {
+        Ok(status) if (200..300).contains(&status) => (Some(status), None, AttemptNext::Delivered),
+        Ok(410) => (
+            Some(410),
+            Some("the receiver answered 410 Gone: the endpoint was disabled".to_owned()),
+            AttemptNext::Gone,
+        ),
+        Ok(status) => (
+            Some(status),
+            Some(format!("the receiver answered {status}")),
+            options.retry.after_failure(attempts, at, jitter()),
+        ),
+        Err(error) => (
+            None,
+            Some(error),
+            options.retry.after_failure(attempts, at, jitter()),
+        ),
+    };
+    if let Some(counter) = &options.counter {
+        counter.count(match next {
+            AttemptNext::Delivered => "delivered",
+            AttemptNext::RetryAt(_) => "retrying",
+            AttemptNext::Failed => "failed",
+            AttemptNext::Gone => "gone",
+        });
+    }
+    match next {
+        AttemptNext::Delivered => tracing::debug!(delivery = delivery.id, "webhook delivered"),
+        _ => tracing::info!(
+            delivery = delivery.id,
+            webhook = delivery.webhook_id,
+            attempts,
+            error = error.as_deref().unwrap_or(""),
+            "webhook delivery failed"
+        ),
+    }
+    let record = Attempt {
+        at,
+        status_code,
+        error,
+        next,
+    };
+    let users = users.clone();
+    let id = delivery.id;
+    let recorded = tokio::task::spawn_blocking(move || users.record_attempt(id, &record)).await;
+    if let Ok(Err(e)) | Err(e) =
+        recorded.map_err(|e| gatehouse_domain::Error::internal("record", e))
+    {
+        // Not recorded: the lease runs out and the delivery is tried again (a receiver
+        // may see it twice; the `webhook-id` lets it tell).
+        tracing::warn!(error = %e, delivery = id, "recording a webhook attempt failed");
+    }
+}
+
+/// Posts the event; the receiver's status, or why no answer came.
+async fn send(
+    client: &reqwest::Client,
+    options: &DispatchOptions,
+    delivery: &DueDelivery,
+) -> Result<u16, String> {
+    // Checked again: the address may have been allowed when the endpoint was added (a
+    // setting since changed), and a literal address never reaches the resolver.
+    let url = WebhookUrl::parse(&delivery.url, options.allow_private)?;
+    let timestamp = chrono::Utc::now().timestamp();
+    let body = delivery.payload.as_bytes().to_vec();
+    let signature = delivery.secret.sign(&delivery.event_id, timestamp, &body);
+    let response = client
+        .post(url.as_str())
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header("webhook-id", &delivery.event_id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| describe(&e))?;
+    Ok(response.status().as_u16())
+}
+
+/// A transport error in words, with its causes (the resolver's refusal among them).
+fn describe(error: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut text = if error.is_timeout() {
+        "no answer within the timeout".to_owned()
+    } else if error.is_connect() {
+        "could not connect".to_owned()
+    } else {
+        "the request failed".to_owned()
+    };
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text.chars().take(500).collect()
+}
+
+/// A factor in [0.8, 1.2): spreads retries of many deliveries that failed together.
+fn jitter() -> f64 {
+    let mut byte = [0u8; 1];
+    match getrandom::fill(&mut byte) {
+        Ok(()) => 0.8 + 0.4 * f64::from(byte[0]) / 256.0,
+        Err(_) => 1.0,
+    }
+}

@@ -1,0 +1,334 @@
+//! The webhook outbox (the notifications issue): endpoints, events and their deliveries, as
+//! `UserRepo` reads and writes them (`repo.rs` delegates here).
+//!
+//! An event is written with one `pending` delivery per endpoint it goes to, in the
+//! transaction of the change that raised it. Dispatchers claim due deliveries for a lease
+//! (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so that concurrent dispatchers never wait for
+//! each other nor claim one delivery twice; SQLite serializes writers anyway), attempt
+//! them, and record each attempt, which releases the claim.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+use gatehouse_domain::{
+    Attempt, AttemptNext, Delivery, DeliveryStatus, DueDelivery, Error, NewEvent, NewWebhook, Page,
+    PageQuery, Webhook,
+};
+
+use crate::conn::AnyConnection;
+use crate::errors::from_diesel;
+use crate::repo::{count, page_bounds};
+use crate::rows::{
+    DeliveryRow, DueRow, WebhookRow, DELIVERY_COLUMNS, DUE_COLUMNS, WEBHOOK_COLUMNS,
+};
+use crate::schema::{events, webhook_deliveries, webhooks};
+use crate::stored_time::StoredTime;
+use crate::Conn;
+
+/// Why a delivery failed without an attempt: its endpoint was turned off.
+const DISABLED: &str = "the endpoint was disabled";
+
+const PENDING: &str = "pending";
+
+/// The id a statement returned.
+#[derive(Debug, QueryableByName)]
+struct Id {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+/// [`UserRepo::insert_webhook`](gatehouse_domain::UserRepo::insert_webhook).
+pub(crate) fn insert_webhook(conn: &mut Conn, new: &NewWebhook) -> Result<Webhook, Error> {
+    let created_at = new.created_at.naive_utc();
+    diesel::insert_into(webhooks::table)
+        .values((
+            webhooks::url.eq(new.url.as_str()),
+            webhooks::events.eq(new.events.to_stored()),
+            webhooks::description.eq(new.description.as_deref()),
+            webhooks::secret.eq(new.secret.expose()),
+            webhooks::active.eq(true),
+            webhooks::created_at.eq(created_at),
+            webhooks::updated_at.eq(created_at),
+        ))
+        .returning(WEBHOOK_COLUMNS)
+        .get_result::<WebhookRow>(conn)
+        .map(Webhook::from)
+        .map_err(from_diesel)
+}
+
+/// [`UserRepo::find_webhook`](gatehouse_domain::UserRepo::find_webhook).
+pub(crate) fn find_webhook(conn: &mut Conn, id: i64) -> Result<Option<Webhook>, Error> {
+    webhooks::table
+        .find(id)
+        .select(WEBHOOK_COLUMNS)
+        .get_result::<WebhookRow>(conn)
+        .optional()
+        .map(|row| row.map(Webhook::from))
+        .map_err(from_diesel)
+}
+
+/// [`UserRepo::list_webhooks`](gatehouse_domain::UserRepo::list_webhooks).
+pub(crate) fn list_webhooks(conn: &mut Conn, query: &PageQuery) -> Result<Page<Webhook>, Error> {
+    let total = webhooks::table
+        .count()
+        .get_result::<i64>(conn)
+        .map_err(from_diesel)?;
+    let mut select = webhooks::table
+        .select(WEBHOOK_COLUMNS)
+        .order(webhooks::id.asc())
+        .into_boxed();
+    if let Some((limit, offset)) = page_bounds(query.limit, query.offset) {
+        select = select.limit(limit).offset(offset);
+    }
+    let items = select
+        .load::<WebhookRow>(conn)
+        .map_err(from_diesel)?
+        .into_iter()
+        .map(Webhook::from)
+        .collect();
+    Ok(Page {
+        items,
+        total: count(total),
+    })
+}
+
+/// [`UserRepo::save_webhook`](gatehouse_domain::UserRepo::save_webhook).
+pub(crate) fn save_webhook(conn: &mut Conn, webhook: &Webhook) -> Result<bool, Error> {
+    diesel::update(webhooks::table.find(webhook.id))
+        .set((
+            webhooks::url.eq(&webhook.url),
+            webhooks::events.eq(webhook.events.to_stored()),
+            webhooks::description.eq(webhook.description.as_deref()),
+            webhooks::active.eq(webhook.active),
+            webhooks::secret.eq(webhook.secret.expose()),
+            webhooks::updated_at.eq(gatehouse_domain::now().naive_utc()),
+        ))
+        .execute(conn)
+        .map(|n| n > 0)
+        .map_err(from_diesel)
+}
+
+/// [`UserRepo::delete_webhook`](gatehouse_domain::UserRepo::delete_webhook).
+pub(crate) fn delete_webhook(conn: &mut Conn, id: i64) -> Result<bool, Error> {
+    // Its deliveries go with it (ON DELETE CASCADE).
+    diesel::delete(webhooks::table.find(id))
+        .execute(conn)
+        .map(|n| n > 0)
+        .map_err(from_diesel)
+}
+
+/// [`UserRepo::append_event`](gatehouse_domain::UserRepo::append_event).
+pub(crate) fn append_event(conn: &mut Conn, event: &NewEvent) -> Result<u64, Error> {
+    let at = event.at.naive_utc();
+    diesel::insert_into(events::table)
+        .values((
+            events::id.eq(&event.id),
+            events::event_type.eq(event.event_type.as_str()),
+            events::payload.eq(&event.payload),
+            events::created_at.eq(at),
+        ))
+        .execute(conn)
+        .map_err(from_diesel)?;
+    // One statement for every endpoint the event goes to. `$n` placeholders work on both
+    // backends (SQLite numbers them by first appearance), `||` concatenates on both.
+    const INSERT: &str = "INSERT INTO webhook_deliveries \
+         (webhook_id, event_id, status, attempts, next_attempt_at, created_at) \
+         SELECT id, $1, 'pending', 0, $2, $2 FROM webhooks ";
+    let inserted = match event.only_webhook {
+        Some(webhook) => diesel::sql_query(format!("{INSERT}WHERE id = $3"))
+            .bind::<Text, _>(&event.id)
+            .bind::<Timestamp, _>(at)
+            .bind::<BigInt, _>(webhook)
+            .execute(conn),
+        None => diesel::sql_query(format!(
+            "{INSERT}WHERE active AND (events = '*' OR events LIKE '%,' || $3 || ',%') \
+             ORDER BY id"
+        ))
+        .bind::<Text, _>(&event.id)
+        .bind::<Timestamp, _>(at)
+        .bind::<Text, _>(event.event_type.as_str())
+        .execute(conn),
+    }
+    .map_err(from_diesel)?;
+    Ok(inserted as u64)
+}
+
+/// [`UserRepo::list_deliveries`](gatehouse_domain::UserRepo::list_deliveries).
+pub(crate) fn list_deliveries(
+    conn: &mut Conn,
+    webhook: i64,
+    query: &PageQuery,
+) -> Result<Page<Delivery>, Error> {
+    let total = webhook_deliveries::table
+        .filter(webhook_deliveries::webhook_id.eq(webhook))
+        .count()
+        .get_result::<i64>(conn)
+        .map_err(from_diesel)?;
+    let mut select = webhook_deliveries::table
+        .inner_join(events::table)
+        .filter(webhook_deliveries::webhook_id.eq(webhook))
+        .select(DELIVERY_COLUMNS)
+        .order(webhook_deliveries::id.desc())
+        .into_boxed();
+    if let Some((limit, offset)) = page_bounds(query.limit, query.offset) {
+        select = select.limit(limit).offset(offset);
+    }
+    let items = select
+        .load::<DeliveryRow>(conn)
+        .map_err(from_diesel)?
+        .into_iter()
+        .map(Delivery::try_from)
+        .collect::<Result<_, _>>()?;
+    Ok(Page {
+        items,
+        total: count(total),
+    })
+}
+
+/// [`UserRepo::claim_deliveries`](gatehouse_domain::UserRepo::claim_deliveries).
+pub(crate) fn claim_deliveries(
+    conn: &mut Conn,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<DueDelivery>, Error> {
+    // Pending deliveries of endpoints turned off are not attempted: they fail.
+    diesel::update(
+        webhook_deliveries::table
+            .filter(webhook_deliveries::status.eq(PENDING))
+            .filter(
+                webhook_deliveries::webhook_id.eq_any(
+                    webhooks::table
+                        .filter(webhooks::active.eq(false))
+                        .select(webhooks::id),
+                ),
+            ),
+    )
+    .set((
+        webhook_deliveries::status.eq(DeliveryStatus::Failed.as_str()),
+        webhook_deliveries::next_attempt_at.eq(None::<NaiveDateTime>),
+        webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>),
+        webhook_deliveries::last_error.eq(DISABLED),
+    ))
+    .execute(conn)
+    .map_err(from_diesel)?;
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    // PostgreSQL: rows another dispatcher is claiming right now are skipped, not waited
+    // for; a row claimed and committed meanwhile is re-checked (READ COMMITTED) and left
+    // out, its lease not run out. SQLite: writers run one at a time.
+    let locking = match &*conn {
+        AnyConnection::Postgres(_) => " FOR UPDATE OF d SKIP LOCKED",
+        AnyConnection::Sqlite(_) => "",
+    };
+    let claimed = diesel::sql_query(format!(
+        "UPDATE webhook_deliveries SET claimed_until = $1 WHERE id IN (\
+         SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+         WHERE d.status = 'pending' AND d.next_attempt_at <= $2 \
+         AND (d.claimed_until IS NULL OR d.claimed_until < $2) AND w.active \
+         ORDER BY d.next_attempt_at, d.id LIMIT $3{locking}) \
+         RETURNING id"
+    ))
+    .bind::<Timestamp, _>(lease_until.naive_utc())
+    .bind::<Timestamp, _>(now.naive_utc())
+    .bind::<BigInt, _>(i64::try_from(limit).unwrap_or(i64::MAX))
+    .load::<Id>(conn)
+    .map_err(from_diesel)?;
+    if claimed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = claimed.into_iter().map(|row| row.id).collect();
+    webhook_deliveries::table
+        .inner_join(webhooks::table)
+        .inner_join(events::table)
+        .filter(webhook_deliveries::id.eq_any(ids))
+        .order((
+            webhook_deliveries::next_attempt_at.asc(),
+            webhook_deliveries::id.asc(),
+        ))
+        .select(DUE_COLUMNS)
+        .load::<DueRow>(conn)
+        .map_err(from_diesel)?
+        .into_iter()
+        .map(DueDelivery::try_from)
+        .collect()
+}
+
+/// [`UserRepo::record_attempt`](gatehouse_domain::UserRepo::record_attempt).
+pub(crate) fn record_attempt(conn: &mut Conn, id: i64, attempt: &Attempt) -> Result<bool, Error> {
+    let (status, next) = match attempt.next {
+        AttemptNext::Delivered => (DeliveryStatus::Delivered, None),
+        AttemptNext::RetryAt(at) => (DeliveryStatus::Pending, Some(at.naive_utc())),
+        AttemptNext::Failed | AttemptNext::Gone => (DeliveryStatus::Failed, None),
+    };
+    let at = attempt.at.naive_utc();
+    let Some(webhook) = diesel::update(webhook_deliveries::table.find(id))
+        .set((
+            webhook_deliveries::attempts.eq(webhook_deliveries::attempts + 1_i64),
+            webhook_deliveries::last_attempt_at.eq(Some(at)),
+            webhook_deliveries::last_status_code.eq(attempt.status_code.map(i64::from)),
+            webhook_deliveries::last_error.eq(attempt.error.as_deref()),
+            webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>),
+            webhook_deliveries::status.eq(status.as_str()),
+            webhook_deliveries::next_attempt_at.eq(next),
+        ))
+        .returning(webhook_deliveries::webhook_id)
+        .get_result::<i64>(conn)
+        .optional()
+        .map_err(from_diesel)?
+    else {
+        return Ok(false);
+    };
+    if attempt.next == AttemptNext::Gone {
+        diesel::update(webhooks::table.find(webhook))
+            .set((webhooks::active.eq(false), webhooks::updated_at.eq(at)))
+            .execute(conn)
+            .map_err(from_diesel)?;
+    }
+    Ok(true)
+}
+
+/// [`UserRepo::outbox_backlog`](gatehouse_domain::UserRepo::outbox_backlog).
+pub(crate) fn outbox_backlog(
+    conn: &mut Conn,
+    now: DateTime<Utc>,
+) -> Result<(u64, Option<DateTime<Utc>>), Error> {
+    // `'pending'` written out, not bound, so that both planners see the partial index
+    // `webhook_deliveries_due_idx` serves the statement.
+    let backlog = diesel::sql_query(
+        "SELECT COUNT(*) AS pending, \
+         MIN(CASE WHEN next_attempt_at <= $1 THEN next_attempt_at END) AS oldest_due \
+         FROM webhook_deliveries WHERE status = 'pending'",
+    )
+    .bind::<Timestamp, _>(now.naive_utc())
+    .get_result::<Backlog>(conn)
+    .map_err(from_diesel)?;
+    Ok((
+        count(backlog.pending),
+        backlog.oldest_due.map(|at| at.0.and_utc()),
+    ))
+}
+
+/// What [`outbox_backlog`] reads.
+#[derive(Debug, QueryableByName)]
+struct Backlog {
+    #[diesel(sql_type = BigInt)]
+    pending: i64,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    oldest_due: Option<StoredTime>,
+}
+
+/// [`UserRepo::prune_events`](gatehouse_domain::UserRepo::prune_events).
+pub(crate) fn prune_events(conn: &mut Conn, before: DateTime<Utc>) -> Result<u64, Error> {
+    // Their settled deliveries go with them (ON DELETE CASCADE).
+    diesel::sql_query(
+        "DELETE FROM events WHERE created_at < $1 AND NOT EXISTS (\
+         SELECT 1 FROM webhook_deliveries d \
+         WHERE d.event_id = events.id AND d.status = 'pending')",
+    )
+    .bind::<Timestamp, _>(before.naive_utc())
+    .execute(conn)
+    .map(|n| n as u64)
+    .map_err(from_diesel)
+}
