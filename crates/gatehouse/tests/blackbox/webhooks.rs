@@ -234,6 +234,33 @@ fn an_attempt_cut_short_by_a_kill_is_made_again(backend: TestBackend) {
     assert_eq!(log[0]["status"], "delivered", "{log:#?}");
 }
 
+/// SIGTERM while an attempt is in flight: the server waits for it (at most the timeout),
+/// records it, and stops; the next process makes the retry.
+fn sigterm_records_the_attempt_in_flight(backend: TestBackend) {
+    let db = EmptyDatabase::new(backend);
+    let receiver = Receiver::start();
+    receiver.hold();
+    let server = Server::start(&db, ENV);
+    let token = admin(&server);
+    let (webhook, _) = add_webhook(&server, &token, &receiver.url("/"), json!(["*"]));
+    assert_eq!(server.register("ann@example.com", PASSWORD).status, 201);
+    std::thread::sleep(Duration::from_millis(300));
+    let log = server.stop_and_read_log();
+    assert!(log.contains("stopped"), "{log}");
+    assert!(!log.contains("ERROR"), "{log}");
+    receiver.release();
+    let server = Server::start(&db, ENV);
+    let token = server.token(ADMIN, PASSWORD);
+    let got = receiver.wait_for(1, WAIT);
+    assert_eq!(got.len(), 1, "{}", server.log());
+    let log = settled(&server, &token, webhook, 1);
+    assert_eq!(log[0]["status"], "delivered", "{log:#?}");
+    assert_eq!(
+        log[0]["attempts"], 2,
+        "the cut attempt was recorded: {log:#?}"
+    );
+}
+
 /// A committed event whose first attempt failed survives a kill -9 and a restart: its
 /// retry is made by the next process.
 fn a_retry_survives_a_kill_and_a_restart(backend: TestBackend) {
@@ -408,5 +435,6 @@ gatehouse_storage::backend_tests!(
     failures_are_retried_then_failed_and_410_disables,
     an_attempt_cut_short_by_a_kill_is_made_again,
     a_retry_survives_a_kill_and_a_restart,
+    sigterm_records_the_attempt_in_flight,
     the_address_is_checked_again_at_delivery,
 );
