@@ -480,6 +480,10 @@ impl UserService {
                 None,
             ))?;
             raise(repo, AuditAction::UserRegistered, &user, None)?;
+            if self.mail.is_some() && user.status == UserStatus::Pending {
+                // The admin digest may be due: the dispatcher looks at once.
+                RAISED.with(|raised| raised.set(true));
+            }
             if let Some(invitation) = &invited {
                 repo.append_audit(&audit(
                     AuditAction::InvitationUsed,
@@ -1998,8 +2002,12 @@ fn raise(
     actor: Option<UserId>,
 ) -> Result<(), Error> {
     if let Some(event_type) = EventType::for_audit(action) {
-        repo.append_event(&NewEvent::about(event_type, user, actor, crate::now())?)?;
-        RAISED.with(|raised| raised.set(true));
+        let deliveries =
+            repo.append_event(&NewEvent::about(event_type, user, actor, crate::now())?)?;
+        // Nothing to send without a subscribed endpoint: the dispatcher sleeps on.
+        if deliveries > 0 {
+            RAISED.with(|raised| raised.set(true));
+        }
     }
     Ok(())
 }

@@ -199,8 +199,9 @@ impl UserService {
             let subject = subject.ok_or(Error::UserNotFound)?;
             let mut event = NewEvent::about(EventType::WebhookTest, &subject, admin, crate::now())?;
             event.only_webhook = Some(id);
-            repo.append_event(&event)?;
-            super::RAISED.with(|raised| raised.set(true));
+            if repo.append_event(&event)? > 0 {
+                super::RAISED.with(|raised| raised.set(true));
+            }
             Ok(event.id)
         })
     }
