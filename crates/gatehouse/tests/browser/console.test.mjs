@@ -9,11 +9,15 @@
 //
 // The steps run in order and share one server: the first user, a second one, approval...
 // The renewal of short-lived access tokens has a second server of its own, whose tokens live
-// 3 seconds.
+// 3 seconds. The main server may send webhooks to this machine
+// (GATEHOUSE_WEBHOOK_ALLOW_PRIVATE=true), where a receiver of the tests' own takes them; a
+// third server, without that setting, refuses such addresses.
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { createHmac } from "node:crypto";
+import { createServer } from "node:http";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -101,6 +105,55 @@ async function startServer(env = {}) {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+// ---- the webhook receiver ----------------------------------------------------------------
+
+/**
+ * An HTTP server on 127.0.0.1 that keeps every request it gets ({method, path, headers,
+ * body (the exact bytes)}) and answers each with `answer` (200).
+ */
+async function startReceiver() {
+  const receiver = { received: [], answer: 200, url: null };
+  const http = createServer((request, response) => {
+    const chunks = [];
+    request.on("data", (chunk) => chunks.push(chunk));
+    request.on("end", () => {
+      receiver.received.push({
+        method: request.method,
+        path: request.url,
+        headers: request.headers,
+        body: Buffer.concat(chunks),
+      });
+      response.writeHead(receiver.answer, { "Content-Type": "text/plain" });
+      response.end("thanks");
+    });
+  });
+  await new Promise((resolve, reject) => {
+    http.once("error", reject);
+    http.listen(0, "127.0.0.1", resolve);
+  });
+  receiver.url = `http://127.0.0.1:${http.address().port}`;
+  receiver.stop = () => {
+    http.closeAllConnections();
+    http.close();
+  };
+  return receiver;
+}
+
+/**
+ * Whether a delivery is signed with `secret` as Standard Webhooks says: `v1,` and the base64
+ * HMAC-SHA256 of "{webhook-id}.{webhook-timestamp}.{body}", keyed with the base64-decoded
+ * part of the secret after "whsec_".
+ */
+function signedWith(delivery, secret) {
+  const id = delivery.headers["webhook-id"];
+  const timestamp = delivery.headers["webhook-timestamp"];
+  const key = Buffer.from(secret.slice("whsec_".length), "base64");
+  const mac = createHmac("sha256", key)
+    .update(Buffer.concat([Buffer.from(`${id}.${timestamp}.`), delivery.body]))
+    .digest("base64");
+  return (delivery.headers["webhook-signature"] ?? "").split(" ").includes(`v1,${mac}`);
 }
 
 // ---- the browser ----------------------------------------------------------------------
@@ -341,9 +394,15 @@ async function atPhoneWidth(page, check) {
 let admin; // the first user's page
 let bob; // the second user's page
 let bobId;
+let receiver; // where the main server's webhooks go
 
 before(async () => {
-  server = await startServer();
+  receiver = await startReceiver();
+  server = await startServer({
+    GATEHOUSE_WEBHOOK_ALLOW_PRIVATE: "true",
+    GATEHOUSE_WEBHOOK_RETRY_DELAYS: "200ms",
+    GATEHOUSE_WEBHOOK_TIMEOUT: "1s",
+  });
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     headless: true,
@@ -363,6 +422,7 @@ after(async () => {
   await browser?.close();
   server?.stop();
   quick?.stop();
+  receiver?.stop();
 });
 
 test("an unauthenticated visit lands on the login page, under a strict CSP", async () => {
@@ -488,10 +548,24 @@ test("the approved user logs in and sees no admin pages", async () => {
   await heading(bob, "Your account").waitFor();
   await bob.getByText(`Signed in as ${BOB}`, { exact: true }).waitFor();
   assert.equal(await bob.getByRole("link", { name: /^Users/ }).count(), 0);
+  assert.equal(await bob.getByRole("link", { name: "Webhooks" }).count(), 0);
   await bob.goto("/#/users");
+  await heading(bob, "Your account").waitFor();
+  await bob.goto("/#/webhooks");
   await heading(bob, "Your account").waitFor();
   await assertLabelled(bob, "account");
   await shot(bob, "account");
+});
+
+test("a non-admin sees no Settings link, and typing #/settings lands on their account page", async () => {
+  await heading(bob, "Your account").waitFor();
+  assert.equal(await bob.getByRole("link", { name: "Settings", exact: true }).count(), 0);
+  await bob.goto("/#/settings");
+  await heading(bob, "Your account").waitFor();
+  assert.match(bob.url(), /#\/account$/);
+  assert.equal(await bob.getByRole("heading", { name: "Mail", exact: true }).count(), 0);
+  const { token } = await kept(bob);
+  assert.equal((await apiCall(server, "GET", "/api/auth/settings/mail", token)).status, 403);
 });
 
 test("a browser that logged in before is not locked out by guesses from elsewhere", async () => {
@@ -1054,6 +1128,520 @@ test("the invitations page is readable at phone width, its link included", async
     await button(panel, "Done").click();
     assert.equal(await panel.isVisible(), false);
   });
+});
+
+// ---- webhooks -----------------------------------------------------------------------------
+
+const MAX = "max@example.com";
+const NIA = "nia@example.com";
+let hookUrl; // the endpoint's address (changed by the edit)
+let hookSecret; // its signing secret (changed by the rotation)
+
+/** The webhook's card on the Webhooks page. */
+const hookCard = (page, url) =>
+  page.locator("article.webhook").filter({ has: page.getByRole("heading", { level: 3, name: url, exact: true }) });
+/** A checkbox of the events field (in `scope`: the page or a dialog), by its event type. */
+const eventBox = (scope, type) => scope.locator(`input[type="checkbox"][value="${type}"]`);
+
+/** The requests the receiver got from `from` on, once there are `count` of them. */
+async function receivedSince(from, count, what) {
+  return eventually(
+    async () => {
+      const got = receiver.received.slice(from);
+      assert.equal(got.length, count);
+      return got;
+    },
+    what,
+  );
+}
+
+/** The delivery of event `eventId` in `card`'s log, once Refresh shows it as `status`. */
+async function loggedAs(card, eventId, status) {
+  const entry = card.locator(`tr[data-event-id="${eventId}"]`);
+  await eventually(async () => {
+    await card.getByRole("button", { name: /^Refresh the deliveries/ }).click();
+    assert.equal(await entry.getAttribute("data-status", { timeout: 1_000 }), status);
+  }, `${eventId} ${status} in the log`);
+  return entry;
+}
+
+/** The text of each cell of a deliveries log's row, by its column. */
+async function cells(entry) {
+  const out = {};
+  for (const cell of await entry.locator("td").all()) {
+    out[await cell.getAttribute("data-label")] = (await cell.innerText()).trim();
+  }
+  return out;
+}
+
+test("the Webhooks page adds an endpoint and shows its signing secret once", async () => {
+  await admin.getByRole("link", { name: "Webhooks", exact: true }).click();
+  await heading(admin, "Webhooks").waitFor();
+  assert.equal(await admin.getByRole("link", { name: "Webhooks", exact: true }).getAttribute("aria-current"), "page");
+  await admin.getByText("No webhooks yet.").waitFor();
+  await assertLabelled(admin, "webhooks");
+
+  // Nothing filled in: each field says what it needs, and nothing is asked of the server.
+  const asked = [];
+  const count = (request) => {
+    if (new URL(request.url()).pathname === "/api/auth/webhooks" && request.method() === "POST") asked.push(1);
+  };
+  admin.on("request", count);
+  await button(admin, "Add webhook").click();
+  await admin.getByText("Enter the address to send events to.").waitFor();
+  await admin.getByText("Choose at least one event, or All events.").waitFor();
+  assert.equal(await input(admin, "URL").getAttribute("aria-invalid"), "true");
+  assert.deepEqual(asked, []);
+  admin.off("request", count);
+
+  // An address the server refuses: its reason, under the field.
+  await input(admin, "URL").fill("ftp://files.example.com/drop");
+  assert.equal(await admin.getByText("Enter the address to send events to.").count(), 0, "typing clears the error");
+  await eventBox(admin, "user.created").check();
+  await button(admin, "Add webhook").click();
+  await admin.locator(".field-error").filter({ hasText: "url must be http or https." }).waitFor();
+  assert.equal(await input(admin, "URL").getAttribute("aria-invalid"), "true");
+  await admin.getByText("No webhooks yet.").waitFor();
+
+  hookUrl = `${receiver.url}/hooks/gatehouse`;
+  await input(admin, "URL").fill(hookUrl);
+  await eventBox(admin, "user.approved").check();
+  await input(admin, "Description (optional)").fill("The CRM's receiver");
+  await button(admin, "Add webhook").click();
+  const dialog = admin.getByRole("dialog", { name: "Webhook added" });
+  await dialog.getByText("you will not see it again").waitFor();
+  await dialog.getByText(hookUrl).waitFor();
+  hookSecret = (await dialog.locator('[data-secret="secret"]').textContent()).trim();
+  assert.match(hookSecret, /^whsec_[A-Za-z0-9+/]{43}=$/);
+  assert.equal(
+    await admin.evaluate(() => document.activeElement?.getAttribute("aria-label")),
+    "Copy the secret",
+    "the focus is on Copy",
+  );
+  await button(dialog, "Copy the secret").click();
+  await dialog.getByText("Copied the secret.").waitFor();
+  assert.equal(await admin.evaluate(() => navigator.clipboard.readText()), hookSecret);
+  await assertButtonsInWindow(admin, dialog, "the secret dialog");
+  await shot(admin, "webhook-secret", { fullPage: false }); // the dialog, over the page it covers
+  await button(dialog, "Done").click();
+  await dialog.waitFor({ state: "detached" });
+  await message(admin, `Added a webhook for ${hookUrl}.`).waitFor();
+
+  // Listed: its address, events, state and description; the form is ready for another.
+  const card = hookCard(admin, hookUrl);
+  await card.waitFor();
+  assert.equal(await card.getAttribute("data-active"), "true");
+  assert.deepEqual(await card.locator(".webhook-events li").allTextContents(), ["user.created", "user.approved"]);
+  await card.locator(".pill").filter({ hasText: /^Active$/ }).waitFor();
+  await card.getByText("The CRM's receiver").waitFor();
+  await admin.getByText("1 webhook", { exact: true }).waitFor();
+  assert.equal(await input(admin, "URL").inputValue(), "");
+  assert.equal(await eventBox(admin, "user.approved").isChecked(), false);
+  assert.equal(await input(admin, "Description (optional)").inputValue(), "");
+
+  // Shown once: not after a reload, not by the API.
+  await admin.reload();
+  await heading(admin, "Webhooks").waitFor();
+  await card.waitFor();
+  assert.ok(!(await admin.content()).includes(hookSecret.slice("whsec_".length)), "the secret is not shown again");
+  const listed = await admin.evaluate(async () => {
+    const response = await fetch("/api/auth/webhooks", {
+      headers: { Authorization: `Bearer ${sessionStorage.getItem("gatehouse.token")}` },
+    });
+    return response.text();
+  });
+  assert.ok(listed.includes(hookUrl) && !listed.includes("whsec_"), listed);
+});
+
+test("a test event reaches the receiver, signed with the secret, and the log shows it delivered", async () => {
+  const card = hookCard(admin, hookUrl);
+  const from = receiver.received.length;
+  const toggle = button(card, `Deliveries: ${hookUrl}`);
+  assert.equal(await toggle.getAttribute("aria-expanded"), "false");
+  await button(card, `Send test event: ${hookUrl}`).click();
+  await message(admin, `Sent a test event to ${hookUrl}: see its deliveries log.`).waitFor();
+  // The log opens by itself.
+  assert.equal(await toggle.getAttribute("aria-expanded"), "true");
+  await card.getByRole("heading", { name: "Deliveries", exact: true }).waitFor();
+
+  const [got] = await receivedSince(from, 1, "the receiver got the test event");
+  assert.equal(got.method, "POST");
+  assert.equal(got.path, "/hooks/gatehouse");
+  assert.match(got.headers["content-type"], /^application\/json/);
+  assert.match(got.headers["webhook-id"], /^msg_[0-9a-f]{32}$/);
+  assert.ok(Math.abs(Number(got.headers["webhook-timestamp"]) - Date.now() / 1000) < 60, "a timestamp of now");
+  assert.match(got.headers["webhook-signature"], /^v1,[A-Za-z0-9+/]{43}=$/);
+  assert.ok(signedWith(got, hookSecret), "signed with the secret the dialog showed");
+  assert.ok(!signedWith(got, `whsec_${Buffer.alloc(32).toString("base64")}`), "and not with another");
+  const event = JSON.parse(got.body.toString("utf8"));
+  assert.equal(event.type, "webhook.test");
+  assert.equal(event.id, got.headers["webhook-id"]);
+  assert.equal(event.data.user.email, ADMIN);
+
+  const entry = await loggedAs(card, event.id, "delivered");
+  const shown = await cells(entry);
+  assert.equal(shown.Status, "Delivered");
+  assert.match(shown.Event, /^webhook\.test\s+msg_[0-9a-f]{32}$/);
+  assert.equal(shown.Attempts, "1");
+  assert.equal(shown["Last answer"], "HTTP 200");
+  assert.equal(shown["Last error"], "—");
+  assert.equal(shown["Next attempt"], "—");
+  for (const label of ["Last attempt", "Created"]) {
+    assert.equal(await entry.locator(`td[data-label="${label}"] time`).count(), 1, label);
+  }
+  await card.getByText("1 delivery, newest first.").waitFor();
+  await shot(admin, "webhooks");
+
+  // The log closes and opens again with its button.
+  await toggle.click();
+  assert.equal(await toggle.getAttribute("aria-expanded"), "false");
+  assert.equal(await card.locator("section.deliveries").isVisible(), false);
+  await toggle.click();
+  await entry.waitFor();
+});
+
+test("an admin edits an endpoint's events, address and description; events follow the change", async () => {
+  const card = hookCard(admin, hookUrl);
+  await button(card, `Edit: ${hookUrl}`).click();
+  const dialog = admin.getByRole("dialog", { name: "Edit webhook" });
+  await dialog.waitFor();
+  assert.equal(await input(dialog, "URL").inputValue(), hookUrl);
+  assert.equal(await input(dialog, "Description (optional)").inputValue(), "The CRM's receiver");
+  for (const type of ["user.created", "user.approved"]) assert.equal(await eventBox(dialog, type).isChecked(), true, type);
+  assert.equal(await eventBox(dialog, "user.deleted").isChecked(), false);
+  await assertLabelled(admin, "the edit dialog");
+
+  // No event left: refused before asking.
+  await eventBox(dialog, "user.created").uncheck();
+  await eventBox(dialog, "user.approved").uncheck();
+  await button(dialog, "Save changes").click();
+  await dialog.getByText("Choose at least one event, or All events.").waitFor();
+
+  // All events: every box ticked and locked.
+  await dialog.getByLabel("All events", { exact: true }).check();
+  assert.equal(await dialog.getByText("Choose at least one event, or All events.").count(), 0);
+  assert.equal(await eventBox(dialog, "user.deleted").isChecked(), true);
+  assert.equal(await eventBox(dialog, "user.deleted").isDisabled(), true);
+
+  // A refused address: the server's reason under the field, and the dialog stays.
+  await input(dialog, "URL").fill(`http://someone:secret@127.0.0.1:${new URL(receiver.url).port}/hooks/v2`);
+  await button(dialog, "Save changes").click();
+  await dialog.locator(".field-error").filter({ hasText: "url must not carry credentials." }).waitFor();
+  assert.equal(await input(dialog, "URL").getAttribute("aria-invalid"), "true");
+
+  const newUrl = `${receiver.url}/hooks/v2`;
+  await input(dialog, "URL").fill(newUrl);
+  await input(dialog, "Description (optional)").fill("The CRM's receiver, version 2");
+  await button(dialog, "Save changes").click();
+  await dialog.waitFor({ state: "detached" });
+  await message(admin, `Saved the webhook for ${newUrl}.`).waitFor();
+  hookUrl = newUrl;
+  const changed = hookCard(admin, hookUrl);
+  await changed.waitFor();
+  assert.equal((await changed.locator(".webhook-events").textContent()).trim(), "All events");
+  await changed.getByText("The CRM's receiver, version 2").waitFor();
+  assert.equal(await admin.locator("article.webhook").count(), 1);
+
+  // An event of the new subscription goes to the new address; Refresh brings it into the log.
+  const from = receiver.received.length;
+  assert.equal(await apiFromPage(admin, "POST", "/api/auth/users", { email: MAX, password: PASSWORD }), 201);
+  const [got] = await receivedSince(from, 1, "the user.created event");
+  assert.equal(got.path, "/hooks/v2");
+  assert.ok(signedWith(got, hookSecret));
+  const event = JSON.parse(got.body.toString("utf8"));
+  assert.equal(event.type, "user.created");
+  assert.equal(event.data.user.email, MAX);
+  assert.equal(await changed.locator(`tr[data-event-id="${event.id}"]`).count(), 0, "not before Refresh");
+  const entry = await loggedAs(changed, event.id, "delivered");
+  assert.match((await cells(entry)).Event, /^user\.created/);
+  await changed.getByText("2 deliveries, newest first.").waitFor();
+  assert.equal(await changed.locator("tbody tr").first().getAttribute("data-event-id"), event.id, "newest first");
+});
+
+test("a disabled endpoint is sent nothing: its test event is logged as failed; enabling it again", async () => {
+  let card = hookCard(admin, hookUrl);
+  const from = receiver.received.length;
+  await button(card, `Disable: ${hookUrl}`).click();
+  await message(admin, `Disabled the webhook for ${hookUrl}: nothing is sent to it until it is enabled again.`).waitFor();
+  card = hookCard(admin, hookUrl);
+  await eventually(async () => assert.equal(await card.getAttribute("data-active"), "false"), "disabled");
+  await card.locator(".pill").filter({ hasText: /^Disabled$/ }).waitFor();
+  await button(card, `Enable: ${hookUrl}`).waitFor();
+
+  // A user event is not sent; the test event is logged, failed, and not sent either.
+  assert.equal(await apiFromPage(admin, "POST", "/api/auth/users", { email: NIA, password: PASSWORD }), 201);
+  await button(card, `Send test event: ${hookUrl}`).click();
+  await message(admin, `The webhook for ${hookUrl} is disabled: the test event is logged as failed, not sent.`).waitFor();
+  const newest = card.locator("section.deliveries tbody tr").first();
+  await eventually(async () => {
+    await button(card, `Refresh the deliveries: ${hookUrl}`).click();
+    assert.equal(await newest.getAttribute("data-status", { timeout: 1_000 }), "failed");
+  }, "the failed test event");
+  const shown = await cells(newest);
+  assert.equal(shown.Status, "Failed");
+  assert.match(shown.Event, /^webhook\.test/);
+  assert.equal(shown.Attempts, "0");
+  assert.equal(shown["Last answer"], "—");
+  assert.equal(shown["Last error"], "the endpoint was disabled");
+  assert.equal(shown["Next attempt"], "—");
+  await card.getByText("3 deliveries, newest first.").waitFor();
+  await admin.waitForTimeout(1_500); // longer than the dispatcher's poll
+  assert.equal(receiver.received.length, from, "nothing was sent");
+
+  await button(card, `Enable: ${hookUrl}`).click();
+  await message(admin, `Enabled the webhook for ${hookUrl}.`).waitFor();
+  await eventually(async () => assert.equal(await card.getAttribute("data-active"), "true"), "enabled");
+  await card.locator(".pill").filter({ hasText: /^Active$/ }).waitFor();
+  await button(card, `Disable: ${hookUrl}`).waitFor();
+});
+
+test("rotating the secret asks first, shows the new one once, and deliveries are signed with it", async () => {
+  const card = hookCard(admin, hookUrl);
+  await button(card, `Rotate secret: ${hookUrl}`).click();
+  let confirm = admin.getByRole("dialog", { name: "Rotate the signing secret?" });
+  await confirm.getByText("stops working at once").waitFor();
+  await button(confirm, "Cancel").click();
+  await confirm.waitFor({ state: "detached" });
+
+  await button(card, `Rotate secret: ${hookUrl}`).click();
+  confirm = admin.getByRole("dialog", { name: "Rotate the signing secret?" });
+  await button(confirm, "Rotate secret").click();
+  const shown = admin.getByRole("dialog", { name: "New signing secret" });
+  await shown.getByText("you will not see it again").waitFor();
+  const rotated = (await shown.locator('[data-secret="secret"]').textContent()).trim();
+  assert.match(rotated, /^whsec_[A-Za-z0-9+/]{43}=$/);
+  assert.notEqual(rotated, hookSecret);
+  await button(shown, "Done").click();
+  await shown.waitFor({ state: "detached" });
+  await message(admin, `Rotated the signing secret of ${hookUrl}: the old one no longer works.`).waitFor();
+  assert.ok(!(await admin.content()).includes(rotated.slice("whsec_".length)), "gone from the page");
+
+  const from = receiver.received.length;
+  await button(card, `Send test event: ${hookUrl}`).click();
+  const [got] = await receivedSince(from, 1, "the test event");
+  assert.ok(signedWith(got, rotated), "signed with the new secret");
+  assert.ok(!signedWith(got, hookSecret), "not with the old one");
+  hookSecret = rotated;
+  // Followed by the log without a click.
+  const entry = card.locator(`tr[data-event-id="${got.headers["webhook-id"]}"]`);
+  await eventually(async () => assert.equal(await entry.getAttribute("data-status", { timeout: 1_000 }), "delivered"), "delivered");
+});
+
+test("the webhooks page by keyboard, and at phone width", async () => {
+  // Add one with the keyboard alone: All events with Space, the button with Enter.
+  const focused = () => admin.evaluate(() => document.activeElement?.getAttribute("name") ?? document.activeElement?.textContent);
+  await input(admin, "URL").focus();
+  await admin.keyboard.type(`${receiver.url}/hooks/keyboard`);
+  await admin.keyboard.press("Tab");
+  assert.equal(await focused(), "description");
+  await admin.keyboard.type("Typed without a mouse");
+  await admin.keyboard.press("Tab");
+  assert.equal(await focused(), "events-all");
+  const outline = await admin.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  assert.notEqual(outline, "none", "the focused checkbox shows it");
+  await admin.keyboard.press("Space");
+  assert.equal(await admin.getByLabel("All events", { exact: true }).isChecked(), true);
+  await admin.keyboard.press("Tab"); // the locked boxes are skipped
+  assert.equal(await focused(), "Add webhook");
+  await admin.keyboard.press("Enter");
+  const dialog = admin.getByRole("dialog", { name: "Webhook added" });
+  await dialog.waitFor();
+  await admin.keyboard.press("Tab");
+  assert.equal(await focused(), "Done");
+  await admin.keyboard.press("Enter");
+  await dialog.waitFor({ state: "detached" });
+  const second = hookCard(admin, `${receiver.url}/hooks/keyboard`);
+  await second.waitFor();
+  assert.equal((await second.locator(".webhook-events").textContent()).trim(), "All events");
+  await admin.getByText("2 webhooks", { exact: true }).waitFor();
+
+  await atPhoneWidth(admin, async () => {
+    await assertNoSidewaysScroll(admin, "webhooks at phone width");
+    const card = hookCard(admin, hookUrl);
+    // Each in the middle of the window first (a bottom edge on the window's can fall a
+    // fraction of a pixel past it).
+    const centred = async (scope) => {
+      await scope.evaluate((el) => el.scrollIntoView({ block: "center" }));
+      return scope;
+    };
+    await assertButtonsInWindow(admin, await centred(card.locator(".actions")), "a webhook's actions at phone width");
+    await assertReadable(card.locator("h3"), hookUrl, "the address at phone width");
+    await assertButtonsInWindow(admin, await centred(card.locator(".deliveries .list-head")), "the log's Refresh at phone width");
+    await assertReadable(
+      card.locator("tbody tr").first().locator(".event-id"),
+      (await card.locator("tbody tr").first().getAttribute("data-event-id")),
+      "an event id at phone width",
+    );
+    await button(second, `Edit: ${receiver.url}/hooks/keyboard`).click();
+    const edit = admin.getByRole("dialog", { name: "Edit webhook" });
+    await edit.waitFor();
+    await assertNoSidewaysScroll(admin, "the edit dialog at phone width");
+    await button(edit, "Cancel").click();
+    await edit.waitFor({ state: "detached" });
+  });
+});
+
+test("a server that refuses private addresses says why under the URL field", async () => {
+  const strict = await startServer();
+  try {
+    assert.equal(
+      (await apiCall(strict, "POST", "/api/auth/register", undefined, { email: ADMIN, password: PASSWORD })).status,
+      201,
+    );
+    const page = await newPage({ on: strict });
+    await logIn(page, ADMIN, PASSWORD);
+    await heading(page, "Users").waitFor();
+    await page.getByRole("link", { name: "Webhooks", exact: true }).click();
+    await heading(page, "Webhooks").waitFor();
+    await page.getByText("No webhooks yet.").waitFor();
+    const from = receiver.received.length;
+    for (const [address, shown] of [
+      ["http://10.0.0.1/hooks", "url points to 10.0.0.1, a loopback, private, link-local or otherwise non-public address."],
+      [`${receiver.url}/hooks`, "url points to 127.0.0.1, a loopback, private, link-local or otherwise non-public address."],
+    ]) {
+      await input(page, "URL").fill(address);
+      await eventBox(page, "user.approved").check();
+      await button(page, "Add webhook").click();
+      const error = page.locator(".field-error").filter({ hasText: shown });
+      await error.waitFor();
+      assert.equal((await error.textContent()).trim(), shown);
+      assert.equal(await input(page, "URL").getAttribute("aria-invalid"), "true");
+      // Tied to the field, for screen readers.
+      const described = await input(page, "URL").getAttribute("aria-describedby");
+      assert.ok(described.split(" ").includes(await error.getAttribute("id")), described);
+      assert.equal(await page.getByRole("dialog").count(), 0);
+      await page.getByText("No webhooks yet.").waitFor();
+    }
+    assert.equal(receiver.received.length, from);
+    await page.context().close();
+    assert.doesNotMatch(strict.logs(), /"panicked|ERROR/, "the strict server logged no error");
+  } finally {
+    strict.stop();
+  }
+});
+
+test("deleting a webhook asks first; it is gone with its log and sent nothing more", async () => {
+  const card = hookCard(admin, hookUrl);
+  await button(card, `Delete: ${hookUrl}`).click();
+  let confirm = admin.getByRole("dialog", { name: "Delete this webhook?" });
+  await confirm.getByText("This cannot be undone.").waitFor();
+  await button(confirm, "Cancel").click();
+  await confirm.waitFor({ state: "detached" });
+  assert.equal(await admin.locator("article.webhook").count(), 2);
+
+  await button(card, `Delete: ${hookUrl}`).click();
+  confirm = admin.getByRole("dialog", { name: "Delete this webhook?" });
+  await button(confirm, "Delete").click();
+  await message(admin, `Deleted the webhook for ${hookUrl}.`).waitFor();
+  await eventually(async () => assert.equal(await admin.locator("article.webhook").count(), 1), "one left");
+
+  // The other one by keyboard: Delete, then Tab from Cancel to Delete.
+  const keyboard = `${receiver.url}/hooks/keyboard`;
+  await button(admin, `Delete: ${keyboard}`).focus();
+  await admin.keyboard.press("Enter");
+  confirm = admin.getByRole("dialog", { name: "Delete this webhook?" });
+  await confirm.waitFor();
+  await admin.keyboard.press("Tab");
+  await admin.keyboard.press("Enter");
+  await message(admin, `Deleted the webhook for ${keyboard}.`).waitFor();
+  await admin.getByText("No webhooks yet.").waitFor();
+
+  const from = receiver.received.length;
+  const id = await userId(admin, NIA);
+  assert.equal(await apiFromPage(admin, "PUT", `/api/auth/users/${id}`, { status: "disabled" }), 200);
+  await admin.waitForTimeout(1_500);
+  assert.equal(receiver.received.length, from, "nothing is sent after the deletion");
+});
+
+// ---- settings ------------------------------------------------------------------------------
+
+/** The Settings page's facts about mail: {server, security, …} by each value's data-setting. */
+async function mailFacts(page) {
+  const out = {};
+  for (const dd of await page.locator(".settings-facts dd").all()) {
+    out[await dd.getAttribute("data-setting")] = (await dd.innerText()).trim();
+  }
+  return out;
+}
+
+test("the Settings page says mail is not configured, and which two settings turn it on", async () => {
+  const link = admin.getByRole("link", { name: "Settings", exact: true });
+  // The last entry of the navigation.
+  assert.equal(await admin.locator("nav li").last().innerText(), "Settings");
+  await link.click();
+  await heading(admin, "Settings").waitFor();
+  assert.match(admin.url(), /#\/settings$/);
+  assert.equal(await link.getAttribute("aria-current"), "page");
+  const mail = admin.getByRole("region", { name: "Mail" });
+  await mail.getByText("Mail is not configured: Gatehouse sends no mail.").waitFor();
+  await mail.getByText("Off", { exact: true }).waitFor();
+  const text = await mail.innerText();
+  assert.match(text, /GATEHOUSE_SMTP_URL/);
+  assert.match(text, /GATEHOUSE_MAIL_FROM/);
+  assert.equal(await admin.locator(".settings-facts").count(), 0);
+  assert.equal(await admin.locator(".message.error").count(), 0);
+});
+
+test("with a mailer set, the Settings page shows the server, its security and sender, never its credentials", async () => {
+  const mailing = await startServer({
+    GATEHOUSE_SMTP_URL: "smtp://mailer:s3cret-pw@127.0.0.1:2525?tls=required",
+    GATEHOUSE_MAIL_FROM: "Gatehouse <auth@example.com>",
+    GATEHOUSE_ADMIN_DIGEST_INTERVAL: "15m",
+  });
+  try {
+    assert.equal(
+      (await apiCall(mailing, "POST", "/api/auth/register", undefined, { email: ADMIN, password: PASSWORD })).status,
+      201,
+    );
+    const page = await newPage({ on: mailing });
+    const answer = page.waitForResponse((r) => new URL(r.url()).pathname === "/api/auth/settings/mail");
+    await logIn(page, ADMIN, PASSWORD);
+    await heading(page, "Users").waitFor();
+    await page.getByRole("link", { name: "Settings", exact: true }).click();
+    await heading(page, "Settings").waitFor();
+    const response = await answer;
+    assert.equal(response.status(), 200);
+    const raw = await response.text();
+    const body = JSON.parse(raw);
+    assert.equal(body.configured, true);
+    assert.equal(body.authenticated, true);
+
+    const mail = page.getByRole("region", { name: "Mail" });
+    await mail.locator(".settings-facts").waitFor();
+    await mail.getByText("On", { exact: true }).waitFor();
+    const facts = await mailFacts(page);
+    assert.equal(facts.server, "127.0.0.1:2525");
+    assert.equal(facts.security, "STARTTLS required");
+    assert.match(facts.authenticated, /^yes\b/);
+    assert.equal(facts.from, "Gatehouse <auth@example.com>");
+    assert.match(facts.public_url, /^not set: mails carry no links/);
+    assert.equal(facts.digest, "at most every 15 minutes, per admin");
+    const text = await mail.innerText();
+    assert.match(text, /the admin digest/);
+    assert.match(text, /applicants' decisions/);
+    assert.match(text, /invitations bound to an email/);
+    assert.match(text, /gatehouse mail test ADDRESS/);
+
+    // The credentials are nowhere: not in the API's answer, not on the page, not in the log.
+    const shown = await page.locator("body").innerText();
+    const html = await page.content();
+    for (const secret of ["s3cret-pw", "mailer"]) {
+      assert.ok(!raw.includes(secret), `the API's answer holds ${secret}`);
+      assert.ok(!shown.includes(secret), `the page's text holds ${secret}`);
+      assert.ok(!html.includes(secret), `the page holds ${secret}`);
+    }
+    assert.ok(!mailing.logs().includes("s3cret-pw"), "the password is not logged");
+    await shot(page, "settings-mail");
+
+    await atPhoneWidth(page, async () => {
+      await assertNoSidewaysScroll(page, "settings at phone width");
+      await assertReadable(mail.locator('[data-setting="from"] .address'), "Gatehouse <auth@example.com>", "the sender at phone width");
+    });
+    await page.context().close();
+    assert.doesNotMatch(mailing.logs(), /"panicked|ERROR/, "the mailing server logged no error");
+  } finally {
+    mailing.stop();
+  }
 });
 
 test("logout ends the session", async () => {

@@ -398,4 +398,18 @@ export const api = {
   userSessions: (id, params) => call("GET", `/api/auth/users/${id}/sessions?${query(params)}`),
   /** Signs a user out everywhere (admin). */
   endUserSessions: (id) => call("DELETE", `/api/auth/users/${id}/sessions`),
+  /** Webhook endpoints (admin), oldest first; never with their secrets. */
+  listWebhooks: (params) => call("GET", `/api/auth/webhooks?${query(params)}`),
+  /** Adds an endpoint: the answer holds its signing secret, this once. */
+  createWebhook: (body) => call("POST", "/api/auth/webhooks", body),
+  updateWebhook: (id, changes) => call("PUT", `/api/auth/webhooks/${id}`, changes),
+  deleteWebhook: (id) => call("DELETE", `/api/auth/webhooks/${id}`),
+  /** A new signing secret (in the answer, this once); the old one stops at once. */
+  rotateWebhookSecret: (id) => call("POST", `/api/auth/webhooks/${id}/rotate-secret`),
+  /** Queues a webhook.test event for this endpoint alone: {event_id}. */
+  testWebhook: (id) => call("POST", `/api/auth/webhooks/${id}/test`),
+  /** An endpoint's deliveries log, newest first. */
+  webhookDeliveries: (id, params) => call("GET", `/api/auth/webhooks/${id}/deliveries?${query(params)}`),
+  /** How mail is configured (admin): the SMTP server, its security, the sender; never its credentials. */
+  mailSettings: () => call("GET", "/api/auth/settings/mail"),
 };

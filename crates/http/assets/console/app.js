@@ -1,5 +1,5 @@
 // The Gatehouse console: log in, register, wait for approval, see and end your sessions,
-// manage users and invitations. Views are chosen by the part of the URL after "#/" (never
+// manage users, invitations and webhooks, see how the server mails. Views are chosen by the part of the URL after "#/" (never
 // holding a token; "#/register?invitation=CODE" carries an invitation's code, which goes
 // nowhere but the registration request); every view asks the API who is signed in first,
 // so a user disabled or demoted a moment ago sees the effect on the next click, and the
@@ -36,6 +36,8 @@ const routes = {
   sessions: { title: "Sessions", view: sessionsView },
   users: { title: "Users", admin: true, view: usersView },
   invitations: { title: "Invitations", admin: true, view: invitationsView },
+  webhooks: { title: "Webhooks", admin: true, view: webhooksView },
+  settings: { title: "Settings", admin: true, view: settingsView },
 };
 
 function notify(text, kind = "success") {
@@ -184,8 +186,10 @@ function renderNav(current) {
       {},
       me.is_admin ? h("li", {}, link("users", "Users", badge)) : null,
       me.is_admin ? h("li", {}, link("invitations", "Invitations")) : null,
+      me.is_admin ? h("li", {}, link("webhooks", "Webhooks")) : null,
       h("li", {}, link("account", "Account")),
       h("li", {}, link("sessions", "Sessions")),
+      me.is_admin ? h("li", {}, link("settings", "Settings")) : null,
     ),
     h(
       "span",
@@ -1777,6 +1781,814 @@ function describeInvitation(invitation) {
     invitation.max_uses === 1 ? "1 use" : `up to ${invitation.max_uses} uses`,
     `expires ${Number.isNaN(expires.getTime()) ? invitation.expires_at : formatDate(expires)}`,
   ].join(" · ");
+}
+
+// ---- the webhooks page ----------------------------------------------------------------
+
+/** The event types an endpoint can be sent, in the API's order, with what each means. */
+const EVENT_TYPES = [
+  ["user.registered", "Someone registered"],
+  ["user.created", "An admin created an account"],
+  ["user.approved", "An account was approved"],
+  ["user.rejected", "A registration was turned down"],
+  ["user.disabled", "An account was disabled"],
+  ["user.enabled", "An account was enabled again"],
+  ["user.promoted", "A user was made an admin"],
+  ["user.demoted", "An admin was made a user"],
+  ["user.deleted", "An account was deleted"],
+  ["user.password_reset", "An admin reset a password"],
+  ["invitation.used", "Someone registered with an invitation"],
+  ["webhook.test", "A test event (Send test event reaches it either way)"],
+];
+
+const DELIVERY_STATUS = { pending: "Pending", delivered: "Delivered", failed: "Failed" };
+const DELIVERIES_PAGE = 20;
+/** After "Send test event": how often, and how many times, the log looks for the result. */
+const FOLLOW_EVERY_MS = 1_000;
+const FOLLOW_TIMES = 15;
+
+let eventFields = 0;
+
+/**
+ * The events of an endpoint as checkboxes: "All events" (then every box is ticked and
+ * locked), or some of them. Its hint and error are tied to the group with
+ * aria-describedby. Returns {row, value(), setError, reset()}.
+ */
+function eventsField(chosen = []) {
+  const id = `events-${++eventFields}`;
+  const error = h("p", { class: "field-error", id: `${id}-error`, hidden: true });
+  const all = h("input", { type: "checkbox", name: "events-all", value: "*" });
+  const boxes = EVENT_TYPES.map(([name]) => h("input", { type: "checkbox", name: "events", value: name }));
+  // The boxes ticked by hand, put back when "All events" is unticked.
+  let picked = new Set();
+  const row = h(
+    "fieldset",
+    { class: "events-field", "aria-describedby": `${id}-hint ${id}-error` },
+    h("legend", {}, "Events"),
+    h(
+      "p",
+      { class: "hint", id: `${id}-hint` },
+      "What it is sent. All events includes types added later.",
+    ),
+    h("label", { class: "event-choice all-events" }, all, h("span", {}, "All events")),
+    h(
+      "div",
+      { class: "event-grid" },
+      EVENT_TYPES.map(([name, what], i) =>
+        h(
+          "label",
+          { class: "event-choice" },
+          boxes[i],
+          h("span", {}, h("code", { class: "event-name" }, name), h("span", { class: "event-what" }, what)),
+        ),
+      ),
+    ),
+    error,
+  );
+  const setError = (message) => {
+    error.textContent = message ?? "";
+    error.hidden = !message;
+    row.classList.toggle("invalid", Boolean(message));
+  };
+  const sync = () => {
+    for (const box of boxes) {
+      box.disabled = all.checked;
+      box.checked = all.checked || picked.has(box.value);
+    }
+  };
+  const set = (names) => {
+    all.checked = names.includes("*");
+    picked = new Set(names.filter((name) => name !== "*"));
+    sync();
+  };
+  all.addEventListener("change", () => {
+    setError(null);
+    sync();
+  });
+  for (const box of boxes) {
+    box.addEventListener("change", () => {
+      setError(null);
+      if (box.checked) picked.add(box.value);
+      else picked.delete(box.value);
+    });
+  }
+  set(chosen);
+  return {
+    row,
+    setError,
+    reset: () => set([]),
+    value: () => (all.checked ? ["*"] : boxes.filter((box) => box.checked).map((box) => box.value)),
+  };
+}
+
+/** The address field of the add and edit forms. */
+function webhookUrlField(attrs = {}) {
+  return field(
+    "URL",
+    {
+      type: "url",
+      name: "url",
+      autocomplete: "off",
+      autocapitalize: "off",
+      spellcheck: "false",
+      ...attrs,
+    },
+    "Where Gatehouse sends a signed POST for each event: an http or https address.",
+  );
+}
+
+function webhookDescriptionField(attrs = {}) {
+  return textField(
+    "Description (optional)",
+    { name: "description", rows: "2", ...attrs },
+    "Whose receiver it is, or what for. Only administrators see it.",
+  );
+}
+
+/**
+ * Reads the three fields of a webhook form into a request body, or marks what is missing
+ * and returns null. `clear`: send `"description": null` for an empty one (an edit).
+ */
+function webhookBody(url, events, description, { clear = false } = {}) {
+  const address = url.input.value.trim();
+  const chosen = events.value();
+  if (!address) url.setError("Enter the address to send events to.");
+  if (chosen.length === 0) events.setError("Choose at least one event, or All events.");
+  if (!address || chosen.length === 0) return null;
+  const body = { url: address, events: chosen };
+  const text = description.input.value.trim();
+  if (text) body.description = text;
+  else if (clear) body.description = null;
+  return body;
+}
+
+/** Puts a refused webhook's reasons under their fields; false when none was for a field. */
+function webhookProblems(error, url, events, description) {
+  if (error.code === "invalid_url") {
+    url.setError(error.message);
+    return true;
+  }
+  const problems = [
+    [url, error.forField("url")],
+    [events, error.forField("events")],
+    [description, error.forField("description")],
+  ].filter(([, problem]) => problem);
+  for (const [f, problem] of problems) f.setError(problem);
+  return problems.length > 0;
+}
+
+/** An endpoint's events as people read them: "All events" or the list of names. */
+function eventNames(events) {
+  if (events.includes("*")) return h("span", { class: "all-events-text" }, "All events");
+  return h(
+    "ul",
+    { class: "event-list" },
+    events.map((name) => h("li", {}, h("code", { class: "event-name" }, name))),
+  );
+}
+
+/**
+ * A signing secret, shown this once, with a Copy button: after a creation and after a
+ * rotation. Nothing keeps it: when the dialog closes it is gone from the page.
+ */
+function secretDialog(title, webhook) {
+  return dialog(({ titleId, close }) => {
+    const copied = h("p", { class: "copied", role: "status", "aria-live": "polite" });
+    const value = h("code", { class: "secret", "data-secret": "secret" }, webhook.secret);
+    return [
+      h("h2", { id: titleId }, title),
+      h("p", { class: "muted" }, "For ", h("span", { class: "address" }, webhook.url)),
+      h(
+        "p",
+        { class: "once" },
+        "Copy the signing secret now and give it to the receiver: you will not see it again.",
+      ),
+      h(
+        "p",
+        {},
+        "The receiver checks the webhook-signature header of every delivery with it. If it is lost, rotate the secret to get a new one.",
+      ),
+      h(
+        "div",
+        { class: "secret-row" },
+        h("span", { class: "secret-label" }, "Secret"),
+        value,
+        h(
+          "button",
+          {
+            type: "button",
+            "aria-label": "Copy the secret",
+            "data-autofocus": true,
+            onclick: () => copy(webhook.secret, value, "secret", copied),
+          },
+          "Copy",
+        ),
+      ),
+      copied,
+      h(
+        "div",
+        { class: "dialog-actions" },
+        h("button", { type: "button", class: "primary", onclick: () => close(true) }, "Done"),
+      ),
+    ];
+  }, "wide secret-dialog");
+}
+
+/** Edits an endpoint's address, events and description; resolves with it as changed, or false. */
+function editWebhookDialog(webhook) {
+  return dialog(({ titleId, close }) => {
+    const msg = messageBox();
+    const url = webhookUrlField({ value: webhook.url, "data-autofocus": true });
+    const events = eventsField(webhook.events);
+    const description = webhookDescriptionField({ value: webhook.description ?? "" });
+    const submit = h("button", { type: "submit", class: "primary" }, "Save changes");
+    const onsubmit = () =>
+      busy(submit, async () => {
+        msg.clear();
+        const body = webhookBody(url, events, description, { clear: true });
+        if (!body) return;
+        // An address left as it was is not sent (nor checked, nor looked up) again.
+        if (body.url === webhook.url) delete body.url;
+        try {
+          close((await api.updateWebhook(webhook.id, body)).data);
+        } catch (error) {
+          if (error.status === 401) return;
+          if (!webhookProblems(error, url, events, description)) msg.show(error.message);
+        }
+      });
+    return form(
+      onsubmit,
+      h("h2", { id: titleId }, "Edit webhook"),
+      msg.el,
+      url.row,
+      events.row,
+      description.row,
+      h(
+        "div",
+        { class: "dialog-actions" },
+        h("button", { type: "button", onclick: () => close(false) }, "Cancel"),
+        submit,
+      ),
+    );
+  }, "wide");
+}
+
+function webhooksView(notice) {
+  const msg = noticeBox(notice);
+  msg.el.tabIndex = -1;
+  let offset = 0;
+  let loads = 0;
+  // The endpoints whose deliveries log is open: it stays open when the list is read again.
+  const open = new Set();
+
+  // The form.
+  const url = webhookUrlField();
+  const events = eventsField();
+  const description = webhookDescriptionField();
+  const submit = h("button", { type: "submit", class: "primary" }, "Add webhook");
+  const addForm = form(
+    async () => {
+      const webhook = await busy(submit, async () => {
+        msg.clear();
+        const body = webhookBody(url, events, description);
+        if (!body) return null;
+        try {
+          return (await api.createWebhook(body)).data;
+        } catch (error) {
+          if (error.status === 401) return null;
+          if (!webhookProblems(error, url, events, description)) {
+            msg.show(`Could not add the webhook: ${error.message}`);
+          }
+          return null;
+        }
+      });
+      if (!webhook) return;
+      addForm.reset();
+      events.reset();
+      offset = 0;
+      load();
+      await secretDialog("Webhook added", webhook);
+      msg.show(`Added a webhook for ${webhook.url}.`, "success");
+      msg.el.focus();
+    },
+    h("div", { class: "webhook-form" }, h("div", {}, url.row, description.row), events.row),
+    submit,
+  );
+
+  // The list.
+  const summary = h("p", { class: "summary", role: "status", "aria-live": "polite" });
+  const list = h("div", { class: "webhooks" });
+  const previous = h("button", { type: "button" }, "Previous page");
+  const next = h("button", { type: "button" }, "Next page");
+  const pager = h("div", { class: "pager", hidden: true }, previous, next);
+  previous.addEventListener("click", () => {
+    offset = Math.max(0, offset - PAGE_SIZE);
+    load();
+  });
+  next.addEventListener("click", () => {
+    offset += PAGE_SIZE;
+    load();
+  });
+
+  async function load() {
+    const ticket = ++loads;
+    let page;
+    try {
+      page = await api.listWebhooks({ limit: PAGE_SIZE, offset });
+    } catch (error) {
+      if (ticket === loads && error.status !== 401) msg.show(error.message);
+      return;
+    }
+    if (ticket !== loads) return;
+    const total = Number(page.headers.get("X-Total-Count") ?? page.data.length);
+    if (page.data.length === 0 && offset > 0 && total > 0) {
+      offset = Math.floor((total - 1) / PAGE_SIZE) * PAGE_SIZE;
+      return load();
+    }
+    replace(list, page.data.map(webhookCard));
+    if (page.data.length === 0) {
+      replace(list, h("p", { class: "panel muted" }, "No webhooks yet."));
+    }
+    summary.textContent = pageSummary(total, offset, page.data.length, "webhook", "webhooks");
+    pager.hidden = total <= PAGE_SIZE;
+    previous.disabled = offset === 0;
+    next.disabled = offset + page.data.length >= total;
+    updateBadge();
+  }
+
+  /** Runs an action; says how it went; reads the list again. */
+  async function act(work, done, failed) {
+    msg.clear();
+    try {
+      await work();
+    } catch (error) {
+      if (error.status === 401) return;
+      msg.show(`${failed}: ${error.message}`);
+      msg.el.focus();
+      load();
+      return;
+    }
+    msg.show(done, "success");
+    await load();
+    msg.el.focus();
+  }
+
+  function webhookCard(webhook) {
+    const titleId = `webhook-${webhook.id}-title`;
+    const log = deliveriesLog(webhook);
+    const button = (label, attrs, onclick) =>
+      h("button", { type: "button", "aria-label": `${label}: ${webhook.url}`, ...attrs, onclick }, label);
+
+    const edit = async () => {
+      const changed = await editWebhookDialog(webhook);
+      if (!changed) return;
+      msg.show(`Saved the webhook for ${changed.url}.`, "success");
+      await load();
+      msg.el.focus();
+    };
+    const toggle = () =>
+      webhook.active
+        ? act(
+            () => api.updateWebhook(webhook.id, { active: false }),
+            `Disabled the webhook for ${webhook.url}: nothing is sent to it until it is enabled again.`,
+            `Could not disable the webhook for ${webhook.url}`,
+          )
+        : act(
+            () => api.updateWebhook(webhook.id, { active: true }),
+            `Enabled the webhook for ${webhook.url}.`,
+            `Could not enable the webhook for ${webhook.url}`,
+          );
+    const sendTest = async () => {
+      msg.clear();
+      let queued;
+      try {
+        queued = (await api.testWebhook(webhook.id)).data;
+      } catch (error) {
+        if (error.status === 401) return;
+        msg.show(`Could not send a test event to ${webhook.url}: ${error.message}`);
+        if (error.status === 404) load();
+        return;
+      }
+      msg.show(
+        webhook.active
+          ? `Sent a test event to ${webhook.url}: see its deliveries log.`
+          : `The webhook for ${webhook.url} is disabled: the test event is logged as failed, not sent.`,
+        webhook.active ? "success" : "info",
+      );
+      log.show();
+      log.follow(queued.event_id);
+    };
+    const rotate = async () => {
+      const sure = await confirmDialog({
+        title: "Rotate the signing secret?",
+        text: [
+          "The secret of ",
+          h("span", { class: "address" }, webhook.url),
+          " stops working at once: every delivery from now on, retries included, is signed with a new one, shown once. Give it to the receiver.",
+        ],
+        confirmLabel: "Rotate secret",
+        danger: true,
+      });
+      if (!sure) return;
+      msg.clear();
+      let rotated;
+      try {
+        rotated = (await api.rotateWebhookSecret(webhook.id)).data;
+      } catch (error) {
+        if (error.status === 401) return;
+        msg.show(`Could not rotate the secret of ${webhook.url}: ${error.message}`);
+        msg.el.focus();
+        load();
+        return;
+      }
+      await secretDialog("New signing secret", rotated);
+      msg.show(`Rotated the signing secret of ${webhook.url}: the old one no longer works.`, "success");
+      msg.el.focus();
+    };
+    const remove = async () => {
+      const sure = await confirmDialog({
+        title: "Delete this webhook?",
+        text: [
+          "Nothing more is sent to ",
+          h("span", { class: "address" }, webhook.url),
+          ", and its deliveries log goes with it. This cannot be undone.",
+        ],
+        confirmLabel: "Delete",
+        danger: true,
+      });
+      if (!sure) return;
+      open.delete(webhook.id);
+      await act(
+        () => api.deleteWebhook(webhook.id),
+        `Deleted the webhook for ${webhook.url}.`,
+        `Could not delete the webhook for ${webhook.url}`,
+      );
+    };
+
+    return h(
+      "article",
+      {
+        class: "panel webhook",
+        "aria-labelledby": titleId,
+        "data-id": String(webhook.id),
+        "data-active": String(webhook.active),
+      },
+      h(
+        "div",
+        { class: "webhook-head" },
+        h("h3", { id: titleId, class: "webhook-url" }, webhook.url),
+        webhook.active
+          ? h("span", { class: "pill active" }, "Active")
+          : h("span", { class: "pill disabled" }, "Disabled"),
+      ),
+      webhook.description ? h("p", { class: "reason webhook-description" }, webhook.description) : null,
+      h(
+        "dl",
+        { class: "details webhook-facts" },
+        h("dt", {}, "Events"),
+        h("dd", { class: "webhook-events" }, eventNames(webhook.events)),
+        h("dt", {}, "Added"),
+        h("dd", {}, time(webhook.created_at)),
+      ),
+      h(
+        "div",
+        { class: "actions" },
+        button("Edit", {}, edit),
+        button(webhook.active ? "Disable" : "Enable", {}, toggle),
+        button("Send test event", {}, sendTest),
+        button("Rotate secret", {}, rotate),
+        button("Delete", { class: "danger" }, remove),
+        log.toggle,
+      ),
+      log.el,
+    );
+  }
+
+  /**
+   * An endpoint's deliveries log, newest first, 20 at a time, behind a Show/Hide button,
+   * with a Refresh button. `follow(eventId)` reads it again every second until that event
+   * is no longer pending (for at most 15 s).
+   */
+  function deliveriesLog(webhook) {
+    const id = `webhook-${webhook.id}-deliveries`;
+    const toggle = h(
+      "button",
+      {
+        type: "button",
+        "aria-expanded": "false",
+        "aria-controls": id,
+        "aria-label": `Deliveries: ${webhook.url}`,
+      },
+      "Deliveries",
+    );
+    const status = h("p", { class: "summary", role: "status", "aria-live": "polite" });
+    const problem = messageBox();
+    const rows = h("tbody");
+    const refresh = h(
+      "button",
+      { type: "button", "aria-label": `Refresh the deliveries: ${webhook.url}` },
+      "Refresh",
+    );
+    const newer = h("button", { type: "button" }, "Newer");
+    const older = h("button", { type: "button" }, "Older");
+    const pager = h("div", { class: "pager", hidden: true }, newer, older);
+    const el = h(
+      "section",
+      { class: "deliveries", id, "aria-labelledby": `${id}-title`, hidden: true },
+      h(
+        "div",
+        { class: "list-head" },
+        h("h4", { id: `${id}-title` }, "Deliveries"),
+        refresh,
+      ),
+      problem.el,
+      status,
+      h(
+        "table",
+        { class: "list deliveries" },
+        h("caption", { class: "visually-hidden" }, `Deliveries to ${webhook.url}, newest first`),
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            ["Status", "Event", "Attempts", "Last answer", "Last error", "Last attempt", "Next attempt", "Created"].map(
+              (t) => h("th", { scope: "col" }, t),
+            ),
+          ),
+        ),
+        rows,
+      ),
+      pager,
+    );
+    let from = 0;
+    let reads = 0;
+    let following = null;
+
+    async function read() {
+      const ticket = ++reads;
+      let page;
+      try {
+        page = await api.webhookDeliveries(webhook.id, { limit: DELIVERIES_PAGE, offset: from });
+      } catch (error) {
+        if (ticket === reads && error.status !== 401) problem.show(`Could not read the deliveries: ${error.message}`);
+        return null;
+      }
+      if (ticket !== reads) return null;
+      problem.clear();
+      const total = Number(page.headers.get("X-Total-Count") ?? page.data.length);
+      if (page.data.length === 0 && from > 0 && total > 0) {
+        from = Math.floor((total - 1) / DELIVERIES_PAGE) * DELIVERIES_PAGE;
+        return read();
+      }
+      replace(rows, page.data.map(deliveryRow));
+      if (page.data.length === 0) {
+        replace(rows, h("tr", {}, h("td", { colspan: "8", class: "muted" }, "Nothing sent yet.")));
+      }
+      if (total === 0) status.textContent = "No deliveries yet.";
+      else if (total <= DELIVERIES_PAGE) status.textContent = `${total} ${total === 1 ? "delivery" : "deliveries"}, newest first.`;
+      else status.textContent = `Deliveries ${from + 1}–${from + page.data.length} of ${total}, newest first.`;
+      pager.hidden = total <= DELIVERIES_PAGE;
+      newer.disabled = from === 0;
+      older.disabled = from + page.data.length >= total;
+      return page.data;
+    }
+
+    function show() {
+      open.add(webhook.id);
+      el.hidden = false;
+      toggle.setAttribute("aria-expanded", "true");
+      read();
+    }
+    function hide() {
+      open.delete(webhook.id);
+      el.hidden = true;
+      toggle.setAttribute("aria-expanded", "false");
+      clearTimeout(following);
+    }
+    toggle.addEventListener("click", () => (el.hidden ? show() : hide()));
+    refresh.addEventListener("click", () => busy(refresh, read));
+    newer.addEventListener("click", () => {
+      from = Math.max(0, from - DELIVERIES_PAGE);
+      read();
+    });
+    older.addEventListener("click", () => {
+      from += DELIVERIES_PAGE;
+      read();
+    });
+
+    function follow(eventId, left = FOLLOW_TIMES) {
+      clearTimeout(following);
+      following = setTimeout(async () => {
+        if (!el.isConnected || el.hidden) return;
+        const shown = await read();
+        const entry = shown?.find((d) => d.event_id === eventId);
+        if (left > 1 && (!entry || entry.status === "pending")) follow(eventId, left - 1);
+      }, FOLLOW_EVERY_MS);
+    }
+
+    if (open.has(webhook.id)) show();
+    return { el, toggle, show, follow };
+  }
+
+  function deliveryRow(delivery) {
+    return h(
+      "tr",
+      { "data-id": String(delivery.id), "data-event-id": delivery.event_id, "data-status": delivery.status },
+      h(
+        "td",
+        { "data-label": "Status" },
+        h("span", { class: `pill ${delivery.status}` }, DELIVERY_STATUS[delivery.status] ?? delivery.status),
+      ),
+      h(
+        "td",
+        { class: "delivery-event", "data-label": "Event" },
+        h("code", { class: "event-name" }, delivery.event_type),
+        h("span", { class: "event-id", title: "The webhook-id header of its attempts" }, delivery.event_id),
+      ),
+      h("td", { "data-label": "Attempts" }, String(delivery.attempts)),
+      h(
+        "td",
+        { "data-label": "Last answer" },
+        delivery.last_status_code === null || delivery.last_status_code === undefined
+          ? h("span", { class: "none" }, "—")
+          : `HTTP ${delivery.last_status_code}`,
+      ),
+      h(
+        "td",
+        { "data-label": "Last error" },
+        delivery.last_error ? h("p", { class: "reason" }, delivery.last_error) : h("span", { class: "none" }, "—"),
+      ),
+      h("td", { "data-label": "Last attempt" }, time(delivery.last_attempt_at)),
+      h("td", { "data-label": "Next attempt" }, time(delivery.next_attempt_at)),
+      h("td", { "data-label": "Created" }, time(delivery.created_at)),
+    );
+  }
+
+  load();
+  return h(
+    "div",
+    { class: "stack" },
+    heading("Webhooks"),
+    msg.el,
+    h(
+      "p",
+      { class: "muted" },
+      "Gatehouse sends each endpoint a signed POST when something happens to a user: a registration, an approval, a deletion… Failed deliveries are tried again.",
+    ),
+    h(
+      "section",
+      { class: "panel", "aria-labelledby": "new-webhook-title" },
+      h("h2", { id: "new-webhook-title" }, "Add a webhook"),
+      addForm,
+    ),
+    h(
+      "section",
+      { "aria-labelledby": "webhooks-title" },
+      h("h2", { id: "webhooks-title" }, "Endpoints"),
+      summary,
+      list,
+      pager,
+    ),
+  );
+}
+
+// ---- the settings page ----------------------------------------------------------------
+
+/** How the SMTP connection is protected (the API's `security`), in words. */
+const MAIL_SECURITY = {
+  starttls: "STARTTLS required",
+  tls: "TLS",
+  opportunistic: "STARTTLS when offered",
+  none: "none — plain SMTP, for a local relay",
+};
+
+/** A number of seconds as people say it: "1 minute", "15 minutes", "1 hour", "90 seconds". */
+function duration(seconds) {
+  const units = [
+    [86_400, "day", "days"],
+    [3_600, "hour", "hours"],
+    [60, "minute", "minutes"],
+    [1, "second", "seconds"],
+  ];
+  const [size, one, many] = units.find(([size]) => seconds >= size && seconds % size === 0) ?? units.at(-1);
+  const n = seconds / size;
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/** A setting's name, as it is written in the server's environment. */
+function setting(name) {
+  return h("code", { class: "setting-name" }, name);
+}
+
+function settingsView(notice) {
+  const msg = noticeBox(notice);
+  msg.el.tabIndex = -1;
+  const onOff = h("span", { class: "pill off", hidden: true });
+  const mail = h("div", { class: "mail-settings" }, h("p", { class: "muted" }, "Loading…"));
+
+  async function load() {
+    let settings;
+    try {
+      settings = (await api.mailSettings()).data;
+    } catch (error) {
+      if (error.status !== 401) {
+        replace(mail);
+        msg.show(`Could not read the mail settings: ${error.message}`);
+      }
+      return;
+    }
+    onOff.className = settings.configured ? "pill on" : "pill off";
+    onOff.textContent = settings.configured ? "On" : "Off";
+    onOff.hidden = false;
+    replace(mail, settings.configured ? mailFacts(settings) : noMail());
+    updateBadge();
+  }
+
+  function noMail() {
+    return [
+      h(
+        "p",
+        { class: "message info", role: "status", "data-mail": "off" },
+        "Mail is not configured: Gatehouse sends no mail. Admins hear of new sign-ups only here in the console, applicants learn of your decision only when they log in, and an invitation reaches people only as the code or link you pass on.",
+      ),
+      h(
+        "p",
+        {},
+        "Two settings of the server turn it on: ",
+        setting("GATEHOUSE_SMTP_URL"),
+        " (the SMTP server, its security and how to sign in to it) and ",
+        setting("GATEHOUSE_MAIL_FROM"),
+        " (the sender). Set both and restart Gatehouse.",
+      ),
+    ];
+  }
+
+  function mailFacts(settings) {
+    const fact = (label, key, ...value) => [h("dt", {}, label), h("dd", { "data-setting": key }, ...value)];
+    const server = settings.port === null || settings.port === undefined ? settings.host : `${settings.host}:${settings.port}`;
+    return [
+      h(
+        "dl",
+        { class: "details settings-facts" },
+        fact("Server", "server", server ?? h("span", { class: "none" }, "—")),
+        fact("Security", "security", MAIL_SECURITY[settings.security] ?? settings.security ?? "—"),
+        fact(
+          "Signs in to the server",
+          "authenticated",
+          settings.authenticated ? "yes" : "no",
+          h(
+            "span",
+            { class: "muted" },
+            settings.authenticated
+              ? " — with a user name and password, which are never shown"
+              : " — the server takes mail without a password",
+          ),
+        ),
+        fact("Sender", "from", settings.from ? h("span", { class: "address" }, settings.from) : h("span", { class: "none" }, "—")),
+        fact(
+          "Links point to",
+          "public_url",
+          settings.public_url
+            ? h("span", { class: "address" }, settings.public_url)
+            : [h("span", { class: "muted" }, "not set: mails carry no links"), " (", setting("GATEHOUSE_PUBLIC_URL"), ")"],
+        ),
+        fact("Admin digest", "digest", `at most every ${duration(settings.admin_digest_interval_seconds)}, per admin`),
+      ),
+      h(
+        "p",
+        {},
+        "What is mailed: the admin digest (who waits for approval, to every active admin), applicants' decisions (approved or not, with your note) and invitations bound to an email (their code and link).",
+      ),
+      h(
+        "p",
+        { class: "muted" },
+        "To check the set-up, run ",
+        h("code", {}, "gatehouse mail test ADDRESS"),
+        " on the server: it sends one mail at once and prints the SMTP server's answer.",
+      ),
+    ];
+  }
+
+  load();
+  return h(
+    "div",
+    { class: "stack" },
+    heading("Settings"),
+    msg.el,
+    h(
+      "p",
+      { class: "muted" },
+      "How this server is set up. The settings are changed in the server's environment or configuration file, not here.",
+    ),
+    h(
+      "section",
+      { class: "panel", "aria-labelledby": "mail-title" },
+      h("div", { class: "settings-head" }, h("h2", { id: "mail-title" }, "Mail"), onOff),
+      mail,
+    ),
+  );
 }
 
 /**
