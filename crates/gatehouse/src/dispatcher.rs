@@ -150,6 +150,12 @@ impl reqwest::dns::Resolve for CheckedResolver {
     }
 }
 
+/// What a finished attempt leaves to record.
+enum Outcome {
+    Delivery(i64, Attempt),
+    Mail(i64, Attempt),
+}
+
 async fn run(
     users: UserService,
     client: reqwest::Client,
@@ -159,13 +165,17 @@ async fn run(
 ) {
     let options = Arc::new(options);
     let in_flight = Arc::new(Semaphore::new(BATCH as usize));
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut tasks: tokio::task::JoinSet<Outcome> = tokio::task::JoinSet::new();
+    let mut finished = Vec::new();
     let mut last_digest_check = std::time::Instant::now()
         .checked_sub(options.poll)
         .unwrap_or_else(std::time::Instant::now);
     while !stopping.load(Ordering::SeqCst) {
-        // Reap finished attempts (their outcomes are recorded by the tasks themselves).
-        while tasks.try_join_next().is_some() {}
+        // The attempts finished meanwhile are recorded together: one write for many.
+        while let Some(done) = tasks.try_join_next() {
+            finished.extend(done.ok());
+        }
+        record(&users, std::mem::take(&mut finished)).await;
         if options.mailer.is_some() && last_digest_check.elapsed() >= options.poll {
             last_digest_check = std::time::Instant::now();
             queue_digest(&users).await;
@@ -186,35 +196,66 @@ async fn run(
             let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
                 break;
             };
-            let users = users.clone();
             let options = Arc::clone(&options);
             tasks.spawn(async move {
-                send_mail(&users, &options, mail).await;
+                let outcome = send_mail(&options, mail).await;
                 drop(permit);
+                outcome
             });
         }
         for delivery in claimed {
             let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
                 break;
             };
-            let users = users.clone();
             let client = client.clone();
             let options = Arc::clone(&options);
             tasks.spawn(async move {
-                attempt(&users, &client, &options, delivery).await;
+                let outcome = attempt(&client, &options, delivery).await;
                 drop(permit);
+                outcome
             });
         }
         if idle {
             tokio::select! {
                 () = wake.notified() => {}
                 () = tokio::time::sleep(options.poll) => {}
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                    finished.extend(done.ok());
+                }
             }
         }
     }
-    // Stopping: the attempts in flight finish and record (each bounded by the timeout).
-    while tasks.join_next().await.is_some() {}
+    // Stopping: the attempts in flight finish (each bounded by the timeout) and are
+    // recorded.
+    while let Some(done) = tasks.join_next().await {
+        finished.extend(done.ok());
+    }
+    record(&users, finished).await;
+}
+
+/// Records finished attempts in one write. Not recorded (a store failure, logged): their
+/// claims run out and they are made again (a receiver may see one twice; the
+/// `webhook-id` lets it tell).
+async fn record(users: &UserService, finished: Vec<Outcome>) {
+    if finished.is_empty() {
+        return;
+    }
+    let (mut deliveries, mut mails) = (Vec::new(), Vec::new());
+    for outcome in finished {
+        match outcome {
+            Outcome::Delivery(id, attempt) => deliveries.push((id, attempt)),
+            Outcome::Mail(id, attempt) => mails.push((id, attempt)),
+        }
+    }
+    let users = users.clone();
+    let count = deliveries.len() + mails.len();
+    let recorded =
+        tokio::task::spawn_blocking(move || users.record_attempts(&deliveries, &mails)).await;
+    if let Ok(Err(e)) | Err(e) =
+        recorded.map_err(|e| gatehouse_domain::Error::internal("record", e))
+    {
+        tracing::warn!(error = %e, attempts = count, "recording webhook and mail attempts failed");
+    }
 }
 
 /// Claims up to `limit` due deliveries (none on a store failure, which is logged).
@@ -289,19 +330,17 @@ async fn claim_mails(
     }
 }
 
-/// Sends one mail and records the attempt.
-async fn send_mail(
-    users: &UserService,
-    options: &DispatchOptions,
-    mail: gatehouse_domain::DueMail,
-) {
-    let Some(mailer) = options.mailer.clone() else {
-        return;
+/// Sends one mail; what to record.
+async fn send_mail(options: &DispatchOptions, mail: gatehouse_domain::DueMail) -> Outcome {
+    let sent = match options.mailer.clone() {
+        Some(mailer) => {
+            let (to, subject, body) = (mail.to.clone(), mail.subject.clone(), mail.body.clone());
+            tokio::task::spawn_blocking(move || mailer.send(&to, &subject, &body))
+                .await
+                .unwrap_or_else(|e| Err((None, format!("sending panicked: {e}"))))
+        }
+        None => Err((None, "no mailer is configured".to_owned())),
     };
-    let (to, subject, body) = (mail.to.clone(), mail.subject.clone(), mail.body.clone());
-    let sent = tokio::task::spawn_blocking(move || mailer.send(&to, &subject, &body))
-        .await
-        .unwrap_or_else(|e| Err((None, format!("sending panicked: {e}"))));
     let at = gatehouse_domain::now();
     let attempts = mail.attempts + 1;
     let (status_code, error, next) = match sent {
@@ -326,30 +365,23 @@ async fn send_mail(
     if let Some(error) = &error {
         tracing::info!(mail = mail.id, kind = mail.kind.as_str(), attempts, error = %error, "mail not sent");
     }
-    let record = Attempt {
-        at,
-        status_code,
-        error,
-        next,
-    };
-    let users = users.clone();
-    let id = mail.id;
-    let recorded =
-        tokio::task::spawn_blocking(move || users.record_mail_attempt(id, &record)).await;
-    if let Ok(Err(e)) | Err(e) =
-        recorded.map_err(|e| gatehouse_domain::Error::internal("record", e))
-    {
-        tracing::warn!(error = %e, mail = id, "recording a mail attempt failed");
-    }
+    Outcome::Mail(
+        mail.id,
+        Attempt {
+            at,
+            status_code,
+            error,
+            next,
+        },
+    )
 }
 
-/// Sends one delivery and records the attempt.
+/// Sends one delivery; what to record.
 async fn attempt(
-    users: &UserService,
     client: &reqwest::Client,
     options: &DispatchOptions,
     delivery: DueDelivery,
-) {
+) -> Outcome {
     let sent = send(client, options, &delivery).await;
     let at = gatehouse_domain::now();
     let attempts = delivery.attempts + 1;
@@ -389,22 +421,15 @@ async fn attempt(
             "webhook delivery failed"
         ),
     }
-    let record = Attempt {
-        at,
-        status_code,
-        error,
-        next,
-    };
-    let users = users.clone();
-    let id = delivery.id;
-    let recorded = tokio::task::spawn_blocking(move || users.record_attempt(id, &record)).await;
-    if let Ok(Err(e)) | Err(e) =
-        recorded.map_err(|e| gatehouse_domain::Error::internal("record", e))
-    {
-        // Not recorded: the lease runs out and the delivery is tried again (a receiver
-        // may see it twice; the `webhook-id` lets it tell).
-        tracing::warn!(error = %e, delivery = id, "recording a webhook attempt failed");
-    }
+    Outcome::Delivery(
+        delivery.id,
+        Attempt {
+            at,
+            status_code,
+            error,
+            next,
+        },
+    )
 }
 
 /// Posts the event; the receiver's status, or why no answer came.

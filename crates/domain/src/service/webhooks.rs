@@ -248,6 +248,27 @@ impl UserService {
             .write_rows_with(|repo| repo.record_attempt(id, attempt))
     }
 
+    /// Records the dispatcher's finished attempts, webhook deliveries and mails, in one
+    /// row-guarded write (each a conditional update of its own row).
+    ///
+    /// # Errors
+    /// Store failures (then none is recorded).
+    pub fn record_attempts(
+        &self,
+        deliveries: &[(i64, Attempt)],
+        mails: &[(i64, Attempt)],
+    ) -> Result<(), Error> {
+        self.store.write_rows_with(|repo| {
+            for (id, attempt) in deliveries {
+                repo.record_attempt(*id, attempt)?;
+            }
+            for (id, attempt) in mails {
+                repo.record_mail_attempt(*id, attempt)?;
+            }
+            Ok(())
+        })
+    }
+
     /// How many deliveries are pending, and since when the oldest due one has waited.
     ///
     /// # Errors
