@@ -10,12 +10,15 @@
 //! - [`chart`]: the SVG chart of `/me` throughput against the number of users;
 //! - [`cpu`]: how much CPU other processes took during a measurement;
 //! - [`probe`]: the machine's bound for a durable write (single-row SQLite commits with
-//!   fsync, one after another).
+//!   fsync, one after another);
+//! - [`receiver`]: a webhook receiver in this process for the outbox scenarios, noting when
+//!   each delivery arrives, and a load of its own to measure its rate.
 
 pub mod chart;
 pub mod cpu;
 pub mod db;
 pub mod probe;
+pub mod receiver;
 pub mod seed;
 pub mod server;
 pub mod wrk;

@@ -20,7 +20,11 @@
 //!    with a one-use invitation each), and refreshes (`POST /api/auth/token`, every refresh
 //!    token sent once) on a server at its defaults; on SQLite, before the refreshes, times
 //!    single-row commits with fsync one after another in the database's directory (the
-//!    machine's bound for a durable write, which the refreshes are compared with);
+//!    machine's bound for a durable write, which the refreshes are compared with); and the
+//!    webhook outbox (`--only outbox`, see [`Bench::outbox`]): with a receiver in this
+//!    process, the latency from a commit to its delivery, the rate at which a backlog of
+//!    events drains beside the receiver's own rate, and registrations and admin changes
+//!    without and with an endpoint subscribed to every event;
 //! 4. reads each scenario's peak RSS (the high-water mark reset through
 //!    `/proc/<pid>/clear_refs` before it, `VmHWM` after it) and each server process's;
 //! 5. prints one line per scenario as it goes, then the table and each target's ratio, and
@@ -42,7 +46,8 @@ use gatehouse_bench::chart::{self, Series};
 use gatehouse_bench::cpu::CpuSample;
 use gatehouse_bench::db::{self, Backend, BenchDatabase};
 use gatehouse_bench::probe::{self, DurableProbe};
-use gatehouse_bench::seed::{self, ADMIN_EMAIL, ADMIN_PASSWORD};
+use gatehouse_bench::receiver::{self, LoadReport, Receiver};
+use gatehouse_bench::seed::{self, DeliveryCounts, ADMIN_EMAIL, ADMIN_PASSWORD};
 use gatehouse_bench::server::{self, Server};
 use gatehouse_bench::wrk::{self, format_ms, format_rate, Wrk, WrkReport};
 use serde::Serialize;
@@ -66,6 +71,26 @@ const REFRESH_THREADS: u32 = 1;
 const REFRESH_SESSIONS_PER_CONNECTION: u32 = 4;
 /// How long the durable-write probe commits.
 const PROBE_DURATION: Duration = Duration::from_millis(2500);
+/// Test events timed one at a time for the outbox's commit-to-delivery latency (100 with
+/// `--quick`), after [`OUTBOX_WARM_TESTS`] untimed ones.
+const OUTBOX_TESTS: u32 = 300;
+/// Untimed test events first (the dispatcher's first connection to the receiver).
+const OUTBOX_WARM_TESTS: u32 = 10;
+/// Events in the outbox's backlog (2 000 with `--quick`); as many requests measure the
+/// receiver alone.
+const OUTBOX_BACKLOG: u64 = 10_000;
+/// A pause after each test delivery arrived: the dispatcher records the attempt (one
+/// write) and is idle again before the next test.
+const OUTBOX_PAUSE: Duration = Duration::from_millis(20);
+/// How long one test delivery may take to arrive.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the backlog may take to drain, and at most how long without a delivery.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(900);
+const DRAIN_STALL: Duration = Duration::from_secs(60);
+/// Runs of the receiver alone (the median is kept).
+const RECEIVER_RUNS: usize = 3;
+/// Users each wrk run of the admin changes toggles (a run of its own each: see change.lua).
+const CHANGE_USERS: u64 = 256;
 
 /// Hashes timed for the login bound.
 const BOUND_SAMPLES: usize = 5;
@@ -147,16 +172,20 @@ enum Scenario {
     Invited,
     /// Refreshes (`POST /api/auth/token`), and on SQLite the durable-write probe.
     Refresh,
+    /// The webhook outbox: commit to delivery, a backlog's drain beside the receiver's own
+    /// rate, registrations and admin changes without and with an endpoint.
+    Outbox,
 }
 
 impl Scenario {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 7] = [
         Self::Wide,
         Self::Narrow,
         Self::List,
         Self::Register,
         Self::Invited,
         Self::Refresh,
+        Self::Outbox,
     ];
 
     fn key(self) -> &'static str {
@@ -167,6 +196,7 @@ impl Scenario {
             Self::Register => "register",
             Self::Invited => "invited",
             Self::Refresh => "refresh",
+            Self::Outbox => "outbox",
         }
     }
 
@@ -230,7 +260,9 @@ struct Args {
     /// connections, the variants, the /me curve), narrow (/me at 16 connections and at 1,
     /// logins, the flood), list (the listings), register (at cost 4), invited
     /// (registrations with an invitation), refresh (POST /token; on SQLite with the
-    /// durable-write probe). The databases are seeded as for a whole run.
+    /// durable-write probe), outbox (webhook deliveries to a receiver in this process:
+    /// commit to delivery, a backlog's drain, registrations and admin changes without and
+    /// with an endpoint). The databases are seeded as for a whole run.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The workspace root [default: the one this binary was built in].
@@ -277,6 +309,12 @@ struct Settings {
     register_cost: u32,
     /// Sessions per connection in each wrk run of the refresh scenario.
     refresh_sessions_per_connection: u32,
+    /// Test events timed for the outbox's commit-to-delivery latency.
+    outbox_tests: u32,
+    /// Events in the outbox's backlog (and requests measuring the receiver alone).
+    outbox_backlog: u64,
+    /// Users each wrk run of the admin changes toggles.
+    change_users: u64,
     #[serde(skip)]
     gatehouse_bin: PathBuf,
     #[serde(skip)]
@@ -415,6 +453,9 @@ impl Settings {
             login_cost: LOGIN_COST,
             register_cost: REGISTER_COST,
             refresh_sessions_per_connection: REFRESH_SESSIONS_PER_CONNECTION,
+            outbox_tests: if quick { 100 } else { OUTBOX_TESTS },
+            outbox_backlog: if quick { 2_000 } else { OUTBOX_BACKLOG },
+            change_users: CHANGE_USERS,
             gatehouse_bin: args
                 .gatehouse_bin
                 .unwrap_or_else(|| root.join("target/release/gatehouse")),
@@ -668,6 +709,8 @@ struct ServerResults {
     /// The machine's bound for a durable write: single-row commits with fsync, one after
     /// another, on the SQLite database's disk (SQLite only, with the refresh scenario).
     durable_probe: Option<DurableProbe>,
+    /// The webhook outbox's scenarios (Gatehouse only).
+    outbox: Option<OutboxResults>,
     /// Peak RSS (VmHWM) of each server process, KiB, by what it ran.
     rss_kib: Vec<(String, u64)>,
     /// Seconds spent seeding up to each number of users.
@@ -698,6 +741,7 @@ impl ServerResults {
         ]
         .into_iter()
         .flatten()
+        .chain(self.outbox.iter().flat_map(OutboxResults::reports))
         .chain(self.me.values())
         .chain(&self.ceiling_me)
         .chain(&self.ceiling_healthz)
@@ -726,6 +770,108 @@ impl ServerResults {
 
 fn mean_rps(reports: &[WrkReport]) -> Option<f64> {
     (!reports.is_empty()).then(|| reports.iter().map(|r| r.rps).sum::<f64>() / reports.len() as f64)
+}
+
+/// What the outbox's scenarios measured on one backend (see [`Bench::outbox`]).
+#[derive(Debug, Default, Serialize)]
+struct OutboxResults {
+    /// Commit to delivery, one test event at a time.
+    latency: Option<OutboxLatency>,
+    /// The drain of a backlog seeded with the server stopped.
+    drain: Option<OutboxDrain>,
+    /// The receiver alone: this process POSTing at it over 16 keep-alive connections (the
+    /// median run).
+    receiver: Option<LoadReport>,
+    /// The rates of every run of the receiver alone, ascending.
+    receiver_runs_rps: Vec<f64>,
+    /// Registrations at cost 4 with no webhook endpoint.
+    register_without: Option<WrkReport>,
+    /// The same with one active endpoint subscribed to every event.
+    register_with: Option<WrkReport>,
+    /// Admin changes (`PUT /users/{id}`, a status toggled) with no endpoint.
+    changes_without: Option<WrkReport>,
+    /// The same with the endpoint.
+    changes_with: Option<WrkReport>,
+    /// Deliveries still pending right after each measurement with the endpoint (how far
+    /// the dispatcher was behind when the load stopped), by measurement.
+    pending_after: BTreeMap<String, u64>,
+    /// The endpoint's deliveries once the runs with it were over and the dispatcher done.
+    with_endpoint: Option<DeliveryCounts>,
+    /// Distinct `webhook-id`s that arrived at the receiver meanwhile.
+    with_endpoint_arrived: Option<u64>,
+    /// Deliveries that arrived twice meanwhile.
+    with_endpoint_repeats: Option<u64>,
+    /// What went wrong (a delivery missing, or arriving twice): the run is not clean.
+    problems: Vec<String>,
+}
+
+impl OutboxResults {
+    fn reports(&self) -> impl Iterator<Item = &WrkReport> {
+        [
+            &self.register_without,
+            &self.register_with,
+            &self.changes_without,
+            &self.changes_with,
+        ]
+        .into_iter()
+        .flatten()
+    }
+}
+
+/// Commit to delivery at an idle receiver: test events one after another, each waited for.
+#[derive(Debug, Serialize)]
+struct OutboxLatency {
+    /// Timed test events.
+    tests: u32,
+    /// Untimed ones before them.
+    warm_up_tests: u32,
+    /// The 202 read → the delivery's arrival at the receiver, milliseconds: the commit
+    /// happened before the 202 was sent, so this under-counts slightly (negative when the
+    /// delivery arrived before the 202 was read).
+    commit_p50_ms: f64,
+    commit_p99_ms: f64,
+    commit_max_ms: f64,
+    /// The request sent → the delivery's arrival: an upper bound.
+    sent_p50_ms: f64,
+    sent_p99_ms: f64,
+    sent_max_ms: f64,
+    /// The `POST /webhooks/{id}/test` round trip itself.
+    answer_p50_ms: f64,
+    answer_p99_ms: f64,
+    /// Deliveries that arrived before their 202 was read.
+    before_answer: u32,
+}
+
+/// The drain of a backlog: events written through storage with the server stopped, then
+/// the server started.
+#[derive(Debug, Serialize)]
+struct OutboxDrain {
+    /// Events (one delivery each).
+    events: u64,
+    /// Seconds spent writing them through storage.
+    seed_s: f64,
+    /// From the server's start (its process spawned) to its first answer to `/healthz`.
+    startup_s: f64,
+    /// From the start to the first delivery's arrival.
+    first_s: f64,
+    /// From the start to the last delivery's arrival.
+    seconds: f64,
+    /// Events per second over `seconds`.
+    events_per_s: f64,
+    /// Events per second from the first arrival to the last.
+    steady_per_s: f64,
+    /// Backlog events that arrived, that arrived more than once, that never arrived.
+    arrived: u64,
+    repeats: u64,
+    missing: u64,
+    /// The endpoint's deliveries log afterwards, read through storage.
+    deliveries: DeliveryCounts,
+    /// `X-Total-Count` of `GET /webhooks/{id}/deliveries?limit=1`.
+    total_count_header: Option<u64>,
+    /// Cores' worth of CPU the server, and processes other than the benchmark's, used from
+    /// its first answer to the last arrival.
+    server_cpu_cores: f64,
+    other_cpu_cores: f64,
 }
 
 /// Everything a run measured, as written to results.json.
@@ -903,6 +1049,9 @@ struct Bench {
     /// While the refreshes run: the measurement's refresh tokens (the files' common
     /// prefix, see [`Bench::token_files`]).
     refresh_tokens: Option<PathBuf>,
+    change_script: PathBuf,
+    /// While the admin changes run: the measurement's user ids (the warm-up has others).
+    change_ids: Option<PathBuf>,
     logs: PathBuf,
     run_id: String,
     runs: u32,
@@ -942,6 +1091,9 @@ impl Bench {
         .context("writing register_invited.lua")?;
         std::fs::write(&refresh_script, include_str!("../lua/refresh.lua"))
             .context("writing refresh.lua")?;
+        let change_script = lua.join("change.lua");
+        std::fs::write(&change_script, include_str!("../lua/change.lua"))
+            .context("writing change.lua")?;
         Ok(Self {
             settings,
             jwt_secret: random_hex(32)?,
@@ -951,6 +1103,8 @@ impl Bench {
             invited_codes: None,
             refresh_script,
             refresh_tokens: None,
+            change_script,
+            change_ids: None,
             logs,
             run_id: random_hex(3)?,
             runs: 0,
@@ -1086,6 +1240,21 @@ impl Bench {
         )
     }
 
+    /// Admin changes: `PUT /api/auth/users/{id}` as the admin whose token this is, each
+    /// toggling the status of one of the users in `ids` (see change.lua), with as many
+    /// connections as the other write scenarios and one wrk thread (the script needs it).
+    fn wrk_changes(&self, server: &Server, token: &str, ids: &Path) -> Wrk {
+        Wrk::new(
+            server.url("/api/auth/users"),
+            1,
+            NARROW_CONNECTIONS,
+            self.settings.duration(),
+        )
+        .header("Authorization", &format!("Bearer {token}"))
+        .timeout(Duration::from_secs(30))
+        .script(self.change_script.clone(), vec![ids.display().to_string()])
+    }
+
     /// Waits for `server` to go idle, resets its peak RSS, warms up, waits again, measures,
     /// reads the scenario's peak RSS, prints the line.
     fn measure(
@@ -1121,6 +1290,11 @@ impl Bench {
                     .as_ref()
                     .map(|p| p.display().to_string());
                 *args = vec![tokens.unwrap_or_default()];
+            } else if *script == self.change_script {
+                // Users whose status the warm-up left unknown are not changed again.
+                if let Some(ids) = &self.change_ids {
+                    *args = vec![ids.display().to_string()];
+                }
             }
         }
         let before = (builds_running(), CpuSample::take(Some(server.pid()))?);
@@ -1650,6 +1824,9 @@ impl Bench {
             }
             self.refreshes(backend, &db, &mut results)?;
         }
+        if self.settings.runs(Scenario::Outbox) {
+            self.outbox(backend, &db, &mut results)?;
+        }
         drop(db);
         Ok(results)
     }
@@ -1826,6 +2003,502 @@ impl Bench {
             results.log_problems.push(problem);
         }
         Self::stop(server, "cost 12 (defaults): refreshes", results)
+    }
+
+    /// The webhook outbox, on servers at Gatehouse's defaults but for
+    /// `GATEHOUSE_WEBHOOK_ALLOW_PRIVATE=true` (the receiver is on 127.0.0.1), with a
+    /// receiver in this process ([`Receiver`]: HTTP/1.1, keep-alive, `200` with an empty
+    /// body, each request's arrival noted by its `webhook-id`):
+    /// 1. commit to delivery: one endpoint subscribed to every event, then
+    ///    [`OUTBOX_TESTS`] `POST /webhooks/{id}/test` one after another, each delivery
+    ///    waited for (and a short pause) before the next, so that the dispatcher and the
+    ///    receiver are idle each time (see [`Bench::delivery_latency`]);
+    /// 2. a backlog's drain: with the server stopped, [`OUTBOX_BACKLOG`] events written
+    ///    through storage with one delivery each to a new endpoint (the first removed), then
+    ///    the server started and timed from its start until every delivery arrived; the
+    ///    deliveries log is checked (every one `delivered`, `X-Total-Count` as many) and no
+    ///    `webhook-id` may arrive twice;
+    /// 3. the receiver alone: this process POSTing as many requests like the deliveries
+    ///    (the same body) over 16 keep-alive connections, with no server running;
+    /// 4. registrations at cost 4 (as the register scenario: `GATEHOUSE_BCRYPT_COST=4`,
+    ///    `GATEHOUSE_REGISTER_LIMIT_PER_HOUR=0`) and admin changes (change.lua), each
+    ///    without an endpoint and then with one subscribed to every event (so that every
+    ///    change writes an event and a delivery, and the dispatcher sends it), in the order
+    ///    registrations, changes, changes, registrations; afterwards every delivery must
+    ///    have arrived, once.
+    ///
+    /// A binary from before webhooks (404 to `POST /webhooks`) leaves the group out.
+    fn outbox(
+        &mut self,
+        backend: Backend,
+        db: &BenchDatabase,
+        results: &mut ServerResults,
+    ) -> Result<()> {
+        let label = backend.label();
+        let receiver = Receiver::start()?;
+        let sink = receiver.url("/webhook");
+        let private = ("GATEHOUSE_WEBHOOK_ALLOW_PRIVATE", "true".to_owned());
+        let mut outbox = OutboxResults::default();
+        println!(
+            "  {label:<10} outbox: receiver at {sink}; Gatehouse with {}={}",
+            private.0, private.1
+        );
+        // The admin changes' users: a set per wrk run, all approved when it starts.
+        let change_files = {
+            let store = db.open()?;
+            let hash = seed::shared_seed_hash()?;
+            let mut files = Vec::new();
+            for (run, name) in [
+                "changes-without-warm-up",
+                "changes-without",
+                "changes-with-warm-up",
+                "changes-with",
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let ids = seed::insert_change_users(
+                    &store,
+                    run as u32,
+                    self.settings.change_users,
+                    &hash,
+                )?;
+                let path = self.change_script.with_file_name(format!("{name}.txt"));
+                let text: Vec<String> = ids.iter().map(i64::to_string).collect();
+                std::fs::write(&path, text.join("\n"))
+                    .with_context(|| format!("writing {}", path.display()))?;
+                files.push(path);
+            }
+            files
+        };
+        db.settle()?;
+
+        // 1. Commit to delivery.
+        let server = self.start_gatehouse(
+            backend,
+            db,
+            LOGIN_COST,
+            "outbox",
+            Variant::Default,
+            std::slice::from_ref(&private),
+        )?;
+        let token = server.login(ADMIN_EMAIL, ADMIN_PASSWORD)?;
+        let Some(hook) = create_webhook(&server, &token, &sink)? else {
+            println!("  {label:<10} outbox: left out (POST /api/auth/webhooks answered 404)");
+            receiver.stop();
+            return Self::stop(server, "cost 12 (defaults): outbox left out", results);
+        };
+        server.wait_idle()?;
+        outbox.latency = Some(self.delivery_latency(label, &server, &token, hook, &receiver)?);
+        // Its deliveries go with it: the backlog's endpoint is then the only one.
+        delete_webhook(&server, &token, hook)?;
+        Self::stop(
+            server,
+            "cost 12 (defaults), outbox: commit to delivery",
+            results,
+        )?;
+
+        // 2. The backlog's drain.
+        let (drain, payload) =
+            self.drain(backend, db, &receiver, &private, &mut outbox, results)?;
+        outbox.drain = Some(drain);
+
+        // 3. The receiver alone: a run takes a fraction of a second, so the median of
+        // [`RECEIVER_RUNS`].
+        let n = self.settings.outbox_backlog;
+        let mut runs = Vec::new();
+        for _ in 0..RECEIVER_RUNS {
+            let load = receiver::post_load(&receiver, NARROW_CONNECTIONS, n, n / 10, &payload)
+                .context("the receiver alone")?;
+            if load.arrived != load.requests || load.repeats > 0 {
+                outbox.problems.push(format!(
+                    "the receiver alone: {} of {} requests noted, {} twice",
+                    load.arrived, load.requests, load.repeats
+                ));
+            }
+            runs.push(load);
+        }
+        runs.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+        outbox.receiver_runs_rps = runs.iter().map(|r| r.rps).collect();
+        let rates: Vec<String> = runs.iter().map(|r| format_rate(r.rps)).collect();
+        let load = runs.swap_remove(runs.len() / 2);
+        println!(
+            "  {label:<10} {:<48} {}/s (median of {}; {} requests of {} bytes each, c={}, \
+             keep-alive; runs: {}/s)",
+            "outbox: the receiver alone",
+            format_rate(load.rps),
+            RECEIVER_RUNS,
+            load.requests,
+            load.body_bytes,
+            load.connections,
+            rates.join(", ")
+        );
+        outbox.receiver = Some(load);
+
+        // 4. Registrations and admin changes, without and with an endpoint.
+        self.outbox_writes(
+            backend,
+            db,
+            &receiver,
+            &private,
+            &change_files,
+            &mut outbox,
+            results,
+        )?;
+        receiver.stop();
+        for problem in &outbox.problems {
+            println!("  {label:<10} outbox: PROBLEM: {problem}");
+        }
+        results.outbox = Some(outbox);
+        Ok(())
+    }
+
+    /// Test events one after another on `server` for endpoint `hook`, which delivers to
+    /// `receiver`: for each, the time from the 202 being read (the event was committed
+    /// before it was sent) and from the request being sent, to the delivery's arrival.
+    fn delivery_latency(
+        &self,
+        label: &str,
+        server: &Server,
+        token: &str,
+        hook: i64,
+        receiver: &Receiver,
+    ) -> Result<OutboxLatency> {
+        let path = format!("/api/auth/webhooks/{hook}/test");
+        let tests = self.settings.outbox_tests;
+        let (mut commit, mut sent, mut answer) = (Vec::new(), Vec::new(), Vec::new());
+        let mut before_answer = 0;
+        for i in 0..OUTBOX_WARM_TESTS + tests {
+            let sent_at = Instant::now();
+            let reply = server.post_empty_as(&path, token)?;
+            let answered = Instant::now();
+            if reply.status != 202 {
+                bail!(
+                    "POST {path} answered {}: {}",
+                    reply.status,
+                    reply.body.chars().take(500).collect::<String>()
+                );
+            }
+            let body: serde_json::Value =
+                serde_json::from_str(&reply.body).context("the test event's answer")?;
+            let event_id = body
+                .get("event_id")
+                .and_then(serde_json::Value::as_str)
+                .context("no event_id in the test event's answer")?;
+            let arrived = receiver
+                .wait_for(event_id, DELIVERY_TIMEOUT)
+                .with_context(|| {
+                    format!("test event {event_id} did not arrive within {DELIVERY_TIMEOUT:?}")
+                })?;
+            std::thread::sleep(OUTBOX_PAUSE);
+            if i < OUTBOX_WARM_TESTS {
+                continue;
+            }
+            let since_answer = match arrived.checked_duration_since(answered) {
+                Some(after) => after.as_secs_f64() * 1000.0,
+                None => {
+                    before_answer += 1;
+                    -(answered.duration_since(arrived).as_secs_f64() * 1000.0)
+                }
+            };
+            commit.push(since_answer);
+            sent.push(arrived.saturating_duration_since(sent_at).as_secs_f64() * 1000.0);
+            answer.push(answered.duration_since(sent_at).as_secs_f64() * 1000.0);
+        }
+        for samples in [&mut commit, &mut sent, &mut answer] {
+            samples.sort_by(f64::total_cmp);
+        }
+        let at = |samples: &[f64], p: f64| receiver::percentile(samples, p).unwrap_or(f64::NAN);
+        let latency = OutboxLatency {
+            tests,
+            warm_up_tests: OUTBOX_WARM_TESTS,
+            commit_p50_ms: at(&commit, 0.5),
+            commit_p99_ms: at(&commit, 0.99),
+            commit_max_ms: at(&commit, 1.0),
+            sent_p50_ms: at(&sent, 0.5),
+            sent_p99_ms: at(&sent, 0.99),
+            sent_max_ms: at(&sent, 1.0),
+            answer_p50_ms: at(&answer, 0.5),
+            answer_p99_ms: at(&answer, 0.99),
+            before_answer,
+        };
+        println!(
+            "  {label:<10} {:<48} p50 {}, p99 {}, max {} (from the send: p50 {}, p99 {}; \
+             the 202 itself p50 {}; {tests} tests, {before_answer} arrived before their 202)",
+            "outbox: commit → delivery, idle",
+            format_ms(latency.commit_p50_ms),
+            format_ms(latency.commit_p99_ms),
+            format_ms(latency.commit_max_ms),
+            format_ms(latency.sent_p50_ms),
+            format_ms(latency.sent_p99_ms),
+            format_ms(latency.answer_p50_ms),
+        );
+        Ok(latency)
+    }
+
+    /// The backlog's drain (step 2 of [`Bench::outbox`]); also returns one event's body,
+    /// for the receiver's own measurement.
+    fn drain(
+        &mut self,
+        backend: Backend,
+        db: &BenchDatabase,
+        receiver: &Receiver,
+        private: &(&'static str, String),
+        outbox: &mut OutboxResults,
+        results: &mut ServerResults,
+    ) -> Result<(OutboxDrain, String)> {
+        let label = backend.label();
+        let n = self.settings.outbox_backlog;
+        receiver.clear();
+        let seeding = Instant::now();
+        let backlog = {
+            let store = db.open()?;
+            seed::outbox_backlog(&store, &receiver.url("/webhook"), n)?
+        };
+        db.settle()?;
+        let seed_s = seeding.elapsed().as_secs_f64();
+        println!(
+            "  {label:<10} wrote {n} events, a delivery each, through storage in {seed_s:.1} s"
+        );
+        let builds = builds_running();
+        let started = Instant::now();
+        let server = self.start_gatehouse(
+            backend,
+            db,
+            LOGIN_COST,
+            "outbox-drain",
+            Variant::Default,
+            std::slice::from_ref(private),
+        )?;
+        let startup_s = started.elapsed().as_secs_f64();
+        let cpu_before = CpuSample::take(Some(server.pid()))?;
+        let count = receiver.wait_for_count(n as usize, DRAIN_TIMEOUT, DRAIN_STALL);
+        let cpu_after = CpuSample::take(Some(server.pid()))?;
+        let others = cpu_before.others_since(&cpu_after);
+        let tally = receiver.tally();
+        let mut arrivals: Vec<Instant> = Vec::with_capacity(n as usize);
+        let mut missing = 0;
+        for id in &backlog.event_ids {
+            match tally.arrivals.get(id) {
+                Some(at) => arrivals.push(*at),
+                None => missing += 1,
+            }
+        }
+        let strangers = count.saturating_sub(arrivals.len());
+        let first = arrivals.iter().min().copied();
+        let last = arrivals.iter().max().copied();
+        let since_start = |at: Option<Instant>| {
+            at.map_or(f64::NAN, |at| {
+                at.saturating_duration_since(started).as_secs_f64()
+            })
+        };
+        let (first_s, seconds) = (since_start(first), since_start(last));
+        let steady = match (first, last) {
+            (Some(first), Some(last)) if last > first => {
+                (arrivals.len() as f64 - 1.0) / last.duration_since(first).as_secs_f64()
+            }
+            _ => f64::NAN,
+        };
+        // The attempts are recorded after the answers: wait for the log to say so.
+        let deliveries = wait_recorded(db, backlog.webhook, Duration::from_secs(60))?;
+        let token = server.login(ADMIN_EMAIL, ADMIN_PASSWORD)?;
+        let reply = server.get(
+            &format!("/api/auth/webhooks/{}/deliveries?limit=1", backlog.webhook),
+            Some(&token),
+        )?;
+        if reply.status != 200 {
+            bail!("GET the backlog's deliveries answered {}", reply.status);
+        }
+        // The next servers' "without an endpoint" runs need none.
+        delete_webhook(&server, &token, backlog.webhook)?;
+        let drain = OutboxDrain {
+            events: n,
+            seed_s,
+            startup_s,
+            first_s,
+            seconds,
+            events_per_s: arrivals.len() as f64 / seconds,
+            steady_per_s: steady,
+            arrived: arrivals.len() as u64,
+            repeats: tally.repeats,
+            missing,
+            deliveries,
+            total_count_header: reply.total_count,
+            server_cpu_cores: cpu_before.server_since(&cpu_after),
+            other_cpu_cores: others,
+        };
+        let mut note = interference("outbox: drain", builds, others, results);
+        if missing > 0 || tally.repeats > 0 || strangers > 0 {
+            outbox.problems.push(format!(
+                "drain: {missing} of {n} events never arrived, {} arrived twice, {strangers} \
+                 deliveries of other events",
+                tally.repeats
+            ));
+        }
+        if deliveries.delivered != n || deliveries.total != n || reply.total_count != Some(n) {
+            outbox.problems.push(format!(
+                "drain: the deliveries log says {} delivered, {} pending, {} failed of {} \
+                 (X-Total-Count {:?}), not {n} delivered",
+                deliveries.delivered,
+                deliveries.pending,
+                deliveries.failed,
+                deliveries.total,
+                reply.total_count
+            ));
+        }
+        if !outbox.problems.is_empty() {
+            note.push_str("  [PROBLEM: see below]");
+        }
+        println!(
+            "  {label:<10} {:<48} {}/s ({} events in {:.2} s from the server's start, which \
+             answered /healthz after {:.2} s; first arrival at {:.2} s, {}/s from first to \
+             last; log: {} delivered, X-Total-Count {}; {} twice; server CPU {:.2} cores){note}",
+            format!("outbox: drain of {} queued events", group(n)),
+            format_rate(drain.events_per_s),
+            drain.arrived,
+            drain.seconds,
+            drain.startup_s,
+            drain.first_s,
+            format_rate(drain.steady_per_s),
+            deliveries.delivered,
+            reply
+                .total_count
+                .map_or_else(|| "missing".to_owned(), |t| t.to_string()),
+            drain.repeats,
+            drain.server_cpu_cores,
+        );
+        Self::stop(
+            server,
+            &format!("cost 12 (defaults), outbox: drain of {n}"),
+            results,
+        )?;
+        Ok((drain, backlog.payload))
+    }
+
+    /// Step 4 of [`Bench::outbox`]: registrations and admin changes without and with an
+    /// endpoint, on one server.
+    #[allow(clippy::too_many_arguments)]
+    fn outbox_writes(
+        &mut self,
+        backend: Backend,
+        db: &BenchDatabase,
+        receiver: &Receiver,
+        private: &(&'static str, String),
+        change_files: &[PathBuf],
+        outbox: &mut OutboxResults,
+        results: &mut ServerResults,
+    ) -> Result<()> {
+        let label = backend.label();
+        let narrow = NARROW_CONNECTIONS;
+        let [without_warm, without, with_warm, with] = change_files else {
+            bail!("four files of users for the admin changes");
+        };
+        // As the register scenario: one address registers thousands of users.
+        let server = self.start_gatehouse(
+            backend,
+            db,
+            REGISTER_COST,
+            "outbox-writes",
+            Variant::Default,
+            &[
+                ("GATEHOUSE_REGISTER_LIMIT_PER_HOUR", "0".to_owned()),
+                private.clone(),
+            ],
+        )?;
+        let token = server.login(ADMIN_EMAIL, ADMIN_PASSWORD)?;
+        let (endpoints, _) = get_json_array(&server, "/api/auth/webhooks", &token)?;
+        if endpoints != 0 {
+            bail!("{endpoints} webhook endpoints before the runs without one");
+        }
+        let store = db.open()?;
+
+        let wrk = self.wrk_register(&server);
+        outbox.register_without = Some(self.measure(
+            &server,
+            label,
+            &format!("outbox: register, cost {REGISTER_COST}, no endpoint, c={narrow}"),
+            wrk,
+            results,
+        )?);
+        let wrk = self.wrk_changes(&server, &token, without_warm);
+        self.change_ids = Some(without.clone());
+        let report = self.measure(
+            &server,
+            label,
+            &format!("outbox: admin changes, no endpoint, c={narrow}"),
+            wrk,
+            results,
+        );
+        self.change_ids = None;
+        outbox.changes_without = Some(report?);
+
+        let hook = create_webhook(&server, &token, &receiver.url("/webhook"))?
+            .context("POST /api/auth/webhooks answered 404 the second time")?;
+        receiver.clear();
+        let wrk = self.wrk_changes(&server, &token, with_warm);
+        self.change_ids = Some(with.clone());
+        let report = self.measure(
+            &server,
+            label,
+            &format!("outbox: admin changes, with an endpoint, c={narrow}"),
+            wrk,
+            results,
+        );
+        self.change_ids = None;
+        outbox.changes_with = Some(report?);
+        let pending = seed::delivery_counts(&store, hook)?.pending;
+        outbox
+            .pending_after
+            .insert("admin changes".to_owned(), pending);
+        let wrk = self.wrk_register(&server);
+        outbox.register_with = Some(self.measure(
+            &server,
+            label,
+            &format!("outbox: register, cost {REGISTER_COST}, with an endpoint, c={narrow}"),
+            wrk,
+            results,
+        )?);
+        let pending = seed::delivery_counts(&store, hook)?.pending;
+        outbox.pending_after.insert("register".to_owned(), pending);
+
+        // Every change with the endpoint wrote a delivery: each must arrive, once.
+        let counts = wait_recorded(db, hook, Duration::from_secs(120))?;
+        let arrived = receiver.wait_for_count(
+            counts.delivered as usize,
+            Duration::from_secs(10),
+            Duration::from_secs(10),
+        ) as u64;
+        let tally = receiver.tally();
+        println!(
+            "  {label:<10} outbox: with the endpoint, {} deliveries written, {} delivered, {} \
+             arrived ({} twice); pending right after the runs: {}",
+            counts.total,
+            counts.delivered,
+            arrived,
+            tally.repeats,
+            outbox
+                .pending_after
+                .iter()
+                .map(|(k, v)| format!("{v} after the {k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if counts.delivered != counts.total || arrived != counts.total || tally.repeats > 0 {
+            outbox.problems.push(format!(
+                "with an endpoint: {} deliveries written, {} delivered, {} failed, {} \
+                 pending, {arrived} arrived, {} twice",
+                counts.total, counts.delivered, counts.failed, counts.pending, tally.repeats
+            ));
+        }
+        outbox.with_endpoint = Some(counts);
+        outbox.with_endpoint_arrived = Some(arrived);
+        outbox.with_endpoint_repeats = Some(tally.repeats);
+        drop(store);
+        Self::stop(
+            server,
+            &format!("cost {REGISTER_COST}, outbox: registrations, admin changes"),
+            results,
+        )
     }
 
     /// The ceiling at cost 4 holding `users` users: the admin (the first, so an admin)
@@ -2014,6 +2687,60 @@ fn login_refresh_token(server: &Server, email: &str) -> Result<Option<String>> {
         .get("refresh_token")
         .and_then(serde_json::Value::as_str)
         .map(str::to_owned))
+}
+
+/// Adds a webhook endpoint at `url` subscribed to every event, as the admin whose token
+/// this is; its id, or `None` when the server has no webhooks (404: a binary from before
+/// them).
+fn create_webhook(server: &Server, token: &str, url: &str) -> Result<Option<i64>> {
+    let reply = server.post_json_as(
+        "/api/auth/webhooks",
+        token,
+        &serde_json::json!({"url": url, "events": ["*"],
+                            "description": "gatehouse-bench: the receiver"}),
+    )?;
+    match reply.status {
+        201 => {
+            let body: serde_json::Value =
+                serde_json::from_str(&reply.body).context("the new endpoint")?;
+            body.get("id")
+                .and_then(serde_json::Value::as_i64)
+                .map(Some)
+                .context("no id in the new endpoint")
+        }
+        404 => Ok(None),
+        status => bail!(
+            "POST /api/auth/webhooks answered {status}: {}",
+            reply.body.chars().take(500).collect::<String>()
+        ),
+    }
+}
+
+/// Removes webhook endpoint `id` (and its deliveries).
+fn delete_webhook(server: &Server, token: &str, id: i64) -> Result<()> {
+    let reply = server.delete_as(&format!("/api/auth/webhooks/{id}"), token)?;
+    if !(200..300).contains(&reply.status) {
+        bail!(
+            "DELETE /api/auth/webhooks/{id} answered {}: {}",
+            reply.status,
+            reply.body.chars().take(500).collect::<String>()
+        );
+    }
+    Ok(())
+}
+
+/// Waits (at most `timeout`) until no delivery of endpoint `webhook` is pending, read
+/// through storage; how its deliveries then stand.
+fn wait_recorded(db: &BenchDatabase, webhook: i64, timeout: Duration) -> Result<DeliveryCounts> {
+    let store = db.open()?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let counts = seed::delivery_counts(&store, webhook)?;
+        if counts.pending == 0 || Instant::now() > deadline {
+            return Ok(counts);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// How many sessions reuse detection ended (audit entries `refresh_token_reused`), as the
@@ -2491,6 +3218,61 @@ fn checks(results: &Results) -> Vec<Check> {
         }
         checks.push(check);
     }
+    // The outbox: writes with an endpoint subscribed to every event (each writes an event
+    // and a delivery, which the dispatcher sends) against the same without one.
+    for (key, server) in gatehouse() {
+        let outbox = server.outbox.as_ref();
+        for (what, without, with) in [
+            (
+                "register".to_owned(),
+                outbox.and_then(|o| o.register_without.as_ref()),
+                outbox.and_then(|o| o.register_with.as_ref()),
+            ),
+            (
+                "admin changes".to_owned(),
+                outbox.and_then(|o| o.changes_without.as_ref()),
+                outbox.and_then(|o| o.changes_with.as_ref()),
+            ),
+        ] {
+            checks.push(Check::new(
+                &format!("outbox: {what}, with ÷ without endpoint"),
+                key,
+                ">=",
+                0.9,
+                "×",
+                with.zip(without).map(|(w, o)| w.rps / o.rps),
+                &[with, without],
+            ));
+        }
+    }
+    for (key, server) in gatehouse() {
+        let outbox = server.outbox.as_ref();
+        let drain = outbox.and_then(|o| o.drain.as_ref());
+        let alone = outbox.and_then(|o| o.receiver.as_ref());
+        let mut check = Check::info(
+            "outbox: drain ÷ the receiver alone",
+            key,
+            "×",
+            drain.zip(alone).map(|(d, r)| d.events_per_s / r.rps),
+            &[],
+        );
+        if let (Some(d), Some(r)) = (drain, alone) {
+            check.note = format!(
+                "{}/s against {}/s",
+                format_rate(d.events_per_s),
+                format_rate(r.rps)
+            );
+        }
+        checks.push(check);
+        let latency = outbox.and_then(|o| o.latency.as_ref());
+        checks.push(Check::info(
+            "outbox: commit → delivery p99, idle",
+            key,
+            "ms",
+            latency.map(|l| l.commit_p99_ms),
+            &[],
+        ));
+    }
     for (key, server) in &servers {
         checks.push(Check::new(
             "peak RSS (whole run)",
@@ -2550,6 +3332,42 @@ fn probe_cell(probe: Option<&DurableProbe>) -> String {
                 format_ms(p.p99_ms),
                 p.filesystem
             )
+        },
+    )
+}
+
+/// The outbox's commit-to-delivery cell.
+fn latency_cell(latency: Option<&OutboxLatency>) -> String {
+    latency.map_or_else(
+        || "–".into(),
+        |l| {
+            format!(
+                "p50 {}, p99 {} (from the send: p50 {}, p99 {})",
+                format_ms(l.commit_p50_ms),
+                format_ms(l.commit_p99_ms),
+                format_ms(l.sent_p50_ms),
+                format_ms(l.sent_p99_ms)
+            )
+        },
+    )
+}
+
+/// The backlog's drain cell: its rate, and what the deliveries log and the receiver said.
+fn drain_cell(drain: Option<&OutboxDrain>) -> String {
+    drain.map_or_else(
+        || "–".into(),
+        |d| {
+            let mut text = format!(
+                "{}/s ({:.2} s; {} delivered, {} twice)",
+                format_rate(d.events_per_s),
+                d.seconds,
+                group(d.deliveries.delivered),
+                d.repeats
+            );
+            if d.missing > 0 || d.deliveries.delivered != d.events {
+                let _ = write!(text, " FAILED ({} never arrived)", d.missing);
+            }
+            text
         },
     )
 }
@@ -2713,6 +3531,47 @@ fn table_rows(results: &Results) -> (Vec<String>, Vec<(String, Vec<String>)>) {
         s.peak_rss_kib()
             .map_or_else(|| "–".into(), |k| format!("{:.1} MiB", k as f64 / MIB))
     }));
+    fn outbox(s: &ServerResults) -> Option<&OutboxResults> {
+        s.outbox.as_ref()
+    }
+    rows.push(row(
+        format!(
+            "7. outbox: commit → delivery, idle ({} tests one at a time)",
+            results.settings.outbox_tests
+        ),
+        &|_, s| latency_cell(outbox(s).and_then(|o| o.latency.as_ref())),
+    ));
+    rows.push(row(
+        format!(
+            "   outbox: drain of {} queued events (from the server's start)",
+            group(results.settings.outbox_backlog)
+        ),
+        &|_, s| drain_cell(outbox(s).and_then(|o| o.drain.as_ref())),
+    ));
+    rows.push(row(
+        format!("   outbox: the receiver alone (c={narrow}, keep-alive)"),
+        &|_, s| {
+            outbox(s)
+                .and_then(|o| o.receiver.as_ref())
+                .map_or_else(|| "–".into(), |r| format!("{}/s", format_rate(r.rps)))
+        },
+    ));
+    rows.push(row(
+        format!("   outbox: register, cost {REGISTER_COST}, no endpoint (c={narrow})"),
+        &|_, s| cell(outbox(s).and_then(|o| o.register_without.as_ref())),
+    ));
+    rows.push(row(
+        format!("   outbox: register, cost {REGISTER_COST}, with an endpoint (c={narrow})"),
+        &|_, s| cell(outbox(s).and_then(|o| o.register_with.as_ref())),
+    ));
+    rows.push(row(
+        format!("   outbox: admin changes (PUT status), no endpoint (c={narrow})"),
+        &|_, s| cell(outbox(s).and_then(|o| o.changes_without.as_ref())),
+    ));
+    rows.push(row(
+        format!("   outbox: admin changes (PUT status), with an endpoint (c={narrow})"),
+        &|_, s| cell(outbox(s).and_then(|o| o.changes_with.as_ref())),
+    ));
     (header, rows)
 }
 
@@ -2953,10 +3812,9 @@ fn run(args: Args) -> Result<bool> {
             println!("  WARNING {}: disturbed: {busy}", server_label(key));
         }
     }
-    let clean = results
-        .servers
-        .values()
-        .all(|s| s.reports().all(|r| !r.failed()));
+    let clean = results.servers.values().all(|s| {
+        s.reports().all(|r| !r.failed()) && s.outbox.as_ref().is_none_or(|o| o.problems.is_empty())
+    });
     let (met, all) = results
         .checks
         .iter()
@@ -2989,8 +3847,16 @@ fn run(args: Args) -> Result<bool> {
             markdown.display()
         );
     }
+    for (key, server) in &results.servers {
+        for problem in server.outbox.iter().flat_map(|o| &o.problems) {
+            println!("  outbox {}: FAILED: {problem}", server_label(key));
+        }
+    }
     if !clean {
-        println!("Some scenarios FAILED (non-2xx responses or socket errors): see above.");
+        println!(
+            "Some scenarios FAILED (non-2xx responses, socket errors, or webhook deliveries \
+             missing or repeated): see above."
+        );
     }
     Ok(clean)
 }
@@ -3046,6 +3912,11 @@ mod tests {
         assert!(some.runs(Scenario::Refresh));
         assert!(!some.runs(Scenario::Wide));
         assert!(settings(&["--only", "refresh,logins"]).is_err());
+        let outbox = settings(&["--only", "outbox", "--quick"]).unwrap();
+        assert_eq!(outbox.scenarios, [Scenario::Outbox]);
+        assert_eq!((outbox.outbox_tests, outbox.outbox_backlog), (100, 2_000));
+        let full = settings(&["--only", "outbox"]).unwrap();
+        assert_eq!((full.outbox_tests, full.outbox_backlog), (300, 10_000));
     }
 
     #[test]

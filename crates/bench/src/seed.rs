@@ -4,7 +4,9 @@
 
 use anyhow::{Context as _, Result};
 use gatehouse_domain::{
-    Email, NewUser, PasswordHash, User, UserQuery, UserStatus, UserStore, UserStoreExt as _,
+    DeliveryStatus, Email, EventFilter, EventType, NewEvent, NewUser, NewWebhook, PageQuery,
+    PasswordHash, User, UserQuery, UserStatus, UserStore, UserStoreExt as _, WebhookSecret,
+    WebhookUrl,
 };
 
 /// Users inserted per transaction.
@@ -246,6 +248,163 @@ pub fn one_use_invitations(store: &dyn UserStore, n: usize) -> Result<Vec<String
     Ok(codes)
 }
 
+/// The email of user `n` of the admin-change scenario's run `run`.
+#[must_use]
+pub fn change_email(run: u32, n: u64) -> String {
+    format!("change{run}-{n:04}@changes.bench.example.com")
+}
+
+/// Inserts `n` approved, non-admin users for run `run` of the admin-change scenario (each
+/// run toggles users of its own, all approved when it starts: see change.lua), in one
+/// transaction; returns their ids.
+///
+/// # Errors
+/// Store failures.
+pub fn insert_change_users(
+    store: &dyn UserStore,
+    run: u32,
+    n: u64,
+    password_hash: &PasswordHash,
+) -> Result<Vec<i64>> {
+    let emails = (0..n)
+        .map(|i| Email::parse(&change_email(run, i)).with_context(|| format!("change user {i}")))
+        .collect::<Result<Vec<_>>>()?;
+    store
+        .write_with(|repo| {
+            let now = gatehouse_domain::now();
+            let mut ids = Vec::with_capacity(emails.len());
+            for email in &emails {
+                let user = repo.insert(NewUser {
+                    email: email.clone(),
+                    password_hash: password_hash.clone(),
+                    is_admin: false,
+                    status: UserStatus::Approved,
+                    created_at: now,
+                    approved_at: Some(now),
+                    approved_by: None,
+                    reason: None,
+                    email_verified: false,
+                })?;
+                ids.push(user.id.get());
+            }
+            Ok(ids)
+        })
+        .context("inserting the admin-change scenario's users")
+}
+
+/// A backlog of the outbox, written as Gatehouse writes events (see [`outbox_backlog`]).
+#[derive(Debug, Clone)]
+pub struct Backlog {
+    /// The endpoint every event goes to.
+    pub webhook: i64,
+    /// The events' ids (each delivery's `webhook-id`).
+    pub event_ids: Vec<String>,
+    /// One event's JSON body, as the endpoint is sent it.
+    pub payload: String,
+}
+
+/// Adds a webhook endpoint at `url` (active, subscribed to every event; a private address
+/// allowed) and `n` `webhook.test` events about the benchmark's admin, [`BATCH`] per
+/// transaction, each with its delivery to that endpoint (and to any other active endpoint
+/// subscribed: there should be none), as `UserRepo::append_event` writes them.
+///
+/// # Errors
+/// When `url` is not one an endpoint may have; store failures.
+pub fn outbox_backlog(store: &dyn UserStore, url: &str, n: u64) -> Result<Backlog> {
+    let url = WebhookUrl::parse(url, true)
+        .map_err(|e| anyhow::anyhow!("the receiver's URL {url}: {e}"))?;
+    let secret = WebhookSecret::generate().context("a webhook secret")?;
+    let admin_email = Email::parse(ADMIN_EMAIL).context("the admin's email")?;
+    let (webhook, admin) = store
+        .write_with(|repo| {
+            let admin = repo.find_by_email(&admin_email)?;
+            let webhook = repo.insert_webhook(&NewWebhook {
+                url: url.clone(),
+                events: EventFilter::All,
+                description: Some("gatehouse-bench: the backlog".into()),
+                secret: secret.clone(),
+                created_at: gatehouse_domain::now(),
+            })?;
+            Ok((webhook, admin))
+        })
+        .context("adding the backlog's endpoint")?;
+    let admin = admin.context("the benchmark's admin is not in the database")?;
+    let mut event_ids = Vec::with_capacity(n as usize);
+    let mut payload = String::new();
+    let mut start = 0;
+    while start < n {
+        let end = (start + BATCH).min(n);
+        let now = gatehouse_domain::now();
+        let events = (start..end)
+            .map(|_| NewEvent::about(EventType::WebhookTest, &admin, None, now))
+            .collect::<Result<Vec<_>, _>>()
+            .context("making events")?;
+        let deliveries = store
+            .write_with(|repo| {
+                let mut deliveries = 0;
+                for event in &events {
+                    deliveries += repo.append_event(event)?;
+                }
+                Ok(deliveries)
+            })
+            .with_context(|| format!("writing events {start}..{end}"))?;
+        if deliveries != end - start {
+            anyhow::bail!(
+                "{} events made {deliveries} deliveries, not one each: another endpoint is active",
+                end - start
+            );
+        }
+        if payload.is_empty() {
+            payload = events
+                .first()
+                .map(|e| e.payload.clone())
+                .unwrap_or_default();
+        }
+        event_ids.extend(events.into_iter().map(|e| e.id));
+        start = end;
+    }
+    Ok(Backlog {
+        webhook: webhook.id,
+        event_ids,
+        payload,
+    })
+}
+
+/// An endpoint's deliveries by status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DeliveryCounts {
+    /// Every delivery in its log.
+    pub total: u64,
+    /// Delivered (a 2xx came).
+    pub delivered: u64,
+    /// Not yet.
+    pub pending: u64,
+    /// Given up.
+    pub failed: u64,
+}
+
+/// How the deliveries of endpoint `webhook` stand (its whole log, read through storage).
+///
+/// # Errors
+/// Store failures.
+pub fn delivery_counts(store: &dyn UserStore, webhook: i64) -> Result<DeliveryCounts> {
+    let page = store
+        .read_with(|repo| repo.list_deliveries(webhook, &PageQuery::default()))
+        .context("listing deliveries")?;
+    let mut counts = DeliveryCounts {
+        total: page.total,
+        ..DeliveryCounts::default()
+    };
+    for delivery in &page.items {
+        match delivery.status {
+            DeliveryStatus::Delivered => counts.delivered += 1,
+            DeliveryStatus::Pending => counts.pending += 1,
+            DeliveryStatus::Failed => counts.failed += 1,
+        }
+    }
+    Ok(counts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,6 +431,30 @@ mod tests {
         assert_eq!(count_users(&store).unwrap(), 2_345);
         assert_eq!(seed_to(&store, 2_345, &hash).unwrap(), 0);
         assert_eq!(some_ids(&store, 3).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn writes_change_users_and_a_backlog() {
+        let db = BenchDatabase::sqlite().unwrap();
+        let store = db.open().unwrap();
+        let hash = shared_seed_hash().unwrap();
+        insert_admin(&store, &hash).unwrap();
+        let ids = insert_change_users(&store, 2, 5, &hash).unwrap();
+        assert_eq!(ids.len(), 5);
+        assert_eq!(count_users(&store).unwrap(), 6);
+        let backlog = outbox_backlog(&store, "http://127.0.0.1:9/hook", 1_500).unwrap();
+        assert_eq!(backlog.event_ids.len(), 1_500);
+        assert!(backlog.payload.contains("webhook.test"));
+        let counts = delivery_counts(&store, backlog.webhook).unwrap();
+        assert_eq!(
+            (
+                counts.total,
+                counts.pending,
+                counts.delivered,
+                counts.failed
+            ),
+            (1_500, 1_500, 0, 0)
+        );
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub struct Reply {
     pub status: u16,
     /// The body as text.
     pub body: String,
+    /// Its `X-Total-Count` header (a listing's total), when it has a number there.
+    pub total_count: Option<u64>,
 }
 
 impl Server {
@@ -260,6 +262,32 @@ impl Server {
         )
     }
 
+    /// `POST path` with no body and a bearer token.
+    ///
+    /// # Errors
+    /// Transport failures.
+    pub fn post_empty_as(&self, path: &str, token: &str) -> Result<Reply> {
+        read(
+            self.agent
+                .post(self.url(path))
+                .header("Authorization", format!("Bearer {token}"))
+                .send_empty(),
+        )
+    }
+
+    /// `DELETE path` with a bearer token.
+    ///
+    /// # Errors
+    /// Transport failures.
+    pub fn delete_as(&self, path: &str, token: &str) -> Result<Reply> {
+        read(
+            self.agent
+                .delete(self.url(path))
+                .header("Authorization", format!("Bearer {token}"))
+                .call(),
+        )
+    }
+
     /// Creates an invitation of `max_uses` uses as the admin whose token this is, and
     /// returns its code.
     ///
@@ -409,6 +437,11 @@ impl Drop for Server {
 fn read(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Reply> {
     let mut response = response.context("HTTP request")?;
     let status = response.status().as_u16();
+    let total_count = response
+        .headers()
+        .get("x-total-count")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
     // An unpaged listing of 100 000 users is megabytes: above ureq's 10 MB default.
     let body = response
         .body_mut()
@@ -416,7 +449,11 @@ fn read(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Resu
         .limit(1 << 30)
         .read_to_string()
         .context("reading the response body")?;
-    Ok(Reply { status, body })
+    Ok(Reply {
+        status,
+        body,
+        total_count,
+    })
 }
 
 /// A port of 127.0.0.1 that was free a moment ago.

@@ -491,9 +491,9 @@ pub trait UserRepo {
 
     /// Writes `event` and one `pending` delivery, due at `event.at`, per endpoint it goes
     /// to: every active endpoint whose subscription matches its type, or only
-    /// `event.only_webhook` when set. Called inside the change's own transaction, so a
-    /// rolled-back change leaves no event (the transactional outbox). Returns how many
-    /// deliveries were written.
+    /// `event.only_webhook` when set; an event that goes nowhere is not written. Called
+    /// inside the change's own transaction, so a rolled-back change leaves no event (the
+    /// transactional outbox). Returns how many deliveries were written.
     ///
     /// # Errors
     /// Store failures.

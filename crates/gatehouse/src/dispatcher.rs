@@ -1,11 +1,12 @@
 //! The outbox's dispatcher: sends the webhook deliveries the use cases wrote with their
 //! changes (see `gatehouse_domain::NewEvent`), in every `gatehouse serve`.
 //!
-//! - It claims due deliveries (`UserService::claim_deliveries`: a lease of
-//!   [`lease`](Dispatcher) length, PostgreSQL `FOR UPDATE SKIP LOCKED`, so instances share
-//!   the work and no attempt is made twice at once), sends each as the Standard Webhooks
-//!   specification says, and records the attempt and what follows (a retry after the next
-//!   configured delay, with jitter; `failed` when they run out; 410 disables the endpoint).
+//! - Each turn is one write (`UserService::dispatch_turn`): it records the attempts
+//!   finished since the last turn (what follows each: a retry after the next configured
+//!   delay, with jitter; `failed` when they run out; 410 disables the endpoint) and claims
+//!   due deliveries and mails for a lease of twice the timeout and 5 s (PostgreSQL
+//!   `FOR UPDATE SKIP LOCKED`, so instances share the work and no attempt is made twice at
+//!   once); it sends them as the Standard Webhooks specification says, 16 at a time.
 //! - It wakes at once when a change of this instance raised an event, and otherwise polls
 //!   every [`POLL`] (other instances' events, retries coming due).
 //! - [`Dispatcher::stop`] lets attempts in flight finish and record (each at most the
@@ -171,26 +172,16 @@ async fn run(
         .checked_sub(options.poll)
         .unwrap_or_else(std::time::Instant::now);
     while !stopping.load(Ordering::SeqCst) {
-        // The attempts finished meanwhile are recorded together: one write for many.
         while let Some(done) = tasks.try_join_next() {
             finished.extend(done.ok());
         }
-        record(&users, std::mem::take(&mut finished)).await;
         if options.mailer.is_some() && last_digest_check.elapsed() >= options.poll {
             last_digest_check = std::time::Instant::now();
             queue_digest(&users).await;
         }
+        // The attempts finished meanwhile are recorded, and the next claimed, in one write.
         let free = in_flight.available_permits() as u64;
-        let claimed = if free == 0 {
-            Vec::new()
-        } else {
-            claim(&users, free, &options).await
-        };
-        let free = free.saturating_sub(claimed.len() as u64);
-        let mails = match &options.mailer {
-            Some(_) if free > 0 => claim_mails(&users, free, &options).await,
-            _ => Vec::new(),
-        };
+        let (claimed, mails) = turn(&users, std::mem::take(&mut finished), free, &options).await;
         let idle = claimed.is_empty() && mails.is_empty();
         for mail in mails {
             let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
@@ -226,19 +217,25 @@ async fn run(
         }
     }
     // Stopping: the attempts in flight finish (each bounded by the timeout) and are
-    // recorded.
+    // recorded; nothing more is claimed.
     while let Some(done) = tasks.join_next().await {
         finished.extend(done.ok());
     }
-    record(&users, finished).await;
+    turn(&users, finished, 0, &options).await;
 }
 
-/// Records finished attempts in one write. Not recorded (a store failure, logged): their
+/// Records `finished` and claims up to `limit` due deliveries and mails, in one write.
+/// On a store failure (logged) nothing is recorded or claimed: the finished attempts'
 /// claims run out and they are made again (a receiver may see one twice; the
 /// `webhook-id` lets it tell).
-async fn record(users: &UserService, finished: Vec<Outcome>) {
-    if finished.is_empty() {
-        return;
+async fn turn(
+    users: &UserService,
+    finished: Vec<Outcome>,
+    limit: u64,
+    options: &DispatchOptions,
+) -> (Vec<DueDelivery>, Vec<gatehouse_domain::DueMail>) {
+    if finished.is_empty() && limit == 0 {
+        return (Vec::new(), Vec::new());
     }
     let (mut deliveries, mut mails) = (Vec::new(), Vec::new());
     for outcome in finished {
@@ -249,36 +246,31 @@ async fn record(users: &UserService, finished: Vec<Outcome>) {
     }
     let users = users.clone();
     let count = deliveries.len() + mails.len();
-    let recorded =
-        tokio::task::spawn_blocking(move || users.record_attempts(&deliveries, &mails)).await;
-    if let Ok(Err(e)) | Err(e) =
-        recorded.map_err(|e| gatehouse_domain::Error::internal("record", e))
-    {
-        tracing::warn!(error = %e, attempts = count, "recording webhook and mail attempts failed");
-    }
-}
-
-/// Claims up to `limit` due deliveries (none on a store failure, which is logged).
-async fn claim(users: &UserService, limit: u64, options: &DispatchOptions) -> Vec<DueDelivery> {
-    let users = users.clone();
-    // The lease outlasts an attempt (the timeout) and its recording with a margin; an
-    // instance that dies mid-attempt leaves the delivery to be claimed again once it runs
-    // out.
-    let lease = lease(options);
-    let claimed = tokio::task::spawn_blocking(move || {
-        let now = gatehouse_domain::now();
-        users.claim_deliveries(now, now + lease, limit)
+    let delivery_lease = lease(options);
+    // An SMTP exchange is some ten round trips, each bounded by the timeout.
+    let mail_lease = delivery_lease * 5;
+    let with_mails = options.mailer.is_some();
+    let turned = tokio::task::spawn_blocking(move || {
+        users.dispatch_turn(
+            &deliveries,
+            &mails,
+            gatehouse_domain::now(),
+            delivery_lease,
+            mail_lease,
+            limit,
+            with_mails,
+        )
     })
     .await;
-    match claimed {
-        Ok(Ok(due)) => due,
+    match turned {
+        Ok(Ok(claimed)) => claimed,
         Ok(Err(e)) => {
-            tracing::warn!(error = %e, "claiming webhook deliveries failed");
-            Vec::new()
+            tracing::warn!(error = %e, recorded = count, "the outbox's turn (record and claim) failed");
+            (Vec::new(), Vec::new())
         }
         Err(e) => {
-            tracing::error!(error = %e, "claiming webhook deliveries panicked");
-            Vec::new()
+            tracing::error!(error = %e, "the outbox's turn panicked");
+            (Vec::new(), Vec::new())
         }
     }
 }
@@ -300,33 +292,6 @@ async fn queue_digest(users: &UserService) {
         Ok(Ok(n)) => tracing::info!(mails = n, "queued the admin digest"),
         Ok(Err(e)) => tracing::warn!(error = %e, "queueing the admin digest failed"),
         Err(e) => tracing::error!(error = %e, "queueing the admin digest panicked"),
-    }
-}
-
-/// Claims up to `limit` due mails (none on a store failure, which is logged).
-async fn claim_mails(
-    users: &UserService,
-    limit: u64,
-    options: &DispatchOptions,
-) -> Vec<gatehouse_domain::DueMail> {
-    let users = users.clone();
-    // An SMTP exchange is some ten round trips, each bounded by the timeout.
-    let lease = lease(options) * 5;
-    let claimed = tokio::task::spawn_blocking(move || {
-        let now = gatehouse_domain::now();
-        users.claim_mails(now, now + lease, limit)
-    })
-    .await;
-    match claimed {
-        Ok(Ok(due)) => due,
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "claiming mails failed");
-            Vec::new()
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "claiming mails panicked");
-            Vec::new()
-        }
     }
 }
 

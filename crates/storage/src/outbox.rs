@@ -120,34 +120,48 @@ pub(crate) fn delete_webhook(conn: &mut Conn, id: i64) -> Result<bool, Error> {
 /// [`UserRepo::append_event`](gatehouse_domain::UserRepo::append_event).
 pub(crate) fn append_event(conn: &mut Conn, event: &NewEvent) -> Result<u64, Error> {
     let at = event.at.naive_utc();
-    diesel::insert_into(events::table)
-        .values((
-            events::id.eq(&event.id),
-            events::event_type.eq(event.event_type.as_str()),
-            events::payload.eq(&event.payload),
-            events::created_at.eq(at),
-        ))
-        .execute(conn)
-        .map_err(from_diesel)?;
-    // One statement for every endpoint the event goes to. `$n` placeholders work on both
-    // backends (SQLite numbers them by first appearance), `||` concatenates on both.
+    // `$n` placeholders work on both backends as long as they first appear in order
+    // (SQLite numbers them by first appearance); `||` concatenates on both.
+    const SUBSCRIBED: &str =
+        "FROM webhooks WHERE active AND (events = '*' OR events LIKE '%,' || $3 || ',%')";
+    // The event only when it goes somewhere: with no endpoint subscribed (the common case
+    // without webhooks) a change writes nothing more than it did before the outbox.
+    const EVENT: &str = "INSERT INTO events (id, payload, type, created_at) \
+         SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 ";
+    let stored = match event.only_webhook {
+        Some(webhook) => diesel::sql_query(format!("{EVENT}FROM webhooks WHERE id = $5)"))
+            .bind::<Text, _>(&event.id)
+            .bind::<Text, _>(&event.payload)
+            .bind::<Text, _>(event.event_type.as_str())
+            .bind::<Timestamp, _>(at)
+            .bind::<BigInt, _>(webhook)
+            .execute(conn),
+        None => diesel::sql_query(format!("{EVENT}{SUBSCRIBED})"))
+            .bind::<Text, _>(&event.id)
+            .bind::<Text, _>(&event.payload)
+            .bind::<Text, _>(event.event_type.as_str())
+            .bind::<Timestamp, _>(at)
+            .execute(conn),
+    }
+    .map_err(from_diesel)?;
+    if stored == 0 {
+        return Ok(0);
+    }
+    // One statement for every endpoint the event goes to.
     const INSERT: &str = "INSERT INTO webhook_deliveries \
          (webhook_id, event_id, status, attempts, next_attempt_at, created_at) \
-         SELECT id, $1, 'pending', 0, $2, $2 FROM webhooks ";
+         SELECT id, $1, 'pending', 0, $2, $2 ";
     let inserted = match event.only_webhook {
-        Some(webhook) => diesel::sql_query(format!("{INSERT}WHERE id = $3"))
+        Some(webhook) => diesel::sql_query(format!("{INSERT}FROM webhooks WHERE id = $3"))
             .bind::<Text, _>(&event.id)
             .bind::<Timestamp, _>(at)
             .bind::<BigInt, _>(webhook)
             .execute(conn),
-        None => diesel::sql_query(format!(
-            "{INSERT}WHERE active AND (events = '*' OR events LIKE '%,' || $3 || ',%') \
-             ORDER BY id"
-        ))
-        .bind::<Text, _>(&event.id)
-        .bind::<Timestamp, _>(at)
-        .bind::<Text, _>(event.event_type.as_str())
-        .execute(conn),
+        None => diesel::sql_query(format!("{INSERT}{SUBSCRIBED} ORDER BY id"))
+            .bind::<Text, _>(&event.id)
+            .bind::<Timestamp, _>(at)
+            .bind::<Text, _>(event.event_type.as_str())
+            .execute(conn),
     }
     .map_err(from_diesel)?;
     Ok(inserted as u64)

@@ -248,24 +248,42 @@ impl UserService {
             .write_rows_with(|repo| repo.record_attempt(id, attempt))
     }
 
-    /// Records the dispatcher's finished attempts, webhook deliveries and mails, in one
-    /// row-guarded write (each a conditional update of its own row).
+    /// The dispatcher's turn, in one row-guarded write: records its finished attempts,
+    /// then claims up to `limit` due deliveries and, with `mails` true, due mails for what
+    /// is left of `limit`, each claim until `now` plus its lease.
     ///
     /// # Errors
-    /// Store failures (then none is recorded).
-    pub fn record_attempts(
+    /// Store failures (then nothing is recorded or claimed).
+    #[allow(clippy::too_many_arguments)]
+    pub fn dispatch_turn(
         &self,
-        deliveries: &[(i64, Attempt)],
-        mails: &[(i64, Attempt)],
-    ) -> Result<(), Error> {
+        done_deliveries: &[(i64, Attempt)],
+        done_mails: &[(i64, Attempt)],
+        now: DateTime<Utc>,
+        delivery_lease: chrono::Duration,
+        mail_lease: chrono::Duration,
+        limit: u64,
+        mails: bool,
+    ) -> Result<(Vec<DueDelivery>, Vec<crate::DueMail>), Error> {
         self.store.write_rows_with(|repo| {
-            for (id, attempt) in deliveries {
+            for (id, attempt) in done_deliveries {
                 repo.record_attempt(*id, attempt)?;
             }
-            for (id, attempt) in mails {
+            for (id, attempt) in done_mails {
                 repo.record_mail_attempt(*id, attempt)?;
             }
-            Ok(())
+            let deliveries = if limit > 0 {
+                repo.claim_deliveries(now, now + delivery_lease, limit)?
+            } else {
+                Vec::new()
+            };
+            let left = limit.saturating_sub(deliveries.len() as u64);
+            let due_mails = if mails && left > 0 {
+                repo.claim_mails(now, now + mail_lease, left)?
+            } else {
+                Vec::new()
+            };
+            Ok((deliveries, due_mails))
         })
     }
 

@@ -666,8 +666,6 @@ impl UserRepo for State {
         if self.events.contains_key(&event.id) {
             return Err(Error::Conflict);
         }
-        self.events
-            .insert(event.id.clone(), (event.payload.clone(), event.at));
         let targets: Vec<i64> = match event.only_webhook {
             Some(id) => self
                 .webhooks
@@ -682,6 +680,12 @@ impl UserRepo for State {
                 .map(|w| w.id)
                 .collect(),
         };
+        // The event only when it goes somewhere (as the SQL stores do).
+        if targets.is_empty() {
+            return Ok(0);
+        }
+        self.events
+            .insert(event.id.clone(), (event.payload.clone(), event.at));
         for webhook_id in &targets {
             self.last_delivery_id += 1;
             let delivery = Delivery {
