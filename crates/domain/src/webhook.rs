@@ -395,16 +395,26 @@ pub fn resolve_public(
 }
 
 impl WebhookUrl {
-    /// [`WebhookUrl::parse`], and with `allow_private` false, a name must resolve, and
-    /// only to public addresses (the check at creation; the dispatcher checks again at
-    /// each delivery).
+    /// [`WebhookUrl::parse`], and with `allow_private` false, a name that resolves must
+    /// resolve only to public addresses (the check at creation; the dispatcher checks
+    /// again at each delivery, where a name that does not resolve fails the attempt). A
+    /// name that does not resolve now is accepted: it may be the receiver's, not yet in
+    /// DNS, and it can reach nothing until it resolves, to a public address.
     ///
     /// # Errors
-    /// As [`WebhookUrl::parse`] and [`resolve_public`].
+    /// As [`WebhookUrl::parse`]; a name resolving to a non-public address.
     pub fn parse_and_resolve(raw: &str, allow_private: bool) -> Result<Self, String> {
+        use std::net::ToSocketAddrs as _;
         let url = Self::parse(raw, allow_private)?;
         if let (Host::Name(name), false) = (url.host(), allow_private) {
-            resolve_public(name, url.port(), false)?;
+            let resolved = (name.as_str(), url.port()).to_socket_addrs();
+            if let Some(private) = resolved.into_iter().flatten().find(|a| !is_public(a.ip())) {
+                return Err(format!(
+                    "{name} resolves to {}, a loopback, private, link-local or otherwise \
+                     non-public address",
+                    private.ip()
+                ));
+            }
         }
         Ok(url)
     }
@@ -837,6 +847,14 @@ mod tests {
         ] {
             assert!(WebhookUrl::parse(raw, false).is_ok(), "{raw}");
         }
+    }
+
+    #[test]
+    fn a_name_that_does_not_resolve_yet_is_accepted_at_creation() {
+        // `.invalid` never resolves (RFC 6761); the dispatcher checks again at delivery.
+        assert!(WebhookUrl::parse_and_resolve("https://hooks.nothing.invalid/x", false).is_ok());
+        assert!(WebhookUrl::parse_and_resolve("http://localhost/x", false).is_err());
+        assert!(WebhookUrl::parse_and_resolve("http://127.0.0.1/x", false).is_err());
     }
 
     #[test]

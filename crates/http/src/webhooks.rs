@@ -240,8 +240,9 @@ fn events(problems: &mut Problems, names: &[String]) -> Option<EventFilter> {
 }
 
 /// `raw` as a webhook address: 422 `invalid_url` saying why not. Unless private addresses
-/// are allowed, a host name must resolve, and only to public addresses: the lookup runs on
-/// the blocking pool (without a database slot), never on the async worker.
+/// are allowed, a host name that resolves must resolve only to public addresses (one that
+/// does not resolve yet is accepted; every delivery checks again): the lookup runs on the
+/// blocking pool (without a database slot), never on the async worker.
 async fn checked_url(state: &AppState, raw: String) -> Result<WebhookUrl> {
     let allow_private = state.allow_private_webhooks;
     let invalid = |message: String| ApiError::from(gatehouse_domain::Error::InvalidUrl(message));
