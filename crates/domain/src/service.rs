@@ -1975,15 +1975,6 @@ impl UserService {
             .write_rows_with(|repo| repo.claim_mails(now, lease_until, limit))
     }
 
-    /// Records the dispatcher's attempt at mail `id`.
-    ///
-    /// # Errors
-    /// Store failures.
-    pub fn record_mail_attempt(&self, id: i64, attempt: &crate::Attempt) -> Result<bool, Error> {
-        self.store
-            .write_rows_with(|repo| repo.record_mail_attempt(id, attempt))
-    }
-
     /// How many mails wait to be sent.
     ///
     /// # Errors

@@ -239,15 +239,6 @@ impl UserService {
             .write_rows_with(|repo| repo.claim_deliveries(now, lease_until, limit))
     }
 
-    /// Records the dispatcher's attempt at delivery `id`.
-    ///
-    /// # Errors
-    /// Store failures.
-    pub fn record_attempt(&self, id: i64, attempt: &Attempt) -> Result<bool, Error> {
-        self.store
-            .write_rows_with(|repo| repo.record_attempt(id, attempt))
-    }
-
     /// The dispatcher's turn, in one row-guarded write: records its finished attempts,
     /// then claims up to `limit` due deliveries and, with `mails` true, due mails for what
     /// is left of `limit`, each claim until `now` plus its lease.
