@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+use diesel::sql_types::{BigInt, Nullable, Timestamp};
 use gatehouse_domain::{
     Attempt, AttemptNext, Delivery, DeliveryStatus, DueDelivery, Error, NewEvent, NewWebhook, Page,
     PageQuery, Webhook,
@@ -119,52 +119,54 @@ pub(crate) fn delete_webhook(conn: &mut Conn, id: i64) -> Result<bool, Error> {
 
 /// [`UserRepo::append_event`](gatehouse_domain::UserRepo::append_event).
 pub(crate) fn append_event(conn: &mut Conn, event: &NewEvent) -> Result<u64, Error> {
-    let at = event.at.naive_utc();
-    // `$n` placeholders work on both backends as long as they first appear in order
-    // (SQLite numbers them by first appearance); `||` concatenates on both.
-    const SUBSCRIBED: &str =
-        "FROM webhooks WHERE active AND (events = '*' OR events LIKE '%,' || $3 || ',%')";
-    // The event only when it goes somewhere: with no endpoint subscribed (the common case
-    // without webhooks) a change writes nothing more than it did before the outbox.
-    const EVENT: &str = "INSERT INTO events (id, payload, type, created_at) \
-         SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 ";
-    let stored = match event.only_webhook {
-        Some(webhook) => diesel::sql_query(format!("{EVENT}FROM webhooks WHERE id = $5)"))
-            .bind::<Text, _>(&event.id)
-            .bind::<Text, _>(&event.payload)
-            .bind::<Text, _>(event.event_type.as_str())
-            .bind::<Timestamp, _>(at)
-            .bind::<BigInt, _>(webhook)
-            .execute(conn),
-        None => diesel::sql_query(format!("{EVENT}{SUBSCRIBED})"))
-            .bind::<Text, _>(&event.id)
-            .bind::<Text, _>(&event.payload)
-            .bind::<Text, _>(event.event_type.as_str())
-            .bind::<Timestamp, _>(at)
-            .execute(conn),
+    // Statements of the query builder, not raw SQL, so that both backends keep them
+    // prepared: a change that raises an event pays for one cached lookup when no endpoint
+    // is subscribed (the common case without webhooks: nothing more is written), and for
+    // two cached inserts more per endpoint when one is.
+    let hooks: Vec<i64> = match event.only_webhook {
+        Some(webhook) => webhooks::table
+            .filter(webhooks::id.eq(webhook))
+            .select(webhooks::id)
+            .load(conn),
+        None => webhooks::table
+            .filter(webhooks::active.eq(true))
+            .filter(
+                webhooks::events
+                    .eq("*")
+                    .or(webhooks::events.like(format!("%,{},%", event.event_type.as_str()))),
+            )
+            .select(webhooks::id)
+            .order(webhooks::id.asc())
+            .load(conn),
     }
     .map_err(from_diesel)?;
-    if stored == 0 {
+    if hooks.is_empty() {
         return Ok(0);
     }
-    // One statement for every endpoint the event goes to.
-    const INSERT: &str = "INSERT INTO webhook_deliveries \
-         (webhook_id, event_id, status, attempts, next_attempt_at, created_at) \
-         SELECT id, $1, 'pending', 0, $2, $2 ";
-    let inserted = match event.only_webhook {
-        Some(webhook) => diesel::sql_query(format!("{INSERT}FROM webhooks WHERE id = $3"))
-            .bind::<Text, _>(&event.id)
-            .bind::<Timestamp, _>(at)
-            .bind::<BigInt, _>(webhook)
-            .execute(conn),
-        None => diesel::sql_query(format!("{INSERT}{SUBSCRIBED} ORDER BY id"))
-            .bind::<Text, _>(&event.id)
-            .bind::<Timestamp, _>(at)
-            .bind::<Text, _>(event.event_type.as_str())
-            .execute(conn),
+    let at = event.at.naive_utc();
+    diesel::insert_into(events::table)
+        .values((
+            events::id.eq(&event.id),
+            events::payload.eq(&event.payload),
+            events::event_type.eq(event.event_type.as_str()),
+            events::created_at.eq(at),
+        ))
+        .execute(conn)
+        .map_err(from_diesel)?;
+    for webhook in &hooks {
+        diesel::insert_into(webhook_deliveries::table)
+            .values((
+                webhook_deliveries::webhook_id.eq(webhook),
+                webhook_deliveries::event_id.eq(&event.id),
+                webhook_deliveries::status.eq(PENDING),
+                webhook_deliveries::attempts.eq(0_i64),
+                webhook_deliveries::next_attempt_at.eq(Some(at)),
+                webhook_deliveries::created_at.eq(at),
+            ))
+            .execute(conn)
+            .map_err(from_diesel)?;
     }
-    .map_err(from_diesel)?;
-    Ok(inserted as u64)
+    Ok(hooks.len() as u64)
 }
 
 /// [`UserRepo::list_deliveries`](gatehouse_domain::UserRepo::list_deliveries).
