@@ -1,4 +1,4 @@
-//! SQLite: this process's writers, one at a time, and group commit for row-guarded writes.
+//! SQLite: this process's writers, one at a time, and group commit.
 //!
 //! Every write of this process takes its turn at [`Writers`] before `BEGIN IMMEDIATE`, so
 //! writers queue in order instead of polling SQLite's busy handler (which sleeps up to
@@ -6,13 +6,13 @@
 //! 808 ms). Other processes on the file still meet at SQLite's own lock.
 //!
 //! A commit is one `fsync` of the write-ahead log, and each turn handed to a sleeping
-//! thread is a wake-up: under load those two, not the statements, were what a refresh cost
-//! (issue 17, docs/performance.md). So row-guarded writes (`UserStore::write_rows`, whose
-//! checks are all conditional updates of the rows they write) share transactions:
+//! thread is a wake-up: under load those two, not the statements, were what a write cost
+//! (issue 17, docs/performance.md). So writes queued behind one another share
+//! transactions (issue 17 did this for row-guarded writes, `UserStore::write_rows`; issue
+//! 18 for every write, as SQLite runs each alone between the others in either mode):
 //!
-//! - A row-guarded write finding a group open (a transaction begun by an earlier one and
-//!   not yet committed) runs in it, inside a `SAVEPOINT` of its own; finding none, it
-//!   begins one.
+//! - A write finding a group open (a transaction begun by an earlier one and not yet
+//!   committed) runs in it, inside a `SAVEPOINT` of its own; finding none, it begins one.
 //! - When it is done and another writer is waiting for the turn, it leaves the transaction
 //!   open, hands the turn on, and waits for the group's commit; the last of a run (nobody
 //!   waiting, or [`MAX_GROUP`] members) commits for all and wakes them. One `fsync` for many.
@@ -20,14 +20,16 @@
 //!   others' stay, exactly as if it had run alone. A piece that breaks the transaction
 //!   itself (the savepoint cannot be released or rolled back) ends the group: every member
 //!   is told the write failed.
-//! - Any other write taking the turn commits an open group before its own transaction, so
-//!   it sees (and is serialized after) the group's writes; so does the readiness probe.
+//! - The readiness probe commits an open group before its own transaction (it proves that
+//!   a commit goes through now).
 //! - Nobody's answer comes before its commit: a member returns only once the group's
 //!   commit is known, and reports its failure if the commit fails.
 //!
 //! Run one after another in one transaction, the pieces see each other's changes as
 //! serialized transactions would (16 refreshes racing with one token: the first spends it,
-//! the next find it spent), so the rules hold as before.
+//! the next find it spent; a demotion after another sees one admin fewer), so the rules
+//! hold as before. A panic in a piece (a bug) fails the other members of its group: they
+//! are told their write failed, never that it committed.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -42,7 +44,7 @@ use crate::repo::SqlUserRepo;
 use crate::tx::{self, Mode};
 use crate::Lease;
 
-/// At most this many row-guarded writes commit together, so that the first of a long run
+/// At most this many writes commit together, so that the first of a long run
 /// does not wait for the whole run.
 pub(crate) const MAX_GROUP: usize = 32;
 
@@ -50,18 +52,17 @@ pub(crate) const MAX_GROUP: usize = 32;
 /// itself: only when the writer the turn went to gave up waiting for it (a timeout).
 const COMMIT_WAIT: Duration = Duration::from_millis(50);
 
-/// The turn of this process's SQLite writers, with the group of row-guarded writes that
-/// may be open.
+/// The turn of this process's SQLite writers, with the group of writes that may be open.
 #[derive(Default)]
 pub(crate) struct Writers {
     slot: Mutex<Slot>,
     /// Writers waiting for the turn: the holder leaves a group open only when one is.
     queued: AtomicUsize,
-    /// Groups committed, and the row-guarded writes in them (see [`GroupCommits`]).
+    /// Groups committed, and the writes in them (see [`GroupCommits`]).
     commits: Arc<GroupCommits>,
 }
 
-/// How many row-guarded writes were committed, in how many commits, since the start.
+/// How many writes were committed, in how many commits, since the start.
 #[derive(Debug, Default)]
 pub struct GroupCommits {
     commits: AtomicU64,
@@ -94,7 +95,7 @@ impl Slot {
     }
 }
 
-/// A transaction begun for row-guarded writes and not yet committed.
+/// A transaction begun for queued writes and not yet committed.
 struct OpenGroup {
     conn: Lease,
     counts: Arc<GroupCommits>,
@@ -226,9 +227,9 @@ impl Writers {
         turn.ok_or_else(|| Error::unavailable("another write held the database past the timeout"))
     }
 
-    /// Runs `work` as a row-guarded write with the turn `slot`, in the open group or a new
+    /// Runs `work` as a write with the turn `slot`, in the open group or a new
     /// one (see the module's docs); `connection` lends a connection for a new group.
-    pub(crate) fn write_rows(
+    pub(crate) fn write(
         &self,
         mut slot: MutexGuard<'_, Slot>,
         timeout: Duration,

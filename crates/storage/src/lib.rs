@@ -7,7 +7,7 @@
 //! (see `tx.rs`) and how a long listing is read (see `stream.rs`) differ per backend:
 //! - SQLite: WAL, a busy timeout, foreign keys, `synchronous=FULL` (a committed write
 //!   survives a crash), and `BEGIN IMMEDIATE` for every write so writers are serialized
-//!   (row-guarded writes commit in groups, see `group.rs`);
+//!   (writes queued behind one another commit in groups, see `group.rs`);
 //!   listings step through their statement;
 //! - PostgreSQL: SERIALIZABLE writes retried on serialization failures, and migrations under
 //!   an advisory lock; long listings read through a cursor.
@@ -156,7 +156,7 @@ pub struct Database {
     /// Session lookups, answered in batches on a thread of their own.
     sessions: std::sync::Arc<sessions::SessionBatcher>,
     /// SQLite only: this process's writers take turns here before `BEGIN IMMEDIATE`, and
-    /// row-guarded writes commit in groups (see `group.rs`).
+    /// writes queued behind one another commit in groups (see `group.rs`).
     writers: Option<std::sync::Arc<group::Writers>>,
     /// SQLite only: session lookups may be read on the request's thread (see the
     /// [`SessionSource`] impl).
@@ -215,7 +215,7 @@ impl Database {
         })
     }
 
-    /// SQLite: how many row-guarded writes (refreshes) were committed in how many commits
+    /// SQLite: how many writes were committed in how many commits
     /// (see `group.rs`); `None` on PostgreSQL, which commits each on its own.
     #[must_use]
     pub fn group_commits(&self) -> Option<std::sync::Arc<GroupCommits>> {
@@ -474,8 +474,17 @@ impl UserStore for Database {
 
     fn ping(&self) -> Result<(), Error> {
         // See `readiness.rs`: can a write commit now, within the time limit of a call?
-        if self.writers.is_some() {
-            return self.write(&mut |_| Ok(()));
+        if let Some(writers) = &self.writers {
+            // A transaction of its own, after the open group's commit: the probe proves
+            // that a commit goes through now, not that a group took one more member.
+            let mut turn = writers.turn(self.timeout)?;
+            turn.close();
+            let outcome = self.connection().and_then(|mut conn| {
+                let outcome = tx::run(&mut conn, Mode::Write, |_| Ok(()));
+                conn.finish(outcome)
+            });
+            parking_lot::MutexGuard::unlock_fair(turn);
+            return outcome;
         }
         let mut conn = self.connection()?;
         let outcome = readiness::probe_postgres(&mut conn, self.call_limit);
@@ -493,20 +502,10 @@ impl Database {
             let outcome = tx::run(&mut conn, mode, |conn| work(&mut SqlUserRepo { conn }));
             return conn.finish(outcome);
         };
-        // SQLite: one writer of this process at a time, in turn (see `group.rs`).
-        let mut turn = writers.turn(self.timeout)?;
-        if mode == Mode::WriteRows {
-            return writers.write_rows(turn, self.timeout, || self.connection(), work);
-        }
-        // Any other write comes after the row-guarded ones in an open group: they commit
-        // first.
-        turn.close();
-        let outcome = self.connection().and_then(|mut conn| {
-            let outcome = tx::run(&mut conn, mode, |conn| work(&mut SqlUserRepo { conn }));
-            conn.finish(outcome)
-        });
-        // Straight to the next writer in line, not to whoever grabs the lock first.
-        parking_lot::MutexGuard::unlock_fair(turn);
-        outcome
+        // SQLite: one writer of this process at a time, in turn, and writes queued behind
+        // one another commit together (see `group.rs`). Both modes are the same
+        // `BEGIN IMMEDIATE` here: every write runs alone, between the others.
+        let turn = writers.turn(self.timeout)?;
+        writers.write(turn, self.timeout, || self.connection(), work)
     }
 }

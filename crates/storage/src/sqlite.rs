@@ -20,7 +20,7 @@ pub(crate) const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migra
 /// throughput; `/me` on that database did not move (docs/performance.md, "Memory").
 fn pragmas(options: &PoolOptions) -> String {
     format!(
-        "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = -512;",
+        "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = -512; PRAGMA temp_store = MEMORY;",
         options.timeout.as_millis()
     )
 }

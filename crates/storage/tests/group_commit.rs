@@ -1,5 +1,6 @@
-//! SQLite's group commit of row-guarded writes (`group.rs`): writes that queue behind one
-//! another share a commit, and each keeps exactly its own outcome.
+//! SQLite's group commit (`group.rs`): writes that queue behind one another, row-guarded or
+//! plain, share a commit, and each keeps exactly its own outcome; the readiness probe
+//! commits the open group before its own transaction.
 //!
 //! The order is set up with sleeps (the first write holds the turn long enough for the
 //! others to queue behind it); what is asserted is never a duration.
@@ -36,6 +37,8 @@ enum Kind {
     FailingRows,
     /// A plain write of one user.
     Plain,
+    /// The readiness probe (`UserStore::ping`), which writes nothing.
+    Probe,
     /// A row-guarded write that panics after writing (a bug in a use case).
     PanickingRows,
 }
@@ -58,12 +61,13 @@ fn race(db: &Database, kinds: &[Kind]) -> Vec<Option<Result<(), Error>>> {
                             Kind::SlowRows => thread::sleep(HOLD),
                             Kind::FailingRows => return Err(Error::SessionNotFound),
                             Kind::PanickingRows => panic!("a bug in a use case"),
-                            Kind::Rows | Kind::Plain => {}
+                            Kind::Rows | Kind::Plain | Kind::Probe => {}
                         }
                         Ok(())
                     };
                     match kind {
                         Kind::Plain => db.write_with(write),
+                        Kind::Probe => gatehouse_domain::UserStore::ping(db),
                         _ => db.write_rows_with(write),
                     }
                 });
@@ -125,7 +129,7 @@ fn a_failing_write_in_a_group_leaves_nothing_and_the_others_stay() {
 }
 
 #[test]
-fn a_plain_write_commits_the_open_group_before_its_own() {
+fn plain_writes_join_the_group_too() {
     let db = TestDatabase::new(TestBackend::Sqlite);
     let outcomes = race(&db, &[Kind::SlowRows, Kind::Rows, Kind::Plain, Kind::Rows]);
     assert!(
@@ -135,7 +139,22 @@ fn a_plain_write_commits_the_open_group_before_its_own() {
     for i in 0..4 {
         assert!(exists(&db, &format!("racer{i}@example.com")), "racer {i}");
     }
-    // The first two together, closed by the plain write; the last alone.
+    // All four in one commit.
+    assert_eq!(counts(&db), (1, 4));
+}
+
+#[test]
+fn the_readiness_probe_commits_the_open_group_before_its_own() {
+    let db = TestDatabase::new(TestBackend::Sqlite);
+    let outcomes = race(&db, &[Kind::SlowRows, Kind::Rows, Kind::Probe, Kind::Rows]);
+    assert!(
+        outcomes.iter().all(|o| matches!(o, Some(Ok(())))),
+        "{outcomes:?}"
+    );
+    for i in [0, 1, 3] {
+        assert!(exists(&db, &format!("racer{i}@example.com")), "racer {i}");
+    }
+    // The first two together, closed by the probe; the last alone.
     assert_eq!(counts(&db), (2, 3));
 }
 
