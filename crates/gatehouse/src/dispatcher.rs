@@ -7,8 +7,10 @@
 //!   due deliveries and mails for a lease of twice the timeout and 5 s (PostgreSQL
 //!   `FOR UPDATE SKIP LOCKED`, so instances share the work and no attempt is made twice at
 //!   once); it sends them as the Standard Webhooks specification says, 16 at a time.
-//! - It wakes at once when a change of this instance raised an event, and otherwise polls
-//!   every [`POLL`] (other instances' events, retries coming due).
+//! - When idle it wakes at once when a change of this instance raised an event, and
+//!   otherwise polls every [`POLL`] (other instances' events, retries coming due). Under
+//!   a steady load its turns are at least [`SPACING`] apart, so that one write carries
+//!   many deliveries; with a backlog it turns whenever half its slots are free.
 //! - [`Dispatcher::stop`] lets attempts in flight finish and record (each at most the
 //!   receiver's timeout); an attempt cut short by a kill is not lost: its lease runs out
 //!   and it is claimed again.
@@ -19,7 +21,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gatehouse_domain::{
     resolve_public, Attempt, AttemptNext, DueDelivery, RetryPolicy, UserService, WebhookUrl,
@@ -168,21 +170,23 @@ async fn run(
     let in_flight = Arc::new(Semaphore::new(BATCH as usize));
     let mut tasks: tokio::task::JoinSet<Outcome> = tokio::task::JoinSet::new();
     let mut finished = Vec::new();
-    let mut last_digest_check = std::time::Instant::now()
+    let mut last_digest_check = Instant::now()
         .checked_sub(options.poll)
-        .unwrap_or_else(std::time::Instant::now);
+        .unwrap_or_else(Instant::now);
     while !stopping.load(Ordering::SeqCst) {
         while let Some(done) = tasks.try_join_next() {
             finished.extend(done.ok());
         }
         if options.mailer.is_some() && last_digest_check.elapsed() >= options.poll {
-            last_digest_check = std::time::Instant::now();
+            last_digest_check = Instant::now();
             queue_digest(&users).await;
         }
         // The attempts finished meanwhile are recorded, and the next claimed, in one write.
         let free = in_flight.available_permits() as u64;
+        let recorded = finished.len();
+        let turned_at = Instant::now();
         let (claimed, mails) = turn(&users, std::mem::take(&mut finished), free, &options).await;
-        let idle = claimed.is_empty() && mails.is_empty();
+        let claimed_count = (claimed.len() + mails.len()) as u64;
         for mail in mails {
             let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
                 break;
@@ -206,15 +210,23 @@ async fn run(
                 outcome
             });
         }
-        if idle {
-            tokio::select! {
-                () = wake.notified() => {}
-                () = tokio::time::sleep(options.poll) => {}
-                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                    finished.extend(done.ok());
-                }
-            }
-        }
+        let pace = if free > 0 && claimed_count == free {
+            Pace::Backlog
+        } else if recorded == 0 && claimed_count == 0 && tasks.is_empty() {
+            Pace::Idle
+        } else {
+            Pace::Busy
+        };
+        next_turn(
+            pace,
+            turned_at,
+            &mut tasks,
+            &mut finished,
+            &wake,
+            &stopping,
+            options.poll,
+        )
+        .await;
     }
     // Stopping: the attempts in flight finish (each bounded by the timeout) and are
     // recorded; nothing more is claimed.
@@ -222,6 +234,72 @@ async fn run(
         finished.extend(done.ok());
     }
     turn(&users, finished, 0, &options).await;
+}
+
+/// How the last turn left the dispatcher, which decides when the next one comes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pace {
+    /// Nothing recorded, claimed or in flight: the next turn comes at once when a change
+    /// wakes the dispatcher (commit to delivery is then a millisecond or two), or at the
+    /// poll.
+    Idle,
+    /// Some work, no backlog: the next turn waits for something to do (an attempt finished,
+    /// a wake-up, the poll) and comes no sooner than [`SPACING`] after the last, so that
+    /// under a steady stream of changes one write records and claims many deliveries
+    /// instead of one each, and leaves the database to the changes themselves.
+    Busy,
+    /// The last turn claimed all it could take: more is due. The next turn comes as soon as
+    /// half the slots are free again (or all, when fewer were in flight).
+    Backlog,
+}
+
+/// Under a steady load, turns (one write transaction each) are at least this far apart.
+const SPACING: Duration = Duration::from_millis(10);
+
+/// Waits until the next turn is due, as `pace` says; attempts that finish meanwhile are
+/// gathered into `finished`. A stop ends an idle or busy wait at once (the caller then
+/// drains what is in flight); a backlog's wait is for attempts that finish within the
+/// timeout anyway.
+async fn next_turn(
+    pace: Pace,
+    turned_at: Instant,
+    tasks: &mut tokio::task::JoinSet<Outcome>,
+    finished: &mut Vec<Outcome>,
+    wake: &Notify,
+    stopping: &AtomicBool,
+    poll: Duration,
+) {
+    match pace {
+        Pace::Idle => {
+            tokio::select! {
+                () = wake.notified() => {}
+                () = tokio::time::sleep(poll) => {}
+            }
+        }
+        Pace::Busy => {
+            tokio::select! {
+                () = wake.notified() => {}
+                () = tokio::time::sleep(poll) => {}
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                    finished.extend(done.ok());
+                }
+            }
+            if !stopping.load(Ordering::SeqCst) {
+                tokio::time::sleep_until((turned_at + SPACING).into()).await;
+            }
+        }
+        Pace::Backlog => {
+            let half = tasks.len().min(BATCH as usize / 2);
+            let deadline = tokio::time::sleep(poll);
+            tokio::pin!(deadline);
+            while finished.len() < half && !stopping.load(Ordering::SeqCst) {
+                tokio::select! {
+                    Some(done) = tasks.join_next() => finished.extend(done.ok()),
+                    () = &mut deadline => break,
+                }
+            }
+        }
+    }
 }
 
 /// Records `finished` and claims up to `limit` due deliveries and mails, in one write.
