@@ -84,5 +84,6 @@ pub struct MailPolicy {
     pub digest_interval: chrono::Duration,
 }
 
-/// The setting naming when the last admin digest was queued.
+/// The setting naming when the last admin digest was queued (and whom it saw: see
+/// `UserService::queue_admin_digest`).
 pub const DIGEST_SETTING: &str = "admin_digest_queued_at";

@@ -1908,31 +1908,49 @@ impl UserService {
             return Ok(0);
         };
         // A read first: most calls find nothing due and write nothing.
-        let due = |repo: &mut dyn UserRepo| -> Result<Option<(Vec<User>, u64)>, Error> {
+        let due = |repo: &mut dyn UserRepo| -> Result<Option<DueDigest>, Error> {
             let last = repo
                 .setting(DIGEST_SETTING)?
-                .and_then(|text| DateTime::parse_from_rfc3339(&text).ok())
-                .map(|at| at.with_timezone(&Utc));
-            if last.is_some_and(|last| now - last < mail.digest_interval) {
+                .and_then(|text| DigestMark::parse(&text));
+            if last
+                .as_ref()
+                .is_some_and(|last| now - last.at < mail.digest_interval)
+            {
                 return Ok(None);
             }
+            // Newest first: the new ones are among the first.
             let pending = repo.list(&UserQuery {
                 status: Some(UserStatus::Pending),
                 limit: Some(50),
                 ..UserQuery::default()
             })?;
+            // Who is new: registered since the last digest, or up to a margin before it
+            // and not seen by it (a registration stamped before the last digest but
+            // committed after it).
             let new: Vec<User> = pending
                 .items
-                .into_iter()
-                .filter(|user| last.is_none_or(|last| user.created_at > last))
+                .iter()
+                .filter(|user| {
+                    last.as_ref().is_none_or(|last| {
+                        user.created_at > last.at - DIGEST_MARGIN
+                            && !last.seen.contains(&user.id.get())
+                    })
+                })
+                .cloned()
                 .collect();
-            Ok((!new.is_empty()).then_some((new, pending.total)))
+            let seen = pending
+                .items
+                .iter()
+                .filter(|user| user.created_at > now - DIGEST_MARGIN)
+                .map(|user| user.id.get())
+                .collect();
+            Ok((!new.is_empty()).then_some((new, pending.total, seen)))
         };
         if self.store.read_with(due)?.is_none() {
             return Ok(0);
         }
         self.write_raising(|repo| {
-            let Some((new, total)) = due(repo)? else {
+            let Some((new, total, seen)) = due(repo)? else {
                 return Ok(0);
             };
             let admins = repo.list(&UserQuery {
@@ -1950,10 +1968,7 @@ impl UserService {
                     at: now,
                 })?;
             }
-            repo.put_setting(
-                DIGEST_SETTING,
-                &now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            )?;
+            repo.put_setting(DIGEST_SETTING, &DigestMark { at: now, seen }.to_stored())?;
             if !admins.items.is_empty() {
                 RAISED.with(|raised| raised.set(true));
             }
@@ -2001,6 +2016,56 @@ fn raise(
         }
     }
     Ok(())
+}
+
+/// A digest to queue: who is new, how many wait in all, and whom it sees (see
+/// [`DigestMark`]).
+type DueDigest = (Vec<User>, u64, Vec<i64>);
+
+/// How far before the last digest a registration may be stamped and still be new to the
+/// next one: longer than a write waits for its turn and commits (the store's timeout).
+const DIGEST_MARGIN: chrono::Duration = chrono::Duration::minutes(1);
+
+/// What the last admin digest leaves for the next: when it was queued, and the pending
+/// users it saw registered within [`DIGEST_MARGIN`] of then (named then or before), so that
+/// the next names a registration committed late exactly once.
+struct DigestMark {
+    at: DateTime<Utc>,
+    seen: Vec<i64>,
+}
+
+impl DigestMark {
+    /// Stored as `{"at": RFC 3339, "seen": [ids]}`; before, the time alone was stored.
+    fn parse(text: &str) -> Option<Self> {
+        let time = |text: &str| {
+            DateTime::parse_from_rfc3339(text)
+                .ok()
+                .map(|at| at.with_timezone(&Utc))
+        };
+        if let Some(at) = time(text) {
+            return Some(Self {
+                at,
+                seen: Vec::new(),
+            });
+        }
+        let value: serde_json::Value = serde_json::from_str(text).ok()?;
+        Some(Self {
+            at: time(value.get("at")?.as_str()?)?,
+            seen: value
+                .get("seen")
+                .and_then(serde_json::Value::as_array)
+                .map(|ids| ids.iter().filter_map(serde_json::Value::as_i64).collect())
+                .unwrap_or_default(),
+        })
+    }
+
+    fn to_stored(&self) -> String {
+        serde_json::json!({
+            "at": self.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "seen": self.seen,
+        })
+        .to_string()
+    }
 }
 
 thread_local! {

@@ -335,3 +335,43 @@ fn the_digest_goes_to_every_active_admin_at_most_once_per_interval() {
     assert!(!mails[2].body.contains("ann@example.com (registered"));
     assert!(mails[2].body.contains("2 in all wait for approval"));
 }
+
+#[test]
+fn a_registration_committed_after_a_digest_but_stamped_before_it_is_named_once() {
+    let w = world(Some(policy(Duration::minutes(10))));
+    register(&w.users, "ann@example.com");
+    // The digest runs 30 s after ann registered…
+    let t0 = gatehouse_domain::now() + Duration::seconds(30);
+    assert_eq!(w.users.queue_admin_digest(t0).unwrap(), 1);
+    // …and only then does a registration stamped before it commit.
+    register(&w.users, "late@example.com");
+    assert_eq!(
+        w.users
+            .queue_admin_digest(t0 + Duration::minutes(11))
+            .unwrap(),
+        1,
+        "the late one is new to the next digest"
+    );
+    assert_eq!(
+        w.users
+            .queue_admin_digest(t0 + Duration::minutes(22))
+            .unwrap(),
+        0,
+        "nobody new since"
+    );
+    let digests: Vec<DueMail> = w
+        .mails_at(t0 + Duration::minutes(23))
+        .into_iter()
+        .filter(|m| m.kind == MailKind::AdminDigest)
+        .collect();
+    assert_eq!(digests.len(), 2, "{digests:#?}");
+    assert_eq!(
+        digests[0].subject,
+        "ann@example.com is waiting for approval"
+    );
+    assert_eq!(
+        digests[1].subject,
+        "late@example.com is waiting for approval"
+    );
+    assert!(digests[1].body.contains("2 in all wait for approval"));
+}
