@@ -64,11 +64,18 @@ pub enum AuditAction {
     WebhookDeleted,
     /// An admin gave a webhook endpoint a new signing secret.
     WebhookSecretRotated,
+    /// A user set a new password with a code sent by mail (the recovery issue).
+    PasswordRecovered,
+    /// A user showed with a code sent by mail that the address is theirs (or an operator
+    /// marked it so).
+    EmailVerified,
+    /// A pending user whose email's domain is auto-approved was approved on verifying it.
+    UserAutoApproved,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [Self; 26] = [
+    pub const ALL: [Self; 29] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -95,6 +102,9 @@ impl AuditAction {
         Self::WebhookUpdated,
         Self::WebhookDeleted,
         Self::WebhookSecretRotated,
+        Self::PasswordRecovered,
+        Self::EmailVerified,
+        Self::UserAutoApproved,
     ];
 
     /// The snake_case name used on the wire and in storage.
@@ -127,6 +137,9 @@ impl AuditAction {
             Self::WebhookUpdated => "webhook_updated",
             Self::WebhookDeleted => "webhook_deleted",
             Self::WebhookSecretRotated => "webhook_secret_rotated",
+            Self::PasswordRecovered => "password_recovered",
+            Self::EmailVerified => "email_verified",
+            Self::UserAutoApproved => "user_auto_approved",
         }
     }
 }

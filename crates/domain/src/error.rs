@@ -14,6 +14,17 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// A one-time code that is wrong, spent, expired or dead, or an email with no such
+    /// account (the recovery issue: one answer for all).
+    #[error("The code is invalid or has expired")]
+    InvalidCode,
+    /// A feature that needs a setting that is not set (recovery without a mailer).
+    #[error("{0}")]
+    NotEnabled(&'static str),
+    /// The password was right but the email is not verified, and verification is
+    /// required (`GATEHOUSE_REQUIRE_VERIFIED_EMAIL`).
+    #[error("Verify your email first: use the code sent to it")]
+    EmailUnverified,
     /// Another user already has this email address.
     #[error("Email already registered")]
     EmailTaken,

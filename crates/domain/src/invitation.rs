@@ -45,21 +45,7 @@ impl InvitationCode {
     /// answered as any invalid invitation.
     #[must_use]
     pub fn presented(raw: &str) -> Option<Self> {
-        if raw.len() > 4 * Self::LEN {
-            return None;
-        }
-        let mut code = String::with_capacity(Self::LEN);
-        for c in raw.trim().chars() {
-            let c = match c.to_ascii_lowercase() {
-                '-' | ' ' => continue,
-                'i' | 'l' => '1',
-                'o' => '0',
-                c if c.is_ascii() && ALPHABET.contains(&(c as u8)) => c,
-                _ => return None,
-            };
-            code.push(c);
-        }
-        (code.len() == Self::LEN).then_some(Self(code))
+        read_crockford(raw, Self::LEN).map(Self)
     }
 
     /// The code itself, for the one response that shows it.
@@ -80,6 +66,27 @@ impl fmt::Debug for InvitationCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("InvitationCode(***)")
     }
+}
+
+/// A code of `len` characters of [`ALPHABET`] as someone typed or pasted it, in lower
+/// case: surrounding space, hyphens and spaces inside, and upper case are forgiven, as are
+/// `i`/`l` for `1` and `o` for `0` (Crockford's rules). `None` for anything else.
+pub(crate) fn read_crockford(raw: &str, len: usize) -> Option<String> {
+    if raw.len() > 4 * len {
+        return None;
+    }
+    let mut code = String::with_capacity(len);
+    for c in raw.trim().chars() {
+        let c = match c.to_ascii_lowercase() {
+            '-' | ' ' => continue,
+            'i' | 'l' => '1',
+            'o' => '0',
+            c if c.is_ascii() && ALPHABET.contains(&(c as u8)) => c,
+            _ => return None,
+        };
+        code.push(c);
+    }
+    (code.len() == len).then_some(code)
 }
 
 /// Base 32 of `bytes` (whose length is a multiple of 5), most significant bits first.

@@ -29,6 +29,7 @@ mod mail;
 mod password;
 pub mod ports;
 mod random;
+mod recovery;
 pub mod rules;
 mod service;
 mod session;
@@ -64,9 +65,12 @@ pub use ports::{
     Listing, Page, SessionAnswer, SessionLookup, SessionReply, SessionSource, UserQuery, UserRepo,
     UserStore, UserStoreExt,
 };
+pub use recovery::{
+    CodePurpose, NewCode, OneTimeCode, MAX_CODES_PER_HOUR, MAX_WRONG_TRIES, VERIFICATION_TTL,
+};
 pub use service::{
-    Actor, LoginAttempt, LoginSuccess, NewUserRequest, Origin, PasswordChange, Session, UserKey,
-    UserService, WebhookRequest, DEVICE_MEMORY, THROTTLED_AUDIT_WINDOW,
+    Actor, LoginAttempt, LoginSuccess, NewUserRequest, Origin, PasswordChange, RecoveryPolicy,
+    Session, UserKey, UserService, WebhookRequest, DEVICE_MEMORY, THROTTLED_AUDIT_WINDOW,
 };
 pub use session::{
     clean_user_agent, seconds_until, FoundRefreshToken, NewSession, RefreshToken, SessionPolicy,

@@ -15,6 +15,10 @@ pub enum MailKind {
     Invitation,
     /// From `gatehouse mail test` (sent at once, never queued).
     Test,
+    /// To a user who forgot their password: the code that sets a new one.
+    PasswordReset,
+    /// To a user who registered: the code that verifies the address.
+    EmailVerification,
 }
 
 impl MailKind {
@@ -26,6 +30,8 @@ impl MailKind {
             Self::Decision => "decision",
             Self::Invitation => "invitation",
             Self::Test => "test",
+            Self::PasswordReset => "password_reset",
+            Self::EmailVerification => "email_verification",
         }
     }
 
@@ -37,6 +43,8 @@ impl MailKind {
             Self::Decision,
             Self::Invitation,
             Self::Test,
+            Self::PasswordReset,
+            Self::EmailVerification,
         ]
         .into_iter()
         .find(|k| k.as_str() == name)

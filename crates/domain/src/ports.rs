@@ -126,6 +126,13 @@ pub trait UserRepo {
     /// Store failures.
     fn count_with_status(&mut self, status: UserStatus) -> Result<u64, Error>;
 
+    /// How many pending users have not verified their email (the recovery issue: with
+    /// verification required they do not count as waiting).
+    ///
+    /// # Errors
+    /// Store failures.
+    fn count_pending_unverified(&mut self) -> Result<u64, Error>;
+
     /// Inserts `user` and returns it with its new id and a token version of 0.
     ///
     /// # Errors
@@ -583,6 +590,40 @@ pub trait UserRepo {
     /// # Errors
     /// Store failures.
     fn put_setting(&mut self, name: &str, value: &str) -> Result<(), Error>;
+
+    /// Stores a one-time code (see [`crate::OneTimeCode`]).
+    ///
+    /// # Errors
+    /// Store failures.
+    fn insert_code(&mut self, code: &crate::NewCode) -> Result<(), Error>;
+
+    /// How many codes of `purpose` user `user` was sent since `since` (spent, dead or not).
+    ///
+    /// # Errors
+    /// Store failures.
+    fn count_codes_since(
+        &mut self,
+        user: UserId,
+        purpose: crate::CodePurpose,
+        since: DateTime<Utc>,
+    ) -> Result<u64, Error>;
+
+    /// Spends the live code of `purpose` of `user` stored as `code_hash` (unspent, fewer
+    /// than [`crate::MAX_WRONG_TRIES`] wrong tries, not expired at `now`), and with it
+    /// every other live code of that purpose of the user, in one conditional update: of
+    /// racing tries with the right code, exactly one sees `true`. A code that does not
+    /// match counts one wrong try on every live code of the purpose of the user, and
+    /// `false` is returned.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn spend_code(
+        &mut self,
+        user: UserId,
+        purpose: crate::CodePurpose,
+        code_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error>;
 
     /// Deletes events written before `before` whose deliveries are all settled (delivered
     /// or failed), with those deliveries; returns how many events went.

@@ -3,8 +3,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+mod recovery;
 mod webhooks;
 
+pub use recovery::RecoveryPolicy;
 pub use webhooks::WebhookRequest;
 
 use crate::rules;
@@ -175,6 +177,8 @@ pub struct UserService {
     outbox_wake: Option<Arc<dyn Fn() + Send + Sync>>,
     /// How to mail, when a mailer is configured.
     mail: Option<MailPolicy>,
+    /// How recovery and verification behave (with a mailer).
+    recovery: RecoveryPolicy,
 }
 
 impl fmt::Debug for UserService {
@@ -243,6 +247,7 @@ impl UserService {
             sessions: SessionPolicy::default(),
             outbox_wake: None,
             mail: None,
+            recovery: RecoveryPolicy::default(),
         }
     }
 
@@ -480,6 +485,7 @@ impl UserService {
                 None,
             ))?;
             raise(repo, AuditAction::UserRegistered, &user, None)?;
+            self.verify_new_user(repo, &user)?;
             if self.mail.is_some() && user.status == UserStatus::Pending {
                 // The admin digest may be due: the dispatcher looks at once.
                 RAISED.with(|raised| raised.set(true));
@@ -628,6 +634,16 @@ impl UserService {
         } = attempt;
         let origin = &origin;
         let outcome = match &user {
+            // After the password check, so only the address's owner learns it is
+            // unverified; a disabled or rejected account is told that first.
+            Some(user)
+                if verified
+                    && self.recovery.require_verified_email
+                    && !user.email_verified
+                    && matches!(user.status, UserStatus::Pending | UserStatus::Approved) =>
+            {
+                Err(Error::EmailUnverified)
+            }
             Some(user) if verified => rules::ensure_can_log_in(user).map(|()| user),
             _ => Err(Error::InvalidCredentials),
         };
@@ -670,6 +686,13 @@ impl UserService {
                     target,
                     origin,
                     Some("account disabled".into()),
+                ),
+                Err(Error::EmailUnverified) => audit(
+                    AuditAction::LoginFailed,
+                    None,
+                    target,
+                    origin,
+                    Some("email unverified".into()),
                 ),
                 Err(Error::AccountRejected { .. }) => audit(
                     AuditAction::LoginFailed,
@@ -1328,7 +1351,13 @@ impl UserService {
     pub fn pending_count(&self, actor: Actor) -> Result<u64, Error> {
         self.store.read_with(|repo| {
             authorize(repo, actor)?;
-            repo.count_with_status(UserStatus::Pending)
+            let pending = repo.count_with_status(UserStatus::Pending)?;
+            // With verification required, an unverified user does not wait yet.
+            if self.mail.is_some() && self.recovery.require_verified_email {
+                Ok(pending.saturating_sub(repo.count_pending_unverified()?))
+            } else {
+                Ok(pending)
+            }
         })
     }
 
@@ -1540,12 +1569,8 @@ impl UserService {
     ) -> Result<User, Error> {
         self.write_raising(|repo| {
             let acting_admin = authorize(repo, actor)?;
-            let mut user = repo.find_by_id(target)?.ok_or(Error::UserNotFound)?;
-            user.password_hash = password_hash.clone();
-            user.token_version += 1;
-            let user = repo.update(&user)?;
-            repo.revoke_sessions(user.id, None, crate::now())?;
-            repo.delete_counter(CounterScope::LoginAccount, user.email.as_str())?;
+            let user = repo.find_by_id(target)?.ok_or(Error::UserNotFound)?;
+            let user = set_password(repo, user, password_hash)?;
             repo.append_audit(&audit(
                 AuditAction::PasswordReset,
                 acting_admin,
@@ -1926,14 +1951,23 @@ impl UserService {
             })?;
             // Who is new: registered since the last digest, or up to a margin before it
             // and not seen by it (a registration stamped before the last digest but
-            // committed after it).
+            // committed after it). With verification required, admins hear of a user once
+            // verified: the margin is then the verification code's life (a day), and only
+            // verified users are named or seen.
+            let verified_only = self.recovery.require_verified_email;
+            let margin = if verified_only {
+                DIGEST_MARGIN + crate::VERIFICATION_TTL
+            } else {
+                DIGEST_MARGIN
+            };
+            let counted = |user: &&User| !verified_only || user.email_verified;
             let new: Vec<User> = pending
                 .items
                 .iter()
+                .filter(counted)
                 .filter(|user| {
                     last.as_ref().is_none_or(|last| {
-                        user.created_at > last.at - DIGEST_MARGIN
-                            && !last.seen.contains(&user.id.get())
+                        user.created_at > last.at - margin && !last.seen.contains(&user.id.get())
                     })
                 })
                 .cloned()
@@ -1941,10 +1975,18 @@ impl UserService {
             let seen = pending
                 .items
                 .iter()
-                .filter(|user| user.created_at > now - DIGEST_MARGIN)
+                .filter(counted)
+                .filter(|user| user.created_at > now - margin)
                 .map(|user| user.id.get())
                 .collect();
-            Ok((!new.is_empty()).then_some((new, pending.total, seen)))
+            let total = if verified_only {
+                pending
+                    .total
+                    .saturating_sub(repo.count_pending_unverified()?)
+            } else {
+                pending.total
+            };
+            Ok((!new.is_empty()).then_some((new, total, seen)))
         };
         if self.store.read_with(due)?.is_none() {
             return Ok(0);
@@ -1997,6 +2039,21 @@ impl UserService {
     pub fn mail_backlog(&self) -> Result<u64, Error> {
         self.store.read_with(|repo| repo.mail_backlog())
     }
+}
+
+/// Stores `password_hash` as `user`'s password, with a new token version: every session
+/// of theirs ends and their tokens stop working; their failed logins are forgotten.
+fn set_password(
+    repo: &mut dyn UserRepo,
+    mut user: User,
+    password_hash: &PasswordHash,
+) -> Result<User, Error> {
+    user.password_hash = password_hash.clone();
+    user.token_version += 1;
+    let user = repo.update(&user)?;
+    repo.revoke_sessions(user.id, None, crate::now())?;
+    repo.delete_counter(CounterScope::LoginAccount, user.email.as_str())?;
+    Ok(user)
 }
 
 /// Writes the event `action` raises about `user` (if any: see [`EventType::for_audit`]),

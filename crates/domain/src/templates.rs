@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::{Invitation, InvitationCode, User, UserStatus};
+use crate::{Invitation, InvitationCode, OneTimeCode, User, UserStatus};
 
 /// A subject and a body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +118,40 @@ pub fn invitation(invitation: &Invitation, code: &InvitationCode, link: Option<&
     MailText {
         subject: "You are invited to register".to_owned(),
         body,
+    }
+}
+
+/// To a user who asked for a password reset: the code, and how long it lives.
+#[must_use]
+pub fn password_reset(code: &OneTimeCode, valid_for: &str, public_url: Option<&str>) -> MailText {
+    let where_ = match public_url {
+        Some(base) => format!("on the sign-in page ({base}/), under \"Forgot password?\""),
+        None => "where you asked for it".to_owned(),
+    };
+    MailText {
+        subject: "Your password reset code".to_owned(),
+        body: format!(
+            "Hello,\n\nsomeone (we hope you) asked to set a new password for this address.\n\nYour code: {}\n\nEnter it {where_} with your new password. It works once and expires in {valid_for}.\nSetting a new password signs you out everywhere.\n\nIf you did not ask for this, ignore this mail: your password stays as it is.\n",
+            code.display()
+        ),
+    }
+}
+
+/// To a user who registered: the code that verifies the address.
+#[must_use]
+pub fn email_verification(code: &OneTimeCode, public_url: Option<&str>) -> MailText {
+    let where_ = match public_url {
+        Some(base) => {
+            format!("in the console ({base}/) after you register, or on its sign-in page")
+        }
+        None => "where you registered".to_owned(),
+    };
+    MailText {
+        subject: "Verify your email address".to_owned(),
+        body: format!(
+            "Hello,\n\nplease confirm that this address is yours.\n\nYour code: {}\n\nEnter it {where_}. It works once and expires in 24 hours.\n\nIf you did not register, ignore this mail.\n",
+            code.display()
+        ),
     }
 }
 

@@ -23,6 +23,9 @@ pub enum CounterScope {
     LoginAddress,
     /// Registrations from one client address.
     RegisterAddress,
+    /// Recovery requests (reset and verification codes asked for and presented) from one
+    /// client address: the registrations' limit, counted apart.
+    RecoveryAddress,
     /// Consecutive failed logins that presented one device token (key: the token's
     /// SHA-256): a device that logged in before is throttled on its own failures only.
     LoginDevice,
@@ -36,6 +39,7 @@ impl CounterScope {
             Self::LoginAccount => "login_account",
             Self::LoginAddress => "login_address",
             Self::RegisterAddress => "register_address",
+            Self::RecoveryAddress => "recovery_address",
             Self::LoginDevice => "login_device",
         }
     }

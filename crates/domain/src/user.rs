@@ -16,6 +16,9 @@ pub struct UserId(i64);
 pub struct InvalidUserId;
 
 impl UserId {
+    /// The largest id (no user has it in practice: ids count up from 1).
+    pub const MAX: Self = Self(i64::MAX);
+
     /// Checks that `raw` is positive.
     ///
     /// # Errors

@@ -95,7 +95,7 @@ impl EventType {
         Some(match action {
             AuditAction::UserRegistered => Self::UserRegistered,
             AuditAction::UserCreated => Self::UserCreated,
-            AuditAction::UserApproved => Self::UserApproved,
+            AuditAction::UserApproved | AuditAction::UserAutoApproved => Self::UserApproved,
             AuditAction::UserRejected => Self::UserRejected,
             AuditAction::UserDisabled => Self::UserDisabled,
             AuditAction::UserEnabled => Self::UserEnabled,

@@ -347,7 +347,9 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             DomainError::RegistrationClosed => StatusCode::FORBIDDEN,
-            DomainError::LastAdmin(_) => StatusCode::BAD_REQUEST,
+            DomainError::LastAdmin(_) | DomainError::InvalidCode => StatusCode::BAD_REQUEST,
+            DomainError::NotEnabled(_) => StatusCode::NOT_FOUND,
+            DomainError::EmailUnverified => StatusCode::FORBIDDEN,
             DomainError::InvalidCredentials | DomainError::Unauthenticated => {
                 StatusCode::UNAUTHORIZED
             }
@@ -377,6 +379,9 @@ impl ApiError {
             DomainError::InvalidUrl(_) => "invalid_url",
             DomainError::InvalidInvitation => "invalid_invitation",
             DomainError::RegistrationClosed => "registration_closed",
+            DomainError::InvalidCode => "invalid_code",
+            DomainError::NotEnabled(_) => "not_enabled",
+            DomainError::EmailUnverified => "email_unverified",
             DomainError::LastAdmin(_) => "last_admin",
             DomainError::InvalidCredentials => "invalid_credentials",
             DomainError::AccountPending => "account_pending",

@@ -55,7 +55,7 @@ impl Problems {
     }
 
     /// A new password: a common one is reported with the code `weak_password`.
-    fn password(&mut self, field: &str, raw: String) -> Option<Password> {
+    pub(crate) fn password(&mut self, field: &str, raw: String) -> Option<Password> {
         let parsed = Password::parse(raw);
         self.weak_password |= parsed.as_ref().is_err_and(InvalidPassword::is_weak);
         self.check(field, parsed)

@@ -17,6 +17,7 @@ mod hashing;
 mod listing;
 mod observe;
 mod openapi;
+mod recovery;
 mod rfc3339;
 mod routes;
 mod schemas;

@@ -15,12 +15,12 @@ use crate::handlers::OpenApiJson;
 use crate::routes::ENDPOINTS;
 use crate::schemas::{
     AuditActionName, Count, DeliveryStatusName, EmailInput, EmailTaken, Forbidden, FreeTextInput,
-    GrantType, InvalidInvitation, InvalidWebhookUrl, InvitationCodeInput, InvitationNotFound,
-    InvitationStatusName, Jwk, JwkSet, LastAdmin, NewPassword, NotPending, PayloadTooLarge,
-    RegistrationRefused, RequestTimeout, SessionNotFound, Timestamp, TooManyRequests, Unauthorized,
-    Unavailable, UnsupportedMediaType, UserIdSchema, UserNotFound, UserStatusName, UsersNotFound,
-    ValidationFailed, WebhookEventName, WebhookEvents, WebhookNotFound, WebhookSecretText,
-    WebhookUrlInput,
+    GrantType, InvalidCode, InvalidInvitation, InvalidWebhookUrl, InvitationCodeInput,
+    InvitationNotFound, InvitationStatusName, Jwk, JwkSet, LastAdmin, NewPassword, NotEnabled,
+    NotPending, OneTimeCodeInput, PayloadTooLarge, RegistrationRefused, RequestTimeout,
+    SessionNotFound, Timestamp, TooManyRequests, Unauthorized, Unavailable, UnsupportedMediaType,
+    UserIdSchema, UserNotFound, UserStatusName, UsersNotFound, ValidationFailed, WebhookEventName,
+    WebhookEvents, WebhookNotFound, WebhookSecretText, WebhookUrlInput,
 };
 
 /// The name of the bearer-token security scheme in the document.
@@ -66,6 +66,7 @@ pub(crate) const METRICS_TOKEN: &str = "metrics_token";
             WebhookSecretText,
             DeliveryStatusName,
             crate::webhooks::MailSettings,
+            OneTimeCodeInput,
         ),
         responses(
             LastAdmin,
@@ -85,6 +86,8 @@ pub(crate) const METRICS_TOKEN: &str = "metrics_token";
             SessionNotFound,
             RegistrationRefused,
             InvalidInvitation,
+            InvalidCode,
+            NotEnabled,
             WebhookNotFound,
             InvalidWebhookUrl,
         )

@@ -16,7 +16,7 @@ use utoipa::openapi::RefOr;
 
 use crate::assets::{Asset, ASSETS};
 use crate::error::ApiError;
-use crate::{approval, handlers, observe, sessions, webhooks};
+use crate::{approval, handlers, observe, recovery, sessions, webhooks};
 
 /// A method, as OpenAPI names them (the API uses `GET`, `POST`, `PUT` and `DELETE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -172,6 +172,10 @@ pub const ENDPOINTS: &[Endpoint] = &[
     endpoint!(handlers::me),
     endpoint!(handlers::change_password),
     endpoint!(handlers::logout),
+    endpoint!(recovery::forgot_password),
+    endpoint!(recovery::reset_password_with_code),
+    endpoint!(recovery::verify_email),
+    endpoint!(recovery::resend_verification),
     endpoint!(sessions::token),
     endpoint!(sessions::my_sessions),
     endpoint!(sessions::end_other_sessions),

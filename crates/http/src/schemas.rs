@@ -194,6 +194,24 @@ impl PartialSchema for InvitationCodeInput {
     }
 }
 
+/// A one-time code (password reset, email verification) as its user types it.
+pub(crate) struct OneTimeCodeInput;
+named_schema!(OneTimeCodeInput, "OneTimeCode");
+
+impl PartialSchema for OneTimeCodeInput {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(64))
+            .description(Some(
+                "The code a mail carried (8 Crockford base32 characters, shown as \
+                 `ABCD-EFGH`). Case, spaces and hyphens do not matter, nor do the look-alikes \
+                 `I`/`L` for 1 and `O` for 0.",
+            ))
+            .into()
+    }
+}
+
 /// An invitation's status: the domain's list.
 pub(crate) struct InvitationStatusName;
 named_schema!(InvitationStatusName, "InvitationStatus");
@@ -526,6 +544,15 @@ error_response!(
     "`invalid_invitation`: the code is unknown, expired, used up or revoked, or the \
      invitation names another email (one answer for all), or `validation_error` for \
      another field"
+);
+error_response!(
+    InvalidCode,
+    "`invalid_code`: the code is wrong, spent, expired or dead (5 wrong tries), or no \
+     account has this email (one answer for all)"
+);
+error_response!(
+    NotEnabled,
+    "`not_enabled`: recovery and email verification need a mailer (`GATEHOUSE_SMTP_URL`)"
 );
 error_response!(
     EmailTaken,

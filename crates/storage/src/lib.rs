@@ -14,6 +14,7 @@
 
 mod backfill;
 mod backup;
+mod codes;
 mod conn;
 mod deadline;
 mod errors;

@@ -357,6 +357,16 @@ impl UserRepo for SqlUserRepo<'_> {
             .map_err(from_diesel)
     }
 
+    fn count_pending_unverified(&mut self) -> Result<u64, Error> {
+        users::table
+            .filter(users::status.eq(UserStatus::Pending.as_str()))
+            .filter(users::email_verified.eq(false))
+            .count()
+            .get_result::<i64>(self.conn)
+            .map(count)
+            .map_err(from_diesel)
+    }
+
     fn insert(&mut self, user: NewUser) -> Result<User, Error> {
         diesel::insert_into(users::table)
             .values(NewUserRow::from(&user))
@@ -1109,7 +1119,32 @@ impl UserRepo for SqlUserRepo<'_> {
         mails::put_setting(self.conn, name, value)
     }
 
+    fn insert_code(&mut self, code: &gatehouse_domain::NewCode) -> Result<(), Error> {
+        crate::codes::insert_code(self.conn, code)
+    }
+
+    fn count_codes_since(
+        &mut self,
+        user: UserId,
+        purpose: gatehouse_domain::CodePurpose,
+        since: DateTime<Utc>,
+    ) -> Result<u64, Error> {
+        crate::codes::count_codes_since(self.conn, user, purpose, since)
+    }
+
+    fn spend_code(
+        &mut self,
+        user: UserId,
+        purpose: gatehouse_domain::CodePurpose,
+        code_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        crate::codes::spend_code(self.conn, user, purpose, code_hash, now)
+    }
+
     fn prune(&mut self, now: DateTime<Utc>, idle_before: DateTime<Utc>) -> Result<u64, Error> {
+        // Codes an hour past their expiry (the hourly cap counts the last hour's).
+        let codes = crate::codes::prune_codes(self.conn, now - chrono::Duration::hours(1))?;
         let now = now.naive_utc();
         let counters = diesel::delete(
             throttle_counters::table
@@ -1123,7 +1158,7 @@ impl UserRepo for SqlUserRepo<'_> {
         .execute(self.conn)
         .map_err(from_diesel)?;
         self.compact_tallies()?;
-        Ok(counters as u64)
+        Ok(counters as u64 + codes)
     }
 }
 

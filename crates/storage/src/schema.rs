@@ -207,3 +207,18 @@ diesel::table! {
         sent_at -> Nullable<Timestamp>,
     }
 }
+
+diesel::table! {
+    /// One-time codes sent by mail (the recovery issue), stored as their hashes.
+    one_time_codes (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        /// `CodePurpose::as_str`.
+        purpose -> Text,
+        code_hash -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        wrong_tries -> BigInt,
+        spent_at -> Nullable<Timestamp>,
+    }
+}

@@ -144,6 +144,7 @@ fn the_schema_reader_sees_every_table() {
             "events",
             "invitations",
             "mails",
+            "one_time_codes",
             "refresh_tokens",
             "sessions",
             "settings",

@@ -84,6 +84,10 @@ macro_rules! user_store_contract_tests {
             eight_dispatchers_claim_each_mail_once,
             mail_attempts_are_recorded_and_release_the_claim,
             settings_are_read_written_and_replaced,
+            a_code_is_spent_once_with_its_siblings,
+            a_code_is_spent_once_among_sixteen_racers,
+            wrong_tries_kill_a_code_and_expiry_too,
+            codes_are_counted_per_user_purpose_and_hour,
         );
     };
     (@tests $attrs:tt $make:tt; $($check:ident),+ $(,)?) => {
@@ -2866,4 +2870,175 @@ pub fn settings_are_read_written_and_replaced(store: &dyn UserStore) {
     assert!(matches!(failed, Err(Error::Conflict)), "{failed:?}");
     assert_eq!(get(name).as_deref(), Some("inside"));
     assert_eq!(get("contract_rolled_back"), None);
+}
+
+fn code(
+    user: UserId,
+    purpose: crate::CodePurpose,
+    text: &str,
+    at: DateTime<Utc>,
+) -> crate::NewCode {
+    let code = crate::OneTimeCode::presented(text).expect("a code");
+    crate::NewCode {
+        user_id: user,
+        purpose,
+        code_hash: code.hash(user, purpose),
+        created_at: at,
+        expires_at: at + Duration::minutes(15),
+    }
+}
+
+fn spend_code(
+    store: &dyn UserStore,
+    user: UserId,
+    purpose: crate::CodePurpose,
+    text: &str,
+    at: DateTime<Utc>,
+) -> bool {
+    let hash = crate::OneTimeCode::presented(text)
+        .expect("a code")
+        .hash(user, purpose);
+    store
+        .write_with(|repo| repo.spend_code(user, purpose, &hash, at))
+        .expect("spend")
+}
+
+/// A code is spent once; its user's other live codes of that purpose die with it; the
+/// other purpose's and other users' codes do not.
+pub fn a_code_is_spent_once_with_its_siblings(store: &dyn UserStore) {
+    use crate::CodePurpose::{EmailVerification, PasswordReset};
+    let ann = insert(store, new_user("ann@example.com")).id;
+    let bob = insert(store, new_user("bob@example.com")).id;
+    let t0 = crate::now();
+    for new in [
+        code(ann, PasswordReset, "AAAA2222", t0),
+        code(ann, PasswordReset, "BBBB3333", t0),
+        code(ann, EmailVerification, "CCCC4444", t0),
+        code(bob, PasswordReset, "AAAA2222", t0),
+    ] {
+        store
+            .write_with(|repo| repo.insert_code(&new))
+            .expect("insert");
+    }
+    assert!(
+        !spend_code(store, ann, PasswordReset, "CCCC4444", t0),
+        "another purpose's code"
+    );
+    assert!(spend_code(store, ann, PasswordReset, "AAAA2222", t0));
+    assert!(
+        !spend_code(store, ann, PasswordReset, "AAAA2222", t0),
+        "spent"
+    );
+    assert!(
+        !spend_code(store, ann, PasswordReset, "BBBB3333", t0),
+        "died with its sibling"
+    );
+    assert!(spend_code(store, ann, EmailVerification, "CCCC4444", t0));
+    assert!(
+        spend_code(store, bob, PasswordReset, "AAAA2222", t0),
+        "bob's own"
+    );
+}
+
+/// Sixteen tries of the right code at once: one succeeds.
+pub fn a_code_is_spent_once_among_sixteen_racers(store: &dyn UserStore) {
+    use crate::CodePurpose::PasswordReset;
+    let ann = insert(store, new_user("ann@example.com")).id;
+    let t0 = crate::now();
+    let new = code(ann, PasswordReset, "RACE2345", t0);
+    store
+        .write_with(|repo| repo.insert_code(&new))
+        .expect("insert");
+    let barrier = std::sync::Barrier::new(16);
+    let wins = std::thread::scope(|scope| {
+        let racers: Vec<_> = (0..16)
+            .map(|_| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    barrier.wait();
+                    spend_code(store, ann, PasswordReset, "RACE2345", t0)
+                })
+            })
+            .collect();
+        racers
+            .into_iter()
+            .map(|racer| racer.join().expect("racer"))
+            .filter(|won| *won)
+            .count()
+    });
+    assert_eq!(wins, 1);
+}
+
+/// Five wrong tries kill a code (the right one after them fails); so does its expiry.
+pub fn wrong_tries_kill_a_code_and_expiry_too(store: &dyn UserStore) {
+    use crate::CodePurpose::{EmailVerification, PasswordReset};
+    let ann = insert(store, new_user("ann@example.com")).id;
+    let t0 = crate::now();
+    let new = code(ann, PasswordReset, "GOOD2345", t0);
+    store
+        .write_with(|repo| repo.insert_code(&new))
+        .expect("insert");
+    for _ in 0..4 {
+        assert!(!spend_code(store, ann, PasswordReset, "BAAD2345", t0));
+    }
+    // Four wrong tries: still alive.
+    let survivor = code(ann, EmailVerification, "KEEP2345", t0);
+    store
+        .write_with(|repo| repo.insert_code(&survivor))
+        .expect("insert");
+    assert!(
+        !spend_code(store, ann, PasswordReset, "BAAD2345", t0),
+        "the fifth wrong try"
+    );
+    assert!(
+        !spend_code(store, ann, PasswordReset, "GOOD2345", t0),
+        "dead after five"
+    );
+    // Expiry: alive a second before, dead at it.
+    let late = t0 + Duration::minutes(15);
+    assert!(
+        !spend_code(store, ann, EmailVerification, "KEEP2345", late),
+        "expired"
+    );
+    let fresh = code(ann, EmailVerification, "NEWW2345", t0);
+    store
+        .write_with(|repo| repo.insert_code(&fresh))
+        .expect("insert");
+    assert!(spend_code(
+        store,
+        ann,
+        EmailVerification,
+        "NEWW2345",
+        late - Duration::seconds(1)
+    ));
+}
+
+/// The hourly cap counts a user's codes of one purpose made since a moment.
+pub fn codes_are_counted_per_user_purpose_and_hour(store: &dyn UserStore) {
+    use crate::CodePurpose::{EmailVerification, PasswordReset};
+    let ann = insert(store, new_user("ann@example.com")).id;
+    let bob = insert(store, new_user("bob@example.com")).id;
+    let t0 = crate::now();
+    for (user, purpose, at) in [
+        (ann, PasswordReset, t0 - Duration::minutes(90)),
+        (ann, PasswordReset, t0 - Duration::minutes(30)),
+        (ann, PasswordReset, t0),
+        (ann, EmailVerification, t0),
+        (bob, PasswordReset, t0),
+    ] {
+        let new = code(user, purpose, "ABCD2345", at);
+        store
+            .write_with(|repo| repo.insert_code(&new))
+            .expect("insert");
+    }
+    let since = t0 - Duration::hours(1);
+    let count = |user, purpose| {
+        store
+            .read_with(|repo| repo.count_codes_since(user, purpose, since))
+            .expect("count")
+    };
+    assert_eq!(count(ann, PasswordReset), 2);
+    assert_eq!(count(ann, EmailVerification), 1);
+    assert_eq!(count(bob, PasswordReset), 1);
+    assert_eq!(count(bob, EmailVerification), 0);
 }

@@ -51,6 +51,8 @@ struct State {
     last_mail_id: i64,
     /// The `settings` table.
     settings: HashMap<String, String>,
+    /// One-time codes, each with its wrong tries and when it was spent.
+    codes: Vec<(crate::NewCode, i64, Option<DateTime<Utc>>)>,
 }
 
 /// A queued mail with its state, as the `mails` table keeps it.
@@ -139,6 +141,14 @@ impl UserRepo for State {
 
     fn count_with_status(&mut self, status: UserStatus) -> Result<u64, Error> {
         Ok(self.users.values().filter(|u| u.status == status).count() as u64)
+    }
+
+    fn count_pending_unverified(&mut self) -> Result<u64, Error> {
+        Ok(self
+            .users
+            .values()
+            .filter(|u| u.status == UserStatus::Pending && !u.email_verified)
+            .count() as u64)
     }
 
     fn insert(&mut self, new: NewUser) -> Result<User, Error> {
@@ -932,6 +942,54 @@ impl UserRepo for State {
     fn put_setting(&mut self, name: &str, value: &str) -> Result<(), Error> {
         self.settings.insert(name.to_owned(), value.to_owned());
         Ok(())
+    }
+
+    fn insert_code(&mut self, code: &crate::NewCode) -> Result<(), Error> {
+        self.codes.push((code.clone(), 0, None));
+        Ok(())
+    }
+
+    fn count_codes_since(
+        &mut self,
+        user: UserId,
+        purpose: crate::CodePurpose,
+        since: DateTime<Utc>,
+    ) -> Result<u64, Error> {
+        Ok(self
+            .codes
+            .iter()
+            .filter(|(c, _, _)| c.user_id == user && c.purpose == purpose && c.created_at >= since)
+            .count() as u64)
+    }
+
+    fn spend_code(
+        &mut self,
+        user: UserId,
+        purpose: crate::CodePurpose,
+        code_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let live = |(c, tries, spent): &(crate::NewCode, i64, Option<DateTime<Utc>>)| {
+            c.user_id == user
+                && c.purpose == purpose
+                && spent.is_none()
+                && *tries < crate::MAX_WRONG_TRIES
+                && c.expires_at > now
+        };
+        let matched = self
+            .codes
+            .iter()
+            .any(|entry| live(entry) && entry.0.code_hash == code_hash);
+        for entry in &mut self.codes {
+            if live(entry) {
+                if matched {
+                    entry.2 = Some(now);
+                } else {
+                    entry.1 += 1;
+                }
+            }
+        }
+        Ok(matched)
     }
 
     fn prune(&mut self, now: DateTime<Utc>, idle_before: DateTime<Utc>) -> Result<u64, Error> {
