@@ -95,6 +95,9 @@ pub enum UsersCommand {
     /// access tokens stop working at once. They may log in again (disable them to keep
     /// them out).
     SignOut(Target),
+    /// Mark a user's email verified, as the code mailed to them would (a pending user of
+    /// a domain in GATEHOUSE_AUTO_APPROVE_DOMAINS is approved too).
+    VerifyEmail(Target),
 }
 
 /// The user a command acts on, and how to report it.
@@ -267,6 +270,21 @@ pub fn users(config: &Config, command: UsersCommand) -> anyhow::Result<()> {
                 describe(&user),
                 if ended == 1 { "" } else { "s" }
             );
+            report(out, target.json, &user, &line)
+        }
+        UsersCommand::VerifyEmail(target) => {
+            let before = service.find_user(Actor::Operator, &target.user)?;
+            let user = service.mark_email_verified(before.id)?;
+            let line = if before.email_verified {
+                format!("{} was verified already", describe(&user))
+            } else if user.status != before.status {
+                format!(
+                    "verified the email of {} and approved them (auto-approved domain)",
+                    describe(&user)
+                )
+            } else {
+                format!("verified the email of {}", describe(&user))
+            };
             report(out, target.json, &user, &line)
         }
         UsersCommand::Delete(target) => {

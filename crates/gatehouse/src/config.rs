@@ -152,10 +152,27 @@ pub struct Config {
     /// required with `GATEHOUSE_SMTP_URL`.
     #[serde(default, deserialize_with = "mail_from")]
     pub mail_from: Option<String>,
+    /// `GATEHOUSE_SMTP_CA_FILE`: a PEM file of CA certificates the mailer trusts for the
+    /// SMTP server's certificate (STARTTLS or `smtps://`) besides the Mozilla roots, for a
+    /// mail server with a private CA; read and checked at start-up. Only with
+    /// `GATEHOUSE_SMTP_URL`.
+    #[serde(default, deserialize_with = "smtp_ca_file")]
+    pub smtp_ca_file: Option<crate::mailer::CaCertificates>,
     /// `GATEHOUSE_ADMIN_DIGEST_INTERVAL`: at most one "users wait for approval" mail per
     /// admin per this long.
     #[serde(deserialize_with = "digest_interval")]
     pub admin_digest_interval: Duration,
+    /// `GATEHOUSE_RESET_CODE_TTL`: how long a password reset code sent by mail lives.
+    #[serde(deserialize_with = "reset_code_ttl")]
+    pub reset_code_ttl: Duration,
+    /// `GATEHOUSE_REQUIRE_VERIFIED_EMAIL`: an unverified user's login is refused
+    /// (`email_unverified`); needs a mailer.
+    #[serde(deserialize_with = "boolean")]
+    pub require_verified_email: bool,
+    /// `GATEHOUSE_AUTO_APPROVE_DOMAINS`: email domains whose self-registered users are
+    /// approved once they verify their email; needs a mailer.
+    #[serde(deserialize_with = "domains")]
+    pub auto_approve_domains: Vec<String>,
     /// `GATEHOUSE_CONFIG`: the file read under the environment, if any.
     #[serde(skip)]
     pub file: Option<PathBuf>,
@@ -194,10 +211,18 @@ webhook_timeout = "10s"
 webhook_retry_delays = ["5s", "30s", "2m", "10m", "30m", "2h", "6h"]
 webhook_allow_private = false
 admin_digest_interval = "1m"
+reset_code_ttl = "15m"
+require_verified_email = false
+auto_approve_domains = []
 "#;
 
 /// The settings that may be a TOML array in the file (or a comma-separated string).
-const LIST_KEYS: &[&str] = &["trusted_proxies", "cors_origins", "webhook_retry_delays"];
+const LIST_KEYS: &[&str] = &[
+    "trusted_proxies",
+    "cors_origins",
+    "webhook_retry_delays",
+    "auto_approve_domains",
+];
 
 /// What an unset setting without default means, for `check-config`.
 fn unset_meaning(key: &str) -> &'static str {
@@ -208,6 +233,7 @@ fn unset_meaning(key: &str) -> &'static str {
         "public_url" => "(none: invitations come without a link)",
         "smtp_url" => "(none: no mail is sent)",
         "mail_from" => "(none)",
+        "smtp_ca_file" => "(none: the Mozilla roots only)",
         _ => "(unset)",
     }
 }
@@ -733,6 +759,31 @@ impl Config {
                  Gatehouse <auth@example.com>",
             )]);
         }
+        for (wanted, variable) in [
+            (
+                config.require_verified_email,
+                "GATEHOUSE_REQUIRE_VERIFIED_EMAIL",
+            ),
+            (
+                !config.auto_approve_domains.is_empty(),
+                "GATEHOUSE_AUTO_APPROVE_DOMAINS",
+            ),
+        ] {
+            if wanted && config.smtp_url.is_none() {
+                return Err(vec![ConfigError::in_environment(
+                    variable,
+                    "needs a mailer: verification codes go by mail, so set GATEHOUSE_SMTP_URL \
+                     and GATEHOUSE_MAIL_FROM too, or unset it",
+                )]);
+            }
+        }
+        if config.smtp_ca_file.is_some() && config.smtp_url.is_none() {
+            return Err(vec![ConfigError::in_environment(
+                "GATEHOUSE_SMTP_CA_FILE",
+                "is set without GATEHOUSE_SMTP_URL: it names the CAs the mailer trusts, so set \
+                 the SMTP URL too, or unset it",
+            )]);
+        }
         config.file = file.map(|f| f.path.clone());
         config.effective = keys
             .iter()
@@ -973,12 +1024,58 @@ fn mail_from<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String
     })
 }
 
+/// A readable PEM file holding at least one CA certificate, read now.
+fn smtp_ca_file<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<crate::mailer::CaCertificates>, D::Error> {
+    text_with(deserializer, |value| {
+        crate::mailer::CaCertificates::read(Path::new(value.trim())).map(Some)
+    })
+}
+
 /// From 1 s to 7 days.
 fn digest_interval<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
     text_with(deserializer, |value| {
         duration_text(value)
             .filter(|d| (Duration::from_secs(1)..=Duration::from_secs(7 * 86_400)).contains(d))
             .ok_or_else(|| "must be a duration from 1s to 7d, such as 1m, 15m or 1h".to_owned())
+    })
+}
+
+/// From 1 minute to 24 hours.
+fn reset_code_ttl<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    text_with(deserializer, |value| {
+        duration_text(value)
+            .filter(|d| (Duration::from_secs(60)..=Duration::from_secs(86_400)).contains(d))
+            .ok_or_else(|| "must be a duration from 1m to 24h, such as 15m or 1h".to_owned())
+    })
+}
+
+/// Comma-separated domain names (`example.com,example.org`), lower-cased; empty for none.
+fn domains<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    text_with(deserializer, |value| {
+        value
+            .split(',')
+            .map(str::trim)
+            .filter(|domain| !domain.is_empty())
+            .map(|domain| {
+                let domain = domain.trim_start_matches('@').to_ascii_lowercase();
+                let plausible = domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+                    && domain
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+                if plausible {
+                    Ok(domain)
+                } else {
+                    Err(format!(
+                        "{domain:?} is not a domain name: give domains such as example.com, \
+                         separated by commas"
+                    ))
+                }
+            })
+            .collect()
     })
 }
 
@@ -1698,6 +1795,46 @@ mod tests {
     }
 
     #[test]
+    fn the_smtp_ca_file_must_be_a_readable_pem_of_certificates() {
+        // (A good file, and one set without GATEHOUSE_SMTP_URL: tests/blackbox/mail.rs.)
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path.display().to_string()
+        };
+        let missing = dir.path().join("missing.pem").display().to_string();
+        let no_certificate = write(
+            "key.pem",
+            "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n",
+        );
+        let not_a_certificate = write(
+            "bad.pem",
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        );
+        for (path, problem) in [
+            (&missing, "cannot read"),
+            (&no_certificate, "holds no certificate"),
+            (&not_a_certificate, "is not a usable CA certificate"),
+        ] {
+            let errors = config(&[
+                ("GATEHOUSE_SMTP_URL", "smtp://mail.example.com?tls=required"),
+                ("GATEHOUSE_MAIL_FROM", "auth@example.com"),
+                ("GATEHOUSE_SMTP_CA_FILE", path),
+            ])
+            .unwrap_err();
+            let lines = lines(&errors);
+            assert_eq!(lines.len(), 1, "{lines:?}");
+            assert!(
+                lines[0].starts_with(&format!("invalid GATEHOUSE_SMTP_CA_FILE: {path}"))
+                    && lines[0].contains(problem)
+                    && !lines[0].contains('\n'),
+                "{lines:?}"
+            );
+        }
+    }
+
+    #[test]
     fn secrets_are_masked() {
         let url = "postgres://app:db-password@db.internal:5432/gatehouse";
         let toml = format!("jwt_secret = \"{SECRET}\"\ndatabase_url = \"{url}\"\n");
@@ -1782,9 +1919,9 @@ mod tests {
     #[test]
     fn the_keys_are_the_fields_in_their_order() {
         let keys = keys();
-        assert_eq!(keys.len(), 33, "{keys:?}");
+        assert_eq!(keys.len(), 37, "{keys:?}");
         assert_eq!(keys.first(), Some(&"bind"));
-        assert_eq!(keys.last(), Some(&"admin_digest_interval"));
+        assert_eq!(keys.last(), Some(&"auto_approve_domains"));
         assert!(keys.contains(&"rust_log") && keys.contains(&"database_pool_size"));
         assert_eq!(variable("rust_log"), "RUST_LOG");
         assert_eq!(variable("bcrypt_cost"), "GATEHOUSE_BCRYPT_COST");

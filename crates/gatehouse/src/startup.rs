@@ -7,8 +7,8 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpServer};
 use anyhow::Context;
 use gatehouse_domain::{
-    BcryptHasher, Ed25519Tokens, Hs256Tokens, JwtSecret, MailPolicy, RetryPolicy, TokenService,
-    UserService,
+    BcryptHasher, Ed25519Tokens, Hs256Tokens, JwtSecret, MailPolicy, RecoveryPolicy, RetryPolicy,
+    TokenService, UserService,
 };
 use gatehouse_http::{AppState, HashingPool, MailSettings, MetricsToken};
 use gatehouse_storage::{Database, PoolOptions};
@@ -169,11 +169,18 @@ pub fn user_service(
         );
     // Mails are queued (by the command line too) only with a mailer; `serve` sends them.
     let users = if config.smtp_url.is_some() {
-        users.with_mail(MailPolicy {
-            public_url: config.public_url.clone(),
-            digest_interval: chrono::Duration::from_std(config.admin_digest_interval)
-                .unwrap_or_else(|_| chrono::Duration::minutes(1)),
-        })
+        users
+            .with_mail(MailPolicy {
+                public_url: config.public_url.clone(),
+                digest_interval: chrono::Duration::from_std(config.admin_digest_interval)
+                    .unwrap_or_else(|_| chrono::Duration::minutes(1)),
+            })
+            .with_recovery(RecoveryPolicy {
+                reset_code_ttl: chrono::Duration::from_std(config.reset_code_ttl)
+                    .unwrap_or(RecoveryPolicy::DEFAULT_RESET_CODE_TTL),
+                require_verified_email: config.require_verified_email,
+                auto_approve_domains: config.auto_approve_domains.clone(),
+            })
     } else {
         users
     };
@@ -186,7 +193,12 @@ pub fn user_service(
 /// A URL or sender the mailer cannot use.
 pub fn mailer(config: &Config) -> anyhow::Result<Option<Mailer>> {
     match (&config.smtp_url, &config.mail_from) {
-        (Some(url), Some(from)) => Ok(Some(Mailer::new(url, from, config.webhook_timeout)?)),
+        (Some(url), Some(from)) => Ok(Some(Mailer::new(
+            url,
+            from,
+            config.webhook_timeout,
+            config.smtp_ca_file.as_ref(),
+        )?)),
         _ => Ok(None),
     }
 }

@@ -13,6 +13,7 @@ mod multi_instance;
 mod operability;
 mod outage;
 mod receiver;
+mod recovery;
 mod retention;
 mod security;
 mod server;
