@@ -11,7 +11,9 @@
 // The renewal of short-lived access tokens has a second server of its own, whose tokens live
 // 3 seconds. The main server may send webhooks to this machine
 // (GATEHOUSE_WEBHOOK_ALLOW_PRIVATE=true), where a receiver of the tests' own takes them; a
-// third server, without that setting, refuses such addresses.
+// third server, without that setting, refuses such addresses. Recovery and email
+// verification have a server of their own with a mailer, whose mail goes to an SMTP server
+// the tests run on 127.0.0.1 (smtp-sink.mjs), where they read the codes.
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -23,6 +25,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { codeIn, startSmtpSink } from "./smtp-sink.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "../../../..");
@@ -423,6 +426,8 @@ after(async () => {
   server?.stop();
   quick?.stop();
   receiver?.stop();
+  mailing?.stop();
+  sink?.stop();
 });
 
 test("an unauthenticated visit lands on the login page, under a strict CSP", async () => {
@@ -562,7 +567,8 @@ test("a non-admin sees no Settings link, and typing #/settings lands on their ac
   assert.equal(await bob.getByRole("link", { name: "Settings", exact: true }).count(), 0);
   await bob.goto("/#/settings");
   await heading(bob, "Your account").waitFor();
-  assert.match(bob.url(), /#\/account$/);
+  // The heading was there before: wait for the redirect itself.
+  await eventually(async () => assert.match(bob.url(), /#\/account$/), "lands on the account page");
   assert.equal(await bob.getByRole("heading", { name: "Mail", exact: true }).count(), 0);
   const { token } = await kept(bob);
   assert.equal((await apiCall(server, "GET", "/api/auth/settings/mail", token)).status, 403);
@@ -1953,6 +1959,252 @@ test("a refused renewal signs the tab out cleanly: the login page, a short messa
   await quickPage.context().close();
 });
 
+// ---- recovery and email verification ------------------------------------------------------
+
+const ANN = "ann@example.org"; // of a domain whose users are approved once verified
+const ANN_NEW_PASSWORD = "v1olin-crumpet";
+const SAM = "sam@example.com";
+const VERIFY_SUBJECT = "Verify your email address";
+const RESET_SUBJECT = "Your password reset code";
+const ON_ITS_WAY = "If that address is registered, a code is on its way. Check your mail.";
+
+let sink; // the SMTP server the mailing server sends to
+let mailing; // a server with a mailer, requiring verified addresses
+let mailAdmin; // its first user's page
+
+/** The code of the newest mail to `to` with `subject`, once there are `count` of them. */
+function mailedCode(to, subject, count = 1) {
+  return eventually(
+    () => {
+      const mails = sink.to(to, subject);
+      assert.ok(mails.length >= count, `${mails.length} of ${count} mails`);
+      const code = codeIn(mails.at(-1));
+      assert.match(code ?? "", /^[0-9A-Z]{4}-[0-9A-Z]{4}$/, "the mail has a code");
+      return code;
+    },
+    `"${subject}" to ${to}`,
+    20_000,
+  );
+}
+
+/** A well-formed code that is not `code`. */
+const otherThan = (code) => (code === "ZZZZ-ZZZZ" ? "YYYY-YYYY" : "ZZZZ-ZZZZ");
+
+const fieldError = (page, text) => page.locator(".field-error").filter({ hasText: text });
+
+test("without a mailer, Forgot password? says that recovery is not set up", async () => {
+  const page = await newPage();
+  await page.goto("/#/login");
+  await heading(page, "Log in").waitFor();
+  await input(page, "Email").fill(BOB);
+  await page.getByRole("link", { name: "Forgot password?", exact: true }).click();
+  await heading(page, "Forgot your password?").waitFor();
+  assert.match(page.url(), /#\/forgot$/);
+  const off = message(page, "Password recovery is not set up on this server");
+  await off.waitFor();
+  assert.match(await off.innerText(), /Ask an administrator to reset your password\./);
+  assert.equal(await off.getAttribute("role"), "alert");
+  assert.equal(await button(page, "Send me a code").isVisible(), false, "nothing to send");
+  const answer = await apiCall(server, "POST", "/api/auth/password/forgot", null, { email: BOB });
+  assert.equal(answer.status, 404);
+  assert.equal(answer.body.code, "not_enabled");
+  await page.getByRole("link", { name: "Back to log in" }).click();
+  await heading(page, "Log in").waitFor();
+  assert.equal(await input(page, "Email").inputValue(), BOB, "the address typed before is kept");
+  await page.context().close();
+});
+
+test("with a mailer, registering leads to a check-your-mail step; the mailed code verifies the address", async () => {
+  sink = await startSmtpSink();
+  mailing = await startServer({
+    GATEHOUSE_SMTP_URL: sink.url,
+    GATEHOUSE_MAIL_FROM: "auth@example.com",
+    GATEHOUSE_WEBHOOK_RETRY_DELAYS: "200ms,300ms",
+    GATEHOUSE_REQUIRE_VERIFIED_EMAIL: "true",
+    GATEHOUSE_AUTO_APPROVE_DOMAINS: "example.org",
+  });
+  mailAdmin = await newPage({ on: mailing });
+  await mailAdmin.goto("/#/register");
+  await heading(mailAdmin, "Create an account").waitFor();
+  await input(mailAdmin, "Email").fill(ADMIN);
+  await input(mailAdmin, "Password").fill(PASSWORD);
+  await input(mailAdmin, "Repeat the password").fill(PASSWORD);
+  await button(mailAdmin, "Create account").click();
+  await heading(mailAdmin, "Check your mail").waitFor();
+  assert.match(mailAdmin.url(), /#\/verify$/);
+  assert.equal(await mailAdmin.locator("main strong.address").innerText(), ADMIN);
+  assert.equal(await mailAdmin.evaluate(() => document.activeElement?.getAttribute("name")), "code");
+  await assertLabelled(mailAdmin, "the verification step");
+  const first = await mailedCode(ADMIN, VERIFY_SUBJECT);
+  assert.equal(sink.to(ADMIN, VERIFY_SUBJECT)[0].from, "auth@example.com");
+
+  // Too short: said before anything is sent. A wrong code: the API's one answer.
+  await input(mailAdmin, "Code").fill("ABCD");
+  await button(mailAdmin, "Verify").click();
+  await fieldError(mailAdmin, "The code has 8 characters, such as ABCD-EFGH.").waitFor();
+  await input(mailAdmin, "Code").fill(otherThan(first));
+  await button(mailAdmin, "Verify").click();
+  await fieldError(mailAdmin, "The code is invalid or has expired.").waitFor();
+  assert.equal(await input(mailAdmin, "Code").getAttribute("aria-invalid"), "true");
+
+  // A new code, mailed on request.
+  await button(mailAdmin, "Send a new code").click();
+  await message(mailAdmin, ON_ITS_WAY).waitFor();
+  const second = await mailedCode(ADMIN, VERIFY_SUBJECT, 2);
+  // Typed as people do: small letters, no hyphen.
+  await input(mailAdmin, "Code").fill(second.replace("-", "").toLowerCase());
+  await shot(mailAdmin, "verify-email");
+  await button(mailAdmin, "Verify").click();
+  // Verified, and so the first user's login (which needs it here) goes through.
+  await heading(mailAdmin, "Users").waitFor();
+  await message(
+    mailAdmin,
+    "Your email address is verified. Welcome! You are the first user, so you are the administrator.",
+  ).waitFor();
+  const me = await apiCall(mailing, "GET", "/api/auth/me", (await kept(mailAdmin)).token);
+  assert.equal(me.body.email_verified, true);
+});
+
+test("a user of an auto-approved domain is signed in as soon as the address is verified", async () => {
+  const ann = await newPage({ on: mailing });
+  await ann.goto("/#/register");
+  await heading(ann, "Create an account").waitFor();
+  await input(ann, "Email").fill(ANN);
+  await input(ann, "Password").fill(PASSWORD);
+  await input(ann, "Repeat the password").fill(PASSWORD);
+  await button(ann, "Create account").click();
+  await heading(ann, "Check your mail").waitFor();
+  await input(ann, "Code").fill(await mailedCode(ANN, VERIFY_SUBJECT));
+  await button(ann, "Verify").click();
+  await heading(ann, "Your account").waitFor();
+  await message(ann, "Your email address is verified. Welcome! Your account is ready.").waitFor();
+  await ann.getByText(`Signed in as ${ANN}`, { exact: true }).waitFor();
+  await ann.context().close();
+});
+
+test("the users list and the approval queue mark each address verified or unverified", async () => {
+  assert.equal(
+    (await apiCall(mailing, "POST", "/api/auth/register", null, { email: SAM, password: PASSWORD })).status,
+    201,
+  );
+  await mailAdmin.getByRole("link", { name: /^Users/ }).click();
+  await row(mailAdmin, SAM).waitFor();
+  const mark = (email) => row(mailAdmin, email).locator(".mark");
+  assert.equal(await mark(ADMIN).innerText(), "verified");
+  assert.equal(await mark(ANN).innerText(), "verified");
+  assert.equal(await mark(SAM).innerText(), "unverified");
+  assert.match(await mark(SAM).getAttribute("title"), /not verified/);
+  // In words, inside the cell of the address (what a screen reader reads with it).
+  assert.match(await row(mailAdmin, SAM).locator("td.email").innerText(), new RegExp(`^${SAM}\\s+unverified$`));
+  await shot(mailAdmin, "users-verified");
+
+  // The approval queue.
+  await mailAdmin.getByLabel("Status").selectOption("pending");
+  await eventually(async () => assert.equal(await mailAdmin.locator("tbody tr").count(), 1), "1 pending");
+  assert.equal(await mark(SAM).innerText(), "unverified");
+  await atPhoneWidth(mailAdmin, () => assertNoSidewaysScroll(mailAdmin, "the marks at phone width"));
+});
+
+test("a login refused for an unverified address leads to the code step, then to the pending page", async () => {
+  const sam = await newPage({ on: mailing });
+  await logIn(sam, SAM, PASSWORD);
+  await heading(sam, "Check your mail").waitFor();
+  await sam.getByText("has to be verified before you can log in", { exact: false }).waitFor();
+  assert.equal(await sam.locator("main strong.address").innerText(), SAM);
+  await input(sam, "Code").fill(await mailedCode(SAM, VERIFY_SUBJECT));
+  await button(sam, "Verify").click();
+  await heading(sam, "Your account awaits approval").waitFor();
+  await message(sam, "Your email address is verified. Your account now waits for an administrator's approval.").waitFor();
+  assert.deepEqual(await kept(sam), { token: null, refresh: null }, "not signed in");
+  await sam.context().close();
+
+  await mailAdmin.getByRole("link", { name: /^Users/ }).click();
+  await eventually(
+    async () => assert.equal(await row(mailAdmin, SAM).locator(".mark").innerText(), "verified"),
+    "the queue shows the address verified",
+  );
+});
+
+test("Forgot password?: the code by mail, a new password typed twice, and back to log in", async () => {
+  const page = await newPage({ on: mailing });
+  const old = await apiLogin(ANN, PASSWORD, { on: mailing });
+  assert.equal(old.status, 200);
+  await page.goto("/#/login");
+  await heading(page, "Log in").waitFor();
+  await input(page, "Email").fill(ANN);
+  await page.getByRole("link", { name: "Forgot password?", exact: true }).click();
+  await heading(page, "Forgot your password?").waitFor();
+  assert.equal(await input(page, "Email").inputValue(), ANN, "the address typed on the login page");
+  await assertLabelled(page, "forgot password");
+
+  // A malformed address: the API's 422, under the field.
+  await input(page, "Email").fill("ann-at-example.org");
+  await button(page, "Send me a code").click();
+  await page.locator(".field-error:visible").waitFor();
+  assert.equal(await input(page, "Email").getAttribute("aria-invalid"), "true");
+
+  await input(page, "Email").fill(ANN);
+  await button(page, "Send me a code").click();
+  await heading(page, "Set a new password").waitFor();
+  assert.match(page.url(), /#\/reset$/);
+  await message(page, ON_ITS_WAY).waitFor();
+  assert.equal(await input(page, "Email").inputValue(), ANN);
+  assert.equal(await page.evaluate(() => document.activeElement?.getAttribute("name")), "code");
+  await assertLabelled(page, "set a new password");
+  const code = await mailedCode(ANN, RESET_SUBJECT);
+
+  // The password policy speaks first (the code is not spent); then a wrong code.
+  await input(page, "Code").fill(code);
+  await input(page, "New password").fill("password123");
+  await input(page, "Repeat the new password").fill("password123");
+  await button(page, "Set new password").click();
+  await fieldError(page, /common/i).waitFor();
+  await input(page, "Code").fill(otherThan(code));
+  await input(page, "New password").fill(ANN_NEW_PASSWORD);
+  await input(page, "Repeat the new password").fill(ANN_NEW_PASSWORD);
+  await button(page, "Set new password").click();
+  await fieldError(page, "The code is invalid or has expired.").waitFor();
+  // The two passwords must match.
+  await input(page, "Code").fill(code);
+  await input(page, "Repeat the new password").fill(`${ANN_NEW_PASSWORD}x`);
+  await button(page, "Set new password").click();
+  await page.getByText("The two passwords are not the same.").waitFor();
+  await input(page, "Repeat the new password").fill(ANN_NEW_PASSWORD);
+  await shot(page, "forgot-password");
+  await button(page, "Set new password").click();
+
+  await heading(page, "Log in").waitFor();
+  await message(page, "Your new password is set").waitFor();
+  assert.equal(await input(page, "Email").inputValue(), ANN, "the address is filled in");
+  await input(page, "Password").fill(ANN_NEW_PASSWORD);
+  await button(page, "Log in").click();
+  await heading(page, "Your account").waitFor();
+
+  // The old password and the session from before are gone; the code works once.
+  assert.equal((await apiLogin(ANN, PASSWORD, { on: mailing })).status, 401);
+  assert.equal((await apiRefresh(mailing, old.body.refresh_token)).status, 400);
+  const again = await apiCall(mailing, "POST", "/api/auth/password/reset", null, {
+    email: ANN,
+    code,
+    new_password: PASSWORD,
+  });
+  assert.equal(again.status, 400);
+  assert.equal(again.body.code, "invalid_code");
+  await page.context().close();
+});
+
+test("the Forgot password? page and the code step read at phone width", async () => {
+  const page = await newPage({ on: mailing, width: 390, height: 844 });
+  await page.goto("/#/forgot");
+  await heading(page, "Forgot your password?").waitFor();
+  await assertNoSidewaysScroll(page, "forgot password at phone width");
+  await page.goto("/#/verify");
+  await heading(page, "Verify your email address").waitFor();
+  await assertLabelled(page, "the code page opened by itself");
+  await assertNoSidewaysScroll(page, "the code page at phone width");
+  await page.context().close();
+});
+
 test("the API docs page works under the console's CSP: no script refused, no other host", async () => {
   // Its own page: the viewer's style sheet has a few data: icons, which the policy holds
   // back (img-src 'self'); that is the only thing it may refuse.
@@ -2007,7 +2259,7 @@ test("no page put a token in a URL, talked to another host, broke the CSP or thr
     }
   }
   assert.ok(watched.length >= 3);
-  for (const each of [server, quick].filter(Boolean)) {
+  for (const each of [server, quick, mailing].filter(Boolean)) {
     assert.doesNotMatch(each.logs(), /"panicked|ERROR/, "the server logged no error");
   }
 });

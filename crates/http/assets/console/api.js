@@ -368,9 +368,34 @@ function register(email, password, { reason = "", invitation = "" } = {}) {
   return call("POST", "/api/auth/register", body, { auth: false });
 }
 
+/**
+ * Whether this server mails codes (it has a mailer), without sending or counting anything:
+ * a body without its email, which the API answers 404 `not_enabled` when it has no mailer
+ * and otherwise refuses (422) before it counts or sends anything.
+ */
+async function mailsCodes() {
+  try {
+    await call("POST", "/api/auth/email/verify/resend", {}, { auth: false });
+    return true;
+  } catch (error) {
+    return error.code !== "not_enabled";
+  }
+}
+
 export const api = {
   login,
   register,
+  /** Asks for a password reset code by mail: 202 {message}, whether or not one is sent. */
+  forgotPassword: (email) => call("POST", "/api/auth/password/forgot", { email }, { auth: false }),
+  /** Sets a new password with a mailed code (204). */
+  recoverPassword: (email, code, newPassword) =>
+    call("POST", "/api/auth/password/reset", { email, code, new_password: newPassword }, { auth: false }),
+  /** Verifies an email address with its mailed code (204). */
+  verifyEmail: (email, code) => call("POST", "/api/auth/email/verify", { email, code }, { auth: false }),
+  /** Asks for a new verification code: 202 {message}, whether or not one is sent. */
+  resendVerification: (email) =>
+    call("POST", "/api/auth/email/verify/resend", { email }, { auth: false }),
+  mailsCodes,
   me: () => call("GET", "/api/auth/me"),
   logout,
   changePassword: (current, next) =>

@@ -1,4 +1,5 @@
-// The Gatehouse console: log in, register, wait for approval, see and end your sessions,
+// The Gatehouse console: log in, register (and verify the address by its mailed code),
+// recover a forgotten password, wait for approval, see and end your sessions,
 // manage users, invitations and webhooks, see how the server mails. Views are chosen by the part of the URL after "#/" (never
 // holding a token; "#/register?invitation=CODE" carries an invitation's code, which goes
 // nowhere but the registration request); every view asks the API who is signed in first,
@@ -18,6 +19,13 @@ const state = {
   pendingEmail: null,
   // A rejected user's login: {email, note}, for the page that says so.
   rejected: null,
+  // The address last typed on a public page, filled in on the next one (the login page,
+  // "Forgot password?", the code pages).
+  email: "",
+  // The "check your mail" step: {email, password, user}. The password (of the registration
+  // or login that led here, to sign in once the address is verified) is kept in memory and
+  // only while the step is shown; `user` is the registration's answer, if it led here.
+  verification: null,
   badgeTimer: null,
   renders: 0,
   users: { q: "", status: "", role: "", offset: 0 },
@@ -28,8 +36,12 @@ const PAGE_SIZE = 50;
 const BADGE_REFRESH_MS = 30_000;
 
 const routes = {
-  login: { title: "Log in", public: true, view: loginView },
-  register: { title: "Create an account", public: true, view: registerView },
+  // `guest`: for people who are not signed in; someone signed in goes to their home page.
+  login: { title: "Log in", public: true, guest: true, view: loginView },
+  register: { title: "Create an account", public: true, guest: true, view: registerView },
+  forgot: { title: "Forgot your password?", public: true, guest: true, view: forgotView },
+  reset: { title: "Set a new password", public: true, guest: true, view: resetView },
+  verify: { title: "Verify your email address", public: true, guest: true, view: verifyView },
   pending: { title: "Awaiting approval", public: true, view: pendingView },
   rejected: { title: "Registration declined", public: true, view: rejectedView },
   account: { title: "Your account", view: accountView },
@@ -86,6 +98,8 @@ async function render() {
   clearInterval(state.badgeTimer);
   const { name, params } = place();
   const route = Object.hasOwn(routes, name) ? routes[name] : null;
+  // The verification step's password lives no longer than the step.
+  if (name !== "verify") state.verification = null;
 
   if (session.token) {
     try {
@@ -103,7 +117,7 @@ async function render() {
 
   if (!route) return go(state.me ? home() : "login");
   if (!route.public && !state.me) return go("login");
-  if (state.me && (name === "login" || name === "register")) {
+  if (state.me && route.guest) {
     if (name === "register" && params.get("invitation")) {
       notify("You are signed in already. To register with this invitation, log out and open the link again.", "info");
     }
@@ -331,6 +345,16 @@ function loginView(notice) {
     autocomplete: "current-password",
     required: true,
   });
+  // Back from a recovery or a verification: the address is filled in.
+  if (state.email) {
+    email.input.value = state.email;
+    email.input.removeAttribute("data-autofocus");
+    password.input.setAttribute("data-autofocus", "");
+  }
+  // The links to the recovery and the code pages take the address typed so far along.
+  const carry = () => {
+    state.email = email.input.value.trim();
+  };
   const submit = h("button", { type: "submit", class: "primary full" }, "Log in");
   const onsubmit = () =>
     busy(submit, async () => {
@@ -349,6 +373,11 @@ function loginView(notice) {
         } else if (error.code === "account_rejected") {
           state.rejected = { email: address, note: error.note };
           go("rejected");
+        } else if (error.code === "email_unverified") {
+          // The right password, but the address must be verified first: the code step,
+          // which signs in once it is.
+          state.verification = { email: address, password: password.input.value, user: null };
+          go("verify");
         } else {
           msg.show(error.message);
           password.input.value = "";
@@ -361,7 +390,14 @@ function loginView(notice) {
     h("h1", { id: "login-title", tabindex: "-1" }, "Log in"),
     msg.el,
     form(onsubmit, email.row, password.row, submit),
+    h("p", { class: "forgot" }, h("a", { href: "#/forgot", onclick: carry }, "Forgot password?")),
     h("p", {}, "No account yet? ", h("a", { href: "#/register" }, "Create an account")),
+    h(
+      "p",
+      { class: "muted" },
+      "Got a code to confirm your email address? ",
+      h("a", { href: "#/verify", onclick: carry }, "Verify your email"),
+    ),
   );
 }
 
@@ -436,26 +472,13 @@ function registerView(notice, params) {
         if (problems.length === 0) msg.show(error.message);
         return;
       }
-      if (user.status !== "approved") {
-        state.pendingEmail = user.email;
-        return go("pending");
+      // A server with a mailer has sent a code to the address: the "check your mail" step
+      // first (asking the server whether it mails sends nothing and counts nothing).
+      if (user.email_verified === false && (await api.mailsCodes())) {
+        state.verification = { email: user.email, password: chosen, user, invited: Boolean(code) };
+        return go("verify");
       }
-      // Invited, or the first user: approved at once, so log in.
-      try {
-        const { data } = await api.login(address, chosen);
-        session.start(data);
-        if (!code) {
-          notify("Welcome! You are the first user, so you are the administrator.");
-        } else if (user.is_admin) {
-          notify("Welcome! You were invited as an administrator: your account is ready.");
-        } else {
-          notify("Welcome! You were invited, so your account is ready.");
-        }
-        go(user.is_admin ? "users" : "account");
-      } catch (error) {
-        notify(`Your account was created, but logging in failed: ${error.message}`, "error");
-        go("login");
-      }
+      await afterRegistration(user, address, chosen, Boolean(code));
     });
   return h(
     "section",
@@ -467,12 +490,320 @@ function registerView(notice, params) {
   );
 }
 
-function pendingView() {
+/** After a registration that needs no verification: the pending page, or signed in. */
+async function afterRegistration(user, address, password, invited) {
+  if (user.status !== "approved") {
+    state.pendingEmail = user.email;
+    return go("pending");
+  }
+  // Invited, or the first user: approved at once, so log in.
+  try {
+    const { data } = await api.login(address, password);
+    session.start(data);
+    notify(welcome(user, invited));
+    go(user.is_admin ? "users" : "account");
+  } catch (error) {
+    notify(`Your account was created, but logging in failed: ${error.message}`, "error");
+    go("login");
+  }
+}
+
+/** The welcome of a registration (`user`, its answer) that ends signed in. */
+function welcome(user, invited) {
+  // Pending when registered, approved now: its domain is approved once verified.
+  if (user.status !== "approved") return "Welcome! Your account is ready.";
+  if (!invited) return "Welcome! You are the first user, so you are the administrator.";
+  if (user.is_admin) return "Welcome! You were invited as an administrator: your account is ready.";
+  return "Welcome! You were invited, so your account is ready.";
+}
+
+// ---- recovery and verification --------------------------------------------------------
+
+const RECOVERY_OFF =
+  "Password recovery is not set up on this server: it needs mail, and this server sends none. Ask an administrator to reset your password.";
+
+/** A sentence of the API's (which may lack its full stop). */
+function sentence(text) {
+  return /[.!?]$/.test(text) ? text : `${text}.`;
+}
+
+/** The answer of the routes that mail a code, as a sentence. */
+function onItsWay(answer) {
+  return `${sentence(answer?.message ?? "If that address is registered, a code is on its way")} Check your mail.`;
+}
+
+/** The email field of the code pages: filled in with the address known so far. */
+function addressField() {
+  return field("Email", {
+    type: "email",
+    name: "email",
+    autocomplete: "username",
+    required: true,
+    value: state.email,
+    "data-autofocus": !state.email,
+  });
+}
+
+/** The field for a mailed code (ABCD-EFGH). */
+function codeField(attrs = {}) {
+  return field(
+    "Code",
+    {
+      type: "text",
+      name: "code",
+      autocomplete: "one-time-code",
+      autocapitalize: "characters",
+      spellcheck: "false",
+      maxlength: "32",
+      ...attrs,
+    },
+    "The 8 characters from the mail, such as ABCD-EFGH. Small letters, spaces and hyphens do not matter.",
+  );
+}
+
+/** What is wrong with a typed code, before asking the server (which checks it too). */
+function codeProblem(code) {
+  const plain = code.replace(/[\s-]/g, "");
+  if (!plain) return "Enter the code from the mail.";
+  if (plain.length !== 8) return "The code has 8 characters, such as ABCD-EFGH.";
+  return null;
+}
+
+function forgotView(notice) {
+  const msg = noticeBox(notice);
+  const email = emailField();
+  email.input.value = state.email;
+  const submit = h("button", { type: "submit", class: "primary full" }, "Send me a code");
+  const sendForm = form(
+    () =>
+      busy(submit, async () => {
+        msg.clear();
+        const address = email.input.value.trim();
+        if (!address) return email.setError("Enter your email address.");
+        let answer;
+        try {
+          answer = (await api.forgotPassword(address)).data;
+        } catch (error) {
+          if (error.code === "not_enabled") return off();
+          const issue = error.forField("email");
+          if (issue) return email.setError(issue);
+          return msg.show(error.message);
+        }
+        state.email = address;
+        notify(onItsWay(answer), "info");
+        go("reset");
+      }),
+    email.row,
+    submit,
+  );
+  const links = h(
+    "p",
+    {},
+    "Have a code already? ",
+    h("a", { href: "#/reset", onclick: () => (state.email = email.input.value.trim()) }, "Enter it"),
+  );
+  // A server without a mailer cannot send a code: say so at once, and ask for nothing.
+  function off() {
+    sendForm.hidden = true;
+    links.hidden = true;
+    msg.show(RECOVERY_OFF);
+    if (!main.contains(document.activeElement) || document.activeElement === email.input) {
+      main.querySelector("h1")?.focus();
+    }
+  }
+  api.mailsCodes().then((on) => {
+    if (!on && sendForm.isConnected) off();
+  });
+  return h(
+    "section",
+    { class: "narrow panel" },
+    heading("Forgot your password?"),
+    h(
+      "p",
+      { class: "muted" },
+      "Enter the email address of your account. If it is registered, a code to set a new password is mailed to it.",
+    ),
+    msg.el,
+    sendForm,
+    links,
+    h("p", {}, h("a", { href: "#/login" }, "Back to log in")),
+  );
+}
+
+function resetView(notice) {
+  const msg = noticeBox(notice);
+  const email = addressField();
+  const code = codeField({ "data-autofocus": Boolean(state.email) });
+  const password = newPasswordFields("New password", "Repeat the new password", { required: true });
+  const submit = h("button", { type: "submit", class: "primary full" }, "Set new password");
+  const onsubmit = () =>
+    busy(submit, async () => {
+      msg.clear();
+      const address = email.input.value.trim();
+      if (!address) return email.setError("Enter your email address.");
+      const typed = code.input.value.trim();
+      const problem = codeProblem(typed);
+      if (problem) return code.setError(problem);
+      const chosen = password.value();
+      if (chosen === null) return;
+      try {
+        await api.recoverPassword(address, typed, chosen);
+      } catch (error) {
+        if (error.code === "invalid_code") {
+          return code.setError(`${error.message} Check the address and the code, or ask for a new code.`);
+        }
+        if (error.code === "not_enabled") return msg.show(RECOVERY_OFF);
+        const problems = [
+          [email, error.forField("email")],
+          [code, error.forField("code")],
+          [password.input, error.forField("new_password")],
+        ].filter(([, issue]) => issue);
+        for (const [f, issue] of problems) f.setError(issue);
+        if (problems.length === 0) msg.show(error.message);
+        return;
+      }
+      state.email = address;
+      notify("Your new password is set, and every session of yours has been signed out. Log in with the new password.");
+      go("login");
+    });
+  return h(
+    "section",
+    { class: "narrow panel" },
+    heading("Set a new password"),
+    h("p", { class: "muted" }, "Enter the code from the mail and choose a new password."),
+    msg.el,
+    form(onsubmit, email.row, code.row, ...password.rows, submit),
+    h(
+      "p",
+      {},
+      "No code, or it has expired? ",
+      h("a", { href: "#/forgot", onclick: () => (state.email = email.input.value.trim()) }, "Ask for a new one"),
+    ),
+    h("p", {}, h("a", { href: "#/login" }, "Back to log in")),
+  );
+}
+
+/**
+ * The "check your mail" step: after a registration, after a login refused for an
+ * unverified address, or opened from the login page (then the address is asked for too).
+ */
+function verifyView(notice) {
+  const step = state.verification;
+  const msg = noticeBox(notice);
+  const email = step ? null : addressField();
+  const code = codeField({ "data-autofocus": Boolean(step || state.email) });
+  const submit = h("button", { type: "submit", class: "primary full" }, "Verify");
+  const resend = h("button", { type: "button" }, "Send a new code");
+  const address = () => (step ? step.email : email.input.value.trim());
+
+  const onsubmit = () =>
+    busy(submit, async () => {
+      msg.clear();
+      const to = address();
+      if (!to) return email.setError("Enter your email address.");
+      const typed = code.input.value.trim();
+      const problem = codeProblem(typed);
+      if (problem) return code.setError(problem);
+      try {
+        await api.verifyEmail(to, typed);
+      } catch (error) {
+        if (error.code === "not_enabled") return notNeeded();
+        if (error.code === "invalid_code") {
+          return code.setError(`${error.message} Check it against the newest mail, or send a new code.`);
+        }
+        const issue = error.forField("email");
+        if (issue && email) return email.setError(issue);
+        return msg.show(error.message);
+      }
+      await verified(step, to);
+    });
+  resend.addEventListener("click", () =>
+    busy(resend, async () => {
+      msg.clear();
+      const to = address();
+      if (!to) return email.setError("Enter your email address.");
+      try {
+        msg.show(onItsWay((await api.resendVerification(to)).data), "info");
+      } catch (error) {
+        if (error.code === "not_enabled") return notNeeded();
+        const issue = error.forField("email");
+        if (issue && email) return email.setError(issue);
+        msg.show(error.message);
+      }
+    }),
+  );
+
+  // This server has no mailer, so nothing is verified: on as if there were no step.
+  async function notNeeded() {
+    if (step?.user) return afterRegistration(step.user, step.email, step.password, step.invited);
+    notify("This server does not verify email addresses: there is nothing to confirm. Log in as usual.", "info");
+    go("login");
+  }
+
+  let intro;
+  if (step?.user) {
+    intro = [
+      "We have mailed a code to ",
+      h("strong", { class: "address" }, step.email),
+      ". Enter it here to confirm that the address is yours.",
+    ];
+  } else if (step) {
+    intro = [
+      "Your email address has to be verified before you can log in. Enter the code mailed to ",
+      h("strong", { class: "address" }, step.email),
+      " when you registered, or send a new one.",
+    ];
+  } else {
+    intro = "Enter your email address and the code mailed to it when you registered.";
+  }
+  return h(
+    "section",
+    { class: "narrow panel" },
+    heading(step ? "Check your mail" : "Verify your email address"),
+    h("p", {}, intro),
+    msg.el,
+    form(onsubmit, email?.row, code.row, submit),
+    h("p", { class: "resend" }, h("span", { class: "muted" }, "No mail, or the code has expired? "), resend),
+    h("p", {}, h("a", { href: "#/login" }, "Back to log in")),
+  );
+}
+
+/** After the address is verified: signed in with the step's password, when it has one. */
+async function verified(step, email) {
+  const done = "Your email address is verified.";
+  if (!step?.password) {
+    state.email = email;
+    notify(`${done} Log in to go on.`);
+    return go("login");
+  }
+  try {
+    const { data } = await api.login(email, step.password);
+    session.start(data);
+  } catch (error) {
+    if (error.code === "account_pending") {
+      state.pendingEmail = email;
+      notify(`${done} Your account now waits for an administrator's approval.`);
+      return go("pending");
+    }
+    if (error.code === "account_rejected") {
+      state.rejected = { email, note: error.note };
+      return go("rejected");
+    }
+    state.email = email;
+    notify(`${done} Logging in failed: ${error.message}`, "error");
+    return go("login");
+  }
+  notify(step.user ? `${done} ${welcome(step.user, step.invited)}` : `${done} You are signed in.`);
+  go(""); // the default view for whoever this is
+}
+
+function pendingView(notice) {
   const who = state.pendingEmail;
   return h(
     "section",
     { class: "narrow panel stack" },
     heading("Your account awaits approval"),
+    notice ? noticeBox(notice).el : null,
     h(
       "p",
       {},
@@ -1086,6 +1417,9 @@ function usersView(notice) {
   const pager = h("div", { class: "pager", hidden: true }, previous, next);
   let loads = 0;
   let searchTimer = null;
+  // Whether the server mails, and so verifies addresses (asked once): the verified mark
+  // shows only then. Without a mailer nobody can verify, and it would say nothing.
+  let mails = null;
 
   // Pending users picked for a bulk decision (id → email), and every user on the page.
   const selected = new Map();
@@ -1191,7 +1525,7 @@ function usersView(notice) {
     let page;
     let activeAdmins;
     try {
-      const [list, admins] = await Promise.all([
+      const [list, admins, mailing] = await Promise.all([
         api.listUsers({
           limit: PAGE_SIZE,
           offset: filters.offset,
@@ -1200,9 +1534,12 @@ function usersView(notice) {
           q: filters.q,
         }),
         api.listUsers({ status: "approved", is_admin: "true", limit: 0 }),
+        // Unknown (the settings could not be read): the mark shows.
+        mails ?? api.mailSettings().then(({ data }) => data?.configured !== false, () => true),
       ]);
       page = list;
       activeAdmins = Number(admins.headers.get("X-Total-Count"));
+      mails = mailing;
     } catch (error) {
       if (ticket === loads && error.status !== 401) msg.show(error.message);
       return;
@@ -1404,6 +1741,7 @@ function usersView(notice) {
           { class: "email-text" },
           user.email,
           isMe ? h("span", { class: "you" }, " (you)") : null,
+          mails ? [" ", verifiedMark(user)] : null,
         ),
         asked ? h("p", { class: "reason" }, h("span", { class: "reason-label" }, "Reason: "), user.reason) : null,
         noted
@@ -1462,6 +1800,13 @@ function usersView(notice) {
     ),
     pager,
   );
+}
+
+/** Whether a user's email address is verified, in words (not only a colour). */
+function verifiedMark(user) {
+  return user.email_verified
+    ? h("span", { class: "mark verified", title: "The email address is verified" }, "verified")
+    : h("span", { class: "mark unverified", title: "The email address is not verified yet" }, "unverified");
 }
 
 // ---- the invitations page -------------------------------------------------------------
