@@ -95,26 +95,42 @@ pub(crate) async fn forgot_password(
     req: HttpRequest,
     body: StrictJson<EmailRequest>,
 ) -> Result<HttpResponse> {
-    send_code(state, req, body, |users, email, origin| {
+    send_code(state, req, body, true, |users, email, origin| {
         users.forgot_password(email, origin)
     })
     .await
 }
 
-/// The routes that send a code: the email checked, the use case run, one answer.
+/// The routes that send a code: the email checked (`strict`: a malformed one is 422;
+/// otherwise it is answered 202 like any other), the use case run, one answer.
 async fn send_code(
     state: web::Data<AppState>,
     req: HttpRequest,
     body: StrictJson<EmailRequest>,
+    strict: bool,
     send: impl FnOnce(&UserService, &Email, &Origin) -> std::result::Result<(), DomainError>
         + Send
         + 'static,
 ) -> Result<HttpResponse> {
     enabled(&state)?;
     let request = body.into_inner()?;
-    let mut problems = Problems::default();
-    let email = problems.email("email", &request.email);
-    problems.finish()?;
+    let accepted = || {
+        HttpResponse::Accepted().json(CodeRequested {
+            message: ON_ITS_WAY,
+        })
+    };
+    let email = if strict {
+        let mut problems = Problems::default();
+        let email = problems.email("email", &request.email);
+        problems.finish()?;
+        email
+    } else {
+        // "202 always": no address, nobody to send to.
+        match Email::parse(&request.email) {
+            Ok(email) => Some(email),
+            Err(_) => return Ok(accepted()),
+        }
+    };
     let Some(email) = email else {
         return Err(ApiError::invalid("body", "email required"));
     };
@@ -122,9 +138,7 @@ async fn send_code(
     state
         .blocking(move || send(&users, &email, &origin))
         .await?;
-    Ok(HttpResponse::Accepted().json(CodeRequested {
-        message: ON_ITS_WAY,
-    }))
+    Ok(accepted())
 }
 
 #[utoipa::path(
@@ -218,7 +232,7 @@ pub(crate) async fn verify_email(
     summary = "Ask for a new verification code",
     description = "For a registered, unverified account that is not disabled, a new \
         verification code goes by mail (valid 24 hours; at most 3 per account per hour). \
-        The answer is the same for any well-formed email. Counted against the client \
+        The answer is the same for any email, well-formed or not. Counted against the client \
         address's hourly limit (429).",
     request_body(content = EmailRequest, content_type = "application/json"),
     responses(
@@ -234,7 +248,7 @@ pub(crate) async fn resend_verification(
     req: HttpRequest,
     body: StrictJson<EmailRequest>,
 ) -> Result<HttpResponse> {
-    send_code(state, req, body, |users, email, origin| {
+    send_code(state, req, body, false, |users, email, origin| {
         users.resend_verification(email, origin)
     })
     .await

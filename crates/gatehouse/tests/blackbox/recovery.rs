@@ -278,7 +278,47 @@ fn without_a_mailer_recovery_is_not_enabled(backend: TestBackend) {
     }
 }
 
+/// The operator verifies an email from the command line; a resend for a malformed or an
+/// unknown address is answered 202 like any other and sends nothing.
+fn the_operator_verifies_and_resend_answers_alike(backend: TestBackend) {
+    let db = EmptyDatabase::new(backend);
+    let sink = SmtpSink::start();
+    let server = start(&db, &sink, &[]);
+    assert_eq!(server.register(ADMIN, PASSWORD).status, 201);
+    let bob = server.register("bob@example.com", PASSWORD);
+    assert_eq!(bob.body["email_verified"], false, "{bob:?}");
+    let verified = crate::cli::gatehouse_with(
+        &db.url_string(),
+        &["users", "verify-email", "bob@example.com"],
+        &[],
+        "",
+    );
+    assert_eq!(verified.code, 0, "{verified:?}");
+    assert!(
+        verified.stdout.contains("verified the email of"),
+        "{verified:?}"
+    );
+    let admin = server.token(ADMIN, PASSWORD);
+    let listed = server.get("/api/auth/users?q=bob", Some(&admin));
+    assert_eq!(listed.body[0]["email_verified"], true, "{listed:?}");
+    // Bob's code from his registration; none after it.
+    code_for(&sink, "bob@example.com", "Verify your email address");
+    for email in ["not an address", "nobody@example.com", "bob@example.com"] {
+        let reply = server.send_json(
+            "POST",
+            "/api/auth/email/verify/resend",
+            None,
+            &json!({ "email": email }),
+        );
+        assert_eq!(reply.status, 202, "{email}: {reply:?}");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(count(&sink, "bob@example.com", "Verify your email address"), 1);
+    assert_eq!(count(&sink, "nobody@example.com", "Verify your email address"), 0);
+}
+
 gatehouse_storage::backend_tests!(
+    the_operator_verifies_and_resend_answers_alike,
     a_forgotten_password_is_reset_with_the_mailed_code,
     registration_is_verified_by_the_mailed_code,
     forgot_answers_alike_for_known_and_unknown_emails,
