@@ -313,8 +313,14 @@ fn the_operator_verifies_and_resend_answers_alike(backend: TestBackend) {
         assert_eq!(reply.status, 202, "{email}: {reply:?}");
     }
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(count(&sink, "bob@example.com", "Verify your email address"), 1);
-    assert_eq!(count(&sink, "nobody@example.com", "Verify your email address"), 0);
+    assert_eq!(
+        count(&sink, "bob@example.com", "Verify your email address"),
+        1
+    );
+    assert_eq!(
+        count(&sink, "nobody@example.com", "Verify your email address"),
+        0
+    );
 }
 
 gatehouse_storage::backend_tests!(
