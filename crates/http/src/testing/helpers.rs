@@ -71,6 +71,9 @@ pub struct AppOptions {
     pub sessions: gatehouse_domain::SessionPolicy,
     /// Whether webhook endpoints may point to non-public addresses (no by default).
     pub webhook_allow_private: bool,
+    /// With a mailer's policy (none by default): mails are queued in the store (nothing
+    /// sends them here), and recovery behaves as this says.
+    pub mail: Option<gatehouse_domain::RecoveryPolicy>,
 }
 
 impl AppOptions {
@@ -90,6 +93,7 @@ impl AppOptions {
             public_url: None,
             sessions: gatehouse_domain::SessionPolicy::default(),
             webhook_allow_private: false,
+            mail: None,
         }
     }
 }
@@ -148,6 +152,15 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         .with_throttle(options.throttle)
         .with_registration_mode(options.registration)
         .with_session_policy(options.sessions);
+    let users = match options.mail {
+        Some(recovery) => users
+            .with_mail(gatehouse_domain::MailPolicy {
+                public_url: options.public_url.clone(),
+                digest_interval: chrono::Duration::minutes(1),
+            })
+            .with_recovery(recovery),
+        None => users,
+    };
     let mut state = AppState::new(users, options.hashing)
         .with_public_url(options.public_url)
         .with_webhook_allow_private(options.webhook_allow_private)

@@ -121,6 +121,11 @@ macro_rules! __api_suite {
                 taking_a_user_out_of_service_ends_their_sessions,
                 sessions_idle_out_and_end_at_their_maximum_age,
             }
+            recovery {
+                recovery_routes_answer_not_enabled_without_a_mailer,
+                a_mailed_code_resets_the_password_once,
+                a_mailed_code_verifies_the_email,
+            }
             webhooks {
                 an_admin_adds_a_webhook_and_sees_its_secret_only_then,
                 webhooks_are_listed_read_changed_and_deleted,

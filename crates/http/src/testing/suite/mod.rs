@@ -13,6 +13,7 @@ pub mod emails;
 pub mod hardening;
 pub mod listings;
 pub mod observe;
+pub mod recovery;
 pub mod security;
 pub mod service;
 pub mod sessions;
