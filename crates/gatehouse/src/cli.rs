@@ -506,7 +506,7 @@ impl<W: Write> Listing<User> for JsonArray<W> {
 
 /// An aligned table, one user a row.
 fn print_table(out: &mut impl Write, users: &[User]) -> anyhow::Result<()> {
-    let rows: Vec<[String; 7]> = users
+    let rows: Vec<[String; 8]> = users
         .iter()
         .map(|user| {
             [
@@ -514,6 +514,7 @@ fn print_table(out: &mut impl Write, users: &[User]) -> anyhow::Result<()> {
                 user.email.as_str().to_owned(),
                 if user.is_admin { "yes" } else { "no" }.to_owned(),
                 user.status.to_string(),
+                if user.email_verified { "yes" } else { "no" }.to_owned(),
                 timestamp(user.created_at),
                 user.approved_at.map_or_else(|| "-".to_owned(), timestamp),
                 user.approved_by
@@ -526,6 +527,7 @@ fn print_table(out: &mut impl Write, users: &[User]) -> anyhow::Result<()> {
         "EMAIL",
         "ADMIN",
         "STATUS",
+        "VERIFIED",
         "CREATED",
         "APPROVED",
         "APPROVED BY",
