@@ -192,6 +192,11 @@ impl<T> StrictJson<T> {
     pub(crate) fn into_inner(self) -> Result<T, ApiError> {
         self.0
     }
+
+    /// The same body read as another type (when it parsed).
+    pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> StrictJson<U> {
+        StrictJson(self.0.map(f))
+    }
 }
 
 impl<T: DeserializeOwned + 'static> FromRequest for StrictJson<T> {

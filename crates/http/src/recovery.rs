@@ -26,6 +26,15 @@ pub(crate) struct EmailRequest {
     pub email: String,
 }
 
+/// `POST /email/verify/resend`: any text is answered alike (a malformed address is sent
+/// nothing), so the email is any string here.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResendRequest {
+    /// The account's email.
+    pub email: String,
+}
+
 /// `POST /password/reset`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -234,7 +243,7 @@ pub(crate) async fn verify_email(
         verification code goes by mail (valid 24 hours; at most 3 per account per hour). \
         The answer is the same for any email, well-formed or not. Counted against the client \
         address's hourly limit (429).",
-    request_body(content = EmailRequest, content_type = "application/json"),
+    request_body(content = ResendRequest, content_type = "application/json"),
     responses(
         (status = 202, description = "Queued if the account may have one", body = CodeRequested),
         (status = 404, response = NotEnabled),
@@ -246,8 +255,11 @@ pub(crate) async fn verify_email(
 pub(crate) async fn resend_verification(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: StrictJson<EmailRequest>,
+    body: StrictJson<ResendRequest>,
 ) -> Result<HttpResponse> {
+    let body = body.map(|request| EmailRequest {
+        email: request.email,
+    });
     send_code(state, req, body, false, |users, email, origin| {
         users.resend_verification(email, origin)
     })
