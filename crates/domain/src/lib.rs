@@ -36,6 +36,7 @@ mod session;
 pub mod templates;
 mod throttle;
 mod token;
+pub mod totp;
 mod user;
 mod webhook;
 
