@@ -31,6 +31,7 @@ pub mod ports;
 mod random;
 mod recovery;
 pub mod rules;
+pub mod sealed;
 mod service;
 mod session;
 pub mod templates;
