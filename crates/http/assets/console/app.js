@@ -982,17 +982,18 @@ function thisDevice() {
   return h("span", { class: "pill current" }, "This device");
 }
 
-function sessionsView(notice) {
-  const msg = noticeBox(notice);
-  msg.el.tabIndex = -1;
-  const summary = h("p", { class: "summary", role: "status", "aria-live": "polite" });
-  const rows = h("tbody");
-  const endOthers = h("button", { type: "button", class: "danger", disabled: true }, "End all other sessions");
+/**
+ * A list read a page at a time: its Previous/Next pager, answers that came back after a
+ * newer request dropped, and a page left empty past the end (after a removal) moved back
+ * to the last one. `read({ limit, offset })` fetches a page; `show(items, total, offset)`
+ * draws it. Returns the pager, `load()` (reads the current page again) and `first()`
+ * (back to the first page on the next load).
+ */
+function pagedList(read, msg, show) {
   const previous = h("button", { type: "button" }, "Previous page");
   const next = h("button", { type: "button" }, "Next page");
   const pager = h("div", { class: "pager", hidden: true }, previous, next);
   let offset = 0;
-  let others = 0;
   let loads = 0;
   previous.addEventListener("click", () => {
     offset = Math.max(0, offset - PAGE_SIZE);
@@ -1007,7 +1008,7 @@ function sessionsView(notice) {
     const ticket = ++loads;
     let page;
     try {
-      page = await api.mySessions({ limit: PAGE_SIZE, offset });
+      page = await read({ limit: PAGE_SIZE, offset });
     } catch (error) {
       if (ticket === loads && error.status !== 401) msg.show(error.message);
       return;
@@ -1018,21 +1019,40 @@ function sessionsView(notice) {
       offset = Math.floor((total - 1) / PAGE_SIZE) * PAGE_SIZE;
       return load();
     }
-    replace(rows, page.data.map(sessionRow));
-    if (page.data.length === 0) {
+    show(page.data, total, offset);
+    pager.hidden = total <= PAGE_SIZE;
+    previous.disabled = offset === 0;
+    next.disabled = offset + page.data.length >= total;
+    updateBadge();
+  }
+
+  return {
+    pager,
+    load,
+    first() {
+      offset = 0;
+    },
+  };
+}
+
+function sessionsView(notice) {
+  const msg = noticeBox(notice);
+  msg.el.tabIndex = -1;
+  const summary = h("p", { class: "summary", role: "status", "aria-live": "polite" });
+  const rows = h("tbody");
+  const endOthers = h("button", { type: "button", class: "danger", disabled: true }, "End all other sessions");
+  let others = 0;
+  const { pager, load } = pagedList(api.mySessions, msg, (items, total, offset) => {
+    replace(rows, items.map(sessionRow));
+    if (items.length === 0) {
       replace(rows, h("tr", {}, h("td", { colspan: "6", class: "muted" }, "No sessions.")));
     }
     // Every session but this one (which is on the list, whatever the page).
     others = Math.max(0, total - 1);
     endOthers.disabled = others === 0;
     summary.textContent =
-      total === 1 ? "You are signed in here only." : pageSummary(total, offset, page.data.length, "session", "sessions");
-    const last = offset + page.data.length;
-    pager.hidden = total <= PAGE_SIZE;
-    previous.disabled = offset === 0;
-    next.disabled = last >= total;
-    updateBadge();
-  }
+      total === 1 ? "You are signed in here only." : pageSummary(total, offset, items.length, "session", "sessions");
+  });
 
   async function act(work, done, failed) {
     msg.clear();
@@ -2381,8 +2401,6 @@ function editWebhookDialog(webhook) {
 function webhooksView(notice) {
   const msg = noticeBox(notice);
   msg.el.tabIndex = -1;
-  let offset = 0;
-  let loads = 0;
   // The endpoints whose deliveries log is open: it stays open when the list is read again.
   const open = new Set();
 
@@ -2410,7 +2428,7 @@ function webhooksView(notice) {
       if (!webhook) return;
       addForm.reset();
       events.reset();
-      offset = 0;
+      first();
       load();
       await secretDialog("Webhook added", webhook);
       msg.show(`Added a webhook for ${webhook.url}.`, "success");
@@ -2423,43 +2441,13 @@ function webhooksView(notice) {
   // The list.
   const summary = h("p", { class: "summary", role: "status", "aria-live": "polite" });
   const list = h("div", { class: "webhooks" });
-  const previous = h("button", { type: "button" }, "Previous page");
-  const next = h("button", { type: "button" }, "Next page");
-  const pager = h("div", { class: "pager", hidden: true }, previous, next);
-  previous.addEventListener("click", () => {
-    offset = Math.max(0, offset - PAGE_SIZE);
-    load();
-  });
-  next.addEventListener("click", () => {
-    offset += PAGE_SIZE;
-    load();
-  });
-
-  async function load() {
-    const ticket = ++loads;
-    let page;
-    try {
-      page = await api.listWebhooks({ limit: PAGE_SIZE, offset });
-    } catch (error) {
-      if (ticket === loads && error.status !== 401) msg.show(error.message);
-      return;
-    }
-    if (ticket !== loads) return;
-    const total = Number(page.headers.get("X-Total-Count") ?? page.data.length);
-    if (page.data.length === 0 && offset > 0 && total > 0) {
-      offset = Math.floor((total - 1) / PAGE_SIZE) * PAGE_SIZE;
-      return load();
-    }
-    replace(list, page.data.map(webhookCard));
-    if (page.data.length === 0) {
+  const { pager, load, first } = pagedList(api.listWebhooks, msg, (items, total, offset) => {
+    replace(list, items.map(webhookCard));
+    if (items.length === 0) {
       replace(list, h("p", { class: "panel muted" }, "No webhooks yet."));
     }
-    summary.textContent = pageSummary(total, offset, page.data.length, "webhook", "webhooks");
-    pager.hidden = total <= PAGE_SIZE;
-    previous.disabled = offset === 0;
-    next.disabled = offset + page.data.length >= total;
-    updateBadge();
-  }
+    summary.textContent = pageSummary(total, offset, items.length, "webhook", "webhooks");
+  });
 
   /** Runs an action; says how it went; reads the list again. */
   async function act(work, done, failed) {
