@@ -71,11 +71,23 @@ pub enum AuditAction {
     EmailVerified,
     /// A pending user whose email's domain is auto-approved was approved on verifying it.
     UserAutoApproved,
+    /// A user turned on TOTP (the MFA issue).
+    MfaEnabled,
+    /// A user turned off TOTP.
+    MfaDisabled,
+    /// An admin or the operator removed every second factor of a user.
+    MfaReset,
+    /// A user registered a passkey.
+    PasskeyAdded,
+    /// A user removed a passkey.
+    PasskeyRemoved,
+    /// A login's second step was given a wrong code.
+    LoginMfaFailed,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [Self; 29] = [
+    pub const ALL: [Self; 35] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -105,6 +117,12 @@ impl AuditAction {
         Self::PasswordRecovered,
         Self::EmailVerified,
         Self::UserAutoApproved,
+        Self::MfaEnabled,
+        Self::MfaDisabled,
+        Self::MfaReset,
+        Self::PasskeyAdded,
+        Self::PasskeyRemoved,
+        Self::LoginMfaFailed,
     ];
 
     /// The snake_case name used on the wire and in storage.
@@ -140,6 +158,12 @@ impl AuditAction {
             Self::PasswordRecovered => "password_recovered",
             Self::EmailVerified => "email_verified",
             Self::UserAutoApproved => "user_auto_approved",
+            Self::MfaEnabled => "mfa_enabled",
+            Self::MfaDisabled => "mfa_disabled",
+            Self::MfaReset => "mfa_reset",
+            Self::PasskeyAdded => "passkey_added",
+            Self::PasskeyRemoved => "passkey_removed",
+            Self::LoginMfaFailed => "login_mfa_failed",
         }
     }
 }

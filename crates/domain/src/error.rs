@@ -18,6 +18,24 @@ pub enum Error {
     /// account (the recovery issue: one answer for all).
     #[error("The code is invalid or has expired")]
     InvalidCode,
+    /// A second-step code (TOTP or recovery code) that is wrong or already used, or an
+    /// `mfa_token` that is unknown, spent, expired or dead (the MFA issue): 401.
+    #[error("The code is invalid, or this sign-in has expired; sign in again if it has")]
+    InvalidMfaCode,
+    /// The password was right and the account has TOTP on: the login needs its second
+    /// step (only from the one-call [`crate::UserService::login`]; the HTTP login answers
+    /// `mfa_required` with a token instead).
+    #[error("This account needs a second factor to sign in")]
+    MfaRequired,
+    /// TOTP is on already: turn it off first.
+    #[error("Two-step sign-in with an authenticator app is on already")]
+    MfaAlreadyEnabled,
+    /// There is no TOTP factor to confirm, turn off or make recovery codes for.
+    #[error("Two-step sign-in with an authenticator app is not on")]
+    MfaNotEnabled,
+    /// `GATEHOUSE_REQUIRE_MFA_FOR_ADMINS`: an admin without a second factor may only enrol.
+    #[error("Admins must turn on a second factor (an authenticator app or a passkey) first")]
+    MfaEnrollmentRequired,
     /// A feature that needs a setting that is not set (recovery without a mailer).
     #[error("{0}")]
     NotEnabled(&'static str),

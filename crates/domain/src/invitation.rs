@@ -68,6 +68,18 @@ impl fmt::Debug for InvitationCode {
     }
 }
 
+/// The low `5 * len` bits of `bits` as `len` characters of [`ALPHABET`], most significant
+/// first.
+pub(crate) fn crockford_digits(bits: u64, len: usize) -> String {
+    (0..len)
+        .rev()
+        .map(|i| {
+            let index = usize::try_from((bits >> (i * 5)) & 31).unwrap_or(0);
+            char::from(ALPHABET[index])
+        })
+        .collect()
+}
+
 /// A code of `len` characters of [`ALPHABET`] as someone typed or pasted it, in lower
 /// case: surrounding space, hyphens and spaces inside, and upper case are forgiven, as are
 /// `i`/`l` for `1` and `o` for `0` (Crockford's rules). `None` for anything else.

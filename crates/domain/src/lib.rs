@@ -26,6 +26,7 @@ mod invitation;
 mod jwks;
 mod lookup;
 mod mail;
+mod mfa;
 mod password;
 pub mod ports;
 mod random;
@@ -62,6 +63,10 @@ pub use invitation::{
 };
 pub use jwks::{Jwk, Jwks};
 pub use mail::{DueMail, MailKind, MailPolicy, NewMail, DIGEST_SETTING};
+pub use mfa::{
+    Challenge, ChallengePurpose, MfaKeys, MfaToken, NewChallenge, RecoveryCode, StoredTotp,
+    MAX_MFA_WRONG_CODES, MFA_TOKEN_TTL, RECOVERY_CODE_COUNT,
+};
 pub use password::{InvalidPassword, Password};
 pub use ports::{
     Listing, Page, SessionAnswer, SessionLookup, SessionReply, SessionSource, UserQuery, UserRepo,
@@ -71,8 +76,9 @@ pub use recovery::{
     CodePurpose, NewCode, OneTimeCode, MAX_CODES_PER_HOUR, MAX_WRONG_TRIES, VERIFICATION_TTL,
 };
 pub use service::{
-    Actor, LoginAttempt, LoginSuccess, NewUserRequest, Origin, PasswordChange, RecoveryPolicy,
-    Session, UserKey, UserService, WebhookRequest, DEVICE_MEMORY, THROTTLED_AUDIT_WINDOW,
+    Actor, LoginAttempt, LoginStep, LoginSuccess, MfaChallenge, MfaPolicy, NewUserRequest, Origin,
+    PasswordChange, RecoveryPolicy, Session, TotpEnrolment, UserKey, UserService, WebhookRequest,
+    DEVICE_MEMORY, THROTTLED_AUDIT_WINDOW,
 };
 pub use session::{
     clean_user_agent, seconds_until, FoundRefreshToken, NewSession, RefreshToken, SessionPolicy,

@@ -625,6 +625,107 @@ pub trait UserRepo {
         now: DateTime<Utc>,
     ) -> Result<bool, Error>;
 
+    /// `user`'s TOTP factor, pending or confirmed.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn totp(&mut self, user: UserId) -> Result<Option<crate::StoredTotp>, Error>;
+
+    /// Stores `totp` as its user's factor, replacing any they had.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn put_totp(&mut self, totp: &crate::StoredTotp) -> Result<(), Error>;
+
+    /// Confirms `user`'s pending factor at `at` with its first code, of `step`, in one
+    /// conditional update: `false` when there is no pending factor (none, or confirmed
+    /// meanwhile by a racing request).
+    ///
+    /// # Errors
+    /// Store failures.
+    fn confirm_totp(&mut self, user: UserId, step: i64, at: DateTime<Utc>) -> Result<bool, Error>;
+
+    /// Records that a code of `step` was accepted for `user`'s confirmed factor, in one
+    /// conditional update that only a step after the last one accepted passes: of racing
+    /// requests with one code, exactly one sees `true`.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn use_totp_step(&mut self, user: UserId, step: i64) -> Result<bool, Error>;
+
+    /// Deletes `user`'s TOTP factor and recovery codes; `false` when they had no factor.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn delete_totp(&mut self, user: UserId) -> Result<bool, Error>;
+
+    /// Replaces `user`'s recovery codes with `hashes` ([`crate::MfaKeys::recovery_code_hash`]).
+    ///
+    /// # Errors
+    /// Store failures.
+    fn replace_recovery_codes(
+        &mut self,
+        user: UserId,
+        hashes: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<(), Error>;
+
+    /// Spends `user`'s unspent recovery code stored as `hash`, in one conditional update:
+    /// of racing tries, exactly one sees `true`.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn spend_recovery_code(
+        &mut self,
+        user: UserId,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error>;
+
+    /// How many of `user`'s recovery codes are unspent.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn count_recovery_codes(&mut self, user: UserId) -> Result<u64, Error>;
+
+    /// Stores a challenge (see [`crate::NewChallenge`]).
+    ///
+    /// # Errors
+    /// Store failures.
+    fn insert_challenge(&mut self, challenge: &crate::NewChallenge) -> Result<(), Error>;
+
+    /// The live challenge of `purpose` named by `token_hash`: not expired at `now`, fewer
+    /// than [`crate::MAX_MFA_WRONG_CODES`] wrong tries, not spent.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn find_challenge(
+        &mut self,
+        token_hash: &str,
+        purpose: crate::ChallengePurpose,
+        now: DateTime<Utc>,
+    ) -> Result<Option<crate::Challenge>, Error>;
+
+    /// Counts one wrong try on challenge `id`.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn challenge_wrong_try(&mut self, id: i64) -> Result<(), Error>;
+
+    /// Spends challenge `id` if it is still live at `now`, in one conditional delete: of
+    /// racing requests, exactly one sees `true`.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn spend_challenge(&mut self, id: i64, now: DateTime<Utc>) -> Result<bool, Error>;
+
+    /// Deletes every second factor of `user` (TOTP, recovery codes, passkeys) and their
+    /// challenges under way.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn delete_mfa(&mut self, user: UserId) -> Result<(), Error>;
+
     /// Deletes events written before `before` whose deliveries are all settled (delivered
     /// or failed), with those deliveries; returns how many events went.
     ///

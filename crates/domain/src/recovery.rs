@@ -17,9 +17,6 @@ use chrono::{DateTime, Duration, Utc};
 use crate::random::sha256_hex;
 use crate::{Error, UserId};
 
-/// Crockford's base 32, upper case: how codes are shown.
-const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-
 /// A code dies after this many wrong tries.
 pub const MAX_WRONG_TRIES: i64 = 5;
 
@@ -66,14 +63,9 @@ impl OneTimeCode {
         let mut bytes = [0u8; 5];
         getrandom::fill(&mut bytes).map_err(|e| Error::internal("system randomness", e))?;
         let bits = bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
-        let code = (0..Self::LEN)
-            .rev()
-            .map(|i| {
-                let index = usize::try_from((bits >> (i * 5)) & 31).unwrap_or(0);
-                char::from(ALPHABET[index])
-            })
-            .collect();
-        Ok(Self(code))
+        Ok(Self(
+            crate::invitation::crockford_digits(bits, Self::LEN).to_ascii_uppercase(),
+        ))
     }
 
     /// A code as someone typed it: surrounding space, spaces and hyphens inside, and
@@ -130,6 +122,9 @@ pub struct NewCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Crockford's base 32, upper case: how codes are shown.
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
     #[test]
     fn codes_are_eight_characters_of_the_alphabet_and_differ() {

@@ -3,9 +3,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+mod mfa;
 mod recovery;
 mod webhooks;
 
+pub use mfa::{LoginStep, MfaChallenge, MfaPolicy, TotpEnrolment};
 pub use recovery::RecoveryPolicy;
 pub use webhooks::WebhookRequest;
 
@@ -179,6 +181,8 @@ pub struct UserService {
     mail: Option<MailPolicy>,
     /// How recovery and verification behave (with a mailer).
     recovery: RecoveryPolicy,
+    /// How the second factor behaves (`None`: not set up, the MFA routes answer 404).
+    mfa: Option<MfaPolicy>,
 }
 
 impl fmt::Debug for UserService {
@@ -248,6 +252,7 @@ impl UserService {
             outbox_wake: None,
             mail: None,
             recovery: RecoveryPolicy::default(),
+            mfa: None,
         }
     }
 
@@ -539,6 +544,21 @@ impl UserService {
         device: Option<&str>,
         origin: &Origin,
     ) -> Result<LoginSuccess, Error> {
+        self.login_in_steps(email, password, device, origin)?.done()
+    }
+
+    /// The same, for an account that may need a second step: its password opens either
+    /// the session or the second step ([`finish_login_mfa`](Self::finish_login_mfa)).
+    ///
+    /// # Errors
+    /// As [`login_on_device`](Self::login_on_device).
+    pub fn login_in_steps(
+        &self,
+        email: &str,
+        password: &str,
+        device: Option<&str>,
+        origin: &Origin,
+    ) -> Result<LoginStep, Error> {
         let attempt = self.begin_login(email, device, origin)?;
         let verified = self.check_login_password(&attempt, password)?;
         self.finish_login(attempt, verified)
@@ -620,11 +640,7 @@ impl UserService {
     /// # Errors
     /// [`Error::InvalidCredentials`], [`Error::AccountPending`], [`Error::AccountDisabled`];
     /// store failures.
-    pub fn finish_login(
-        &self,
-        attempt: LoginAttempt,
-        verified: bool,
-    ) -> Result<LoginSuccess, Error> {
+    pub fn finish_login(&self, attempt: LoginAttempt, verified: bool) -> Result<LoginStep, Error> {
         let LoginAttempt {
             scope,
             key,
@@ -656,8 +672,18 @@ impl UserService {
             Ok(_) => Some(RefreshToken::generate()?),
             Err(_) => None,
         };
-        let session = self.store.write_with(|repo| {
+        let started = self.store.write_with(|repo| {
             let target = user.as_ref().map(|u| u.id);
+            if let Ok(user) = &outcome {
+                // With TOTP on, the password opens only the second step. Its guess is
+                // given back, but the account's earlier failures (wrong codes among
+                // them) stay counted until the second step succeeds: a right password
+                // does not buy more guesses at the code.
+                if let Some(challenge) = self.mfa_challenge(repo, user)? {
+                    self.give_back_guess(repo, scope, &key, origin)?;
+                    return Ok(Err(challenge));
+                }
+            }
             if verified {
                 // The password was right: this was no guess, whatever the account's state.
                 self.forgive_guess(repo, scope, &key, origin)?;
@@ -718,12 +744,16 @@ impl UserService {
             };
             repo.append_audit(&entry)?;
             match (&outcome, &refresh_token) {
-                (Ok(user), Some(refresh)) => {
-                    self.start_session(repo, user.id, origin, refresh).map(Some)
-                }
-                _ => Ok(None),
+                (Ok(user), Some(refresh)) => self
+                    .start_session(repo, user.id, origin, refresh)
+                    .map(|session| Ok(Some(session))),
+                _ => Ok(Ok(None)),
             }
         })?;
+        let session = match started {
+            Ok(session) => session,
+            Err(challenge) => return Ok(LoginStep::MfaRequired(challenge)),
+        };
         let user = outcome?;
         let (Some(session), Some(refresh_token)) = (session, refresh_token) else {
             return Err(Error::internal(
@@ -734,10 +764,10 @@ impl UserService {
         let tokens = self.session_tokens(user, &session, refresh_token)?;
         let device_token = device
             .ok_or_else(|| Error::internal("login", "a successful login without a device token"))?;
-        Ok(LoginSuccess {
+        Ok(LoginStep::Done(LoginSuccess {
             tokens,
             device_token,
-        })
+        }))
     }
 
     /// Stores a new session of `user` started now from `origin`, with its first refresh

@@ -98,6 +98,9 @@ pub enum UsersCommand {
     /// Mark a user's email verified, as the code mailed to them would (a pending user of
     /// a domain in GATEHOUSE_AUTO_APPROVE_DOMAINS is approved too).
     VerifyEmail(Target),
+    /// Remove a user's second factors (TOTP, recovery codes, passkeys) and sign them out
+    /// everywhere: the lockout recovery. They sign in with their password and enrol again.
+    ResetMfa(Target),
 }
 
 /// The user a command acts on, and how to report it.
@@ -284,6 +287,19 @@ pub fn users(config: &Config, command: UsersCommand) -> anyhow::Result<()> {
                 )
             } else {
                 format!("verified the email of {}", describe(&user))
+            };
+            report(out, target.json, &user, &line)
+        }
+        UsersCommand::ResetMfa(target) => {
+            let before = service.find_user(Actor::Operator, &target.user)?;
+            let user = service.reset_mfa(Actor::Operator, before.id, &origin())?;
+            let line = if before.mfa_enabled {
+                format!("reset the second factors of {}", describe(&user))
+            } else {
+                format!(
+                    "{} had no second factor on; any pending enrolment is gone",
+                    describe(&user)
+                )
             };
             report(out, target.json, &user, &line)
         }

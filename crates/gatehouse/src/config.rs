@@ -173,6 +173,10 @@ pub struct Config {
     /// approved once they verify their email; needs a mailer.
     #[serde(deserialize_with = "domains")]
     pub auto_approve_domains: Vec<String>,
+    /// `GATEHOUSE_REQUIRE_MFA_FOR_ADMINS`: an admin without a second factor gets 403
+    /// `mfa_enrollment_required` on the admin routes (the `/me` routes stay open).
+    #[serde(deserialize_with = "boolean")]
+    pub require_mfa_for_admins: bool,
     /// `GATEHOUSE_CONFIG`: the file read under the environment, if any.
     #[serde(skip)]
     pub file: Option<PathBuf>,
@@ -214,6 +218,7 @@ admin_digest_interval = "1m"
 reset_code_ttl = "15m"
 require_verified_email = false
 auto_approve_domains = []
+require_mfa_for_admins = false
 "#;
 
 /// The settings that may be a TOML array in the file (or a comma-separated string).
@@ -1919,9 +1924,9 @@ mod tests {
     #[test]
     fn the_keys_are_the_fields_in_their_order() {
         let keys = keys();
-        assert_eq!(keys.len(), 37, "{keys:?}");
+        assert_eq!(keys.len(), 38, "{keys:?}");
         assert_eq!(keys.first(), Some(&"bind"));
-        assert_eq!(keys.last(), Some(&"auto_approve_domains"));
+        assert_eq!(keys.last(), Some(&"require_mfa_for_admins"));
         assert!(keys.contains(&"rust_log") && keys.contains(&"database_pool_size"));
         assert_eq!(variable("rust_log"), "RUST_LOG");
         assert_eq!(variable("bcrypt_cost"), "GATEHOUSE_BCRYPT_COST");

@@ -7,8 +7,8 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpServer};
 use anyhow::Context;
 use gatehouse_domain::{
-    BcryptHasher, Ed25519Tokens, Hs256Tokens, JwtSecret, MailPolicy, RecoveryPolicy, RetryPolicy,
-    TokenService, UserService,
+    BcryptHasher, Ed25519Tokens, Hs256Tokens, JwtSecret, MailPolicy, MfaKeys, MfaPolicy,
+    RecoveryPolicy, RetryPolicy, TokenService, UserService,
 };
 use gatehouse_http::{AppState, HashingPool, MailSettings, MetricsToken};
 use gatehouse_storage::{Database, PoolOptions};
@@ -154,6 +154,9 @@ pub fn user_service(
             (tokens.clone() as Arc<dyn TokenService>, Some(tokens))
         }
     };
+    // The second factor's keys come from the JWT secret (configured, or generated and
+    // stored at the first start), whatever signs the tokens.
+    let mfa_keys = MfaKeys::derive(jwt_secret(config, db)?.expose())?;
     let hasher = BcryptHasher::new(config.bcrypt_cost)?;
     let users = UserService::new(Arc::new(db.clone()), Arc::new(hasher), tokens)
         .with_throttle(config.throttle())
@@ -161,6 +164,16 @@ pub fn user_service(
         .with_session_policy(gatehouse_domain::SessionPolicy {
             idle: config.session_idle_ttl,
             max_age: config.session_max_age,
+        })
+        .with_mfa(MfaPolicy {
+            keys: mfa_keys,
+            issuer: config
+                .public_url
+                .as_ref()
+                .and_then(|url| url::Url::parse(url).ok())
+                .and_then(|url| url.host_str().map(str::to_owned))
+                .unwrap_or_else(|| "Gatehouse".to_owned()),
+            require_for_admins: config.require_mfa_for_admins,
         })
         .with_audit_retention(
             config

@@ -349,7 +349,12 @@ impl ApiError {
             DomainError::RegistrationClosed => StatusCode::FORBIDDEN,
             DomainError::LastAdmin(_) | DomainError::InvalidCode => StatusCode::BAD_REQUEST,
             DomainError::NotEnabled(_) => StatusCode::NOT_FOUND,
-            DomainError::EmailUnverified => StatusCode::FORBIDDEN,
+            DomainError::EmailUnverified | DomainError::MfaEnrollmentRequired => {
+                StatusCode::FORBIDDEN
+            }
+            DomainError::MfaAlreadyEnabled => StatusCode::CONFLICT,
+            DomainError::MfaNotEnabled => StatusCode::NOT_FOUND,
+            DomainError::InvalidMfaCode | DomainError::MfaRequired => StatusCode::UNAUTHORIZED,
             DomainError::InvalidCredentials | DomainError::Unauthenticated => {
                 StatusCode::UNAUTHORIZED
             }
@@ -379,7 +384,11 @@ impl ApiError {
             DomainError::InvalidUrl(_) => "invalid_url",
             DomainError::InvalidInvitation => "invalid_invitation",
             DomainError::RegistrationClosed => "registration_closed",
-            DomainError::InvalidCode => "invalid_code",
+            DomainError::InvalidCode | DomainError::InvalidMfaCode => "invalid_code",
+            DomainError::MfaRequired => "mfa_required",
+            DomainError::MfaAlreadyEnabled => "mfa_already_enabled",
+            DomainError::MfaNotEnabled => "mfa_not_enabled",
+            DomainError::MfaEnrollmentRequired => "mfa_enrollment_required",
             DomainError::NotEnabled(_) => "not_enabled",
             DomainError::EmailUnverified => "email_unverified",
             DomainError::LastAdmin(_) => "last_admin",

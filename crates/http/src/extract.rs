@@ -63,9 +63,13 @@ impl FromRequest for AdminSession {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let current = CurrentUser::from_request(req, payload);
+        let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
             let CurrentUser(session) = current.await?;
             if session.user.is_admin {
+                if let Some(state) = &state {
+                    state.users.ensure_admin_may_act(&session.user)?;
+                }
                 Ok(Self(session))
             } else {
                 Err(DomainError::AdminRequired.into())

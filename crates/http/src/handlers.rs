@@ -212,7 +212,8 @@ pub(crate) async fn register(
         )
     ),
     responses(
-        (status = 200, description = "A new session's tokens", body = TokenResponse),
+        (status = 200, description = "A new session's tokens, or (the account has TOTP on) \
+            `mfa_required` with the `mfa_token` of the second step", body = crate::mfa::LoginResponse),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 429, response = TooManyRequests),
@@ -280,7 +281,7 @@ pub(crate) async fn login(
     }
     .await;
     state.metrics.login(&outcome);
-    Ok(HttpResponse::Ok().json(TokenResponse::from(outcome?)))
+    Ok(HttpResponse::Ok().json(crate::mfa::LoginResponse::from(outcome?)))
 }
 
 #[utoipa::path(

@@ -15,6 +15,7 @@ mod extract;
 mod handlers;
 mod hashing;
 mod listing;
+mod mfa;
 mod observe;
 mod openapi;
 mod recovery;

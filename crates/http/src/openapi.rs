@@ -16,11 +16,12 @@ use crate::routes::ENDPOINTS;
 use crate::schemas::{
     AuditActionName, Count, DeliveryStatusName, EmailInput, EmailTaken, Forbidden, FreeTextInput,
     GrantType, InvalidCode, InvalidInvitation, InvalidWebhookUrl, InvitationCodeInput,
-    InvitationNotFound, InvitationStatusName, Jwk, JwkSet, LastAdmin, NewPassword, NotEnabled,
-    NotPending, OneTimeCodeInput, PayloadTooLarge, RegistrationRefused, RequestTimeout,
-    SessionNotFound, Timestamp, TooManyRequests, Unauthorized, Unavailable, UnsupportedMediaType,
-    UserIdSchema, UserNotFound, UserStatusName, UsersNotFound, ValidationFailed, WebhookEventName,
-    WebhookEvents, WebhookNotFound, WebhookSecretText, WebhookUrlInput,
+    InvitationNotFound, InvitationStatusName, Jwk, JwkSet, LastAdmin, MfaAlreadyEnabled,
+    MfaNotEnabled, NewPassword, NotEnabled, NotPending, OneTimeCodeInput, PayloadTooLarge,
+    RegistrationRefused, RequestTimeout, SessionNotFound, Timestamp, TooManyRequests, Unauthorized,
+    Unavailable, UnsupportedMediaType, UserIdSchema, UserNotFound, UserStatusName, UsersNotFound,
+    ValidationFailed, WebhookEventName, WebhookEvents, WebhookNotFound, WebhookSecretText,
+    WebhookUrlInput,
 };
 
 /// The name of the bearer-token security scheme in the document.
@@ -88,6 +89,8 @@ pub(crate) const METRICS_TOKEN: &str = "metrics_token";
             InvalidInvitation,
             InvalidCode,
             NotEnabled,
+            MfaAlreadyEnabled,
+            MfaNotEnabled,
             WebhookNotFound,
             InvalidWebhookUrl,
         )

@@ -16,7 +16,7 @@ use utoipa::openapi::RefOr;
 
 use crate::assets::{Asset, ASSETS};
 use crate::error::ApiError;
-use crate::{approval, handlers, observe, recovery, sessions, webhooks};
+use crate::{approval, handlers, mfa, observe, recovery, sessions, webhooks};
 
 /// A method, as OpenAPI names them (the API uses `GET`, `POST`, `PUT` and `DELETE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -169,9 +169,15 @@ pub const ENDPOINTS: &[Endpoint] = &[
     endpoint!(handlers::jwks),
     endpoint!(handlers::register),
     endpoint!(handlers::login),
+    endpoint!(mfa::login_mfa),
     endpoint!(handlers::me),
     endpoint!(handlers::change_password),
     endpoint!(handlers::logout),
+    endpoint!(mfa::mfa_status),
+    endpoint!(mfa::begin_totp),
+    endpoint!(mfa::confirm_totp),
+    endpoint!(mfa::disable_totp),
+    endpoint!(mfa::renew_recovery_codes),
     endpoint!(recovery::forgot_password),
     endpoint!(recovery::reset_password_with_code),
     endpoint!(recovery::verify_email),
@@ -189,6 +195,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     endpoint!(handlers::update_user),
     endpoint!(handlers::delete_user),
     endpoint!(handlers::reset_password),
+    endpoint!(mfa::reset_mfa),
     endpoint!(sessions::user_sessions),
     endpoint!(sessions::end_user_sessions),
     endpoint!(approval::create_invitation),

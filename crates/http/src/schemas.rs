@@ -496,7 +496,8 @@ error_response!(
     Unauthorized,
     "`not_authenticated`: no, a malformed, forged or expired token, one whose session has \
      ended, or its user is gone, pending, disabled or rejected (\"Could not validate \
-     credentials\"); at login `invalid_credentials` (\"Incorrect email or password\"); on \
+     credentials\"); at login `invalid_credentials` (\"Incorrect email or password\"); at \
+     `/login/mfa` `invalid_code` (a wrong or used code, or a dead `mfa_token`); on \
      `/metrics`, a missing or wrong metrics token",
     ("WWW-Authenticate", "Always `Bearer`", Type::String),
 );
@@ -504,7 +505,9 @@ error_response!(
     Forbidden,
     "`admin_required` on admin routes; at login `account_pending` / `account_disabled` / \
      `account_rejected` (after the password was verified; `account_rejected` carries the \
-     admin's `note`, or `null`); `invalid_password` for a wrong current password"
+     admin's `note`, or `null`); `invalid_password` for a wrong current password; \
+     `mfa_enrollment_required` on admin routes when `GATEHOUSE_REQUIRE_MFA_FOR_ADMINS` is on \
+     and the admin has no second factor"
 );
 error_response!(UserNotFound, "`user_not_found`: no user has this id");
 error_response!(
@@ -549,6 +552,15 @@ error_response!(
     InvalidCode,
     "`invalid_code`: the code is wrong, spent, expired or dead (5 wrong tries), or no \
      account has this email (one answer for all)"
+);
+error_response!(
+    MfaAlreadyEnabled,
+    "`mfa_already_enabled`: TOTP is on already; turn it off first"
+);
+error_response!(
+    MfaNotEnabled,
+    "`mfa_not_enabled`: there is no TOTP factor to confirm, turn off or renew recovery codes \
+     for (begin enrolment first)"
 );
 error_response!(
     NotEnabled,

@@ -21,6 +21,7 @@ mod errors;
 mod group;
 mod mails;
 mod manager;
+mod mfa;
 mod outbox;
 mod postgres;
 mod readiness;

@@ -1142,9 +1142,80 @@ impl UserRepo for SqlUserRepo<'_> {
         crate::codes::spend_code(self.conn, user, purpose, code_hash, now)
     }
 
+    fn totp(&mut self, user: UserId) -> Result<Option<gatehouse_domain::StoredTotp>, Error> {
+        crate::mfa::totp(self.conn, user)
+    }
+
+    fn put_totp(&mut self, totp: &gatehouse_domain::StoredTotp) -> Result<(), Error> {
+        crate::mfa::put_totp(self.conn, totp)
+    }
+
+    fn confirm_totp(&mut self, user: UserId, step: i64, at: DateTime<Utc>) -> Result<bool, Error> {
+        crate::mfa::confirm_totp(self.conn, user, step, at)
+    }
+
+    fn use_totp_step(&mut self, user: UserId, step: i64) -> Result<bool, Error> {
+        crate::mfa::use_totp_step(self.conn, user, step)
+    }
+
+    fn delete_totp(&mut self, user: UserId) -> Result<bool, Error> {
+        crate::mfa::delete_totp(self.conn, user)
+    }
+
+    fn replace_recovery_codes(
+        &mut self,
+        user: UserId,
+        hashes: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        crate::mfa::replace_recovery_codes(self.conn, user, hashes, at)
+    }
+
+    fn spend_recovery_code(
+        &mut self,
+        user: UserId,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        crate::mfa::spend_recovery_code(self.conn, user, hash, now)
+    }
+
+    fn count_recovery_codes(&mut self, user: UserId) -> Result<u64, Error> {
+        crate::mfa::count_recovery_codes(self.conn, user)
+    }
+
+    fn insert_challenge(
+        &mut self,
+        challenge: &gatehouse_domain::NewChallenge,
+    ) -> Result<(), Error> {
+        crate::mfa::insert_challenge(self.conn, challenge)
+    }
+
+    fn find_challenge(
+        &mut self,
+        token_hash: &str,
+        purpose: gatehouse_domain::ChallengePurpose,
+        now: DateTime<Utc>,
+    ) -> Result<Option<gatehouse_domain::Challenge>, Error> {
+        crate::mfa::find_challenge(self.conn, token_hash, purpose, now)
+    }
+
+    fn challenge_wrong_try(&mut self, id: i64) -> Result<(), Error> {
+        crate::mfa::challenge_wrong_try(self.conn, id)
+    }
+
+    fn spend_challenge(&mut self, id: i64, now: DateTime<Utc>) -> Result<bool, Error> {
+        crate::mfa::spend_challenge(self.conn, id, now)
+    }
+
+    fn delete_mfa(&mut self, user: UserId) -> Result<(), Error> {
+        crate::mfa::delete_mfa(self.conn, user)
+    }
+
     fn prune(&mut self, now: DateTime<Utc>, idle_before: DateTime<Utc>) -> Result<u64, Error> {
         // Codes an hour past their expiry (the hourly cap counts the last hour's).
         let codes = crate::codes::prune_codes(self.conn, now - chrono::Duration::hours(1))?;
+        let challenges = crate::mfa::prune_challenges(self.conn, now)?;
         let now = now.naive_utc();
         let counters = diesel::delete(
             throttle_counters::table
@@ -1158,7 +1229,7 @@ impl UserRepo for SqlUserRepo<'_> {
         .execute(self.conn)
         .map_err(from_diesel)?;
         self.compact_tallies()?;
-        Ok(counters as u64 + codes)
+        Ok(counters as u64 + codes + challenges)
     }
 }
 

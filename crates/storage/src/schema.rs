@@ -222,3 +222,41 @@ diesel::table! {
         spent_at -> Nullable<Timestamp>,
     }
 }
+
+diesel::table! {
+    /// A user's TOTP factor (the MFA issue): the sealed secret, pending until confirmed.
+    totp_factors (user_id) {
+        user_id -> BigInt,
+        /// `MfaKeys::seal_totp`, base 64.
+        secret -> Text,
+        confirmed_at -> Nullable<Timestamp>,
+        last_step -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Recovery codes, as keyed hashes; each spent once.
+    recovery_codes (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        code_hash -> Text,
+        created_at -> Timestamp,
+        spent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    /// Challenges under way: logins waiting for their second step, passkey ceremonies.
+    mfa_challenges (id) {
+        id -> BigInt,
+        token_hash -> Text,
+        /// `ChallengePurpose::as_str`.
+        purpose -> Text,
+        user_id -> Nullable<BigInt>,
+        state -> Nullable<Text>,
+        wrong_tries -> BigInt,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}

@@ -88,6 +88,11 @@ macro_rules! user_store_contract_tests {
             a_code_is_spent_once_among_sixteen_racers,
             wrong_tries_kill_a_code_and_expiry_too,
             codes_are_counted_per_user_purpose_and_hour,
+            totp_factors_round_trip_and_confirm_once,
+            a_totp_step_is_used_once_among_sixteen_racers,
+            recovery_codes_are_spent_once_and_replaced_together,
+            challenges_die_spent_wrong_or_expired,
+            mfa_goes_with_its_user_and_its_reset,
         );
     };
     (@tests $attrs:tt $make:tt; $($check:ident),+ $(,)?) => {
@@ -3041,4 +3046,282 @@ pub fn codes_are_counted_per_user_purpose_and_hour(store: &dyn UserStore) {
     assert_eq!(count(ann, EmailVerification), 1);
     assert_eq!(count(bob, PasswordReset), 1);
     assert_eq!(count(bob, EmailVerification), 0);
+}
+
+fn totp_row(user: UserId, at: DateTime<Utc>) -> crate::StoredTotp {
+    crate::StoredTotp {
+        user_id: user,
+        secret: "c2VhbGVk".to_owned(),
+        confirmed_at: None,
+        last_step: None,
+        created_at: at,
+    }
+}
+
+/// A TOTP factor reads back as stored; a new one replaces it; it is confirmed once; the
+/// step moves only forward, and only once confirmed.
+pub fn totp_factors_round_trip_and_confirm_once(store: &dyn UserStore) {
+    let ann = insert(store, new_user("ann@example.com")).id;
+    let t0 = crate::now();
+    assert_eq!(store.read_with(|repo| repo.totp(ann)).expect("read"), None);
+    let pending = totp_row(ann, t0);
+    store
+        .write_with(|repo| repo.put_totp(&pending))
+        .expect("put");
+    assert_eq!(
+        store.read_with(|repo| repo.totp(ann)).expect("read"),
+        Some(pending.clone())
+    );
+    assert!(
+        !store
+            .write_with(|repo| repo.use_totp_step(ann, 10))
+            .expect("use"),
+        "a pending factor takes no code"
+    );
+    let replaced = crate::StoredTotp {
+        secret: "b3RoZXI=".to_owned(),
+        ..pending
+    };
+    store
+        .write_with(|repo| repo.put_totp(&replaced))
+        .expect("put");
+    assert!(store
+        .write_with(|repo| repo.confirm_totp(ann, 10, t0))
+        .expect("confirm"));
+    assert!(
+        !store
+            .write_with(|repo| repo.confirm_totp(ann, 11, t0))
+            .expect("confirm"),
+        "confirmed once"
+    );
+    let confirmed = store
+        .read_with(|repo| repo.totp(ann))
+        .expect("read")
+        .expect("a factor");
+    assert_eq!(confirmed.secret, "b3RoZXI=");
+    assert_eq!(confirmed.confirmed_at, Some(t0));
+    assert_eq!(confirmed.last_step, Some(10));
+    let used = |step| {
+        store
+            .write_with(|repo| repo.use_totp_step(ann, step))
+            .expect("use")
+    };
+    assert!(!used(10), "the confirming code's step");
+    assert!(!used(9), "an earlier step");
+    assert!(used(11));
+    assert!(!used(11), "a step is used once");
+    assert!(store
+        .write_with(|repo| repo.delete_totp(ann))
+        .expect("delete"));
+    assert!(!store
+        .write_with(|repo| repo.delete_totp(ann))
+        .expect("delete"));
+}
+
+/// Sixteen logins presenting one code at once: one gets in.
+pub fn a_totp_step_is_used_once_among_sixteen_racers(store: &dyn UserStore) {
+    let ann = insert(store, new_user("ann@example.com")).id;
+    let t0 = crate::now();
+    store
+        .write_with(|repo| {
+            repo.put_totp(&totp_row(ann, t0))?;
+            repo.confirm_totp(ann, 1, t0).map(drop)
+        })
+        .expect("enrol");
+    let barrier = std::sync::Barrier::new(16);
+    let wins = std::thread::scope(|scope| {
+        let racers: Vec<_> = (0..16)
+            .map(|_| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    barrier.wait();
+                    store
+                        .write_with(|repo| repo.use_totp_step(ann, 2))
+                        .expect("use")
+                })
+            })
+            .collect();
+        racers
+            .into_iter()
+            .map(|racer| racer.join().expect("racer"))
+            .filter(|won| *won)
+            .count()
+    });
+    assert_eq!(wins, 1);
+}
+
+/// A recovery code is spent once, by its own user; a new set replaces the old (spent or
+/// not); the count is of unspent ones; sixteen racers spend one code once.
+pub fn recovery_codes_are_spent_once_and_replaced_together(store: &dyn UserStore) {
+    let ann = insert(store, new_user("ann@example.com")).id;
+    let bob = insert(store, new_user("bob@example.com")).id;
+    let t0 = crate::now();
+    let hashes: Vec<String> = (0..10).map(|i| format!("hash-{i}")).collect();
+    store
+        .write_with(|repo| {
+            repo.replace_recovery_codes(ann, &hashes, t0)?;
+            repo.replace_recovery_codes(bob, &hashes[..2], t0)
+        })
+        .expect("store");
+    let spend = |user, hash: &str| {
+        store
+            .write_with(|repo| repo.spend_recovery_code(user, hash, t0))
+            .expect("spend")
+    };
+    let count = |user| {
+        store
+            .read_with(|repo| repo.count_recovery_codes(user))
+            .expect("count")
+    };
+    assert_eq!((count(ann), count(bob)), (10, 2));
+    assert!(spend(ann, "hash-3"));
+    assert!(!spend(ann, "hash-3"), "spent");
+    assert!(!spend(ann, "hash-x"), "unknown");
+    assert!(!spend(bob, "hash-5"), "not bob's");
+    assert!(spend(bob, "hash-1"), "bob's own");
+    assert_eq!((count(ann), count(bob)), (9, 1));
+    let barrier = std::sync::Barrier::new(16);
+    let wins = std::thread::scope(|scope| {
+        let racers: Vec<_> = (0..16)
+            .map(|_| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    barrier.wait();
+                    spend(ann, "hash-7")
+                })
+            })
+            .collect();
+        racers
+            .into_iter()
+            .map(|racer| racer.join().expect("racer"))
+            .filter(|won| *won)
+            .count()
+    });
+    assert_eq!(wins, 1);
+    let renewed: Vec<String> = (0..10).map(|i| format!("new-{i}")).collect();
+    store
+        .write_with(|repo| repo.replace_recovery_codes(ann, &renewed, t0))
+        .expect("replace");
+    assert_eq!(count(ann), 10);
+    assert!(!spend(ann, "hash-0"), "the old set is dead");
+    assert!(spend(ann, "new-0"));
+}
+
+fn challenge(token: &str, user: Option<UserId>, at: DateTime<Utc>) -> crate::NewChallenge {
+    crate::NewChallenge {
+        token_hash: token.to_owned(),
+        purpose: crate::ChallengePurpose::LoginMfa,
+        user_id: user,
+        state: Some("{\"state\":\"ünïcode ✓\"}".to_owned()),
+        created_at: at,
+        expires_at: at + crate::MFA_TOKEN_TTL,
+    }
+}
+
+/// A challenge is found by its token and purpose while live, and dies spent, after five
+/// wrong tries, or at its expiry.
+pub fn challenges_die_spent_wrong_or_expired(store: &dyn UserStore) {
+    use crate::ChallengePurpose::{LoginMfa, PasskeyLogin};
+    let ann = insert(store, new_user("ann@example.com")).id;
+    let t0 = crate::now();
+    for (token, user) in [("one", Some(ann)), ("two", Some(ann)), ("three", None)] {
+        let new = challenge(token, user, t0);
+        store
+            .write_with(|repo| repo.insert_challenge(&new))
+            .expect("insert");
+    }
+    let find = |token: &str, purpose, at| {
+        store
+            .read_with(|repo| repo.find_challenge(token, purpose, at))
+            .expect("find")
+    };
+    let one = find("one", LoginMfa, t0).expect("live");
+    assert_eq!(one.user_id, Some(ann));
+    assert_eq!(one.purpose, LoginMfa);
+    assert_eq!(one.wrong_tries, 0);
+    assert_eq!(one.expires_at, t0 + crate::MFA_TOKEN_TTL);
+    assert_eq!(one.state.as_deref(), Some("{\"state\":\"ünïcode ✓\"}"));
+    assert_eq!(find("one", PasskeyLogin, t0), None, "another purpose");
+    assert_eq!(find("four", LoginMfa, t0), None, "unknown");
+    assert_eq!(find("three", LoginMfa, t0).expect("live").user_id, None);
+    // Spent once.
+    let spend = |id, at| {
+        store
+            .write_with(|repo| repo.spend_challenge(id, at))
+            .expect("spend")
+    };
+    assert!(spend(one.id, t0));
+    assert!(!spend(one.id, t0), "spent");
+    assert_eq!(find("one", LoginMfa, t0), None);
+    // Five wrong tries.
+    let two = find("two", LoginMfa, t0).expect("live");
+    for _ in 0..4 {
+        store
+            .write_with(|repo| repo.challenge_wrong_try(two.id))
+            .expect("wrong");
+    }
+    assert_eq!(
+        find("two", LoginMfa, t0)
+            .expect("alive after four")
+            .wrong_tries,
+        4
+    );
+    store
+        .write_with(|repo| repo.challenge_wrong_try(two.id))
+        .expect("wrong");
+    assert_eq!(find("two", LoginMfa, t0), None, "dead after five");
+    assert!(!spend(two.id, t0), "a dead one is not spent");
+    // Expiry.
+    let three = find("three", LoginMfa, t0).expect("live");
+    let end = t0 + crate::MFA_TOKEN_TTL;
+    assert!(find("three", LoginMfa, end - Duration::seconds(1)).is_some());
+    assert_eq!(find("three", LoginMfa, end), None);
+    assert!(!spend(three.id, end));
+    // A token names one challenge.
+    let again = challenge("three", None, t0);
+    assert!(store
+        .write_with(|repo| repo.insert_challenge(&again))
+        .is_err());
+}
+
+/// Deleting a user deletes their factors and challenges; a reset deletes them too and
+/// leaves other users' alone.
+pub fn mfa_goes_with_its_user_and_its_reset(store: &dyn UserStore) {
+    let ann = insert(store, new_user("ann@example.com")).id;
+    let bob = insert(store, new_user("bob@example.com")).id;
+    let t0 = crate::now();
+    for (user, token) in [(ann, "ann"), (bob, "bob")] {
+        let new = challenge(token, Some(user), t0);
+        store
+            .write_with(|repo| {
+                repo.put_totp(&totp_row(user, t0))?;
+                repo.replace_recovery_codes(user, &["h".to_owned()], t0)?;
+                repo.insert_challenge(&new)
+            })
+            .expect("enrol");
+    }
+    store
+        .write_with(|repo| repo.delete_mfa(ann))
+        .expect("reset");
+    let ann_left = store
+        .read_with(|repo| {
+            Ok((
+                repo.totp(ann)?,
+                repo.count_recovery_codes(ann)?,
+                repo.find_challenge("ann", crate::ChallengePurpose::LoginMfa, t0)?,
+            ))
+        })
+        .expect("read");
+    assert_eq!(ann_left, (None, 0, None));
+    assert!(store.write_with(|repo| repo.delete(bob)).expect("delete"));
+    let bob_left = store
+        .read_with(|repo| {
+            Ok((
+                repo.totp(bob)?,
+                repo.count_recovery_codes(bob)?,
+                repo.find_challenge("bob", crate::ChallengePurpose::LoginMfa, t0)?,
+            ))
+        })
+        .expect("read");
+    assert_eq!(bob_left, (None, 0, None));
 }

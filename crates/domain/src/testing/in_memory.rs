@@ -53,6 +53,13 @@ struct State {
     settings: HashMap<String, String>,
     /// One-time codes, each with its wrong tries and when it was spent.
     codes: Vec<(crate::NewCode, i64, Option<DateTime<Utc>>)>,
+    /// TOTP factors by user id.
+    totp: BTreeMap<i64, crate::StoredTotp>,
+    /// Recovery codes: whose, the hash, and when spent.
+    recovery_codes: Vec<(UserId, String, Option<DateTime<Utc>>)>,
+    /// Challenges by id, with their token hashes.
+    challenges: BTreeMap<i64, (String, crate::Challenge)>,
+    last_challenge_id: i64,
 }
 
 /// A queued mail with its state, as the `mails` table keeps it.
@@ -238,6 +245,8 @@ impl UserRepo for State {
     fn delete(&mut self, id: UserId) -> Result<bool, Error> {
         let existed = self.users.remove(&id.get()).is_some();
         self.devices.retain(|_, (owner, _)| *owner != id);
+        self.codes.retain(|(code, _, _)| code.user_id != id);
+        self.delete_mfa(id)?;
         self.sessions.retain(|_, session| session.user_id != id);
         let sessions = &self.sessions;
         self.refresh_tokens
@@ -990,6 +999,148 @@ impl UserRepo for State {
             }
         }
         Ok(matched)
+    }
+
+    fn totp(&mut self, user: UserId) -> Result<Option<crate::StoredTotp>, Error> {
+        Ok(self.totp.get(&user.get()).cloned())
+    }
+
+    fn put_totp(&mut self, totp: &crate::StoredTotp) -> Result<(), Error> {
+        self.totp.insert(totp.user_id.get(), totp.clone());
+        Ok(())
+    }
+
+    fn confirm_totp(&mut self, user: UserId, step: i64, at: DateTime<Utc>) -> Result<bool, Error> {
+        match self.totp.get_mut(&user.get()) {
+            Some(totp) if totp.confirmed_at.is_none() => {
+                totp.confirmed_at = Some(at);
+                totp.last_step = Some(step);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn use_totp_step(&mut self, user: UserId, step: i64) -> Result<bool, Error> {
+        match self.totp.get_mut(&user.get()) {
+            Some(totp)
+                if totp.confirmed_at.is_some() && totp.last_step.is_none_or(|last| last < step) =>
+            {
+                totp.last_step = Some(step);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn delete_totp(&mut self, user: UserId) -> Result<bool, Error> {
+        self.recovery_codes.retain(|(owner, _, _)| *owner != user);
+        Ok(self.totp.remove(&user.get()).is_some())
+    }
+
+    fn replace_recovery_codes(
+        &mut self,
+        user: UserId,
+        hashes: &[String],
+        _at: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        self.recovery_codes.retain(|(owner, _, _)| *owner != user);
+        self.recovery_codes
+            .extend(hashes.iter().map(|hash| (user, hash.clone(), None)));
+        Ok(())
+    }
+
+    fn spend_recovery_code(
+        &mut self,
+        user: UserId,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        for (owner, stored, spent) in &mut self.recovery_codes {
+            if *owner == user && stored == hash && spent.is_none() {
+                *spent = Some(now);
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn count_recovery_codes(&mut self, user: UserId) -> Result<u64, Error> {
+        Ok(self
+            .recovery_codes
+            .iter()
+            .filter(|(owner, _, spent)| *owner == user && spent.is_none())
+            .count() as u64)
+    }
+
+    fn insert_challenge(&mut self, challenge: &crate::NewChallenge) -> Result<(), Error> {
+        if self
+            .challenges
+            .values()
+            .any(|(hash, _)| *hash == challenge.token_hash)
+        {
+            return Err(Error::Conflict);
+        }
+        self.last_challenge_id += 1;
+        let id = self.last_challenge_id;
+        self.challenges.insert(
+            id,
+            (
+                challenge.token_hash.clone(),
+                crate::Challenge {
+                    id,
+                    purpose: challenge.purpose,
+                    user_id: challenge.user_id,
+                    state: challenge.state.clone(),
+                    wrong_tries: 0,
+                    expires_at: challenge.expires_at,
+                },
+            ),
+        );
+        Ok(())
+    }
+
+    fn find_challenge(
+        &mut self,
+        token_hash: &str,
+        purpose: crate::ChallengePurpose,
+        now: DateTime<Utc>,
+    ) -> Result<Option<crate::Challenge>, Error> {
+        Ok(self
+            .challenges
+            .values()
+            .find(|(hash, c)| {
+                hash == token_hash
+                    && c.purpose == purpose
+                    && c.expires_at > now
+                    && c.wrong_tries < crate::MAX_MFA_WRONG_CODES
+            })
+            .map(|(_, c)| c.clone()))
+    }
+
+    fn challenge_wrong_try(&mut self, id: i64) -> Result<(), Error> {
+        if let Some((_, challenge)) = self.challenges.get_mut(&id) {
+            challenge.wrong_tries += 1;
+        }
+        Ok(())
+    }
+
+    fn spend_challenge(&mut self, id: i64, now: DateTime<Utc>) -> Result<bool, Error> {
+        let live = self
+            .challenges
+            .get(&id)
+            .is_some_and(|(_, c)| c.expires_at > now && c.wrong_tries < crate::MAX_MFA_WRONG_CODES);
+        if live {
+            self.challenges.remove(&id);
+        }
+        Ok(live)
+    }
+
+    fn delete_mfa(&mut self, user: UserId) -> Result<(), Error> {
+        self.delete_totp(user)?;
+        self.challenges
+            .retain(|_, (_, challenge)| challenge.user_id != Some(user));
+        Ok(())
     }
 
     fn prune(&mut self, now: DateTime<Utc>, idle_before: DateTime<Utc>) -> Result<u64, Error> {

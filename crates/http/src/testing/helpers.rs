@@ -74,6 +74,8 @@ pub struct AppOptions {
     /// With a mailer's policy (none by default): mails are queued in the store (nothing
     /// sends them here), and recovery behaves as this says.
     pub mail: Option<gatehouse_domain::RecoveryPolicy>,
+    /// `GATEHOUSE_REQUIRE_MFA_FOR_ADMINS` (off by default).
+    pub require_mfa_for_admins: bool,
 }
 
 impl AppOptions {
@@ -94,6 +96,7 @@ impl AppOptions {
             sessions: gatehouse_domain::SessionPolicy::default(),
             webhook_allow_private: false,
             mail: None,
+            require_mfa_for_admins: false,
         }
     }
 }
@@ -146,12 +149,18 @@ pub async fn spawn_app(store: Arc<dyn UserStore>) -> TestApp {
 
 /// A fresh app built from `options`.
 pub async fn spawn_app_with(options: AppOptions) -> TestApp {
+    let mfa_keys = gatehouse_domain::MfaKeys::derive(&options.secret).expect("MFA keys");
     let secret = JwtSecret::new(options.secret).expect("a test secret of 32 bytes or more");
     let tokens = Hs256Tokens::new(&secret, TokenTtl::DEFAULT).expect("HS256 keys");
     let users = UserService::new(options.store, Arc::new(PlainHasher), Arc::new(tokens))
         .with_throttle(options.throttle)
         .with_registration_mode(options.registration)
-        .with_session_policy(options.sessions);
+        .with_session_policy(options.sessions)
+        .with_mfa(gatehouse_domain::MfaPolicy {
+            keys: mfa_keys,
+            issuer: "Gatehouse".to_owned(),
+            require_for_admins: options.require_mfa_for_admins,
+        });
     let users = match options.mail {
         Some(recovery) => users
             .with_mail(gatehouse_domain::MailPolicy {
@@ -298,6 +307,11 @@ impl TestApp {
 
     pub async fn put_json(&self, path: &str, token: Option<&str>, body: &Value) -> Resp {
         self.send(authorized(TestRequest::put().uri(path), token).set_json(body))
+            .await
+    }
+
+    pub async fn delete_json(&self, path: &str, token: Option<&str>, body: &Value) -> Resp {
+        self.send(authorized(TestRequest::delete().uri(path), token).set_json(body))
             .await
     }
 

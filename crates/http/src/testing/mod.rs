@@ -121,6 +121,14 @@ macro_rules! __api_suite {
                 taking_a_user_out_of_service_ends_their_sessions,
                 sessions_idle_out_and_end_at_their_maximum_age,
             }
+            mfa {
+                totp_enrolment_turns_on_the_second_step,
+                the_second_step_takes_a_code_once,
+                an_mfa_token_dies_after_five_wrong_codes,
+                turning_totp_off_needs_the_password_and_a_code,
+                an_admin_resets_a_users_mfa,
+                admins_without_mfa_may_only_enrol_when_required,
+            }
             recovery {
                 recovery_routes_answer_not_enabled_without_a_mailer,
                 a_mailed_code_resets_the_password_once,

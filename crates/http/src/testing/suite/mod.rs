@@ -12,6 +12,7 @@ pub mod bad_input;
 pub mod emails;
 pub mod hardening;
 pub mod listings;
+pub mod mfa;
 pub mod observe;
 pub mod recovery;
 pub mod security;
