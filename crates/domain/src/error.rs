@@ -33,6 +33,10 @@ pub enum Error {
     /// There is no TOTP factor to confirm, turn off or make recovery codes for.
     #[error("Two-step sign-in with an authenticator app is not on")]
     MfaNotEnabled,
+    /// A stored TOTP secret does not open with the service's keys: its secret material
+    /// (the JWT secret) changed since the user enrolled. Only an admin's reset helps.
+    #[error("The second factor of this account cannot be checked: the service's secret changed since it was set up; an admin must reset it")]
+    MfaUnreadable,
     /// `GATEHOUSE_REQUIRE_MFA_FOR_ADMINS`: an admin without a second factor may only enrol.
     #[error("Admins must turn on a second factor (an authenticator app or a passkey) first")]
     MfaEnrollmentRequired,

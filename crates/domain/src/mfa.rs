@@ -69,9 +69,9 @@ impl MfaKeys {
     /// The TOTP secret `stored` for `user`.
     ///
     /// # Errors
-    /// [`Error::Internal`] when it does not open: the service's secret material changed
-    /// since it was sealed (the user's MFA must then be reset), or the row was tampered
-    /// with.
+    /// [`Error::MfaUnreadable`] when it does not open: the service's secret material
+    /// changed since it was sealed (the user's MFA must then be reset), or the row was
+    /// tampered with; [`Error::Internal`] for a value that is not base 64.
     pub fn open_totp(&self, user: UserId, stored: &str) -> Result<TotpSecret, Error> {
         let sealed = base64::engine::general_purpose::STANDARD
             .decode(stored)
@@ -79,14 +79,7 @@ impl MfaKeys {
         self.sealing
             .open(&sealed, &totp_context(user))
             .map(TotpSecret::from_bytes)
-            .map_err(|_| {
-                Error::internal(
-                    "opening a TOTP secret",
-                    "it does not open with this service's secret material (was \
-                     GATEHOUSE_JWT_SECRET changed?); reset the user's MFA with \
-                     `gatehouse users reset-mfa`",
-                )
-            })
+            .map_err(|_| Error::MfaUnreadable)
     }
 
     /// The hash `code` of `user` is stored under.

@@ -680,7 +680,11 @@ impl UserService {
                 // them) stay counted until the second step succeeds: a right password
                 // does not buy more guesses at the code.
                 if let Some(challenge) = self.mfa_challenge(repo, user)? {
-                    self.give_back_guess(repo, scope, &key, origin)?;
+                    if let Some(counter) = repo.counter(scope, &key)? {
+                        let back = self.throttle.uncount_right_guess(counter);
+                        repo.save_counter(scope, &key, &back)?;
+                    }
+                    give_back_address_guess(repo, scope, origin)?;
                     return Ok(Err(challenge));
                 }
             }

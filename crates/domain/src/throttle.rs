@@ -184,6 +184,17 @@ impl ThrottlePolicy {
         counter
     }
 
+    /// Gives back a guess that was right but opens only a second step (the MFA issue): one
+    /// fewer, and no lock. The attempt was let through, so any lock before it had run out;
+    /// a lock now is the one it set itself. The failures stay counted.
+    #[must_use]
+    pub fn uncount_right_guess(&self, counter: Counter) -> Counter {
+        Counter {
+            locked_until: None,
+            ..self.uncount_attempt(counter)
+        }
+    }
+
     /// Counts one registration from an address, or refuses it over the hourly limit.
     ///
     /// # Errors
@@ -376,5 +387,18 @@ mod tests {
             locked_until: None,
         };
         assert_eq!(policy.uncount_attempt(zero).count, 0);
+    }
+
+    #[test]
+    fn a_right_password_before_a_second_step_keeps_the_failures_but_not_its_lock() {
+        let policy = ThrottlePolicy::default();
+        let mut counter = None;
+        for _ in 0..6 {
+            counter = Some(policy.account_attempt(counter, at(0)).unwrap());
+        }
+        let counted = counter.unwrap();
+        assert_eq!(counted.count, 6);
+        let back = policy.uncount_right_guess(counted);
+        assert_eq!((back.count, back.locked_until), (5, None));
     }
 }

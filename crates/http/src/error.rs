@@ -373,6 +373,18 @@ impl ApiError {
                 };
             }
             DomainError::Overloaded => return Self::overloaded(),
+            DomainError::MfaUnreadable => {
+                tracing::error!(
+                    "a TOTP secret does not open with this service's keys: was \
+                     GATEHOUSE_JWT_SECRET changed since the user enrolled? Reset the user's \
+                     MFA (gatehouse users reset-mfa EMAIL_OR_ID, or DELETE /users/{{id}}/mfa)"
+                );
+                return Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "mfa_unavailable",
+                    error.to_string(),
+                );
+            }
             _ => return Self::internal(&error),
         };
         let code = match &error {

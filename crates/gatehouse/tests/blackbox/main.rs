@@ -9,6 +9,7 @@ mod config_file;
 mod failover;
 mod hardening;
 mod mail;
+mod mfa;
 mod multi_instance;
 mod operability;
 mod outage;

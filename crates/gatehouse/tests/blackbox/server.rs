@@ -294,7 +294,12 @@ impl Server {
                 if let Some(b) = &bearer {
                     r = r.header("Authorization", b);
                 }
-                r.call()
+                // A body only when one is given (`DELETE /me/mfa/totp` takes one).
+                if body.is_null() {
+                    r.call()
+                } else {
+                    r.force_send_body().send_json(body)
+                }
             }
             other => panic!("unsupported method {other}"),
         };
