@@ -393,11 +393,13 @@ mod tests {
     fn a_right_password_before_a_second_step_keeps_the_failures_but_not_its_lock() {
         let policy = ThrottlePolicy::default();
         let mut counter = None;
-        for _ in 0..6 {
+        for _ in 0..5 {
             counter = Some(policy.account_attempt(counter, at(0)).unwrap());
         }
-        let counted = counter.unwrap();
+        // The lock of the fifth failure ran out; the sixth attempt sets one of its own.
+        let counted = policy.account_attempt(counter, at(10)).unwrap();
         assert_eq!(counted.count, 6);
+        assert!(counted.locked_until.is_some());
         let back = policy.uncount_right_guess(counted);
         assert_eq!((back.count, back.locked_until), (5, None));
     }

@@ -13,18 +13,21 @@
 // (GATEHOUSE_WEBHOOK_ALLOW_PRIVATE=true), where a receiver of the tests' own takes them; a
 // third server, without that setting, refuses such addresses. Recovery and email
 // verification have a server of their own with a mailer, whose mail goes to an SMTP server
-// the tests run on 127.0.0.1 (smtp-sink.mjs), where they read the codes.
+// the tests run on 127.0.0.1 (smtp-sink.mjs), where they read the codes. Two-step sign-in
+// has one with GATEHOUSE_REQUIRE_MFA_FOR_ADMINS=true: the tests compute the authenticator
+// app's codes themselves (RFC 6238) and read the page's QR codes with jsQR.
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { createServer } from "node:http";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import jsQR from "jsqr";
 import { codeIn, startSmtpSink } from "./smtp-sink.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -428,6 +431,7 @@ after(async () => {
   receiver?.stop();
   mailing?.stop();
   sink?.stop();
+  strict?.stop();
 });
 
 test("an unauthenticated visit lands on the login page, under a strict CSP", async () => {
@@ -2205,6 +2209,461 @@ test("the Forgot password? page and the code step read at phone width", async ()
   await page.context().close();
 });
 
+// ---- two-step sign-in (TOTP) --------------------------------------------------------------
+
+const KIM = "kim@example.com";
+let strict; // a server that requires admins to have two-step sign-in
+let guarded; // its first user's (the admin's) page
+let adminSecret; // the admin's TOTP secret (base 32)
+let adminCodes; // the admin's recovery codes (the newest set)
+let kimSecret;
+let kimCodes;
+let kim; // kim's browser
+let decoder; // a blank page of no server's: PNG screenshots into pixels for the QR reader
+
+/** RFC 4648 base 32 (no padding) to bytes. */
+function base32(text) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  const bytes = [];
+  let value = 0;
+  let bits = 0;
+  for (const c of text.toUpperCase()) {
+    value = ((value << 5) | alphabet.indexOf(c)) & 0xffff;
+    bits += 5;
+    if (bits >= 8) {
+      bytes.push((value >>> (bits - 8)) & 0xff);
+      bits -= 8;
+    }
+  }
+  return Buffer.from(bytes);
+}
+
+/** The RFC 6238 code of a base 32 `secret` at time step `step`: HMAC-SHA1, 6 digits. */
+function totp(secret, step) {
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(step));
+  const mac = createHmac("sha1", base32(secret)).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0x0f;
+  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, "0");
+}
+
+const timeStep = () => Math.floor(Date.now() / 30_000);
+/** The last time step whose code was used, per secret: the server takes each step once. */
+const usedSteps = new Map();
+
+/**
+ * A code the server takes now: of the current step or the next (it accepts ±1 step), after
+ * the last one used with this secret; waits for the clock when both are used.
+ */
+async function freshCode(secret) {
+  for (;;) {
+    const now = timeStep();
+    const step = Math.max(now, (usedSteps.get(secret) ?? now - 1) + 1);
+    if (step <= now + 1) {
+      usedSteps.set(secret, step);
+      return totp(secret, step);
+    }
+    await new Promise((resolve) => setTimeout(resolve, (now + 1) * 30_000 - Date.now() + 100));
+  }
+}
+
+/** Six digits that are no code of `secret` anywhere near now. */
+function wrongCode(secret) {
+  const near = new Set([-2, -1, 0, 1, 2].map((d) => totp(secret, timeStep() + d)));
+  for (let n = 135_791; ; n += 1) {
+    const code = String(n).padStart(6, "0");
+    if (!near.has(code)) return code;
+  }
+}
+
+/** The text of the QR code `locator` shows, read from a screenshot of it by a QR reader. */
+async function readQr(locator) {
+  const png = await locator.screenshot();
+  decoder ??= await browser.newPage();
+  const image = await decoder.evaluate(async (data) => {
+    const img = new Image();
+    img.src = `data:image/png;base64,${data}`;
+    await img.decode();
+    const canvas = document.createElement("canvas");
+    canvas.width = img.width;
+    canvas.height = img.height;
+    const g = canvas.getContext("2d");
+    g.drawImage(img, 0, 0);
+    return { width: img.width, height: img.height, data: Array.from(g.getImageData(0, 0, img.width, img.height).data) };
+  }, png.toString("base64"));
+  const found = jsQR(Uint8ClampedArray.from(image.data), image.width, image.height);
+  return found ? Buffer.from(found.binaryData).toString("utf8") : null;
+}
+
+/** The recovery codes a page shows. */
+async function shownCodes(page) {
+  return (await page.locator(".recovery-codes li").allTextContents()).map((c) => c.trim());
+}
+
+const h3 = (page, name) => page.getByRole("heading", { level: 3, name, exact: true });
+
+test("the TOTP helpers of these tests follow RFC 6238", () => {
+  // RFC 6238, appendix B: the SHA-1 secret "12345678901234567890", T = 59 s and 1111111109 s
+  // (8 digits there: 94287082 and 07081804).
+  const secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+  assert.equal(base32(secret).toString(), "12345678901234567890");
+  assert.equal(totp(secret, 1), "287082");
+  assert.equal(totp(secret, Math.floor(1111111109 / 30)), "081804");
+});
+
+test("the console's QR codes read back as their text, from the smallest size to the longest login URI", async () => {
+  strict = await startServer({ GATEHOUSE_REQUIRE_MFA_FOR_ADMINS: "true" });
+  const page = await newPage({ on: strict });
+  await page.goto("/#/login");
+  await heading(page, "Log in").waitFor();
+  const uri = (account) =>
+    `otpauth://totp/Gatehouse:${encodeURIComponent(account)}?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=Gatehouse&algorithm=SHA1&digits=6&period=30`;
+  const texts = [
+    "A",
+    "Gatehouse",
+    "otpauth://totp/x",
+    uri("jo@example.com"),
+    uri("zoë.günther@exämple.com"), // UTF-8: more bytes than characters
+    `${uri("someone@example.com")}&${"x".repeat(100)}`, // past version 9: a 16-bit length
+    uri(LONG), // the longest address there can be
+  ];
+  const sizes = await page.evaluate(async (texts) => {
+    const { qrCanvas } = await import("/console/app.js");
+    return texts.map((text, i) => {
+      const canvas = qrCanvas(text, `test ${i}`);
+      canvas.dataset.test = String(i);
+      document.body.append(canvas);
+      return canvas.width;
+    });
+  }, texts);
+  for (const [i, text] of texts.entries()) {
+    assert.equal(await readQr(page.locator(`canvas[data-test="${i}"]`)), text, `QR code ${i} (${sizes[i]} px)`);
+  }
+  assert.ok(new Set(sizes).size >= 4, `several versions: ${sizes}`);
+  await page.context().close();
+});
+
+test("with admins required to use two-step sign-in, an admin without it is led to turn it on; their own pages stay open", async () => {
+  assert.equal(
+    (await apiCall(strict, "POST", "/api/auth/register", undefined, { email: ADMIN, password: PASSWORD })).status,
+    201,
+  );
+  guarded = await newPage({ on: strict });
+  await guarded.context().grantPermissions(["clipboard-read", "clipboard-write"], { origin: strict.url });
+  await logIn(guarded, ADMIN, PASSWORD);
+  // The users page's calls are refused (403 mfa_enrollment_required): the prompt takes its place.
+  await heading(guarded, "Admins must turn on two-step sign-in").waitFor();
+  assert.equal(await guarded.locator(".message.error").count(), 0, "no generic error");
+  await guarded.getByRole("link", { name: "Invitations", exact: true }).click();
+  await heading(guarded, "Admins must turn on two-step sign-in").waitFor();
+  await guarded.getByRole("link", { name: "Account", exact: true }).click();
+  await heading(guarded, "Your account").waitFor();
+  await guarded.getByRole("link", { name: "Sessions", exact: true }).click();
+  await heading(guarded, "Sessions").waitFor();
+  await guarded.getByRole("link", { name: /^Users/ }).click();
+  await heading(guarded, "Admins must turn on two-step sign-in").waitFor();
+  await guarded.getByRole("link", { name: "Turn on two-step sign-in", exact: true }).click();
+  await heading(guarded, "Security").waitFor();
+  await message(guarded, "Admins must turn on two-step sign-in on this server").waitFor();
+  await guarded.locator(".pill.off").filter({ hasText: "Off" }).waitFor();
+});
+
+test("turning on two-step sign-in: the password, a QR code that reads as the otpauth URI, the app's first code, recovery codes once", async () => {
+  await button(guarded, "Turn on two-step sign-in").click();
+  await h3(guarded, "Turn on two-step sign-in").waitFor();
+  await input(guarded, "Current password").fill("not-my-password");
+  await button(guarded, "Continue").click();
+  await guarded.locator(".field-error").filter({ hasText: "Current password is incorrect." }).waitFor();
+
+  const begun = guarded.waitForResponse(
+    (r) => new URL(r.url()).pathname === "/api/auth/me/mfa/totp" && r.request().method() === "POST",
+  );
+  await input(guarded, "Current password").fill(PASSWORD);
+  await button(guarded, "Continue").click();
+  const enrolment = await (await begun).json();
+  adminSecret = enrolment.secret;
+  assert.match(adminSecret, /^[A-Z2-7]{16,}$/);
+  assert.match(enrolment.otpauth_uri, /^otpauth:\/\/totp\/.*[?&]secret=/);
+  await h3(guarded, "Scan the QR code").waitFor();
+  // The page's QR code reads (from a screenshot, as a phone's camera would) as the URI.
+  const qr = guarded.getByRole("img", { name: /^QR code for your authenticator app/ });
+  assert.equal(await readQr(qr), enrolment.otpauth_uri);
+  assert.equal(
+    await guarded.locator('[data-secret="key"]').textContent(),
+    adminSecret.match(/.{1,4}/g).join(" "),
+    "the key, in groups of four",
+  );
+  await button(guarded, "Copy the key").click();
+  await guarded.getByText("Copied the key.").waitFor();
+  assert.equal(await guarded.evaluate(() => navigator.clipboard.readText()), adminSecret);
+  const code = input(guarded, "Code from the app");
+  assert.equal(await code.getAttribute("autocomplete"), "one-time-code");
+  assert.equal(await code.getAttribute("inputmode"), "numeric");
+  await assertLabelled(guarded, "the security page's QR step");
+  await shot(guarded, "security");
+  await atPhoneWidth(guarded, async () => {
+    await assertNoSidewaysScroll(guarded, "the QR step at phone width");
+    const box = await qr.boundingBox();
+    assert.ok(box.x >= 0 && box.x + box.width <= 390, "the QR code fits the phone's width");
+  });
+
+  await code.fill("12345");
+  await button(guarded, "Turn on").click();
+  await guarded.locator(".field-error").filter({ hasText: "The code has 6 digits" }).waitFor();
+  await code.fill(wrongCode(adminSecret));
+  await button(guarded, "Turn on").click();
+  await guarded.locator(".field-error").filter({ hasText: "The code is invalid" }).waitFor();
+  await code.fill(await freshCode(adminSecret));
+  await button(guarded, "Turn on").click();
+  await h3(guarded, "Two-step sign-in is on: save your recovery codes").waitFor();
+  adminCodes = await shownCodes(guarded);
+  assert.equal(adminCodes.length, 10);
+  for (const c of adminCodes) assert.match(c, /^[0-9A-Z]{5}-[0-9A-Z]{5}$/);
+  assert.equal(new Set(adminCodes).size, 10);
+  await guarded.getByText("These codes are shown only this once.").waitFor();
+
+  const [file] = await Promise.all([
+    guarded.waitForEvent("download"),
+    button(guarded, "Download the recovery codes").click(),
+  ]);
+  assert.equal(file.suggestedFilename(), "gatehouse-recovery-codes.txt");
+  const saved = readFileSync(await file.path(), "utf8");
+  assert.match(saved, new RegExp(`^Gatehouse recovery codes for ${ADMIN.replace(".", "\\.")}\n`));
+  assert.deepEqual(saved.trim().split("\n").slice(-10), adminCodes);
+  await button(guarded, "Copy the recovery codes").click();
+  await guarded.getByText("Copied the recovery codes.").waitFor();
+  assert.equal(await guarded.evaluate(() => navigator.clipboard.readText()), adminCodes.join("\n"));
+  await shot(guarded, "mfa-recovery-codes");
+  await atPhoneWidth(guarded, () => assertNoSidewaysScroll(guarded, "the recovery codes at phone width"));
+
+  // Saved: on to the admin pages, which open now; the codes are not shown again.
+  await button(guarded, "I saved them").click();
+  await heading(guarded, "Users").waitFor();
+  await message(guarded, "Two-step sign-in is on").waitFor();
+  await row(guarded, ADMIN).locator(".mark.mfa").filter({ hasText: "MFA" }).waitFor();
+  await guarded.getByRole("link", { name: "Security", exact: true }).click();
+  await heading(guarded, "Security").waitFor();
+  await guarded.getByText("10 recovery codes left.").waitFor();
+  assert.equal(await guarded.locator(".pill.on").textContent(), "On");
+  assert.equal(await message(guarded, "Admins must turn on").count(), 0);
+  const text = await guarded.locator("body").innerText();
+  for (const c of adminCodes) assert.ok(!text.includes(c), "a recovery code is shown once only");
+  assert.ok(!text.replace(/\s/g, "").includes(adminSecret), "the secret is shown once only");
+});
+
+test("logging in again: the password, then the code from the app (a wrong one refused first)", async () => {
+  await button(guarded, "Log out").click();
+  await heading(guarded, "Log in").waitFor();
+  await logIn(guarded, ADMIN, PASSWORD);
+  await heading(guarded, "Two-step sign-in").waitFor();
+  assert.deepEqual(await kept(guarded), { token: null, refresh: null }, "no session before the second step");
+  const code = input(guarded, "Authentication code");
+  assert.equal(await code.getAttribute("autocomplete"), "one-time-code");
+  assert.equal(await code.getAttribute("inputmode"), "numeric");
+  assert.equal(await guarded.evaluate(() => document.activeElement?.name), "code", "the code's field has the focus");
+  await assertLabelled(guarded, "the second step");
+  await shot(guarded, "login-second-step");
+
+  await code.fill(wrongCode(adminSecret));
+  await button(guarded, "Verify").click();
+  await guarded.locator(".field-error").filter({ hasText: "That code is not right" }).waitFor();
+  await guarded.locator(".field-error").filter({ hasText: "4 tries left" }).waitFor();
+  assert.equal(await code.getAttribute("aria-invalid"), "true");
+  await code.fill(await freshCode(adminSecret));
+  await button(guarded, "Verify").click();
+  await heading(guarded, "Users").waitFor();
+  await guarded.getByText(`Signed in as ${ADMIN} (admin)`).waitFor();
+  const tokens = await kept(guarded);
+  assert.ok(tokens.token && tokens.refresh, "the second step's tokens are kept as a login's");
+  const device = await guarded.evaluate((key) => localStorage.getItem(key), `gatehouse.device.${ADMIN}`);
+  assert.match(device ?? "", /^[0-9a-f]{64}$/, "and its device token");
+});
+
+test("a recovery code signs in in place of the app's code, once", async () => {
+  await button(guarded, "Log out").click();
+  await logIn(guarded, ADMIN, PASSWORD);
+  await heading(guarded, "Two-step sign-in").waitFor();
+  await button(guarded, "Use a recovery code instead").click();
+  const code = input(guarded, "Recovery code");
+  assert.equal(await code.getAttribute("inputmode"), "text");
+  await guarded.getByText("One of the recovery codes you saved").waitFor();
+  await code.fill("ABCDE");
+  await button(guarded, "Verify").click();
+  await guarded.locator(".field-error").filter({ hasText: "A recovery code has 10 characters" }).waitFor();
+  // Small letters and no hyphen are forgiven.
+  await code.fill(adminCodes[0].replace("-", "").toLowerCase());
+  await button(guarded, "Verify").click();
+  await heading(guarded, "Users").waitFor();
+  await guarded.getByRole("link", { name: "Security", exact: true }).click();
+  await guarded.getByText("9 recovery codes left.").waitFor();
+
+  // A spent code is refused; another one works.
+  await button(guarded, "Log out").click();
+  await logIn(guarded, ADMIN, PASSWORD);
+  await heading(guarded, "Two-step sign-in").waitFor();
+  await button(guarded, "Use a recovery code instead").click();
+  await input(guarded, "Recovery code").fill(adminCodes[0]);
+  await button(guarded, "Verify").click();
+  await guarded.locator(".field-error").filter({ hasText: "That recovery code is not right, or it was used already." }).waitFor();
+  await input(guarded, "Recovery code").fill(adminCodes[1]);
+  await button(guarded, "Verify").click();
+  await heading(guarded, "Users").waitFor();
+});
+
+test("new recovery codes: the password, ten new ones shown once, the old ones dead", async () => {
+  await guarded.getByRole("link", { name: "Security", exact: true }).click();
+  await guarded.getByText("8 recovery codes left.").waitFor();
+  await button(guarded, "New recovery codes").click();
+  await h3(guarded, "New recovery codes").waitFor();
+  await input(guarded, "Current password").fill(PASSWORD);
+  await button(guarded, "Make new codes").click();
+  await h3(guarded, "Your new recovery codes").waitFor();
+  const fresh = await shownCodes(guarded);
+  assert.equal(fresh.length, 10);
+  assert.ok(fresh.every((c) => !adminCodes.includes(c)), "a new set");
+  const old = adminCodes[2];
+  adminCodes = fresh;
+  await button(guarded, "I saved them").click();
+  await message(guarded, "Your new recovery codes are ready. The old ones no longer work.").waitFor();
+  await guarded.getByText("10 recovery codes left.").waitFor();
+
+  // An old code opens nothing now (through the API, as another client would).
+  const first = await apiLogin(ADMIN, PASSWORD, { on: strict });
+  assert.equal(first.status, 200);
+  assert.equal(first.body.mfa_required, true);
+  assert.equal(first.body.access_token, undefined);
+  const second = await apiCall(strict, "POST", "/api/auth/login/mfa", null, { mfa_token: first.body.mfa_token, code: old });
+  assert.equal(second.status, 401);
+  assert.equal(second.body.code, "invalid_code");
+});
+
+test("a second step left for 5 minutes has expired: the page says so before sending anything", async () => {
+  const page = await newPage({ on: strict });
+  await page.clock.install();
+  await logIn(page, ADMIN, PASSWORD);
+  await heading(page, "Two-step sign-in").waitFor();
+  await page.clock.fastForward("05:01");
+  const sent = [];
+  page.on("request", (request) => {
+    if (new URL(request.url()).pathname === "/api/auth/login/mfa") sent.push(request.url());
+  });
+  await input(page, "Authentication code").fill(wrongCode(adminSecret));
+  await button(page, "Verify").click();
+  await message(page, "This sign-in has expired: the second step must follow the password within 5 minutes.").waitFor();
+  assert.deepEqual(sent, [], "a dead token is not sent (it would count as a failure)");
+  await page.getByRole("link", { name: "Back to log in" }).click();
+  await heading(page, "Log in").waitFor();
+  assert.equal(await input(page, "Email").inputValue(), ADMIN);
+  await page.context().close();
+});
+
+test("five wrong codes end the second step: the page says so and leads back to the password", async () => {
+  assert.equal(await apiFromPage(guarded, "POST", "/api/auth/users", { email: KIM, password: PASSWORD }), 201);
+  // Kim turns two-step sign-in on through the API.
+  const login = await apiLogin(KIM, PASSWORD, { on: strict });
+  const token = login.body.access_token;
+  const begun = await apiCall(strict, "POST", "/api/auth/me/mfa/totp", token, { password: PASSWORD });
+  assert.equal(begun.status, 200);
+  kimSecret = begun.body.secret;
+  const confirmed = await apiCall(strict, "POST", "/api/auth/me/mfa/totp/confirm", token, { code: await freshCode(kimSecret) });
+  assert.equal(confirmed.status, 200);
+  kimCodes = confirmed.body.recovery_codes;
+
+  kim = await newPage({ on: strict });
+  await logIn(kim, KIM, PASSWORD);
+  await heading(kim, "Two-step sign-in").waitFor();
+  for (let left = 4; left >= 1; left -= 1) {
+    await input(kim, "Authentication code").fill(wrongCode(kimSecret));
+    await button(kim, "Verify").click();
+    await kim.locator(".field-error").filter({ hasText: `${left} ${left === 1 ? "try" : "tries"} left` }).waitFor();
+  }
+  await input(kim, "Authentication code").fill(wrongCode(kimSecret));
+  await button(kim, "Verify").click();
+  await message(kim, "That was 5 wrong codes: this sign-in has ended. Log in again with your password").waitFor();
+  assert.equal(await input(kim, "Authentication code").isVisible(), false, "no more tries here");
+  await button(kim, "Log in again").click();
+  await heading(kim, "Log in").waitFor();
+  assert.equal(await input(kim, "Email").inputValue(), KIM, "the address is filled in");
+
+  // The fifth failure locks the account a moment (1 s); then the password and a recovery code.
+  await new Promise((resolve) => setTimeout(resolve, 2_500));
+  await input(kim, "Password").fill(PASSWORD);
+  await button(kim, "Log in").click();
+  await heading(kim, "Two-step sign-in").waitFor();
+  await button(kim, "Use a recovery code instead").click();
+  await input(kim, "Recovery code").fill(kimCodes[0]);
+  await button(kim, "Verify").click();
+  await heading(kim, "Your account").waitFor();
+  assert.equal(await kim.locator('dd[data-field="mfa"]').textContent(), "On · Manage it");
+});
+
+test("an admin resets a user's two-step sign-in: asked first; the user is signed out and logs in with the password alone", async () => {
+  await guarded.getByRole("link", { name: /^Users/ }).click();
+  await heading(guarded, "Users").waitFor();
+  await row(guarded, KIM).locator(".mark.mfa").waitFor();
+  await button(guarded, `Reset two-step sign-in: ${KIM}`).click();
+  const dialog = guarded.getByRole("dialog");
+  await dialog.getByRole("heading", { name: `Reset two-step sign-in of ${KIM}?` }).waitFor();
+  await button(dialog, "Cancel").click();
+  await dialog.waitFor({ state: "detached" });
+  await row(guarded, KIM).locator(".mark.mfa").waitFor();
+
+  await button(guarded, `Reset two-step sign-in: ${KIM}`).click();
+  await button(guarded.getByRole("dialog"), "Reset two-step sign-in").click();
+  await message(guarded, `Reset two-step sign-in of ${KIM}`).waitFor();
+  await row(guarded, KIM).locator(".mark.mfa").waitFor({ state: "detached" });
+  assert.equal(await button(guarded, `Reset two-step sign-in: ${KIM}`).count(), 0, "only for users with it on");
+
+  // Kim's browser is signed out at its next step; the password alone signs in now.
+  await kim.getByRole("link", { name: "Security", exact: true }).click();
+  await heading(kim, "Log in").waitFor();
+  await message(kim, "Your session has ended").waitFor();
+  await logIn(kim, KIM, PASSWORD);
+  await heading(kim, "Your account").waitFor();
+  await kim.getByRole("link", { name: "Security", exact: true }).click();
+  await heading(kim, "Security").waitFor();
+  await kim.locator(".pill.off").filter({ hasText: "Off" }).waitFor();
+  await button(kim, "Turn on two-step sign-in").waitFor();
+  await kim.context().close();
+});
+
+test("turning it off takes the password and a code; an admin is then asked to turn it on again", async () => {
+  await guarded.getByRole("link", { name: "Security", exact: true }).click();
+  await heading(guarded, "Security").waitFor();
+  await button(guarded, "Turn off two-step sign-in").click();
+  await h3(guarded, "Turn off two-step sign-in").waitFor();
+  await assertLabelled(guarded, "the turn-off form");
+  await input(guarded, "Current password").fill(PASSWORD);
+  await input(guarded, "Code from the app, or a recovery code").fill("ZZZZZ-ZZZZZ");
+  await button(guarded, "Turn off").click();
+  await guarded.locator(".field-error").filter({ hasText: "The code is invalid" }).waitFor();
+  await button(guarded, "Cancel").click();
+  await guarded.getByText("10 recovery codes left.").waitFor();
+
+  await button(guarded, "Turn off two-step sign-in").click();
+  await input(guarded, "Current password").fill(PASSWORD);
+  await input(guarded, "Code from the app, or a recovery code").fill(adminCodes[0]);
+  await button(guarded, "Turn off").click();
+  await message(guarded, "Two-step sign-in is off").waitFor();
+  await guarded.locator(".pill.off").filter({ hasText: "Off" }).waitFor();
+  await message(guarded, "Admins must turn on two-step sign-in on this server").waitFor();
+  await guarded.getByRole("link", { name: /^Users/ }).click();
+  await heading(guarded, "Admins must turn on two-step sign-in").waitFor();
+  // The next login asks for the password only.
+  await button(guarded, "Log out").click();
+  await logIn(guarded, ADMIN, PASSWORD);
+  await heading(guarded, "Admins must turn on two-step sign-in").waitFor();
+  await guarded.context().close();
+});
+
+test("the second step without a login (a reload) goes back to the login page", async () => {
+  const page = await newPage({ on: strict });
+  await page.goto("/#/two-step");
+  await heading(page, "Log in").waitFor();
+  await eventually(async () => assert.match(page.url(), /#\/login$/), "lands on the login page");
+  await page.context().close();
+});
+
 test("the API docs page works under the console's CSP: no script refused, no other host", async () => {
   // Its own page: the viewer's style sheet has a few data: icons, which the policy holds
   // back (img-src 'self'); that is the only thing it may refuse.
@@ -2259,7 +2718,7 @@ test("no page put a token in a URL, talked to another host, broke the CSP or thr
     }
   }
   assert.ok(watched.length >= 3);
-  for (const each of [server, quick, mailing].filter(Boolean)) {
+  for (const each of [server, quick, mailing, strict].filter(Boolean)) {
     assert.doesNotMatch(each.logs(), /"panicked|ERROR/, "the server logged no error");
   }
 });

@@ -77,6 +77,15 @@ export function whenSessionEnds(handler) {
   onSessionEnded = handler;
 }
 
+/**
+ * Called when the API refuses an admin route because this admin has no second factor yet
+ * (403 `mfa_enrollment_required`, GATEHOUSE_REQUIRE_MFA_FOR_ADMINS); set by the app.
+ */
+let onEnrolmentRequired = () => {};
+export function whenEnrolmentRequired(handler) {
+  onEnrolmentRequired = handler;
+}
+
 /** One request; resolves to {ok, status, data, headers, error}; rejects only without an answer. */
 async function request(method, path, body, token) {
   const headers = { Accept: "application/json" };
@@ -140,7 +149,10 @@ export async function call(method, path, body = undefined, { auth = true, quiet 
       if (!quiet) report();
     }
   }
-  if (!answer.ok) throw answer.error;
+  if (!answer.ok) {
+    if (answer.error.code === "mfa_enrollment_required") onEnrolmentRequired();
+    throw answer.error;
+  }
   return { data: answer.data, headers: answer.headers };
 }
 
@@ -335,6 +347,16 @@ async function login(email, password) {
 }
 
 /**
+ * The login's second step (when the login answered `mfa_required`): the `mfa_token` of that
+ * answer and a code (TOTP or a recovery code). Answers as a login does, device token included.
+ */
+async function loginMfa(email, mfaToken, code) {
+  const answer = await call("POST", "/api/auth/login/mfa", { mfa_token: mfaToken, code }, { auth: false });
+  devices.set(email, answer.data?.device_token);
+  return answer;
+}
+
+/**
  * Logs out: ends this session on the server (its refresh token included) when it still
  * can, and forgets it here in any case. Never rejects.
  */
@@ -383,7 +405,9 @@ async function mailsCodes() {
 }
 
 export const api = {
+  /** Resolves to the tokens, or (TOTP on) to {mfa_required, mfa_token, methods, expires_in}. */
   login,
+  loginMfa,
   register,
   /** Asks for a password reset code by mail: 202 {message}, whether or not one is sent. */
   forgotPassword: (email) => call("POST", "/api/auth/password/forgot", { email }, { auth: false }),
@@ -435,6 +459,18 @@ export const api = {
   testWebhook: (id) => call("POST", `/api/auth/webhooks/${id}/test`),
   /** An endpoint's deliveries log, newest first. */
   webhookDeliveries: (id, params) => call("GET", `/api/auth/webhooks/${id}/deliveries?${query(params)}`),
+  /** Your second factors: {mfa_enabled, totp_enabled, recovery_codes_left}. */
+  mfaStatus: () => call("GET", "/api/auth/me/mfa"),
+  /** Begins TOTP enrolment: {secret, otpauth_uri}, pending until confirmed. */
+  beginTotp: (password) => call("POST", "/api/auth/me/mfa/totp", { password }),
+  /** Turns TOTP on with the app's first code: {recovery_codes}, shown this once. */
+  confirmTotp: (code) => call("POST", "/api/auth/me/mfa/totp/confirm", { code }),
+  /** Turns TOTP off (204): the password and a TOTP or recovery code. */
+  disableTotp: (password, code) => call("DELETE", "/api/auth/me/mfa/totp", { password, code }),
+  /** A new set of recovery codes: {recovery_codes}; the old set stops working. */
+  renewRecoveryCodes: (password) => call("POST", "/api/auth/me/mfa/recovery-codes", { password }),
+  /** Removes a user's second factors and ends their sessions (admin, 204). */
+  resetUserMfa: (id) => call("DELETE", `/api/auth/users/${id}/mfa`),
   /** How mail is configured (admin): the SMTP server, its security, the sender; never its credentials. */
   mailSettings: () => call("GET", "/api/auth/settings/mail"),
 };

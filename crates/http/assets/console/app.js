@@ -1,12 +1,13 @@
-// The Gatehouse console: log in, register (and verify the address by its mailed code),
-// recover a forgotten password, wait for approval, see and end your sessions,
-// manage users, invitations and webhooks, see how the server mails. Views are chosen by the part of the URL after "#/" (never
+// The Gatehouse console: log in (with a second step when two-step sign-in is on), register
+// (and verify the address by its mailed code), recover a forgotten password, wait for
+// approval, see and end your sessions, turn two-step sign-in on and off, manage users,
+// invitations and webhooks, see how the server mails. Views are chosen by the part of the URL after "#/" (never
 // holding a token; "#/register?invitation=CODE" carries an invitation's code, which goes
 // nowhere but the registration request); every view asks the API who is signed in first,
 // so a user disabled or demoted a moment ago sees the effect on the next click, and the
 // server's rules stay the only rules. The tokens and their renewal are api.js's business.
 
-import { api, session, whenSessionEnds } from "./api.js";
+import { api, session, whenEnrolmentRequired, whenSessionEnds } from "./api.js";
 import { h, replace, field, messageBox, time, formatDate } from "./dom.js";
 
 const main = document.getElementById("main");
@@ -26,6 +27,12 @@ const state = {
   // or login that led here, to sign in once the address is verified) is kept in memory and
   // only while the step is shown; `user` is the registration's answer, if it led here.
   verification: null,
+  // The login's second step: {email, token, expiresAt} (the `mfa_token` of a login that
+  // answered `mfa_required`), in memory only and only while the step is shown.
+  mfa: null,
+  // The server refused an admin route to this admin for want of a second factor
+  // (GATEHOUSE_REQUIRE_MFA_FOR_ADMINS): the admin pages show the enrolment prompt.
+  enrolmentRequired: false,
   badgeTimer: null,
   renders: 0,
   users: { q: "", status: "", role: "", offset: 0 },
@@ -42,9 +49,11 @@ const routes = {
   forgot: { title: "Forgot your password?", public: true, guest: true, view: forgotView },
   reset: { title: "Set a new password", public: true, guest: true, view: resetView },
   verify: { title: "Verify your email address", public: true, guest: true, view: verifyView },
+  "two-step": { title: "Two-step sign-in", public: true, guest: true, view: twoStepView },
   pending: { title: "Awaiting approval", public: true, view: pendingView },
   rejected: { title: "Registration declined", public: true, view: rejectedView },
   account: { title: "Your account", view: accountView },
+  security: { title: "Security", view: securityView },
   sessions: { title: "Sessions", view: sessionsView },
   users: { title: "Users", admin: true, view: usersView },
   invitations: { title: "Invitations", admin: true, view: invitationsView },
@@ -81,6 +90,18 @@ whenSessionEnds((reason) => {
   go("login");
 });
 
+/** An admin without a second factor, on a server that requires one of admins. */
+function enrolmentDue() {
+  return state.enrolmentRequired && Boolean(state.me?.is_admin) && !state.me.mfa_enabled;
+}
+
+whenEnrolmentRequired(() => {
+  if (state.enrolmentRequired) return;
+  state.enrolmentRequired = true;
+  // The admin page on the screen cannot work: the prompt takes its place.
+  if (state.me && routes[place().name]?.admin) render();
+});
+
 // ---- rendering ------------------------------------------------------------------------
 
 /** The view's name (before any "?") and its parameters (after it) from the URL fragment. */
@@ -98,8 +119,10 @@ async function render() {
   clearInterval(state.badgeTimer);
   const { name, params } = place();
   const route = Object.hasOwn(routes, name) ? routes[name] : null;
-  // The verification step's password lives no longer than the step.
+  // The verification step's password lives no longer than the step, nor the second
+  // step's token.
   if (name !== "verify") state.verification = null;
+  if (name !== "two-step") state.mfa = null;
 
   if (session.token) {
     try {
@@ -124,12 +147,16 @@ async function render() {
     return go(home());
   }
   if (route.admin && !state.me.is_admin) return go(home());
+  // The second step follows a password: without one (a reload), back to the login.
+  if (name === "two-step" && !state.mfa) return go("login");
+  // An admin who must turn on two-step sign-in first sees the prompt on the admin pages.
+  const prompt = route.admin && enrolmentDue();
 
   renderNav(name);
-  document.title = `${route.title} · Gatehouse`;
+  document.title = `${prompt ? "Turn on two-step sign-in" : route.title} · Gatehouse`;
   const notice = state.notice;
   state.notice = null;
-  replace(main, route.view(notice, params));
+  replace(main, (prompt ? enrolmentPromptView : route.view)(notice, params));
   const first = main.querySelector("[data-autofocus]") ?? main.querySelector("h1");
   first?.focus();
 }
@@ -202,6 +229,7 @@ function renderNav(current) {
       me.is_admin ? h("li", {}, link("invitations", "Invitations")) : null,
       me.is_admin ? h("li", {}, link("webhooks", "Webhooks")) : null,
       h("li", {}, link("account", "Account")),
+      h("li", {}, link("security", "Security")),
       h("li", {}, link("sessions", "Sessions")),
       me.is_admin ? h("li", {}, link("settings", "Settings")) : null,
     ),
@@ -215,7 +243,8 @@ function renderNav(current) {
     h("button", { type: "button", onclick: logout }, "Log out"),
   );
   nav.hidden = false;
-  if (me.is_admin) {
+  // The count is an admin route: closed to an admin who must turn on two-step sign-in.
+  if (me.is_admin && !enrolmentDue()) {
     updateBadge();
     state.badgeTimer = setInterval(() => {
       if (document.visibilityState === "visible") updateBadge();
@@ -364,8 +393,7 @@ function loginView(notice) {
       if (!password.input.value) return password.setError("Enter your password.");
       try {
         const { data } = await api.login(address, password.input.value);
-        session.start(data);
-        go(""); // the default view for whoever this is
+        if (signedIn(address, data)) go(""); // the default view for whoever this is
       } catch (error) {
         if (error.code === "account_pending") {
           state.pendingEmail = address;
@@ -399,6 +427,21 @@ function loginView(notice) {
       h("a", { href: "#/verify", onclick: carry }, "Verify your email"),
     ),
   );
+}
+
+/**
+ * After a login's answer: the session starts (true), or, when the account has two-step
+ * sign-in on (`mfa_required`, no tokens yet), the second step is shown (false).
+ */
+function signedIn(email, data) {
+  if (data?.mfa_required) {
+    const lifetime = Number(data.expires_in) > 0 ? Number(data.expires_in) : 300;
+    state.mfa = { email, token: data.mfa_token, expiresAt: Date.now() + lifetime * 1000 };
+    go("two-step");
+    return false;
+  }
+  session.start(data);
+  return true;
 }
 
 /** A free-text field (a reason, a note): at most 500 characters, newlines kept. */
@@ -499,8 +542,8 @@ async function afterRegistration(user, address, password, invited) {
   // Invited, or the first user: approved at once, so log in.
   try {
     const { data } = await api.login(address, password);
-    session.start(data);
     notify(welcome(user, invited));
+    if (!signedIn(address, data)) return;
     go(user.is_admin ? "users" : "account");
   } catch (error) {
     notify(`Your account was created, but logging in failed: ${error.message}`, "error");
@@ -515,6 +558,148 @@ function welcome(user, invited) {
   if (!invited) return "Welcome! You are the first user, so you are the administrator.";
   if (user.is_admin) return "Welcome! You were invited as an administrator: your account is ready.";
   return "Welcome! You were invited, so your account is ready.";
+}
+
+// ---- the login's second step -------------------------------------------------------------
+
+/** Wrong codes a second step takes before its token dies (the API's rule). */
+const MFA_TRIES = 5;
+
+/** What is wrong with a typed authenticator code (6 digits, spaces allowed), if anything. */
+function totpProblem(code) {
+  const digits = code.replace(/\s/g, "");
+  if (!digits) return "Enter the 6-digit code from your authenticator app.";
+  if (!/^\d{6}$/.test(digits)) return "The code has 6 digits, such as 123 456.";
+  return null;
+}
+
+/** What is wrong with a typed recovery code (10 characters, ABCDE-FGHJK), if anything. */
+function recoveryCodeProblem(code) {
+  const plain = code.replace(/[\s-]/g, "");
+  if (!plain) return "Enter one of your recovery codes.";
+  if (plain.length !== 10) return "A recovery code has 10 characters, such as ABCDE-FGHJK.";
+  return null;
+}
+
+/**
+ * The login's second step: the code from the authenticator app, or a recovery code. Its
+ * token (in memory) lasts 5 minutes and takes 5 wrong codes; then the password again.
+ */
+function twoStepView(notice) {
+  const step = state.mfa;
+  const msg = noticeBox(notice);
+  let recovery = false;
+  let wrong = 0;
+  const code = field(
+    "Authentication code",
+    {
+      type: "text",
+      name: "code",
+      inputmode: "numeric",
+      autocomplete: "one-time-code",
+      autocapitalize: "off",
+      spellcheck: "false",
+      maxlength: "32",
+      "data-autofocus": true,
+    },
+    "The 6-digit code your authenticator app shows for Gatehouse now.",
+  );
+  const label = code.row.querySelector("label");
+  const submit = h("button", { type: "submit", class: "primary full" }, "Verify");
+  const other = h("button", { type: "button", class: "link" }, "Use a recovery code instead");
+  const back = () => {
+    state.email = step.email;
+  };
+  const again = h(
+    "button",
+    {
+      type: "button",
+      class: "primary full",
+      hidden: true,
+      onclick: () => {
+        back();
+        go("login");
+      },
+    },
+    "Log in again",
+  );
+
+  other.addEventListener("click", () => {
+    recovery = !recovery;
+    code.setError(null);
+    code.input.value = "";
+    label.textContent = recovery ? "Recovery code" : "Authentication code";
+    code.hint.textContent = recovery
+      ? "One of the recovery codes you saved when you turned on two-step sign-in, such as ABCDE-FGHJK. Each works once."
+      : "The 6-digit code your authenticator app shows for Gatehouse now.";
+    code.input.inputMode = recovery ? "text" : "numeric";
+    code.input.setAttribute("autocomplete", recovery ? "off" : "one-time-code");
+    code.input.setAttribute("autocapitalize", recovery ? "characters" : "off");
+    other.textContent = recovery ? "Use the code from your app instead" : "Use a recovery code instead";
+    code.input.focus();
+  });
+
+  const over = () => wrong >= MFA_TRIES || Date.now() >= step.expiresAt;
+  // The token is dead: only the password step can start a new one.
+  function expired() {
+    stepForm.hidden = true;
+    other.hidden = true;
+    again.hidden = false;
+    msg.show(
+      wrong >= MFA_TRIES
+        ? `That was ${MFA_TRIES} wrong codes: this sign-in has ended. Log in again with your password to get new tries.`
+        : "This sign-in has expired: the second step must follow the password within 5 minutes. Log in again with your password.",
+    );
+    again.focus();
+  }
+
+  const onsubmit = () =>
+    busy(submit, async () => {
+      msg.clear();
+      const typed = code.input.value.trim();
+      const problem = recovery ? recoveryCodeProblem(typed) : totpProblem(typed);
+      if (problem) return code.setError(problem);
+      if (over()) return expired();
+      let data;
+      try {
+        data = (await api.loginMfa(step.email, step.token, recovery ? typed : typed.replace(/\s/g, ""))).data;
+      } catch (error) {
+        // The account's second factor cannot be checked (the server's secret changed): no
+        // code helps, an admin must reset it.
+        if (error.code === "mfa_unavailable" && error.detail) return msg.show(sentence(error.detail));
+        if (error.code !== "invalid_code") return msg.show(error.message);
+        wrong += 1;
+        if (over()) return expired();
+        code.input.value = "";
+        const left = MFA_TRIES - wrong;
+        const tries = `${left} ${left === 1 ? "try" : "tries"} left before you must log in again.`;
+        return code.setError(
+          recovery
+            ? `That recovery code is not right, or it was used already. ${tries}`
+            : `That code is not right: enter the one your app shows now (it changes every 30 seconds). ${tries}`,
+        );
+      }
+      state.mfa = null;
+      if (signedIn(step.email, data)) go(""); // the default view for whoever this is
+    });
+  const stepForm = form(onsubmit, code.row, submit);
+  return h(
+    "section",
+    { class: "narrow panel", "aria-labelledby": "two-step-title" },
+    h("h1", { id: "two-step-title", tabindex: "-1" }, "Two-step sign-in"),
+    h(
+      "p",
+      {},
+      "Your password is right. To finish signing in as ",
+      h("strong", { class: "address" }, step.email),
+      ", enter the code from your authenticator app.",
+    ),
+    msg.el,
+    stepForm,
+    again,
+    h("p", { class: "forgot" }, other),
+    h("p", {}, h("a", { href: "#/login", onclick: back }, "Back to log in")),
+  );
 }
 
 // ---- recovery and verification --------------------------------------------------------
@@ -778,7 +963,10 @@ async function verified(step, email) {
   }
   try {
     const { data } = await api.login(email, step.password);
-    session.start(data);
+    if (!signedIn(email, data)) {
+      notify(`${done} One more step: the code from your authenticator app.`, "info");
+      return;
+    }
   } catch (error) {
     if (error.code === "account_pending") {
       state.pendingEmail = email;
@@ -911,6 +1099,14 @@ function accountView(notice) {
         h("dd", {}, statusName(me.status)),
         h("dt", {}, "Member since"),
         h("dd", {}, time(me.created_at)),
+        h("dt", {}, "Two-step sign-in"),
+        h(
+          "dd",
+          { "data-field": "mfa" },
+          me.mfa_enabled ? "On" : "Off",
+          " · ",
+          h("a", { href: "#/security" }, me.mfa_enabled ? "Manage it" : "Turn it on"),
+        ),
       ),
     ),
     h(
@@ -918,6 +1114,410 @@ function accountView(notice) {
       { class: "panel narrow-form", "aria-labelledby": "password-title" },
       h("h2", { id: "password-title" }, "Change your password"),
       passwordForm,
+    ),
+  );
+}
+
+// ---- security: two-step sign-in ------------------------------------------------------
+
+/** The field for the current password of a security change. */
+function currentPasswordField(attrs = {}) {
+  return field("Current password", {
+    type: "password",
+    name: "current",
+    autocomplete: "current-password",
+    ...attrs,
+  });
+}
+
+/** The field for the authenticator app's 6-digit code. */
+function appCodeField(label, hint, attrs = {}) {
+  return field(
+    label,
+    {
+      type: "text",
+      name: "code",
+      inputmode: "numeric",
+      autocomplete: "one-time-code",
+      autocapitalize: "off",
+      spellcheck: "false",
+      maxlength: "16",
+      ...attrs,
+    },
+    hint,
+  );
+}
+
+/** A base 32 secret in groups of four, as people type it: "ABCD EFGH …". */
+function groupsOfFour(secret) {
+  return secret.match(/.{1,4}/g)?.join(" ") ?? secret;
+}
+
+/** "1 recovery code" / "7 recovery codes". */
+function recoveryCodes(n) {
+  return `${n} recovery ${n === 1 ? "code" : "codes"}`;
+}
+
+/** Saves `text` as a file named `name` through a Blob URL (nothing leaves the browser). */
+function download(text, name) {
+  const url = URL.createObjectURL(new Blob([text], { type: "text/plain;charset=utf-8" }));
+  const link = h("a", { href: url, download: name, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+/**
+ * The enrolment prompt, in place of an admin page, when the server requires admins to have
+ * a second factor (GATEHOUSE_REQUIRE_MFA_FOR_ADMINS) and this admin has none.
+ */
+function enrolmentPromptView() {
+  return h(
+    "section",
+    { class: "narrow panel stack", "aria-labelledby": "enrol-title" },
+    h("h1", { id: "enrol-title", tabindex: "-1" }, "Admins must turn on two-step sign-in"),
+    h(
+      "p",
+      {},
+      "This server requires every administrator to sign in with two steps: the password, then a code from an authenticator app on their phone.",
+    ),
+    h(
+      "p",
+      { class: "muted" },
+      "Until you turn it on, the admin pages (users, invitations, webhooks, settings) stay closed to you. Your own account, security and sessions pages stay open.",
+    ),
+    h("p", {}, h("a", { class: "button primary", href: "#/security" }, "Turn on two-step sign-in")),
+  );
+}
+
+function securityView(notice) {
+  const me = state.me;
+  const msg = noticeBox(notice);
+  msg.el.tabIndex = -1;
+  const required = messageBox();
+  if (enrolmentDue()) {
+    required.show(
+      "Admins must turn on two-step sign-in on this server: the admin pages open once it is on.",
+      "info",
+    );
+  }
+  const onOff = h("span", { class: "pill off", hidden: true });
+  const body = h("div", { class: "mfa-body" }, h("p", { class: "muted" }, "Loading…"));
+
+  /** Shows a step of the panel and moves the focus to its heading (or its first field). */
+  function show(...children) {
+    replace(body, ...children);
+    (body.querySelector("[data-autofocus]") ?? body.querySelector("h3"))?.focus();
+  }
+
+  async function load() {
+    let status;
+    try {
+      status = (await api.mfaStatus()).data;
+    } catch (error) {
+      if (error.status !== 401) {
+        replace(body);
+        msg.show(`Could not read your two-step sign-in: ${error.message}`);
+      }
+      return;
+    }
+    onOff.className = status.totp_enabled ? "pill on" : "pill off";
+    onOff.textContent = status.totp_enabled ? "On" : "Off";
+    onOff.hidden = false;
+    replace(body, status.totp_enabled ? onPanel(status) : offPanel());
+  }
+
+  /** Back to the panel's overview (after Cancel, or a change): read afresh. */
+  function overview() {
+    replace(body, h("p", { class: "muted" }, "Loading…"));
+    load().then(() => body.querySelector("button")?.focus());
+  }
+
+  function offPanel() {
+    return [
+      h(
+        "p",
+        {},
+        "Two-step sign-in asks for a second proof after your password: a 6-digit code from an authenticator app on your phone (such as Aegis, Google Authenticator, Microsoft Authenticator or 1Password). Someone who learns your password still cannot sign in.",
+      ),
+      h(
+        "button",
+        { type: "button", class: "primary", onclick: () => show(...passwordStep()) },
+        "Turn on two-step sign-in",
+      ),
+    ];
+  }
+
+  function onPanel(status) {
+    const left = Number(status.recovery_codes_left) || 0;
+    return [
+      h("p", {}, "When you log in, Gatehouse asks for the code from your authenticator app after your password."),
+      h(
+        "p",
+        { class: left <= 3 ? "recovery-left low" : "recovery-left", "data-left": String(left) },
+        left === 0
+          ? "No recovery codes left. Make new ones, in case you lose your phone."
+          : `${recoveryCodes(left)} left.`,
+        left > 0 && left <= 3 ? " Make new ones before you run out." : "",
+      ),
+      h(
+        "div",
+        { class: "actions" },
+        h("button", { type: "button", onclick: () => show(...renewStep()) }, "New recovery codes"),
+        h("button", { type: "button", class: "danger", onclick: () => show(...turnOffStep()) }, "Turn off two-step sign-in"),
+      ),
+    ];
+  }
+
+  const cancel = () => h("button", { type: "button", onclick: overview }, "Cancel");
+
+  // Turning it on, 1 of 3: the password.
+  function passwordStep() {
+    const password = currentPasswordField({ "data-autofocus": true });
+    const submit = h("button", { type: "submit", class: "primary" }, "Continue");
+    const onsubmit = () =>
+      busy(submit, async () => {
+        msg.clear();
+        if (!password.input.value) return password.setError("Enter your current password.");
+        let enrolment;
+        try {
+          enrolment = (await api.beginTotp(password.input.value)).data;
+        } catch (error) {
+          if (error.status === 401) return;
+          if (error.code === "invalid_password") return password.setError(error.message);
+          if (error.code === "mfa_already_enabled") {
+            overview();
+            return msg.show(error.message, "info");
+          }
+          return msg.show(error.message);
+        }
+        show(...scanStep(enrolment));
+      });
+    return [
+      h("h3", { tabindex: "-1" }, "Turn on two-step sign-in"),
+      h("p", { class: "muted" }, "Step 1 of 3: enter your password to begin."),
+      form(onsubmit, password.row, h("div", { class: "actions" }, submit, cancel())),
+    ];
+  }
+
+  // 2 of 3: the QR code (and the key as text), then the app's first code.
+  function scanStep(enrolment) {
+    const copied = h("p", { class: "copied", role: "status", "aria-live": "polite" });
+    const key = h("code", { class: "secret totp-key", "data-secret": "key" }, groupsOfFour(enrolment.secret));
+    const code = appCodeField(
+      "Code from the app",
+      "The 6-digit code the app shows for Gatehouse now: it checks that the app is set up.",
+    );
+    const submit = h("button", { type: "submit", class: "primary" }, "Turn on");
+    const onsubmit = () =>
+      busy(submit, async () => {
+        msg.clear();
+        const typed = code.input.value.trim();
+        const problem = totpProblem(typed);
+        if (problem) return code.setError(problem);
+        let codes;
+        try {
+          codes = (await api.confirmTotp(typed.replace(/\s/g, ""))).data.recovery_codes;
+        } catch (error) {
+          if (error.status === 401) return;
+          if (error.code === "invalid_code") {
+            return code.setError(
+              `${error.message} Enter the code the app shows now; if it is refused again, check that the phone's clock is right.`,
+            );
+          }
+          if (error.code === "mfa_not_enabled" || error.code === "mfa_already_enabled") {
+            overview();
+            return msg.show(`${error.message} Start again if you still want to turn it on.`, "info");
+          }
+          return msg.show(error.message);
+        }
+        // On from now: the panel's head says so, and the admins' requirement is met.
+        onOff.className = "pill on";
+        onOff.textContent = "On";
+        required.clear();
+        show(...codesStep(codes, "on"));
+      });
+    return [
+      h("h3", { tabindex: "-1" }, "Scan the QR code"),
+      h(
+        "p",
+        { class: "muted" },
+        "Step 2 of 3: in your authenticator app, add an account and scan this code with the phone's camera.",
+      ),
+      h(
+        "div",
+        { class: "qr" },
+        qrCanvas(enrolment.otpauth_uri, "QR code for your authenticator app: scan it, or enter the key below"),
+      ),
+      h("p", {}, "Cannot scan it? Enter this key in the app instead (a time-based code, 6 digits):"),
+      h(
+        "div",
+        { class: "secret-row" },
+        h("span", { class: "secret-label" }, "Key"),
+        key,
+        h(
+          "button",
+          { type: "button", "aria-label": "Copy the key", onclick: () => copy(enrolment.secret, key, "key", copied) },
+          "Copy",
+        ),
+      ),
+      copied,
+      form(onsubmit, code.row, h("div", { class: "actions" }, submit, cancel())),
+    ];
+  }
+
+  // 3 of 3 (and after "New recovery codes"): the codes, this once.
+  function codesStep(codes, why) {
+    const copied = h("p", { class: "copied", role: "status", "aria-live": "polite" });
+    const list = h(
+      "ol",
+      { class: "recovery-codes", "aria-label": "Your recovery codes" },
+      codes.map((c) => h("li", {}, h("code", {}, c))),
+    );
+    const text = [
+      `Gatehouse recovery codes for ${me.email}`,
+      `Made ${formatDate(new Date())} (${location.host}).`,
+      "Each code signs you in once in place of the code from your authenticator app.",
+      "",
+      ...codes,
+      "",
+    ].join("\n");
+    const saved = () => {
+      if (why === "on") {
+        notify("Two-step sign-in is on: from now on you log in with your password and a code from the app.");
+        // An admin held back by the requirement goes on to the admin pages.
+        if (state.enrolmentRequired && me.is_admin) return go(home());
+      } else {
+        notify("Your new recovery codes are ready. The old ones no longer work.");
+      }
+      render();
+    };
+    return [
+      h("h3", { tabindex: "-1" }, why === "on" ? "Two-step sign-in is on: save your recovery codes" : "Your new recovery codes"),
+      h(
+        "p",
+        { class: "once" },
+        "These codes are shown only this once. Keep them somewhere safe, away from your phone: each one signs you in once if you cannot use your authenticator app.",
+      ),
+      list,
+      h(
+        "div",
+        { class: "actions" },
+        h(
+          "button",
+          {
+            type: "button",
+            "aria-label": "Download the recovery codes",
+            onclick: () => {
+              download(text, "gatehouse-recovery-codes.txt");
+              copied.textContent = "Downloaded gatehouse-recovery-codes.txt.";
+            },
+          },
+          "Download",
+        ),
+        h(
+          "button",
+          {
+            type: "button",
+            "aria-label": "Copy the recovery codes",
+            onclick: () => copy(codes.join("\n"), list, "recovery codes", copied),
+          },
+          "Copy",
+        ),
+      ),
+      copied,
+      h("button", { type: "button", class: "primary", onclick: saved }, "I saved them"),
+    ];
+  }
+
+  function renewStep() {
+    const password = currentPasswordField({ "data-autofocus": true });
+    const submit = h("button", { type: "submit", class: "primary" }, "Make new codes");
+    const onsubmit = () =>
+      busy(submit, async () => {
+        msg.clear();
+        if (!password.input.value) return password.setError("Enter your current password.");
+        let codes;
+        try {
+          codes = (await api.renewRecoveryCodes(password.input.value)).data.recovery_codes;
+        } catch (error) {
+          if (error.status === 401) return;
+          if (error.code === "invalid_password") return password.setError(error.message);
+          if (error.code === "mfa_not_enabled") {
+            overview();
+            return msg.show(error.message, "info");
+          }
+          return msg.show(error.message);
+        }
+        show(...codesStep(codes, "renewed"));
+      });
+    return [
+      h("h3", { tabindex: "-1" }, "New recovery codes"),
+      h("p", { class: "muted" }, "Your current recovery codes stop working at once, and you get 10 new ones."),
+      form(onsubmit, password.row, h("div", { class: "actions" }, submit, cancel())),
+    ];
+  }
+
+  function turnOffStep() {
+    const password = currentPasswordField({ "data-autofocus": true });
+    const code = field(
+      "Code from the app, or a recovery code",
+      {
+        type: "text",
+        name: "code",
+        autocomplete: "one-time-code",
+        autocapitalize: "off",
+        spellcheck: "false",
+        maxlength: "32",
+      },
+      "The 6-digit code your authenticator app shows now, or one of your unused recovery codes.",
+    );
+    const submit = h("button", { type: "submit", class: "danger solid" }, "Turn off");
+    const onsubmit = () =>
+      busy(submit, async () => {
+        msg.clear();
+        if (!password.input.value) return password.setError("Enter your current password.");
+        const typed = code.input.value.trim();
+        if (!typed) return code.setError("Enter the code from your app, or a recovery code.");
+        try {
+          await api.disableTotp(password.input.value, typed);
+        } catch (error) {
+          if (error.status === 401) return;
+          if (error.code === "invalid_password") return password.setError(error.message);
+          if (error.code === "invalid_code") return code.setError(error.message);
+          if (error.code === "mfa_not_enabled") {
+            overview();
+            return msg.show(error.message, "info");
+          }
+          return msg.show(error.message);
+        }
+        notify("Two-step sign-in is off: your password alone signs you in now. Your recovery codes no longer work.");
+        render();
+      });
+    return [
+      h("h3", { tabindex: "-1" }, "Turn off two-step sign-in"),
+      h(
+        "p",
+        { class: "muted" },
+        "Your password alone will protect your account. To be sure it is you, enter your password and a code.",
+      ),
+      form(onsubmit, password.row, code.row, h("div", { class: "actions" }, submit, cancel())),
+    ];
+  }
+
+  load();
+  return h(
+    "div",
+    { class: "stack" },
+    heading("Security"),
+    required.el,
+    msg.el,
+    h(
+      "section",
+      { class: "panel narrow-form", "aria-labelledby": "mfa-title" },
+      h("div", { class: "settings-head" }, h("h2", { id: "mfa-title" }, "Two-step sign-in"), onOff),
+      body,
     ),
   );
 }
@@ -1702,6 +2302,29 @@ function usersView(notice) {
         }
       }),
     );
+    // Only with a second factor: the user's authenticator app, recovery codes and passkeys
+    // go, and so do their sessions.
+    if (user.mfa_enabled) {
+      actions.push(
+        button("Reset two-step sign-in", {}, async () => {
+          const sure = await confirmDialog({
+            title: ["Reset two-step sign-in of ", address(user.email), "?"],
+            text: isMe
+              ? "Your authenticator app and recovery codes stop working, and you are signed out everywhere, this browser included. You log in with your password alone, and can turn two-step sign-in on again."
+              : "Their authenticator app and recovery codes stop working, and they are signed out everywhere. They log in with their password alone, and can turn two-step sign-in on again. Do this only when you are sure who asks (a lost phone, say).",
+            confirmLabel: "Reset two-step sign-in",
+            danger: true,
+          });
+          if (!sure) return;
+          await act(
+            user,
+            "reset two-step sign-in of",
+            () => api.resetUserMfa(user.id),
+            `Reset two-step sign-in of ${user.email}: they log in with their password alone, and were signed out everywhere.`,
+          );
+        }),
+      );
+    }
     // Only an approved user can be signed in anywhere.
     if (user.status === "approved") {
       actions.push(
@@ -1762,6 +2385,7 @@ function usersView(notice) {
           user.email,
           isMe ? h("span", { class: "you" }, " (you)") : null,
           mails ? [" ", verifiedMark(user)] : null,
+          user.mfa_enabled ? [" ", h("span", { class: "mark mfa", title: "Two-step sign-in is on" }, "MFA")] : null,
         ),
         asked ? h("p", { class: "reason" }, h("span", { class: "reason-label" }, "Reason: "), user.reason) : null,
         noted
@@ -2938,6 +3562,299 @@ async function copy(text, el, what, status) {
     getSelection()?.selectAllChildren(el);
     status.textContent = `The ${what} is selected: press Ctrl+C (⌘C on a Mac) to copy it.`;
   }
+}
+
+// ---- QR codes ---------------------------------------------------------------------------
+
+// A QR code (ISO/IEC 18004) for an authenticator app to scan, made here so that the secret
+// it holds goes to no other code and no other host: byte mode (the text as UTF-8), error
+// correction level M, the smallest version that holds the text (1 to 40), the mask with the
+// lowest penalty. The browser tests decode what the page shows with a QR reader.
+
+// Level M, per version (1 to 40): error correction codewords per block, and blocks.
+const QR_ECC_PER_BLOCK = [
+  0, 10, 16, 26, 18, 24, 16, 18, 22, 22, 26, 30, 22, 22, 24, 24, 28, 28, 26, 26, 26, 26, 28, 28,
+  28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28,
+];
+const QR_BLOCKS = [
+  0, 1, 1, 1, 2, 2, 4, 4, 4, 5, 5, 5, 8, 9, 9, 10, 10, 11, 13, 14, 16, 17, 17, 18, 20, 21, 23, 25,
+  26, 28, 29, 31, 33, 35, 37, 38, 40, 43, 45, 47, 49,
+];
+const QR_MASKS = [
+  (x, y) => (x + y) % 2 === 0,
+  (x, y) => y % 2 === 0,
+  (x, y) => x % 3 === 0,
+  (x, y) => (x + y) % 3 === 0,
+  (x, y) => (Math.floor(x / 3) + Math.floor(y / 2)) % 2 === 0,
+  (x, y) => ((x * y) % 2) + ((x * y) % 3) === 0,
+  (x, y) => (((x * y) % 2) + ((x * y) % 3)) % 2 === 0,
+  (x, y) => (((x + y) % 2) + ((x * y) % 3)) % 2 === 0,
+];
+
+/** The modules of a version that carry data and error correction (not patterns or formats). */
+function qrDataModules(version) {
+  let n = (16 * version + 128) * version + 64;
+  if (version >= 2) {
+    const align = Math.floor(version / 7) + 2;
+    n -= (25 * align - 10) * align - 55;
+    if (version >= 7) n -= 36;
+  }
+  return n;
+}
+
+function qrDataCodewords(version) {
+  return Math.floor(qrDataModules(version) / 8) - QR_ECC_PER_BLOCK[version] * QR_BLOCKS[version];
+}
+
+/** The centres of the alignment patterns, on both axes. */
+function qrAlignment(version) {
+  if (version === 1) return [];
+  const count = Math.floor(version / 7) + 2;
+  const step = Math.floor((version * 8 + count * 3 + 5) / (count * 4 - 4)) * 2;
+  const centres = [6];
+  for (let at = version * 4 + 10; centres.length < count; at -= step) centres.splice(1, 0, at);
+  return centres;
+}
+
+/** Multiplication in GF(2^8) modulo x^8 + x^4 + x^3 + x^2 + 1. */
+function gfTimes(x, y) {
+  let z = 0;
+  for (let i = 7; i >= 0; i -= 1) {
+    z = (z << 1) ^ ((z >>> 7) * 0x11d);
+    z ^= ((y >>> i) & 1) * x;
+  }
+  return z;
+}
+
+/** Reed-Solomon error correction: the `degree` codewords that follow `data`. */
+function reedSolomon(data, degree) {
+  const divisor = new Array(degree).fill(0);
+  divisor[degree - 1] = 1;
+  let root = 1;
+  for (let i = 0; i < degree; i += 1) {
+    for (let j = 0; j < degree; j += 1) {
+      divisor[j] = gfTimes(divisor[j], root);
+      if (j + 1 < degree) divisor[j] ^= divisor[j + 1];
+    }
+    root = gfTimes(root, 0x02);
+  }
+  const rest = new Array(degree).fill(0);
+  for (const byte of data) {
+    const factor = byte ^ rest.shift();
+    rest.push(0);
+    divisor.forEach((coefficient, i) => {
+      rest[i] ^= gfTimes(coefficient, factor);
+    });
+  }
+  return rest;
+}
+
+/** The codewords of `bytes` at `version`: data, padding, error correction, interleaved. */
+function qrCodewords(bytes, version) {
+  const capacity = qrDataCodewords(version) * 8;
+  const bits = [];
+  const put = (value, length) => {
+    for (let i = length - 1; i >= 0; i -= 1) bits.push((value >>> i) & 1);
+  };
+  put(0b0100, 4); // byte mode
+  put(bytes.length, version < 10 ? 8 : 16);
+  for (const byte of bytes) put(byte, 8);
+  put(0, Math.min(4, capacity - bits.length)); // the terminator
+  put(0, (8 - (bits.length % 8)) % 8);
+  const data = [];
+  for (let i = 0; i < bits.length; i += 8) data.push(bits.slice(i, i + 8).reduce((a, b) => (a << 1) | b, 0));
+  for (let pad = 0xec; data.length < capacity / 8; pad ^= 0xec ^ 0x11) data.push(pad);
+
+  const blocks = QR_BLOCKS[version];
+  const ecc = QR_ECC_PER_BLOCK[version];
+  const total = Math.floor(qrDataModules(version) / 8);
+  const short = blocks - (total % blocks); // blocks one data codeword shorter than the rest
+  const shortLength = Math.floor(total / blocks);
+  const split = [];
+  for (let i = 0, at = 0; i < blocks; i += 1) {
+    const part = data.slice(at, at + shortLength - ecc + (i < short ? 0 : 1));
+    at += part.length;
+    const correction = reedSolomon(part, ecc);
+    if (i < short) part.push(null);
+    split.push(part.concat(correction));
+  }
+  const out = [];
+  for (let i = 0; i < split[0].length; i += 1) {
+    for (const part of split) if (part[i] !== null) out.push(part[i]);
+  }
+  return out;
+}
+
+/** How hard a symbol is to read (the standard's four penalty rules): lower is better. */
+function qrPenalty(dark) {
+  const size = dark.length;
+  let penalty = 0;
+  const finderLike = ["10111010000", "00001011101"];
+  for (let i = 0; i < size; i += 1) {
+    for (const line of [dark[i], dark.map((row) => row[i])]) {
+      let run = 1;
+      for (let j = 1; j <= size; j += 1) {
+        if (j < size && line[j] === line[j - 1]) {
+          run += 1;
+        } else {
+          if (run >= 5) penalty += run - 2;
+          run = 1;
+        }
+      }
+      // Light beyond the edges: the quiet zone.
+      const text = `0000${line.map(Number).join("")}0000`;
+      for (const pattern of finderLike) {
+        for (let at = text.indexOf(pattern); at >= 0; at = text.indexOf(pattern, at + 1)) penalty += 40;
+      }
+    }
+  }
+  let darkCount = 0;
+  for (let y = 0; y < size; y += 1) {
+    for (let x = 0; x < size; x += 1) {
+      if (dark[y][x]) darkCount += 1;
+      const c = dark[y][x];
+      if (x + 1 < size && y + 1 < size && c === dark[y][x + 1] && c === dark[y + 1][x] && c === dark[y + 1][x + 1]) {
+        penalty += 3;
+      }
+    }
+  }
+  const all = size * size;
+  return penalty + (Math.ceil(Math.abs(darkCount * 20 - all * 10) / all) - 1) * 10;
+}
+
+/** The QR code of `text` as rows of modules (true: dark), without the quiet zone. */
+export function qrModules(text) {
+  const bytes = new TextEncoder().encode(text);
+  let version = 1;
+  while (4 + (version < 10 ? 8 : 16) + bytes.length * 8 > qrDataCodewords(version) * 8) {
+    version += 1;
+    if (version > 40) throw new RangeError("The text is too long for a QR code.");
+  }
+  const size = version * 4 + 17;
+  const dark = Array.from({ length: size }, () => new Array(size).fill(false));
+  const fixed = Array.from({ length: size }, () => new Array(size).fill(false));
+  const set = (x, y, on) => {
+    dark[y][x] = on;
+    fixed[y][x] = true;
+  };
+
+  // The timing patterns, the three finder patterns (with their separators), alignment.
+  for (let i = 0; i < size; i += 1) {
+    set(6, i, i % 2 === 0);
+    set(i, 6, i % 2 === 0);
+  }
+  for (const [cx, cy] of [[3, 3], [size - 4, 3], [3, size - 4]]) {
+    for (let dy = -4; dy <= 4; dy += 1) {
+      for (let dx = -4; dx <= 4; dx += 1) {
+        const [x, y] = [cx + dx, cy + dy];
+        const ring = Math.max(Math.abs(dx), Math.abs(dy));
+        if (x >= 0 && x < size && y >= 0 && y < size) set(x, y, ring !== 2 && ring !== 4);
+      }
+    }
+  }
+  const centres = qrAlignment(version);
+  const last = centres.length - 1;
+  centres.forEach((cx, i) =>
+    centres.forEach((cy, j) => {
+      if ((i === 0 && j === 0) || (i === 0 && j === last) || (i === last && j === 0)) return;
+      for (let dy = -2; dy <= 2; dy += 1) {
+        for (let dx = -2; dx <= 2; dx += 1) set(cx + dx, cy + dy, Math.max(Math.abs(dx), Math.abs(dy)) !== 1);
+      }
+    }),
+  );
+
+  // The format (level M is 00, then the mask), twice, and the dark module.
+  const format = (mask) => {
+    let rest = mask;
+    for (let i = 0; i < 10; i += 1) rest = (rest << 1) ^ ((rest >>> 9) * 0x537);
+    const bits = ((mask << 10) | rest) ^ 0x5412;
+    const bit = (i) => ((bits >>> i) & 1) === 1;
+    for (let i = 0; i <= 5; i += 1) set(8, i, bit(i));
+    set(8, 7, bit(6));
+    set(8, 8, bit(7));
+    set(7, 8, bit(8));
+    for (let i = 9; i < 15; i += 1) set(14 - i, 8, bit(i));
+    for (let i = 0; i < 8; i += 1) set(size - 1 - i, 8, bit(i));
+    for (let i = 8; i < 15; i += 1) set(8, size - 15 + i, bit(i));
+    set(8, size - 8, true);
+  };
+  format(0); // reserves its modules
+  if (version >= 7) {
+    let rest = version;
+    for (let i = 0; i < 12; i += 1) rest = (rest << 1) ^ ((rest >>> 11) * 0x1f25);
+    const bits = (version << 12) | rest;
+    for (let i = 0; i < 18; i += 1) {
+      const on = ((bits >>> i) & 1) === 1;
+      const [a, b] = [size - 11 + (i % 3), Math.floor(i / 3)];
+      set(a, b, on);
+      set(b, a, on);
+    }
+  }
+
+  // The codewords, in two-module columns zigzagging up and down from the right.
+  const codewords = qrCodewords(bytes, version);
+  let i = 0;
+  for (let right = size - 1; right >= 1; right -= 2) {
+    if (right === 6) right = 5; // the vertical timing pattern
+    const upward = ((right + 1) & 2) === 0;
+    for (let vertical = 0; vertical < size; vertical += 1) {
+      const y = upward ? size - 1 - vertical : vertical;
+      for (const x of [right, right - 1]) {
+        if (!fixed[y][x] && i < codewords.length * 8) {
+          dark[y][x] = ((codewords[i >>> 3] >>> (7 - (i & 7))) & 1) === 1;
+          i += 1;
+        }
+      }
+    }
+  }
+
+  // The mask that reads best.
+  const flip = (mask) => {
+    for (let y = 0; y < size; y += 1) {
+      for (let x = 0; x < size; x += 1) if (!fixed[y][x] && QR_MASKS[mask](x, y)) dark[y][x] = !dark[y][x];
+    }
+  };
+  let best = 0;
+  let lowest = Infinity;
+  for (let mask = 0; mask < 8; mask += 1) {
+    flip(mask);
+    format(mask);
+    const penalty = qrPenalty(dark);
+    if (penalty < lowest) [best, lowest] = [mask, penalty];
+    flip(mask);
+  }
+  flip(best);
+  format(best);
+  return dark;
+}
+
+/**
+ * The QR code of `text` on a canvas (black on white whatever the theme, as scanners want),
+ * with its quiet zone of 4 modules, each module a whole number of pixels; `label` is what
+ * it is for people who cannot see it.
+ */
+export function qrCanvas(text, label) {
+  const modules = qrModules(text);
+  const quiet = 4;
+  const count = modules.length + 2 * quiet;
+  const scale = Math.max(3, Math.floor(232 / count));
+  const canvas = h("canvas", {
+    class: "qr-code",
+    width: count * scale,
+    height: count * scale,
+    role: "img",
+    "aria-label": label,
+  });
+  const g = canvas.getContext("2d");
+  g.fillStyle = "#ffffff";
+  g.fillRect(0, 0, canvas.width, canvas.height);
+  g.fillStyle = "#000000";
+  modules.forEach((row, y) =>
+    row.forEach((on, x) => {
+      if (on) g.fillRect((x + quiet) * scale, (y + quiet) * scale, scale, scale);
+    }),
+  );
+  return canvas;
 }
 
 // ---- start ----------------------------------------------------------------------------
