@@ -280,7 +280,12 @@ pub(crate) async fn login(
             .await
     }
     .await;
-    state.metrics.login(&outcome);
+    match &outcome {
+        Ok(gatehouse_domain::LoginStep::MfaRequired(_)) => {
+            state.metrics.login_outcome("mfa_required");
+        }
+        _ => state.metrics.login(&outcome),
+    }
     Ok(HttpResponse::Ok().json(crate::mfa::LoginResponse::from(outcome?)))
 }
 

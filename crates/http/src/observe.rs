@@ -191,7 +191,8 @@ impl Metrics {
             Opts::new(
                 "gatehouse_logins_total",
                 "Login attempts by outcome: success, invalid_credentials, pending, disabled, \
-                 rejected, throttled, overloaded, error.",
+                 rejected, unverified, throttled, overloaded, error; mfa_required (a right \
+                 password that opens the second step), invalid_code (a wrong second step).",
             ),
             &["outcome"],
         )?;
@@ -320,6 +321,8 @@ impl Metrics {
             Ok(_) => "success",
             Err(e) => match e.code() {
                 "invalid_credentials" => "invalid_credentials",
+                "invalid_code" => "invalid_code",
+                "email_unverified" => "unverified",
                 "account_pending" => "pending",
                 "account_disabled" => "disabled",
                 "account_rejected" => "rejected",
@@ -328,6 +331,12 @@ impl Metrics {
                 _ => "error",
             },
         };
+        self.login_outcome(outcome);
+    }
+
+    /// Counts a login whose outcome is `outcome` (one of the labels of [`login`](Self::login)
+    /// or `mfa_required`: a right password that opens a second step).
+    pub(crate) fn login_outcome(&self, outcome: &'static str) {
         self.logins.with_label_values(&[outcome]).inc();
     }
 

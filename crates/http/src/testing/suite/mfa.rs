@@ -238,6 +238,15 @@ pub async fn the_second_step_takes_a_code_once(new_store: &NewStore) {
         "{}",
         res.text()
     );
+    let metrics = app.get("/metrics", None).await.text();
+    assert!(
+        metrics.contains("gatehouse_logins_total{outcome=\"mfa_required\"} 4"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("gatehouse_logins_total{outcome=\"invalid_code\"}"),
+        "{metrics}"
+    );
 }
 
 pub async fn an_mfa_token_dies_after_five_wrong_codes(new_store: &NewStore) {
