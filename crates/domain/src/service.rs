@@ -635,7 +635,10 @@ impl UserService {
     }
 
     /// The last step of a login: records the outcome and, when it succeeded, starts a
-    /// session (a short write, no hashing), then issues the tokens.
+    /// session (a short write, no hashing), then issues the tokens; for an account with
+    /// TOTP on, a right password stores a challenge instead and answers
+    /// [`LoginStep::MfaRequired`] (the session waits for
+    /// [`finish_login_mfa`](Self::finish_login_mfa)).
     ///
     /// # Errors
     /// [`Error::InvalidCredentials`], [`Error::AccountPending`], [`Error::AccountDisabled`];
