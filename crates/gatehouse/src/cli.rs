@@ -522,7 +522,7 @@ impl<W: Write> Listing<User> for JsonArray<W> {
 
 /// An aligned table, one user a row.
 fn print_table(out: &mut impl Write, users: &[User]) -> anyhow::Result<()> {
-    let rows: Vec<[String; 8]> = users
+    let rows: Vec<[String; 9]> = users
         .iter()
         .map(|user| {
             [
@@ -531,6 +531,7 @@ fn print_table(out: &mut impl Write, users: &[User]) -> anyhow::Result<()> {
                 if user.is_admin { "yes" } else { "no" }.to_owned(),
                 user.status.to_string(),
                 if user.email_verified { "yes" } else { "no" }.to_owned(),
+                if user.mfa_enabled { "yes" } else { "no" }.to_owned(),
                 timestamp(user.created_at),
                 user.approved_at.map_or_else(|| "-".to_owned(), timestamp),
                 user.approved_by
@@ -544,6 +545,7 @@ fn print_table(out: &mut impl Write, users: &[User]) -> anyhow::Result<()> {
         "ADMIN",
         "STATUS",
         "VERIFIED",
+        "MFA",
         "CREATED",
         "APPROVED",
         "APPROVED BY",
