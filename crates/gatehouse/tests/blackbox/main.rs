@@ -12,6 +12,7 @@ mod mail;
 mod multi_instance;
 mod operability;
 mod outage;
+mod passkeys;
 mod receiver;
 mod recovery;
 mod retention;
