@@ -118,7 +118,7 @@ pub fn me_vs_users(
 
 fn format_users(users: f64) -> String {
     let n = users.round() as u64;
-    if n >= 1000 && n % 1000 == 0 {
+    if n >= 1000 && n.is_multiple_of(1000) {
         format!("{}k", n / 1000)
     } else {
         n.to_string()

@@ -37,6 +37,18 @@ pub enum Error {
     /// (the JWT secret) changed since the user enrolled. Only an admin's reset helps.
     #[error("The second factor of this account cannot be checked: the service's secret changed since it was set up; an admin must reset it")]
     MfaUnreadable,
+    /// A passkey registration whose credential does not verify, or with no registration
+    /// under way (400 `invalid_credential`).
+    #[error("The passkey could not be verified; start the registration again")]
+    InvalidCredential,
+    /// A passkey login that fails: an unknown, spent or expired challenge, an unknown
+    /// credential, a user handle that is not the passkey's, a bad signature (401
+    /// `invalid_credential`, one answer for all).
+    #[error("The passkey could not be verified, or this sign-in has expired")]
+    PasskeyLoginFailed,
+    /// The signed-in user has no passkey with this id.
+    #[error("Passkey not found")]
+    PasskeyNotFound,
     /// `GATEHOUSE_REQUIRE_MFA_FOR_ADMINS`: an admin without a second factor may only enrol.
     #[error("Admins must turn on a second factor (an authenticator app or a passkey) first")]
     MfaEnrollmentRequired,

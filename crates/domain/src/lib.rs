@@ -27,6 +27,7 @@ mod jwks;
 mod lookup;
 mod mail;
 mod mfa;
+mod passkey;
 mod password;
 pub mod ports;
 mod random;
@@ -67,6 +68,10 @@ pub use mfa::{
     Challenge, ChallengePurpose, MfaKeys, MfaToken, NewChallenge, RecoveryCode, StoredTotp,
     MAX_MFA_WRONG_CODES, MFA_TOKEN_TTL, RECOVERY_CODE_COUNT,
 };
+pub use passkey::{
+    user_handle, InvalidPasskeyName, NewPasskey, PasskeyAssertion, PasskeyCeremonies,
+    PasskeyLoginStart, PasskeyName, PasskeyRegistrationStart, RegisteredPasskey, StoredPasskey,
+};
 pub use password::{InvalidPassword, Password};
 pub use ports::{
     Listing, Page, SessionAnswer, SessionLookup, SessionReply, SessionSource, UserQuery, UserRepo,
@@ -77,8 +82,8 @@ pub use recovery::{
 };
 pub use service::{
     Actor, LoginAttempt, LoginStep, LoginSuccess, MfaChallenge, MfaPolicy, NewUserRequest, Origin,
-    PasswordChange, RecoveryPolicy, Session, TotpEnrolment, UserKey, UserService, WebhookRequest,
-    DEVICE_MEMORY, THROTTLED_AUDIT_WINDOW,
+    PasskeyLogin, PasskeyRegistration, PasswordChange, RecoveryPolicy, Session, TotpEnrolment,
+    UserKey, UserService, WebhookRequest, DEVICE_MEMORY, THROTTLED_AUDIT_WINDOW,
 };
 pub use session::{
     clean_user_agent, seconds_until, FoundRefreshToken, NewSession, RefreshToken, SessionPolicy,

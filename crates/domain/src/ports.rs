@@ -719,6 +719,77 @@ pub trait UserRepo {
     /// Store failures.
     fn spend_challenge(&mut self, id: i64, now: DateTime<Utc>) -> Result<bool, Error>;
 
+    /// The newest live challenge of `purpose` of `user` (not expired at `now`, fewer than
+    /// [`crate::MAX_MFA_WRONG_CODES`] wrong tries, not spent): a passkey registration
+    /// finished without its challenge id.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn find_user_challenge(
+        &mut self,
+        user: UserId,
+        purpose: crate::ChallengePurpose,
+        now: DateTime<Utc>,
+    ) -> Result<Option<crate::Challenge>, Error>;
+
+    /// Deletes every challenge of `purpose` of `user` (live or not); returns how many went.
+    /// A new passkey registration replaces the one under way this way.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn delete_user_challenges(
+        &mut self,
+        user: UserId,
+        purpose: crate::ChallengePurpose,
+    ) -> Result<u64, Error>;
+
+    /// Stores a passkey and returns it as stored (with its fresh id, never used before).
+    /// A credential id is unique across users: a second one is refused
+    /// ([`Error::Conflict`] from a store that retries it; check first).
+    ///
+    /// # Errors
+    /// Store failures.
+    fn insert_passkey(
+        &mut self,
+        passkey: &crate::NewPasskey,
+    ) -> Result<crate::StoredPasskey, Error>;
+
+    /// `user`'s passkeys, newest first (by registration, then id).
+    ///
+    /// # Errors
+    /// Store failures.
+    fn list_passkeys(&mut self, user: UserId) -> Result<Vec<crate::StoredPasskey>, Error>;
+
+    /// The passkey with `credential_id` (base 64, URL-safe), whoever's it is.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn find_passkey_by_credential(
+        &mut self,
+        credential_id: &str,
+    ) -> Result<Option<crate::StoredPasskey>, Error>;
+
+    /// Records that passkey `id` signed someone in at `at`, with its record now `data`;
+    /// returns whether it exists.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn record_passkey_use(&mut self, id: i64, data: &str, at: DateTime<Utc>)
+        -> Result<bool, Error>;
+
+    /// Deletes `user`'s passkey `id`; `false` when they have none with that id (another
+    /// user's is not theirs).
+    ///
+    /// # Errors
+    /// Store failures.
+    fn delete_passkey(&mut self, user: UserId, id: i64) -> Result<bool, Error>;
+
+    /// How many passkeys `user` has.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn count_passkeys(&mut self, user: UserId) -> Result<u64, Error>;
+
     /// Deletes every second factor of `user` (TOTP, recovery codes, passkeys) and their
     /// challenges under way.
     ///

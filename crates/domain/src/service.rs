@@ -4,10 +4,12 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 mod mfa;
+mod passkeys;
 mod recovery;
 mod webhooks;
 
 pub use mfa::{LoginStep, MfaChallenge, MfaPolicy, TotpEnrolment};
+pub use passkeys::{PasskeyLogin, PasskeyRegistration};
 pub use recovery::RecoveryPolicy;
 pub use webhooks::WebhookRequest;
 
@@ -183,6 +185,8 @@ pub struct UserService {
     recovery: RecoveryPolicy,
     /// How the second factor behaves (`None`: not set up, the MFA routes answer 404).
     mfa: Option<MfaPolicy>,
+    /// The WebAuthn ceremonies (`None`: no relying party, the passkey routes answer 404).
+    passkeys: Option<Arc<dyn crate::PasskeyCeremonies>>,
 }
 
 impl fmt::Debug for UserService {
@@ -253,6 +257,7 @@ impl UserService {
             mail: None,
             recovery: RecoveryPolicy::default(),
             mfa: None,
+            passkeys: None,
         }
     }
 

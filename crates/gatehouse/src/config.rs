@@ -177,6 +177,12 @@ pub struct Config {
     /// `mfa_enrollment_required` on the admin routes (the `/me` routes stay open).
     #[serde(deserialize_with = "boolean")]
     pub require_mfa_for_admins: bool,
+    /// `GATEHOUSE_WEBAUTHN_RP_ID`: the passkeys' relying party id, a domain name that is
+    /// `GATEHOUSE_PUBLIC_URL`'s host or a parent domain of it (by default that host). The
+    /// origin is `GATEHOUSE_PUBLIC_URL`'s; without a public URL on a domain name there are
+    /// no passkeys.
+    #[serde(default, deserialize_with = "rp_id")]
+    pub webauthn_rp_id: Option<String>,
     /// `GATEHOUSE_CONFIG`: the file read under the environment, if any.
     #[serde(skip)]
     pub file: Option<PathBuf>,
@@ -235,10 +241,11 @@ fn unset_meaning(key: &str) -> &'static str {
         "jwt_secret" => "(generated)",
         "hashing_threads" => "(one per core)",
         "metrics_token" => "(none: /metrics is open)",
-        "public_url" => "(none: invitations come without a link)",
+        "public_url" => "(none: invitations come without a link, and no passkeys)",
         "smtp_url" => "(none: no mail is sent)",
         "mail_from" => "(none)",
         "smtp_ca_file" => "(none: the Mozilla roots only)",
+        "webauthn_rp_id" => "(the host of GATEHOUSE_PUBLIC_URL; no passkeys without one)",
         _ => "(unset)",
     }
 }
@@ -782,6 +789,17 @@ impl Config {
                 )]);
             }
         }
+        // Passkeys are on when the relying party can be formed; settings that ask for one
+        // that cannot be are refused rather than silently turned off.
+        if let Err(problem) = gatehouse_http::webauthn::RelyingParty::from_settings(
+            config.public_url.as_deref(),
+            config.webauthn_rp_id.as_deref(),
+        ) {
+            return Err(vec![ConfigError::in_environment(
+                "GATEHOUSE_WEBAUTHN_RP_ID",
+                problem,
+            )]);
+        }
         if config.smtp_ca_file.is_some() && config.smtp_url.is_none() {
             return Err(vec![ConfigError::in_environment(
                 "GATEHOUSE_SMTP_CA_FILE",
@@ -1140,6 +1158,15 @@ fn origins<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D:
                 }
             })
             .collect()
+    })
+}
+
+/// A relying party id as given (checked against the public URL once both are read);
+/// empty is unset.
+fn rp_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    text_with(deserializer, |value| {
+        let value = value.trim();
+        Ok((!value.is_empty()).then(|| value.to_ascii_lowercase()))
     })
 }
 
@@ -1924,9 +1951,9 @@ mod tests {
     #[test]
     fn the_keys_are_the_fields_in_their_order() {
         let keys = keys();
-        assert_eq!(keys.len(), 38, "{keys:?}");
+        assert_eq!(keys.len(), 39, "{keys:?}");
         assert_eq!(keys.first(), Some(&"bind"));
-        assert_eq!(keys.last(), Some(&"require_mfa_for_admins"));
+        assert_eq!(keys.last(), Some(&"webauthn_rp_id"));
         assert!(keys.contains(&"rust_log") && keys.contains(&"database_pool_size"));
         assert_eq!(variable("rust_log"), "RUST_LOG");
         assert_eq!(variable("bcrypt_cost"), "GATEHOUSE_BCRYPT_COST");

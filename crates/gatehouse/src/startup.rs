@@ -180,6 +180,24 @@ pub fn user_service(
                 .audit_retention
                 .and_then(|retention| chrono::Duration::from_std(retention).ok()),
         );
+    // Passkeys when the relying party can be formed (the configuration refused settings
+    // that ask for one that cannot be).
+    let users = match gatehouse_http::webauthn::RelyingParty::from_settings(
+        config.public_url.as_deref(),
+        config.webauthn_rp_id.as_deref(),
+    )
+    .map_err(|problem| anyhow::anyhow!("GATEHOUSE_WEBAUTHN_RP_ID {problem}"))?
+    {
+        Some(party) => {
+            tracing::debug!(
+                rp_id = party.id(),
+                origin = party.origin(),
+                "passkeys are on"
+            );
+            users.with_passkeys(Arc::new(party))
+        }
+        None => users,
+    };
     // Mails are queued (by the command line too) only with a mailer; `serve` sends them.
     let users = if config.smtp_url.is_some() {
         users

@@ -347,7 +347,11 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             DomainError::RegistrationClosed => StatusCode::FORBIDDEN,
-            DomainError::LastAdmin(_) | DomainError::InvalidCode => StatusCode::BAD_REQUEST,
+            DomainError::LastAdmin(_)
+            | DomainError::InvalidCode
+            | DomainError::InvalidCredential => StatusCode::BAD_REQUEST,
+            DomainError::PasskeyLoginFailed => StatusCode::UNAUTHORIZED,
+            DomainError::PasskeyNotFound => StatusCode::NOT_FOUND,
             DomainError::NotEnabled(_) => StatusCode::NOT_FOUND,
             DomainError::EmailUnverified | DomainError::MfaEnrollmentRequired => {
                 StatusCode::FORBIDDEN
@@ -398,6 +402,10 @@ impl ApiError {
             DomainError::RegistrationClosed => "registration_closed",
             DomainError::InvalidCode | DomainError::InvalidMfaCode => "invalid_code",
             DomainError::MfaRequired => "mfa_required",
+            DomainError::InvalidCredential | DomainError::PasskeyLoginFailed => {
+                "invalid_credential"
+            }
+            DomainError::PasskeyNotFound => "passkey_not_found",
             DomainError::MfaAlreadyEnabled => "mfa_already_enabled",
             DomainError::MfaNotEnabled => "mfa_not_enabled",
             DomainError::MfaEnrollmentRequired => "mfa_enrollment_required",

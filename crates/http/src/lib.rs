@@ -18,11 +18,13 @@ mod listing;
 mod mfa;
 mod observe;
 mod openapi;
+mod passkeys;
 mod recovery;
 mod rfc3339;
 mod routes;
 mod schemas;
 mod sessions;
+pub mod webauthn;
 mod webhooks;
 
 use actix_web::body::EitherBody;

@@ -15,13 +15,13 @@ use crate::handlers::OpenApiJson;
 use crate::routes::ENDPOINTS;
 use crate::schemas::{
     AuditActionName, Count, DeliveryStatusName, EmailInput, EmailTaken, Forbidden, FreeTextInput,
-    GrantType, InvalidCode, InvalidInvitation, InvalidWebhookUrl, InvitationCodeInput,
-    InvitationNotFound, InvitationStatusName, Jwk, JwkSet, LastAdmin, MfaAlreadyEnabled,
-    MfaNotEnabled, NewPassword, NotEnabled, NotPending, OneTimeCodeInput, PayloadTooLarge,
-    RegistrationRefused, RequestTimeout, SessionNotFound, Timestamp, TooManyRequests, Unauthorized,
-    Unavailable, UnsupportedMediaType, UserIdSchema, UserNotFound, UserStatusName, UsersNotFound,
-    ValidationFailed, WebhookEventName, WebhookEvents, WebhookNotFound, WebhookSecretText,
-    WebhookUrlInput,
+    GrantType, InvalidCode, InvalidCredential, InvalidInvitation, InvalidWebhookUrl,
+    InvitationCodeInput, InvitationNotFound, InvitationStatusName, Jwk, JwkSet, LastAdmin,
+    MfaAlreadyEnabled, MfaNotEnabled, NewPassword, NotEnabled, NotPending, OneTimeCodeInput,
+    PasskeyNotFound, PayloadTooLarge, RegistrationRefused, RequestTimeout, SessionNotFound,
+    Timestamp, TooManyRequests, Unauthorized, Unavailable, UnsupportedMediaType, UserIdSchema,
+    UserNotFound, UserStatusName, UsersNotFound, ValidationFailed, WebhookEventName, WebhookEvents,
+    WebhookNotFound, WebhookSecretText, WebhookUrlInput,
 };
 
 /// The name of the bearer-token security scheme in the document.
@@ -91,6 +91,8 @@ pub(crate) const METRICS_TOKEN: &str = "metrics_token";
             NotEnabled,
             MfaAlreadyEnabled,
             MfaNotEnabled,
+            InvalidCredential,
+            PasskeyNotFound,
             WebhookNotFound,
             InvalidWebhookUrl,
         )

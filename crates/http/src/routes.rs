@@ -16,7 +16,7 @@ use utoipa::openapi::RefOr;
 
 use crate::assets::{Asset, ASSETS};
 use crate::error::ApiError;
-use crate::{approval, handlers, mfa, observe, recovery, sessions, webhooks};
+use crate::{approval, handlers, mfa, observe, passkeys, recovery, sessions, webhooks};
 
 /// A method, as OpenAPI names them (the API uses `GET`, `POST`, `PUT` and `DELETE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -170,6 +170,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
     endpoint!(handlers::register),
     endpoint!(handlers::login),
     endpoint!(mfa::login_mfa),
+    endpoint!(passkeys::begin_login),
+    endpoint!(passkeys::finish_login),
     endpoint!(handlers::me),
     endpoint!(handlers::change_password),
     endpoint!(handlers::logout),
@@ -178,6 +180,10 @@ pub const ENDPOINTS: &[Endpoint] = &[
     endpoint!(mfa::confirm_totp),
     endpoint!(mfa::disable_totp),
     endpoint!(mfa::renew_recovery_codes),
+    endpoint!(passkeys::begin_registration),
+    endpoint!(passkeys::finish_registration),
+    endpoint!(passkeys::list_passkeys),
+    endpoint!(passkeys::delete_passkey),
     endpoint!(recovery::forgot_password),
     endpoint!(recovery::reset_password_with_code),
     endpoint!(recovery::verify_email),

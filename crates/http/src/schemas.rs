@@ -497,7 +497,9 @@ error_response!(
     "`not_authenticated`: no, a malformed, forged or expired token, one whose session has \
      ended, or its user is gone, pending, disabled or rejected (\"Could not validate \
      credentials\"); at login `invalid_credentials` (\"Incorrect email or password\"); at \
-     `/login/mfa` `invalid_code` (a wrong or used code, or a dead `mfa_token`); on \
+     `/login/mfa` `invalid_code` (a wrong or used code, or a dead `mfa_token`); at \
+     `/login/passkey/finish` `invalid_credential` (an unknown, spent or expired challenge, an \
+     unknown passkey, or one that does not verify); on \
      `/metrics`, a missing or wrong metrics token",
     ("WWW-Authenticate", "Always `Bearer`", Type::String),
 );
@@ -564,7 +566,20 @@ error_response!(
 );
 error_response!(
     NotEnabled,
-    "`not_enabled`: recovery and email verification need a mailer (`GATEHOUSE_SMTP_URL`)"
+    "`not_enabled`: recovery and email verification need a mailer (`GATEHOUSE_SMTP_URL`); \
+     passkeys need a relying party (`GATEHOUSE_PUBLIC_URL` on a domain name, and \
+     `GATEHOUSE_WEBAUTHN_RP_ID` for a parent domain)"
+);
+error_response!(
+    InvalidCredential,
+    "`invalid_credential`: the passkey's credential does not verify (challenge, origin, \
+     relying party, user verification, attestation), is registered already, or no \
+     registration is under way (start again)"
+);
+error_response!(
+    PasskeyNotFound,
+    "`passkey_not_found`: the caller has no passkey with this id; or `not_enabled`: \
+     passkeys are off (no `GATEHOUSE_PUBLIC_URL`)"
 );
 error_response!(
     EmailTaken,

@@ -23,6 +23,7 @@ mod mails;
 mod manager;
 mod mfa;
 mod outbox;
+mod passkeys;
 mod postgres;
 mod readiness;
 mod repo;

@@ -268,6 +268,7 @@ pub(crate) fn spend_challenge(conn: &mut Conn, id: i64, now: DateTime<Utc>) -> R
 /// [`UserRepo::delete_mfa`](gatehouse_domain::UserRepo::delete_mfa).
 pub(crate) fn delete_mfa(conn: &mut Conn, user: UserId) -> Result<(), Error> {
     delete_totp(conn, user)?;
+    crate::passkeys::delete_passkeys(conn, user)?;
     diesel::delete(mfa_challenges::table.filter(mfa_challenges::user_id.eq(user.get())))
         .execute(conn)
         .map(|_| ())

@@ -1208,6 +1208,61 @@ impl UserRepo for SqlUserRepo<'_> {
         crate::mfa::spend_challenge(self.conn, id, now)
     }
 
+    fn find_user_challenge(
+        &mut self,
+        user: UserId,
+        purpose: gatehouse_domain::ChallengePurpose,
+        now: DateTime<Utc>,
+    ) -> Result<Option<gatehouse_domain::Challenge>, Error> {
+        crate::passkeys::find_user_challenge(self.conn, user, purpose, now)
+    }
+
+    fn delete_user_challenges(
+        &mut self,
+        user: UserId,
+        purpose: gatehouse_domain::ChallengePurpose,
+    ) -> Result<u64, Error> {
+        crate::passkeys::delete_user_challenges(self.conn, user, purpose)
+    }
+
+    fn insert_passkey(
+        &mut self,
+        passkey: &gatehouse_domain::NewPasskey,
+    ) -> Result<gatehouse_domain::StoredPasskey, Error> {
+        crate::passkeys::insert_passkey(self.conn, passkey)
+    }
+
+    fn list_passkeys(
+        &mut self,
+        user: UserId,
+    ) -> Result<Vec<gatehouse_domain::StoredPasskey>, Error> {
+        crate::passkeys::list_passkeys(self.conn, user)
+    }
+
+    fn find_passkey_by_credential(
+        &mut self,
+        credential_id: &str,
+    ) -> Result<Option<gatehouse_domain::StoredPasskey>, Error> {
+        crate::passkeys::find_passkey_by_credential(self.conn, credential_id)
+    }
+
+    fn record_passkey_use(
+        &mut self,
+        id: i64,
+        data: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        crate::passkeys::record_passkey_use(self.conn, id, data, at)
+    }
+
+    fn delete_passkey(&mut self, user: UserId, id: i64) -> Result<bool, Error> {
+        crate::passkeys::delete_passkey(self.conn, user, id)
+    }
+
+    fn count_passkeys(&mut self, user: UserId) -> Result<u64, Error> {
+        crate::passkeys::count_passkeys(self.conn, user)
+    }
+
     fn delete_mfa(&mut self, user: UserId) -> Result<(), Error> {
         crate::mfa::delete_mfa(self.conn, user)
     }

@@ -260,3 +260,18 @@ diesel::table! {
         expires_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    /// Passkeys (the MFA issue): WebAuthn discoverable credentials, each with the WebAuthn
+    /// library's record of it (public key, counter, backup state) as JSON.
+    passkeys (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        /// Base 64 (URL-safe, unpadded); unique.
+        credential_id -> Text,
+        name -> Text,
+        data -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}

@@ -146,6 +146,7 @@ fn the_schema_reader_sees_every_table() {
             "mails",
             "mfa_challenges",
             "one_time_codes",
+            "passkeys",
             "recovery_codes",
             "refresh_tokens",
             "sessions",

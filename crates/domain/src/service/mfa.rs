@@ -307,11 +307,10 @@ impl UserService {
         })
     }
 
-    /// Whether `user` keeps a second factor besides TOTP (passkeys, with the passkey
-    /// part of the issue; none yet).
-    #[allow(clippy::unused_self, clippy::unnecessary_wraps)]
-    fn has_other_factor(&self, _repo: &mut dyn UserRepo, _user: UserId) -> Result<bool, Error> {
-        Ok(false)
+    /// Whether `user` keeps a second factor besides TOTP: a passkey.
+    #[allow(clippy::unused_self)]
+    fn has_other_factor(&self, repo: &mut dyn UserRepo, user: UserId) -> Result<bool, Error> {
+        super::passkeys::has_passkey(repo, user)
     }
 
     /// In a login's transaction, once the password was right: the second step it needs,

@@ -93,6 +93,9 @@ macro_rules! user_store_contract_tests {
             recovery_codes_are_spent_once_and_replaced_together,
             challenges_die_spent_wrong_or_expired,
             mfa_goes_with_its_user_and_its_reset,
+            passkeys_round_trip_newest_first_and_are_deleted_by_their_owner,
+            passkey_registrations_are_found_per_user_and_replaced,
+            passkeys_go_with_their_user_and_the_reset,
         );
     };
     (@tests $attrs:tt $make:tt; $($check:ident),+ $(,)?) => {
@@ -3324,4 +3327,178 @@ pub fn mfa_goes_with_its_user_and_its_reset(store: &dyn UserStore) {
         })
         .expect("read");
     assert_eq!(bob_left, (None, 0, None));
+}
+
+fn new_passkey(user: UserId, credential: &str, at: DateTime<Utc>) -> crate::NewPasskey {
+    crate::NewPasskey {
+        user_id: user,
+        credential_id: credential.to_owned(),
+        name: format!("Key ✓ {credential}"),
+        data: format!("{{\"cred\":\"{credential}\",\"counter\":0}}"),
+        created_at: at,
+    }
+}
+
+/// A passkey reads back as stored, with a fresh id and no use yet; a user's are listed
+/// newest first, found by credential id whoever's they are, and deleted only by their
+/// owner; a credential id names one passkey; a use records the new record and its time.
+pub fn passkeys_round_trip_newest_first_and_are_deleted_by_their_owner(store: &dyn UserStore) {
+    let ann = insert(store, new_user("ann@example.com")).id;
+    let bob = insert(store, new_user("bob@example.com")).id;
+    let t0 = crate::now();
+    let add = |new: crate::NewPasskey| {
+        store
+            .write_with(|repo| repo.insert_passkey(&new))
+            .expect("insert")
+    };
+    let first = add(new_passkey(ann, "cred-a1", t0 - Duration::minutes(2)));
+    let second = add(new_passkey(ann, "cred-a2", t0 - Duration::minutes(1)));
+    let bobs = add(new_passkey(bob, "cred-b1", t0));
+    assert!(first.id > 0 && second.id != first.id && bobs.id != second.id);
+    assert_eq!(first.user_id, ann);
+    assert_eq!(first.credential_id, "cred-a1");
+    assert_eq!(first.name, "Key ✓ cred-a1");
+    assert_eq!(first.data, "{\"cred\":\"cred-a1\",\"counter\":0}");
+    assert_eq!(first.created_at, t0 - Duration::minutes(2));
+    assert_eq!(first.last_used_at, None);
+    let list = |user| {
+        store
+            .read_with(|repo| repo.list_passkeys(user))
+            .expect("list")
+    };
+    assert_eq!(list(ann), vec![second.clone(), first.clone()]);
+    assert_eq!(list(bob), vec![bobs.clone()]);
+    let find = |credential: &str| {
+        store
+            .read_with(|repo| repo.find_passkey_by_credential(credential))
+            .expect("find")
+    };
+    assert_eq!(find("cred-b1"), Some(bobs.clone()));
+    assert_eq!(find("cred-zz"), None);
+    // A credential id names one passkey, whoever registers it again.
+    let again = new_passkey(bob, "cred-a1", t0);
+    assert!(store
+        .write_with(|repo| repo.insert_passkey(&again))
+        .is_err());
+    assert_eq!(list(bob).len(), 1);
+    // A use.
+    let used_at = t0 + Duration::seconds(5);
+    assert!(store
+        .write_with(|repo| repo.record_passkey_use(first.id, "{\"counter\":7}", used_at))
+        .expect("use"));
+    let used = find("cred-a1").expect("still there");
+    assert_eq!(used.data, "{\"counter\":7}");
+    assert_eq!(used.last_used_at, Some(used_at));
+    assert!(!store
+        .write_with(|repo| repo.record_passkey_use(i64::MAX, "{}", used_at))
+        .expect("use"));
+    // Deleted by its owner only.
+    let count = |user| {
+        store
+            .read_with(|repo| repo.count_passkeys(user))
+            .expect("count")
+    };
+    assert_eq!((count(ann), count(bob)), (2, 1));
+    let delete = |user, id| {
+        store
+            .write_with(|repo| repo.delete_passkey(user, id))
+            .expect("delete")
+    };
+    assert!(!delete(ann, bobs.id), "not ann's");
+    assert!(delete(bob, bobs.id));
+    assert!(!delete(bob, bobs.id), "gone");
+    assert!(delete(ann, first.id));
+    assert_eq!((count(ann), count(bob)), (1, 0));
+    assert_eq!(list(ann), vec![second]);
+    // Its id is never used again.
+    let next = add(new_passkey(ann, "cred-a3", t0));
+    assert!(next.id > bobs.id);
+}
+
+fn registration(token: &str, user: UserId, at: DateTime<Utc>) -> crate::NewChallenge {
+    crate::NewChallenge {
+        purpose: crate::ChallengePurpose::PasskeyRegistration,
+        ..challenge(token, Some(user), at)
+    }
+}
+
+/// A user's passkey registration under way is found without its token (the newest live
+/// one of the purpose), and deleted with the others of the user and purpose only.
+pub fn passkey_registrations_are_found_per_user_and_replaced(store: &dyn UserStore) {
+    use crate::ChallengePurpose::{LoginMfa, PasskeyRegistration};
+    let ann = insert(store, new_user("ann@example.com")).id;
+    let bob = insert(store, new_user("bob@example.com")).id;
+    let t0 = crate::now();
+    for new in [
+        registration("ann-old", ann, t0 - Duration::seconds(10)),
+        registration("ann-new", ann, t0),
+        challenge("ann-mfa", Some(ann), t0),
+        registration("bob", bob, t0),
+    ] {
+        store
+            .write_with(|repo| repo.insert_challenge(&new))
+            .expect("insert");
+    }
+    let pending = |user, purpose, at| {
+        store
+            .read_with(|repo| repo.find_user_challenge(user, purpose, at))
+            .expect("find")
+    };
+    let newest = pending(ann, PasskeyRegistration, t0).expect("live");
+    let by_token = store
+        .read_with(|repo| repo.find_challenge("ann-new", PasskeyRegistration, t0))
+        .expect("find")
+        .expect("live");
+    assert_eq!(newest, by_token);
+    assert_eq!(newest.user_id, Some(ann));
+    assert_eq!(newest.purpose, PasskeyRegistration);
+    assert_eq!(newest.state.as_deref(), Some("{\"state\":\"ünïcode ✓\"}"));
+    // Dead ones are not under way.
+    let end = t0 + crate::MFA_TOKEN_TTL;
+    assert_eq!(pending(ann, PasskeyRegistration, end), None);
+    assert!(store
+        .write_with(|repo| repo.spend_challenge(newest.id, t0))
+        .expect("spend"));
+    let older = pending(ann, PasskeyRegistration, t0).expect("the older one");
+    assert_ne!(older.id, newest.id);
+    // Replaced: ann's registrations go, her login's challenge and bob's stay.
+    assert_eq!(
+        store
+            .write_with(|repo| repo.delete_user_challenges(ann, PasskeyRegistration))
+            .expect("delete"),
+        1
+    );
+    assert_eq!(pending(ann, PasskeyRegistration, t0), None);
+    assert!(pending(ann, LoginMfa, t0).is_some());
+    assert!(pending(bob, PasskeyRegistration, t0).is_some());
+}
+
+/// Deleting a user deletes their passkeys; the MFA reset does too, and leaves other
+/// users' alone.
+pub fn passkeys_go_with_their_user_and_the_reset(store: &dyn UserStore) {
+    let ann = insert(store, new_user("ann@example.com")).id;
+    let bob = insert(store, new_user("bob@example.com")).id;
+    let carl = insert(store, new_user("carl@example.com")).id;
+    let t0 = crate::now();
+    for (user, credential) in [(ann, "ann"), (bob, "bob"), (carl, "carl")] {
+        let new = new_passkey(user, credential, t0);
+        store
+            .write_with(|repo| repo.insert_passkey(&new).map(drop))
+            .expect("insert");
+    }
+    store
+        .write_with(|repo| repo.delete_mfa(ann))
+        .expect("reset");
+    assert!(store.write_with(|repo| repo.delete(bob)).expect("delete"));
+    let left = store
+        .read_with(|repo| {
+            Ok((
+                repo.count_passkeys(ann)?,
+                repo.find_passkey_by_credential("ann")?,
+                repo.find_passkey_by_credential("bob")?,
+                repo.count_passkeys(carl)?,
+            ))
+        })
+        .expect("read");
+    assert_eq!(left, (0, None, None, 1));
 }

@@ -60,6 +60,9 @@ struct State {
     /// Challenges by id, with their token hashes.
     challenges: BTreeMap<i64, (String, crate::Challenge)>,
     last_challenge_id: i64,
+    /// Passkeys by id.
+    passkeys: BTreeMap<i64, crate::StoredPasskey>,
+    last_passkey_id: i64,
 }
 
 /// A queued mail with its state, as the `mails` table keeps it.
@@ -1136,8 +1139,117 @@ impl UserRepo for State {
         Ok(live)
     }
 
+    fn find_user_challenge(
+        &mut self,
+        user: UserId,
+        purpose: crate::ChallengePurpose,
+        now: DateTime<Utc>,
+    ) -> Result<Option<crate::Challenge>, Error> {
+        Ok(self
+            .challenges
+            .values()
+            .rev()
+            .find(|(_, c)| {
+                c.user_id == Some(user)
+                    && c.purpose == purpose
+                    && c.expires_at > now
+                    && c.wrong_tries < crate::MAX_MFA_WRONG_CODES
+            })
+            .map(|(_, c)| c.clone()))
+    }
+
+    fn delete_user_challenges(
+        &mut self,
+        user: UserId,
+        purpose: crate::ChallengePurpose,
+    ) -> Result<u64, Error> {
+        let before = self.challenges.len();
+        self.challenges
+            .retain(|_, (_, c)| !(c.user_id == Some(user) && c.purpose == purpose));
+        Ok((before - self.challenges.len()) as u64)
+    }
+
+    fn insert_passkey(
+        &mut self,
+        passkey: &crate::NewPasskey,
+    ) -> Result<crate::StoredPasskey, Error> {
+        if self
+            .passkeys
+            .values()
+            .any(|p| p.credential_id == passkey.credential_id)
+        {
+            return Err(Error::Conflict);
+        }
+        if !self.users.contains_key(&passkey.user_id.get()) {
+            return Err(Error::internal("insert_passkey", "no such user"));
+        }
+        self.last_passkey_id += 1;
+        let stored = crate::StoredPasskey {
+            id: self.last_passkey_id,
+            user_id: passkey.user_id,
+            credential_id: passkey.credential_id.clone(),
+            name: passkey.name.clone(),
+            data: passkey.data.clone(),
+            created_at: passkey.created_at,
+            last_used_at: None,
+        };
+        self.passkeys.insert(stored.id, stored.clone());
+        Ok(stored)
+    }
+
+    fn list_passkeys(&mut self, user: UserId) -> Result<Vec<crate::StoredPasskey>, Error> {
+        let mut passkeys: Vec<crate::StoredPasskey> = self
+            .passkeys
+            .values()
+            .filter(|p| p.user_id == user)
+            .cloned()
+            .collect();
+        passkeys.sort_by_key(|p| std::cmp::Reverse((p.created_at, p.id)));
+        Ok(passkeys)
+    }
+
+    fn find_passkey_by_credential(
+        &mut self,
+        credential_id: &str,
+    ) -> Result<Option<crate::StoredPasskey>, Error> {
+        Ok(self
+            .passkeys
+            .values()
+            .find(|p| p.credential_id == credential_id)
+            .cloned())
+    }
+
+    fn record_passkey_use(
+        &mut self,
+        id: i64,
+        data: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        Ok(match self.passkeys.get_mut(&id) {
+            Some(passkey) => {
+                passkey.data = data.to_owned();
+                passkey.last_used_at = Some(at);
+                true
+            }
+            None => false,
+        })
+    }
+
+    fn delete_passkey(&mut self, user: UserId, id: i64) -> Result<bool, Error> {
+        let owned = self.passkeys.get(&id).is_some_and(|p| p.user_id == user);
+        if owned {
+            self.passkeys.remove(&id);
+        }
+        Ok(owned)
+    }
+
+    fn count_passkeys(&mut self, user: UserId) -> Result<u64, Error> {
+        Ok(self.passkeys.values().filter(|p| p.user_id == user).count() as u64)
+    }
+
     fn delete_mfa(&mut self, user: UserId) -> Result<(), Error> {
         self.delete_totp(user)?;
+        self.passkeys.retain(|_, p| p.user_id != user);
         self.challenges
             .retain(|_, (_, challenge)| challenge.user_id != Some(user));
         Ok(())

@@ -13,6 +13,7 @@ mod mfa;
 mod multi_instance;
 mod operability;
 mod outage;
+mod passkeys;
 mod receiver;
 mod recovery;
 mod retention;

@@ -65,8 +65,11 @@ pub struct AppOptions {
     pub database_slots: Option<usize>,
     /// Who may register on their own (`open` by default).
     pub registration: gatehouse_domain::RegistrationMode,
-    /// The console's address, for invitation links (none by default).
+    /// The console's address, for invitation links (none by default); with a domain
+    /// name it is the passkeys' origin and relying party too (passkeys are off without).
     pub public_url: Option<String>,
+    /// `GATEHOUSE_WEBAUTHN_RP_ID` (none by default: the public URL's host).
+    pub webauthn_rp_id: Option<String>,
     /// How long sessions live (the defaults: 30 days idle, 90 at most).
     pub sessions: gatehouse_domain::SessionPolicy,
     /// Whether webhook endpoints may point to non-public addresses (no by default).
@@ -93,6 +96,7 @@ impl AppOptions {
             database_slots: None,
             registration: gatehouse_domain::RegistrationMode::default(),
             public_url: None,
+            webauthn_rp_id: None,
             sessions: gatehouse_domain::SessionPolicy::default(),
             webhook_allow_private: false,
             mail: None,
@@ -161,6 +165,15 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
             issuer: "Gatehouse".to_owned(),
             require_for_admins: options.require_mfa_for_admins,
         });
+    let relying_party = crate::webauthn::RelyingParty::from_settings(
+        options.public_url.as_deref(),
+        options.webauthn_rp_id.as_deref(),
+    )
+    .expect("a valid relying party");
+    let users = match relying_party {
+        Some(party) => users.with_passkeys(Arc::new(party)),
+        None => users,
+    };
     let users = match options.mail {
         Some(recovery) => users
             .with_mail(gatehouse_domain::MailPolicy {

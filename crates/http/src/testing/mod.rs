@@ -12,9 +12,11 @@
 
 use std::sync::Arc;
 
+mod authenticator;
 mod helpers;
 pub mod suite;
 
+pub use authenticator::SoftAuthenticator;
 pub use gatehouse_domain::UserStore;
 pub use helpers::*;
 
@@ -128,6 +130,17 @@ macro_rules! __api_suite {
                 turning_totp_off_needs_the_password_and_a_code,
                 an_admin_resets_a_users_mfa,
                 admins_without_mfa_may_only_enrol_when_required,
+            }
+            passkeys {
+                a_passkey_is_registered_listed_and_signs_in_without_a_password,
+                a_passkey_login_skips_the_second_step_of_totp,
+                passkey_challenges_are_single_use_and_bound_to_their_ceremony,
+                a_passkey_must_carry_its_users_handle,
+                a_passkey_login_is_refused_for_an_account_that_may_not_sign_in,
+                deleting_passkeys_turns_mfa_off_and_only_the_owners,
+                with_totp_off_a_passkey_keeps_mfa_on,
+                an_admin_reset_deletes_passkeys,
+                passkey_routes_are_not_enabled_without_a_relying_party,
             }
             recovery {
                 recovery_routes_answer_not_enabled_without_a_mailer,

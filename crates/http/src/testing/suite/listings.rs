@@ -135,7 +135,7 @@ pub async fn an_unpaged_user_listing_longer_than_a_chunk_is_every_user_in_pages_
     assert!(
         text.contains(&format!(
             "\"email\":\"user-{USERS:05}@example.com\",\"is_admin\":{},\"status\":\"{}\",\"created_at\":\"",
-            USERS % 10 == 0,
+            USERS.is_multiple_of(10),
             users[0]["status"].as_str().expect("a status")
         )),
         "{}",

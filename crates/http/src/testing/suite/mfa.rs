@@ -20,6 +20,11 @@ fn code(secret: &TotpSecret, offset: i64) -> String {
     secret.code_at_step(STEP.with(std::cell::Cell::get) + offset, DIGITS)
 }
 
+/// The code of `secret` for the step a check started in (after [`enrol`]: not used yet).
+pub(crate) fn code_now(secret: &TotpSecret) -> String {
+    code(secret, 0)
+}
+
 thread_local! {
     static STEP: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
 }
@@ -40,7 +45,7 @@ fn settle() {
 
 /// Turns TOTP on for `user`: the secret, and the recovery codes. The confirming code is
 /// the previous step's, so that the current and the next remain for logins.
-async fn enrol(app: &TestApp, user: &Session) -> (TotpSecret, Vec<String>) {
+pub(crate) async fn enrol(app: &TestApp, user: &Session) -> (TotpSecret, Vec<String>) {
     settle();
     let res = app
         .post_json(TOTP, Some(&user.token), &json!({"password": PASSWORD}))

@@ -14,6 +14,7 @@ pub mod hardening;
 pub mod listings;
 pub mod mfa;
 pub mod observe;
+pub mod passkeys;
 pub mod recovery;
 pub mod security;
 pub mod service;
