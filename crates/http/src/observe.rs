@@ -192,7 +192,8 @@ impl Metrics {
                 "gatehouse_logins_total",
                 "Login attempts by outcome: success, invalid_credentials, pending, disabled, \
                  rejected, unverified, throttled, overloaded, error; mfa_required (a right \
-                 password that opens the second step), invalid_code (a wrong second step).",
+                 password that opens the second step), invalid_code (a wrong second step), \
+                 invalid_credential (a passkey that does not verify).",
             ),
             &["outcome"],
         )?;
@@ -322,6 +323,7 @@ impl Metrics {
             Err(e) => match e.code() {
                 "invalid_credentials" => "invalid_credentials",
                 "invalid_code" => "invalid_code",
+                "invalid_credential" => "invalid_credential",
                 "email_unverified" => "unverified",
                 "account_pending" => "pending",
                 "account_disabled" => "disabled",

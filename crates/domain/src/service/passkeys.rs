@@ -311,7 +311,22 @@ impl UserService {
             };
             // The passkey was right: this was no guess, whatever the account's state.
             self.forgive_guess(repo, CounterScope::LoginAccount, &key, origin)?;
-            if let Err(refusal) = rules::ensure_can_log_in(&user) {
+            // As a password login: an unverified email is refused when verification is
+            // required (the account may have registered its passkey before it was).
+            let unverified = self.recovery.require_verified_email
+                && !user.email_verified
+                && matches!(
+                    user.status,
+                    crate::UserStatus::Pending | crate::UserStatus::Approved
+                );
+            let allowed = rules::ensure_can_log_in(&user).and_then(|()| {
+                if unverified {
+                    Err(Error::EmailUnverified)
+                } else {
+                    Ok(())
+                }
+            });
+            if let Err(refusal) = allowed {
                 repo.append_audit(&audit(
                     AuditAction::LoginFailed,
                     None,
@@ -367,6 +382,7 @@ fn refusal_detail(refusal: &Error) -> &'static str {
         Error::AccountPending => "account pending",
         Error::AccountDisabled => "account disabled",
         Error::AccountRejected { .. } => "account rejected",
+        Error::EmailUnverified => "email unverified",
         _ => "refused",
     }
 }

@@ -137,6 +137,7 @@ macro_rules! __api_suite {
                 passkey_challenges_are_single_use_and_bound_to_their_ceremony,
                 a_passkey_must_carry_its_users_handle,
                 a_passkey_login_is_refused_for_an_account_that_may_not_sign_in,
+                a_passkey_login_is_refused_for_an_unverified_email_when_required,
                 deleting_passkeys_turns_mfa_off_and_only_the_owners,
                 with_totp_off_a_passkey_keeps_mfa_on,
                 an_admin_reset_deletes_passkeys,

@@ -350,6 +350,35 @@ pub async fn a_passkey_login_is_refused_for_an_account_that_may_not_sign_in(new_
     assert_problem(&res, 403, "account_disabled", "a disabled account");
 }
 
+/// With `GATEHOUSE_REQUIRE_VERIFIED_EMAIL` turned on after an unverified user registered a
+/// passkey, the passkey opens no session either (403 `email_unverified`, as a password).
+pub async fn a_passkey_login_is_refused_for_an_unverified_email_when_required(
+    new_store: &NewStore,
+) {
+    let store = new_store();
+    let open = spawn_app_with(AppOptions {
+        public_url: Some(ORIGIN.to_owned()),
+        ..AppOptions::new(std::sync::Arc::clone(&store))
+    })
+    .await;
+    let admin = open.admin().await;
+    let mut key = SoftAuthenticator::new();
+    register(&open, &admin, &mut key, "Key").await;
+    let strict = spawn_app_with(AppOptions {
+        public_url: Some(ORIGIN.to_owned()),
+        mail: Some(gatehouse_domain::RecoveryPolicy {
+            require_verified_email: true,
+            ..gatehouse_domain::RecoveryPolicy::default()
+        }),
+        ..AppOptions::new(store)
+    })
+    .await;
+    let start = login_start(&strict).await;
+    let assertion = key.get_json(ORIGIN, &start["publicKey"]);
+    let res = login_finish(&strict, &start["challenge_id"], &assertion).await;
+    assert_problem(&res, 403, "email_unverified", "an unverified email");
+}
+
 pub async fn deleting_passkeys_turns_mfa_off_and_only_the_owners(new_store: &NewStore) {
     let app = app(new_store).await;
     let admin = app.admin().await;
