@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
 
-use super::tls::{free_port, ids_of, is_root, run_server_binary, server_binaries};
+use super::tls::{ids_of, is_root, run_server_binary, server_binaries};
 
 /// The superuser both servers know (trusted on 127.0.0.1).
 pub const USER: &str = "postgres";
@@ -86,7 +86,7 @@ impl ReplicatedPostgres {
         let mut cluster = Self {
             bin,
             run_as,
-            ports: [free_port(), free_port()],
+            ports: two_free_ports(),
             started: [false, false],
             frozen: [Vec::new(), Vec::new()],
             dir,
@@ -406,6 +406,17 @@ fn children_of(parent: u32) -> Vec<u32> {
                 == Some(parent)
         })
         .collect()
+}
+
+/// Two distinct free ports of 127.0.0.1. Both listeners are held at once: two ports asked
+/// for one after the other may be the same one (CI saw the standby refused for the
+/// primary's port).
+fn two_free_ports() -> [u16; 2] {
+    let bind = || std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let (first, second) = (bind(), bind());
+    let port =
+        |listener: &std::net::TcpListener| listener.local_addr().expect("a bound address").port();
+    [port(&first), port(&second)]
 }
 
 /// Sends `SIG{name}` to every process in `pids`; whether `kill` reported success.
