@@ -406,26 +406,48 @@ impl UserService {
             // The account may have changed since its password was checked.
             rules::ensure_can_log_in(&user)?;
             self.forgive_guess(repo, CounterScope::LoginAccount, &key, origin)?;
-            repo.save_device(&device.hash(), user.id, now)?;
-            repo.append_audit(&audit(
-                AuditAction::LoginSucceeded,
-                Some(user.id),
-                Some(user.id),
-                origin,
-                Some(
-                    match factor {
-                        Factor::Totp => "second factor: totp",
-                        Factor::RecoveryCode => "second factor: recovery code",
-                    }
-                    .into(),
-                ),
-            ))?;
-            let session = self.start_session(repo, user.id, origin, &refresh)?;
+            let detail = match factor {
+                Factor::Totp => "second factor: totp",
+                Factor::RecoveryCode => "second factor: recovery code",
+            };
+            let session = self.start_signed_in(repo, &user, origin, (&device, &refresh), detail)?;
             Ok(Ok((user, session)))
         })??;
-        let tokens = self.session_tokens(&user, &session, refresh)?;
+        self.signed_in(&user, &session, refresh, device)
+    }
+
+    /// The end of a login that needs no more steps (a second factor's, a passkey's), in
+    /// its transaction: the device token saved, `login_succeeded` audited with `detail`,
+    /// the session started with `refresh`.
+    pub(super) fn start_signed_in(
+        &self,
+        repo: &mut dyn UserRepo,
+        user: &User,
+        origin: &Origin,
+        (device, refresh): (&DeviceToken, &RefreshToken),
+        detail: &str,
+    ) -> Result<crate::StoredSession, Error> {
+        repo.save_device(&device.hash(), user.id, crate::now())?;
+        repo.append_audit(&audit(
+            AuditAction::LoginSucceeded,
+            Some(user.id),
+            Some(user.id),
+            origin,
+            Some(detail.to_owned()),
+        ))?;
+        self.start_session(repo, user.id, origin, refresh)
+    }
+
+    /// The answer of such a login, once its transaction committed.
+    pub(super) fn signed_in(
+        &self,
+        user: &User,
+        session: &crate::StoredSession,
+        refresh: RefreshToken,
+        device: DeviceToken,
+    ) -> Result<LoginSuccess, Error> {
         Ok(LoginSuccess {
-            tokens,
+            tokens: self.session_tokens(user, session, refresh)?,
             device_token: device,
         })
     }

@@ -338,22 +338,11 @@ impl UserService {
             }
             let data = updated.as_deref().unwrap_or(&passkey.data);
             repo.record_passkey_use(passkey.id, data, now)?;
-            repo.save_device(&device.hash(), user.id, now)?;
-            repo.append_audit(&audit(
-                AuditAction::LoginSucceeded,
-                Some(user.id),
-                Some(user.id),
-                origin,
-                Some("passkey".into()),
-            ))?;
-            let session = self.start_session(repo, user.id, origin, &refresh)?;
+            let session =
+                self.start_signed_in(repo, &user, origin, (&device, &refresh), "passkey")?;
             Ok(Ok((user, session)))
         })??;
-        let tokens = self.session_tokens(&user, &session, refresh)?;
-        Ok(LoginSuccess {
-            tokens,
-            device_token: device,
-        })
+        self.signed_in(&user, &session, refresh, device)
     }
 }
 
