@@ -790,6 +790,13 @@ pub trait UserRepo {
     /// Store failures.
     fn count_passkeys(&mut self, user: UserId) -> Result<u64, Error>;
 
+    /// How many passkeys the store holds, of all users (start-up refuses to serve them
+    /// without a relying party).
+    ///
+    /// # Errors
+    /// Store failures.
+    fn count_all_passkeys(&mut self) -> Result<u64, Error>;
+
     /// Deletes every second factor of `user` (TOTP, recovery codes, passkeys) and their
     /// challenges under way.
     ///

@@ -263,6 +263,18 @@ impl Application {
     pub fn build(config: &Config) -> anyhow::Result<Self> {
         let db = open_database(config)?;
         let (users, eddsa) = user_service(config, &db)?;
+        let stranded = users
+            .passkeys_without_relying_party()
+            .context("counting the registered passkeys")?;
+        if stranded > 0 {
+            anyhow::bail!(
+                "{stranded} passkey(s) are registered, but passkeys are off: set \
+                 GATEHOUSE_PUBLIC_URL to the address people open the console at (a domain \
+                 name, not an IP address), or GATEHOUSE_WEBAUTHN_RP_ID with it, so that \
+                 their users can sign in with them; or remove them with \
+                 `gatehouse users reset-mfa EMAIL` for each user"
+            );
+        }
         let wake = Dispatcher::wake_signal();
         let users = users.with_outbox_wake({
             let wake = Arc::clone(&wake);

@@ -136,6 +136,15 @@ pub(crate) fn count_passkeys(conn: &mut Conn, user: UserId) -> Result<u64, Error
         .map_err(from_diesel)
 }
 
+/// How many passkeys there are, of all users.
+pub(crate) fn count_all_passkeys(conn: &mut Conn) -> Result<u64, Error> {
+    passkeys::table
+        .count()
+        .get_result::<i64>(conn)
+        .map(|n| u64::try_from(n).unwrap_or(0))
+        .map_err(from_diesel)
+}
+
 /// Deletes every passkey of `user` (the admin's reset).
 pub(crate) fn delete_passkeys(conn: &mut Conn, user: UserId) -> Result<(), Error> {
     diesel::delete(passkeys::table.filter(passkeys::user_id.eq(user.get())))

@@ -1263,6 +1263,10 @@ impl UserRepo for SqlUserRepo<'_> {
         crate::passkeys::count_passkeys(self.conn, user)
     }
 
+    fn count_all_passkeys(&mut self) -> Result<u64, Error> {
+        crate::passkeys::count_all_passkeys(self.conn)
+    }
+
     fn delete_mfa(&mut self, user: UserId) -> Result<(), Error> {
         crate::mfa::delete_mfa(self.conn, user)
     }

@@ -67,6 +67,19 @@ impl UserService {
         self.passkeys.is_some()
     }
 
+    /// How many registered passkeys this service could not serve: all of them when it has
+    /// no relying party (start-up refuses that: their users would be locked out of them
+    /// without being told why), none otherwise.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub fn passkeys_without_relying_party(&self) -> Result<u64, Error> {
+        if self.passkeys_enabled() {
+            return Ok(0);
+        }
+        self.store.read_with(|repo| repo.count_all_passkeys())
+    }
+
     fn ceremonies(&self) -> Result<&dyn PasskeyCeremonies, Error> {
         self.passkeys
             .as_deref()

@@ -1247,6 +1247,10 @@ impl UserRepo for State {
         Ok(self.passkeys.values().filter(|p| p.user_id == user).count() as u64)
     }
 
+    fn count_all_passkeys(&mut self) -> Result<u64, Error> {
+        Ok(self.passkeys.len() as u64)
+    }
+
     fn delete_mfa(&mut self, user: UserId) -> Result<(), Error> {
         self.delete_totp(user)?;
         self.passkeys.retain(|_, p| p.user_id != user);

@@ -111,9 +111,64 @@ fn without_a_public_url_passkeys_are_not_enabled(backend: TestBackend) {
     assert_eq!(start.body["code"], "not_enabled", "{start:?}");
 }
 
+/// Registered passkeys and no relying party any more (the public URL was dropped): start-up
+/// refuses, saying what to set or how to remove them; once they are reset it starts.
+fn registered_passkeys_without_a_relying_party_stop_start_up(backend: TestBackend) {
+    let db = EmptyDatabase::new(backend);
+    let port = free_port();
+    let origin = format!("http://localhost:{port}");
+    let bind = format!("127.0.0.1:{port}");
+    let server = Server::start(
+        &db,
+        &[
+            ("GATEHOUSE_BIND", bind.as_str()),
+            ("GATEHOUSE_PUBLIC_URL", origin.as_str()),
+        ],
+    );
+    assert_eq!(server.register(ADMIN, PASSWORD).status, 201);
+    let admin = server.token(ADMIN, PASSWORD);
+    let start = server.send_json(
+        "POST",
+        "/api/auth/me/passkeys/register/start",
+        Some(&admin),
+        &json!({}),
+    );
+    let credential = SoftAuthenticator::new().create_json(&origin, &start.body);
+    let finish = server.send_json(
+        "POST",
+        "/api/auth/me/passkeys/register/finish",
+        Some(&admin),
+        &json!({"name": "Test key", "credential": credential}),
+    );
+    assert_eq!(finish.status, 201, "{finish:?}");
+    server.stop();
+
+    let url = db.url_string();
+    let (code, _stdout, stderr) = crate::server::run(
+        &["serve"],
+        &[
+            ("GATEHOUSE_DATABASE_URL", url.as_str()),
+            ("GATEHOUSE_BIND", "127.0.0.1:0"),
+        ],
+    );
+    assert_ne!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("1 passkey(s) are registered")
+            && stderr.contains("GATEHOUSE_PUBLIC_URL")
+            && stderr.contains("reset-mfa"),
+        "{stderr}"
+    );
+
+    let reset = crate::cli::gatehouse_with(&url, &["users", "reset-mfa", ADMIN], &[], "");
+    assert_eq!(reset.code, 0, "{reset:?}");
+    let server = Server::start(&db, &[]);
+    assert_eq!(server.get("/healthz", None).status, 200);
+}
+
 gatehouse_storage::backend_tests!(
     a_passkey_registers_and_signs_in_over_http,
     without_a_public_url_passkeys_are_not_enabled,
+    registered_passkeys_without_a_relying_party_stop_start_up,
 );
 
 #[test]
