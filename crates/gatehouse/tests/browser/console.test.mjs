@@ -15,7 +15,10 @@
 // verification have a server of their own with a mailer, whose mail goes to an SMTP server
 // the tests run on 127.0.0.1 (smtp-sink.mjs), where they read the codes. Two-step sign-in
 // has one with GATEHOUSE_REQUIRE_MFA_FOR_ADMINS=true: the tests compute the authenticator
-// app's codes themselves (RFC 6238) and read the page's QR codes with jsQR.
+// app's codes themselves (RFC 6238) and read the page's QR codes with jsQR. Passkeys have
+// one with GATEHOUSE_PUBLIC_URL=http://localhost:PORT, whose pages are opened at that
+// origin (WebAuthn works on domain names only), with Chromium's virtual authenticator
+// (the DevTools protocol's WebAuthn domain) in place of a phone or a security key.
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -432,6 +435,7 @@ after(async () => {
   mailing?.stop();
   sink?.stop();
   strict?.stop();
+  keyed?.stop();
 });
 
 test("an unauthenticated visit lands on the login page, under a strict CSP", async () => {
@@ -2664,6 +2668,375 @@ test("the second step without a login (a reload) goes back to the login page", a
   await page.context().close();
 });
 
+// ---- passkeys ---------------------------------------------------------------------------
+
+let keyed; // a server with passkeys on: GATEHOUSE_PUBLIC_URL=http://localhost:PORT
+let keyedAt; // the same server, as the pages open it: at http://localhost:PORT
+let keyPage; // its first user's (the admin's) page
+let keyAuthenticator; // that browser's virtual authenticator
+
+/** A TCP port free on 127.0.0.1 a moment ago. */
+async function freePort() {
+  const probe = createServer();
+  await new Promise((resolve, reject) => {
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", resolve);
+  });
+  const { port } = probe.address();
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+/**
+ * Chromium's virtual authenticator in `page`'s browser (the DevTools protocol's WebAuthn
+ * domain): a platform authenticator that keeps discoverable credentials and verifies its
+ * user, and answers by itself, unless `options` say otherwise.
+ */
+async function virtualAuthenticator(page, options = {}) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("WebAuthn.enable");
+  const { authenticatorId } = await cdp.send("WebAuthn.addVirtualAuthenticator", {
+    options: {
+      protocol: "ctap2",
+      transport: "internal",
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+      ...options,
+    },
+  });
+  return {
+    id: authenticatorId,
+    /** The credentials it holds. */
+    async credentials() {
+      return (await cdp.send("WebAuthn.getCredentials", { authenticatorId })).credentials;
+    },
+    /** Whether it verifies its user from now on (false: the user fails the check). */
+    userVerified(isUserVerified) {
+      return cdp.send("WebAuthn.setUserVerified", { authenticatorId, isUserVerified });
+    },
+  };
+}
+
+/** Calls the API from the page with its own session: the status and the body (or null). */
+function apiJsonFromPage(page, method, url) {
+  return page.evaluate(
+    async ({ method, url }) => {
+      const response = await fetch(url, {
+        method,
+        headers: { Authorization: `Bearer ${sessionStorage.getItem("gatehouse.token")}` },
+      });
+      const text = await response.text();
+      return { status: response.status, body: text ? JSON.parse(text) : null };
+    },
+    { method, url },
+  );
+}
+
+const passkeysPanel = (page) => page.locator("section").filter({ has: page.locator("#passkeys-title") });
+const passkeyItems = (page) => passkeysPanel(page).locator(".passkey-list li");
+
+test("at an IP address the login page offers no passkey; at localhost on a server without them, it says they are not set up", async () => {
+  // The main server (no GATEHOUSE_PUBLIC_URL) at 127.0.0.1: WebAuthn never works at an IP.
+  const page = await newPage();
+  await page.goto("/#/login");
+  await heading(page, "Log in").waitFor();
+  await button(page, "Log in").waitFor();
+  assert.equal(await button(page, "Sign in with a passkey").count(), 0, "no passkey button at 127.0.0.1");
+  await page.context().close();
+
+  // The same server at localhost: the page cannot know the server's set-up before asking.
+  const local = { ...server, url: server.url.replace("127.0.0.1", "localhost") };
+  const there = await newPage({ on: local });
+  await there.goto("/#/login");
+  await heading(there, "Log in").waitFor();
+  const started = there.waitForResponse((r) => new URL(r.url()).pathname === "/api/auth/login/passkey/start");
+  await button(there, "Sign in with a passkey").click();
+  assert.equal((await started).status(), 404);
+  await message(there, "Passkeys are not set up on this server. Log in with your email and password.").waitFor();
+  await button(there, "Sign in with a passkey").waitFor({ state: "hidden" });
+  assert.equal(await there.locator(".message.error").count(), 0, "said calmly, not as an error");
+
+  // Signed in there, the Security page says so too, and offers no button.
+  await logIn(there, ADMIN, PASSWORD);
+  await heading(there, "Users").waitFor();
+  await there.getByRole("link", { name: "Security", exact: true }).click();
+  await heading(there, "Security").waitFor();
+  await passkeysPanel(there).getByText("Passkeys are not set up on this server.").waitFor();
+  await passkeysPanel(there).getByText("GATEHOUSE_PUBLIC_URL", { exact: false }).waitFor();
+  assert.equal(await button(there, "Add a passkey").count(), 0);
+  await there.context().close();
+});
+
+test("a passkey is added on the Security page: named, made by the authenticator, listed, and mfa_enabled turns on", async () => {
+  const port = await freePort();
+  keyed = await startServer({
+    GATEHOUSE_BIND: `127.0.0.1:${port}`,
+    GATEHOUSE_PUBLIC_URL: `http://localhost:${port}`,
+  });
+  keyedAt = { ...keyed, url: `http://localhost:${port}` };
+  assert.equal(
+    (await apiCall(keyed, "POST", "/api/auth/register", undefined, { email: ADMIN, password: PASSWORD })).status,
+    201,
+  );
+  keyPage = await newPage({ on: keyedAt });
+  keyAuthenticator = await virtualAuthenticator(keyPage);
+  await logIn(keyPage, ADMIN, PASSWORD);
+  await heading(keyPage, "Users").waitFor();
+  await keyPage.getByRole("link", { name: "Security", exact: true }).click();
+  await heading(keyPage, "Security").waitFor();
+  await passkeysPanel(keyPage).getByText("You have no passkeys yet.").waitFor();
+
+  await button(keyPage, "Add a passkey").click();
+  await h3(keyPage, "Add a passkey").waitFor();
+  await assertLabelled(keyPage, "the passkey's name");
+  const name = input(keyPage, "Name of the passkey");
+  // A name to start from: this browser and system, without the version.
+  assert.match(await name.inputValue(), /^(Headless )?Chrome on Linux$/);
+  assert.equal(await name.evaluate((el) => el === document.activeElement), true, "the name has the focus");
+  // No name: said under the field, nothing sent.
+  let sent = 0;
+  keyPage.on("request", (r) => {
+    if (new URL(r.url()).pathname.startsWith("/api/auth/me/passkeys/register")) sent += 1;
+  });
+  await name.fill("   ");
+  await button(keyPage, "Create passkey").click();
+  await keyPage.locator(".field-error").filter({ hasText: "Enter a name for the passkey." }).waitFor();
+  assert.equal(sent, 0, "nothing sent for an empty name");
+  // Cancel goes back to the list.
+  await button(keyPage, "Cancel").click();
+  await button(keyPage, "Add a passkey").waitFor();
+
+  await button(keyPage, "Add a passkey").click();
+  await input(keyPage, "Name of the passkey").fill("  Test key ");
+  const finished = keyPage.waitForResponse(
+    (r) => new URL(r.url()).pathname === "/api/auth/me/passkeys/register/finish",
+  );
+  await button(keyPage, "Create passkey").click();
+  assert.equal((await finished).status(), 201);
+  const body = JSON.parse((await finished).request().postData());
+  assert.equal(body.name, "Test key", "the name is sent trimmed");
+  assert.equal(typeof body.challenge_id, "string");
+  assert.equal(body.credential.type, "public-key");
+  assert.match(body.credential.rawId, /^[A-Za-z0-9_-]+$/, "base 64, URL-safe, unpadded");
+  assert.match(body.credential.response.attestationObject, /^[A-Za-z0-9_-]+$/);
+
+  await message(keyPage, "Added the passkey “Test key”.").waitFor();
+  assert.equal(await keyPage.locator(".message.error").count(), 0);
+  await eventually(async () => assert.equal(await passkeyItems(keyPage).count(), 1), "one passkey listed");
+  const item = passkeyItems(keyPage).first();
+  assert.equal(await item.locator(".passkey-name").textContent(), "Test key");
+  assert.match(await item.textContent(), /Added .+ · not used yet/);
+  await button(keyPage, "Remove: Test key").waitFor();
+
+  // The API agrees, and so does the authenticator.
+  const listed = await apiJsonFromPage(keyPage, "GET", "/api/auth/me/passkeys");
+  assert.equal(listed.status, 200);
+  assert.equal(listed.body.length, 1);
+  assert.equal(listed.body[0].name, "Test key");
+  assert.equal(listed.body[0].last_used_at, null);
+  assert.equal(String(listed.body[0].id), await item.getAttribute("data-id"));
+  const me = await apiJsonFromPage(keyPage, "GET", "/api/auth/me");
+  assert.equal(me.body.mfa_enabled, true, "a passkey is a second factor");
+  const mfa = await apiJsonFromPage(keyPage, "GET", "/api/auth/me/mfa");
+  assert.equal(mfa.body.totp_enabled, false);
+  // The app's panel still says what it says of the app: off.
+  await keyPage.locator(".pill.off").filter({ hasText: "Off" }).waitFor();
+  const held = await keyAuthenticator.credentials();
+  assert.equal(held.length, 1, "the authenticator holds one credential");
+  assert.equal(held[0].isResidentCredential, true, "a discoverable one");
+  assert.equal(held[0].rpId, "localhost");
+
+  await atPhoneWidth(keyPage, () => assertNoSidewaysScroll(keyPage, "the passkeys at phone width"));
+  await shot(keyPage, "security-passkeys");
+  // The account page says a second factor is on.
+  await keyPage.getByRole("link", { name: "Account", exact: true }).click();
+  await heading(keyPage, "Your account").waitFor();
+  assert.match(await keyPage.locator('[data-field="mfa"]').textContent(), /^On/);
+});
+
+test("Sign in with a passkey: no address, no password, signed in as its account like after a password", async () => {
+  await button(keyPage, "Log out").click();
+  await heading(keyPage, "Log in").waitFor();
+  // As a visitor finds it (without the word on logging out).
+  await keyPage.reload();
+  await heading(keyPage, "Log in").waitFor();
+  await button(keyPage, "Sign in with a passkey").waitFor();
+  await assertLabelled(keyPage, "login with a passkey");
+  await shot(keyPage, "login-passkey");
+  await keyPage.evaluate((key) => localStorage.removeItem(key), `gatehouse.device.${ADMIN}`);
+  const finished = keyPage.waitForResponse((r) => new URL(r.url()).pathname === "/api/auth/login/passkey/finish");
+  await button(keyPage, "Sign in with a passkey").click();
+  assert.equal((await finished).status(), 200);
+  const sent = JSON.parse((await finished).request().postData());
+  assert.deepEqual(Object.keys(sent).sort(), ["challenge_id", "credential"]);
+  assert.match(sent.credential.response.userHandle, /^[A-Za-z0-9_-]+$/, "the passkey names its account");
+  await heading(keyPage, "Users").waitFor();
+  await keyPage.getByText(`Signed in as ${ADMIN} (admin)`).waitFor();
+  const { token, refresh } = await kept(keyPage);
+  assert.ok(token && refresh, "both tokens kept, as after a password");
+  const device = await keyPage.evaluate((key) => localStorage.getItem(key), `gatehouse.device.${ADMIN}`);
+  assert.ok(device, "the device token is kept for the account");
+
+  const listed = await apiJsonFromPage(keyPage, "GET", "/api/auth/me/passkeys");
+  assert.ok(listed.body[0].last_used_at, "last_used_at is set");
+  await keyPage.getByRole("link", { name: "Security", exact: true }).click();
+  await heading(keyPage, "Security").waitFor();
+  assert.match(await passkeyItems(keyPage).first().textContent(), /Added .+ · last used .+/);
+  // The session survives a reload, as any.
+  await keyPage.reload();
+  await heading(keyPage, "Security").waitFor();
+});
+
+test("a cancelled passkey dialog is said calmly: nothing added, nobody signed in, the page goes on", async () => {
+  // The authenticator's user fails its check: the browser answers NotAllowedError, as when
+  // the person closes the dialog.
+  await keyAuthenticator.userVerified(false);
+  await button(keyPage, "Add a passkey").click();
+  await input(keyPage, "Name of the passkey").fill("Second key");
+  await button(keyPage, "Create passkey").click();
+  await message(keyPage, "No passkey was added: the browser's passkey dialog was closed, or it timed out.").waitFor();
+  assert.equal(await keyPage.locator(".message.error").count(), 0, "not an error");
+  // Still on the step, to try again.
+  await button(keyPage, "Create passkey").waitFor();
+  assert.equal((await apiJsonFromPage(keyPage, "GET", "/api/auth/me/passkeys")).body.length, 1);
+  assert.equal((await keyAuthenticator.credentials()).length, 1);
+  await button(keyPage, "Cancel").click();
+  await button(keyPage, "Remove: Test key").waitFor();
+  assert.equal(await passkeyItems(keyPage).count(), 1);
+
+  await button(keyPage, "Log out").click();
+  await heading(keyPage, "Log in").waitFor();
+  await button(keyPage, "Sign in with a passkey").click();
+  await message(keyPage, "No passkey was used: the browser's passkey dialog was closed, or it timed out.").waitFor();
+  assert.equal(await keyPage.locator(".message.error").count(), 0, "not an error");
+  assert.equal((await kept(keyPage)).token, null, "nobody signed in");
+  assert.match(keyPage.url(), /#\/login$/);
+  await button(keyPage, "Sign in with a passkey").waitFor();
+
+  await keyAuthenticator.userVerified(true);
+  await button(keyPage, "Sign in with a passkey").click();
+  await heading(keyPage, "Users").waitFor();
+});
+
+test("removing a passkey asks first; it is gone from the page and the API, and no longer signs in", async () => {
+  await keyPage.getByRole("link", { name: "Security", exact: true }).click();
+  await heading(keyPage, "Security").waitFor();
+  await button(keyPage, "Remove: Test key").click();
+  const dialog = keyPage.getByRole("dialog");
+  await dialog.getByRole("heading", { name: "Remove the passkey “Test key”?" }).waitFor();
+  await button(dialog, "Cancel").click();
+  await dialog.waitFor({ state: "detached" });
+  assert.equal(await passkeyItems(keyPage).count(), 1);
+  assert.equal((await apiJsonFromPage(keyPage, "GET", "/api/auth/me/passkeys")).body.length, 1);
+
+  await button(keyPage, "Remove: Test key").click();
+  await button(keyPage.getByRole("dialog"), "Remove passkey").click();
+  await message(keyPage, "Removed the passkey “Test key”.").waitFor();
+  await passkeysPanel(keyPage).getByText("You have no passkeys yet.").waitFor();
+  assert.equal(await passkeyItems(keyPage).count(), 0);
+  assert.deepEqual((await apiJsonFromPage(keyPage, "GET", "/api/auth/me/passkeys")).body, []);
+  assert.equal((await apiJsonFromPage(keyPage, "GET", "/api/auth/me")).body.mfa_enabled, false);
+
+  // The authenticator still holds it, but Gatehouse no longer knows it.
+  assert.equal((await keyAuthenticator.credentials()).length, 1);
+  await button(keyPage, "Log out").click();
+  await heading(keyPage, "Log in").waitFor();
+  const finished = keyPage.waitForResponse((r) => new URL(r.url()).pathname === "/api/auth/login/passkey/finish");
+  await button(keyPage, "Sign in with a passkey").click();
+  assert.equal((await finished).status(), 401);
+  await message(keyPage, "That passkey is not known here").waitFor();
+  assert.equal(await keyPage.locator(".message.error").count(), 1);
+  assert.equal((await kept(keyPage)).token, null, "nobody signed in");
+  await heading(keyPage, "Log in").waitFor();
+  assert.match(keyPage.url(), /#\/login$/);
+  await keyPage.context().close();
+});
+
+test("a passkey of an account that cannot sign in gets what a password login gets: disabled, pending, declined", async () => {
+  const PAT = "pat@example.com";
+  const adminToken = (await apiLogin(ADMIN, PASSWORD, { on: keyed })).body.access_token;
+  const made = await apiCall(keyed, "POST", "/api/auth/register", undefined, { email: PAT, password: BOB_PASSWORD });
+  assert.equal(made.status, 201);
+  const setStatus = async (status, note) => {
+    const body = note ? { status, note } : { status };
+    const answer = await apiCall(keyed, "PUT", `/api/auth/users/${made.body.id}`, adminToken, body);
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+  };
+  await setStatus("approved");
+  const page = await newPage({ on: keyedAt });
+  await virtualAuthenticator(page);
+  await logIn(page, PAT, BOB_PASSWORD);
+  await heading(page, "Your account").waitFor();
+  await page.getByRole("link", { name: "Security", exact: true }).click();
+  await button(page, "Add a passkey").click();
+  await input(page, "Name of the passkey").fill("Pat's phone");
+  await button(page, "Create passkey").click();
+  await button(page, "Remove: Pat's phone").waitFor();
+  await button(page, "Log out").click();
+  await heading(page, "Log in").waitFor();
+
+  await setStatus("disabled");
+  await button(page, "Sign in with a passkey").click();
+  await message(page, "Account disabled.").waitFor();
+  assert.equal((await kept(page)).token, null, "nobody signed in");
+
+  await setStatus("pending");
+  await button(page, "Sign in with a passkey").click();
+  await heading(page, "Your account awaits approval").waitFor();
+  assert.equal((await kept(page)).token, null, "nobody signed in");
+
+  await setStatus("rejected", "No room this term.");
+  await page.getByRole("link", { name: "Back to log in" }).click();
+  await button(page, "Sign in with a passkey").click();
+  await heading(page, "Your registration was declined").waitFor();
+  assert.equal(await page.locator(".decision-note").textContent(), "No room this term.");
+  assert.equal((await kept(page)).token, null, "nobody signed in");
+
+  // Approved again, the same passkey signs in.
+  await setStatus("approved");
+  await page.getByRole("link", { name: "Back to log in" }).click();
+  await button(page, "Sign in with a passkey").click();
+  await heading(page, "Your account").waitFor();
+  await page.getByText(`Signed in as ${PAT}`).waitFor();
+  await page.context().close();
+});
+
+test("without the browser's JSON helpers, the console converts the options and credentials itself", async () => {
+  // A browser without PublicKeyCredential.parseCreationOptionsFromJSON,
+  // .parseRequestOptionsFromJSON and PublicKeyCredential#toJSON (older ones).
+  const page = await newPage({ on: keyedAt });
+  await page.addInitScript(() => {
+    delete PublicKeyCredential.parseCreationOptionsFromJSON;
+    delete PublicKeyCredential.parseRequestOptionsFromJSON;
+    delete PublicKeyCredential.prototype.toJSON;
+  });
+  const authenticator = await virtualAuthenticator(page);
+  await logIn(page, ADMIN, PASSWORD);
+  await heading(page, "Users").waitFor();
+  assert.equal(
+    await page.evaluate(() => typeof PublicKeyCredential.parseCreationOptionsFromJSON),
+    "undefined",
+  );
+  await page.getByRole("link", { name: "Security", exact: true }).click();
+  await button(page, "Add a passkey").click();
+  await input(page, "Name of the passkey").fill("Older browser");
+  await button(page, "Create passkey").click();
+  await message(page, "Added the passkey “Older browser”.").waitFor();
+  await button(page, "Remove: Older browser").waitFor();
+  assert.equal((await authenticator.credentials()).length, 1);
+
+  await button(page, "Log out").click();
+  await button(page, "Sign in with a passkey").click();
+  await heading(page, "Users").waitFor();
+  await page.getByText(`Signed in as ${ADMIN} (admin)`).waitFor();
+  const listed = await apiJsonFromPage(page, "GET", "/api/auth/me/passkeys");
+  assert.equal(listed.body.length, 1);
+  assert.ok(listed.body[0].last_used_at);
+  await page.context().close();
+});
+
 test("the API docs page works under the console's CSP: no script refused, no other host", async () => {
   // Its own page: the viewer's style sheet has a few data: icons, which the policy holds
   // back (img-src 'self'); that is the only thing it may refuse.
@@ -2718,7 +3091,7 @@ test("no page put a token in a URL, talked to another host, broke the CSP or thr
     }
   }
   assert.ok(watched.length >= 3);
-  for (const each of [server, quick, mailing, strict].filter(Boolean)) {
+  for (const each of [server, quick, mailing, strict, keyed].filter(Boolean)) {
     assert.doesNotMatch(each.logs(), /"panicked|ERROR/, "the server logged no error");
   }
 });

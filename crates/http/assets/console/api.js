@@ -404,6 +404,15 @@ async function mailsCodes() {
   }
 }
 
+/**
+ * A passkey sign-in (`POST /api/auth/login/passkey/finish`): answers as a login does. Its
+ * device token is kept once the account is known (see rememberDevice): the answer does
+ * not name it.
+ */
+function loginPasskey(challengeId, credential) {
+  return call("POST", "/api/auth/login/passkey/finish", { challenge_id: challengeId, credential }, { auth: false });
+}
+
 export const api = {
   /** Resolves to the tokens, or (TOTP on) to {mfa_required, mfa_token, methods, expires_in}. */
   login,
@@ -471,6 +480,142 @@ export const api = {
   renewRecoveryCodes: (password) => call("POST", "/api/auth/me/mfa/recovery-codes", { password }),
   /** Removes a user's second factors and ends their sessions (admin, 204). */
   resetUserMfa: (id) => call("DELETE", `/api/auth/users/${id}/mfa`),
+  /** Your passkeys, newest first: [{id, name, created_at, last_used_at}]; 404 `not_enabled` without a relying party. */
+  passkeys: () => call("GET", "/api/auth/me/passkeys"),
+  /** Begins registering a passkey: {challenge_id, publicKey} (the creation options, as JSON). */
+  beginPasskey: () => call("POST", "/api/auth/me/passkeys/register/start"),
+  /** Keeps the browser's new credential (as JSON) under `name`: 201 the passkey. */
+  finishPasskey: (name, credential, challengeId) =>
+    call("POST", "/api/auth/me/passkeys/register/finish", { name, credential, challenge_id: challengeId }),
+  /** Removes one of your passkeys (204). */
+  deletePasskey: (id) => call("DELETE", `/api/auth/me/passkeys/${id}`),
+  /** Begins a passkey sign-in: {challenge_id, publicKey} (the request options, naming no passkey). */
+  beginPasskeyLogin: () => call("POST", "/api/auth/login/passkey/start", undefined, { auth: false }),
+  loginPasskey,
+  /** Keeps the device token of a sign-in that did not name its account (a passkey's). */
+  rememberDevice: (email, token) => devices.set(email, token),
   /** How mail is configured (admin): the SMTP server, its security, the sender; never its credentials. */
   mailSettings: () => call("GET", "/api/auth/settings/mail"),
 };
+
+// ---- passkeys: WebAuthn's JSON and the browser's objects --------------------------------
+
+// The API sends the options of `navigator.credentials.create` and `.get` as JSON (binary
+// fields in base 64, URL-safe, unpadded) and takes the browser's credential back the same
+// way. Browsers that have PublicKeyCredential.parseCreationOptionsFromJSON,
+// .parseRequestOptionsFromJSON and PublicKeyCredential#toJSON do this themselves; for the
+// others it is done here, field by field.
+
+/** Base 64 (URL-safe or not, padded or not) to an ArrayBuffer. */
+function fromBase64url(text) {
+  const plain = String(text).replace(/-/g, "+").replace(/_/g, "/").replace(/=+$/, "");
+  const binary = atob(plain + "=".repeat((4 - (plain.length % 4)) % 4));
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i += 1) bytes[i] = binary.charCodeAt(i);
+  return bytes.buffer;
+}
+
+/** An ArrayBuffer (or a view of one) to base 64, URL-safe, unpadded. */
+function toBase64url(buffer) {
+  const bytes = ArrayBuffer.isView(buffer)
+    ? new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)
+    : new Uint8Array(buffer);
+  let binary = "";
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+/** A copy of a JSON value without its nulls (the browser takes a missing member, not a null one). */
+function withoutNulls(value) {
+  if (Array.isArray(value)) return value.filter((v) => v !== null).map(withoutNulls);
+  if (value && typeof value === "object") {
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([, v]) => v !== null)
+        .map(([k, v]) => [k, withoutNulls(v)]),
+    );
+  }
+  return value;
+}
+
+/** Credential descriptors ({type, id, transports}) with their ids as bytes. */
+function descriptors(list) {
+  return Array.isArray(list) ? list.map((c) => ({ ...c, id: fromBase64url(c.id) })) : undefined;
+}
+
+const native = (name) => typeof globalThis.PublicKeyCredential?.[name] === "function";
+
+/**
+ * The options for `navigator.credentials.create({publicKey})` from their JSON form
+ * (`PublicKeyCredentialCreationOptionsJSON`). `builtIn: false` skips the browser's own parser.
+ */
+export function creationOptions(json, { builtIn = true } = {}) {
+  const clean = withoutNulls(json);
+  if (builtIn && native("parseCreationOptionsFromJSON")) {
+    return PublicKeyCredential.parseCreationOptionsFromJSON(clean);
+  }
+  const options = {
+    ...clean,
+    challenge: fromBase64url(clean.challenge),
+    user: { ...clean.user, id: fromBase64url(clean.user.id) },
+  };
+  if (clean.excludeCredentials) options.excludeCredentials = descriptors(clean.excludeCredentials);
+  return options;
+}
+
+/**
+ * The options for `navigator.credentials.get({publicKey})` from their JSON form
+ * (`PublicKeyCredentialRequestOptionsJSON`). `builtIn: false` skips the browser's own parser.
+ */
+export function requestOptions(json, { builtIn = true } = {}) {
+  const clean = withoutNulls(json);
+  if (builtIn && native("parseRequestOptionsFromJSON")) {
+    return PublicKeyCredential.parseRequestOptionsFromJSON(clean);
+  }
+  const options = { ...clean, challenge: fromBase64url(clean.challenge) };
+  if (clean.allowCredentials) options.allowCredentials = descriptors(clean.allowCredentials);
+  return options;
+}
+
+/**
+ * A new credential (`create`) or an assertion (`get`) as the JSON the API takes: what
+ * `toJSON()` makes (`RegistrationResponseJSON`, `AuthenticationResponseJSON`).
+ * `builtIn: false` skips the browser's own.
+ */
+export function credentialJson(credential, { builtIn = true } = {}) {
+  if (builtIn && typeof credential.toJSON === "function") return credential.toJSON();
+  const response = credential.response;
+  const json = {
+    id: credential.id,
+    rawId: toBase64url(credential.rawId),
+    type: credential.type,
+    response: { clientDataJSON: toBase64url(response.clientDataJSON) },
+    clientExtensionResults: credential.getClientExtensionResults?.() ?? {},
+  };
+  if (credential.authenticatorAttachment) json.authenticatorAttachment = credential.authenticatorAttachment;
+  if (response.attestationObject) {
+    json.response.attestationObject = toBase64url(response.attestationObject);
+    json.response.transports = response.getTransports?.() ?? [];
+  } else {
+    json.response.authenticatorData = toBase64url(response.authenticatorData);
+    json.response.signature = toBase64url(response.signature);
+    if (response.userHandle) json.response.userHandle = toBase64url(response.userHandle);
+  }
+  return json;
+}
+
+/**
+ * Makes a passkey with the browser: the JSON creation options in, the new credential's
+ * JSON out. Rejects with the browser's DOMException (NotAllowedError: the person cancelled
+ * or the time ran out; InvalidStateError: this authenticator holds one of theirs already).
+ */
+export async function createPasskey(publicKey) {
+  const credential = await navigator.credentials.create({ publicKey: creationOptions(publicKey) });
+  return credentialJson(credential);
+}
+
+/** Signs with a passkey: the JSON request options in, the assertion's JSON out (rejects as above). */
+export async function getPasskey(publicKey) {
+  const credential = await navigator.credentials.get({ publicKey: requestOptions(publicKey), mediation: "optional" });
+  return credentialJson(credential);
+}

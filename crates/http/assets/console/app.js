@@ -1,13 +1,14 @@
-// The Gatehouse console: log in (with a second step when two-step sign-in is on), register
-// (and verify the address by its mailed code), recover a forgotten password, wait for
-// approval, see and end your sessions, turn two-step sign-in on and off, manage users,
-// invitations and webhooks, see how the server mails. Views are chosen by the part of the URL after "#/" (never
+// The Gatehouse console: log in (with a second step when two-step sign-in is on, or with a
+// passkey), register (and verify the address by its mailed code), recover a forgotten
+// password, wait for approval, see and end your sessions, turn two-step sign-in on and
+// off, add and remove passkeys, manage users, invitations and webhooks, see how the
+// server mails. Views are chosen by the part of the URL after "#/" (never
 // holding a token; "#/register?invitation=CODE" carries an invitation's code, which goes
 // nowhere but the registration request); every view asks the API who is signed in first,
 // so a user disabled or demoted a moment ago sees the effect on the next click, and the
 // server's rules stay the only rules. The tokens and their renewal are api.js's business.
 
-import { api, session, whenEnrolmentRequired, whenSessionEnds } from "./api.js";
+import { api, createPasskey, getPasskey, session, whenEnrolmentRequired, whenSessionEnds } from "./api.js";
 import { h, replace, field, messageBox, time, formatDate } from "./dom.js";
 
 const main = document.getElementById("main");
@@ -33,6 +34,10 @@ const state = {
   // The server refused an admin route to this admin for want of a second factor
   // (GATEHOUSE_REQUIRE_MFA_FOR_ADMINS): the admin pages show the enrolment prompt.
   enrolmentRequired: false,
+  // The server answered a passkey route 404 `not_enabled`: the login page offers none.
+  passkeysOff: false,
+  // The device token of a passkey sign-in, kept once the next view knows the account.
+  deviceToken: null,
   badgeTimer: null,
   renders: 0,
   users: { q: "", status: "", role: "", offset: 0 },
@@ -137,6 +142,10 @@ async function render() {
     state.me = null;
   }
   if (ticket !== state.renders) return;
+  if (state.deviceToken) {
+    if (state.me) api.rememberDevice(state.me.email, state.deviceToken);
+    state.deviceToken = null;
+  }
 
   if (!route) return go(state.me ? home() : "login");
   if (!route.public && !state.me) return go("login");
@@ -418,6 +427,7 @@ function loginView(notice) {
     h("h1", { id: "login-title", tabindex: "-1" }, "Log in"),
     msg.el,
     form(onsubmit, email.row, password.row, submit),
+    passkeysPossible() && !state.passkeysOff ? passkeyLogin(msg) : null,
     h("p", { class: "forgot" }, h("a", { href: "#/forgot", onclick: carry }, "Forgot password?")),
     h("p", {}, "No account yet? ", h("a", { href: "#/register" }, "Create an account")),
     h(
@@ -427,6 +437,76 @@ function loginView(notice) {
       h("a", { href: "#/verify", onclick: carry }, "Verify your email"),
     ),
   );
+}
+
+/**
+ * "Sign in with a passkey", under the login form: the browser's passkey dialog (no address
+ * typed: the passkey names its account), then signed in as after a password. Errors go to
+ * the login page's message box `msg`.
+ */
+function passkeyLogin(msg) {
+  const button = h("button", { type: "button", class: "full passkey-login" }, "Sign in with a passkey");
+  const part = h("div", { class: "passkey-part" }, h("p", { class: "or" }, h("span", {}, "or")), button);
+
+  // The API refused: the same pages and words as the password login, where they apply.
+  function refused(error) {
+    if (error.status === 404 && error.code === "not_enabled") {
+      state.passkeysOff = true;
+      part.hidden = true;
+      return msg.show(`${PASSKEYS_OFF} Log in with your email and password.`, "info");
+    }
+    if (error.code === "invalid_credential") {
+      return msg.show(
+        "That passkey is not known here: it may have been removed from your account, or be for another account or site. Log in with your email and password.",
+      );
+    }
+    if (error.code === "account_pending") {
+      state.pendingEmail = null;
+      return go("pending");
+    }
+    if (error.code === "account_rejected") {
+      state.rejected = { email: null, note: error.note };
+      return go("rejected");
+    }
+    if (error.code === "email_unverified") {
+      // No password to sign in with afterwards: the code step asks for the address too.
+      state.verification = null;
+      notify(
+        "Your email address has to be verified before you can sign in. Enter it and the code mailed to it when you registered, then sign in again.",
+        "info",
+      );
+      return go("verify");
+    }
+    return msg.show(error.message);
+  }
+
+  button.addEventListener("click", () =>
+    busy(button, async () => {
+      msg.clear();
+      let start;
+      try {
+        start = (await api.beginPasskeyLogin()).data;
+      } catch (error) {
+        return refused(error);
+      }
+      let credential;
+      try {
+        credential = await getPasskey(start.publicKey);
+      } catch (error) {
+        const problem = ceremonyProblem(error, "get");
+        return msg.show(problem.text, problem.kind);
+      }
+      let data;
+      try {
+        data = (await api.loginPasskey(start.challenge_id, credential)).data;
+      } catch (error) {
+        return refused(error);
+      }
+      state.deviceToken = data?.device_token ?? null;
+      if (signedIn("", data)) go(""); // the default view for whoever this is
+    }),
+  );
+  return part;
 }
 
 /**
@@ -1025,7 +1105,7 @@ function rejectedView() {
       "p",
       {},
       "An administrator declined the account request for ",
-      rejected ? h("strong", { class: "address" }, rejected.email) : "this address",
+      rejected?.email ? h("strong", { class: "address" }, rejected.email) : "this address",
       ". You cannot log in with it.",
     ),
     note,
@@ -1191,17 +1271,299 @@ function enrolmentPromptView() {
   );
 }
 
+// ---- passkeys ---------------------------------------------------------------------------
+
+const PASSKEYS_OFF = "Passkeys are not set up on this server.";
+
+/** Whether `host` (as location.hostname has it) is an IP address, where WebAuthn never works. */
+function isIpAddress(host) {
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(":");
+}
+
+/** Whether this browser, at this address, can use passkeys at all. */
+function passkeysPossible() {
+  return typeof window.PublicKeyCredential === "function" && !isIpAddress(location.hostname);
+}
+
+/**
+ * What went wrong in the browser's passkey dialog (`doing`: "create" or "get"), in words:
+ * {text, kind}, kind "info" when the person just stopped (or let the time run out).
+ */
+function ceremonyProblem(error, doing) {
+  const making = doing === "create";
+  switch (error?.name) {
+    case "NotAllowedError":
+    case "AbortError":
+      return {
+        kind: "info",
+        text: making
+          ? "No passkey was added: the browser's passkey dialog was closed, or it timed out. Try again when you are ready."
+          : "No passkey was used: the browser's passkey dialog was closed, or it timed out. Try again, or log in with your email and password.",
+      };
+    case "InvalidStateError":
+      return {
+        kind: "error",
+        text: "This device or password manager already holds a passkey for your account here. Use another one, or remove the old passkey first.",
+      };
+    case "SecurityError":
+      return {
+        kind: "error",
+        text: `This browser refused to ${making ? "make" : "use"} a passkey at this address. Open the console at the server's public address (GATEHOUSE_PUBLIC_URL).`,
+      };
+    case "NotSupportedError":
+      return {
+        kind: "error",
+        text: "This browser or device cannot make the kind of passkey Gatehouse asks for (one that signs in by itself, unlocked with a fingerprint, face, PIN or screen lock).",
+      };
+    default:
+      return {
+        kind: "error",
+        text: `The browser could not ${making ? "make" : "use"} a passkey${error?.message ? `: ${sentence(error.message)}` : "."}`,
+      };
+  }
+}
+
+/** A name for a new passkey: this browser and system, "Chrome on macOS". */
+function defaultPasskeyName() {
+  return deviceName(navigator.userAgent).replace(/ \d+(?= on |$)/, "").slice(0, PASSKEY_NAME_MAX);
+}
+
+const PASSKEY_NAME_MAX = 64;
+
+/** What is wrong with a typed passkey name (the API's rule), if anything. */
+function passkeyNameProblem(name) {
+  if (!name) return "Enter a name for the passkey.";
+  if ([...name].length > PASSKEY_NAME_MAX) return `Use at most ${PASSKEY_NAME_MAX} characters.`;
+  if (/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/.test(name)) {
+    return "Use letters, digits, spaces and punctuation only.";
+  }
+  return null;
+}
+
+/**
+ * The Security page's passkeys: the list (`GET /api/auth/me/passkeys`), Add a passkey (a
+ * name, then the browser's dialog) and Remove (asks first). `changed(text)` is called after
+ * an addition or a removal (`mfa_enabled` may have changed with it), with the words that
+ * said so; `offered()` once the server has answered that it offers passkeys.
+ */
+function passkeysPanel(changed, offered) {
+  const msg = messageBox();
+  msg.el.tabIndex = -1;
+  const body = h("div", { class: "mfa-body passkeys-body" }, h("p", { class: "muted" }, "Loading…"));
+
+  function show(...children) {
+    replace(body, ...children);
+    (body.querySelector("[data-autofocus]") ?? body.querySelector("h3"))?.focus();
+  }
+
+  async function load() {
+    let passkeys;
+    try {
+      passkeys = (await api.passkeys()).data;
+    } catch (error) {
+      if (error.status === 404 && error.code === "not_enabled") return replace(body, ...notSetUp());
+      replace(body);
+      if (error.status !== 401) msg.show(`Could not read your passkeys: ${error.message}`);
+      return;
+    }
+    replace(body, ...overviewOf(passkeys));
+    offered();
+  }
+
+  function notSetUp() {
+    return [
+      h("p", {}, PASSKEYS_OFF),
+      h(
+        "p",
+        { class: "muted" },
+        "An administrator turns them on by setting GATEHOUSE_PUBLIC_URL to the address people open Gatehouse at, with a domain name (such as https://id.example.com), not an IP address.",
+      ),
+    ];
+  }
+
+  function overviewOf(passkeys) {
+    let adding;
+    if (typeof window.PublicKeyCredential !== "function") {
+      adding = h("p", { class: "muted" }, "This browser cannot use passkeys: add one from a browser that can.");
+    } else if (isIpAddress(location.hostname)) {
+      adding = h(
+        "p",
+        { class: "muted" },
+        `Browsers offer passkeys on domain names only, and this page is open at an IP address (${location.hostname}). Open the console at the server's public address to add one.`,
+      );
+    } else {
+      adding = h(
+        "button",
+        { type: "button", class: "primary", onclick: () => show(...addStep()) },
+        "Add a passkey",
+      );
+    }
+    return [
+      h(
+        "p",
+        {},
+        "A passkey signs you in without your password or a code: your phone, computer, password manager or security key keeps it, and unlocks it with your fingerprint, face, PIN or screen lock. It works on this site only, so it cannot be phished.",
+      ),
+      passkeys.length === 0
+        ? h("p", { class: "muted passkeys-none" }, "You have no passkeys yet.")
+        : h(
+            "ul",
+            { class: "passkey-list", "aria-label": "Your passkeys" },
+            passkeys.map(passkeyItem),
+          ),
+      adding,
+    ];
+  }
+
+  function passkeyItem(passkey) {
+    return h(
+      "li",
+      { "data-id": String(passkey.id) },
+      h(
+        "div",
+        { class: "passkey-text" },
+        h("span", { class: "passkey-name" }, passkey.name),
+        h(
+          "p",
+          { class: "session-facts" },
+          "Added ",
+          time(passkey.created_at),
+          " · ",
+          passkey.last_used_at ? ["last used ", time(passkey.last_used_at)] : "not used yet",
+        ),
+      ),
+      h(
+        "button",
+        { type: "button", class: "danger", "aria-label": `Remove: ${passkey.name}`, onclick: () => remove(passkey) },
+        "Remove",
+      ),
+    );
+  }
+
+  async function remove(passkey) {
+    const sure = await confirmDialog({
+      title: ["Remove the passkey “", passkey.name, "”?"],
+      text: "You can no longer sign in with it: Gatehouse refuses it from now on. The device or password manager that keeps it may still list it until you delete it there too.",
+      confirmLabel: "Remove passkey",
+      danger: true,
+    });
+    if (!sure) return;
+    msg.clear();
+    try {
+      await api.deletePasskey(passkey.id);
+    } catch (error) {
+      if (error.status === 401) return;
+      msg.show(`Could not remove the passkey “${passkey.name}”: ${error.message}`);
+      msg.el.focus();
+      return load();
+    }
+    const done = `Removed the passkey “${passkey.name}”. It no longer signs you in.`;
+    msg.show(done, "success");
+    await load();
+    msg.el.focus();
+    changed(done);
+  }
+
+  function addStep() {
+    const name = field(
+      "Name of the passkey",
+      {
+        type: "text",
+        name: "passkey-name",
+        autocomplete: "off",
+        maxlength: String(PASSKEY_NAME_MAX),
+        value: defaultPasskeyName(),
+        "data-autofocus": true,
+      },
+      "So you can tell your passkeys apart: where it is kept, such as “Work laptop” or “YubiKey”. At most 64 characters.",
+    );
+    const submit = h("button", { type: "submit", class: "primary" }, "Create passkey");
+    const cancel = h("button", { type: "button", onclick: () => back() }, "Cancel");
+    const onsubmit = () =>
+      busy(submit, async () => {
+        msg.clear();
+        const chosen = name.input.value.trim();
+        const problem = passkeyNameProblem(chosen);
+        if (problem) return name.setError(problem);
+        let start;
+        try {
+          start = (await api.beginPasskey()).data;
+        } catch (error) {
+          return refused(error);
+        }
+        let credential;
+        try {
+          credential = await createPasskey(start.publicKey);
+        } catch (error) {
+          const trouble = ceremonyProblem(error, "create");
+          return msg.show(trouble.text, trouble.kind);
+        }
+        let added;
+        try {
+          added = (await api.finishPasskey(chosen, credential, start.challenge_id)).data;
+        } catch (error) {
+          return refused(error);
+        }
+        const done = `Added the passkey “${added.name}”. To use it, choose Sign in with a passkey on the login page.`;
+        msg.show(done, "success");
+        await load();
+        msg.el.focus();
+        changed(done);
+      });
+
+    function refused(error) {
+      if (error.status === 401) return;
+      if (error.status === 404 && error.code === "not_enabled") return replace(body, ...notSetUp());
+      const issue = error.forField("name");
+      if (issue) return name.setError(`The name ${issue}.`);
+      if (error.code === "invalid_credential") {
+        return msg.show(
+          "Gatehouse did not accept the new passkey (it may already be one of yours, or the dialog took longer than 5 minutes). Try again.",
+        );
+      }
+      msg.show(error.message);
+    }
+
+    return [
+      h("h3", { tabindex: "-1" }, "Add a passkey"),
+      h(
+        "p",
+        { class: "muted" },
+        "Name it, then follow your browser: it asks where to keep the passkey and how to unlock it.",
+      ),
+      form(onsubmit, name.row, h("div", { class: "actions" }, submit, cancel)),
+    ];
+  }
+
+  /** Back to the list (after Cancel): read afresh, the focus on its first button. */
+  function back() {
+    msg.clear();
+    replace(body, h("p", { class: "muted" }, "Loading…"));
+    load().then(() => body.querySelector("button")?.focus());
+  }
+
+  load();
+  return h(
+    "section",
+    { class: "panel narrow-form", "aria-labelledby": "passkeys-title" },
+    h("div", { class: "settings-head" }, h("h2", { id: "passkeys-title" }, "Passkeys")),
+    msg.el,
+    body,
+  );
+}
+
+const REQUIRED_TEXT =
+  "Admins must turn on two-step sign-in on this server: the admin pages open once it is on.";
+/** The same, on a server that offers passkeys (either will do). */
+const REQUIRED_PASSKEYS_TEXT =
+  "Admins must turn on two-step sign-in on this server, or add a passkey: the admin pages open once they have one of them.";
+
 function securityView(notice) {
   const me = state.me;
   const msg = noticeBox(notice);
   msg.el.tabIndex = -1;
   const required = messageBox();
-  if (enrolmentDue()) {
-    required.show(
-      "Admins must turn on two-step sign-in on this server: the admin pages open once it is on.",
-      "info",
-    );
-  }
+  if (enrolmentDue()) required.show(REQUIRED_TEXT, "info");
   const onOff = h("span", { class: "pill off", hidden: true });
   const body = h("div", { class: "mfa-body" }, h("p", { class: "muted" }, "Loading…"));
 
@@ -1506,6 +1868,33 @@ function securityView(notice) {
     ];
   }
 
+  // The server offers passkeys: a passkey meets the admins' requirement too.
+  let passkeysOn = false;
+  function passkeysOffered() {
+    passkeysOn = true;
+    if (enrolmentDue()) required.show(REQUIRED_PASSKEYS_TEXT, "info");
+  }
+
+  /**
+   * After a passkey was added or removed (`done` says which): who is signed in, read again
+   * (`mfa_enabled` may have changed), and the admins' requirement shown or cleared to
+   * match. An admin whom the requirement held back goes on to the admin pages.
+   */
+  async function passkeysChanged(done) {
+    const due = enrolmentDue();
+    try {
+      state.me = (await api.me()).data;
+    } catch {
+      return; // the next view reads it anyway
+    }
+    if (due && !enrolmentDue()) {
+      notify(`${done} The admin pages are open to you now.`);
+      return go(home());
+    }
+    if (enrolmentDue()) required.show(passkeysOn ? REQUIRED_PASSKEYS_TEXT : REQUIRED_TEXT, "info");
+    else required.clear();
+  }
+
   load();
   return h(
     "div",
@@ -1519,6 +1908,7 @@ function securityView(notice) {
       h("div", { class: "settings-head" }, h("h2", { id: "mfa-title" }, "Two-step sign-in"), onOff),
       body,
     ),
+    passkeysPanel(passkeysChanged, passkeysOffered),
   );
 }
 
