@@ -844,6 +844,62 @@ impl UserService {
         })
     }
 
+    /// For a guess checked inside the transaction that counts it (a second step, a passkey
+    /// login): the counters a wrong guess leaves (on `key` in `scope` and, for an account,
+    /// on the address), or how long to wait when one is at its limit. Nothing is written
+    /// here: a right guess leaves the counters as they were, a wrong one saves these
+    /// ([`count_guess`](Self::count_guess)). Within one serializable (or, on
+    /// SQLite, exclusive) transaction that is the same as counting first and giving back
+    /// on success, without rewriting the address's counter on every success: one row for
+    /// every user behind a proxy or a NAT, which made concurrent second steps conflict on
+    /// PostgreSQL (retried, then 503).
+    pub(crate) fn check_guess(
+        &self,
+        repo: &mut dyn UserRepo,
+        scope: CounterScope,
+        key: &str,
+        origin: &Origin,
+    ) -> Result<Result<WrongGuess, Throttled>, Error> {
+        let now = crate::now();
+        let key_counter = match self
+            .throttle
+            .account_attempt(repo.counter(scope, key)?, now)
+        {
+            Ok(counter) => counter,
+            Err(throttled) => return Ok(Err(throttled)),
+        };
+        let address = origin
+            .address
+            .as_deref()
+            .filter(|_| scope == CounterScope::LoginAccount)
+            .map(address_key);
+        let address = match address {
+            Some(address) => match self
+                .throttle
+                .address_attempt(repo.counter(CounterScope::LoginAddress, &address)?, now)
+            {
+                Ok(counter) => Some((address, counter)),
+                Err(throttled) => return Ok(Err(throttled)),
+            },
+            None => None,
+        };
+        Ok(Ok(WrongGuess {
+            scope,
+            key: key.to_owned(),
+            key_counter,
+            address,
+        }))
+    }
+
+    /// Counts a guess: saves the counters [`check_guess`](Self::check_guess) computed.
+    pub(crate) fn count_guess(repo: &mut dyn UserRepo, guess: &WrongGuess) -> Result<(), Error> {
+        repo.save_counter(guess.scope, &guess.key, &guess.key_counter)?;
+        if let Some((address, counter)) = &guess.address {
+            repo.save_counter(CounterScope::LoginAddress, address, counter)?;
+        }
+        Ok(())
+    }
+
     /// Counts one password guess on `key` in `scope` (an account, or a device) and, for
     /// an account, against the address; or says how long to wait. Nothing is counted when
     /// refused.
@@ -854,35 +910,10 @@ impl UserService {
         key: &str,
         origin: &Origin,
     ) -> Result<Result<(), Throttled>, Error> {
-        let now = crate::now();
-        let key_counter = match self
-            .throttle
-            .account_attempt(repo.counter(scope, key)?, now)
-        {
-            Ok(counter) => counter,
-            Err(throttled) => return Ok(Err(throttled)),
-        };
-        // A device is throttled on its own failures only.
-        let address = origin
-            .address
-            .as_deref()
-            .filter(|_| scope == CounterScope::LoginAccount)
-            .map(address_key);
-        let address_counter = match address {
-            Some(address) => match self
-                .throttle
-                .address_attempt(repo.counter(CounterScope::LoginAddress, &address)?, now)
-            {
-                Ok(counter) => Some((address, counter)),
-                Err(throttled) => return Ok(Err(throttled)),
-            },
-            None => None,
-        };
-        repo.save_counter(scope, key, &key_counter)?;
-        if let Some((address, counter)) = address_counter {
-            repo.save_counter(CounterScope::LoginAddress, &address, &counter)?;
-        }
-        Ok(Ok(()))
+        Ok(match self.check_guess(repo, scope, key, origin)? {
+            Ok(guess) => Self::count_guess(repo, &guess).map(Ok)?,
+            Err(throttled) => Err(throttled),
+        })
     }
 
     /// Gives back the guess a login attempt counted, for an attempt that is dropped before
@@ -1821,6 +1852,15 @@ fn sessions_detail(ended: u64, which: &str) -> String {
 
 /// One guess fewer on the address's budget, for a guess counted on an account (a device's
 /// guesses never touch the address).
+/// The counters a guess leaves if it turns out wrong (see [`UserService::check_guess`]).
+#[derive(Debug)]
+pub(crate) struct WrongGuess {
+    scope: CounterScope,
+    key: String,
+    key_counter: crate::Counter,
+    address: Option<(String, crate::Counter)>,
+}
+
 fn give_back_address_guess(
     repo: &mut dyn UserRepo,
     scope: CounterScope,

@@ -738,23 +738,27 @@ impl UserRepo for SqlUserRepo<'_> {
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
         let now = now.naive_utc();
-        // An update, else an insert: portable, and safe inside the serialized transaction.
-        let updated = diesel::update(device_tokens::table.find(token_hash))
-            .set(device_tokens::last_used_at.eq(now))
-            .execute(self.conn)
-            .map_err(from_diesel)?;
-        if updated == 0 {
-            diesel::insert_into(device_tokens::table)
-                .values((
-                    device_tokens::token_hash.eq(token_hash),
-                    device_tokens::user_id.eq(user.get()),
-                    device_tokens::created_at.eq(now),
-                    device_tokens::last_used_at.eq(now),
-                ))
-                .execute(self.conn)
-                .map_err(from_diesel)?;
+        // One upsert. An update that finds nothing (a new token: every login's) followed
+        // by an insert read the index page where the token would be, under PostgreSQL's
+        // serializable isolation, and the next login inserted its own token there: two
+        // concurrent logins were a read-write cycle, and one of them was retried (then
+        // 503). The upsert's check for a conflicting row takes no such read lock.
+        let upsert = diesel::insert_into(device_tokens::table)
+            .values((
+                device_tokens::token_hash.eq(token_hash),
+                device_tokens::user_id.eq(user.get()),
+                device_tokens::created_at.eq(now),
+                device_tokens::last_used_at.eq(now),
+            ))
+            .on_conflict(device_tokens::token_hash)
+            .do_update()
+            .set(device_tokens::last_used_at.eq(now));
+        match &mut *self.conn {
+            AnyConnection::Sqlite(c) => upsert.execute(c),
+            AnyConnection::Postgres(c) => upsert.execute(c),
         }
-        Ok(())
+        .map(drop)
+        .map_err(from_diesel)
     }
 
     fn latest_audit(

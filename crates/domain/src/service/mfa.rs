@@ -378,17 +378,19 @@ impl UserService {
                 return Ok(Err(Error::InvalidMfaCode));
             };
             let key = user.email.as_str().to_owned();
-            if let Err(refused) =
-                self.reserve_guess(repo, CounterScope::LoginAccount, &key, origin)?
-            {
-                audit_throttled(repo, Some(user.id), origin)?;
-                return Ok(Err(throttled(refused)));
-            }
+            let guess = match self.check_guess(repo, CounterScope::LoginAccount, &key, origin)? {
+                Ok(guess) => guess,
+                Err(refused) => {
+                    audit_throttled(repo, Some(user.id), origin)?;
+                    return Ok(Err(throttled(refused)));
+                }
+            };
             let factor = match repo.totp(user.id)?.filter(|t| t.confirmed_at.is_some()) {
                 Some(totp) => second_factor(repo, &mfa.keys, &totp, code, now)?,
                 None => None,
             };
             let Some(factor) = factor else {
+                Self::count_guess(repo, &guess)?;
                 repo.challenge_wrong_try(challenge.id)?;
                 repo.append_audit(&audit(
                     AuditAction::LoginMfaFailed,
@@ -405,7 +407,8 @@ impl UserService {
             }
             // The account may have changed since its password was checked.
             rules::ensure_can_log_in(&user)?;
-            self.forgive_guess(repo, CounterScope::LoginAccount, &key, origin)?;
+            // The earlier failures of the account are forgiven (the address's stay).
+            repo.delete_counter(CounterScope::LoginAccount, &key)?;
             let detail = match factor {
                 Factor::Totp => "second factor: totp",
                 Factor::RecoveryCode => "second factor: recovery code",

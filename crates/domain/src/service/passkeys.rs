@@ -304,26 +304,30 @@ impl UserService {
                 return login_failed(repo, LoginFailure::Anonymous, origin);
             };
             let key = user.email.as_str().to_owned();
-            if let Err(refused) =
-                self.reserve_guess(repo, CounterScope::LoginAccount, &key, origin)?
-            {
-                audit_throttled(repo, Some(user.id), origin)?;
-                return Ok(Err(throttled(refused)));
-            }
+            let guess = match self.check_guess(repo, CounterScope::LoginAccount, &key, origin)? {
+                Ok(guess) => guess,
+                Err(refused) => {
+                    audit_throttled(repo, Some(user.id), origin)?;
+                    return Ok(Err(throttled(refused)));
+                }
+            };
             // The library leaves it to us: the handle must be the passkey's user's.
             if assertion.user_handle != user_handle(user.id) {
+                Self::count_guess(repo, &guess)?;
                 return login_failed(repo, LoginFailure::Refused(user.id), origin);
             }
             let state = challenge.state.clone().unwrap_or_default();
             let updated = match ceremonies.finish_login(credential, &state, &passkey.data) {
                 Ok(updated) => updated,
                 Err(Error::InvalidCredential) => {
+                    Self::count_guess(repo, &guess)?;
                     return login_failed(repo, LoginFailure::Refused(user.id), origin);
                 }
                 Err(other) => return Err(other),
             };
-            // The passkey was right: this was no guess, whatever the account's state.
-            self.forgive_guess(repo, CounterScope::LoginAccount, &key, origin)?;
+            // The passkey was right: this was no guess, whatever the account's state; its
+            // earlier failures are forgiven (the address's stay).
+            repo.delete_counter(CounterScope::LoginAccount, &key)?;
             // As a password login: an unverified email is refused when verification is
             // required (the account may have registered its passkey before it was).
             let unverified = self.recovery.require_verified_email
