@@ -1376,7 +1376,7 @@ function passkeysPanel(changed, offered) {
       h(
         "p",
         { class: "muted" },
-        "An administrator turns them on by setting GATEHOUSE_PUBLIC_URL to the address people open Gatehouse at, with a domain name (such as https://id.example.com), not an IP address.",
+        "An administrator turns them on by setting GATEHOUSE_PUBLIC_URL to the address people open Gatehouse at, with a domain name (such as id.example.com), not an IP address.",
       ),
     ];
   }
