@@ -24,7 +24,9 @@
 //!    webhook outbox (`--only outbox`, see [`Bench::outbox`]): with a receiver in this
 //!    process, the latency from a commit to its delivery, the rate at which a backlog of
 //!    events drains beside the receiver's own rate, and registrations and admin changes
-//!    without and with an endpoint subscribed to every event;
+//!    without and with an endpoint subscribed to every event; and multi-factor sign-in
+//!    (`--only mfa`, see [`Bench::mfa`]): the TOTP second step and a passkey login's start
+//!    and finish, beside password logins on the same server;
 //! 4. reads each scenario's peak RSS (the high-water mark reset through
 //!    `/proc/<pid>/clear_refs` before it, `VmHWM` after it) and each server process's;
 //! 5. prints one line per scenario as it goes, then the table and each target's ratio, and
@@ -50,6 +52,7 @@ use gatehouse_bench::receiver::{self, LoadReport, Receiver};
 use gatehouse_bench::seed::{self, DeliveryCounts, ADMIN_EMAIL, ADMIN_PASSWORD};
 use gatehouse_bench::server::{self, Server};
 use gatehouse_bench::wrk::{self, format_ms, format_rate, Wrk, WrkReport};
+use gatehouse_http::testing::SoftAuthenticator;
 use serde::Serialize;
 
 /// Connections for the throughput scenarios (`/healthz`, `/me` against the ceiling).
@@ -175,10 +178,13 @@ enum Scenario {
     /// The webhook outbox: commit to delivery, a backlog's drain beside the receiver's own
     /// rate, registrations and admin changes without and with an endpoint.
     Outbox,
+    /// Multi-factor sign-in beside password logins: the TOTP second step, a passkey
+    /// login's start and its finish.
+    Mfa,
 }
 
 impl Scenario {
-    const ALL: [Self; 7] = [
+    const ALL: [Self; 8] = [
         Self::Wide,
         Self::Narrow,
         Self::List,
@@ -186,6 +192,7 @@ impl Scenario {
         Self::Invited,
         Self::Refresh,
         Self::Outbox,
+        Self::Mfa,
     ];
 
     fn key(self) -> &'static str {
@@ -197,6 +204,7 @@ impl Scenario {
             Self::Invited => "invited",
             Self::Refresh => "refresh",
             Self::Outbox => "outbox",
+            Self::Mfa => "mfa",
         }
     }
 
@@ -262,7 +270,8 @@ struct Args {
     /// (registrations with an invitation), refresh (POST /token; on SQLite with the
     /// durable-write probe), outbox (webhook deliveries to a receiver in this process:
     /// commit to delivery, a backlog's drain, registrations and admin changes without and
-    /// with an endpoint). The databases are seeded as for a whole run.
+    /// with an endpoint), mfa (password logins beside the TOTP second step and passkey
+    /// logins). The databases are seeded as for a whole run.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The workspace root [default: the one this binary was built in].
@@ -711,6 +720,8 @@ struct ServerResults {
     durable_probe: Option<DurableProbe>,
     /// The webhook outbox's scenarios (Gatehouse only).
     outbox: Option<OutboxResults>,
+    /// Multi-factor sign-in's scenarios (Gatehouse only; see [`Bench::mfa`]).
+    mfa: Option<MfaResults>,
     /// Peak RSS (VmHWM) of each server process, KiB, by what it ran.
     rss_kib: Vec<(String, u64)>,
     /// Seconds spent seeding up to each number of users.
@@ -742,6 +753,7 @@ impl ServerResults {
         .into_iter()
         .flatten()
         .chain(self.outbox.iter().flat_map(OutboxResults::reports))
+        .chain(self.mfa.iter().flat_map(MfaResults::reports))
         .chain(self.me.values())
         .chain(&self.ceiling_me)
         .chain(&self.ceiling_healthz)
@@ -770,6 +782,38 @@ impl ServerResults {
 
 fn mean_rps(reports: &[WrkReport]) -> Option<f64> {
     (!reports.is_empty()).then(|| reports.iter().map(|r| r.rps).sum::<f64>() / reports.len() as f64)
+}
+
+/// What multi-factor sign-in's scenarios measured on one backend (see [`Bench::mfa`]).
+#[derive(Debug, Default, Serialize)]
+struct MfaResults {
+    /// Password logins at cost 12 (the login accounts, no second factor), on the same
+    /// server just before.
+    login: Option<WrkReport>,
+    /// `POST /login/mfa` with a TOTP code, each `mfa_token` (and account) once.
+    second_step: Option<WrkReport>,
+    /// Accounts with TOTP seeded for the second step (warm-up and measurement).
+    second_step_accounts: Option<u64>,
+    /// `POST /login/passkey/start`.
+    passkey_start: Option<WrkReport>,
+    /// `POST /login/passkey/finish`, each challenge once, over [`seed::PASSKEY_ACCOUNTS`]
+    /// accounts with a passkey each.
+    passkey_finish: Option<WrkReport>,
+    /// Challenges started and signed for the finishes (warm-up and measurement).
+    passkey_assertions: Option<u64>,
+}
+
+impl MfaResults {
+    fn reports(&self) -> impl Iterator<Item = &WrkReport> {
+        [
+            &self.login,
+            &self.second_step,
+            &self.passkey_start,
+            &self.passkey_finish,
+        ]
+        .into_iter()
+        .flatten()
+    }
 }
 
 /// What the outbox's scenarios measured on one backend (see [`Bench::outbox`]).
@@ -1052,6 +1096,11 @@ struct Bench {
     change_script: PathBuf,
     /// While the admin changes run: the measurement's user ids (the warm-up has others).
     change_ids: Option<PathBuf>,
+    once_script: PathBuf,
+    /// While a once.lua scenario runs: the measurement's bodies (the files' common prefix;
+    /// the warm-up has others).
+    once_bodies: Option<PathBuf>,
+    post_script: PathBuf,
     logs: PathBuf,
     run_id: String,
     runs: u32,
@@ -1094,6 +1143,12 @@ impl Bench {
         let change_script = lua.join("change.lua");
         std::fs::write(&change_script, include_str!("../lua/change.lua"))
             .context("writing change.lua")?;
+        let once_script = lua.join("once.lua");
+        std::fs::write(&once_script, include_str!("../lua/once.lua"))
+            .context("writing once.lua")?;
+        let post_script = lua.join("post.lua");
+        std::fs::write(&post_script, include_str!("../lua/post.lua"))
+            .context("writing post.lua")?;
         Ok(Self {
             settings,
             jwt_secret: random_hex(32)?,
@@ -1105,6 +1160,9 @@ impl Bench {
             refresh_tokens: None,
             change_script,
             change_ids: None,
+            once_script,
+            once_bodies: None,
+            post_script,
             logs,
             run_id: random_hex(3)?,
             runs: 0,
@@ -1255,6 +1313,19 @@ impl Bench {
         .script(self.change_script.clone(), vec![ids.display().to_string()])
     }
 
+    /// POSTs of JSON bodies the server accepts once, each sent once (see once.lua), from the
+    /// files PREFIX-T.txt, with as many connections as the other write scenarios.
+    fn wrk_once(&self, server: &Server, path: &str, bodies: &Path) -> Wrk {
+        Wrk::new(
+            server.url(path),
+            REFRESH_THREADS,
+            NARROW_CONNECTIONS,
+            self.settings.duration(),
+        )
+        .timeout(Duration::from_secs(30))
+        .script(self.once_script.clone(), vec![bodies.display().to_string()])
+    }
+
     /// Waits for `server` to go idle, resets its peak RSS, warms up, waits again, measures,
     /// reads the scenario's peak RSS, prints the line.
     fn measure(
@@ -1290,6 +1361,10 @@ impl Bench {
                     .as_ref()
                     .map(|p| p.display().to_string());
                 *args = vec![tokens.unwrap_or_default()];
+            } else if *script == self.once_script {
+                // Bodies the server accepts once: the measurement has its own.
+                let bodies = self.once_bodies.as_ref().map(|p| p.display().to_string());
+                *args = vec![bodies.unwrap_or_default()];
             } else if *script == self.change_script {
                 // Users whose status the warm-up left unknown are not changed again.
                 if let Some(ids) = &self.change_ids {
@@ -1827,6 +1902,10 @@ impl Bench {
         if self.settings.runs(Scenario::Outbox) {
             self.outbox(backend, &db, &mut results)?;
         }
+        // Last: it adds tens of thousands of accounts with TOTP.
+        if self.settings.runs(Scenario::Mfa) {
+            self.mfa(backend, &db, &mut results)?;
+        }
         drop(db);
         Ok(results)
     }
@@ -2003,6 +2082,197 @@ impl Bench {
             results.log_problems.push(problem);
         }
         Self::stop(server, "cost 12 (defaults): refreshes", results)
+    }
+
+    /// Multi-factor sign-in beside password logins, on one server at Gatehouse's defaults
+    /// but for `GATEHOUSE_PUBLIC_URL` (passkeys need a relying party; the requests still go
+    /// to 127.0.0.1, and this process's authenticator signs for the public URL's origin):
+    /// 1. password logins at cost 12 (login.lua over the login accounts, which have no
+    ///    second factor), the comparison;
+    /// 2. the TOTP second step (`POST /login/mfa`): accounts seeded through storage, each
+    ///    with a confirmed TOTP factor sealed under the server's key (derived from the JWT
+    ///    secret this harness gives it) and a login waiting for its second step (the
+    ///    `mfa_token` a password login would have answered), one per request: a TOTP step
+    ///    is accepted once per account and a token once. The codes are computed just
+    ///    before the warm-up (valid for at least 50 s, the window being a step either side)
+    ///    and sent once each (once.lua);
+    /// 3. a passkey login's start (`POST /login/passkey/start`: one challenge written);
+    /// 4. its finish (`POST /login/passkey/finish`): [`seed::PASSKEY_ACCOUNTS`] accounts
+    ///    register a passkey each over HTTP with a software authenticator in this process
+    ///    (ES256, a synced passkey's counter of 0, so that assertions made ahead may arrive
+    ///    in any order); then as many challenges as the finishes need are started over HTTP
+    ///    and signed here, the accounts taken in turn, and each sent once (once.lua).
+    ///
+    /// A binary from before MFA (404 to `/login/mfa`) leaves the group out; one from before
+    /// passkeys leaves out 3 and 4.
+    fn mfa(
+        &mut self,
+        backend: Backend,
+        db: &BenchDatabase,
+        results: &mut ServerResults,
+    ) -> Result<()> {
+        /// A generous guess of the rates, for how many one-use bodies to prepare: a queue
+        /// that runs dry shows up as non-2xx answers (and script notes), never silently.
+        const STEP_RATE: f64 = 4000.0;
+        const FINISH_RATE: f64 = 3000.0;
+        let label = backend.label();
+        let narrow = NARROW_CONNECTIONS;
+        let (warm_s, run_s) = (
+            self.settings.warmup().as_secs_f64(),
+            self.settings.duration().as_secs_f64(),
+        );
+        let keys = gatehouse_domain::MfaKeys::derive(self.jwt_secret.as_bytes())
+            .context("deriving the server's MFA keys")?;
+        let (warm_logins, measured_logins) = {
+            let store = db.open()?;
+            let started = Instant::now();
+            let cheap = seed::hash(ADMIN_PASSWORD, REGISTER_COST)?;
+            seed::insert_passkey_users(&store, &cheap)?;
+            let shared = seed::shared_seed_hash()?;
+            let warm = seed::waiting_logins(
+                &store,
+                &keys,
+                &format!("{}w", self.run_id),
+                (warm_s * STEP_RATE) as u64 + 100,
+                &shared,
+            )?;
+            let measured = seed::waiting_logins(
+                &store,
+                &keys,
+                &format!("{}m", self.run_id),
+                (run_s * STEP_RATE) as u64 + 100,
+                &shared,
+            )?;
+            println!(
+                "  {label:<10} seeded {} accounts with TOTP, each with a login waiting for its second step, in {:.1} s",
+                warm.len() + measured.len(),
+                started.elapsed().as_secs_f64()
+            );
+            (warm, measured)
+        };
+        db.settle()?;
+        let server = self.start_gatehouse(
+            backend,
+            db,
+            LOGIN_COST,
+            "mfa",
+            Variant::Default,
+            &[("GATEHOUSE_PUBLIC_URL", MFA_PUBLIC_URL.to_owned())],
+        )?;
+        let mut mfa = MfaResults::default();
+
+        // 2 first checked: a binary from before MFA has no second step.
+        let (probe, warm_logins) = warm_logins
+            .split_first()
+            .context("no waiting logins were seeded")?;
+        let reply = server.post_json("/api/auth/login/mfa", &second_step_body(probe)?)?;
+        if reply.status == 404 {
+            println!("  {label:<10} mfa: left out (POST /login/mfa answered 404)");
+            return Self::stop(server, "cost 12 (defaults): MFA", results);
+        }
+        if reply.status != 200 {
+            bail!(
+                "the second step of a seeded login answered {}: {}",
+                reply.status,
+                reply.body.chars().take(500).collect::<String>()
+            );
+        }
+
+        // 1. Password logins, the comparison.
+        let wrk = self.wrk_login(&server, (seed::LOGIN_ACCOUNTS, seed::LOGIN_EMAIL_PATTERN));
+        mfa.login = Some(self.measure(
+            &server,
+            label,
+            &format!("login at cost {LOGIN_COST} (password only), c={narrow}"),
+            wrk,
+            results,
+        )?);
+
+        // 2. The second step. Codes now, for the step 20 s ahead: accepted from now until
+        // at least 50 s from now.
+        let warm = warm_logins
+            .iter()
+            .map(second_step_body)
+            .map(|body| body.map(|b| b.to_string()))
+            .collect::<Result<Vec<_>>>()?;
+        let measured = measured_logins
+            .iter()
+            .map(second_step_body)
+            .map(|body| body.map(|b| b.to_string()))
+            .collect::<Result<Vec<_>>>()?;
+        mfa.second_step_accounts = Some((warm.len() + measured.len()) as u64 + 1);
+        let warm = self.token_files("mfa-warm-up", &warm)?;
+        let measured = self.token_files("mfa-steps", &measured)?;
+        let wrk = self.wrk_once(&server, "/api/auth/login/mfa", &warm);
+        self.once_bodies = Some(measured);
+        let report = self.measure(
+            &server,
+            label,
+            &format!("TOTP second step (POST /login/mfa), c={narrow}"),
+            wrk,
+            results,
+        );
+        self.once_bodies = None;
+        mfa.second_step = Some(report?);
+
+        // 3 and 4. Passkeys.
+        let mut authenticators = Vec::with_capacity(seed::PASSKEY_ACCOUNTS as usize);
+        for n in 0..seed::PASSKEY_ACCOUNTS {
+            match register_passkey(&server, &seed::passkey_email(n))? {
+                Some(authenticator) => authenticators.push(authenticator),
+                None => {
+                    println!("  {label:<10} passkeys: left out (registering one answered 404)");
+                    results.mfa = Some(mfa);
+                    return Self::stop(server, "cost 12 (defaults): MFA", results);
+                }
+            }
+        }
+        let wrk = Wrk::new(
+            server.url("/api/auth/login/passkey/start"),
+            1,
+            narrow,
+            self.settings.duration(),
+        )
+        .script(self.post_script.clone(), Vec::new());
+        mfa.passkey_start = Some(self.measure(
+            &server,
+            label,
+            &format!("passkey login: start, c={narrow}"),
+            wrk,
+            results,
+        )?);
+        let started = Instant::now();
+        let warm = passkey_assertions(
+            &server,
+            &mut authenticators,
+            (warm_s * FINISH_RATE) as usize + 100,
+        )?;
+        let measured = passkey_assertions(
+            &server,
+            &mut authenticators,
+            (run_s * FINISH_RATE) as usize + 100,
+        )?;
+        mfa.passkey_assertions = Some((warm.len() + measured.len()) as u64);
+        println!(
+            "  {label:<10} started and signed {} passkey logins in {:.1} s",
+            warm.len() + measured.len(),
+            started.elapsed().as_secs_f64()
+        );
+        let warm = self.token_files("passkey-warm-up", &warm)?;
+        let measured = self.token_files("passkey-logins", &measured)?;
+        let wrk = self.wrk_once(&server, "/api/auth/login/passkey/finish", &warm);
+        self.once_bodies = Some(measured);
+        let report = self.measure(
+            &server,
+            label,
+            &format!("passkey login: finish, c={narrow}"),
+            wrk,
+            results,
+        );
+        self.once_bodies = None;
+        mfa.passkey_finish = Some(report?);
+        results.mfa = Some(mfa);
+        Self::stop(server, "cost 12 (defaults): MFA", results)
     }
 
     /// The webhook outbox, on servers at Gatehouse's defaults but for
@@ -2666,6 +2936,92 @@ fn seed_ceiling(server: &Server, from: u64, to: u64, results: &mut ServerResults
     Ok(())
 }
 
+/// The public URL of the MFA scenarios' server: passkeys need one that names a domain.
+const MFA_PUBLIC_URL: &str = "https://gatehouse.bench.example.com";
+
+/// The body of a seeded login's second step, with the code of the step 20 s from now.
+fn second_step_body(login: &seed::WaitingLogin) -> Result<serde_json::Value> {
+    let ahead = gatehouse_domain::now() + chrono::Duration::seconds(20);
+    let code = login.secret.code_at_step(
+        gatehouse_domain::totp::step_of(ahead),
+        gatehouse_domain::totp::DIGITS,
+    );
+    Ok(serde_json::json!({"mfa_token": login.token.expose(), "code": code}))
+}
+
+/// Logs in as `email` (password [`ADMIN_PASSWORD`]) and registers a passkey made by a new
+/// software authenticator (a synced passkey: its counter stays 0), which it returns; `None`
+/// when the server has no passkeys (404).
+fn register_passkey(server: &Server, email: &str) -> Result<Option<SoftAuthenticator>> {
+    let token = server.login(email, ADMIN_PASSWORD)?;
+    let start = server.post_empty_as("/api/auth/me/passkeys/register/start", &token)?;
+    if start.status == 404 {
+        return Ok(None);
+    }
+    let options = json_answer(&start, 200, "a passkey registration's start")?;
+    let mut authenticator = SoftAuthenticator::new();
+    authenticator.synced = true;
+    let credential = authenticator
+        .create(MFA_PUBLIC_URL, &options.to_string())
+        .map_err(|e| anyhow::anyhow!("the authenticator refused to create: {e}"))?;
+    let credential: serde_json::Value =
+        serde_json::from_str(&credential).context("the authenticator's credential")?;
+    let finish = server.post_json_as(
+        "/api/auth/me/passkeys/register/finish",
+        &token,
+        &serde_json::json!({
+            "name": "gatehouse-bench",
+            "credential": credential,
+            "challenge_id": options.get("challenge_id"),
+        }),
+    )?;
+    json_answer(&finish, 201, "a passkey registration's finish")?;
+    Ok(Some(authenticator))
+}
+
+/// Starts `n` passkey logins over HTTP and signs each with the authenticators in turn;
+/// the finishes' bodies.
+fn passkey_assertions(
+    server: &Server,
+    authenticators: &mut [SoftAuthenticator],
+    n: usize,
+) -> Result<Vec<String>> {
+    let count = authenticators.len();
+    let mut bodies = Vec::with_capacity(n);
+    for i in 0..n {
+        let start = server.post_empty("/api/auth/login/passkey/start")?;
+        let options = json_answer(&start, 200, "a passkey login's start")?;
+        let authenticator = authenticators
+            .get_mut(i % count)
+            .context("no authenticators")?;
+        let assertion = authenticator
+            .get(MFA_PUBLIC_URL, &options.to_string())
+            .map_err(|e| anyhow::anyhow!("the authenticator refused to sign: {e}"))?;
+        let assertion: serde_json::Value =
+            serde_json::from_str(&assertion).context("the authenticator's assertion")?;
+        bodies.push(
+            serde_json::json!({
+                "challenge_id": options.get("challenge_id"),
+                "credential": assertion,
+            })
+            .to_string(),
+        );
+    }
+    Ok(bodies)
+}
+
+/// `reply`'s JSON body when its status is `status`.
+fn json_answer(reply: &server::Reply, status: u16, what: &str) -> Result<serde_json::Value> {
+    if reply.status != status {
+        bail!(
+            "{what} answered {}: {}",
+            reply.status,
+            reply.body.chars().take(500).collect::<String>()
+        );
+    }
+    serde_json::from_str(&reply.body).with_context(|| format!("{what}: not JSON"))
+}
+
 /// Logs in as `email` (a refresh account, password [`ADMIN_PASSWORD`]) and returns the
 /// refresh token of the session it started, or `None` when the answer has none (a binary
 /// from before sessions).
@@ -3273,6 +3629,30 @@ fn checks(results: &Results) -> Vec<Check> {
             &[],
         ));
     }
+    // Multi-factor sign-in: the second step costs no bcrypt, a passkey login one signature
+    // verification; both beside the password login they replace or follow.
+    for (key, server) in gatehouse() {
+        let mfa = server.mfa.as_ref();
+        let login = mfa.and_then(|m| m.login.as_ref());
+        for (target, other) in [
+            (
+                "MFA: TOTP second step ÷ password login at cost 12",
+                mfa.and_then(|m| m.second_step.as_ref()),
+            ),
+            (
+                "MFA: passkey finish ÷ password login at cost 12",
+                mfa.and_then(|m| m.passkey_finish.as_ref()),
+            ),
+        ] {
+            checks.push(Check::info(
+                target,
+                key,
+                "×",
+                other.zip(login).map(|(o, l)| o.rps / l.rps),
+                &[other, login],
+            ));
+        }
+    }
     for (key, server) in &servers {
         checks.push(Check::new(
             "peak RSS (whole run)",
@@ -3571,6 +3951,25 @@ fn table_rows(results: &Results) -> (Vec<String>, Vec<(String, Vec<String>)>) {
     rows.push(row(
         format!("   outbox: admin changes (PUT status), with an endpoint (c={narrow})"),
         &|_, s| cell(outbox(s).and_then(|o| o.changes_with.as_ref())),
+    ));
+    fn mfa(s: &ServerResults) -> Option<&MfaResults> {
+        s.mfa.as_ref()
+    }
+    rows.push(row(
+        format!("8. MFA: login at cost {LOGIN_COST}, password only (c={narrow})"),
+        &|_, s| cell(mfa(s).and_then(|m| m.login.as_ref())),
+    ));
+    rows.push(row(
+        format!("   MFA: TOTP second step (POST /login/mfa) (c={narrow})"),
+        &|_, s| cell(mfa(s).and_then(|m| m.second_step.as_ref())),
+    ));
+    rows.push(row(
+        format!("   MFA: passkey login, start (c={narrow})"),
+        &|_, s| cell(mfa(s).and_then(|m| m.passkey_start.as_ref())),
+    ));
+    rows.push(row(
+        format!("   MFA: passkey login, finish (c={narrow})"),
+        &|_, s| cell(mfa(s).and_then(|m| m.passkey_finish.as_ref())),
     ));
     (header, rows)
 }

@@ -3,10 +3,11 @@
 //! so 100 000 users take seconds, not the hours bcrypt at cost 12 would.
 
 use anyhow::{Context as _, Result};
+use gatehouse_domain::totp::TotpSecret;
 use gatehouse_domain::{
-    DeliveryStatus, Email, EventFilter, EventType, NewEvent, NewUser, NewWebhook, PageQuery,
-    PasswordHash, User, UserQuery, UserStatus, UserStore, UserStoreExt as _, WebhookSecret,
-    WebhookUrl,
+    ChallengePurpose, DeliveryStatus, Email, EventFilter, EventType, MfaKeys, MfaToken,
+    NewChallenge, NewEvent, NewUser, NewWebhook, PageQuery, PasswordHash, StoredTotp, User,
+    UserQuery, UserStatus, UserStore, UserStoreExt as _, WebhookSecret, WebhookUrl,
 };
 
 /// Users inserted per transaction.
@@ -122,6 +123,25 @@ pub fn insert_refresh_users(store: &dyn UserStore, password_hash: &PasswordHash)
     insert_approved(store, &emails, password_hash).context("inserting the refresh accounts")
 }
 
+/// An approved, non-admin user, approved at `now`.
+fn approved(
+    email: &Email,
+    password_hash: &PasswordHash,
+    now: chrono::DateTime<chrono::Utc>,
+) -> NewUser {
+    NewUser {
+        email: email.clone(),
+        password_hash: password_hash.clone(),
+        is_admin: false,
+        status: UserStatus::Approved,
+        created_at: now,
+        approved_at: Some(now),
+        approved_by: None,
+        reason: None,
+        email_verified: false,
+    }
+}
+
 /// Inserts approved, non-admin users with these emails, in one transaction.
 fn insert_approved(
     store: &dyn UserStore,
@@ -136,17 +156,7 @@ fn insert_approved(
         .write_with(|repo| {
             let now = gatehouse_domain::now();
             for email in &emails {
-                repo.insert(NewUser {
-                    email: email.clone(),
-                    password_hash: password_hash.clone(),
-                    is_admin: false,
-                    status: UserStatus::Approved,
-                    created_at: now,
-                    approved_at: Some(now),
-                    approved_by: None,
-                    reason: None,
-                    email_verified: false,
-                })?;
+                repo.insert(approved(email, password_hash, now))?;
             }
             Ok(())
         })
@@ -170,17 +180,7 @@ pub fn seed_to(store: &dyn UserStore, total: u64, password_hash: &PasswordHash) 
             .write_with(|repo| {
                 let now = gatehouse_domain::now();
                 for email in &batch {
-                    repo.insert(NewUser {
-                        email: email.clone(),
-                        password_hash: password_hash.clone(),
-                        is_admin: false,
-                        status: UserStatus::Approved,
-                        created_at: now,
-                        approved_at: Some(now),
-                        approved_by: None,
-                        reason: None,
-                        email_verified: false,
-                    })?;
+                    repo.insert(approved(email, password_hash, now))?;
                 }
                 Ok(())
             })
@@ -248,6 +248,94 @@ pub fn one_use_invitations(store: &dyn UserStore, n: usize) -> Result<Vec<String
     Ok(codes)
 }
 
+/// Accounts the passkey logins rotate over (as the password logins do, so that no
+/// account is in flight twice at 16 connections).
+pub const PASSKEY_ACCOUNTS: u64 = 64;
+
+/// The email of passkey account `n`.
+#[must_use]
+pub fn passkey_email(n: u64) -> String {
+    format!("passkey{n:03}@passkey.bench.example.com")
+}
+
+/// Inserts the [`PASSKEY_ACCOUNTS`] approved users who register a passkey each over HTTP
+/// ([`passkey_email`], password [`ADMIN_PASSWORD`] hashed into `password_hash`).
+///
+/// # Errors
+/// Store failures.
+pub fn insert_passkey_users(store: &dyn UserStore, password_hash: &PasswordHash) -> Result<()> {
+    let emails = (0..PASSKEY_ACCOUNTS).map(passkey_email).collect::<Vec<_>>();
+    insert_approved(store, &emails, password_hash).context("inserting the passkey accounts")
+}
+
+/// A login waiting for its second step, as seeded: the `mfa_token` its password login
+/// would have answered, and its account's TOTP secret (to compute the code when it is
+/// sent).
+#[derive(Debug)]
+pub struct WaitingLogin {
+    /// The `mfa_token`.
+    pub token: MfaToken,
+    /// The account's TOTP secret.
+    pub secret: TotpSecret,
+}
+
+/// Inserts `n` approved users (emails `mfa-PREFIX-N@mfa.bench.example.com`), each with a
+/// confirmed TOTP factor sealed under `keys` (the server's, derived from its JWT secret)
+/// and one login waiting for its second step (an `mfa_token` alive for
+/// [`MFA_TOKEN_TTL`](gatehouse_domain::MFA_TOKEN_TTL)), [`BATCH`] per transaction: what a
+/// password login of each would have left, without the bcrypt of `n` logins. Each account
+/// takes one second step: a TOTP step is accepted once per account.
+///
+/// # Errors
+/// Store failures.
+pub fn waiting_logins(
+    store: &dyn UserStore,
+    keys: &MfaKeys,
+    prefix: &str,
+    n: u64,
+    password_hash: &PasswordHash,
+) -> Result<Vec<WaitingLogin>> {
+    let mut logins = Vec::with_capacity(n as usize);
+    for start in (0..n).step_by(BATCH as usize) {
+        let emails = (start..n.min(start + BATCH))
+            .map(|i| {
+                let email = format!("mfa-{prefix}-{i:06}@mfa.bench.example.com");
+                Email::parse(&email).with_context(|| format!("email {email}"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let batch = store
+            .write_with(|repo| {
+                let now = gatehouse_domain::now();
+                let mut batch = Vec::with_capacity(emails.len());
+                for email in &emails {
+                    let user = repo.insert(approved(email, password_hash, now))?;
+                    let secret = TotpSecret::generate()?;
+                    repo.put_totp(&StoredTotp {
+                        user_id: user.id,
+                        secret: keys.seal_totp(user.id, &secret)?,
+                        confirmed_at: Some(now),
+                        last_step: None,
+                        created_at: now,
+                    })?;
+                    let token = MfaToken::generate()?;
+                    repo.insert_challenge(&NewChallenge {
+                        token_hash: token.hash(),
+                        purpose: ChallengePurpose::LoginMfa,
+                        user_id: Some(user.id),
+                        state: None,
+                        created_at: now,
+                        expires_at: now + gatehouse_domain::MFA_TOKEN_TTL,
+                    })?;
+                    batch.push(WaitingLogin { token, secret });
+                }
+                Ok(batch)
+            })
+            .context("inserting accounts with TOTP and their waiting logins")?;
+        logins.extend(batch);
+    }
+    Ok(logins)
+}
+
 /// The email of user `n` of the admin-change scenario's run `run`.
 #[must_use]
 pub fn change_email(run: u32, n: u64) -> String {
@@ -274,17 +362,7 @@ pub fn insert_change_users(
             let now = gatehouse_domain::now();
             let mut ids = Vec::with_capacity(emails.len());
             for email in &emails {
-                let user = repo.insert(NewUser {
-                    email: email.clone(),
-                    password_hash: password_hash.clone(),
-                    is_admin: false,
-                    status: UserStatus::Approved,
-                    created_at: now,
-                    approved_at: Some(now),
-                    approved_by: None,
-                    reason: None,
-                    email_verified: false,
-                })?;
+                let user = repo.insert(approved(email, password_hash, now))?;
                 ids.push(user.id.get());
             }
             Ok(ids)

@@ -262,6 +262,14 @@ impl Server {
         )
     }
 
+    /// `POST path` with no body and no token.
+    ///
+    /// # Errors
+    /// Transport failures.
+    pub fn post_empty(&self, path: &str) -> Result<Reply> {
+        read(self.agent.post(self.url(path)).send_empty())
+    }
+
     /// `POST path` with no body and a bearer token.
     ///
     /// # Errors

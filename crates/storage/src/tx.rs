@@ -83,7 +83,12 @@ pub(crate) fn begin(conn: &mut AnyConnection, mode: Mode) -> QueryResult<()> {
         AnyConnection::Postgres(inner) => AnsiTransactionManager::begin_transaction_sql(
             inner,
             match mode {
-                Mode::Write => "BEGIN ISOLATION LEVEL SERIALIZABLE",
+                // In one round trip (a simple-query batch). A sequential scan under
+                // SERIALIZABLE locks the whole relation against writers, and the planner
+                // picks one for any small table (a few passkeys, counters or devices), so
+                // that concurrent logins of different users conflicted and were retried
+                // (and, run out of retries, answered 503): index scans lock pages.
+                Mode::Write => "BEGIN ISOLATION LEVEL SERIALIZABLE; SET LOCAL enable_seqscan = off",
                 Mode::WriteRows => "BEGIN ISOLATION LEVEL READ COMMITTED",
                 Mode::Read => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
             },
