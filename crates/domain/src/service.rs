@@ -868,6 +868,7 @@ impl UserService {
             Ok(counter) => counter,
             Err(throttled) => return Ok(Err(throttled)),
         };
+        // A device is throttled on its own failures only.
         let address = origin
             .address
             .as_deref()
@@ -1850,8 +1851,6 @@ fn sessions_detail(ended: u64, which: &str) -> String {
     )
 }
 
-/// One guess fewer on the address's budget, for a guess counted on an account (a device's
-/// guesses never touch the address).
 /// The counters a guess leaves if it turns out wrong (see [`UserService::check_guess`]).
 #[derive(Debug)]
 pub(crate) struct WrongGuess {
@@ -1861,6 +1860,8 @@ pub(crate) struct WrongGuess {
     address: Option<(String, crate::Counter)>,
 }
 
+/// One guess fewer on the address's budget, for a guess counted on an account (a device's
+/// guesses never touch the address).
 fn give_back_address_guess(
     repo: &mut dyn UserRepo,
     scope: CounterScope,
