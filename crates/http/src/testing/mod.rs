@@ -127,6 +127,7 @@ macro_rules! __api_suite {
                 totp_enrolment_turns_on_the_second_step,
                 the_second_step_takes_a_code_once,
                 an_mfa_token_dies_after_five_wrong_codes,
+                racing_wrong_codes_get_five_tries_in_all,
                 turning_totp_off_needs_the_password_and_a_code,
                 an_admin_resets_a_users_mfa,
                 admins_without_mfa_may_only_enrol_when_required,

@@ -277,6 +277,43 @@ pub async fn an_mfa_token_dies_after_five_wrong_codes(new_store: &NewStore) {
     assert_problem(&res, 429, "rate_limited", "login after five wrong codes");
 }
 
+/// Wrong codes sent at once with one `mfa_token` are weighed one after another: exactly
+/// five are tried (and audited), however they interleave; the others find the account
+/// locked or the token dead.
+pub async fn racing_wrong_codes_get_five_tries_in_all(new_store: &NewStore) {
+    let app = spawn_app(new_store()).await;
+    let admin = app.admin().await;
+    let (secret, _) = enrol(&app, &admin).await;
+    let token = mfa_token(&app, ADMIN_EMAIL).await;
+    let right = code(&secret, 0);
+    let wrong = if right == "111111" {
+        "222222"
+    } else {
+        "111111"
+    };
+    let racers = (0..12).map(|_| second_step(&app, &token, wrong));
+    let answers = futures_util::future::join_all(racers).await;
+    for (i, res) in answers.iter().enumerate() {
+        let status = res.status.as_u16();
+        assert!(
+            status == 401 || status == 429,
+            "racer {i}: {status} {}",
+            res.text()
+        );
+    }
+    let res = app
+        .get(
+            "/api/auth/audit?action=login_mfa_failed",
+            Some(&admin.token),
+        )
+        .await;
+    assert_eq!(res.status.as_u16(), 200, "audit: {}", res.text());
+    let tried = res.json().as_array().map_or(0, Vec::len);
+    assert_eq!(tried, 5, "wrong codes weighed: {}", res.text());
+    let res = app.login_json(ADMIN_EMAIL, PASSWORD).await;
+    assert_problem(&res, 429, "rate_limited", "login after the racing codes");
+}
+
 pub async fn turning_totp_off_needs_the_password_and_a_code(new_store: &NewStore) {
     let app = spawn_app(new_store()).await;
     let admin = app.admin().await;
