@@ -20,19 +20,25 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// Registers a passkey, signs in with it (twice: the counter moves on), deletes it.
-fn a_passkey_registers_and_signs_in_over_http(backend: TestBackend) {
-    let db = EmptyDatabase::new(backend);
+/// A server whose public URL is `http://localhost:{port}` (passkeys on), and that origin.
+fn start_at_localhost(db: &EmptyDatabase) -> (Server, String) {
     let port = free_port();
     let origin = format!("http://localhost:{port}");
     let bind = format!("127.0.0.1:{port}");
     let server = Server::start(
-        &db,
+        db,
         &[
             ("GATEHOUSE_BIND", bind.as_str()),
             ("GATEHOUSE_PUBLIC_URL", origin.as_str()),
         ],
     );
+    (server, origin)
+}
+
+/// Registers a passkey, signs in with it (twice: the counter moves on), deletes it.
+fn a_passkey_registers_and_signs_in_over_http(backend: TestBackend) {
+    let db = EmptyDatabase::new(backend);
+    let (server, origin) = start_at_localhost(&db);
     assert_eq!(server.register(ADMIN, PASSWORD).status, 201);
     let admin = server.token(ADMIN, PASSWORD);
 
@@ -115,16 +121,7 @@ fn without_a_public_url_passkeys_are_not_enabled(backend: TestBackend) {
 /// refuses, saying what to set or how to remove them; once they are reset it starts.
 fn registered_passkeys_without_a_relying_party_stop_start_up(backend: TestBackend) {
     let db = EmptyDatabase::new(backend);
-    let port = free_port();
-    let origin = format!("http://localhost:{port}");
-    let bind = format!("127.0.0.1:{port}");
-    let server = Server::start(
-        &db,
-        &[
-            ("GATEHOUSE_BIND", bind.as_str()),
-            ("GATEHOUSE_PUBLIC_URL", origin.as_str()),
-        ],
-    );
+    let (server, origin) = start_at_localhost(&db);
     assert_eq!(server.register(ADMIN, PASSWORD).status, 201);
     let admin = server.token(ADMIN, PASSWORD);
     let start = server.send_json(

@@ -78,6 +78,15 @@ pub(crate) async fn enrol(app: &TestApp, user: &Session) -> (TotpSecret, Vec<Str
 }
 
 /// A login of `email` that must answer `mfa_required`; its `mfa_token`.
+/// A well-formed code that is not `right`.
+fn wrong_code(right: &str) -> &'static str {
+    if right == "111111" {
+        "222222"
+    } else {
+        "111111"
+    }
+}
+
 async fn mfa_token(app: &TestApp, email: &str) -> String {
     let res = app.login_json(email, PASSWORD).await;
     assert_eq!(res.status, 200, "login: {}", res.text());
@@ -260,11 +269,7 @@ pub async fn an_mfa_token_dies_after_five_wrong_codes(new_store: &NewStore) {
     let (secret, _) = enrol(&app, &admin).await;
     let token = mfa_token(&app, ADMIN_EMAIL).await;
     let right = code(&secret, 0);
-    let wrong = if right == "111111" {
-        "222222"
-    } else {
-        "111111"
-    };
+    let wrong = wrong_code(&right);
     for i in 0..5 {
         let res = second_step(&app, &token, wrong).await;
         assert_problem(&res, 401, "invalid_code", &format!("wrong code {i}"));
@@ -286,11 +291,7 @@ pub async fn racing_wrong_codes_get_five_tries_in_all(new_store: &NewStore) {
     let (secret, _) = enrol(&app, &admin).await;
     let token = mfa_token(&app, ADMIN_EMAIL).await;
     let right = code(&secret, 0);
-    let wrong = if right == "111111" {
-        "222222"
-    } else {
-        "111111"
-    };
+    let wrong = wrong_code(&right);
     let racers = (0..12).map(|_| second_step(&app, &token, wrong));
     let answers = futures_util::future::join_all(racers).await;
     for (i, res) in answers.iter().enumerate() {
