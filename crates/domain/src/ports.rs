@@ -496,9 +496,10 @@ pub trait UserRepo {
     /// Store failures.
     fn delete_webhook(&mut self, id: i64) -> Result<bool, Error>;
 
-    /// Writes `event` and one `pending` delivery, due at `event.at`, per endpoint it goes
-    /// to: every active endpoint whose subscription matches its type, or only
-    /// `event.only_webhook` when set; an event that goes nowhere is not written. Called
+    /// Writes one `pending` delivery of `event` (its id, type and payload), due at
+    /// `event.at`, per endpoint it goes to: every active endpoint whose subscription
+    /// matches its type, or only `event.only_webhook` when set; an event that goes nowhere
+    /// leaves nothing. Called
     /// inside the change's own transaction, so a rolled-back change leaves no event (the
     /// transactional outbox). Returns how many deliveries were written.
     ///
@@ -804,12 +805,12 @@ pub trait UserRepo {
     /// Store failures.
     fn delete_mfa(&mut self, user: UserId) -> Result<(), Error>;
 
-    /// Deletes events written before `before` whose deliveries are all settled (delivered
-    /// or failed), with those deliveries; returns how many events went.
+    /// Deletes the settled deliveries (delivered or failed) written before `before`;
+    /// pending ones stay, however old. Returns how many went.
     ///
     /// # Errors
     /// Store failures.
-    fn prune_events(&mut self, before: DateTime<Utc>) -> Result<u64, Error>;
+    fn prune_deliveries(&mut self, before: DateTime<Utc>) -> Result<u64, Error>;
 
     /// Deletes counters neither locked at `now` nor touched since `idle_before`; returns
     /// how many rows went.

@@ -1,15 +1,16 @@
-//! The webhook outbox (the notifications issue): endpoints, events and their deliveries, as
+//! The webhook outbox (the notifications issue): endpoints and the deliveries of events, as
 //! `UserRepo` reads and writes them (`repo.rs` delegates here).
 //!
-//! An event is written with one `pending` delivery per endpoint it goes to, in the
-//! transaction of the change that raised it. Dispatchers claim due deliveries for a lease
+//! An event is written as one `pending` delivery per endpoint it goes to, each carrying the
+//! event's id, type and payload (no table of events: see the migration `lean_outbox`), in
+//! the transaction of the change that raised it. Dispatchers claim due deliveries for a lease
 //! (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so that concurrent dispatchers never wait for
 //! each other nor claim one delivery twice; SQLite serializes writers anyway), attempt
 //! them, and record each attempt, which releases the claim.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Nullable, Timestamp};
+use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
 use gatehouse_domain::{
     Attempt, AttemptNext, Delivery, DeliveryStatus, DueDelivery, Error, NewEvent, NewWebhook, Page,
     PageQuery, Webhook,
@@ -21,7 +22,7 @@ use crate::repo::{count, page_bounds};
 use crate::rows::{
     DeliveryRow, DueRow, WebhookRow, DELIVERY_COLUMNS, DUE_COLUMNS, WEBHOOK_COLUMNS,
 };
-use crate::schema::{events, webhook_deliveries, webhooks};
+use crate::schema::{webhook_deliveries, webhooks};
 use crate::stored_time::StoredTime;
 use crate::Conn;
 
@@ -119,54 +120,58 @@ pub(crate) fn delete_webhook(conn: &mut Conn, id: i64) -> Result<bool, Error> {
 
 /// [`UserRepo::append_event`](gatehouse_domain::UserRepo::append_event).
 pub(crate) fn append_event(conn: &mut Conn, event: &NewEvent) -> Result<u64, Error> {
-    // Statements of the query builder, not raw SQL, so that both backends keep them
-    // prepared: a change that raises an event pays for one cached lookup when no endpoint
-    // is subscribed (the common case without webhooks: nothing more is written), and for
-    // two cached inserts more per endpoint when one is.
-    let hooks: Vec<i64> = match event.only_webhook {
-        Some(webhook) => webhooks::table
-            .filter(webhooks::id.eq(webhook))
-            .select(webhooks::id)
-            .load(conn),
-        None => webhooks::table
-            .filter(webhooks::active.eq(true))
-            .filter(
-                webhooks::events
-                    .eq("*")
-                    .or(webhooks::events.like(format!("%,{},%", event.event_type.as_str()))),
-            )
-            .select(webhooks::id)
-            .order(webhooks::id.asc())
-            .load(conn),
-    }
-    .map_err(from_diesel)?;
-    if hooks.is_empty() {
-        return Ok(0);
-    }
+    // One statement finds the endpoints the event goes to and writes their deliveries
+    // (`INSERT … SELECT`), built by the query builder so that both backends keep it
+    // prepared: with an endpoint or without, a change that raises an event pays for one
+    // cached statement and, on PostgreSQL, one round trip. (A lookup and then an insert
+    // were two: the second lengthened every change's transaction, and with it the window
+    // in which concurrent serializable changes conflict.)
     let at = event.at.naive_utc();
-    diesel::insert_into(events::table)
-        .values((
-            events::id.eq(&event.id),
-            events::payload.eq(&event.payload),
-            events::event_type.eq(event.event_type.as_str()),
-            events::created_at.eq(at),
-        ))
-        .execute(conn)
+    let columns = (
+        webhook_deliveries::webhook_id,
+        webhook_deliveries::event_id,
+        webhook_deliveries::event_type,
+        webhook_deliveries::payload,
+        webhook_deliveries::status,
+        webhook_deliveries::attempts,
+        webhook_deliveries::next_attempt_at,
+        webhook_deliveries::created_at,
+    );
+    let delivery = (
+        webhooks::id,
+        event.id.as_str().into_sql::<Text>(),
+        event.event_type.as_str().into_sql::<Text>(),
+        event.payload.as_str().into_sql::<Text>(),
+        PENDING.into_sql::<Text>(),
+        0_i64.into_sql::<BigInt>(),
+        Some(at).into_sql::<Nullable<Timestamp>>(),
+        at.into_sql::<Timestamp>(),
+    );
+    let written =
+        match event.only_webhook {
+            Some(webhook) => diesel::insert_into(webhook_deliveries::table)
+                .values(
+                    webhooks::table
+                        .filter(webhooks::id.eq(webhook))
+                        .select(delivery),
+                )
+                .into_columns(columns)
+                .execute(conn),
+            None => diesel::insert_into(webhook_deliveries::table)
+                .values(
+                    webhooks::table
+                        .filter(webhooks::active.eq(true))
+                        .filter(webhooks::events.eq("*").or(
+                            webhooks::events.like(format!("%,{},%", event.event_type.as_str())),
+                        ))
+                        .order(webhooks::id.asc())
+                        .select(delivery),
+                )
+                .into_columns(columns)
+                .execute(conn),
+        }
         .map_err(from_diesel)?;
-    for webhook in &hooks {
-        diesel::insert_into(webhook_deliveries::table)
-            .values((
-                webhook_deliveries::webhook_id.eq(webhook),
-                webhook_deliveries::event_id.eq(&event.id),
-                webhook_deliveries::status.eq(PENDING),
-                webhook_deliveries::attempts.eq(0_i64),
-                webhook_deliveries::next_attempt_at.eq(Some(at)),
-                webhook_deliveries::created_at.eq(at),
-            ))
-            .execute(conn)
-            .map_err(from_diesel)?;
-    }
-    Ok(hooks.len() as u64)
+    Ok(written as u64)
 }
 
 /// [`UserRepo::list_deliveries`](gatehouse_domain::UserRepo::list_deliveries).
@@ -181,7 +186,6 @@ pub(crate) fn list_deliveries(
         .get_result::<i64>(conn)
         .map_err(from_diesel)?;
     let mut select = webhook_deliveries::table
-        .inner_join(events::table)
         .filter(webhook_deliveries::webhook_id.eq(webhook))
         .select(DELIVERY_COLUMNS)
         .order(webhook_deliveries::id.desc())
@@ -208,26 +212,29 @@ pub(crate) fn claim_deliveries(
     lease_until: DateTime<Utc>,
     limit: u64,
 ) -> Result<Vec<DueDelivery>, Error> {
-    // Pending deliveries of endpoints turned off are not attempted: they fail.
-    diesel::update(
-        webhook_deliveries::table
-            .filter(webhook_deliveries::status.eq(PENDING))
-            .filter(
-                webhook_deliveries::webhook_id.eq_any(
-                    webhooks::table
-                        .filter(webhooks::active.eq(false))
-                        .select(webhooks::id),
-                ),
-            ),
-    )
-    .set((
-        webhook_deliveries::status.eq(DeliveryStatus::Failed.as_str()),
-        webhook_deliveries::next_attempt_at.eq(None::<NaiveDateTime>),
-        webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>),
-        webhook_deliveries::last_error.eq(DISABLED),
-    ))
-    .execute(conn)
-    .map_err(from_diesel)?;
+    // Pending deliveries of endpoints turned off are not attempted: they fail. The
+    // endpoints are looked at first (a cached statement): with none turned off, the common
+    // case, a turn writes nothing for this.
+    let disabled: Vec<i64> = webhooks::table
+        .filter(webhooks::active.eq(false))
+        .select(webhooks::id)
+        .load(conn)
+        .map_err(from_diesel)?;
+    if !disabled.is_empty() {
+        diesel::update(
+            webhook_deliveries::table
+                .filter(webhook_deliveries::status.eq(PENDING))
+                .filter(webhook_deliveries::webhook_id.eq_any(disabled)),
+        )
+        .set((
+            webhook_deliveries::status.eq(DeliveryStatus::Failed.as_str()),
+            webhook_deliveries::next_attempt_at.eq(None::<NaiveDateTime>),
+            webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>),
+            webhook_deliveries::last_error.eq(DISABLED),
+        ))
+        .execute(conn)
+        .map_err(from_diesel)?;
+    }
     if limit == 0 {
         return Ok(Vec::new());
     }
@@ -257,7 +264,6 @@ pub(crate) fn claim_deliveries(
     let ids: Vec<i64> = claimed.into_iter().map(|row| row.id).collect();
     webhook_deliveries::table
         .inner_join(webhooks::table)
-        .inner_join(events::table)
         .filter(webhook_deliveries::id.eq_any(ids))
         .order((
             webhook_deliveries::next_attempt_at.asc(),
@@ -335,13 +341,17 @@ struct Backlog {
     oldest_due: Option<StoredTime>,
 }
 
-/// [`UserRepo::prune_events`](gatehouse_domain::UserRepo::prune_events).
-pub(crate) fn prune_events(conn: &mut Conn, before: DateTime<Utc>) -> Result<u64, Error> {
-    // Their settled deliveries go with them (ON DELETE CASCADE).
+/// [`UserRepo::prune_deliveries`](gatehouse_domain::UserRepo::prune_deliveries).
+pub(crate) fn prune_deliveries(conn: &mut Conn, before: DateTime<Utc>) -> Result<u64, Error> {
+    // Ids grow with time, so the settled deliveries written before `before` are those below
+    // the first id written since, found by walking the key from the oldest: no index on
+    // the time is kept (every change would pay for it), and the walk reads only what is
+    // about to be deleted. Pending ones stay, whatever their age.
     diesel::sql_query(
-        "DELETE FROM events WHERE created_at < $1 AND NOT EXISTS (\
-         SELECT 1 FROM webhook_deliveries d \
-         WHERE d.event_id = events.id AND d.status = 'pending')",
+        "DELETE FROM webhook_deliveries WHERE status <> 'pending' AND id < COALESCE(\
+         (SELECT f.id FROM webhook_deliveries f WHERE f.created_at >= $1 \
+         ORDER BY f.id LIMIT 1), \
+         (SELECT MAX(l.id) + 1 FROM webhook_deliveries l))",
     )
     .bind::<Timestamp, _>(before.naive_utc())
     .execute(conn)

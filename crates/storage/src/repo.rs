@@ -1088,8 +1088,8 @@ impl UserRepo for SqlUserRepo<'_> {
         outbox::outbox_backlog(self.conn, now)
     }
 
-    fn prune_events(&mut self, before: DateTime<Utc>) -> Result<u64, Error> {
-        outbox::prune_events(self.conn, before)
+    fn prune_deliveries(&mut self, before: DateTime<Utc>) -> Result<u64, Error> {
+        outbox::prune_deliveries(self.conn, before)
     }
 
     // The mail outbox and the settings: see `mails.rs`.

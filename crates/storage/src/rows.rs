@@ -7,7 +7,7 @@ use gatehouse_domain::{
     PasswordHash, SessionState, StoredSession, User, UserId, Webhook, WebhookSecret,
 };
 
-use crate::schema::{events, invitations, sessions, users, webhook_deliveries, webhooks};
+use crate::schema::{invitations, sessions, users, webhook_deliveries, webhooks};
 use crate::stored_time::StoredTime;
 
 #[derive(Debug, Queryable, Selectable)]
@@ -425,7 +425,7 @@ impl From<WebhookRow> for Webhook {
     }
 }
 
-/// A delivery as the log shows it, with its event's type.
+/// A delivery as the log shows it.
 #[derive(Debug, Queryable)]
 pub(crate) struct DeliveryRow {
     id: i64,
@@ -441,12 +441,12 @@ pub(crate) struct DeliveryRow {
     created_at: StoredTime,
 }
 
-/// [`DeliveryRow`]'s columns (deliveries joined to their events).
+/// [`DeliveryRow`]'s columns.
 pub(crate) const DELIVERY_COLUMNS: (
     webhook_deliveries::id,
     webhook_deliveries::webhook_id,
     webhook_deliveries::event_id,
-    events::event_type,
+    webhook_deliveries::event_type,
     webhook_deliveries::status,
     webhook_deliveries::attempts,
     webhook_deliveries::last_attempt_at,
@@ -458,7 +458,7 @@ pub(crate) const DELIVERY_COLUMNS: (
     webhook_deliveries::id,
     webhook_deliveries::webhook_id,
     webhook_deliveries::event_id,
-    events::event_type,
+    webhook_deliveries::event_type,
     webhook_deliveries::status,
     webhook_deliveries::attempts,
     webhook_deliveries::last_attempt_at,
@@ -500,7 +500,7 @@ impl TryFrom<DeliveryRow> for Delivery {
 }
 
 /// A claimed delivery with what its attempt needs: its endpoint's address and secret, its
-/// event's payload.
+/// payload.
 #[derive(Debug, Queryable)]
 pub(crate) struct DueRow {
     id: i64,
@@ -512,14 +512,14 @@ pub(crate) struct DueRow {
     attempts: i64,
 }
 
-/// [`DueRow`]'s columns (deliveries joined to their endpoints and events).
+/// [`DueRow`]'s columns (deliveries joined to their endpoints).
 pub(crate) const DUE_COLUMNS: (
     webhook_deliveries::id,
     webhook_deliveries::webhook_id,
     webhooks::url,
     webhooks::secret,
     webhook_deliveries::event_id,
-    events::payload,
+    webhook_deliveries::payload,
     webhook_deliveries::attempts,
 ) = (
     webhook_deliveries::id,
@@ -527,7 +527,7 @@ pub(crate) const DUE_COLUMNS: (
     webhooks::url,
     webhooks::secret,
     webhook_deliveries::event_id,
-    events::payload,
+    webhook_deliveries::payload,
     webhook_deliveries::attempts,
 );
 

@@ -149,22 +149,17 @@ diesel::table! {
 }
 
 diesel::table! {
-    /// Events by message id (`msg_…`), written with the change that raised them.
-    events (id) {
-        id -> Text,
-        #[sql_name = "type"]
-        event_type -> Text,
-        payload -> Text,
-        created_at -> Timestamp,
-    }
-}
-
-diesel::table! {
     /// One event's delivery to one endpoint.
     webhook_deliveries (id) {
         id -> BigInt,
         webhook_id -> BigInt,
+        /// The event's message id (`msg_…`, the `webhook-id` header), the same in each of
+        /// its deliveries.
         event_id -> Text,
+        /// `EventType::as_str`.
+        event_type -> Text,
+        /// The JSON body sent.
+        payload -> Text,
         /// `pending`, `delivered` or `failed` (`DeliveryStatus::as_str`).
         status -> Text,
         attempts -> BigInt,
@@ -179,10 +174,9 @@ diesel::table! {
 }
 
 diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
-diesel::joinable!(webhook_deliveries -> events (event_id));
 
-// A delivery is listed with its event's type, and claimed with its endpoint and payload.
-diesel::allow_tables_to_appear_in_same_query!(webhooks, events, webhook_deliveries);
+// A delivery is claimed with its endpoint's address and secret.
+diesel::allow_tables_to_appear_in_same_query!(webhooks, webhook_deliveries);
 
 diesel::table! {
     /// Mail queued with the change that causes it (the notifications issue).

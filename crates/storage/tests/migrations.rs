@@ -1,8 +1,9 @@
-//! Upgrading a database an older version left: the approval queue's migration keeps every
+//! Upgrading a database an older version left. The approval queue's migration keeps every
 //! user as it was (ids, emails, statuses, approvals, token versions), keeps deleted ids
 //! used, and keeps what hangs off the users table working: the email search, the totals,
 //! the foreign keys of device tokens, invitations and approvals. On SQLite that migration
-//! rebuilds the table, which is what could lose any of them.
+//! rebuilds the table, which is what could lose any of them. The lean outbox's migration
+//! keeps every webhook delivery with its event.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests panic to fail
 
@@ -165,6 +166,139 @@ fn upgrading_keeps_users_their_ids_and_everything_that_hangs_off_them(backend: T
     }
 }
 
+/// The last migration before the outbox's deliveries carried their events.
+const BEFORE_LEAN_OUTBOX: &str = "20261211000000";
+
+/// The outbox's migration to deliveries that carry their event: every delivery keeps its
+/// id, state, event id, type and payload; a pending one is still claimed and sent with its
+/// payload; ids are never handed out twice (a deleted last one stays used); and events,
+/// deliveries and pruning work as before.
+fn upgrading_keeps_every_delivery_and_its_event(backend: TestBackend) {
+    use chrono::{Duration, TimeZone, Utc};
+    use gatehouse_domain::{DeliveryStatus, EventType, NewEvent, PageQuery};
+
+    let empty = EmptyDatabase::new(backend);
+    empty.migrate_until(BEFORE_LEAN_OUTBOX);
+    let old = [
+        "INSERT INTO webhooks (url, events, description, secret, active, created_at, \
+         updated_at) VALUES ('https://hooks.example.com/', '*', NULL, \
+         'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', TRUE, '2026-01-01 00:00:00', \
+         '2026-01-01 00:00:00')",
+        "INSERT INTO events (id, type, payload, created_at) VALUES \
+         ('msg_00000000000000000000000000000001', 'user.created', '{\"n\":\"ü\"}', \
+         '2026-01-02 00:00:00'), \
+         ('msg_00000000000000000000000000000002', 'user.approved', '{\"n\":2}', \
+         '2026-01-03 00:00:00')",
+        "INSERT INTO webhook_deliveries (webhook_id, event_id, status, attempts, \
+         next_attempt_at, last_attempt_at, last_status_code, created_at) VALUES \
+         (1, 'msg_00000000000000000000000000000001', 'delivered', 2, NULL, \
+         '2026-01-02 00:01:00', 200, '2026-01-02 00:00:00')",
+        "INSERT INTO webhook_deliveries (webhook_id, event_id, status, attempts, \
+         next_attempt_at, last_attempt_at, last_status_code, last_error, created_at) VALUES \
+         (1, 'msg_00000000000000000000000000000002', 'pending', 1, '2026-01-03 00:05:00', \
+         '2026-01-03 00:00:00', 503, 'the receiver answered 503', '2026-01-03 00:00:00')",
+        "INSERT INTO webhook_deliveries (webhook_id, event_id, status, attempts, \
+         next_attempt_at, created_at) VALUES \
+         (1, 'msg_00000000000000000000000000000002', 'pending', 0, '2026-01-03 00:00:00', \
+         '2026-01-03 00:00:00')",
+        "DELETE FROM webhook_deliveries WHERE id = 3",
+    ];
+    stage(backend, &empty.url_string(), &old);
+    let db = empty.open();
+
+    let all = PageQuery {
+        limit: None,
+        offset: 0,
+    };
+    let log = db.read_with(|repo| repo.list_deliveries(1, &all)).unwrap();
+    let seen: Vec<_> = log
+        .items
+        .iter()
+        .map(|d| {
+            (
+                d.id,
+                d.event_id.as_str(),
+                d.event_type.as_str(),
+                d.status,
+                d.attempts,
+                d.last_status_code,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                2,
+                "msg_00000000000000000000000000000002",
+                "user.approved",
+                DeliveryStatus::Pending,
+                1,
+                Some(503)
+            ),
+            (
+                1,
+                "msg_00000000000000000000000000000001",
+                "user.created",
+                DeliveryStatus::Delivered,
+                2,
+                Some(200)
+            ),
+        ]
+    );
+    assert_eq!(
+        log.items[0].last_error.as_deref(),
+        Some("the receiver answered 503")
+    );
+    let due_at = Utc.with_ymd_and_hms(2026, 1, 3, 0, 5, 0).unwrap();
+    assert_eq!(log.items[0].next_attempt_at, Some(due_at));
+
+    // The pending one is claimed with its payload.
+    let claimed = db
+        .write_with(|repo| repo.claim_deliveries(due_at, due_at + Duration::minutes(1), 10))
+        .unwrap();
+    let claimed: Vec<(i64, &str, &str)> = claimed
+        .iter()
+        .map(|d| (d.id, d.url.as_str(), d.payload.as_str()))
+        .collect();
+    assert_eq!(claimed, [(2, "https://hooks.example.com/", r#"{"n":2}"#)]);
+
+    // A new event's delivery takes the next id never used.
+    let event = NewEvent {
+        id: "msg_00000000000000000000000000000003".into(),
+        event_type: EventType::UserDeleted,
+        at: gatehouse_domain::now(),
+        payload: "{}".into(),
+        only_webhook: None,
+    };
+    assert_eq!(db.write_with(|repo| repo.append_event(&event)).unwrap(), 1);
+    let newest = db
+        .read_with(|repo| repo.list_deliveries(1, &all))
+        .unwrap()
+        .items
+        .remove(0);
+    assert_eq!(
+        (newest.id, newest.event_type.as_str()),
+        (4, "user.deleted"),
+        "ids are never handed out twice"
+    );
+
+    // Pruning takes the old settled delivery and leaves the pending one.
+    assert_eq!(
+        db.write_with(|repo| repo.prune_deliveries(gatehouse_domain::now() - Duration::days(1)))
+            .unwrap(),
+        1
+    );
+    let left: Vec<i64> = db
+        .read_with(|repo| repo.list_deliveries(1, &all))
+        .unwrap()
+        .items
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(left, [4, 2]);
+}
+
 /// Runs `statements` on a plain connection to `url` (not through `Database`, which would
 /// migrate the database first).
 fn stage(backend: TestBackend, url: &str, statements: &[&str]) {
@@ -188,3 +322,4 @@ fn stage(backend: TestBackend, url: &str, statements: &[&str]) {
 gatehouse_storage::backend_tests!(
     upgrading_keeps_users_their_ids_and_everything_that_hangs_off_them
 );
+gatehouse_storage::backend_tests!(upgrading_keeps_every_delivery_and_its_event);

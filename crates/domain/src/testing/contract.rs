@@ -77,7 +77,7 @@ macro_rules! user_store_contract_tests {
             claims_take_due_deliveries_once_per_lease,
             eight_dispatchers_claim_each_delivery_once,
             attempts_are_recorded_and_release_the_claim,
-            deliveries_go_with_their_endpoint_and_settled_events_are_pruned,
+            deliveries_go_with_their_endpoint_and_old_settled_ones_are_pruned,
             mails_round_trip_through_a_claim,
             a_rolled_back_change_leaves_no_mail,
             mail_claims_take_due_mails_once_per_lease,
@@ -2116,8 +2116,10 @@ pub fn a_rolled_back_change_leaves_no_event(store: &dyn UserStore) {
         .read_with(|repo| repo.outbox_backlog(crate::now()))
         .expect("backlog");
     assert_eq!(backlog, (0, None));
-    // The event's id is free again: no event row stayed behind.
+    // Written again, outside the failed unit of work, it makes one delivery: nothing of
+    // the first stayed behind.
     assert_eq!(append(store, &event), 1);
+    assert_eq!(deliveries(store, all.id).len(), 1);
 }
 
 /// A claim takes pending deliveries due at its time, oldest due first, at most the limit,
@@ -2433,9 +2435,9 @@ pub fn attempts_are_recorded_and_release_the_claim(store: &dyn UserStore) {
 }
 
 /// Deleting an endpoint deletes its deliveries; the backlog counts pending deliveries and
-/// dates the oldest due; pruning deletes old events whose deliveries are all settled (and
-/// those deliveries), keeping any with a pending one.
-pub fn deliveries_go_with_their_endpoint_and_settled_events_are_pruned(store: &dyn UserStore) {
+/// dates the oldest due; pruning deletes settled deliveries older than the cut-off, and
+/// keeps pending ones however old.
+pub fn deliveries_go_with_their_endpoint_and_old_settled_ones_are_pruned(store: &dyn UserStore) {
     let kept = add_webhook(store, "https://kept.example.com/", EventFilter::All);
     let removed = add_webhook(store, "https://removed.example.com/", EventFilter::All);
     let t0 = crate::now();
@@ -2482,11 +2484,11 @@ pub fn deliveries_go_with_their_endpoint_and_settled_events_are_pruned(store: &d
     ));
     assert_eq!(backlog(t0), (2, Some(old.at)));
 
-    // The oldest event is settled; the orphan, going nowhere, was never written; the old
+    // The oldest event's delivery is settled; the orphan, going nowhere, was never written; the old
     // one is pending and the future one is younger than the cut-off.
     assert_eq!(
         store
-            .write_with(|repo| repo.prune_events(t0))
+            .write_with(|repo| repo.prune_deliveries(t0))
             .expect("prune"),
         1
     );
@@ -2495,14 +2497,36 @@ pub fn deliveries_go_with_their_endpoint_and_settled_events_are_pruned(store: &d
         .map(|d| d.event_id)
         .collect();
     assert_eq!(left, [future.id.clone(), old.id.clone()]);
+    // A settled delivery younger than the cut-off stays too.
+    assert!(record(
+        store,
+        of(&future),
+        &Attempt {
+            at: t0,
+            status_code: Some(200),
+            error: None,
+            next: AttemptNext::Delivered,
+        }
+    ));
     assert_eq!(
         store
-            .write_with(|repo| repo.prune_events(t0))
+            .write_with(|repo| repo.prune_deliveries(t0))
             .expect("prune"),
         0
     );
-    // The pruned event's id is free again.
-    assert_eq!(append(store, &oldest), 1);
+    assert_eq!(deliveries(store, kept.id).len(), 2);
+    assert_eq!(
+        store
+            .write_with(|repo| repo.prune_deliveries(t0 + Duration::hours(2)))
+            .expect("prune"),
+        1,
+        "later, the settled one goes and the pending one stays"
+    );
+    let left: Vec<String> = deliveries(store, kept.id)
+        .into_iter()
+        .map(|d| d.event_id)
+        .collect();
+    assert_eq!(left, [old.id.as_str()]);
 }
 
 fn new_mail(kind: MailKind, subject: &str, at: DateTime<Utc>) -> NewMail {

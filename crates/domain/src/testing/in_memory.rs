@@ -41,8 +41,8 @@ struct State {
     /// Webhook endpoints by id.
     webhooks: BTreeMap<i64, Webhook>,
     last_webhook_id: i64,
-    /// Events by id: their payload and when they were written.
-    events: HashMap<String, (String, DateTime<Utc>)>,
+    /// Each delivery's payload, by the delivery's id.
+    payloads: HashMap<i64, String>,
     /// Deliveries by id, each with the end of its claim (if any).
     deliveries: BTreeMap<i64, (Delivery, Option<DateTime<Utc>>)>,
     last_delivery_id: i64,
@@ -680,14 +680,18 @@ impl UserRepo for State {
 
     fn delete_webhook(&mut self, id: i64) -> Result<bool, Error> {
         let existed = self.webhooks.remove(&id).is_some();
-        self.deliveries.retain(|_, (d, _)| d.webhook_id != id);
+        let payloads = &mut self.payloads;
+        self.deliveries.retain(|delivery, (d, _)| {
+            let keep = d.webhook_id != id;
+            if !keep {
+                payloads.remove(delivery);
+            }
+            keep
+        });
         Ok(existed)
     }
 
     fn append_event(&mut self, event: &NewEvent) -> Result<u64, Error> {
-        if self.events.contains_key(&event.id) {
-            return Err(Error::Conflict);
-        }
         let targets: Vec<i64> = match event.only_webhook {
             Some(id) => self
                 .webhooks
@@ -702,12 +706,6 @@ impl UserRepo for State {
                 .map(|w| w.id)
                 .collect(),
         };
-        // The event only when it goes somewhere (as the SQL stores do).
-        if targets.is_empty() {
-            return Ok(0);
-        }
-        self.events
-            .insert(event.id.clone(), (event.payload.clone(), event.at));
         for webhook_id in &targets {
             self.last_delivery_id += 1;
             let delivery = Delivery {
@@ -723,6 +721,7 @@ impl UserRepo for State {
                 next_attempt_at: Some(event.at),
                 created_at: event.at,
             };
+            self.payloads.insert(delivery.id, event.payload.clone());
             self.deliveries.insert(delivery.id, (delivery, None));
         }
         Ok(targets.len() as u64)
@@ -786,9 +785,9 @@ impl UserRepo for State {
             let Some((delivery, claimed_until)) = self.deliveries.get_mut(&id) else {
                 continue;
             };
-            let (Some(webhook), Some((payload, _))) = (
+            let (Some(webhook), Some(payload)) = (
                 self.webhooks.get(&delivery.webhook_id),
-                self.events.get(&delivery.event_id),
+                self.payloads.get(&id),
             ) else {
                 continue;
             };
@@ -845,25 +844,18 @@ impl UserRepo for State {
         Ok((pending().count() as u64, oldest_due))
     }
 
-    fn prune_events(&mut self, before: DateTime<Utc>) -> Result<u64, Error> {
-        let deliveries = &self.deliveries;
-        let doomed: Vec<String> = self
-            .events
-            .iter()
-            .filter(|(id, (_, at))| {
-                *at < before
-                    && !deliveries
-                        .values()
-                        .any(|(d, _)| &d.event_id == *id && d.status == DeliveryStatus::Pending)
-            })
-            .map(|(id, _)| id.clone())
+    fn prune_deliveries(&mut self, before: DateTime<Utc>) -> Result<u64, Error> {
+        let doomed: Vec<i64> = self
+            .deliveries
+            .values()
+            .map(|(d, _)| d)
+            .filter(|d| d.status != DeliveryStatus::Pending && d.created_at < before)
+            .map(|d| d.id)
             .collect();
         for id in &doomed {
-            self.events.remove(id);
+            self.deliveries.remove(id);
+            self.payloads.remove(id);
         }
-        let events = &self.events;
-        self.deliveries
-            .retain(|_, (d, _)| events.contains_key(&d.event_id));
         Ok(doomed.len() as u64)
     }
 
