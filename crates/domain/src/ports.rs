@@ -499,9 +499,9 @@ pub trait UserRepo {
     /// Writes one `pending` delivery of `event` (its id, type and payload), due at
     /// `event.at`, per endpoint it goes to: every active endpoint whose subscription
     /// matches its type, or only `event.only_webhook` when set; an event that goes nowhere
-    /// leaves nothing. Called
-    /// inside the change's own transaction, so a rolled-back change leaves no event (the
-    /// transactional outbox). Returns how many deliveries were written.
+    /// leaves nothing. Called inside the change's own transaction, so a rolled-back change
+    /// leaves no event (the transactional outbox). Returns how many deliveries were
+    /// written.
     ///
     /// # Errors
     /// Store failures.

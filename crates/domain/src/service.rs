@@ -31,7 +31,7 @@ pub const DEVICE_MEMORY: chrono::Duration = chrono::Duration::days(180);
 
 /// How long a settled delivery (delivered or failed) stays in the deliveries log after it
 /// was written; a pending one stays until it settles.
-pub const EVENT_MEMORY: chrono::Duration = chrono::Duration::days(30);
+pub const DELIVERY_MEMORY: chrono::Duration = chrono::Duration::days(30);
 
 /// Audit entries deleted per transaction when pruning: on PostgreSQL and SQLite alike a
 /// batch takes well under a second.
@@ -1770,7 +1770,7 @@ impl UserService {
 
     /// Forgets ended and expired sessions (with their refresh tokens), idle throttling
     /// counters, device tokens unused for [`DEVICE_MEMORY`], settled webhook deliveries
-    /// older than [`EVENT_MEMORY`] and audit entries older than the retention.
+    /// older than [`DELIVERY_MEMORY`] and audit entries older than the retention.
     ///
     /// # Errors
     /// Store failures.
@@ -1780,7 +1780,7 @@ impl UserService {
             Ok(repo.prune(now, idle_before)?
                 + repo.prune_devices(now - DEVICE_MEMORY)?
                 + repo.prune_sessions(now)?
-                + repo.prune_deliveries(now - EVENT_MEMORY)?)
+                + repo.prune_deliveries(now - DELIVERY_MEMORY)?)
         })?;
         if let Some(retention) = self.audit_retention {
             // In batches, each its own transaction: a backlog of millions of entries (the
