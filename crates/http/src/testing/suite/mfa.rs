@@ -87,6 +87,17 @@ fn wrong_code(right: &str) -> &'static str {
     }
 }
 
+/// An app whose admin has TOTP on and has passed the password step: the app, the admin's
+/// session, the `mfa_token`, and the code that is right now.
+async fn admin_at_second_step(new_store: &NewStore) -> (TestApp, Session, String, String) {
+    let app = spawn_app(new_store()).await;
+    let admin = app.admin().await;
+    let (secret, _) = enrol(&app, &admin).await;
+    let token = mfa_token(&app, ADMIN_EMAIL).await;
+    let right = code(&secret, 0);
+    (app, admin, token, right)
+}
+
 async fn mfa_token(app: &TestApp, email: &str) -> String {
     let res = app.login_json(email, PASSWORD).await;
     assert_eq!(res.status, 200, "login: {}", res.text());
@@ -264,11 +275,7 @@ pub async fn the_second_step_takes_a_code_once(new_store: &NewStore) {
 }
 
 pub async fn an_mfa_token_dies_after_five_wrong_codes(new_store: &NewStore) {
-    let app = spawn_app(new_store()).await;
-    let admin = app.admin().await;
-    let (secret, _) = enrol(&app, &admin).await;
-    let token = mfa_token(&app, ADMIN_EMAIL).await;
-    let right = code(&secret, 0);
+    let (app, _, token, right) = admin_at_second_step(new_store).await;
     let wrong = wrong_code(&right);
     for i in 0..5 {
         let res = second_step(&app, &token, wrong).await;
@@ -286,11 +293,7 @@ pub async fn an_mfa_token_dies_after_five_wrong_codes(new_store: &NewStore) {
 /// five are tried (and audited), however they interleave; the others find the account
 /// locked or the token dead.
 pub async fn racing_wrong_codes_get_five_tries_in_all(new_store: &NewStore) {
-    let app = spawn_app(new_store()).await;
-    let admin = app.admin().await;
-    let (secret, _) = enrol(&app, &admin).await;
-    let token = mfa_token(&app, ADMIN_EMAIL).await;
-    let right = code(&secret, 0);
+    let (app, admin, token, right) = admin_at_second_step(new_store).await;
     let wrong = wrong_code(&right);
     let racers = (0..12).map(|_| second_step(&app, &token, wrong));
     let answers = futures_util::future::join_all(racers).await;
