@@ -14,6 +14,12 @@
 //! - [`Dispatcher::stop`] lets attempts in flight finish and record (each at most the
 //!   receiver's timeout); an attempt cut short by a kill is not lost: its lease runs out
 //!   and it is claimed again.
+//! - Sending is background work: the dispatcher's thread (HTTP, signatures, mail, timers)
+//!   runs below the request threads ([`SENDING_NICE`], Linux `SCHED_BATCH`), as the bcrypt
+//!   lane does, so a change waiting for a core goes first. Its writes (a turn, the admin
+//!   digest) run on a thread of their own at the request threads' priority: on SQLite a
+//!   turn holds the one writer, and every change would wait while a lowered thread holding
+//!   it waited for a core.
 //! - Where a delivery may go is checked again at each attempt: the stored URL's literal
 //!   address, and every address its name resolves to (a resolver that refuses non-public
 //!   ones, so the connection goes only to an address that was checked).
@@ -39,6 +45,11 @@ const LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// Deliveries claimed at once (and sent at once, at most).
 const BATCH: u64 = 16;
 
+/// How far below the request threads the sending runs (nice 0 to 19, with `SCHED_BATCH`):
+/// when both want a core, a change goes first; alone, sending gets every core it wants.
+/// What it changed is in docs/performance.md (issue 18).
+pub const SENDING_NICE: u8 = 10;
+
 /// How the dispatcher sends.
 #[derive(Debug, Clone)]
 pub struct DispatchOptions {
@@ -63,6 +74,7 @@ pub struct Dispatcher {
     wake: Arc<Notify>,
     stopping: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
+    writes: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Dispatcher {
@@ -86,17 +98,24 @@ impl Dispatcher {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
+        // Started from this thread, so at its priority; the sending thread lowers its own
+        // (and its runtime's blocking threads, which it starts, inherit it).
+        let (writes, writes_thread) = Writes::start()?;
         let thread = std::thread::Builder::new()
             .name("gatehouse-outbox".into())
             .spawn({
                 let wake = Arc::clone(&wake);
                 let stopping = Arc::clone(&stopping);
-                move || runtime.block_on(run(users, client, wake, stopping, options))
+                move || {
+                    gatehouse_http::lower_this_threads_priority(SENDING_NICE);
+                    runtime.block_on(run(users, client, wake, stopping, options, writes));
+                }
             })?;
         Ok(Self {
             wake,
             stopping,
             thread: Some(thread),
+            writes: Some(writes_thread),
         })
     }
 
@@ -109,6 +128,47 @@ impl Dispatcher {
                 tracing::error!("the outbox dispatcher panicked");
             }
         }
+        // The sending thread is gone, and with it the last sender of writes: the writes
+        // thread has finished its last job and ends.
+        if let Some(thread) = self.writes.take() {
+            if thread.join().is_err() {
+                tracing::error!("the outbox's writes thread panicked");
+            }
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// The dispatcher's writes, one at a time on a thread at the request threads' priority
+/// (see the module's docs).
+#[derive(Clone)]
+struct Writes(std::sync::mpsc::Sender<Job>);
+
+impl Writes {
+    fn start() -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("outbox-writes".into())
+            .spawn(move || {
+                while let Ok(job) = queue.recv() {
+                    // A panic (a bug) fails that job (its caller is told), not the thread.
+                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+                        tracing::error!("a write of the outbox panicked");
+                    }
+                }
+            })?;
+        Ok((Self(jobs), thread))
+    }
+
+    /// Runs `work` on the writes thread; `None` when it panicked (or the thread is gone).
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = answer.send(work());
+        });
+        self.0.send(job).ok()?;
+        answered.await.ok()
     }
 }
 
@@ -165,6 +225,7 @@ async fn run(
     wake: Arc<Notify>,
     stopping: Arc<AtomicBool>,
     options: DispatchOptions,
+    writes: Writes,
 ) {
     let options = Arc::new(options);
     let in_flight = Arc::new(Semaphore::new(BATCH as usize));
@@ -179,13 +240,20 @@ async fn run(
         }
         if options.mailer.is_some() && last_digest_check.elapsed() >= options.poll {
             last_digest_check = Instant::now();
-            queue_digest(&users).await;
+            queue_digest(&users, &writes).await;
         }
         // The attempts finished meanwhile are recorded, and the next claimed, in one write.
         let free = in_flight.available_permits() as u64;
         let recorded = finished.len();
         let turned_at = Instant::now();
-        let (claimed, mails) = turn(&users, std::mem::take(&mut finished), free, &options).await;
+        let (claimed, mails) = turn(
+            &users,
+            &writes,
+            std::mem::take(&mut finished),
+            free,
+            &options,
+        )
+        .await;
         let claimed_count = (claimed.len() + mails.len()) as u64;
         for mail in mails {
             let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
@@ -233,7 +301,7 @@ async fn run(
     while let Some(done) = tasks.join_next().await {
         finished.extend(done.ok());
     }
-    turn(&users, finished, 0, &options).await;
+    turn(&users, &writes, finished, 0, &options).await;
 }
 
 /// How the last turn left the dispatcher, which decides when the next one comes.
@@ -308,6 +376,7 @@ async fn next_turn(
 /// `webhook-id` lets it tell).
 async fn turn(
     users: &UserService,
+    writes: &Writes,
     finished: Vec<Outcome>,
     limit: u64,
     options: &DispatchOptions,
@@ -328,26 +397,27 @@ async fn turn(
     // An SMTP exchange is some ten round trips, each bounded by the timeout.
     let mail_lease = delivery_lease * 5;
     let with_mails = options.mailer.is_some();
-    let turned = tokio::task::spawn_blocking(move || {
-        users.dispatch_turn(
-            &deliveries,
-            &mails,
-            gatehouse_domain::now(),
-            delivery_lease,
-            mail_lease,
-            limit,
-            with_mails,
-        )
-    })
-    .await;
+    let turned = writes
+        .run(move || {
+            users.dispatch_turn(
+                &deliveries,
+                &mails,
+                gatehouse_domain::now(),
+                delivery_lease,
+                mail_lease,
+                limit,
+                with_mails,
+            )
+        })
+        .await;
     match turned {
-        Ok(Ok(claimed)) => claimed,
-        Ok(Err(e)) => {
+        Some(Ok(claimed)) => claimed,
+        Some(Err(e)) => {
             tracing::warn!(error = %e, recorded = count, "the outbox's turn (record and claim) failed");
             (Vec::new(), Vec::new())
         }
-        Err(e) => {
-            tracing::error!(error = %e, "the outbox's turn panicked");
+        None => {
+            tracing::error!("the outbox's turn panicked");
             (Vec::new(), Vec::new())
         }
     }
@@ -361,15 +431,16 @@ fn lease(options: &DispatchOptions) -> chrono::Duration {
 }
 
 /// Queues the admin digest if it is due (failures are logged).
-async fn queue_digest(users: &UserService) {
+async fn queue_digest(users: &UserService, writes: &Writes) {
     let users = users.clone();
-    match tokio::task::spawn_blocking(move || users.queue_admin_digest(gatehouse_domain::now()))
+    match writes
+        .run(move || users.queue_admin_digest(gatehouse_domain::now()))
         .await
     {
-        Ok(Ok(0)) => {}
-        Ok(Ok(n)) => tracing::info!(mails = n, "queued the admin digest"),
-        Ok(Err(e)) => tracing::warn!(error = %e, "queueing the admin digest failed"),
-        Err(e) => tracing::error!(error = %e, "queueing the admin digest panicked"),
+        Some(Ok(0)) => {}
+        Some(Ok(n)) => tracing::info!(mails = n, "queued the admin digest"),
+        Some(Err(e)) => tracing::warn!(error = %e, "queueing the admin digest failed"),
+        None => tracing::error!("queueing the admin digest panicked"),
     }
 }
 

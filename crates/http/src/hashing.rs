@@ -244,9 +244,11 @@ fn millis(wait: Duration) -> u64 {
 #[error("the bcrypt threads are gone")]
 struct LaneGone;
 
-/// Lowers the calling thread below the request threads; failing that, it stays as it was,
-/// which is only less fair.
-fn lower_this_threads_priority(nice: u8) {
+/// Lowers the calling thread below the request threads (Linux: `SCHED_BATCH` at nice
+/// `nice`, 0 to 19); failing that, it stays as it was, which is only less fair. Threads it
+/// starts afterwards inherit the lower priority. Background work (the bcrypt lane, the
+/// outbox's sending) runs so.
+pub fn lower_this_threads_priority(nice: u8) {
     if nice == 0 {
         return;
     }

@@ -41,7 +41,7 @@ pub use client::TrustedProxies;
 pub use dto::UserPublic;
 pub use error::{ApiError, FieldError};
 pub use extract::{AdminSession, AdminUser, CurrentUser};
-pub use hashing::{HashingPool, HashingTicket, DEFAULT_HASHING_NICE};
+pub use hashing::{lower_this_threads_priority, HashingPool, HashingTicket, DEFAULT_HASHING_NICE};
 pub use observe::{sane_request_id, DeliveryCounter, Metrics, MetricsToken, REQUEST_ID};
 pub use rfc3339::Rfc3339;
 pub use routes::{paths, Endpoint, Verb, ENDPOINTS};

@@ -178,6 +178,11 @@ impl Server {
         }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGTERM, then waits for the exit.
     pub fn stop(mut self) -> ExitStatus {
         let pid = self.child.id().to_string();

@@ -438,3 +438,60 @@ gatehouse_storage::backend_tests!(
     sigterm_records_the_attempt_in_flight,
     the_address_is_checked_again_at_delivery,
 );
+
+/// Each thread of process `pid`: its name (as the kernel keeps it, 15 bytes at most), nice
+/// value and scheduling policy (0 normal, 3 batch), from /proc.
+#[cfg(target_os = "linux")]
+fn threads_of(pid: u32) -> Vec<(String, i32, u32)> {
+    let mut threads = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let Ok(stat) = std::fs::read_to_string(task.unwrap().path().join("stat")) else {
+            continue; // the thread ended meanwhile
+        };
+        let (head, rest) = stat.rsplit_once(')').unwrap();
+        let name = head.split_once('(').unwrap().1.to_owned();
+        // After the name: the state is field 3, nice field 19, the policy field 41.
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        threads.push((
+            name,
+            fields[16].parse().unwrap(),
+            fields[38].parse().unwrap(),
+        ));
+    }
+    threads
+}
+
+/// Sending webhooks is background work: the dispatcher's thread runs below the request
+/// threads, as the bcrypt lane does; its writes (which hold SQLite's one writer while they
+/// run) run on a thread of their own at the request threads' priority.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_outbox_sends_below_the_request_threads_and_writes_at_their_priority() {
+    let db = EmptyDatabase::new(TestBackend::Sqlite);
+    let server = Server::start(&db, ENV);
+    let deadline = std::time::Instant::now() + WAIT;
+    let threads = loop {
+        let threads = threads_of(server.pid());
+        let lowered = threads
+            .iter()
+            .any(|(name, nice, _)| name == "gatehouse-outbo" && *nice != 0);
+        if lowered || std::time::Instant::now() > deadline {
+            break threads;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let named = |wanted: &str| {
+        threads
+            .iter()
+            .filter(|(name, _, _)| name == wanted)
+            .map(|(_, nice, policy)| (*nice, *policy))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(named("gatehouse-outbo"), [(10, 3)], "{threads:?}");
+    assert_eq!(named("outbox-writes"), [(0, 0)], "{threads:?}");
+    // The request threads keep the default.
+    let workers = named("actix-rt|system");
+    assert!(!workers.is_empty(), "{threads:?}");
+    assert!(workers.iter().all(|w| *w == (0, 0)), "{threads:?}");
+    server.stop();
+}
