@@ -262,6 +262,19 @@ impl Server {
         )
     }
 
+    /// `PUT path` with a JSON body and a bearer token.
+    ///
+    /// # Errors
+    /// Transport failures.
+    pub fn put_json_as(&self, path: &str, token: &str, body: &serde_json::Value) -> Result<Reply> {
+        read(
+            self.agent
+                .put(self.url(path))
+                .header("Authorization", format!("Bearer {token}"))
+                .send_json(body),
+        )
+    }
+
     /// `POST path` with no body and no token.
     ///
     /// # Errors
