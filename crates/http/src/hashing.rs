@@ -244,10 +244,12 @@ fn millis(wait: Duration) -> u64 {
 #[error("the bcrypt threads are gone")]
 struct LaneGone;
 
-/// Lowers the calling thread below the request threads (Linux: `SCHED_BATCH` at nice
-/// `nice`, 0 to 19); failing that, it stays as it was, which is only less fair. Threads it
-/// starts afterwards inherit the lower priority. Background work (the bcrypt lane, the
-/// outbox's sending) runs so.
+/// Lowers the calling thread `nice` steps below the request threads (Linux: `SCHED_BATCH`,
+/// and a nice value `nice` above the thread's own, 19 at most); failing that, it stays as
+/// it was, which is only less fair. Threads it starts afterwards inherit the lower
+/// priority. Background work (the bcrypt lane, the outbox's sending) runs so. The step is
+/// relative: a server started under `nice -n 12` by root would otherwise have set these
+/// threads to nice 3 and 10, above its request threads.
 pub fn lower_this_threads_priority(nice: u8) {
     if nice == 0 {
         return;
@@ -258,10 +260,11 @@ pub fn lower_this_threads_priority(nice: u8) {
             set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
             ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
         };
-        // thread-priority maps 0..=99 onto nice 19..=-20; find the value for `nice`.
+        let target = (this_threads_nice().unwrap_or(0) + i32::from(nice)).min(19);
+        // thread-priority maps 0..=99 onto nice 19..=-20; find the value for `target`.
         let value = (0..=99u8)
             .rev()
-            .find(|&p| niceness_of(p) >= i32::from(nice.min(19)))
+            .find(|&p| niceness_of(p) >= target)
             .and_then(|p| ThreadPriorityValue::try_from(p).ok());
         let Some(value) = value else { return };
         let outcome = set_thread_priority_and_policy(
@@ -273,6 +276,15 @@ pub fn lower_this_threads_priority(nice: u8) {
             tracing::debug!(error = ?e, "bcrypt threads keep the default priority");
         }
     }
+}
+
+/// The calling thread's nice value, from `/proc/thread-self/stat` (field 19).
+#[cfg(target_os = "linux")]
+pub(crate) fn this_threads_nice() -> Option<i32> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // The name (field 2) may hold spaces and parentheses: count from its closing one.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(16)?.parse().ok()
 }
 
 /// The nice value thread-priority gives a cross-platform priority `p` on Linux.
@@ -363,14 +375,9 @@ mod tests {
         assert_eq!(niceness_of(99), -20);
         assert_eq!(niceness_of(0), 19);
         let pool = HashingPool::with_threads_and_nice(1, 7);
-        let seen = actix_web::rt::System::new().block_on(
-            pool.run(|| std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default()),
-        );
-        let stat = seen.unwrap();
-        // Field 19 of /proc/thread-self/stat is the nice value (after the command's ")").
-        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap();
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let nice: i32 = fields[16].parse().unwrap();
-        assert_eq!(nice, 7, "{stat}");
+        let seen = actix_web::rt::System::new().block_on(pool.run(this_threads_nice));
+        // Seven steps below this thread's own (0 unless the tests run under `nice`).
+        let own = this_threads_nice().unwrap();
+        assert_eq!(seen.unwrap(), Some((own + 7).min(19)));
     }
 }
