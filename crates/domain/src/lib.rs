@@ -95,9 +95,9 @@ pub use user::{
     InvalidUserId, InvalidUserStatus, NewUser, PasswordHash, User, UserChanges, UserId, UserStatus,
 };
 pub use webhook::{
-    is_public, resolve_public, user_json, Attempt, AttemptNext, Delivery, DeliveryStatus,
-    DueDelivery, EventFilter, EventType, Host, NewEvent, NewWebhook, PageQuery, RetryPolicy,
-    Webhook, WebhookChanges, WebhookSecret, WebhookUrl,
+    is_public, resolve_public, user_json, Attempt, AttemptNext, Claiming, Delivery, DeliveryStatus,
+    DueDeliveries, DueDelivery, EventFilter, EventType, Host, NewEvent, NewWebhook, PageQuery,
+    RetryPolicy, Webhook, WebhookChanges, WebhookSecret, WebhookUrl,
 };
 
 /// The current time, truncated to microseconds: the precision both storage backends keep, so

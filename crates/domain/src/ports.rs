@@ -538,6 +538,41 @@ pub trait UserRepo {
     /// Store failures.
     fn record_attempt(&mut self, id: i64, attempt: &Attempt) -> Result<bool, Error>;
 
+    /// Records each of `done` as [`record_attempt`](Self::record_attempt) does (a store
+    /// may do it in one statement); returns how many deliveries still existed.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn record_attempts(&mut self, done: &[(i64, Attempt)]) -> Result<u64, Error> {
+        let mut recorded = 0;
+        for (id, attempt) in done {
+            recorded += u64::from(self.record_attempt(*id, attempt)?);
+        }
+        Ok(recorded)
+    }
+
+    /// For a dispatcher that is its store's only one (SQLite, holding the outbox's lock):
+    /// up to `limit` pending deliveries due at `now` of active endpoints, oldest due first,
+    /// leaving out those in `skip` (the ones it is sending), and whether any endpoint is
+    /// turned off. A read: no lease is written, since nobody else claims (a row still
+    /// leased by an earlier dispatcher waits for its lease to run out).
+    ///
+    /// # Errors
+    /// Store failures.
+    fn due_deliveries(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: u64,
+        skip: &[i64],
+    ) -> Result<crate::DueDeliveries, Error>;
+
+    /// Marks `failed` the pending deliveries of endpoints turned off (as
+    /// [`claim_deliveries`](Self::claim_deliveries) does first); returns how many.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn fail_inactive_deliveries(&mut self) -> Result<u64, Error>;
+
     /// How many deliveries are pending, and when the oldest due one became due (for the
     /// metrics).
     ///

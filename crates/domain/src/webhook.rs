@@ -698,6 +698,32 @@ pub struct DueDelivery {
     pub attempts: u32,
 }
 
+/// How a dispatcher takes the deliveries it sends
+/// ([`UserService::dispatch_turn`](crate::UserService::dispatch_turn)).
+#[derive(Debug, Clone, Copy)]
+pub enum Claiming<'a> {
+    /// Each delivery taken gets a lease in the store, so that dispatchers sharing it
+    /// (PostgreSQL instances) never make one attempt twice at once.
+    Leased,
+    /// The dispatcher is its store's only one (SQLite, holding the outbox's lock): due
+    /// deliveries are read, without a lease, leaving out `in_flight` (taken earlier and not
+    /// yet recorded), so that a turn writes only what it records.
+    Sole {
+        /// The deliveries it is sending, or sent and has not recorded yet.
+        in_flight: &'a [i64],
+    },
+}
+
+/// What a sole dispatcher reads at a turn ([`crate::UserRepo::due_deliveries`]).
+#[derive(Debug, Clone, Default)]
+pub struct DueDeliveries {
+    /// Due deliveries of active endpoints, oldest due first.
+    pub due: Vec<DueDelivery>,
+    /// Whether any endpoint is turned off: its pending deliveries are then failed, in a
+    /// write ([`crate::UserRepo::fail_inactive_deliveries`]).
+    pub inactive_endpoints: bool,
+}
+
 /// What became of one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {

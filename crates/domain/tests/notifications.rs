@@ -10,9 +10,10 @@ use std::sync::Arc;
 use chrono::Duration;
 use gatehouse_domain::testing::{InMemoryStore, PlainHasher};
 use gatehouse_domain::{
-    Actor, DueDelivery, DueMail, Email, Error, EventFilter, Hs256Tokens, InvitationRequest,
-    JwtSecret, MailKind, MailPolicy, Origin, Password, TokenTtl, User, UserChanges, UserService,
-    UserStatus, WebhookRequest, WebhookUrl,
+    Actor, Attempt, AttemptNext, Claiming, DeliveryStatus, DueDelivery, DueMail, Email, Error,
+    EventFilter, Hs256Tokens, InvitationRequest, JwtSecret, MailKind, MailPolicy, Origin,
+    PageQuery, Password, TokenTtl, User, UserChanges, UserService, UserStatus, WebhookChanges,
+    WebhookRequest, WebhookUrl,
 };
 use serde_json::Value;
 
@@ -378,4 +379,94 @@ fn a_registration_committed_after_a_digest_but_stamped_before_it_is_named_once()
         "late@example.com is waiting for approval"
     );
     assert!(digests[1].body.contains("2 in all wait for approval"));
+}
+
+/// A sole dispatcher's turns (SQLite's, holding the outbox's lock): due deliveries are
+/// read oldest first, leaving out those in flight, with no lease written (a leased claim
+/// still finds them); finished attempts are recorded; the pending deliveries of an
+/// endpoint turned off fail at a turn that has nothing else to write.
+#[test]
+fn a_sole_dispatchers_turns_read_record_and_fail_what_an_endpoint_turned_off_had() {
+    let w = world(None);
+    let hook = w.subscribe(&["user.registered"]);
+    for who in ["ann@example.com", "bob@example.com", "cat@example.com"] {
+        register(&w.users, who);
+    }
+    let lease = Duration::minutes(1);
+    let turn = |done: &[(i64, Attempt)], limit: u64, in_flight: &[i64]| {
+        w.users
+            .dispatch_turn(
+                done,
+                &[],
+                gatehouse_domain::now(),
+                lease,
+                lease,
+                limit,
+                false,
+                Claiming::Sole { in_flight },
+            )
+            .unwrap()
+            .0
+    };
+    let ids = |due: &[DueDelivery]| due.iter().map(|d| d.id).collect::<Vec<_>>();
+    let first = turn(&[], 2, &[]);
+    assert_eq!(first.len(), 2);
+    assert_eq!(
+        body(&first[0])["data"]["user"]["email"],
+        "ann@example.com",
+        "oldest first"
+    );
+    let taken = ids(&first);
+    let rest = turn(&[], 16, &taken);
+    assert_eq!(rest.len(), 1);
+    assert_eq!(body(&rest[0])["data"]["user"]["email"], "cat@example.com");
+    let delivered = |id: i64| {
+        (
+            id,
+            Attempt {
+                at: gatehouse_domain::now(),
+                status_code: Some(200),
+                error: None,
+                next: AttemptNext::Delivered,
+            },
+        )
+    };
+    let all: Vec<i64> = taken.iter().copied().chain(ids(&rest)).collect();
+    assert!(turn(&[delivered(taken[0]), delivered(taken[1])], 16, &all).is_empty());
+    let log = |w: &World| {
+        w.users
+            .webhook_deliveries(Actor::User(w.admin.id), hook, &PageQuery::default())
+            .unwrap()
+            .items
+    };
+    let statuses: Vec<_> = log(&w).iter().map(|d| d.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            DeliveryStatus::Pending,
+            DeliveryStatus::Delivered,
+            DeliveryStatus::Delivered
+        ]
+    );
+    // Reading wrote no lease: a leased claim takes the one left.
+    assert_eq!(ids(&w.due()), ids(&rest));
+
+    w.users
+        .update_webhook(
+            Actor::User(w.admin.id),
+            hook,
+            &WebhookChanges {
+                active: Some(false),
+                ..WebhookChanges::default()
+            },
+            &Origin::default(),
+        )
+        .unwrap();
+    assert!(turn(&[], 16, &[]).is_empty());
+    let left = &log(&w)[0];
+    assert_eq!(left.status, DeliveryStatus::Failed);
+    assert_eq!(
+        left.last_error.as_deref(),
+        Some("the endpoint was disabled")
+    );
 }

@@ -1,19 +1,27 @@
 //! The outbox's dispatcher: sends the webhook deliveries the use cases wrote with their
 //! changes (see `gatehouse_domain::NewEvent`), in every `gatehouse serve`.
 //!
-//! - Each turn is one write (`UserService::dispatch_turn`): it records the attempts
-//!   finished since the last turn (what follows each: a retry after the next configured
-//!   delay, with jitter; `failed` when they run out; 410 disables the endpoint) and claims
-//!   due deliveries and mails for a lease of twice the timeout and 5 s (PostgreSQL
-//!   `FOR UPDATE SKIP LOCKED`, so instances share the work and no attempt is made twice at
-//!   once); it sends them as the Standard Webhooks specification says, 16 at a time.
+//! - Each turn (`UserService::dispatch_turn`) records the attempts finished since the
+//!   last turn (what follows each: a retry after the next configured delay, with jitter;
+//!   `failed` when they run out; 410 disables the endpoint), in one statement, and takes
+//!   due deliveries and mails; it sends them as the Standard Webhooks specification says,
+//!   16 at a time.
+//!   - PostgreSQL: one write claims each delivery for a lease of twice the timeout and
+//!     5 s (`FOR UPDATE SKIP LOCKED`, so instances share the work and no attempt is made
+//!     twice at once).
+//!   - SQLite: the dispatcher holding the database's [`OutboxLock`] is its only one. It
+//!     reads due deliveries, keeps those it is sending in memory, and writes only what it
+//!     records: half the writes per delivery in SQLite's one writer, which every change
+//!     waits for. A process that finds the lock held waits for it (the holder's poll picks
+//!     up its events); a kill releases it, so a restarted process resends at once what
+//!     was in flight. Mails keep their lease.
 //! - When idle it wakes at once when a change of this instance raised an event, and
 //!   otherwise polls every [`POLL`] (other instances' events, retries coming due). Under
 //!   a steady load its turns are at least [`SPACING`] apart, so that one write carries
 //!   many deliveries; with a backlog it turns whenever half its slots are free.
 //! - [`Dispatcher::stop`] lets attempts in flight finish and record (each at most the
 //!   receiver's timeout); an attempt cut short by a kill is not lost: its lease runs out
-//!   and it is claimed again.
+//!   and it is claimed again (SQLite: it is pending, and taken again by the next holder).
 //! - Sending is background work: the dispatcher's thread (HTTP, signatures, mail, timers)
 //!   runs below the request threads ([`SENDING_NICE`], Linux `SCHED_BATCH`), as the bcrypt
 //!   lane does, so a change waiting for a core goes first. Its writes (a turn, the admin
@@ -24,14 +32,18 @@
 //!   address, and every address its name resolves to (a resolver that refuses non-public
 //!   ones, so the connection goes only to an address that was checked).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gatehouse_domain::{
-    resolve_public, Attempt, AttemptNext, DueDelivery, RetryPolicy, UserService, WebhookUrl,
+    resolve_public, Attempt, AttemptNext, Claiming, DueDelivery, RetryPolicy, UserService,
+    WebhookUrl,
 };
+use gatehouse_storage::OutboxLock;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::mailer::Mailer;
@@ -67,6 +79,10 @@ pub struct DispatchOptions {
     /// The mailer, when one is configured: queued mails are sent, and the admin digest is
     /// queued when due.
     pub mailer: Option<Mailer>,
+    /// SQLite: the [`OutboxLock`]'s file. The dispatcher holding it is the database's only
+    /// one and takes deliveries without a lease; without it, the dispatcher waits for it
+    /// (another process sends). `None` (PostgreSQL): deliveries are claimed with a lease.
+    pub sole_lock: Option<PathBuf>,
 }
 
 /// The running dispatcher.
@@ -219,6 +235,48 @@ enum Outcome {
     Mail(i64, Attempt),
 }
 
+/// How this dispatcher takes deliveries.
+enum Role {
+    /// With a lease on each (PostgreSQL; or SQLite when the lock could not be used).
+    Leased,
+    /// The database's only dispatcher (SQLite, holding the lock): due deliveries are
+    /// read; `taken` holds those being sent or not yet recorded, each until its lease
+    /// would have run out (an attempt whose recording failed is then made again).
+    Sole {
+        _lock: OutboxLock,
+        taken: HashMap<i64, Instant>,
+    },
+    /// Another process holds the lock: nothing is taken until it is gone.
+    Standby(PathBuf),
+}
+
+impl Role {
+    /// The role `sole_lock` allows now.
+    fn take(sole_lock: Option<&PathBuf>) -> Self {
+        let Some(path) = sole_lock else {
+            return Self::Leased;
+        };
+        match OutboxLock::try_take(path) {
+            Ok(Some(lock)) => Self::Sole {
+                _lock: lock,
+                taken: HashMap::new(),
+            },
+            Ok(None) => Self::Standby(path.clone()),
+            Err(e) => {
+                // Claims with a lease stay right whatever else runs on the file, unless
+                // another process holds the lock and sends without them; that process
+                // could open the file and this one cannot, which the warning points at.
+                tracing::warn!(
+                    error = %e,
+                    lock = %path.display(),
+                    "cannot use the outbox's lock file: deliveries are claimed with a lease"
+                );
+                Self::Leased
+            }
+        }
+    }
+}
+
 async fn run(
     users: UserService,
     client: reqwest::Client,
@@ -234,7 +292,27 @@ async fn run(
     let mut last_digest_check = Instant::now()
         .checked_sub(options.poll)
         .unwrap_or_else(Instant::now);
+    let mut role = Role::take(options.sole_lock.as_ref());
+    if let Role::Standby(path) = &role {
+        tracing::info!(
+            lock = %path.display(),
+            "another process sends this database's outbox; this one takes over when it stops"
+        );
+    }
     while !stopping.load(Ordering::SeqCst) {
+        if let Role::Standby(path) = &role {
+            let path = path.clone();
+            role = Role::take(Some(&path));
+            if let Role::Standby(_) = role {
+                // Nothing is in flight: wait for the poll (or the stop's wake-up).
+                tokio::select! {
+                    () = wake.notified() => {}
+                    () = tokio::time::sleep(options.poll) => {}
+                }
+                continue;
+            }
+            tracing::info!("this process now sends the database's outbox");
+        }
         while let Some(done) = tasks.try_join_next() {
             finished.extend(done.ok());
         }
@@ -242,7 +320,7 @@ async fn run(
             last_digest_check = Instant::now();
             queue_digest(&users, &writes).await;
         }
-        // The attempts finished meanwhile are recorded, and the next claimed, in one write.
+        // The attempts finished meanwhile are recorded, and the next taken.
         let free = in_flight.available_permits() as u64;
         let recorded = finished.len();
         let turned_at = Instant::now();
@@ -252,6 +330,7 @@ async fn run(
             std::mem::take(&mut finished),
             free,
             &options,
+            &mut role,
         )
         .await;
         let claimed_count = (claimed.len() + mails.len()) as u64;
@@ -297,11 +376,11 @@ async fn run(
         .await;
     }
     // Stopping: the attempts in flight finish (each bounded by the timeout) and are
-    // recorded; nothing more is claimed.
+    // recorded; nothing more is taken.
     while let Some(done) = tasks.join_next().await {
         finished.extend(done.ok());
     }
-    turn(&users, &writes, finished, 0, &options).await;
+    turn(&users, &writes, finished, 0, &options, &mut role).await;
 }
 
 /// How the last turn left the dispatcher, which decides when the next one comes.
@@ -370,16 +449,17 @@ async fn next_turn(
     }
 }
 
-/// Records `finished` and claims up to `limit` due deliveries and mails, in one write.
-/// On a store failure (logged) nothing is recorded or claimed: the finished attempts'
-/// claims run out and they are made again (a receiver may see one twice; the
-/// `webhook-id` lets it tell).
+/// Records `finished` and takes up to `limit` due deliveries and mails, as `role` says
+/// (`UserService::dispatch_turn`). On a store failure (logged) nothing is recorded or
+/// taken: the finished attempts' claims run out and they are made again (a receiver may
+/// see one twice; the `webhook-id` lets it tell).
 async fn turn(
     users: &UserService,
     writes: &Writes,
     finished: Vec<Outcome>,
     limit: u64,
     options: &DispatchOptions,
+    role: &mut Role,
 ) -> (Vec<DueDelivery>, Vec<gatehouse_domain::DueMail>) {
     if finished.is_empty() && limit == 0 {
         return (Vec::new(), Vec::new());
@@ -391,14 +471,31 @@ async fn turn(
             Outcome::Mail(id, attempt) => mails.push((id, attempt)),
         }
     }
+    let recorded: Vec<i64> = deliveries.iter().map(|(id, _)| *id).collect();
     let users = users.clone();
     let count = deliveries.len() + mails.len();
     let delivery_lease = lease(options);
     // An SMTP exchange is some ten round trips, each bounded by the timeout.
     let mail_lease = delivery_lease * 5;
     let with_mails = options.mailer.is_some();
+    let sole = match role {
+        Role::Sole { taken, .. } => {
+            let now = Instant::now();
+            taken.retain(|_, until| *until > now);
+            // The ones recorded by this very turn are read before they are recorded: left
+            // out whatever their age (a failed turn may have kept them past their lease).
+            let mut in_flight: Vec<i64> = taken.keys().copied().collect();
+            in_flight.extend(recorded.iter().filter(|id| !taken.contains_key(id)));
+            Some(in_flight)
+        }
+        Role::Leased | Role::Standby(_) => None,
+    };
     let turned = writes
         .run(move || {
+            let claiming = match &sole {
+                Some(in_flight) => Claiming::Sole { in_flight },
+                None => Claiming::Leased,
+            };
             users.dispatch_turn(
                 &deliveries,
                 &mails,
@@ -407,11 +504,21 @@ async fn turn(
                 mail_lease,
                 limit,
                 with_mails,
+                claiming,
             )
         })
         .await;
     match turned {
-        Some(Ok(claimed)) => claimed,
+        Some(Ok((claimed, mails))) => {
+            if let Role::Sole { taken, .. } = role {
+                for id in &recorded {
+                    taken.remove(id);
+                }
+                let until = Instant::now() + options.timeout * 2 + LEASE_MARGIN;
+                taken.extend(claimed.iter().map(|delivery| (delivery.id, until)));
+            }
+            (claimed, mails)
+        }
         Some(Err(e)) => {
             tracing::warn!(error = %e, recorded = count, "the outbox's turn (record and claim) failed");
             (Vec::new(), Vec::new())

@@ -281,6 +281,7 @@ impl Application {
             Arc::new(move || wake.notify_one())
         });
         let users_for_dispatch = users.clone();
+        let outbox_lock = db.outbox_lock_path();
 
         spawn_maintenance(
             db,
@@ -327,6 +328,7 @@ impl Application {
                 poll: crate::dispatcher::POLL,
                 counter: Some(state.delivery_counter()),
                 mailer: mailer(config)?,
+                sole_lock: outbox_lock,
             },
         )
         .context("starting the outbox's dispatcher")?;

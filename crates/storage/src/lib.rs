@@ -23,6 +23,7 @@ mod mails;
 mod manager;
 mod mfa;
 mod outbox;
+mod outbox_lock;
 mod passkeys;
 mod postgres;
 mod readiness;
@@ -65,6 +66,7 @@ pub fn init_tls() {
 use conn::AnyConnection;
 pub use group::GroupCommits;
 use manager::{FailureClock, Manager};
+pub use outbox_lock::OutboxLock;
 use repo::SqlUserRepo;
 use schema::{settings, signing_keys};
 use tx::Mode;
@@ -225,6 +227,16 @@ impl Database {
         self.writers
             .as_ref()
             .map(|writers| std::sync::Arc::clone(writers.commits()))
+    }
+
+    /// SQLite: the file whose [`OutboxLock`] makes a process the database's only
+    /// dispatcher; `None` on PostgreSQL, where dispatchers share the work by leases.
+    #[must_use]
+    pub fn outbox_lock_path(&self) -> Option<std::path::PathBuf> {
+        match &self.url {
+            DatabaseUrl::Sqlite { path } => Some(OutboxLock::path_for(path)),
+            DatabaseUrl::Postgres { .. } => None,
+        }
     }
 
     /// The URL it was opened with (its `Display` masks passwords).

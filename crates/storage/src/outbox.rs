@@ -12,15 +12,15 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
 use gatehouse_domain::{
-    Attempt, AttemptNext, Delivery, DeliveryStatus, DueDelivery, Error, NewEvent, NewWebhook, Page,
-    PageQuery, Webhook,
+    Attempt, AttemptNext, Delivery, DeliveryStatus, DueDeliveries, DueDelivery, Error, NewEvent,
+    NewWebhook, Page, PageQuery, Webhook,
 };
 
 use crate::conn::AnyConnection;
 use crate::errors::from_diesel;
 use crate::repo::{count, page_bounds};
 use crate::rows::{
-    DeliveryRow, DueRow, WebhookRow, DELIVERY_COLUMNS, DUE_COLUMNS, WEBHOOK_COLUMNS,
+    ClaimedRow, DeliveryRow, DueRow, WebhookRow, DELIVERY_COLUMNS, DUE_COLUMNS, WEBHOOK_COLUMNS,
 };
 use crate::schema::{webhook_deliveries, webhooks};
 use crate::stored_time::StoredTime;
@@ -205,6 +205,39 @@ pub(crate) fn list_deliveries(
     })
 }
 
+/// [`UserRepo::fail_inactive_deliveries`](gatehouse_domain::UserRepo::fail_inactive_deliveries).
+pub(crate) fn fail_inactive_deliveries(conn: &mut Conn) -> Result<u64, Error> {
+    // The endpoints are looked at first (a cached statement): with none turned off, the
+    // common case, nothing is written.
+    let inactive = inactive_webhooks(conn)?;
+    if inactive.is_empty() {
+        return Ok(0);
+    }
+    diesel::update(
+        webhook_deliveries::table
+            .filter(webhook_deliveries::status.eq(PENDING))
+            .filter(webhook_deliveries::webhook_id.eq_any(inactive)),
+    )
+    .set((
+        webhook_deliveries::status.eq(DeliveryStatus::Failed.as_str()),
+        webhook_deliveries::next_attempt_at.eq(None::<NaiveDateTime>),
+        webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>),
+        webhook_deliveries::last_error.eq(DISABLED),
+    ))
+    .execute(conn)
+    .map(|n| n as u64)
+    .map_err(from_diesel)
+}
+
+/// The endpoints turned off.
+fn inactive_webhooks(conn: &mut Conn) -> Result<Vec<i64>, Error> {
+    webhooks::table
+        .filter(webhooks::active.eq(false))
+        .select(webhooks::id)
+        .load(conn)
+        .map_err(from_diesel)
+}
+
 /// [`UserRepo::claim_deliveries`](gatehouse_domain::UserRepo::claim_deliveries).
 pub(crate) fn claim_deliveries(
     conn: &mut Conn,
@@ -212,50 +245,58 @@ pub(crate) fn claim_deliveries(
     lease_until: DateTime<Utc>,
     limit: u64,
 ) -> Result<Vec<DueDelivery>, Error> {
-    // Pending deliveries of endpoints turned off are not attempted: they fail. The
-    // endpoints are looked at first (a cached statement): with none turned off, the common
-    // case, a turn writes nothing for this.
-    let disabled: Vec<i64> = webhooks::table
-        .filter(webhooks::active.eq(false))
-        .select(webhooks::id)
-        .load(conn)
-        .map_err(from_diesel)?;
-    if !disabled.is_empty() {
-        diesel::update(
-            webhook_deliveries::table
-                .filter(webhook_deliveries::status.eq(PENDING))
-                .filter(webhook_deliveries::webhook_id.eq_any(disabled)),
-        )
-        .set((
-            webhook_deliveries::status.eq(DeliveryStatus::Failed.as_str()),
-            webhook_deliveries::next_attempt_at.eq(None::<NaiveDateTime>),
-            webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>),
-            webhook_deliveries::last_error.eq(DISABLED),
-        ))
-        .execute(conn)
-        .map_err(from_diesel)?;
-    }
+    // Pending deliveries of endpoints turned off are not attempted: they fail.
+    fail_inactive_deliveries(conn)?;
     if limit == 0 {
         return Ok(Vec::new());
     }
-    // PostgreSQL: rows another dispatcher is claiming right now are skipped, not waited
-    // for; a row claimed and committed meanwhile is re-checked (READ COMMITTED) and left
-    // out, its lease not run out. SQLite: writers run one at a time.
-    let locking = match &*conn {
-        AnyConnection::Postgres(_) => " FOR UPDATE OF d SKIP LOCKED",
-        AnyConnection::Sqlite(_) => "",
-    };
-    let claimed = diesel::sql_query(format!(
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    if matches!(conn, AnyConnection::Sqlite(_)) {
+        return claim_deliveries_sqlite(conn, now, lease_until, limit);
+    }
+    // PostgreSQL, in one statement and one round trip: rows another dispatcher is claiming
+    // right now are skipped, not waited for; a row claimed and committed meanwhile is
+    // re-checked (READ COMMITTED) and left out, its lease not run out. The endpoint's
+    // address and secret come back with each row (`UPDATE … FROM`).
+    let mut claimed = diesel::sql_query(
+        "UPDATE webhook_deliveries d SET claimed_until = $1 FROM webhooks w \
+         WHERE w.id = d.webhook_id AND d.id IN (\
+         SELECT c.id FROM webhook_deliveries c JOIN webhooks cw ON cw.id = c.webhook_id \
+         WHERE c.status = 'pending' AND c.next_attempt_at <= $2 \
+         AND (c.claimed_until IS NULL OR c.claimed_until < $2) AND cw.active \
+         ORDER BY c.next_attempt_at, c.id LIMIT $3 FOR UPDATE OF c SKIP LOCKED) \
+         RETURNING d.id, d.webhook_id, w.url, w.secret, d.event_id, d.payload, d.attempts, \
+         d.next_attempt_at",
+    )
+    .bind::<Timestamp, _>(lease_until.naive_utc())
+    .bind::<Timestamp, _>(now.naive_utc())
+    .bind::<BigInt, _>(limit)
+    .load::<ClaimedRow>(conn)
+    .map_err(from_diesel)?;
+    // Oldest due first, as they were chosen (RETURNING keeps no order).
+    claimed.sort_by_key(ClaimedRow::order);
+    claimed.into_iter().map(DueDelivery::try_from).collect()
+}
+
+/// SQLite's claim (writers run one at a time): the due rows get their lease, then are read
+/// with their endpoints (SQLite's `RETURNING` cannot name a joined table).
+fn claim_deliveries_sqlite(
+    conn: &mut Conn,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<DueDelivery>, Error> {
+    let claimed = diesel::sql_query(
         "UPDATE webhook_deliveries SET claimed_until = $1 WHERE id IN (\
          SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
          WHERE d.status = 'pending' AND d.next_attempt_at <= $2 \
          AND (d.claimed_until IS NULL OR d.claimed_until < $2) AND w.active \
-         ORDER BY d.next_attempt_at, d.id LIMIT $3{locking}) \
-         RETURNING id"
-    ))
+         ORDER BY d.next_attempt_at, d.id LIMIT $3) \
+         RETURNING id",
+    )
     .bind::<Timestamp, _>(lease_until.naive_utc())
     .bind::<Timestamp, _>(now.naive_utc())
-    .bind::<BigInt, _>(i64::try_from(limit).unwrap_or(i64::MAX))
+    .bind::<BigInt, _>(limit)
     .load::<Id>(conn)
     .map_err(from_diesel)?;
     if claimed.is_empty() {
@@ -277,13 +318,66 @@ pub(crate) fn claim_deliveries(
         .collect()
 }
 
-/// [`UserRepo::record_attempt`](gatehouse_domain::UserRepo::record_attempt).
-pub(crate) fn record_attempt(conn: &mut Conn, id: i64, attempt: &Attempt) -> Result<bool, Error> {
-    let (status, next) = match attempt.next {
+/// [`UserRepo::due_deliveries`](gatehouse_domain::UserRepo::due_deliveries).
+pub(crate) fn due_deliveries(
+    conn: &mut Conn,
+    now: DateTime<Utc>,
+    limit: u64,
+    skip: &[i64],
+) -> Result<DueDeliveries, Error> {
+    let inactive_endpoints = !inactive_webhooks(conn)?.is_empty();
+    if limit == 0 {
+        return Ok(DueDeliveries {
+            due: Vec::new(),
+            inactive_endpoints,
+        });
+    }
+    // The rows to skip are among the oldest due (they were chosen as these are): read that
+    // many more and leave them out, so that the statement stays one cached shape.
+    let wanted = limit.saturating_add(skip.len() as u64);
+    let now = now.naive_utc();
+    let rows = webhook_deliveries::table
+        .inner_join(webhooks::table)
+        .filter(webhook_deliveries::status.eq(PENDING))
+        .filter(webhook_deliveries::next_attempt_at.le(now))
+        .filter(
+            webhook_deliveries::claimed_until
+                .is_null()
+                .or(webhook_deliveries::claimed_until.lt(now)),
+        )
+        .filter(webhooks::active.eq(true))
+        .order((
+            webhook_deliveries::next_attempt_at.asc(),
+            webhook_deliveries::id.asc(),
+        ))
+        .limit(i64::try_from(wanted).unwrap_or(i64::MAX))
+        .select(DUE_COLUMNS)
+        .load::<DueRow>(conn)
+        .map_err(from_diesel)?;
+    let mut due = rows
+        .into_iter()
+        .map(DueDelivery::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    due.retain(|due| !skip.contains(&due.id));
+    due.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok(DueDeliveries {
+        due,
+        inactive_endpoints,
+    })
+}
+
+/// What an attempt leaves: the delivery's status and when it is due next.
+fn settled(next: AttemptNext) -> (DeliveryStatus, Option<NaiveDateTime>) {
+    match next {
         AttemptNext::Delivered => (DeliveryStatus::Delivered, None),
         AttemptNext::RetryAt(at) => (DeliveryStatus::Pending, Some(at.naive_utc())),
         AttemptNext::Failed | AttemptNext::Gone => (DeliveryStatus::Failed, None),
-    };
+    }
+}
+
+/// [`UserRepo::record_attempt`](gatehouse_domain::UserRepo::record_attempt).
+pub(crate) fn record_attempt(conn: &mut Conn, id: i64, attempt: &Attempt) -> Result<bool, Error> {
+    let (status, next) = settled(attempt.next);
     let at = attempt.at.naive_utc();
     let Some(webhook) = diesel::update(webhook_deliveries::table.find(id))
         .set((
@@ -303,12 +397,87 @@ pub(crate) fn record_attempt(conn: &mut Conn, id: i64, attempt: &Attempt) -> Res
         return Ok(false);
     };
     if attempt.next == AttemptNext::Gone {
-        diesel::update(webhooks::table.find(webhook))
-            .set((webhooks::active.eq(false), webhooks::updated_at.eq(at)))
-            .execute(conn)
-            .map_err(from_diesel)?;
+        disable_gone(conn, webhook, at)?;
     }
     Ok(true)
+}
+
+/// An endpoint that answered 410 Gone is turned off; its pending deliveries fail with the
+/// next claim (or, for a sole dispatcher, its next write).
+fn disable_gone(conn: &mut Conn, webhook: i64, at: NaiveDateTime) -> Result<(), Error> {
+    diesel::update(webhooks::table.find(webhook))
+        .set((webhooks::active.eq(false), webhooks::updated_at.eq(at)))
+        .execute(conn)
+        .map(drop)
+        .map_err(from_diesel)
+}
+
+/// [`UserRepo::record_attempts`](gatehouse_domain::UserRepo::record_attempts).
+pub(crate) fn record_attempts(conn: &mut Conn, done: &[(i64, Attempt)]) -> Result<u64, Error> {
+    match done {
+        [] => return Ok(0),
+        [(id, attempt)] => return record_attempt(conn, *id, attempt).map(u64::from),
+        _ => {}
+    }
+    // One statement for the lot, whatever their number: the attempts travel as one JSON
+    // array (times as each backend keeps them), so the statement keeps one cached shape.
+    // A dispatcher's turn used to run one `UPDATE` per attempt, holding SQLite's one
+    // writer (and a PostgreSQL round trip) for each.
+    let rows: Vec<serde_json::Value> = done
+        .iter()
+        .map(|(id, attempt)| {
+            let (status, next) = settled(attempt.next);
+            serde_json::json!({
+                "id": id,
+                "at": stamp(attempt.at.naive_utc()),
+                "code": attempt.status_code,
+                "error": attempt.error,
+                "status": status.as_str(),
+                "next": next.map(stamp),
+            })
+        })
+        .collect();
+    let json = serde_json::Value::Array(rows).to_string();
+    let statement = match conn {
+        AnyConnection::Sqlite(_) => {
+            "UPDATE webhook_deliveries SET attempts = attempts + 1, last_attempt_at = a.at, \
+             last_status_code = a.code, last_error = a.error, claimed_until = NULL, \
+             status = a.status, next_attempt_at = a.next \
+             FROM (SELECT value ->> 'id' AS id, value ->> 'at' AS at, value ->> 'code' AS code, \
+             value ->> 'error' AS error, value ->> 'status' AS status, \
+             value ->> 'next' AS next FROM json_each($1)) AS a \
+             WHERE webhook_deliveries.id = a.id RETURNING webhook_deliveries.id AS id"
+        }
+        AnyConnection::Postgres(_) => {
+            "UPDATE webhook_deliveries d SET attempts = d.attempts + 1, last_attempt_at = a.at, \
+             last_status_code = a.code, last_error = a.error, claimed_until = NULL, \
+             status = a.status, next_attempt_at = a.next \
+             FROM jsonb_to_recordset($1::jsonb) AS a(id BIGINT, at TIMESTAMP, code BIGINT, \
+             error TEXT, status TEXT, next TIMESTAMP) \
+             WHERE d.id = a.id RETURNING d.id AS id"
+        }
+    };
+    let recorded = diesel::sql_query(statement)
+        .bind::<Text, _>(json)
+        .load::<Id>(conn)
+        .map_err(from_diesel)?;
+    for (id, attempt) in done {
+        if attempt.next == AttemptNext::Gone && recorded.iter().any(|row| row.id == *id) {
+            let webhook = webhook_deliveries::table
+                .find(id)
+                .select(webhook_deliveries::webhook_id)
+                .get_result::<i64>(conn)
+                .map_err(from_diesel)?;
+            disable_gone(conn, webhook, attempt.at.naive_utc())?;
+        }
+    }
+    Ok(recorded.len() as u64)
+}
+
+/// A time as diesel writes a `TIMESTAMP` into SQLite's text (`%F %T%.f`), which
+/// PostgreSQL reads too: SQLite compares these as text, so the form must be the same.
+fn stamp(at: NaiveDateTime) -> String {
+    at.format("%F %T%.f").to_string()
 }
 
 /// [`UserRepo::outbox_backlog`](gatehouse_domain::UserRepo::outbox_backlog).

@@ -1081,6 +1081,23 @@ impl UserRepo for SqlUserRepo<'_> {
         outbox::record_attempt(self.conn, id, attempt)
     }
 
+    fn record_attempts(&mut self, done: &[(i64, Attempt)]) -> Result<u64, Error> {
+        outbox::record_attempts(self.conn, done)
+    }
+
+    fn due_deliveries(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: u64,
+        skip: &[i64],
+    ) -> Result<gatehouse_domain::DueDeliveries, Error> {
+        outbox::due_deliveries(self.conn, now, limit, skip)
+    }
+
+    fn fail_inactive_deliveries(&mut self) -> Result<u64, Error> {
+        outbox::fail_inactive_deliveries(self.conn)
+    }
+
     fn outbox_backlog(
         &mut self,
         now: DateTime<Utc>,

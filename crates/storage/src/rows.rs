@@ -2,6 +2,7 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
 use gatehouse_domain::{
     Delivery, DeliveryStatus, DueDelivery, Email, Error, EventFilter, Invitation, NewUser,
     PasswordHash, SessionState, StoredSession, User, UserId, Webhook, WebhookSecret,
@@ -530,6 +531,51 @@ pub(crate) const DUE_COLUMNS: (
     webhook_deliveries::payload,
     webhook_deliveries::attempts,
 );
+
+/// A delivery claimed by PostgreSQL's one-statement claim (`outbox::claim_deliveries`),
+/// with its endpoint's address and secret, and when it was due (the claim's order).
+#[derive(Debug, QueryableByName)]
+pub(crate) struct ClaimedRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = BigInt)]
+    webhook_id: i64,
+    #[diesel(sql_type = Text)]
+    url: String,
+    #[diesel(sql_type = Text)]
+    secret: String,
+    #[diesel(sql_type = Text)]
+    event_id: String,
+    #[diesel(sql_type = Text)]
+    payload: String,
+    #[diesel(sql_type = BigInt)]
+    attempts: i64,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    next_attempt_at: Option<StoredTime>,
+}
+
+impl ClaimedRow {
+    /// Oldest due first, then by id.
+    pub(crate) fn order(&self) -> (Option<NaiveDateTime>, i64) {
+        (self.next_attempt_at.map(|at| at.0), self.id)
+    }
+}
+
+impl TryFrom<ClaimedRow> for DueDelivery {
+    type Error = Error;
+
+    fn try_from(row: ClaimedRow) -> Result<Self, Error> {
+        DueDelivery::try_from(DueRow {
+            id: row.id,
+            webhook_id: row.webhook_id,
+            url: row.url,
+            secret: row.secret,
+            event_id: row.event_id,
+            payload: row.payload,
+            attempts: row.attempts,
+        })
+    }
+}
 
 impl TryFrom<DueRow> for DueDelivery {
     type Error = Error;

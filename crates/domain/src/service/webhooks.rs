@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::{audit, authorize, Actor, Origin, UserService};
 use crate::{
-    Attempt, AuditAction, Delivery, DueDelivery, Error, EventFilter, EventType, NewEvent,
+    Attempt, AuditAction, Claiming, Delivery, DueDelivery, Error, EventFilter, EventType, NewEvent,
     NewWebhook, Page, PageQuery, UserQuery, UserStatus, UserStoreExt, Webhook, WebhookChanges,
     WebhookSecret, WebhookUrl,
 };
@@ -239,12 +239,18 @@ impl UserService {
             .write_rows_with(|repo| repo.claim_deliveries(now, lease_until, limit))
     }
 
-    /// The dispatcher's turn, in one row-guarded write: records its finished attempts,
-    /// then claims up to `limit` due deliveries and, with `mails` true, due mails for what
-    /// is left of `limit`, each claim until `now` plus its lease.
+    /// The dispatcher's turn: records its finished attempts, then takes up to `limit` due
+    /// deliveries and, with `mails` true, claims due mails for what is left of `limit`,
+    /// each mail until `now` plus its lease. How deliveries are taken is `claiming`'s:
+    ///
+    /// - [`Claiming::Leased`]: all in one row-guarded write, each delivery claimed until
+    ///   `now` plus `delivery_lease`.
+    /// - [`Claiming::Sole`]: the due deliveries are read (no lease), then one row-guarded
+    ///   write records the attempts, fails the pending deliveries of endpoints turned off
+    ///   and claims the mails, when there is any of that to do.
     ///
     /// # Errors
-    /// Store failures (then nothing is recorded or claimed).
+    /// Store failures (then nothing is recorded, and nothing taken).
     #[allow(clippy::too_many_arguments)]
     pub fn dispatch_turn(
         &self,
@@ -255,27 +261,62 @@ impl UserService {
         mail_lease: chrono::Duration,
         limit: u64,
         mails: bool,
+        claiming: Claiming<'_>,
     ) -> Result<(Vec<DueDelivery>, Vec<crate::DueMail>), Error> {
-        self.store.write_rows_with(|repo| {
-            for (id, attempt) in done_deliveries {
-                repo.record_attempt(*id, attempt)?;
-            }
+        let record = |repo: &mut dyn crate::UserRepo| -> Result<(), Error> {
+            repo.record_attempts(done_deliveries)?;
             for (id, attempt) in done_mails {
                 repo.record_mail_attempt(*id, attempt)?;
             }
-            let deliveries = if limit > 0 {
-                repo.claim_deliveries(now, now + delivery_lease, limit)?
+            Ok(())
+        };
+        let in_flight = match claiming {
+            Claiming::Leased => {
+                return self.store.write_rows_with(|repo| {
+                    record(repo)?;
+                    let deliveries = if limit > 0 {
+                        repo.claim_deliveries(now, now + delivery_lease, limit)?
+                    } else {
+                        Vec::new()
+                    };
+                    let left = limit.saturating_sub(deliveries.len() as u64);
+                    let due_mails = if mails && left > 0 {
+                        repo.claim_mails(now, now + mail_lease, left)?
+                    } else {
+                        Vec::new()
+                    };
+                    Ok((deliveries, due_mails))
+                })
+            }
+            Claiming::Sole { in_flight } => in_flight,
+        };
+        let read = if limit > 0 {
+            self.store
+                .read_with(|repo| repo.due_deliveries(now, limit, in_flight))?
+        } else {
+            crate::DueDeliveries::default()
+        };
+        let left = limit.saturating_sub(read.due.len() as u64);
+        let claim_mails = mails && left > 0;
+        if done_deliveries.is_empty()
+            && done_mails.is_empty()
+            && !claim_mails
+            && !read.inactive_endpoints
+        {
+            return Ok((read.due, Vec::new()));
+        }
+        let due_mails = self.store.write_rows_with(|repo| {
+            record(repo)?;
+            if read.inactive_endpoints {
+                repo.fail_inactive_deliveries()?;
+            }
+            if claim_mails {
+                repo.claim_mails(now, now + mail_lease, left)
             } else {
-                Vec::new()
-            };
-            let left = limit.saturating_sub(deliveries.len() as u64);
-            let due_mails = if mails && left > 0 {
-                repo.claim_mails(now, now + mail_lease, left)?
-            } else {
-                Vec::new()
-            };
-            Ok((deliveries, due_mails))
-        })
+                Ok(Vec::new())
+            }
+        })?;
+        Ok((read.due, due_mails))
     }
 
     /// How many deliveries are pending, and since when the oldest due one has waited.

@@ -77,6 +77,8 @@ macro_rules! user_store_contract_tests {
             claims_take_due_deliveries_once_per_lease,
             eight_dispatchers_claim_each_delivery_once,
             attempts_are_recorded_and_release_the_claim,
+            attempts_recorded_together_as_one_by_one,
+            a_sole_dispatcher_reads_due_deliveries_without_a_lease,
             deliveries_go_with_their_endpoint_and_old_settled_ones_are_pruned,
             mails_round_trip_through_a_claim,
             a_rolled_back_change_leaves_no_mail,
@@ -2432,6 +2434,280 @@ pub fn attempts_are_recorded_and_release_the_claim(store: &dyn UserStore) {
         )),
         [retried]
     );
+}
+
+/// Attempts recorded together (`record_attempts`, one statement in the SQL stores) leave
+/// each delivery as recording it alone would: its count, time (to the microsecond),
+/// status code, error (quotes, non-ASCII) and what follows, the claim released; 410 Gone
+/// disables its endpoint; a delivery that is gone is not counted.
+pub fn attempts_recorded_together_as_one_by_one(store: &dyn UserStore) {
+    let hook = add_webhook(store, "https://all.example.com/", EventFilter::All);
+    let gone = add_webhook(
+        store,
+        "https://gone.example.com/",
+        EventFilter::Only(vec![EventType::UserDisabled]),
+    );
+    let t0 = crate::now();
+    for event_type in [
+        EventType::UserApproved,
+        EventType::UserRejected,
+        EventType::UserDeleted,
+        EventType::UserEnabled,
+        EventType::UserDisabled,
+    ] {
+        append(store, &new_event(event_type, t0 - Duration::seconds(1)));
+    }
+    let lease = t0 + Duration::seconds(60);
+    assert_eq!(claim(store, t0, lease, 10).len(), 6);
+    let by_type = |webhook: i64, name: &str| {
+        deliveries(store, webhook)
+            .into_iter()
+            .find(|d| d.event_type == name)
+            .expect("a delivery")
+    };
+    let at = |micros: i64| t0 + Duration::microseconds(1_500_001 + micros);
+    let error = "the receiver said \"no\" — ü\\n";
+    let done = vec![
+        (
+            by_type(hook.id, "user.approved").id,
+            Attempt {
+                at: at(0),
+                status_code: Some(204),
+                error: None,
+                next: AttemptNext::Delivered,
+            },
+        ),
+        (
+            by_type(hook.id, "user.rejected").id,
+            Attempt {
+                at: at(1),
+                status_code: Some(503),
+                error: Some(error.to_owned()),
+                next: AttemptNext::RetryAt(t0),
+            },
+        ),
+        (
+            by_type(hook.id, "user.deleted").id,
+            Attempt {
+                at: at(2),
+                status_code: None,
+                error: Some("timed out".to_owned()),
+                next: AttemptNext::RetryAt(t0 + Duration::microseconds(30_000_007)),
+            },
+        ),
+        (
+            by_type(hook.id, "user.enabled").id,
+            Attempt {
+                at: at(3),
+                status_code: None,
+                error: Some("connection refused".to_owned()),
+                next: AttemptNext::Failed,
+            },
+        ),
+        (
+            by_type(gone.id, "user.disabled").id,
+            Attempt {
+                at: at(4),
+                status_code: Some(410),
+                error: Some("HTTP 410".to_owned()),
+                next: AttemptNext::Gone,
+            },
+        ),
+        (
+            i64::MAX,
+            Attempt {
+                at: at(5),
+                status_code: Some(200),
+                error: None,
+                next: AttemptNext::Delivered,
+            },
+        ),
+    ];
+    let recorded = store
+        .write_rows_with(|repo| repo.record_attempts(&done))
+        .expect("record attempts");
+    assert_eq!(recorded, 5, "the missing delivery is not counted");
+    assert_eq!(
+        store
+            .write_rows_with(|repo| repo.record_attempts(&[]))
+            .expect("record nothing"),
+        0
+    );
+
+    let d = by_type(hook.id, "user.approved");
+    assert_eq!(
+        (d.status, d.attempts, d.last_attempt_at, d.last_status_code),
+        (DeliveryStatus::Delivered, 1, Some(at(0)), Some(204))
+    );
+    assert_eq!((d.last_error, d.next_attempt_at), (None, None));
+    let d = by_type(hook.id, "user.rejected");
+    assert_eq!(
+        (d.status, d.attempts, d.last_attempt_at, d.last_status_code),
+        (DeliveryStatus::Pending, 1, Some(at(1)), Some(503))
+    );
+    assert_eq!(
+        (d.last_error.as_deref(), d.next_attempt_at),
+        (Some(error), Some(t0))
+    );
+    let d = by_type(hook.id, "user.deleted");
+    assert_eq!(
+        (d.status, d.attempts, d.last_status_code, d.next_attempt_at),
+        (
+            DeliveryStatus::Pending,
+            1,
+            None,
+            Some(t0 + Duration::microseconds(30_000_007))
+        )
+    );
+    let d = by_type(hook.id, "user.enabled");
+    assert_eq!(
+        (d.status, d.next_attempt_at, d.last_error.as_deref()),
+        (DeliveryStatus::Failed, None, Some("connection refused"))
+    );
+    let d = by_type(gone.id, "user.disabled");
+    assert_eq!(
+        (d.status, d.attempts, d.last_status_code),
+        (DeliveryStatus::Failed, 1, Some(410))
+    );
+    let find = |id: i64| {
+        store
+            .read_with(|repo| repo.find_webhook(id))
+            .expect("find")
+            .expect("still there")
+    };
+    assert!(!find(gone.id).active, "410 Gone disables the endpoint");
+    assert!(find(hook.id).active);
+
+    // The claims are released: the retry due already is claimable at once, and the later
+    // one at its time (compared as the store keeps times).
+    assert_eq!(
+        ids_of(&claim(store, t0, lease, 10)),
+        [by_type(hook.id, "user.rejected").id]
+    );
+    assert_eq!(
+        ids_of(&claim(
+            store,
+            t0 + Duration::microseconds(30_000_006),
+            lease,
+            10
+        )),
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        ids_of(&claim(
+            store,
+            t0 + Duration::microseconds(30_000_007),
+            lease,
+            10
+        )),
+        [by_type(hook.id, "user.deleted").id]
+    );
+}
+
+/// A sole dispatcher's read (`due_deliveries`): due deliveries of active endpoints, oldest
+/// due first, without those it skips and those still leased, and no lease written; it
+/// tells whether an endpoint is off, whose pending deliveries `fail_inactive_deliveries`
+/// then fails.
+pub fn a_sole_dispatcher_reads_due_deliveries_without_a_lease(store: &dyn UserStore) {
+    let hook = add_webhook(store, "https://all.example.com/", EventFilter::All);
+    let t0 = crate::now();
+    let first = new_event(EventType::UserApproved, t0 - Duration::seconds(10));
+    let second = new_event(EventType::UserRejected, t0 - Duration::seconds(5));
+    let third = new_event(EventType::UserDeleted, t0 - Duration::seconds(1));
+    let later = new_event(EventType::UserEnabled, t0 + Duration::seconds(60));
+    for event in [&later, &third, &second, &first] {
+        assert_eq!(append(store, event), 1);
+    }
+    let id_of = |event: &NewEvent| {
+        deliveries(store, hook.id)
+            .into_iter()
+            .find(|d| d.event_id == event.id)
+            .expect("a delivery")
+            .id
+    };
+    let (d1, d2, d3, d_later) = (id_of(&first), id_of(&second), id_of(&third), id_of(&later));
+    let due = |now: DateTime<Utc>, limit: u64, skip: &[i64]| {
+        store
+            .read_with(|repo| repo.due_deliveries(now, limit, skip))
+            .expect("due deliveries")
+    };
+
+    let read = due(t0, 10, &[]);
+    assert_eq!(ids_of(&read.due), [d1, d2, d3]);
+    assert!(!read.inactive_endpoints);
+    assert_eq!(
+        read.due[0],
+        DueDelivery {
+            id: d1,
+            webhook_id: hook.id,
+            url: hook.url.clone(),
+            secret: hook.secret.clone(),
+            event_id: first.id.clone(),
+            payload: first.payload.clone(),
+            attempts: 0,
+        }
+    );
+    // Read again, the same: nothing was leased.
+    assert_eq!(ids_of(&due(t0, 10, &[]).due), [d1, d2, d3]);
+    assert_eq!(ids_of(&due(t0, 2, &[]).due), [d1, d2]);
+    // Skipped ones are left out, and the limit is filled from the rest.
+    assert_eq!(ids_of(&due(t0, 2, &[d1]).due), [d2, d3]);
+    assert_eq!(ids_of(&due(t0, 10, &[d2, i64::MAX]).due), [d1, d3]);
+    assert_eq!(ids_of(&due(t0, 10, &[d1, d2, d3]).due), Vec::<i64>::new());
+    assert!(due(t0, 0, &[]).due.is_empty());
+    assert_eq!(
+        ids_of(&due(t0 + Duration::seconds(60), 10, &[d1]).due),
+        [d2, d3, d_later]
+    );
+
+    // A lease written by a claim is respected until it runs out.
+    let lease = t0 + Duration::seconds(30);
+    assert_eq!(ids_of(&claim(store, t0, lease, 1)), [d1]);
+    assert_eq!(ids_of(&due(t0, 10, &[]).due), [d2, d3]);
+    assert_eq!(
+        ids_of(&due(t0 + Duration::seconds(31), 10, &[]).due),
+        [d1, d2, d3]
+    );
+
+    // An endpoint turned off: its deliveries are not due, the read says so, and failing
+    // them is a write of their own.
+    let mut off = add_webhook(store, "https://off.example.com/", EventFilter::All);
+    let event = new_event(EventType::UserCreated, t0 - Duration::seconds(20));
+    assert_eq!(append(store, &event), 2);
+    off.active = false;
+    assert!(store
+        .write_with(|repo| repo.save_webhook(&off))
+        .expect("save"));
+    let read = due(t0 + Duration::seconds(31), 10, &[]);
+    assert!(read.inactive_endpoints);
+    assert!(read.due.iter().all(|d| d.webhook_id == hook.id));
+    assert_eq!(read.due.len(), 4);
+    assert_eq!(
+        store
+            .write_rows_with(|repo| repo.fail_inactive_deliveries())
+            .expect("fail"),
+        1
+    );
+    assert_eq!(
+        store
+            .write_rows_with(|repo| repo.fail_inactive_deliveries())
+            .expect("fail again"),
+        0
+    );
+    let failed = deliveries(store, off.id);
+    assert_eq!(
+        (failed[0].status, failed[0].last_error.as_deref()),
+        (DeliveryStatus::Failed, Some("the endpoint was disabled"))
+    );
+    assert_eq!(deliveries(store, hook.id).len(), 5);
+    assert!(deliveries(store, hook.id)
+        .iter()
+        .all(|d| d.status == DeliveryStatus::Pending));
+    off.active = true;
+    assert!(store
+        .write_with(|repo| repo.save_webhook(&off))
+        .expect("save"));
+    assert!(!due(t0, 10, &[]).inactive_endpoints);
 }
 
 /// Deleting an endpoint deletes its deliveries; the backlog counts pending deliveries and

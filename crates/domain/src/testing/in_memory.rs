@@ -138,6 +138,45 @@ impl State {
             .values()
             .any(|u| &u.email == email && Some(u.id) != except)
     }
+
+    /// Up to `limit` pending deliveries of active endpoints due at `now`, unleased, oldest
+    /// due first, but those in `skip`.
+    fn due(&self, now: DateTime<Utc>, limit: u64, skip: &[i64]) -> Vec<DueDelivery> {
+        let active = |id: i64| self.webhooks.get(&id).is_some_and(|w| w.active);
+        let mut due: Vec<(DateTime<Utc>, i64)> = self
+            .deliveries
+            .values()
+            .filter(|(d, claimed_until)| {
+                d.status == DeliveryStatus::Pending
+                    && claimed_until.is_none_or(|until| until < now)
+                    && active(d.webhook_id)
+                    && !skip.contains(&d.id)
+            })
+            .filter_map(|(d, _)| {
+                d.next_attempt_at
+                    .filter(|at| *at <= now)
+                    .map(|at| (at, d.id))
+            })
+            .collect();
+        due.sort_unstable();
+        due.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        due.into_iter()
+            .filter_map(|(_, id)| {
+                let (delivery, _) = self.deliveries.get(&id)?;
+                let webhook = self.webhooks.get(&delivery.webhook_id)?;
+                let payload = self.payloads.get(&id)?;
+                Some(DueDelivery {
+                    id,
+                    webhook_id: webhook.id,
+                    url: webhook.url.clone(),
+                    secret: webhook.secret.clone(),
+                    event_id: delivery.event_id.clone(),
+                    payload: payload.clone(),
+                    attempts: delivery.attempts,
+                })
+            })
+            .collect()
+    }
 }
 
 impl UserRepo for State {
@@ -754,55 +793,42 @@ impl UserRepo for State {
         lease_until: DateTime<Utc>,
         limit: u64,
     ) -> Result<Vec<DueDelivery>, Error> {
+        self.fail_inactive_deliveries()?;
+        let claimed = self.due(now, limit, &[]);
+        for delivery in &claimed {
+            if let Some((_, claimed_until)) = self.deliveries.get_mut(&delivery.id) {
+                *claimed_until = Some(lease_until);
+            }
+        }
+        Ok(claimed)
+    }
+
+    fn due_deliveries(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: u64,
+        skip: &[i64],
+    ) -> Result<crate::DueDeliveries, Error> {
+        Ok(crate::DueDeliveries {
+            due: self.due(now, limit, skip),
+            inactive_endpoints: self.webhooks.values().any(|w| !w.active),
+        })
+    }
+
+    fn fail_inactive_deliveries(&mut self) -> Result<u64, Error> {
         let webhooks = &self.webhooks;
         let active = |id: i64| webhooks.get(&id).is_some_and(|w| w.active);
+        let mut failed = 0;
         for (delivery, claimed_until) in self.deliveries.values_mut() {
             if delivery.status == DeliveryStatus::Pending && !active(delivery.webhook_id) {
                 delivery.status = DeliveryStatus::Failed;
                 delivery.next_attempt_at = None;
                 delivery.last_error = Some(DISABLED.to_owned());
                 *claimed_until = None;
+                failed += 1;
             }
         }
-        let mut due: Vec<(DateTime<Utc>, i64)> = self
-            .deliveries
-            .values()
-            .filter(|(d, claimed_until)| {
-                d.status == DeliveryStatus::Pending
-                    && claimed_until.is_none_or(|until| until < now)
-                    && active(d.webhook_id)
-            })
-            .filter_map(|(d, _)| {
-                d.next_attempt_at
-                    .filter(|at| *at <= now)
-                    .map(|at| (at, d.id))
-            })
-            .collect();
-        due.sort_unstable();
-        due.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        let mut claimed = Vec::with_capacity(due.len());
-        for (_, id) in due {
-            let Some((delivery, claimed_until)) = self.deliveries.get_mut(&id) else {
-                continue;
-            };
-            let (Some(webhook), Some(payload)) = (
-                self.webhooks.get(&delivery.webhook_id),
-                self.payloads.get(&id),
-            ) else {
-                continue;
-            };
-            *claimed_until = Some(lease_until);
-            claimed.push(DueDelivery {
-                id,
-                webhook_id: webhook.id,
-                url: webhook.url.clone(),
-                secret: webhook.secret.clone(),
-                event_id: delivery.event_id.clone(),
-                payload: payload.clone(),
-                attempts: delivery.attempts,
-            });
-        }
-        Ok(claimed)
+        Ok(failed)
     }
 
     fn record_attempt(&mut self, id: i64, attempt: &Attempt) -> Result<bool, Error> {
