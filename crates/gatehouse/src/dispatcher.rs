@@ -482,8 +482,8 @@ async fn turn(
         Role::Sole { taken, .. } => {
             let now = Instant::now();
             taken.retain(|_, until| *until > now);
-            // The ones recorded by this very turn are read before they are recorded: left
-            // out whatever their age (a failed turn may have kept them past their lease).
+            // The ones this very turn records are read before they are recorded: left out
+            // whatever their age (turns slowed by the database may outlast a lease).
             let mut in_flight: Vec<i64> = taken.keys().copied().collect();
             in_flight.extend(recorded.iter().filter(|id| !taken.contains_key(id)));
             Some(in_flight)
