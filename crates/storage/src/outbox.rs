@@ -31,6 +31,27 @@ const DISABLED: &str = "the endpoint was disabled";
 
 const PENDING: &str = "pending";
 
+/// The ids of the oldest due deliveries, at most `$limit` of them: pending, due at `$now`,
+/// not leased (or the lease run out), of an active endpoint; oldest due first, then by id.
+/// Written once for the three statements that take due deliveries (the PostgreSQL claim,
+/// the SQLite claim, the sole dispatcher's read), so that they cannot drift apart.
+/// `'pending'` is written out, not bound, so that both planners see that the partial index
+/// `webhook_deliveries_due_idx` serves it. SQLite numbers `$N` parameters in the order they
+/// first appear, so a statement must name them in increasing order.
+macro_rules! due_ids {
+    ($now:literal, $limit:literal) => {
+        concat!(
+            "SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+             WHERE d.status = 'pending' AND d.next_attempt_at <= ",
+            $now,
+            " AND (d.claimed_until IS NULL OR d.claimed_until < ",
+            $now,
+            ") AND w.active ORDER BY d.next_attempt_at, d.id LIMIT ",
+            $limit
+        )
+    };
+}
+
 /// The id a statement returned.
 #[derive(Debug, QueryableByName)]
 struct Id {
@@ -209,14 +230,18 @@ pub(crate) fn list_deliveries(
 pub(crate) fn fail_inactive_deliveries(conn: &mut Conn) -> Result<u64, Error> {
     // The endpoints are looked at first (a cached statement): with none turned off, the
     // common case, nothing is written.
-    let inactive = inactive_webhooks(conn)?;
-    if inactive.is_empty() {
+    if inactive_webhooks(conn)?.is_empty() {
         return Ok(0);
     }
+    // The pending deliveries are walked through the partial due index: `'pending'` is
+    // written out so that the planners match the index's condition, and the unary `+`
+    // keeps them off the index by endpoint, which would walk every delivery the endpoint
+    // ever had, settled ones included, at every turn while it is off.
     diesel::update(
-        webhook_deliveries::table
-            .filter(webhook_deliveries::status.eq(PENDING))
-            .filter(webhook_deliveries::webhook_id.eq_any(inactive)),
+        webhook_deliveries::table.filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+            "webhook_deliveries.status = 'pending' AND +webhook_deliveries.webhook_id IN \
+             (SELECT id FROM webhooks WHERE NOT active)",
+        )),
     )
     .set((
         webhook_deliveries::status.eq(DeliveryStatus::Failed.as_str()),
@@ -258,16 +283,14 @@ pub(crate) fn claim_deliveries(
     // right now are skipped, not waited for; a row claimed and committed meanwhile is
     // re-checked (READ COMMITTED) and left out, its lease not run out. The endpoint's
     // address and secret come back with each row (`UPDATE … FROM`).
-    let mut claimed = diesel::sql_query(
-        "UPDATE webhook_deliveries d SET claimed_until = $1 FROM webhooks w \
-         WHERE w.id = d.webhook_id AND d.id IN (\
-         SELECT c.id FROM webhook_deliveries c JOIN webhooks cw ON cw.id = c.webhook_id \
-         WHERE c.status = 'pending' AND c.next_attempt_at <= $2 \
-         AND (c.claimed_until IS NULL OR c.claimed_until < $2) AND cw.active \
-         ORDER BY c.next_attempt_at, c.id LIMIT $3 FOR UPDATE OF c SKIP LOCKED) \
-         RETURNING d.id, d.webhook_id, w.url, w.secret, d.event_id, d.payload, d.attempts, \
-         d.next_attempt_at",
-    )
+    let mut claimed = diesel::sql_query(concat!(
+        "UPDATE webhook_deliveries u SET claimed_until = $1 FROM webhooks e \
+         WHERE e.id = u.webhook_id AND u.id IN (",
+        due_ids!("$2", "$3"),
+        " FOR UPDATE OF d SKIP LOCKED) \
+         RETURNING u.id, u.webhook_id, e.url, e.secret, u.event_id, u.payload, u.attempts, \
+         u.next_attempt_at"
+    ))
     .bind::<Timestamp, _>(lease_until.naive_utc())
     .bind::<Timestamp, _>(now.naive_utc())
     .bind::<BigInt, _>(limit)
@@ -286,14 +309,11 @@ fn claim_deliveries_sqlite(
     lease_until: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<DueDelivery>, Error> {
-    let claimed = diesel::sql_query(
-        "UPDATE webhook_deliveries SET claimed_until = $1 WHERE id IN (\
-         SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
-         WHERE d.status = 'pending' AND d.next_attempt_at <= $2 \
-         AND (d.claimed_until IS NULL OR d.claimed_until < $2) AND w.active \
-         ORDER BY d.next_attempt_at, d.id LIMIT $3) \
-         RETURNING id",
-    )
+    let claimed = diesel::sql_query(concat!(
+        "UPDATE webhook_deliveries SET claimed_until = $1 WHERE id IN (",
+        due_ids!("$2", "$3"),
+        ") RETURNING id"
+    ))
     .bind::<Timestamp, _>(lease_until.naive_utc())
     .bind::<Timestamp, _>(now.naive_utc())
     .bind::<BigInt, _>(limit)
@@ -333,27 +353,23 @@ pub(crate) fn due_deliveries(
         });
     }
     // The rows to skip are among the oldest due (they were chosen as these are): read that
-    // many more and leave them out, so that the statement stays one cached shape.
+    // many more and leave them out, so that the statement keeps one shape whatever is
+    // skipped. (Raw SQL, prepared anew at each turn, for the one definition of "due"
+    // shared with the claims; it is a read, holding no writer.)
     let wanted = limit.saturating_add(skip.len() as u64);
-    let now = now.naive_utc();
-    let rows = webhook_deliveries::table
-        .inner_join(webhooks::table)
-        .filter(webhook_deliveries::status.eq(PENDING))
-        .filter(webhook_deliveries::next_attempt_at.le(now))
-        .filter(
-            webhook_deliveries::claimed_until
-                .is_null()
-                .or(webhook_deliveries::claimed_until.lt(now)),
-        )
-        .filter(webhooks::active.eq(true))
-        .order((
-            webhook_deliveries::next_attempt_at.asc(),
-            webhook_deliveries::id.asc(),
-        ))
-        .limit(i64::try_from(wanted).unwrap_or(i64::MAX))
-        .select(DUE_COLUMNS)
-        .load::<DueRow>(conn)
-        .map_err(from_diesel)?;
+    let mut rows = diesel::sql_query(concat!(
+        "SELECT t.id, t.webhook_id, h.url, h.secret, t.event_id, t.payload, t.attempts, \
+         t.next_attempt_at FROM webhook_deliveries t JOIN webhooks h ON h.id = t.webhook_id \
+         WHERE t.id IN (",
+        due_ids!("$1", "$2"),
+        ")"
+    ))
+    .bind::<Timestamp, _>(now.naive_utc())
+    .bind::<BigInt, _>(i64::try_from(wanted).unwrap_or(i64::MAX))
+    .load::<ClaimedRow>(conn)
+    .map_err(from_diesel)?;
+    // Oldest due first, as they were chosen (`IN` keeps no order).
+    rows.sort_by_key(ClaimedRow::order);
     let mut due = rows
         .into_iter()
         .map(DueDelivery::try_from)
@@ -446,7 +462,8 @@ pub(crate) fn record_attempts(conn: &mut Conn, done: &[(i64, Attempt)]) -> Resul
              FROM (SELECT value ->> 'id' AS id, value ->> 'at' AS at, value ->> 'code' AS code, \
              value ->> 'error' AS error, value ->> 'status' AS status, \
              value ->> 'next' AS next FROM json_each($1)) AS a \
-             WHERE webhook_deliveries.id = a.id RETURNING webhook_deliveries.id AS id"
+             WHERE webhook_deliveries.id = a.id \
+             RETURNING webhook_deliveries.id AS id, webhook_deliveries.webhook_id AS webhook_id"
         }
         AnyConnection::Postgres(_) => {
             "UPDATE webhook_deliveries d SET attempts = d.attempts + 1, last_attempt_at = a.at, \
@@ -454,24 +471,31 @@ pub(crate) fn record_attempts(conn: &mut Conn, done: &[(i64, Attempt)]) -> Resul
              status = a.status, next_attempt_at = a.next \
              FROM jsonb_to_recordset($1::jsonb) AS a(id BIGINT, at TIMESTAMP, code BIGINT, \
              error TEXT, status TEXT, next TIMESTAMP) \
-             WHERE d.id = a.id RETURNING d.id AS id"
+             WHERE d.id = a.id RETURNING d.id AS id, d.webhook_id AS webhook_id"
         }
     };
     let recorded = diesel::sql_query(statement)
         .bind::<Text, _>(json)
-        .load::<Id>(conn)
+        .load::<Recorded>(conn)
         .map_err(from_diesel)?;
     for (id, attempt) in done {
-        if attempt.next == AttemptNext::Gone && recorded.iter().any(|row| row.id == *id) {
-            let webhook = webhook_deliveries::table
-                .find(id)
-                .select(webhook_deliveries::webhook_id)
-                .get_result::<i64>(conn)
-                .map_err(from_diesel)?;
-            disable_gone(conn, webhook, attempt.at.naive_utc())?;
+        if attempt.next != AttemptNext::Gone {
+            continue;
+        }
+        if let Some(row) = recorded.iter().find(|row| row.id == *id) {
+            disable_gone(conn, row.webhook_id, attempt.at.naive_utc())?;
         }
     }
     Ok(recorded.len() as u64)
+}
+
+/// A delivery [`record_attempts`] recorded, and its endpoint.
+#[derive(Debug, QueryableByName)]
+struct Recorded {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = BigInt)]
+    webhook_id: i64,
 }
 
 /// A time as diesel writes a `TIMESTAMP` into SQLite's text (`%F %T%.f`), which

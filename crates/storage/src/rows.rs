@@ -532,8 +532,9 @@ pub(crate) const DUE_COLUMNS: (
     webhook_deliveries::attempts,
 );
 
-/// A delivery claimed by PostgreSQL's one-statement claim (`outbox::claim_deliveries`),
-/// with its endpoint's address and secret, and when it was due (the claim's order).
+/// A due delivery as PostgreSQL's one-statement claim and the sole dispatcher's read
+/// (`outbox::claim_deliveries`, `outbox::due_deliveries`) return it: with its endpoint's
+/// address and secret, and when it was due (their order).
 #[derive(Debug, QueryableByName)]
 pub(crate) struct ClaimedRow {
     #[diesel(sql_type = BigInt)]
