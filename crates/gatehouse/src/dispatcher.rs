@@ -4,8 +4,8 @@
 //! - Each turn (`UserService::dispatch_turn`) records the attempts finished since the
 //!   last turn (what follows each: a retry after the next configured delay, with jitter;
 //!   `failed` when they run out; 410 disables the endpoint), in one statement, and takes
-//!   due deliveries and mails; it sends them as the Standard Webhooks specification says,
-//!   16 at a time.
+//!   due deliveries and mails, up to [`TAKEN`] at once; it sends them as the Standard
+//!   Webhooks specification says, [`IN_FLIGHT`] at a time, in the order they were taken.
 //!   - PostgreSQL: one write claims each delivery for a lease of twice the timeout and
 //!     5 s (`FOR UPDATE SKIP LOCKED`, so instances share the work and no attempt is made
 //!     twice at once).
@@ -17,8 +17,8 @@
 //!     was in flight. Mails keep their lease.
 //! - When idle it wakes at once when a change of this instance raised an event, and
 //!   otherwise polls every [`POLL`] (other instances' events, retries coming due). Under
-//!   a steady load its turns are at least [`SPACING`] apart, so that one write carries
-//!   many deliveries; with a backlog it turns whenever half its slots are free.
+//!   a steady load its turns are at least [`SPACING`] apart ([`SPACING_LOADED`] under a
+//!   heavy one), so that one write carries many deliveries; with a backlog it turns whenever half its slots are free.
 //! - [`Dispatcher::stop`] lets attempts in flight finish and record (each at most the
 //!   receiver's timeout); an attempt cut short by a kill is not lost: its lease runs out
 //!   and it is claimed again (SQLite: it is pending, and taken again by the next holder).
@@ -54,8 +54,16 @@ pub const POLL: Duration = Duration::from_secs(1);
 /// How much longer than twice the receiver's timeout a claim lasts.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
 
-/// Deliveries claimed at once (and sent at once, at most).
-const BATCH: u64 = 16;
+/// Attempts (deliveries and mails) made at once, at most: what one receiver sees at once.
+const IN_FLIGHT: usize = 16;
+
+/// Deliveries and mails taken and not yet recorded, at most: those in flight and those
+/// waiting for a slot. Taking more than [`IN_FLIGHT`] per turn means fewer turns under a
+/// steady load, each a write in SQLite's one writer that every change waits for
+/// (docs/performance.md, issue 18's sixth session). A taken attempt that could not start
+/// within the timeout is not made (see [`Outcome::NotStarted`]), so the lease (twice the
+/// timeout and a margin) still covers every attempt and its recording.
+const TAKEN: usize = 64;
 
 /// How far below the request threads the sending runs (nice 0 to 19, with `SCHED_BATCH`):
 /// when both want a core, a change goes first; alone, sending gets every core it wants.
@@ -233,6 +241,11 @@ impl reqwest::dns::Resolve for CheckedResolver {
 enum Outcome {
     Delivery(i64, Attempt),
     Mail(i64, Attempt),
+    /// Taken but never attempted: it waited for a slot longer than the timeout (receivers
+    /// slower than the turns), or the dispatcher is stopping. Nothing is recorded: a
+    /// delivery of the sole dispatcher is taken again at the next turn; a leased one (and
+    /// a mail) when its lease runs out.
+    NotStarted(Option<i64>),
 }
 
 /// How this dispatcher takes deliveries.
@@ -286,12 +299,13 @@ async fn run(
     writes: Writes,
 ) {
     let options = Arc::new(options);
-    let in_flight = Arc::new(Semaphore::new(BATCH as usize));
+    let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut tasks: tokio::task::JoinSet<Outcome> = tokio::task::JoinSet::new();
     let mut finished = Vec::new();
     let mut last_digest_check = Instant::now()
         .checked_sub(options.poll)
         .unwrap_or_else(Instant::now);
+    let mut slow_until = Instant::now();
     let mut role = Role::take(options.sole_lock.as_ref());
     if let Role::Standby(path) = &role {
         tracing::info!(
@@ -320,8 +334,22 @@ async fn run(
             last_digest_check = Instant::now();
             queue_digest(&users, &writes).await;
         }
-        // The attempts finished meanwhile are recorded, and the next taken.
-        let free = in_flight.available_permits() as u64;
+        // The attempts finished meanwhile are recorded, and the next taken: up to
+        // [`TAKEN`], or only as many as can start now for a timeout after some could not
+        // start in time (receivers slower than the events), so that taking them does not
+        // keep leasing deliveries only to let them go.
+        if finished
+            .iter()
+            .any(|outcome| matches!(outcome, Outcome::NotStarted(_)))
+        {
+            slow_until = Instant::now() + options.timeout;
+        }
+        let most = if Instant::now() < slow_until {
+            IN_FLIGHT
+        } else {
+            TAKEN
+        };
+        let free = most.saturating_sub(tasks.len()) as u64;
         let recorded = finished.len();
         let turned_at = Instant::now();
         let (claimed, mails) = turn(
@@ -334,35 +362,40 @@ async fn run(
         )
         .await;
         let claimed_count = (claimed.len() + mails.len()) as u64;
+        // Each waits for a slot (first taken, first sent) and starts only if it can still
+        // finish within its lease.
+        let taken_at = Instant::now();
         for mail in mails {
-            let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
-                break;
-            };
+            let slot = Slot::new(&in_flight, &stopping, taken_at, options.timeout);
             let options = Arc::clone(&options);
             tasks.spawn(async move {
-                let outcome = send_mail(&options, mail).await;
-                drop(permit);
-                outcome
+                let Some(_permit) = slot.wait().await else {
+                    return Outcome::NotStarted(None);
+                };
+                send_mail(&options, mail).await
             });
         }
         for delivery in claimed {
-            let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
-                break;
-            };
+            let slot = Slot::new(&in_flight, &stopping, taken_at, options.timeout);
             let client = client.clone();
             let options = Arc::clone(&options);
             tasks.spawn(async move {
-                let outcome = attempt(&client, &options, delivery).await;
-                drop(permit);
-                outcome
+                let Some(_permit) = slot.wait().await else {
+                    return Outcome::NotStarted(Some(delivery.id));
+                };
+                attempt(&client, &options, delivery).await
             });
         }
         let pace = if free > 0 && claimed_count == free {
             Pace::Backlog
         } else if recorded == 0 && claimed_count == 0 && tasks.is_empty() {
             Pace::Idle
+        } else if recorded + claimed_count as usize >= LOADED {
+            Pace::Busy {
+                spacing: SPACING_LOADED,
+            }
         } else {
-            Pace::Busy
+            Pace::Busy { spacing: SPACING }
         };
         next_turn(
             pace,
@@ -376,11 +409,44 @@ async fn run(
         .await;
     }
     // Stopping: the attempts in flight finish (each bounded by the timeout) and are
-    // recorded; nothing more is taken.
+    // recorded; those waiting for a slot do not start; nothing more is taken.
     while let Some(done) = tasks.join_next().await {
         finished.extend(done.ok());
     }
     turn(&users, &writes, finished, 0, &options, &mut role).await;
+}
+
+/// A taken attempt's wait for one of the [`IN_FLIGHT`] slots.
+struct Slot {
+    slots: Arc<Semaphore>,
+    stopping: Arc<AtomicBool>,
+    /// When it must have started: it was taken (and its lease begun) a timeout before.
+    start_by: Instant,
+}
+
+impl Slot {
+    fn new(
+        slots: &Arc<Semaphore>,
+        stopping: &Arc<AtomicBool>,
+        taken_at: Instant,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            slots: Arc::clone(slots),
+            stopping: Arc::clone(stopping),
+            start_by: taken_at + timeout,
+        }
+    }
+
+    /// The slot, or `None` when the attempt must not start: too late for its lease, or
+    /// the dispatcher is stopping.
+    async fn wait(self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let permit = self.slots.acquire_owned().await.ok()?;
+        if Instant::now() > self.start_by || self.stopping.load(Ordering::SeqCst) {
+            return None;
+        }
+        Some(permit)
+    }
 }
 
 /// How the last turn left the dispatcher, which decides when the next one comes.
@@ -391,17 +457,31 @@ enum Pace {
     /// poll.
     Idle,
     /// Some work, no backlog: the next turn waits for something to do (an attempt finished,
-    /// a wake-up, the poll) and comes no sooner than [`SPACING`] after the last, so that
+    /// a wake-up, the poll) and comes no sooner than the spacing after the last, so that
     /// under a steady stream of changes one write records and claims many deliveries
-    /// instead of one each, and leaves the database to the changes themselves.
-    Busy,
+    /// instead of one each, and leaves the database to the changes themselves. The
+    /// spacing is [`SPACING`], or [`SPACING_LOADED`] after a turn that handled (recorded
+    /// and took) [`LOADED`] or more.
+    Busy { spacing: Duration },
     /// The last turn claimed all it could take: more is due. The next turn comes as soon as
     /// half the slots are free again (or all, when fewer were in flight).
     Backlog,
 }
 
-/// Under a steady load, turns (one write transaction each) are at least this far apart.
+/// Under a steady load, turns (one write transaction each) are at least this far apart:
+/// what a delivery may wait before it is taken when it follows another closely (an idle
+/// dispatcher turns at once when woken).
 const SPACING: Duration = Duration::from_millis(10);
+
+/// Under a heavy load, turns are at least this far apart: fewer and larger writes in
+/// SQLite's one writer, which the changes wait for (docs/performance.md, issue 18's sixth
+/// session). A delivery may then wait this long before it is taken.
+const SPACING_LOADED: Duration = Duration::from_millis(50);
+
+/// A turn that recorded and took this many attempts or more says the load is heavy: the
+/// next comes [`SPACING_LOADED`] after it. (At [`SPACING`] that is 800 events a second or
+/// more; at [`SPACING_LOADED`] the heavy spacing lasts while 160 a second or more come.)
+const LOADED: usize = 8;
 
 /// Waits until the next turn is due, as `pace` says; attempts that finish meanwhile are
 /// gathered into `finished`. A stop ends an idle or busy wait at once (the caller then
@@ -423,7 +503,7 @@ async fn next_turn(
                 () = tokio::time::sleep(poll) => {}
             }
         }
-        Pace::Busy => {
+        Pace::Busy { spacing } => {
             tokio::select! {
                 () = wake.notified() => {}
                 () = tokio::time::sleep(poll) => {}
@@ -432,11 +512,11 @@ async fn next_turn(
                 }
             }
             if !stopping.load(Ordering::SeqCst) {
-                tokio::time::sleep_until((turned_at + SPACING).into()).await;
+                tokio::time::sleep_until((turned_at + spacing).into()).await;
             }
         }
         Pace::Backlog => {
-            let half = tasks.len().min(BATCH as usize / 2);
+            let half = tasks.len().min(TAKEN / 2);
             let deadline = tokio::time::sleep(poll);
             tokio::pin!(deadline);
             while finished.len() < half && !stopping.load(Ordering::SeqCst) {
@@ -465,11 +545,19 @@ async fn turn(
         return (Vec::new(), Vec::new());
     }
     let (mut deliveries, mut mails) = (Vec::new(), Vec::new());
+    let mut not_started = Vec::new();
     for outcome in finished {
         match outcome {
             Outcome::Delivery(id, attempt) => deliveries.push((id, attempt)),
             Outcome::Mail(id, attempt) => mails.push((id, attempt)),
+            Outcome::NotStarted(id) => not_started.extend(id),
         }
+    }
+    if !not_started.is_empty() {
+        tracing::debug!(
+            deliveries = not_started.len(),
+            "taken deliveries not started in time: taken again later"
+        );
     }
     let recorded: Vec<i64> = deliveries.iter().map(|(id, _)| *id).collect();
     let users = users.clone();
@@ -481,7 +569,7 @@ async fn turn(
     let sole = match role {
         Role::Sole { taken, .. } => {
             let now = Instant::now();
-            taken.retain(|_, until| *until > now);
+            taken.retain(|id, until| *until > now && !not_started.contains(id));
             // The ones this very turn records are read before they are recorded: left out
             // whatever their age (turns slowed by the database may outlast a lease).
             let mut in_flight: Vec<i64> = taken.keys().copied().collect();
@@ -675,7 +763,28 @@ async fn send(
         .send()
         .await
         .map_err(|e| describe(&e))?;
-    Ok(response.status().as_u16())
+    let status = response.status().as_u16();
+    drain(response).await;
+    Ok(status)
+}
+
+/// How much of an answer's body is read (and dropped) so that its connection can carry the
+/// next delivery.
+const DRAINED: usize = 64 * 1024;
+
+/// Reads a short answer's body to its end, so that the connection goes back to the pool
+/// (one left unread may close it, and the next delivery pays for a new connection, TLS
+/// included). A longer one, or one that fails, is dropped with its connection. The
+/// client's timeout bounds the whole exchange, the body included; the status is what
+/// counts either way.
+async fn drain(mut response: reqwest::Response) {
+    let mut read = 0;
+    while let Ok(Some(chunk)) = response.chunk().await {
+        read += chunk.len();
+        if read > DRAINED {
+            return;
+        }
+    }
 }
 
 /// A transport error in words, with its causes (the resolver's refusal among them).
