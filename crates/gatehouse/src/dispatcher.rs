@@ -18,7 +18,8 @@
 //! - When idle it wakes at once when a change of this instance raised an event, and
 //!   otherwise polls every [`POLL`] (other instances' events, retries coming due). Under
 //!   a steady load its turns are at least [`SPACING`] apart ([`SPACING_LOADED`] under a
-//!   heavy one), so that one write carries many deliveries; with a backlog it turns whenever half its slots are free.
+//!   heavy one), so that one write carries many deliveries; with a backlog it turns
+//!   whenever half of what it took has finished.
 //! - [`Dispatcher::stop`] lets attempts in flight finish and record (each at most the
 //!   receiver's timeout); an attempt cut short by a kill is not lost: its lease runs out
 //!   and it is claimed again (SQLite: it is pending, and taken again by the next holder).
@@ -464,7 +465,7 @@ enum Pace {
     /// and took) [`LOADED`] or more.
     Busy { spacing: Duration },
     /// The last turn claimed all it could take: more is due. The next turn comes as soon as
-    /// half the slots are free again (or all, when fewer were in flight).
+    /// half of what was taken has finished (at most [`TAKEN`] / 2 attempts).
     Backlog,
 }
 
@@ -479,8 +480,9 @@ const SPACING: Duration = Duration::from_millis(10);
 const SPACING_LOADED: Duration = Duration::from_millis(50);
 
 /// A turn that recorded and took this many attempts or more says the load is heavy: the
-/// next comes [`SPACING_LOADED`] after it. (At [`SPACING`] that is 800 events a second or
-/// more; at [`SPACING_LOADED`] the heavy spacing lasts while 160 a second or more come.)
+/// next comes [`SPACING_LOADED`] after it. (A turn records about as many as it takes: at
+/// [`SPACING`] that is some 400 events a second or more; the heavy spacing then lasts
+/// while some 80 a second or more come.)
 const LOADED: usize = 8;
 
 /// Waits until the next turn is due, as `pace` says; attempts that finish meanwhile are
