@@ -62,6 +62,15 @@ fn send_test(server: &Server, token: &str, webhook: i64) {
     assert_eq!(reply.status, 202, "{reply:?}");
 }
 
+/// Every delivery of `log` was delivered, by its first attempt.
+fn assert_delivered_at_first_attempt(log: &[Value]) {
+    assert!(
+        log.iter()
+            .all(|d| d["status"] == "delivered" && d["attempts"] == 1),
+        "{log:#?}"
+    );
+}
+
 /// Waits until every delivery of `webhook` is settled (not pending); returns them.
 fn settled(server: &Server, token: &str, webhook: i64, n: usize) -> Vec<Value> {
     settled_within(server, token, webhook, n, WAIT)
@@ -283,11 +292,7 @@ fn a_slow_receiver_gets_sixteen_at_once_and_every_event_once(backend: TestBacken
     }
     // Three rounds, and on PostgreSQL the lease of those taken again (11 s): twice that.
     let log = settled_within(&server, &token, webhook, EVENTS, Duration::from_secs(40));
-    assert!(
-        log.iter()
-            .all(|d| d["status"] == "delivered" && d["attempts"] == 1),
-        "{log:#?}"
-    );
+    assert_delivered_at_first_attempt(&log);
     let got = receiver.received();
     let mut ids: Vec<_> = got.iter().map(|r| r.header("webhook-id")).collect();
     ids.sort_unstable();
@@ -320,11 +325,7 @@ fn a_receiver_keeping_its_connection_gets_every_delivery_on_it(backend: TestBack
         log = settled(&server, &token, webhook, n);
     }
     assert_eq!(receiver.received().len(), 5);
-    assert!(
-        log.iter()
-            .all(|d| d["status"] == "delivered" && d["attempts"] == 1),
-        "{log:#?}"
-    );
+    assert_delivered_at_first_attempt(&log);
     assert_eq!(receiver.connections(), 1, "one connection for the five");
 }
 
