@@ -26,6 +26,7 @@ mod outbox;
 mod outbox_lock;
 mod passkeys;
 mod postgres;
+mod prepared;
 mod readiness;
 mod repo;
 mod rows;

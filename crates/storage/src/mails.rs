@@ -14,6 +14,7 @@ use gatehouse_domain::{Attempt, AttemptNext, DueMail, Error, MailKind, NewMail};
 
 use crate::conn::AnyConnection;
 use crate::errors::from_diesel;
+use crate::prepared::KeepPrepared;
 use crate::repo::count;
 use crate::schema::{mails, settings};
 use crate::stored_time::StoredTime;
@@ -112,6 +113,7 @@ pub(crate) fn claim_mails(
     .bind::<Timestamp, _>(lease_until.naive_utc())
     .bind::<Timestamp, _>(now.naive_utc())
     .bind::<BigInt, _>(i64::try_from(limit).unwrap_or(i64::MAX))
+    .keep_prepared()
     .load::<ClaimedRow>(conn)
     .map_err(from_diesel)?;
     // Oldest due first, as claimed.
@@ -166,6 +168,7 @@ struct Backlog {
 pub(crate) fn mail_backlog(conn: &mut Conn) -> Result<u64, Error> {
     // `'pending'` written out, not bound: the partial index `mails_due_idx` counts them.
     diesel::sql_query("SELECT COUNT(*) AS pending FROM mails WHERE status = 'pending'")
+        .keep_prepared()
         .get_result::<Backlog>(conn)
         .map(|backlog| count(backlog.pending))
         .map_err(from_diesel)

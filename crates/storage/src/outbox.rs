@@ -18,6 +18,7 @@ use gatehouse_domain::{
 
 use crate::conn::AnyConnection;
 use crate::errors::from_diesel;
+use crate::prepared::KeepPrepared;
 use crate::repo::{count, page_bounds};
 use crate::rows::{
     ClaimedRow, DeliveryRow, DueRow, WebhookRow, DELIVERY_COLUMNS, DUE_COLUMNS, WEBHOOK_COLUMNS,
@@ -168,30 +169,38 @@ pub(crate) fn append_event(conn: &mut Conn, event: &NewEvent) -> Result<u64, Err
         Some(at).into_sql::<Nullable<Timestamp>>(),
         at.into_sql::<Timestamp>(),
     );
-    let written =
-        match event.only_webhook {
-            Some(webhook) => diesel::insert_into(webhook_deliveries::table)
-                .values(
-                    webhooks::table
-                        .filter(webhooks::id.eq(webhook))
-                        .select(delivery),
-                )
-                .into_columns(columns)
-                .execute(conn),
-            None => diesel::insert_into(webhook_deliveries::table)
-                .values(
-                    webhooks::table
-                        .filter(webhooks::active.eq(true))
-                        .filter(webhooks::events.eq("*").or(
-                            webhooks::events.like(format!("%,{},%", event.event_type.as_str())),
-                        ))
-                        .order(webhooks::id.asc())
-                        .select(delivery),
-                )
-                .into_columns(columns)
-                .execute(conn),
-        }
-        .map_err(from_diesel)?;
+    let written = match event.only_webhook {
+        Some(webhook) => diesel::insert_into(webhook_deliveries::table)
+            .values(
+                webhooks::table
+                    .filter(webhooks::id.eq(webhook))
+                    .select(delivery),
+            )
+            .into_columns(columns)
+            .execute(conn),
+        None => diesel::insert_into(webhook_deliveries::table)
+            .values(
+                webhooks::table
+                    .filter(webhooks::active.eq(true))
+                    // The pattern is built in SQL from the bound type, not bound
+                    // itself: SQLite prepares `x LIKE ?` again whenever the bound
+                    // pattern differs from the last run's (in case an index could
+                    // serve it), which, with changes raising alternate events, was
+                    // every change (docs/performance.md, "Issue 18, seventh session").
+                    .filter(
+                        webhooks::events.eq("*").or(webhooks::events.like(
+                            "%,".into_sql::<Text>()
+                                .concat(event.event_type.as_str())
+                                .concat(",%"),
+                        )),
+                    )
+                    .order(webhooks::id.asc())
+                    .select(delivery),
+            )
+            .into_columns(columns)
+            .execute(conn),
+    }
+    .map_err(from_diesel)?;
     Ok(written as u64)
 }
 
@@ -294,6 +303,7 @@ pub(crate) fn claim_deliveries(
     .bind::<Timestamp, _>(lease_until.naive_utc())
     .bind::<Timestamp, _>(now.naive_utc())
     .bind::<BigInt, _>(limit)
+    .keep_prepared()
     .load::<ClaimedRow>(conn)
     .map_err(from_diesel)?;
     // Oldest due first, as they were chosen (RETURNING keeps no order).
@@ -317,6 +327,7 @@ fn claim_deliveries_sqlite(
     .bind::<Timestamp, _>(lease_until.naive_utc())
     .bind::<Timestamp, _>(now.naive_utc())
     .bind::<BigInt, _>(limit)
+    .keep_prepared()
     .load::<Id>(conn)
     .map_err(from_diesel)?;
     if claimed.is_empty() {
@@ -354,8 +365,8 @@ pub(crate) fn due_deliveries(
     }
     // The rows to skip are among the oldest due (they were chosen as these are): read that
     // many more and leave them out, so that the statement keeps one shape whatever is
-    // skipped. (Raw SQL, prepared anew at each turn, for the one definition of "due"
-    // shared with the claims; it is a read, holding no writer.)
+    // skipped. (Raw SQL, for the one definition of "due" shared with the claims, kept
+    // prepared like them: see `prepared.rs`.)
     let wanted = limit.saturating_add(skip.len() as u64);
     let mut rows = diesel::sql_query(concat!(
         "SELECT t.id, t.webhook_id, h.url, h.secret, t.event_id, t.payload, t.attempts, \
@@ -366,6 +377,7 @@ pub(crate) fn due_deliveries(
     ))
     .bind::<Timestamp, _>(now.naive_utc())
     .bind::<BigInt, _>(i64::try_from(wanted).unwrap_or(i64::MAX))
+    .keep_prepared()
     .load::<ClaimedRow>(conn)
     .map_err(from_diesel)?;
     // Oldest due first, as they were chosen (`IN` keeps no order).
@@ -406,6 +418,7 @@ pub(crate) fn record_attempt(conn: &mut Conn, id: i64, attempt: &Attempt) -> Res
             webhook_deliveries::next_attempt_at.eq(next),
         ))
         .returning(webhook_deliveries::webhook_id)
+        .keep_prepared()
         .get_result::<i64>(conn)
         .optional()
         .map_err(from_diesel)?
@@ -476,6 +489,7 @@ pub(crate) fn record_attempts(conn: &mut Conn, done: &[(i64, Attempt)]) -> Resul
     };
     let recorded = diesel::sql_query(statement)
         .bind::<Text, _>(json)
+        .keep_prepared()
         .load::<Recorded>(conn)
         .map_err(from_diesel)?;
     for (id, attempt) in done {
@@ -517,6 +531,7 @@ pub(crate) fn outbox_backlog(
          FROM webhook_deliveries WHERE status = 'pending'",
     )
     .bind::<Timestamp, _>(now.naive_utc())
+    .keep_prepared()
     .get_result::<Backlog>(conn)
     .map_err(from_diesel)?;
     Ok((

@@ -14,6 +14,7 @@ use crate::conn::AnyConnection;
 use crate::errors::from_diesel;
 use crate::mails;
 use crate::outbox;
+use crate::prepared::KeepPrepared;
 use crate::rows::{
     session_state, AuditRow, CounterRow, InvitationRow, NewUserRow, SessionRow, SessionStateRow,
     UserChangeset, UserRow, INVITATION_COLUMNS, SESSION_COLUMNS, USER_COLUMNS,
@@ -455,6 +456,7 @@ impl UserRepo for SqlUserRepo<'_> {
         diesel::update(users::table.find(user.id.get()))
             .set(UserChangeset::from(user))
             .returning(USER_COLUMNS)
+            .keep_prepared()
             .get_result::<UserRow>(self.conn)
             .optional()
             .map_err(from_diesel)?
@@ -573,8 +575,10 @@ impl UserRepo for SqlUserRepo<'_> {
                 .filter(refresh_tokens::spent_at.is_null()),
         )
         .set(refresh_tokens::spent_at.eq(Some(now.naive_utc())))
-        .execute(self.conn)
-        .map(|n| n > 0)
+        .returning(refresh_tokens::session_id)
+        .keep_prepared()
+        .load::<i64>(self.conn)
+        .map(|spent| !spent.is_empty())
         .map_err(from_diesel)
     }
 
@@ -606,9 +610,11 @@ impl UserRepo for SqlUserRepo<'_> {
             sessions::last_used_at.eq(now),
             sessions::idle_expires_at.eq(idle_expires_at.naive_utc()),
         ))
-        .execute(self.conn)
+        .returning(sessions::id)
+        .keep_prepared()
+        .load::<i64>(self.conn)
         .map_err(from_diesel)?;
-        if renewed == 0 {
+        if renewed.is_empty() {
             return Ok(false);
         }
         self.insert_refresh_token(session_id, refresh_hash, now)?;
@@ -662,8 +668,10 @@ impl UserRepo for SqlUserRepo<'_> {
                 .filter(sessions::id.ne(except.unwrap_or(0))),
         )
         .set(sessions::revoked_at.eq(Some(at.naive_utc())))
-        .execute(self.conn)
-        .map(|n| n as u64)
+        .returning(sessions::id)
+        .keep_prepared()
+        .load::<i64>(self.conn)
+        .map(|revoked| revoked.len() as u64)
         .map_err(from_diesel)
     }
 
@@ -903,6 +911,7 @@ impl UserRepo for SqlUserRepo<'_> {
         )
         .set(invitations::uses.eq(invitations::uses + 1_i64))
         .returning(INVITATION_COLUMNS)
+        .keep_prepared()
         .get_result::<InvitationRow>(self.conn)
         .optional()
         .map_err(from_diesel)?
@@ -963,9 +972,11 @@ impl UserRepo for SqlUserRepo<'_> {
         // An update, else an insert: portable, and safe inside the serialized transaction.
         let updated = diesel::update(throttle_counters::table.find((scope.as_str(), key)))
             .set(values)
-            .execute(self.conn)
+            .returning(throttle_counters::count)
+            .keep_prepared()
+            .load::<i64>(self.conn)
             .map_err(from_diesel)?;
-        if updated == 0 {
+        if updated.is_empty() {
             diesel::insert_into(throttle_counters::table)
                 .values((
                     throttle_counters::scope.eq(scope.as_str()),

@@ -77,3 +77,86 @@ fn an_event_is_written_in_one_kept_statement(backend: TestBackend) {
 }
 
 gatehouse_storage::backend_tests!(an_event_is_written_in_one_kept_statement,);
+
+/// The writes diesel would parse again at every run (every `UPDATE`, every raw statement)
+/// are kept prepared where their text is fixed: a change's update of the user's row, a
+/// refresh spending its token, a session's renewal and revocations, and each of the
+/// outbox's statements (its claims, the sole dispatcher's read, the record of a turn's
+/// attempts). On SQLite those are parsed inside the one writer's turn that every write
+/// waits for (docs/performance.md, "Issue 18, seventh session").
+fn the_writes_of_changes_and_of_the_dispatcher_are_kept_prepared(backend: TestBackend) {
+    use gatehouse_domain::{Attempt, AttemptNext};
+    let db = TestDatabase::new(backend);
+    db.seed_users_for_plans(2);
+    let user = UserId::new(1).unwrap();
+    let now = gatehouse_domain::now();
+    let attempt = move |code| Attempt {
+        at: now,
+        status_code: Some(code),
+        error: None,
+        next: AttemptNext::Delivered,
+    };
+    type Work =
+        Box<dyn Fn(&mut dyn gatehouse_domain::UserRepo) -> Result<(), gatehouse_domain::Error>>;
+    let works: Vec<(&str, Work)> = vec![
+        (
+            "a user's update",
+            Box::new(move |repo| {
+                let found = repo.find_by_id(user)?.unwrap();
+                repo.update(&found).map(drop)
+            }),
+        ),
+        (
+            "a refresh token spent",
+            Box::new(move |repo| repo.spend_refresh_token("no such token", now).map(drop)),
+        ),
+        (
+            "a session renewed",
+            Box::new(move |repo| repo.renew_session(0, "no such token", now, now).map(drop)),
+        ),
+        (
+            "a user's sessions revoked",
+            Box::new(move |repo| repo.revoke_sessions(user, None, now).map(drop)),
+        ),
+        (
+            "a turn's attempts recorded",
+            Box::new(move |repo| {
+                repo.record_attempts(&[(-1, attempt(200)), (-2, attempt(204))])
+                    .map(drop)
+            }),
+        ),
+        (
+            "an attempt recorded",
+            Box::new(move |repo| repo.record_attempt(-1, &attempt(200)).map(drop)),
+        ),
+        (
+            "the leased claim",
+            Box::new(move |repo| {
+                repo.claim_deliveries(now, now + chrono::Duration::seconds(30), 64)
+                    .map(drop)
+            }),
+        ),
+        (
+            "the sole dispatcher's read",
+            Box::new(move |repo| repo.due_deliveries(now, 64, &[1, 2]).map(drop)),
+        ),
+    ];
+    // Statements newly kept by a run (one already kept, by an earlier work on the same
+    // pooled connection, is not reported again).
+    let mut kept: Vec<String> = Vec::new();
+    for (name, work) in &works {
+        // A fresh connection may or may not have run it before: run it until one did.
+        kept.extend((0..8).flat_map(|_| db.statements_kept_prepared_by(|repo| work(repo))));
+        let ran = db.statements_of(|repo| work(repo));
+        assert!(!ran.is_empty(), "{backend:?}, {name}: no statement ran");
+        for statement in &ran {
+            let sql = statement.split(" -- binds:").next().unwrap();
+            assert!(
+                kept.iter().any(|k| k == sql),
+                "{backend:?}, {name}: never kept prepared: {sql}\nkept: {kept:?}"
+            );
+        }
+    }
+}
+
+gatehouse_storage::backend_tests!(the_writes_of_changes_and_of_the_dispatcher_are_kept_prepared,);
