@@ -91,11 +91,7 @@ impl MfaKeys {
             return String::new();
         };
         mac.update(format!("{}:{}", user.get(), code.0).as_bytes());
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        crate::random::hex(&mac.finalize().into_bytes())
     }
 }
 

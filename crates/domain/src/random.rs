@@ -11,7 +11,7 @@ pub(crate) fn sha256_hex(text: &str) -> String {
 
 /// `bytes` as lower-case hexadecimal, into one allocation (a `format!` per byte made 32
 /// small strings per hash; hashing is on every refresh and session lookup by token).
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut text = String::with_capacity(bytes.len() * 2);
     for byte in bytes {

@@ -4,22 +4,33 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests panic to fail
 
-use gatehouse_domain::UserId;
+use gatehouse_domain::{Error, UserId, UserRepo};
 use gatehouse_storage::testing::{TestBackend, TestDatabase};
+
+/// The statements `work` newly got kept prepared, over eight runs: a fresh connection may
+/// or may not have run it before, so it is run until one did.
+fn kept_by_runs(
+    db: &TestDatabase,
+    work: &dyn Fn(&mut dyn UserRepo) -> Result<(), Error>,
+) -> Vec<String> {
+    (0..8)
+        .flat_map(|_| db.statements_kept_prepared_by(|repo| work(repo)))
+        .collect()
+}
+
+/// A statement's SQL, as diesel logs it, without its binds.
+fn sql_of(statement: &str) -> &str {
+    statement.split(" -- binds:").next().unwrap()
+}
 
 fn the_session_lookup_is_kept_prepared(backend: TestBackend) {
     let db = TestDatabase::new(backend);
-    // A fresh connection may or may not have run it before: run it until one did.
-    let kept: Vec<String> = (0..8)
-        .flat_map(|_| {
-            db.statements_kept_prepared_by(|repo| {
-                repo.find_session_user(UserId::new(1).unwrap(), 1).map(drop)
-            })
-        })
-        .collect();
-    let ran = db.statements_of(|repo| repo.find_session_user(UserId::new(1).unwrap(), 1).map(drop));
+    let lookup =
+        |repo: &mut dyn UserRepo| repo.find_session_user(UserId::new(1).unwrap(), 1).map(drop);
+    let kept = kept_by_runs(&db, &lookup);
+    let ran = db.statements_of(lookup);
     assert_eq!(ran.len(), 1, "{backend:?}: one statement: {ran:?}");
-    let sql = ran[0].split(" -- binds:").next().unwrap();
+    let sql = sql_of(&ran[0]);
     assert!(
         kept.iter().any(|k| k == sql),
         "{backend:?}: never kept prepared: {sql}\nkept: {kept:?}"
@@ -54,7 +65,7 @@ fn an_event_is_written_in_one_kept_statement(backend: TestBackend) {
         }));
         let ran = db.statements_of(|repo| repo.append_event(&event(first + 8)).map(drop));
         assert_eq!(ran.len(), 1, "{backend:?}, {with}: one statement: {ran:?}");
-        let sql = ran[0].split(" -- binds:").next().unwrap().to_owned();
+        let sql = sql_of(&ran[0]).to_owned();
         assert!(
             kept.contains(&sql),
             "{backend:?}, {with}: never kept prepared: {sql}\nkept: {kept:?}"
@@ -96,8 +107,7 @@ fn the_writes_of_changes_and_of_the_dispatcher_are_kept_prepared(backend: TestBa
         error: None,
         next: AttemptNext::Delivered,
     };
-    type Work =
-        Box<dyn Fn(&mut dyn gatehouse_domain::UserRepo) -> Result<(), gatehouse_domain::Error>>;
+    type Work = Box<dyn Fn(&mut dyn UserRepo) -> Result<(), Error>>;
     let works: Vec<(&str, Work)> = vec![
         (
             "a user's update",
@@ -145,12 +155,11 @@ fn the_writes_of_changes_and_of_the_dispatcher_are_kept_prepared(backend: TestBa
     // pooled connection, is not reported again).
     let mut kept: Vec<String> = Vec::new();
     for (name, work) in &works {
-        // A fresh connection may or may not have run it before: run it until one did.
-        kept.extend((0..8).flat_map(|_| db.statements_kept_prepared_by(|repo| work(repo))));
+        kept.extend(kept_by_runs(&db, work.as_ref()));
         let ran = db.statements_of(|repo| work(repo));
         assert!(!ran.is_empty(), "{backend:?}, {name}: no statement ran");
         for statement in &ran {
-            let sql = statement.split(" -- binds:").next().unwrap();
+            let sql = sql_of(statement);
             assert!(
                 kept.iter().any(|k| k == sql),
                 "{backend:?}, {name}: never kept prepared: {sql}\nkept: {kept:?}"
